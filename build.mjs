@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+// Build script for wg-netstack: Rust core -> dist/wg_netstack.wasm, TypeScript ts/ -> dist/.
+//
+//   node build.mjs                  toolchain check (+ apt install when root), wasm build, tsc
+//   node build.mjs --wasm-only      only the wasm
+//   node build.mjs --ts-only        only tsc
+//   node build.mjs --cargo-test     Rust unit tests on the host target
+//   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
+//
+// No npm dependencies on purpose: it must run before `npm ci`.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const args = new Set(process.argv.slice(2));
+const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps'];
+for (const a of args) if (!FLAGS.includes(a)) die(`unknown flag ${a} (known: ${FLAGS.join(' ')})`);
+const TARGET = 'wasm32-wasip1';
+const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_core.wasm');
+
+// Debian 12 has no prebuilt wasm std for a recent rustc, so we use rustc-web 1.96 and
+// build std ourselves (-Zbuild-std) against wasi-libc, linking with lld's wasm-ld.
+// clang/llvm-ar compile ring's C code for wasm.
+const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-libc', 'clang-19', 'llvm-19'];
+// What the integration tests (vitest) drive: a real WireGuard peer in a network namespace.
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl'];
+
+const log = (msg) => console.log(`[build] ${msg}`);
+function die(msg) {
+  console.error(`[build] error: ${msg}`);
+  process.exit(1);
+}
+// Run a command with inherited output; exit on failure.
+function run(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.error) die(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) die(`${cmd} ${argv.join(' ')} exited with ${r.status ?? r.signal}`);
+}
+// Run a command and return its trimmed stdout, or null if it cannot run / fails.
+function capture(cmd, argv) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', cwd: root });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+const hasCmd = (cmd) => capture('sh', ['-c', `command -v ${cmd}`]) !== null;
+
+// ---- apt (the only place in the repo that installs system packages) ----
+
+// Packages from `pkgs` that dpkg does not report as installed (all of them off Debian).
+function missingDebs(pkgs) {
+  // dpkg-query exits 1 when some name is unknown but still lists the known ones, so read stdout.
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\\n', ...pkgs], { encoding: 'utf8' });
+  const installed = (r.stdout ?? '').split('\n').filter((l) => / ii/.test(l)).map((l) => l.split(' ')[0]);
+  return pkgs.filter((p) => !installed.includes(p));
+}
+
+function aptInstall(pkgs, hint = '') {
+  const missing = missingDebs(pkgs);
+  if (missing.length === 0) return;
+  const cmds = ['apt-get update', `apt-get install -y ${missing.join(' ')}`];
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
+    die(`missing packages: ${missing.join(' ')}\nInstall them with:\n  sudo ${cmds.join('\n  sudo ')}${hint}`);
+  }
+  log(`installing ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update', '-q'], { env });
+  run('apt-get', ['install', '-y', '-q', ...missing], { env });
+}
+
+// ---- toolchain detection ----
+
+// Returns how to invoke cargo for the wasm build: { desc, cargo, args, env }.
+function wasmToolchain() {
+  // 1. A toolchain that ships the wasm std (rustup with the target added, or similar): plain build.
+  //    ring still needs a wasm-capable C compiler; prefer Debian's clang-19 when present.
+  const cc = existsSync('/usr/bin/clang-19') && existsSync('/usr/bin/llvm-ar-19')
+    ? { CC_wasm32_wasip1: 'clang-19', AR_wasm32_wasip1: 'llvm-ar-19' } : {};
+  const sysroot = capture('rustc', ['--print', 'sysroot']);
+  if (sysroot && existsSync(join(sysroot, 'lib/rustlib', TARGET))) {
+    return { desc: `rustc at ${sysroot} (has ${TARGET})`, cargo: 'cargo', args: [], env: cc };
+  }
+  // 2. Debian's rustc-web + build-std. Install the packages if we can, else explain how.
+  aptInstall(TOOLCHAIN_PKGS, `\nor use a Rust toolchain that has ${TARGET} (\`rustup target add ${TARGET}\`) plus clang`);
+  return {
+    desc: `/usr/bin/rustc (${capture('/usr/bin/rustc', ['--version'])}) with -Zbuild-std`,
+    cargo: '/usr/bin/cargo',
+    args: ['-Zbuild-std=std,panic_abort'],
+    env: {
+      RUSTC: '/usr/bin/rustc', // not rustup's proxy, which is first on PATH
+      RUSTC_BOOTSTRAP: '1', // -Z flags on a stable compiler
+      CARGO_TARGET_WASM32_WASIP1_LINKER: 'wasm-ld',
+      // Link against Debian's wasi-libc instead of the self-contained copy we don't have.
+      RUSTFLAGS: '-C link-self-contained=no -L /usr/lib/wasm32-wasi',
+      CC_wasm32_wasip1: 'clang-19',
+      AR_wasm32_wasip1: 'llvm-ar-19',
+    },
+  };
+}
+
+// ---- steps ----
+
+function buildWasm() {
+  const tc = wasmToolchain();
+  log(`wasm: ${tc.desc}`);
+  const t0 = Date.now();
+  // Own target dir: the host `cargo test` build (target/host) must not invalidate it.
+  run(tc.cargo, ['build', '--release', '--target', TARGET, ...tc.args, '-p', 'wg-netstack-core',
+    '--target-dir', 'target/wasm'], { env: { ...process.env, ...tc.env } });
+  mkdirSync(join(root, 'dist'), { recursive: true });
+  copyFileSync(WASM_OUT, join(root, 'dist/wg_netstack.wasm'));
+  const kib = (statSync(WASM_OUT).size / 1024).toFixed(0);
+  log(`wasm: dist/wg_netstack.wasm ${kib} KiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+function buildTs() {
+  if (!existsSync(join(root, 'node_modules'))) {
+    const lock = existsSync(join(root, 'package-lock.json'));
+    log(`node_modules missing: npm ${lock ? 'ci' : 'install'}`);
+    run('npm', [lock ? 'ci' : 'install']);
+  }
+  const t0 = Date.now();
+  run(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json']);
+  log(`ts: dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+function cargoTest() {
+  // Host target, any cargo (rustup's or Debian's); separate target dir from the wasm build.
+  const cargo = hasCmd('cargo') ? 'cargo' : '/usr/bin/cargo';
+  log(`cargo test on the host with ${capture(cargo, ['--version']) ?? cargo}`);
+  run(cargo, ['test', '-p', 'wg-netstack-core', '--target-dir', 'target/host']);
+}
+
+// ---- main ----
+
+if (args.has('--install-deps')) {
+  aptInstall([...TOOLCHAIN_PKGS, ...TEST_PKGS]);
+  log('system packages present');
+} else if (args.has('--cargo-test')) {
+  cargoTest();
+} else {
+  if (!args.has('--ts-only')) buildWasm();
+  if (!args.has('--wasm-only')) buildTs();
+}

@@ -1,0 +1,27 @@
+//! The host's clock, as the core sees it.
+//!
+//! boringtun (built with `mock-instant`) reads time from `mock_instant`'s per-thread
+//! clock, so every entry point sets that clock from the host's `now_ms` first.
+//! The host clock must not go backwards: boringtun subtracts instants and would panic,
+//! so a late `now_ms` is clamped to the last one seen.
+
+use std::time::Duration;
+
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    now_ms: u64,
+}
+
+impl Clock {
+    /// Advances to `now_ms` (never backwards) and returns the time in effect.
+    pub(crate) fn set(&mut self, now_ms: f64) -> u64 {
+        let now = if now_ms.is_finite() && now_ms > 0.0 { now_ms as u64 } else { 0 };
+        self.now_ms = self.now_ms.max(now);
+        mock_instant::MockClock::set_time(Duration::from_millis(self.now_ms));
+        self.now_ms
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+}

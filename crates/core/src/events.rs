@@ -1,0 +1,179 @@
+//! What the host reads after each call: a flat little-endian byte log of events,
+//! in the order they happened. No per-event allocation and no JSON; the host walks
+//! it with a `DataView` straight out of wasm memory.
+//!
+//! | kind | fields after the kind byte |
+//! |------|----------------------------|
+//! | 1 `DATAGRAM` | to: address, len u32, bytes — send this UDP datagram |
+//! | 2 `TCP_OPEN` | conn u32, peer u32, remote: address, local: address |
+//! | 3 `TCP_DATA` | conn u32, len u32, bytes |
+//! | 4 `TCP_EOF` | conn u32 — the remote sent FIN and all data was delivered |
+//! | 5 `TCP_WRITABLE` | conn u32 — send buffer has room again |
+//! | 6 `TCP_CLOSED` | conn u32, reason u8 (see [`CloseReason`]) |
+//! | 7 `UDP` | peer u32, src: address, dst: address, len u32, bytes |
+//!
+//! An address is the 19-byte format of [`crate::addr`].
+
+use crate::addr::write_address;
+use std::net::SocketAddr;
+
+pub const DATAGRAM: u8 = 1;
+pub const TCP_OPEN: u8 = 2;
+pub const TCP_DATA: u8 = 3;
+pub const TCP_EOF: u8 = 4;
+pub const TCP_WRITABLE: u8 = 5;
+pub const TCP_CLOSED: u8 = 6;
+pub const UDP: u8 = 7;
+
+/// How a TCP connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides sent FIN and it was acknowledged.
+    Closed = 0,
+    /// The connection was reset by the remote, or timed out.
+    Reset = 1,
+    /// An outgoing connection never got established.
+    Refused = 2,
+    /// The host aborted it.
+    Aborted = 3,
+}
+
+#[derive(Debug, Default)]
+pub struct Events {
+    buf: Vec<u8>,
+}
+
+impl Events {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    pub fn datagram(&mut self, to: SocketAddr, bytes: &[u8]) {
+        self.buf.push(DATAGRAM);
+        write_address(&mut self.buf, to);
+        self.bytes(bytes);
+    }
+
+    pub fn tcp_open(&mut self, conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr) {
+        self.buf.push(TCP_OPEN);
+        self.u32(conn);
+        self.u32(peer);
+        write_address(&mut self.buf, remote);
+        write_address(&mut self.buf, local);
+    }
+
+    /// Appends a TCP_DATA header for `len` bytes and returns the space to fill,
+    /// so data can be copied once, straight from the socket buffer.
+    pub fn tcp_data(&mut self, conn: u32, len: usize) -> &mut [u8] {
+        self.buf.push(TCP_DATA);
+        self.u32(conn);
+        self.u32(len as u32);
+        let start = self.buf.len();
+        self.buf.resize(start + len, 0);
+        &mut self.buf[start..]
+    }
+
+    pub fn tcp_eof(&mut self, conn: u32) {
+        self.buf.push(TCP_EOF);
+        self.u32(conn);
+    }
+
+    pub fn tcp_writable(&mut self, conn: u32) {
+        self.buf.push(TCP_WRITABLE);
+        self.u32(conn);
+    }
+
+    pub fn tcp_closed(&mut self, conn: u32, reason: CloseReason) {
+        self.buf.push(TCP_CLOSED);
+        self.u32(conn);
+        self.buf.push(reason as u8);
+    }
+
+    pub fn udp(&mut self, peer: u32, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        self.buf.push(UDP);
+        self.u32(peer);
+        write_address(&mut self.buf, src);
+        write_address(&mut self.buf, dst);
+        self.bytes(payload);
+    }
+
+    fn u32(&mut self, value: u32) {
+        self.buf.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.u32(bytes.len() as u32);
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
+/// Decoded events, for tests: the host does the same walk in TypeScript.
+#[cfg(test)]
+pub mod decode {
+    use super::*;
+    use crate::addr::{read_address, ADDRESS_SIZE};
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Event {
+        Datagram { to: SocketAddr, bytes: Vec<u8> },
+        TcpOpen { conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr },
+        TcpData { conn: u32, bytes: Vec<u8> },
+        TcpEof { conn: u32 },
+        TcpWritable { conn: u32 },
+        TcpClosed { conn: u32, reason: u8 },
+        Udp { peer: u32, src: SocketAddr, dst: SocketAddr, payload: Vec<u8> },
+    }
+
+    pub fn decode(mut b: &[u8]) -> Vec<Event> {
+        let mut out = Vec::new();
+        fn u32_at(b: &mut &[u8]) -> u32 {
+            let v = u32::from_le_bytes(b[..4].try_into().unwrap());
+            *b = &b[4..];
+            v
+        }
+        fn addr_at(b: &mut &[u8]) -> SocketAddr {
+            let a = read_address(b).unwrap();
+            *b = &b[ADDRESS_SIZE..];
+            a
+        }
+        fn bytes_at(b: &mut &[u8]) -> Vec<u8> {
+            let len = u32_at(b) as usize;
+            let v = b[..len].to_vec();
+            *b = &b[len..];
+            v
+        }
+        while let Some((&kind, rest)) = b.split_first() {
+            b = rest;
+            out.push(match kind {
+                DATAGRAM => Event::Datagram { to: addr_at(&mut b), bytes: bytes_at(&mut b) },
+                TCP_OPEN => Event::TcpOpen {
+                    conn: u32_at(&mut b),
+                    peer: u32_at(&mut b),
+                    remote: addr_at(&mut b),
+                    local: addr_at(&mut b),
+                },
+                TCP_DATA => Event::TcpData { conn: u32_at(&mut b), bytes: bytes_at(&mut b) },
+                TCP_EOF => Event::TcpEof { conn: u32_at(&mut b) },
+                TCP_WRITABLE => Event::TcpWritable { conn: u32_at(&mut b) },
+                TCP_CLOSED => {
+                    let conn = u32_at(&mut b);
+                    let reason = b[0];
+                    b = &b[1..];
+                    Event::TcpClosed { conn, reason }
+                }
+                UDP => Event::Udp {
+                    peer: u32_at(&mut b),
+                    src: addr_at(&mut b),
+                    dst: addr_at(&mut b),
+                    payload: bytes_at(&mut b),
+                },
+                other => panic!("unknown event kind {other}"),
+            });
+        }
+        out
+    }
+}

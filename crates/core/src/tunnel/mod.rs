@@ -1,0 +1,151 @@
+//! The WireGuard side: where a datagram enters and is decrypted, and where an inner
+//! packet is encrypted for the peer that owns its destination.
+//!
+//! One boringtun [`Tunn`] per peer. Read `receive.rs` for the demux (handshake
+//! initiations by the sender's static key, everything else by receiver index) and
+//! `send.rs` for cryptokey routing on the way out plus the timers.
+//! Protocol reference: the WireGuard paper, sections 5.4 (messages) and 6 (timers).
+
+mod receive;
+mod send;
+
+use crate::allowed_ips::{AllowedIps, PrefixTooLong};
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::Tunn;
+use boringtun::x25519::{PublicKey, StaticSecret};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Handshake initiations per second (all peers together) before we answer with cookies.
+const HANDSHAKES_PER_SECOND: u64 = 100;
+/// boringtun keeps a peer's session index in the low 8 bits; the rest is ours (24 bits).
+const MAX_PEERS: usize = 1 << 24;
+/// The largest UDP payload, plus room for what encryption adds.
+const BUFFER_SIZE: usize = 65_536 + 64;
+
+pub struct PeerConfig {
+    pub public_key: [u8; 32],
+    pub preshared_key: Option<[u8; 32]>,
+    /// Seconds; 0 is off.
+    pub persistent_keepalive: u16,
+    pub endpoint: Option<SocketAddr>,
+}
+
+pub struct Peer {
+    pub public_key: [u8; 32],
+    tunn: Tunn,
+    /// Where this peer's datagrams go: configured, then the source of its latest
+    /// authenticated datagram (roaming).
+    pub endpoint: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerStats {
+    pub since_handshake: Option<Duration>,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub endpoint: Option<SocketAddr>,
+}
+
+impl Peer {
+    pub fn stats(&self) -> PeerStats {
+        let (since_handshake, tx, rx, _, _) = self.tunn.stats();
+        PeerStats { since_handshake, tx_bytes: tx as u64, rx_bytes: rx as u64, endpoint: self.endpoint }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum TunnelError {
+    DuplicatePeer,
+    OwnKey,
+    TooManyPeers,
+}
+
+impl fmt::Display for TunnelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TunnelError::DuplicatePeer => "a peer with this public key already exists",
+            TunnelError::OwnKey => "a peer cannot have the server's own public key",
+            TunnelError::TooManyPeers => "too many peers",
+        })
+    }
+}
+
+pub struct Tunnels {
+    private: StaticSecret,
+    public: PublicKey,
+    peers: Vec<Peer>,
+    by_key: HashMap<[u8; 32], u32>,
+    routes: AllowedIps<u32>,
+    /// Shared by all peers: counts initiations and answers a flood with cookie replies
+    /// before any expensive Diffie-Hellman is done.
+    gate: Arc<RateLimiter>,
+    /// Given to each `Tunn`, which re-checks MACs itself; never "under load", so a
+    /// packet the gate let through is not counted twice.
+    mac_checker: Arc<RateLimiter>,
+    buf: Vec<u8>,
+}
+
+impl Tunnels {
+    pub fn new(private_key: [u8; 32]) -> Self {
+        let private = StaticSecret::from(private_key);
+        let public = PublicKey::from(&private);
+        Tunnels {
+            gate: Arc::new(RateLimiter::new(&public, HANDSHAKES_PER_SECOND)),
+            mac_checker: Arc::new(RateLimiter::new(&public, u64::MAX)),
+            private,
+            public,
+            peers: Vec::new(),
+            by_key: HashMap::new(),
+            routes: AllowedIps::new(),
+            buf: vec![0; BUFFER_SIZE],
+        }
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        *self.public.as_bytes()
+    }
+
+    pub fn add_peer(&mut self, config: PeerConfig) -> Result<u32, TunnelError> {
+        if self.by_key.contains_key(&config.public_key) {
+            return Err(TunnelError::DuplicatePeer);
+        }
+        if &config.public_key == self.public.as_bytes() {
+            return Err(TunnelError::OwnKey);
+        }
+        if self.peers.len() >= MAX_PEERS {
+            return Err(TunnelError::TooManyPeers);
+        }
+        let id = self.peers.len() as u32;
+        let keepalive = (config.persistent_keepalive > 0).then_some(config.persistent_keepalive);
+        let tunn = Tunn::new(
+            self.private.clone(),
+            PublicKey::from(config.public_key),
+            config.preshared_key,
+            keepalive,
+            id,
+            Some(self.mac_checker.clone()),
+        );
+        self.peers.push(Peer { public_key: config.public_key, tunn, endpoint: config.endpoint });
+        self.by_key.insert(config.public_key, id);
+        Ok(id)
+    }
+
+    /// Routes `ip/prefix_len` to `peer`, both ways: packets to it go to that peer, and
+    /// packets from it are accepted only from that peer.
+    pub fn allow(&mut self, peer: u32, ip: IpAddr, prefix_len: u8) -> Result<(), PrefixTooLong> {
+        self.routes.insert(ip, prefix_len, peer)
+    }
+
+    /// The peer whose `allowedIps` hold `ip`.
+    pub fn route(&self, ip: IpAddr) -> Option<u32> {
+        self.routes.lookup(ip)
+    }
+
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+}

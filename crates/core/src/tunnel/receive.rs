@@ -1,0 +1,102 @@
+//! A datagram from the network: rate-limit, find the peer, decrypt, check the source.
+
+use super::Tunnels;
+use crate::counters::{Counters, DropReason};
+use crate::events::Events;
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::{Packet, TunnResult};
+use std::net::{IpAddr, SocketAddr};
+
+impl Tunnels {
+    /// Handles one datagram from `from`. Replies (handshake responses, cookies, queued
+    /// packets) go to `events`; a decrypted inner packet is returned with its peer.
+    pub fn receive(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        events: &mut Events,
+        counters: &mut Counters,
+    ) -> Option<(u32, &[u8])> {
+        let Tunnels { private, public, peers, by_key, routes, gate, buf, .. } = self;
+
+        // Cheap checks first: message shape, mac1, and the initiation rate.
+        let packet = match gate.verify_packet(Some(from.ip()), datagram, buf) {
+            Ok(packet) => packet,
+            Err(TunnResult::WriteToNetwork(cookie_reply)) => {
+                events.datagram(from, cookie_reply);
+                counters.count(DropReason::UnderLoad);
+                return None;
+            }
+            Err(TunnResult::Err(error)) => {
+                counters.count(drop_reason(&error));
+                return None;
+            }
+            Err(_) => return None,
+        };
+
+        let peer_id = match packet {
+            Packet::HandshakeInit(ref init) => match parse_handshake_anon(private, public, init) {
+                Ok(half) => by_key.get(&half.peer_static_public).copied(),
+                Err(error) => {
+                    counters.count(drop_reason(&error));
+                    return None;
+                }
+            },
+            Packet::HandshakeResponse(ref p) => Some(p.receiver_idx >> 8),
+            Packet::PacketCookieReply(ref p) => Some(p.receiver_idx >> 8),
+            Packet::PacketData(ref p) => Some(p.receiver_idx >> 8),
+        };
+        let Some(peer) = peer_id.and_then(|id| peers.get_mut(id as usize)) else {
+            counters.count(DropReason::UnknownPeer);
+            return None;
+        };
+        let peer_id = peer_id.unwrap_or_default();
+
+        // The decrypted packet lives in `buf`; remember where, so the borrow can end here.
+        let buf_start = buf.as_ptr() as usize;
+        let (packet, src) = match peer.tunn.decapsulate(Some(from.ip()), datagram, buf) {
+            TunnResult::Err(error) => {
+                counters.count(drop_reason(&error));
+                return None;
+            }
+            TunnResult::Done => {
+                peer.endpoint = Some(from);
+                return None;
+            }
+            TunnResult::WriteToNetwork(reply) => {
+                peer.endpoint = Some(from);
+                events.datagram(from, reply);
+                // A new session may release packets boringtun queued during the handshake.
+                while let TunnResult::WriteToNetwork(queued) = peer.tunn.decapsulate(None, &[], buf) {
+                    events.datagram(from, queued);
+                }
+                return None;
+            }
+            TunnResult::WriteToTunnelV4(packet, src) => (packet, IpAddr::V4(src)),
+            TunnResult::WriteToTunnelV6(packet, src) => (packet, IpAddr::V6(src)),
+        };
+        peer.endpoint = Some(from);
+        let start = packet.as_ptr() as usize - buf_start;
+        let range = start..start + packet.len();
+
+        // Cryptokey routing on the way in: the inner source must route back to the sender.
+        if routes.lookup(src) != Some(peer_id) {
+            counters.count(DropReason::SourceNotAllowed);
+            return None;
+        }
+        Some((peer_id, &self.buf[range]))
+    }
+}
+
+pub(crate) fn drop_reason(error: &WireGuardError) -> DropReason {
+    use WireGuardError::*;
+    match error {
+        DuplicateCounter | InvalidCounter | WrongTai64nTimestamp => DropReason::Replay,
+        InvalidMac | InvalidAeadTag | WrongKey | InvalidTai64nTimestamp => DropReason::AuthFailed,
+        WrongIndex => DropReason::UnknownPeer,
+        NoCurrentSession | ConnectionExpired => DropReason::NoSession,
+        UnderLoad => DropReason::UnderLoad,
+        _ => DropReason::Malformed,
+    }
+}

@@ -1,0 +1,44 @@
+//! Inner packets out to peers (cryptokey routing by destination), and the timers
+//! that drive rekeys, retries and keepalives.
+
+use super::receive::drop_reason;
+use super::Tunnels;
+use crate::counters::{Counters, DropReason};
+use crate::events::Events;
+use boringtun::noise::{Tunn, TunnResult};
+
+impl Tunnels {
+    /// Encrypts `packet` for the peer whose `allowedIps` hold its destination.
+    pub fn send(&mut self, packet: &[u8], events: &mut Events, counters: &mut Counters) {
+        let Some(dst) = Tunn::dst_address(packet) else {
+            counters.count(DropReason::InnerMalformed);
+            return;
+        };
+        let Some(peer) = self.routes.lookup(dst).and_then(|id| self.peers.get_mut(id as usize)) else {
+            counters.count(DropReason::NoRoute);
+            return;
+        };
+        let Some(endpoint) = peer.endpoint else {
+            counters.count(DropReason::NoEndpoint);
+            return;
+        };
+        match peer.tunn.encapsulate(packet, &mut self.buf) {
+            TunnResult::WriteToNetwork(datagram) => events.datagram(endpoint, datagram),
+            TunnResult::Err(error) => counters.count(drop_reason(&error)),
+            _ => {}
+        }
+    }
+
+    /// Runs every peer's timers. Call a few times a second; boringtun's timers have
+    /// one-second resolution.
+    pub fn tick(&mut self, events: &mut Events) {
+        self.gate.reset_count(); // resets at most once per second of host time
+        for peer in &mut self.peers {
+            if let TunnResult::WriteToNetwork(datagram) = peer.tunn.update_timers(&mut self.buf) {
+                if let Some(endpoint) = peer.endpoint {
+                    events.datagram(endpoint, datagram);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Inner packets (what a peer sends through the tunnel), parsed and built without state.
+//!
+//! TCP goes on to smoltcp ([`crate::stack`]); UDP and ICMP echo are handled here, outside
+//! smoltcp, because they need no connection state and must work for any destination.
+//! References: RFC 791 (IPv4), RFC 8200 (IPv6), RFC 768 (UDP), RFC 792 / RFC 4443 (ICMP echo).
+
+use crate::counters::DropReason;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet,
+    Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, UdpPacket, UdpRepr,
+};
+use std::net::{IpAddr, SocketAddr};
+
+const HOP_LIMIT: u8 = 64;
+const UDP_HEADER_LEN: usize = 8;
+
+/// What a decrypted packet is, as far as the core cares.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inner<'a> {
+    /// A TCP segment; `opens` is true for a SYN without ACK (a new connection attempt).
+    Tcp { src: SocketAddr, dst: SocketAddr, opens: bool },
+    Udp { src: SocketAddr, dst: SocketAddr, payload: &'a [u8] },
+    /// An ICMP or ICMPv6 echo request; answer it with [`echo_reply`].
+    EchoRequest,
+}
+
+/// The IP header fields the classification needs.
+struct Ip<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: IpProtocol,
+    payload: &'a [u8],
+}
+
+fn parse_ip(packet: &[u8]) -> Result<Ip<'_>, DropReason> {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => {
+            let ip = Ipv4Packet::new_checked(packet).map_err(|_| DropReason::InnerMalformed)?;
+            if ip.more_frags() || ip.frag_offset() != 0 {
+                return Err(DropReason::Unsupported);
+            }
+            let repr = Ipv4Repr::parse(&ip, &ChecksumCapabilities::default())
+                .map_err(|_| DropReason::InnerMalformed)?;
+            Ok(Ip {
+                src: IpAddr::V4(repr.src_addr),
+                dst: IpAddr::V4(repr.dst_addr),
+                protocol: repr.next_header,
+                payload: ip.payload(),
+            })
+        }
+        Some(6) => {
+            let ip = Ipv6Packet::new_checked(packet).map_err(|_| DropReason::InnerMalformed)?;
+            let repr = Ipv6Repr::parse(&ip).map_err(|_| DropReason::InnerMalformed)?;
+            Ok(Ip {
+                src: IpAddr::V6(repr.src_addr),
+                dst: IpAddr::V6(repr.dst_addr),
+                protocol: repr.next_header,
+                payload: ip.payload(),
+            })
+        }
+        _ => Err(DropReason::InnerMalformed),
+    }
+}
+
+/// Classifies a decrypted packet. Checksums of UDP and ICMP are verified here;
+/// smoltcp verifies TCP's.
+pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
+    let ip = parse_ip(packet)?;
+    if !is_unicast(ip.dst) {
+        return Err(DropReason::Unsupported);
+    }
+    let (src_ip, dst_ip) = (IpAddress::from(ip.src), IpAddress::from(ip.dst));
+    match ip.protocol {
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(ip.payload).map_err(|_| DropReason::InnerMalformed)?;
+            Ok(Inner::Tcp {
+                src: SocketAddr::new(ip.src, tcp.src_port()),
+                dst: SocketAddr::new(ip.dst, tcp.dst_port()),
+                opens: tcp.syn() && !tcp.ack(),
+            })
+        }
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(ip.payload).map_err(|_| DropReason::InnerMalformed)?;
+            if !udp.verify_checksum(&src_ip, &dst_ip) || udp.dst_port() == 0 {
+                return Err(DropReason::InnerMalformed);
+            }
+            Ok(Inner::Udp {
+                src: SocketAddr::new(ip.src, udp.src_port()),
+                dst: SocketAddr::new(ip.dst, udp.dst_port()),
+                payload: udp.payload(),
+            })
+        }
+        IpProtocol::Icmp => {
+            let icmp = Icmpv4Packet::new_checked(ip.payload).map_err(|_| DropReason::InnerMalformed)?;
+            if !icmp.verify_checksum() {
+                return Err(DropReason::InnerMalformed);
+            }
+            match icmp.msg_type() {
+                Icmpv4Message::EchoRequest => Ok(Inner::EchoRequest),
+                _ => Err(DropReason::Unsupported),
+            }
+        }
+        IpProtocol::Icmpv6 => {
+            let (IpAddr::V6(src), IpAddr::V6(dst)) = (ip.src, ip.dst) else {
+                return Err(DropReason::InnerMalformed);
+            };
+            let icmp = Icmpv6Packet::new_checked(ip.payload).map_err(|_| DropReason::InnerMalformed)?;
+            if !icmp.verify_checksum(&src, &dst) {
+                return Err(DropReason::InnerMalformed);
+            }
+            match icmp.msg_type() {
+                Icmpv6Message::EchoRequest => Ok(Inner::EchoRequest),
+                _ => Err(DropReason::Unsupported),
+            }
+        }
+        _ => Err(DropReason::Unsupported),
+    }
+}
+
+fn is_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => !ip.is_broadcast() && !ip.is_multicast() && !ip.is_unspecified(),
+        IpAddr::V6(ip) => !ip.is_multicast() && !ip.is_unspecified(),
+    }
+}
+
+/// Builds the echo reply to an echo request that [`classify`] accepted: the same
+/// identifier, sequence number and data, from the address that was pinged.
+pub fn echo_reply(request: &[u8], out: &mut Vec<u8>) -> Result<(), DropReason> {
+    let ip = parse_ip(request)?;
+    out.clear();
+    match (ip.src, ip.dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let repr = Ipv4Repr {
+                src_addr: dst,
+                dst_addr: src,
+                next_header: IpProtocol::Icmp,
+                payload_len: ip.payload.len(),
+                hop_limit: HOP_LIMIT,
+            };
+            out.resize(repr.buffer_len() + ip.payload.len(), 0);
+            let mut packet = Ipv4Packet::new_unchecked(&mut out[..]);
+            repr.emit(&mut packet, &ChecksumCapabilities::default());
+            let icmp_bytes = packet.payload_mut();
+            icmp_bytes.copy_from_slice(ip.payload);
+            let mut icmp = Icmpv4Packet::new_unchecked(icmp_bytes);
+            icmp.set_msg_type(Icmpv4Message::EchoReply);
+            icmp.fill_checksum();
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let repr = Ipv6Repr {
+                src_addr: dst,
+                dst_addr: src,
+                next_header: IpProtocol::Icmpv6,
+                payload_len: ip.payload.len(),
+                hop_limit: HOP_LIMIT,
+            };
+            out.resize(repr.buffer_len() + ip.payload.len(), 0);
+            let mut packet = Ipv6Packet::new_unchecked(&mut out[..]);
+            repr.emit(&mut packet);
+            let icmp_bytes = packet.payload_mut();
+            icmp_bytes.copy_from_slice(ip.payload);
+            let mut icmp = Icmpv6Packet::new_unchecked(icmp_bytes);
+            icmp.set_msg_type(Icmpv6Message::EchoReply);
+            icmp.fill_checksum(&dst, &src);
+        }
+        _ => return Err(DropReason::InnerMalformed),
+    }
+    Ok(())
+}
+
+/// Why a UDP datagram could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpBuildError {
+    /// Source and destination are of different address families.
+    MixedFamilies,
+    /// The datagram would not fit the MTU (the core does not fragment).
+    TooBig,
+}
+
+/// Builds an IP packet holding one UDP datagram, into `out`. `mtu` bounds the whole IP packet.
+pub fn build_udp(
+    src: SocketAddr,
+    dst: SocketAddr,
+    payload: &[u8],
+    mtu: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), UdpBuildError> {
+    let udp = UdpRepr { src_port: src.port(), dst_port: dst.port() };
+    let udp_len = UDP_HEADER_LEN + payload.len();
+    out.clear();
+    let (src_ip, dst_ip) = (IpAddress::from(src.ip()), IpAddress::from(dst.ip()));
+    let header_len = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let repr = Ipv4Repr { src_addr: s, dst_addr: d, next_header: IpProtocol::Udp, payload_len: udp_len, hop_limit: HOP_LIMIT };
+            if repr.buffer_len() + udp_len > mtu {
+                return Err(UdpBuildError::TooBig);
+            }
+            out.resize(repr.buffer_len() + udp_len, 0);
+            repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]), &ChecksumCapabilities::default());
+            repr.buffer_len()
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let repr = Ipv6Repr { src_addr: s, dst_addr: d, next_header: IpProtocol::Udp, payload_len: udp_len, hop_limit: HOP_LIMIT };
+            if repr.buffer_len() + udp_len > mtu {
+                return Err(UdpBuildError::TooBig);
+            }
+            out.resize(repr.buffer_len() + udp_len, 0);
+            repr.emit(&mut Ipv6Packet::new_unchecked(&mut out[..]));
+            repr.buffer_len()
+        }
+        _ => return Err(UdpBuildError::MixedFamilies),
+    };
+    let mut packet = UdpPacket::new_unchecked(&mut out[header_len..]);
+    udp.emit(
+        &mut packet,
+        &src_ip,
+        &dst_ip,
+        payload.len(),
+        |buf| buf.copy_from_slice(payload),
+        &ChecksumCapabilities::default(),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{Icmpv4Repr, Icmpv6Repr};
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn udp_round_trips_v4_and_v6() {
+        for (src, dst) in [("10.0.0.2:5353", "192.0.2.9:53"), ("[fd00::2]:4000", "[2001:db8::1]:53")] {
+            let mut out = Vec::new();
+            build_udp(addr(src), addr(dst), b"hello", 1420, &mut out).unwrap();
+            assert_eq!(
+                classify(&out),
+                Ok(Inner::Udp { src: addr(src), dst: addr(dst), payload: b"hello" })
+            );
+        }
+    }
+
+    #[test]
+    fn udp_build_refuses_mixed_families_and_oversize() {
+        let mut out = Vec::new();
+        assert_eq!(
+            build_udp(addr("10.0.0.2:1"), addr("[fd00::1]:2"), b"x", 1420, &mut out),
+            Err(UdpBuildError::MixedFamilies)
+        );
+        assert_eq!(
+            build_udp(addr("10.0.0.2:1"), addr("10.0.0.1:2"), &[0; 1393], 1420, &mut out),
+            Err(UdpBuildError::TooBig)
+        );
+        assert!(build_udp(addr("10.0.0.2:1"), addr("10.0.0.1:2"), &[0; 1392], 1420, &mut out).is_ok());
+    }
+
+    #[test]
+    fn corrupt_udp_checksum_is_malformed() {
+        let mut out = Vec::new();
+        build_udp(addr("10.0.0.2:1"), addr("10.0.0.1:2"), b"abc", 1420, &mut out).unwrap();
+        let last = out.len() - 1;
+        out[last] ^= 0xff;
+        assert_eq!(classify(&out), Err(DropReason::InnerMalformed));
+    }
+
+    fn icmpv4_echo(src: &str, dst: &str, data: &[u8]) -> Vec<u8> {
+        let icmp = Icmpv4Repr::EchoRequest { ident: 7, seq_no: 3, data };
+        let ip = Ipv4Repr {
+            src_addr: src.parse().unwrap(),
+            dst_addr: dst.parse().unwrap(),
+            next_header: IpProtocol::Icmp,
+            payload_len: icmp.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut out = vec![0u8; ip.buffer_len() + icmp.buffer_len()];
+        let mut packet = Ipv4Packet::new_unchecked(&mut out[..]);
+        ip.emit(&mut packet, &ChecksumCapabilities::default());
+        icmp.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
+        out
+    }
+
+    #[test]
+    fn answers_icmpv4_echo_for_any_destination() {
+        let request = icmpv4_echo("10.0.0.2", "198.51.100.7", b"ping!");
+        assert_eq!(classify(&request), Ok(Inner::EchoRequest));
+        let mut reply = Vec::new();
+        echo_reply(&request, &mut reply).unwrap();
+        let ip = Ipv4Packet::new_checked(&reply[..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.src_addr().to_string(), "198.51.100.7");
+        assert_eq!(ip.dst_addr().to_string(), "10.0.0.2");
+        let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        let repr = Icmpv4Repr::parse(&icmp, &ChecksumCapabilities::default()).unwrap();
+        assert_eq!(repr, Icmpv4Repr::EchoReply { ident: 7, seq_no: 3, data: b"ping!" });
+    }
+
+    #[test]
+    fn answers_icmpv6_echo() {
+        let (src, dst) = ("fd00::2".parse().unwrap(), "2001:db8::9".parse().unwrap());
+        let icmp = Icmpv6Repr::EchoRequest { ident: 1, seq_no: 2, data: b"six" };
+        let ip = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Icmpv6, payload_len: icmp.buffer_len(), hop_limit: 64 };
+        let mut request = vec![0u8; ip.buffer_len() + icmp.buffer_len()];
+        let mut packet = Ipv6Packet::new_unchecked(&mut request[..]);
+        ip.emit(&mut packet);
+        icmp.emit(&src, &dst, &mut Icmpv6Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
+        assert_eq!(classify(&request), Ok(Inner::EchoRequest));
+
+        let mut reply = Vec::new();
+        echo_reply(&request, &mut reply).unwrap();
+        let ip = Ipv6Packet::new_checked(&reply[..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (dst, src));
+        let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        let repr = Icmpv6Repr::parse(&dst, &src, &icmp, &ChecksumCapabilities::default()).unwrap();
+        assert_eq!(repr, Icmpv6Repr::EchoReply { ident: 1, seq_no: 2, data: b"six" });
+    }
+
+    #[test]
+    fn malformed_inner_packets_are_classified_not_panicking() {
+        let echo = icmpv4_echo("10.0.0.2", "10.0.0.1", b"data");
+        let mut bad_checksum = echo.clone();
+        bad_checksum[10] ^= 1;
+        let mut fragment = echo.clone();
+        fragment[6] = 0x20; // more fragments
+        let mut fragment_fixed = Ipv4Packet::new_unchecked(&mut fragment[..]);
+        fragment_fixed.fill_checksum();
+        let cases: Vec<(Vec<u8>, DropReason)> = vec![
+            (vec![], DropReason::InnerMalformed),
+            (vec![0x45], DropReason::InnerMalformed),
+            (vec![0x75; 40], DropReason::InnerMalformed),
+            (echo[..echo.len() - 1].to_vec(), DropReason::InnerMalformed),
+            (bad_checksum, DropReason::InnerMalformed),
+            (fragment, DropReason::Unsupported),
+            (vec![0x60; 39], DropReason::InnerMalformed),
+        ];
+        for (packet, reason) in cases {
+            assert_eq!(classify(&packet).unwrap_err(), reason, "{packet:?}");
+        }
+        // Every prefix of a valid packet is handled without panicking.
+        for len in 0..echo.len() {
+            let _ = classify(&echo[..len]);
+            let _ = echo_reply(&echo[..len], &mut Vec::new());
+        }
+    }
+}

@@ -1,0 +1,718 @@
+/**
+ * Interop test harness: runs REAL WireGuard clients (wireguard-go + wg) inside
+ * Linux network namespaces on this machine.
+ *
+ * Topology of one client (slot N, 1..254):
+ *
+ *   root namespace                         namespace "wgns-N"
+ *   wgnshN  10.201.N.1/24  <--- veth --->  wgncN 10.201.N.2/24
+ *   (the server under test binds           wgnsN (wireguard-go tun): tunnel addresses,
+ *    0.0.0.0:port or 10.201.N.1:port)      default routes (v4 + v6) -> wgnsN
+ *
+ * The WireGuard endpoint 10.201.N.1 is reached over the veth's connected route,
+ * so the default route through the tunnel is safe, and nothing ever leaves the
+ * machine: the namespace has no other way out.
+ *
+ * Names are unique per slot because wireguard-go's UAPI socket lives in the
+ * shared filesystem (/var/run/wireguard/<iface>.sock): two wireguard-go
+ * processes called "wg0" in different namespaces collide ("unix socket in use").
+ *
+ * Slots are reserved with a lock file (O_EXCL) in LOCK_DIR that records the
+ * owner's pid + start time, created BEFORE and removed AFTER the namespace and
+ * links. cleanupStaleNamespaces() removes everything whose owner is dead, and
+ * any wgns-* namespace / wgnsh* link that has no lock file at all.
+ */
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+// ---------------------------------------------------------------- constants
+
+/** Absolute path of the script that runs the client-side tasks inside a namespace. */
+export const CLIENT_TASKS_PATH = fileURLToPath(new URL("./client-tasks.mjs", import.meta.url));
+
+const LOCK_DIR = "/run/wg-netstack-interop";
+const NS_PREFIX = "wgns-"; // namespace:      wgns-N
+const HOST_IF_PREFIX = "wgnsh"; // root veth:  wgnshN
+const NS_IF_PREFIX = "wgnc"; // ns-side veth:  wgncN
+const WG_IF_PREFIX = "wgns"; // wireguard-go:  wgnsN (globally unique, see above)
+const TMP_PREFIX = "wgns-interop-";
+const SUBNET_PREFIX = "10.201";
+const MIN_SLOT = 1;
+const MAX_SLOT = 254;
+
+const nsName = (n: number) => `${NS_PREFIX}${n}`;
+const hostIfName = (n: number) => `${HOST_IF_PREFIX}${n}`;
+const nsIfName = (n: number) => `${NS_IF_PREFIX}${n}`;
+const wgIfName = (n: number) => `${WG_IF_PREFIX}${n}`;
+const lockPath = (n: number) => path.join(LOCK_DIR, `${n}.json`);
+
+/** Naming details, exported for tests of the harness itself. */
+export const harnessInternals = { LOCK_DIR, nsName, hostIfName, nsIfName, wgIfName, lockPath, SUBNET_PREFIX };
+
+// ---------------------------------------------------------------- small process helpers
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** true when the command was killed because timeoutMs elapsed (code is then 124). */
+  timedOut?: boolean;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  input?: string | Uint8Array;
+  env?: NodeJS.ProcessEnv;
+}
+
+const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+
+function run(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env });
+    } catch (err) {
+      resolve({ code: 127, stdout: "", stderr: String(err) });
+      return;
+    }
+    const out: Buffer[] = [];
+    const errOut: Buffer[] = [];
+    let timedOut = false;
+    let spawnError: Error | undefined;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    child.stderr!.on("data", (d: Buffer) => errOut.push(d));
+    child.stdin!.on("error", () => {}); // EPIPE when the command does not read its input
+    child.on("error", (err) => {
+      spawnError = err;
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      let stderr = Buffer.concat(errOut).toString("utf8");
+      if (spawnError) stderr += `${stderr ? "\n" : ""}${spawnError.message}`;
+      if (timedOut) stderr += `${stderr ? "\n" : ""}[killed: timed out after ${timeoutMs} ms]`;
+      resolve({
+        code: timedOut ? 124 : code ?? (spawnError ? 127 : 128 + signalNumber(signal)),
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr,
+        ...(timedOut ? { timedOut } : {}),
+      });
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    else child.stdin!.end();
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  if (!signal) return 0;
+  return (os.constants.signals as Record<string, number>)[signal] ?? 0;
+}
+
+async function runOk(cmd: string, args: string[], opts: ExecOptions = {}): Promise<string> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) {
+    throw new Error(`\`${[cmd, ...args].join(" ")}\` failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+  return r.stdout;
+}
+
+function runSyncQuiet(cmd: string, args: string[]): { code: number; stdout: string } {
+  const r = spawnSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", timeout: 10_000 });
+  return { code: r.status ?? 1, stdout: r.stdout ?? "" };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function which(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").concat(["/usr/sbin", "/sbin"])) {
+    if (!dir) continue;
+    const p = path.join(dir, bin);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- process identity (pid + start time)
+
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 22 (starttime); fields after the ")" of the comm start at field 3.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function ownerAlive(pid: unknown, startTime: unknown): boolean {
+  if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  // pid is alive: make sure it is the same process (not a reused pid)
+  const st = processStartTime(pid);
+  return st === undefined || startTime === undefined || st === startTime;
+}
+
+// ---------------------------------------------------------------- skip detection
+
+let skipReasonCache: { value: string | undefined } | undefined;
+
+/**
+ * undefined when the interop tests can run here (Linux, root, `ip`, `wireguard-go`,
+ * `wg`, /dev/net/tun, and network namespaces actually work); otherwise a human
+ * readable reason. Set WG_NETSTACK_SKIP_INTEROP=1 to force a skip.
+ */
+export function interopSkipReason(): string | undefined {
+  if (!skipReasonCache) skipReasonCache = { value: computeSkipReason() };
+  return skipReasonCache.value;
+}
+
+function computeSkipReason(): string | undefined {
+  if (process.env.WG_NETSTACK_SKIP_INTEROP && process.env.WG_NETSTACK_SKIP_INTEROP !== "0") {
+    return "disabled by WG_NETSTACK_SKIP_INTEROP";
+  }
+  if (process.platform !== "linux") return `needs Linux network namespaces (platform is ${process.platform})`;
+  const uid = process.getuid?.();
+  if (uid !== 0) return `needs root for network namespaces (uid ${uid})`;
+  for (const bin of ["ip", "wireguard-go", "wg"]) {
+    if (!which(bin)) return `needs \`${bin}\` on PATH (apt-get install ${bin === "ip" ? "iproute2" : bin === "wg" ? "wireguard-tools" : bin})`;
+  }
+  if (!fs.existsSync("/dev/net/tun")) return "needs /dev/net/tun for wireguard-go";
+  // Probe: can we really create a namespace (containers may lack CAP_SYS_ADMIN)?
+  const probe = `${NS_PREFIX}probe-${process.pid}`;
+  const add = spawnSync("ip", ["netns", "add", probe], { encoding: "utf8", timeout: 10_000 });
+  if (add.status !== 0) {
+    return `cannot create network namespaces: ${(add.stderr || add.error?.message || "").trim()}`;
+  }
+  spawnSync("ip", ["netns", "del", probe], { timeout: 10_000 });
+  return undefined;
+}
+
+let pdeathsigCache: boolean | undefined;
+/** setpriv --pdeathsig makes wireguard-go die with its parent if the test process crashes. */
+function hasSetprivPdeathsig(): boolean {
+  if (pdeathsigCache === undefined) {
+    const r = spawnSync("setpriv", ["--help"], { encoding: "utf8", timeout: 5_000 });
+    pdeathsigCache = r.status === 0 && /--pdeathsig/.test(r.stdout ?? "");
+  }
+  return pdeathsigCache;
+}
+
+// ---------------------------------------------------------------- namespaces
+
+export interface Netns {
+  /** namespace name (wgns-N) */
+  name: string;
+  /** slot number N: subnet 10.201.N.0/24 */
+  slot: number;
+  /** root-side veth IPv4 address, 10.201.N.1 */
+  hostAddress: string;
+  /** namespace-side veth IPv4 address, 10.201.N.2 */
+  nsAddress: string;
+  /** root-side veth interface name */
+  hostIf: string;
+  /** namespace-side veth interface name */
+  nsIf: string;
+  /** private temp dir (0700) for keys and logs; removed on close */
+  tmpdir: string;
+  /** Run a command inside the namespace (`ip netns exec`), wait for it. */
+  exec(cmd: string, args: string[], opts?: { timeoutMs?: number; input?: string | Uint8Array; env?: NodeJS.ProcessEnv }): Promise<ExecResult>;
+  /** Start a long-running command inside the namespace; it is killed on close(). */
+  spawn(cmd: string, args: string[], opts?: SpawnOptions): ChildProcess;
+  /**
+   * Start wireguard-go (foreground, verbose log to a file in tmpdir) on an interface
+   * named wgnsN and wait until its UAPI socket answers. Killed on close().
+   * Returns the interface name.
+   */
+  startWireguardGo(): Promise<string>;
+  /** wireguard-go's log so far ("" when not started). */
+  wgLog(): string;
+  /** Kill processes, delete veth + namespace, temp files, lock. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface LiveNs {
+  slot: number;
+  tmpdir: string;
+  children: Set<ChildProcess>;
+}
+const live = new Map<number, LiveNs>();
+let exitHookInstalled = false;
+let slotCounter = 0;
+
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last-resort synchronous cleanup if the test process exits without close().
+  process.once("exit", () => {
+    for (const ns of live.values()) teardownSlotSync(ns.slot, ns.children, ns.tmpdir);
+    live.clear();
+  });
+}
+
+function ensureLockDir() {
+  fs.mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
+}
+
+function readLock(n: number): { pid?: number; startTime?: string; tmpdir?: string } | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(lockPath(n), "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    return {}; // unreadable / half-written lock: treat as owned by nobody known
+  }
+}
+
+/** Reserve a free slot (lock file created with O_EXCL) whose subnet is unused on this machine. */
+async function reserveSlot(tmpdir: string): Promise<number> {
+  ensureLockDir();
+  const addrs = (await run("ip", ["-4", "-o", "addr", "show"])).stdout + (await run("ip", ["-4", "route", "show", "table", "all"])).stdout;
+  const links = (await run("ip", ["-o", "link", "show"])).stdout;
+  const netnsList = (await run("ip", ["netns", "list"])).stdout;
+  const span = MAX_SLOT - MIN_SLOT + 1;
+  const start = (process.pid * 37 + slotCounter++) % span;
+  for (let k = 0; k < span; k++) {
+    const n = MIN_SLOT + ((start + k) % span);
+    if (fs.existsSync(lockPath(n))) continue;
+    if (addrs.includes(`${SUBNET_PREFIX}.${n}.`)) continue;
+    if (new RegExp(`^\\d+: (${hostIfName(n)}|${wgIfName(n)})[@:]`, "m").test(links)) continue;
+    if (new RegExp(`^${nsName(n)}( |$)`, "m").test(netnsList)) continue;
+    try {
+      fs.writeFileSync(
+        lockPath(n),
+        JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid), tmpdir, createdAt: new Date().toISOString() }),
+        { flag: "wx", mode: 0o600 },
+      );
+      return n;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw err;
+    }
+  }
+  throw new Error(`no free ${SUBNET_PREFIX}.N.0/24 slot for a test namespace (all ${span} in use?)`);
+}
+
+/** Create a fresh network namespace connected to the root namespace by a veth pair. */
+export async function createNamespace(): Promise<Netns> {
+  installExitHook();
+  const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), TMP_PREFIX));
+  fs.chmodSync(tmpdir, 0o700);
+  let slot: number;
+  try {
+    slot = await reserveSlot(tmpdir);
+  } catch (err) {
+    fs.rmSync(tmpdir, { recursive: true, force: true });
+    throw err;
+  }
+  const state: LiveNs = { slot, tmpdir, children: new Set() };
+  live.set(slot, state);
+
+  const name = nsName(slot);
+  const hostIf = hostIfName(slot);
+  const nsIf = nsIfName(slot);
+  const hostAddress = `${SUBNET_PREFIX}.${slot}.1`;
+  const nsAddress = `${SUBNET_PREFIX}.${slot}.2`;
+  const wgIf = wgIfName(slot);
+  const logPath = path.join(tmpdir, "wireguard-go.log");
+  let wgChild: ChildProcess | undefined;
+  let closing: Promise<void> | undefined;
+
+  const exec: Netns["exec"] = (cmd, args, opts = {}) => {
+    if (closing) return Promise.resolve({ code: 125, stdout: "", stderr: `namespace ${name} is closed` });
+    return run("ip", ["netns", "exec", name, cmd, ...args], opts);
+  };
+
+  const spawnIn: Netns["spawn"] = (cmd, args, opts = {}) => {
+    if (closing) throw new Error(`namespace ${name} is closed`);
+    const child = spawn("ip", ["netns", "exec", name, cmd, ...args], opts);
+    state.children.add(child);
+    child.once("exit", () => state.children.delete(child));
+    child.on("error", () => state.children.delete(child));
+    return child;
+  };
+
+  const wgLog = () => {
+    try {
+      return fs.readFileSync(logPath, "utf8");
+    } catch {
+      return "";
+    }
+  };
+
+  const startWireguardGo = async (): Promise<string> => {
+    if (wgChild) throw new Error(`wireguard-go already started in ${name}`);
+    const logFd = fs.openSync(logPath, "w", 0o600);
+    const argv = hasSetprivPdeathsig() ? ["setpriv", "--pdeathsig", "TERM", "wireguard-go", wgIf] : ["wireguard-go", wgIf];
+    try {
+      wgChild = spawn("ip", ["netns", "exec", name, ...argv], {
+        env: { ...process.env, WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "verbose" },
+        stdio: ["ignore", logFd, logFd],
+      });
+    } finally {
+      fs.closeSync(logFd);
+    }
+    const child = wgChild;
+    state.children.add(child);
+    let exited: string | undefined;
+    child.once("exit", (code, signal) => {
+      exited = `exit code ${code}${signal ? `, signal ${signal}` : ""}`;
+      state.children.delete(child);
+    });
+    child.on("error", (err) => {
+      exited = `spawn error: ${err.message}`;
+    });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (exited) throw new Error(`wireguard-go in ${name} died during startup (${exited}). Log:\n${wgLog()}`);
+      const r = await run("ip", ["netns", "exec", name, "wg", "show", wgIf], { timeoutMs: 5_000 });
+      if (r.code === 0) return wgIf;
+      if (Date.now() > deadline) {
+        throw new Error(`wireguard-go in ${name} did not come up within 10 s (${r.stderr.trim()}). Log:\n${wgLog()}`);
+      }
+      await sleep(25);
+    }
+  };
+
+  const close = () => {
+    closing ??= (async () => {
+      await teardownSlot(slot, state.children, tmpdir);
+      live.delete(slot);
+    })();
+    return closing;
+  };
+
+  try {
+    await runOk("ip", ["netns", "add", name]);
+    // IPv6 in the namespace: enable before creating interfaces (new ifaces copy "default").
+    await run("ip", ["netns", "exec", name, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0"]);
+    await runOk("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", name]);
+    await runOk("ip", ["addr", "add", `${hostAddress}/24`, "dev", hostIf]);
+    await runOk("ip", ["link", "set", hostIf, "up"]);
+    await runOk("ip", ["-n", name, "addr", "add", `${nsAddress}/24`, "dev", nsIf]);
+    await runOk("ip", ["-n", name, "link", "set", nsIf, "up"]);
+    await runOk("ip", ["-n", name, "link", "set", "lo", "up"]);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+
+  return { name, slot, hostAddress, nsAddress, hostIf, nsIf, tmpdir, exec, spawn: spawnIn, startWireguardGo, wgLog, close };
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+}
+
+async function killPidsInNs(name: string) {
+  for (let round = 0; round < 2; round++) {
+    const r = await run("ip", ["netns", "pids", name], { timeoutMs: 5_000 });
+    const pids = r.stdout.split(/\s+/).filter(Boolean).map(Number).filter((p) => p > 1 && p !== process.pid);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, round === 0 ? "SIGTERM" : "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+    // wait for them to leave the namespace
+    for (let i = 0; i < 40; i++) {
+      await sleep(25);
+      const again = await run("ip", ["netns", "pids", name], { timeoutMs: 5_000 });
+      if (!again.stdout.trim()) return;
+    }
+  }
+}
+
+async function teardownSlot(n: number, children: Set<ChildProcess>, tmpdir: string | undefined) {
+  const name = nsName(n);
+  // 1. our own children (wireguard-go, spawned tasks): SIGTERM so wireguard-go removes its socket, then SIGKILL
+  const kids = [...children];
+  for (const c of kids) c.kill("SIGTERM");
+  await Promise.all(
+    kids.map(async (c) => {
+      if (!(await waitExit(c, 2_000))) {
+        c.kill("SIGKILL");
+        await waitExit(c, 2_000);
+      }
+    }),
+  );
+  // 2. anything else still living in the namespace (also: leftovers of crashed runs)
+  if (fs.existsSync(`/run/netns/${name}`)) await killPidsInNs(name);
+  // 3. links + namespace (deleting the root end of a veth deletes both ends)
+  await run("ip", ["link", "del", hostIfName(n)]);
+  if (fs.existsSync(`/run/netns/${name}`)) await run("ip", ["netns", "del", name]);
+  removeStaleWgSocket(n);
+  if (tmpdir) safeRmTmp(tmpdir);
+  try {
+    fs.unlinkSync(lockPath(n));
+  } catch {
+    /* already gone */
+  }
+}
+
+function teardownSlotSync(n: number, children: Set<ChildProcess>, tmpdir: string | undefined) {
+  const name = nsName(n);
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch {
+      /* ignore */
+    }
+  }
+  const pids = runSyncQuiet("ip", ["netns", "pids", name]).stdout.split(/\s+/).filter(Boolean).map(Number);
+  for (const pid of pids) {
+    try {
+      if (pid > 1 && pid !== process.pid) process.kill(pid, "SIGKILL");
+    } catch {
+      /* ignore */
+    }
+  }
+  runSyncQuiet("ip", ["link", "del", hostIfName(n)]);
+  runSyncQuiet("ip", ["netns", "del", name]);
+  removeStaleWgSocket(n);
+  if (tmpdir) safeRmTmp(tmpdir);
+  try {
+    fs.unlinkSync(lockPath(n));
+  } catch {
+    /* ignore */
+  }
+}
+
+function removeStaleWgSocket(n: number) {
+  // wireguard-go removes it on SIGTERM; after SIGKILL it stays (harmless, but tidy up)
+  try {
+    fs.unlinkSync(`/var/run/wireguard/${wgIfName(n)}.sock`);
+  } catch {
+    /* ignore */
+  }
+}
+
+function safeRmTmp(dir: string) {
+  const resolved = path.resolve(dir);
+  if (path.dirname(resolved) === path.resolve(os.tmpdir()) && path.basename(resolved).startsWith(TMP_PREFIX)) {
+    fs.rmSync(resolved, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Remove leftovers of crashed runs: slots whose lock-file owner (pid + start time)
+ * is dead, and any wgns-N namespace / wgnshN veth without a lock file. For each:
+ * kill every process still inside the namespace (wireguard-go, tasks), delete the
+ * veth, the namespace, the stale UAPI socket, the temp dir with keys, the lock.
+ * Never touches slots owned by a live process (e.g. a concurrently running test file).
+ */
+export async function cleanupStaleNamespaces(): Promise<void> {
+  const stale = new Map<number, string | undefined>(); // slot -> tmpdir
+  let lockFiles: string[] = [];
+  try {
+    lockFiles = fs.readdirSync(LOCK_DIR);
+  } catch {
+    /* no dir yet */
+  }
+  for (const f of lockFiles) {
+    const m = /^(\d+)\.json$/.exec(f);
+    if (!m) continue;
+    const n = Number(m[1]);
+    const lock = readLock(n);
+    if (lock && !ownerAlive(lock.pid, lock.startTime) && !live.has(n)) stale.set(n, lock.tmpdir);
+  }
+  // Namespaces / links without any lock file (lock is created first and removed last by owners).
+  const netnsList = (await run("ip", ["netns", "list"])).stdout;
+  for (const m of netnsList.matchAll(new RegExp(`^${NS_PREFIX}(\\d+)( |$)`, "gm"))) {
+    const n = Number(m[1]);
+    if (!live.has(n) && !fs.existsSync(lockPath(n))) stale.set(n, stale.get(n));
+  }
+  for (const m of netnsList.matchAll(new RegExp(`^(${NS_PREFIX}probe-(\\d+))( |$)`, "gm"))) {
+    if (!ownerAlive(Number(m[2]), undefined)) await run("ip", ["netns", "del", m[1]]);
+  }
+  const links = (await run("ip", ["-o", "link", "show"])).stdout;
+  for (const m of links.matchAll(new RegExp(`^\\d+: ${HOST_IF_PREFIX}(\\d+)[@:]`, "gm"))) {
+    const n = Number(m[1]);
+    if (!live.has(n) && !fs.existsSync(lockPath(n))) stale.set(n, stale.get(n));
+  }
+  for (const [n, tmpdir] of stale) await teardownSlot(n, new Set(), tmpdir);
+}
+
+// ---------------------------------------------------------------- WireGuard client
+
+export interface WgClientOptions {
+  privateKey: string; // base64 (as wg genkey)
+  serverPublicKey: string; // base64
+  serverPort: number; // UDP port the server listens on in the ROOT namespace
+  tunnelAddresses: string[]; // e.g. ["10.0.0.2/32", "fd00::2/128"] put on the wg interface
+  presharedKey?: string;
+  persistentKeepalive?: number;
+}
+
+export interface WgDumpPeer {
+  publicKey: string;
+  presharedKey: string | undefined;
+  endpoint: string | undefined;
+  allowedIps: string[];
+  /** unix seconds, 0 = never */
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  persistentKeepalive: number | undefined;
+}
+export interface WgDump {
+  privateKey: string;
+  publicKey: string;
+  listenPort: number;
+  fwmark: string;
+  peers: WgDumpPeer[];
+}
+
+/** Parse `wg show IFACE dump`. */
+export function parseWgDump(dump: string): WgDump {
+  const lines = dump.trim().split("\n").filter(Boolean);
+  const [privateKey, publicKey, listenPort, fwmark] = (lines[0] ?? "").split("\t");
+  const none = (s: string | undefined) => (s === undefined || s === "(none)" || s === "off" ? undefined : s);
+  return {
+    privateKey,
+    publicKey,
+    listenPort: Number(listenPort),
+    fwmark,
+    peers: lines.slice(1).map((l) => {
+      const [pk, psk, endpoint, allowed, hs, rx, tx, ka] = l.split("\t");
+      return {
+        publicKey: pk,
+        presharedKey: none(psk),
+        endpoint: none(endpoint),
+        allowedIps: none(allowed)?.split(",") ?? [],
+        latestHandshake: Number(hs),
+        rxBytes: Number(rx),
+        txBytes: Number(tx),
+        persistentKeepalive: none(ka) === undefined ? undefined : Number(ka),
+      };
+    }),
+  };
+}
+
+export interface WgClient extends Netns {
+  /** name of the wireguard-go interface inside the namespace (wgnsN; NOT "wg0": names must be globally unique) */
+  iface: string;
+  /** `wg show IFACE dump` output */
+  wgShow(): Promise<string>;
+  /** parsed wgShow() */
+  wgDump(): Promise<WgDump>;
+  /** Poll until the peer's latest-handshake > 0; returns the dump. Throws (with wireguard-go's log) on timeout. */
+  waitForHandshake(timeoutMs?: number): Promise<WgDump>;
+  /**
+   * Run `node client-tasks.mjs <task> ...args` in the namespace and parse its JSON line.
+   * Never throws for task failures: check `code` / `json.error`.
+   */
+  task(task: string, args: (string | number)[], opts?: { timeoutMs?: number }): Promise<TaskResult>;
+}
+
+export interface TaskResult extends ExecResult {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json: any;
+}
+
+/** Run client-tasks.mjs inside any namespace (see WgClient.task). */
+export async function runClientTask(
+  ns: Pick<Netns, "exec">,
+  task: string,
+  args: (string | number)[],
+  opts: { timeoutMs?: number } = {},
+): Promise<TaskResult> {
+  // The task has its own timeout (--timeout, default 20 s); the outer one is a safety net.
+  const r = await ns.exec(process.execPath, [CLIENT_TASKS_PATH, task, ...args.map(String)], {
+    timeoutMs: opts.timeoutMs ?? 60_000,
+  });
+  const line = r.stdout.trim().split("\n").filter(Boolean).pop();
+  let json: unknown;
+  try {
+    json = line ? JSON.parse(line) : { error: `no output (exit ${r.code}): ${r.stderr.trim()}` };
+  } catch {
+    json = { error: `unparseable output (exit ${r.code}): ${r.stdout.trim()} ${r.stderr.trim()}` };
+  }
+  return { ...r, json };
+}
+
+function writeSecret(dir: string, file: string, content: string): string {
+  const p = path.join(dir, file);
+  fs.writeFileSync(p, content.trim() + "\n", { mode: 0o600, flag: "wx" });
+  return p;
+}
+
+/**
+ * Start a real WireGuard client (wireguard-go) in a fresh namespace whose peer is
+ * the server at hostAddress:serverPort (root namespace). All IPv4 and IPv6 traffic
+ * of the namespace (except the veth subnet) goes through the tunnel.
+ */
+export async function startWgClient(opts: WgClientOptions): Promise<WgClient> {
+  const ns = await createNamespace();
+  try {
+    const iface = await ns.startWireguardGo();
+    const keyFile = writeSecret(ns.tmpdir, "private.key", opts.privateKey);
+    const wgArgs = ["set", iface, "private-key", keyFile, "peer", opts.serverPublicKey.trim(), "endpoint", `${ns.hostAddress}:${opts.serverPort}`, "allowed-ips", "0.0.0.0/0,::/0"];
+    if (opts.presharedKey) wgArgs.push("preshared-key", writeSecret(ns.tmpdir, "preshared.key", opts.presharedKey));
+    if (opts.persistentKeepalive !== undefined) wgArgs.push("persistent-keepalive", String(opts.persistentKeepalive));
+    await runOk("ip", ["netns", "exec", ns.name, "wg", ...wgArgs]);
+
+    let hasV6 = false;
+    for (const a of opts.tunnelAddresses) {
+      const v6 = a.includes(":");
+      hasV6 ||= v6;
+      const cidr = a.includes("/") ? a : `${a}/${v6 ? 128 : 32}`;
+      // nodad: the address must be usable (e.g. as --from) immediately
+      await runOk("ip", ["-n", ns.name, ...(v6 ? ["-6", "addr", "add", cidr, "dev", iface, "nodad"] : ["addr", "add", cidr, "dev", iface])]);
+    }
+    await runOk("ip", ["-n", ns.name, "link", "set", iface, "up"]);
+    await runOk("ip", ["-n", ns.name, "route", "add", "default", "dev", iface]);
+    const v6route = await run("ip", ["-n", ns.name, "-6", "route", "add", "default", "dev", iface]);
+    if (v6route.code !== 0 && hasV6) throw new Error(`cannot add IPv6 default route in ${ns.name}: ${v6route.stderr.trim()}`);
+
+    const wgShow = () => runOk("ip", ["netns", "exec", ns.name, "wg", "show", iface, "dump"]);
+    const wgDump = async () => parseWgDump(await wgShow());
+    const waitForHandshake = async (timeoutMs = 15_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const d = await wgDump();
+        if (d.peers[0] && d.peers[0].latestHandshake > 0) return d;
+        if (Date.now() > deadline) {
+          throw new Error(`no WireGuard handshake within ${timeoutMs} ms in ${ns.name}.\nwg dump:\n${await wgShow()}\nwireguard-go log:\n${ns.wgLog()}`);
+        }
+        await sleep(50);
+      }
+    };
+    return Object.assign(ns, {
+      iface,
+      wgShow,
+      wgDump,
+      waitForHandshake,
+      task: (task: string, args: (string | number)[], o?: { timeoutMs?: number }) => runClientTask(ns, task, args, o),
+    });
+  } catch (err) {
+    const log = ns.wgLog();
+    await ns.close();
+    if (err instanceof Error && log && !err.message.includes(log)) err.message += `\nwireguard-go log:\n${log}`;
+    throw err;
+  }
+}

@@ -1,0 +1,251 @@
+// Validates user options once, up front, so every later layer can trust them.
+// Each problem becomes a ConfigError whose message starts with the field path.
+
+import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
+import type { Cidr, Endpoint } from "./ip.js";
+
+export interface PeerOptions {
+  publicKey: string;
+  /** CIDRs. May be omitted only when there is exactly one peer: then it means everything. */
+  allowedIps?: string[];
+  /** "host:port" / "[v6]:port" or {host, port}; the host must be an IP literal. */
+  endpoint?: string | Endpoint;
+  /** Seconds, 0 = off (default). */
+  persistentKeepalive?: number;
+  presharedKey?: string;
+}
+
+export interface ConfigInput {
+  privateKey: string;
+  peers: PeerOptions[];
+  host?: string;
+  port?: number;
+  mtu?: number;
+  address?: string | string[];
+  tcpReceiveBuffer?: number;
+  tcpSendBuffer?: number;
+}
+
+export interface PeerConfig {
+  publicKey: Uint8Array;
+  /** Canonical base64, for logs and lookups. */
+  publicKeyText: string;
+  presharedKey?: Uint8Array;
+  persistentKeepalive: number;
+  endpoint?: Endpoint;
+  /** Host bits are cleared, as `wg` does. */
+  allowedIps: Cidr[];
+}
+
+export interface Config {
+  privateKey: Uint8Array;
+  host: string;
+  port: number;
+  mtu: number;
+  /** Our tunnel addresses; host bits are kept because they name us. */
+  addresses: Cidr[];
+  tcpReceiveBuffer: number;
+  tcpSendBuffer: number;
+  peers: PeerConfig[];
+}
+
+export class ConfigError extends Error {
+  readonly field: string;
+  constructor(field: string, reason: string) {
+    super(`${field}: ${reason}`);
+    this.name = "ConfigError";
+    this.field = field;
+  }
+}
+
+const KEY_SIZE = 32;
+const KEY_TEXT_SIZE = 44;
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const KEY_HINT = 'expected 44 base64 characters ending in "=", as printed by "wg genkey" or "wg pubkey"';
+
+/** Describes a bad value for an error message; long strings are cut short. */
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") {
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  }
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (typeof value === "object") return "an object";
+  return typeof value;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Decodes a WireGuard key. Strict: exactly 32 bytes, standard alphabet, one "="
+ * and zero padding bits, so each key has exactly one text form. Messages never
+ * echo the key because it may be secret.
+ */
+export function decodeKey(text: unknown, field: string): Uint8Array {
+  if (text === undefined) throw new ConfigError(field, `is required (${KEY_HINT})`);
+  if (typeof text !== "string") throw new ConfigError(field, `${KEY_HINT}, got ${text === null ? "null" : typeof text}`);
+  if (text.length !== KEY_TEXT_SIZE || text[43] !== "=") {
+    throw new ConfigError(field, `${KEY_HINT}, got ${text.length} characters`);
+  }
+  const bytes = new Uint8Array(KEY_SIZE);
+  let bits = 0;
+  let bitCount = 0;
+  let out = 0;
+  for (let i = 0; i < 43; i++) {
+    const value = BASE64.indexOf(text[i]!);
+    if (value < 0) throw new ConfigError(field, `${KEY_HINT}, but character ${i + 1} is not base64`);
+    bits = (bits << 6) | value;
+    bitCount += 6;
+    if (bitCount >= 8) {
+      bitCount -= 8;
+      bytes[out++] = (bits >> bitCount) & 0xff;
+    }
+  }
+  // 43 characters carry 258 bits: the last 2 must be zero in a canonical key.
+  if ((bits & ((1 << bitCount) - 1)) !== 0) {
+    throw new ConfigError(field, `${KEY_HINT}, but its last character is not canonical`);
+  }
+  return bytes;
+}
+
+/** Standard padded base64, the form `wg` prints. */
+export function encodeKey(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 3) {
+    const chunk = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    const chars = Math.min(4, bytes.length - i + 1);
+    for (let j = 0; j < 4; j++) {
+      text += j < chars ? BASE64[(chunk >> (18 - 6 * j)) & 63] : "=";
+    }
+  }
+  return text;
+}
+
+function integer(options: Record<string, unknown>, field: string, min: number, max: number, fallback: number, path = field): number {
+  const value = options[field];
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(path, `expected an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function cidr(value: unknown, field: string): Cidr {
+  if (typeof value !== "string") {
+    throw new ConfigError(field, `expected a string like 10.0.0.2/32 or fd00::2/128, got ${describe(value)}`);
+  }
+  const parsed = parseCidr(value);
+  if (!parsed) {
+    throw new ConfigError(field, `${describe(value)} is not an IP prefix (expected like 10.0.0.2/32 or fd00::2/128)`);
+  }
+  return parsed;
+}
+
+/** Clears the bits after the prefix so routing can compare prefixes directly. */
+function maskHostBits(prefix: Cidr): Cidr {
+  const bytes = prefix.bytes.slice();
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.min(8, Math.max(0, prefix.prefix - i * 8));
+    bytes[i] = bytes[i]! & (0xff00 >> keep);
+  }
+  return { family: prefix.family, bytes, prefix: prefix.prefix };
+}
+
+const ENDPOINT_HINT = "expected like 203.0.113.5:51820 or [2001:db8::1]:51820; host names are not resolved";
+
+function endpoint(value: unknown, field: string): Endpoint {
+  if (typeof value === "string") {
+    const parsed = parseEndpoint(value);
+    if (!parsed) throw new ConfigError(field, `${describe(value)} is not an IP endpoint (${ENDPOINT_HINT})`);
+    return parsed;
+  }
+  if (!isRecord(value)) {
+    throw new ConfigError(field, `expected a string or {host, port}, got ${describe(value)}`);
+  }
+  const ip = typeof value.host === "string" ? parseIp(value.host) : undefined;
+  if (!ip) {
+    throw new ConfigError(`${field}.host`, `${describe(value.host)} is not an IP address (host names are not resolved)`);
+  }
+  const port = value.port;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError(`${field}.port`, `expected an integer from 1 to 65535, got ${describe(port)}`);
+  }
+  return { host: formatIp(ip), port };
+}
+
+function peer(value: unknown, index: number, peerCount: number, seen: Map<string, number>): PeerConfig {
+  const path = `peers[${index}]`;
+  if (!isRecord(value)) throw new ConfigError(path, `expected an object with a publicKey, got ${describe(value)}`);
+
+  const publicKey = decodeKey(value.publicKey, `${path}.publicKey`);
+  const publicKeyText = encodeKey(publicKey);
+  const first = seen.get(publicKeyText);
+  if (first !== undefined) throw new ConfigError(`${path}.publicKey`, `duplicate of peers[${first}]`);
+  seen.set(publicKeyText, index);
+
+  let allowedIps: Cidr[];
+  if (value.allowedIps === undefined) {
+    if (peerCount > 1) {
+      throw new ConfigError(`${path}.allowedIps`, "is required when there is more than one peer (it decides which peer gets each packet)");
+    }
+    // A lone peer gets all traffic, like a client's default route.
+    allowedIps = [
+      { family: 4, bytes: new Uint8Array(4), prefix: 0 },
+      { family: 6, bytes: new Uint8Array(16), prefix: 0 },
+    ];
+  } else if (!Array.isArray(value.allowedIps)) {
+    throw new ConfigError(`${path}.allowedIps`, `expected an array of strings like 10.0.0.2/32, got ${describe(value.allowedIps)}`);
+  } else {
+    allowedIps = value.allowedIps.map((item: unknown, i) => maskHostBits(cidr(item, `${path}.allowedIps[${i}]`)));
+  }
+
+  const result: PeerConfig = {
+    publicKey,
+    publicKeyText,
+    persistentKeepalive: integer(value, "persistentKeepalive", 0, 65535, 0, `${path}.persistentKeepalive`),
+    allowedIps,
+  };
+  if (value.endpoint !== undefined) result.endpoint = endpoint(value.endpoint, `${path}.endpoint`);
+  if (value.presharedKey !== undefined) result.presharedKey = decodeKey(value.presharedKey, `${path}.presharedKey`);
+  return result;
+}
+
+/** Checks the options and returns them with defaults applied; throws ConfigError. */
+export function validateConfig(input: unknown): Config {
+  if (!isRecord(input)) throw new ConfigError("options", `expected an object, got ${describe(input)}`);
+
+  const privateKey = decodeKey(input.privateKey, "privateKey");
+
+  let host = "0.0.0.0";
+  if (input.host !== undefined) {
+    const ip = typeof input.host === "string" ? parseIp(input.host) : undefined;
+    if (!ip) throw new ConfigError("host", `${describe(input.host)} is not an IP address to bind (like 0.0.0.0 or ::)`);
+    host = formatIp(ip);
+  }
+
+  const port = integer(input, "port", 0, 65535, 51820);
+  const mtu = integer(input, "mtu", 1280, 65535, 1420);
+  const tcpReceiveBuffer = integer(input, "tcpReceiveBuffer", 4096, 67108864, 262144);
+  const tcpSendBuffer = integer(input, "tcpSendBuffer", 4096, 67108864, 262144);
+
+  let addresses: Cidr[] = [];
+  if (typeof input.address === "string") {
+    addresses = [cidr(input.address, "address")];
+  } else if (Array.isArray(input.address)) {
+    addresses = input.address.map((item: unknown, i) => cidr(item, `address[${i}]`));
+  } else if (input.address !== undefined) {
+    throw new ConfigError("address", `expected a string or an array of strings like 10.0.0.1/24, got ${describe(input.address)}`);
+  }
+
+  if (!Array.isArray(input.peers)) {
+    throw new ConfigError("peers", `expected an array of peer objects, got ${describe(input.peers)}`);
+  }
+  const seen = new Map<string, number>();
+  const peerCount = input.peers.length;
+  const peers = input.peers.map((item: unknown, i) => peer(item, i, peerCount, seen));
+
+  return { privateKey, host, port, mtu, addresses, tcpReceiveBuffer, tcpSendBuffer, peers };
+}
