@@ -228,17 +228,26 @@ describe.skipIf(skipReason)("netns interop harness", () => {
   it("cleanupStaleNamespaces() removes leftovers of a crashed run", async () => {
     const { nsName, hostIfName, nsIfName, lockPath, LOCK_DIR } = harnessInternals;
     const netnsList = () => execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-    const freeSlots: number[] = [];
-    for (let n = 254; n > 0 && freeSlots.length < 2; n--) {
-      if (!fs.existsSync(lockPath(n)) && !new RegExp(`^${nsName(n)}( |$)`, "m").test(netnsList())) freeSlots.push(n);
-    }
-    const [crashed, orphan] = freeSlots;
-    // Leftover of a crashed run: lock file naming a dead owner, namespace, veth, a process inside, temp dir.
-    const deadPid = Number(execFileSync(process.execPath, ["-e", "console.log(process.pid)"], { encoding: "utf8" }));
+    // Reserve two slots the way the harness does (O_EXCL lock owned by us), so concurrent
+    // runs of this test (whose cleanup would otherwise eat our fake leftovers) do not interfere.
+    fs.mkdirSync(LOCK_DIR, { recursive: true });
+    const reserve = () => {
+      for (let n = 254; n > 0; n--) {
+        try {
+          fs.writeFileSync(lockPath(n), JSON.stringify({ pid: process.pid }), { flag: "wx" });
+        } catch {
+          continue;
+        }
+        if (!new RegExp(`^${nsName(n)}( |$)`, "m").test(netnsList())) return n;
+        fs.unlinkSync(lockPath(n));
+      }
+      throw new Error("no free slot");
+    };
+    const crashed = reserve();
+    const orphan = reserve();
+    // Leftover of a crashed run: namespace, veth, a process inside, temp dir with a key, lock naming a dead owner.
     const tmpdir = fs.mkdtempSync(`${os.tmpdir()}/wgns-interop-`);
     fs.writeFileSync(`${tmpdir}/private.key`, "secret\n", { mode: 0o600 });
-    fs.mkdirSync(LOCK_DIR, { recursive: true });
-    fs.writeFileSync(lockPath(crashed), JSON.stringify({ pid: deadPid, startTime: "1", tmpdir }));
     execFileSync("ip", ["netns", "add", nsName(crashed)]);
     execFileSync("ip", ["link", "add", hostIfName(crashed), "type", "veth", "peer", "name", nsIfName(crashed), "netns", nsName(crashed)]);
     const sleeper = spawn("ip", ["netns", "exec", nsName(crashed), "sleep", "300"], { stdio: "ignore" });
@@ -246,6 +255,10 @@ describe.skipIf(skipReason)("netns interop harness", () => {
     execFileSync("ip", ["netns", "add", nsName(orphan)]);
     await new Promise((r) => setTimeout(r, 100));
     expect(execFileSync("ip", ["netns", "pids", nsName(crashed)], { encoding: "utf8" }).trim()).not.toBe("");
+    // ... and now the owner "crashes"
+    const deadPid = Number(execFileSync(process.execPath, ["-e", "console.log(process.pid)"], { encoding: "utf8" }));
+    fs.writeFileSync(lockPath(crashed), JSON.stringify({ pid: deadPid, startTime: "1", tmpdir }));
+    fs.unlinkSync(lockPath(orphan));
 
     await cleanupStaleNamespaces();
 

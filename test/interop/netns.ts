@@ -270,40 +270,70 @@ function ensureLockDir() {
   fs.mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
 }
 
+/**
+ * Lock contents; undefined if there is no lock. A lock that cannot be parsed yet (an O_EXCL
+ * create is not atomic with its write) counts as owned by us while young, i.e. alive.
+ */
 function readLock(n: number): { pid?: number; startTime?: string; tmpdir?: string } | undefined {
+  return readOwnerFile(lockPath(n));
+}
+
+function readOwnerFile(file: string): { pid?: number; startTime?: string; tmpdir?: string } | undefined {
+  let text: string;
+  let mtimeMs: number;
   try {
-    return JSON.parse(fs.readFileSync(lockPath(n), "utf8"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    return {}; // unreadable / half-written lock: treat as owned by nobody known
+    mtimeMs = fs.statSync(file).mtimeMs;
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
   }
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object") return parsed;
+  } catch {
+    /* fall through */
+  }
+  // half-written (young) => pretend it is ours (alive); garbage (old) => owned by nobody
+  return Date.now() - mtimeMs < 60_000 ? { pid: process.pid, startTime: processStartTime(process.pid) } : {};
+}
+
+const reclaimPath = (n: number) => path.join(LOCK_DIR, `${n}.reclaim`);
+
+function ownLockJson(extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid), createdAt: new Date().toISOString(), ...extra });
+}
+
+/** O_EXCL create; false if it already exists. */
+function createExclusive(file: string, content: string): boolean {
+  try {
+    fs.writeFileSync(file, content, { flag: "wx", mode: 0o600 });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+}
+
+function slotResourcesExist(n: number): boolean {
+  if (fs.existsSync(`/run/netns/${nsName(n)}`)) return true;
+  return fs.existsSync(`/sys/class/net/${hostIfName(n)}`);
 }
 
 /** Reserve a free slot (lock file created with O_EXCL) whose subnet is unused on this machine. */
 async function reserveSlot(tmpdir: string): Promise<number> {
   ensureLockDir();
   const addrs = (await run("ip", ["-4", "-o", "addr", "show"])).stdout + (await run("ip", ["-4", "route", "show", "table", "all"])).stdout;
-  const links = (await run("ip", ["-o", "link", "show"])).stdout;
-  const netnsList = (await run("ip", ["netns", "list"])).stdout;
   const span = MAX_SLOT - MIN_SLOT + 1;
   const start = (process.pid * 37 + slotCounter++) % span;
   for (let k = 0; k < span; k++) {
     const n = MIN_SLOT + ((start + k) % span);
-    if (fs.existsSync(lockPath(n))) continue;
-    if (addrs.includes(`${SUBNET_PREFIX}.${n}.`)) continue;
-    if (new RegExp(`^\\d+: (${hostIfName(n)}|${wgIfName(n)})[@:]`, "m").test(links)) continue;
-    if (new RegExp(`^${nsName(n)}( |$)`, "m").test(netnsList)) continue;
-    try {
-      fs.writeFileSync(
-        lockPath(n),
-        JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid), tmpdir, createdAt: new Date().toISOString() }),
-        { flag: "wx", mode: 0o600 },
-      );
-      return n;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
-      throw err;
-    }
+    if (fs.existsSync(lockPath(n)) || fs.existsSync(reclaimPath(n))) continue;
+    if (addrs.includes(`${SUBNET_PREFIX}.${n}.`)) continue; // someone else uses 10.201.N.0/24
+    if (fs.existsSync(`/sys/class/net/${wgIfName(n)}`)) continue;
+    if (!createExclusive(lockPath(n), ownLockJson({ tmpdir }))) continue;
+    // We own slot n now. Lockless leftovers of a crashed run (lock dir wiped)? Remove them.
+    if (slotResourcesExist(n)) await destroySlotResources(n, new Set(), undefined);
+    return n;
   }
   throw new Error(`no free ${SUBNET_PREFIX}.N.0/24 slot for a test namespace (all ${span} in use?)`);
 }
@@ -313,6 +343,7 @@ export async function createNamespace(): Promise<Netns> {
   installExitHook();
   const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), TMP_PREFIX));
   fs.chmodSync(tmpdir, 0o700);
+  fs.writeFileSync(path.join(tmpdir, "owner.json"), ownLockJson(), { mode: 0o600 });
   let slot: number;
   try {
     slot = await reserveSlot(tmpdir);
@@ -448,6 +479,16 @@ async function killPidsInNs(name: string) {
 }
 
 async function teardownSlot(n: number, children: Set<ChildProcess>, tmpdir: string | undefined) {
+  await destroySlotResources(n, children, tmpdir);
+  try {
+    fs.unlinkSync(lockPath(n)); // last: the slot may be reused from now on
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Kill processes, delete veth + namespace, stale UAPI socket, temp dir. Does not touch the lock. */
+async function destroySlotResources(n: number, children: Set<ChildProcess>, tmpdir: string | undefined) {
   const name = nsName(n);
   // 1. our own children (wireguard-go, spawned tasks): SIGTERM so wireguard-go removes its socket, then SIGKILL
   const kids = [...children];
@@ -467,11 +508,6 @@ async function teardownSlot(n: number, children: Set<ChildProcess>, tmpdir: stri
   if (fs.existsSync(`/run/netns/${name}`)) await run("ip", ["netns", "del", name]);
   removeStaleWgSocket(n);
   if (tmpdir) safeRmTmp(tmpdir);
-  try {
-    fs.unlinkSync(lockPath(n));
-  } catch {
-    /* already gone */
-  }
 }
 
 function teardownSlotSync(n: number, children: Set<ChildProcess>, tmpdir: string | undefined) {
@@ -526,35 +562,66 @@ function safeRmTmp(dir: string) {
  * Never touches slots owned by a live process (e.g. a concurrently running test file).
  */
 export async function cleanupStaleNamespaces(): Promise<void> {
-  const stale = new Map<number, string | undefined>(); // slot -> tmpdir
   let lockFiles: string[] = [];
   try {
     lockFiles = fs.readdirSync(LOCK_DIR);
   } catch {
-    /* no dir yet */
+    /* no dir yet: nothing was ever locked */
   }
+  // (a) slots whose owner died. Claim the slot with an O_EXCL "reclaim" file first, so that
+  //     concurrent cleaners never tear down a slot that was meanwhile freed and reused.
   for (const f of lockFiles) {
     const m = /^(\d+)\.json$/.exec(f);
     if (!m) continue;
     const n = Number(m[1]);
+    if (live.has(n)) continue;
     const lock = readLock(n);
-    if (lock && !ownerAlive(lock.pid, lock.startTime) && !live.has(n)) stale.set(n, lock.tmpdir);
+    if (!lock || ownerAlive(lock.pid, lock.startTime)) continue;
+    if (!claimReclaim(n)) continue;
+    try {
+      const again = readLock(n); // re-check under the claim
+      if (again && !ownerAlive(again.pid, again.startTime)) await teardownSlot(n, new Set(), again.tmpdir);
+    } finally {
+      fs.rmSync(reclaimPath(n), { force: true });
+    }
   }
-  // Namespaces / links without any lock file (lock is created first and removed last by owners).
+  // (b) namespaces / veths without any lock file (owners create the lock first and remove it
+  //     last, so a live slot always has one). Claim by creating the lock ourselves.
+  const orphans = new Set<number>();
   const netnsList = (await run("ip", ["netns", "list"])).stdout;
-  for (const m of netnsList.matchAll(new RegExp(`^${NS_PREFIX}(\\d+)( |$)`, "gm"))) {
-    const n = Number(m[1]);
-    if (!live.has(n) && !fs.existsSync(lockPath(n))) stale.set(n, stale.get(n));
+  for (const m of netnsList.matchAll(new RegExp(`^${NS_PREFIX}(\\d+)( |$)`, "gm"))) orphans.add(Number(m[1]));
+  const links = (await run("ip", ["-o", "link", "show"])).stdout;
+  for (const m of links.matchAll(new RegExp(`^\\d+: ${HOST_IF_PREFIX}(\\d+)[@:]`, "gm"))) orphans.add(Number(m[1]));
+  for (const n of orphans) {
+    if (live.has(n) || fs.existsSync(lockPath(n))) continue;
+    ensureLockDir();
+    if (!createExclusive(lockPath(n), ownLockJson({ reclaiming: true }))) continue;
+    await teardownSlot(n, new Set(), undefined);
   }
+  // (c) probe namespaces of interopSkipReason() in dead processes
   for (const m of netnsList.matchAll(new RegExp(`^(${NS_PREFIX}probe-(\\d+))( |$)`, "gm"))) {
     if (!ownerAlive(Number(m[2]), undefined)) await run("ip", ["netns", "del", m[1]]);
   }
-  const links = (await run("ip", ["-o", "link", "show"])).stdout;
-  for (const m of links.matchAll(new RegExp(`^\\d+: ${HOST_IF_PREFIX}(\\d+)[@:]`, "gm"))) {
-    const n = Number(m[1]);
-    if (!live.has(n) && !fs.existsSync(lockPath(n))) stale.set(n, stale.get(n));
+  // (d) temp dirs (keys!) of dead owners whose lock is already gone
+  for (const d of fs.readdirSync(os.tmpdir())) {
+    if (!d.startsWith(TMP_PREFIX)) continue;
+    const full = path.join(os.tmpdir(), d);
+    const owner = readOwnerFile(path.join(full, "owner.json"));
+    if (owner && !ownerAlive(owner.pid, owner.startTime)) safeRmTmp(full);
   }
-  for (const [n, tmpdir] of stale) await teardownSlot(n, new Set(), tmpdir);
+}
+
+/** O_EXCL claim of a dead slot for teardown; a claim left by a dead cleaner is taken over. */
+function claimReclaim(n: number): boolean {
+  ensureLockDir();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (createExclusive(reclaimPath(n), ownLockJson())) return true;
+    const holder = readOwnerFile(reclaimPath(n));
+    if (!holder) continue; // vanished meanwhile: retry
+    if (ownerAlive(holder.pid, holder.startTime)) return false;
+    fs.rmSync(reclaimPath(n), { force: true }); // stale claim
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------- WireGuard client

@@ -1,0 +1,288 @@
+// The binding to one wasm instance of the core: writes arguments into its scratch
+// buffer, calls the C ABI, turns negative returns into errors, and walks the event
+// log (see crates/core/src/events.rs) straight out of wasm memory.
+
+import { readFileSync } from "node:fs";
+import { ADDRESS_SIZE, decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
+import type { CoreExports } from "./exports.js";
+import { wasiImports, type WasiOutput } from "./wasi.js";
+
+/** A negative return from the core: a refused request, not a failure of the core. */
+export class CoreError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "CoreError";
+  }
+}
+
+/** What the host does with each event; the order is the order they happened. */
+export interface EventHandler {
+  datagram(to: Endpoint, bytes: Uint8Array): void;
+  tcpOpen(conn: number, peer: number, remote: Endpoint, local: Endpoint): void;
+  tcpData(conn: number, bytes: Uint8Array): void;
+  tcpEof(conn: number): void;
+  tcpWritable(conn: number): void;
+  tcpClosed(conn: number, reason: CloseReason): void;
+  udp(peer: number, src: Endpoint, dst: Endpoint, payload: Uint8Array): void;
+}
+
+export type CloseReason = "closed" | "reset" | "refused" | "aborted";
+const CLOSE_REASONS: CloseReason[] = ["closed", "reset", "refused", "aborted"];
+
+export interface CoreStats {
+  peers: { sinceHandshakeMs: number | undefined; txBytes: number; rxBytes: number; endpoint: Endpoint | undefined }[];
+  dropped: Record<string, number>;
+  connections: number;
+}
+
+export interface Datagram {
+  data: Uint8Array;
+  from: Endpoint;
+}
+
+export interface StartOptions {
+  nowMs: number;
+  privateKey: Uint8Array;
+  mtu: number;
+  tcpReceiveBuffer: number;
+  tcpSendBuffer: number;
+  acceptTcp: boolean;
+}
+
+let cachedModule: WebAssembly.Module | undefined;
+
+/** The compiled core, shared by all instances. The path works from ts/core/ and dist/core/. */
+function coreModule(): WebAssembly.Module {
+  cachedModule ??= new WebAssembly.Module(readFileSync(new URL("../../dist/wg_netstack.wasm", import.meta.url)));
+  return cachedModule;
+}
+
+export class Core {
+  readonly #exports: CoreExports;
+  readonly #output: WasiOutput = { stderr: "" };
+  #hostIps = new Map<string, Ip>();
+
+  constructor() {
+    let memory: WebAssembly.Memory | undefined;
+    const instance = new WebAssembly.Instance(coreModule(), {
+      wasi_snapshot_preview1: wasiImports(() => memory!, this.#output),
+    });
+    this.#exports = instance.exports as unknown as CoreExports;
+    memory = this.#exports.memory;
+  }
+
+  /** What the core printed (a panic message, if it trapped). */
+  get stderr(): string {
+    return this.#output.stderr;
+  }
+
+  start(options: StartOptions): void {
+    this.#scratch(32).set(options.privateKey);
+    this.#check(
+      this.#exports.wgn_new(options.nowMs, options.mtu, options.tcpReceiveBuffer, options.tcpSendBuffer, options.acceptTcp ? 1 : 0),
+    );
+  }
+
+  addPeer(publicKey: Uint8Array, presharedKey: Uint8Array | undefined, persistentKeepalive: number, endpoint: Endpoint | undefined): number {
+    const args = this.#scratch(64 + ADDRESS_SIZE);
+    args.fill(0);
+    args.set(publicKey, 0);
+    if (presharedKey) args.set(presharedKey, 32);
+    if (endpoint) encodeAddress(args, 64, this.#ip(endpoint.host), endpoint.port);
+    return this.#check(this.#exports.wgn_add_peer(persistentKeepalive, presharedKey ? 1 : 0, endpoint ? 1 : 0));
+  }
+
+  allow(peer: number, ip: Ip, prefix: number): void {
+    encodeAddress(this.#scratch(ADDRESS_SIZE), 0, ip, 0);
+    this.#check(this.#exports.wgn_allow(peer, prefix));
+  }
+
+  /** Hands over a batch of datagrams from the network. */
+  receive(nowMs: number, datagrams: Datagram[]): void {
+    let total = 0;
+    for (const d of datagrams) total += ADDRESS_SIZE + 4 + d.data.length;
+    const batch = this.#scratch(total);
+    const view = new DataView(batch.buffer, batch.byteOffset, total);
+    let offset = 0;
+    for (const d of datagrams) {
+      encodeAddress(batch, offset, this.#ip(d.from.host), d.from.port);
+      view.setUint32(offset + ADDRESS_SIZE, d.data.length, true);
+      batch.set(d.data, offset + ADDRESS_SIZE + 4);
+      offset += ADDRESS_SIZE + 4 + d.data.length;
+    }
+    this.#check(this.#exports.wgn_receive(nowMs, total));
+  }
+
+  /** Runs timers and TCP; returns the host time (ms) the core next wants a poll. */
+  poll(nowMs: number): number {
+    return this.#exports.wgn_poll(nowMs);
+  }
+
+  /** Walks and clears the event log. Bytes handed out are copies. */
+  takeEvents(handler: EventHandler): void {
+    const len = this.#exports.wgn_events_len();
+    if (len === 0) return;
+    const bytes = new Uint8Array(this.#exports.memory.buffer, this.#exports.wgn_events_ptr(), len).slice();
+    this.#exports.wgn_events_clear();
+    const view = new DataView(bytes.buffer);
+    let at = 0;
+    const u32 = () => ((at += 4), view.getUint32(at - 4, true));
+    const address = (): Endpoint => {
+      const { host, port } = decodeAddress(bytes, at);
+      at += ADDRESS_SIZE;
+      return { host, port };
+    };
+    const chunk = () => {
+      const n = u32();
+      at += n;
+      return bytes.subarray(at - n, at);
+    };
+    while (at < len) {
+      const kind = bytes[at++];
+      switch (kind) {
+        case 1: {
+          const to = address();
+          handler.datagram(to, chunk());
+          break;
+        }
+        case 2: {
+          const conn = u32();
+          const peer = u32();
+          const remote = address();
+          handler.tcpOpen(conn, peer, remote, address());
+          break;
+        }
+        case 3: {
+          const conn = u32();
+          handler.tcpData(conn, chunk());
+          break;
+        }
+        case 4:
+          handler.tcpEof(u32());
+          break;
+        case 5:
+          handler.tcpWritable(u32());
+          break;
+        case 6: {
+          const conn = u32();
+          handler.tcpClosed(conn, CLOSE_REASONS[bytes[at++]!] ?? "reset");
+          break;
+        }
+        case 7: {
+          const peer = u32();
+          const src = address();
+          const dst = address();
+          handler.udp(peer, src, dst, chunk());
+          break;
+        }
+        default:
+          throw new Error(`unknown core event kind ${kind}`);
+      }
+    }
+  }
+
+  tcpConnect(nowMs: number, local: Endpoint, remote: Endpoint): number {
+    const args = this.#scratch(2 * ADDRESS_SIZE);
+    encodeAddress(args, 0, this.#ip(local.host), local.port);
+    encodeAddress(args, ADDRESS_SIZE, this.#ip(remote.host), remote.port);
+    return this.#check(this.#exports.wgn_tcp_connect(nowMs));
+  }
+
+  /** Queues as much of `data` as fits into the connection's send buffer; returns that count. */
+  tcpSend(conn: number, data: Uint8Array): number {
+    this.#scratch(data.length).set(data);
+    return this.#check(this.#exports.wgn_tcp_send(conn, data.length));
+  }
+
+  tcpCredit(conn: number, bytes: number): void {
+    this.#check(this.#exports.wgn_tcp_credit(conn, bytes));
+  }
+
+  tcpShutdown(conn: number): void {
+    this.#check(this.#exports.wgn_tcp_shutdown(conn));
+  }
+
+  tcpAbort(conn: number): void {
+    this.#check(this.#exports.wgn_tcp_abort(conn));
+  }
+
+  tcpDiscard(conn: number): void {
+    this.#check(this.#exports.wgn_tcp_discard(conn));
+  }
+
+  udpSend(nowMs: number, src: Endpoint, dst: Endpoint, data: Uint8Array): void {
+    const args = this.#scratch(2 * ADDRESS_SIZE + data.length);
+    encodeAddress(args, 0, this.#ip(src.host), src.port);
+    encodeAddress(args, ADDRESS_SIZE, this.#ip(dst.host), dst.port);
+    args.set(data, 2 * ADDRESS_SIZE);
+    this.#check(this.#exports.wgn_udp_send(nowMs, data.length));
+  }
+
+  stats(): CoreStats {
+    this.#check(this.#exports.wgn_stats());
+    const bytes = this.#result();
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    let at = 0;
+    const u32 = () => ((at += 4), view.getUint32(at - 4, true));
+    const f64 = () => ((at += 8), view.getFloat64(at - 8, true));
+    const peers: CoreStats["peers"] = [];
+    for (let i = u32(); i > 0; i--) {
+      const since = f64();
+      const txBytes = f64();
+      const rxBytes = f64();
+      const endpoint = bytes[at] === 0 ? undefined : decodeAddress(bytes, at);
+      at += ADDRESS_SIZE;
+      peers.push({
+        sinceHandshakeMs: since < 0 ? undefined : since,
+        txBytes,
+        rxBytes,
+        endpoint: endpoint && { host: endpoint.host, port: endpoint.port },
+      });
+    }
+    const dropped: Record<string, number> = {};
+    for (let i = u32(); i > 0; i--) {
+      const nameLength = bytes[at++]!;
+      const name = new TextDecoder().decode(bytes.subarray(at, at + nameLength));
+      at += nameLength;
+      dropped[name] = f64();
+    }
+    return { peers, dropped, connections: u32() };
+  }
+
+  publicKey(privateKey: Uint8Array): Uint8Array {
+    this.#scratch(32).set(privateKey);
+    this.#check(this.#exports.wgn_public_key());
+    return this.#result();
+  }
+
+  /** A view of the scratch buffer, at least `len` bytes; valid until the next core call. */
+  #scratch(len: number): Uint8Array {
+    const ptr = this.#exports.wgn_scratch(len);
+    return new Uint8Array(this.#exports.memory.buffer, ptr, len);
+  }
+
+  #result(): Uint8Array {
+    const ptr = this.#exports.wgn_result_ptr();
+    return new Uint8Array(this.#exports.memory.buffer, ptr, this.#exports.wgn_result_len()).slice();
+  }
+
+  #check(code: number): number {
+    if (code < 0) throw new CoreError(code, new TextDecoder().decode(this.#result()));
+    return code;
+  }
+
+  /** Hosts are IP literals from the socket or validated config; parsed once each. */
+  #ip(host: string): Ip {
+    let ip = this.#hostIps.get(host);
+    if (!ip) {
+      ip = parseIp(host);
+      if (!ip) throw new TypeError(`not an IP address: ${host}`);
+      if (this.#hostIps.size > 1024) this.#hostIps.clear();
+      this.#hostIps.set(host, ip);
+    }
+    return ip;
+  }
+}

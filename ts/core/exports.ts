@@ -1,0 +1,29 @@
+// The C ABI of crates/core/src/ffi.rs, as TypeScript sees it.
+
+export interface CoreExports {
+  memory: WebAssembly.Memory;
+  wgn_scratch(len: number): number;
+  wgn_result_ptr(): number;
+  wgn_result_len(): number;
+  wgn_events_ptr(): number;
+  wgn_events_len(): number;
+  wgn_events_clear(): void;
+  wgn_new(nowMs: number, mtu: number, receiveBuffer: number, sendBuffer: number, acceptTcp: number): number;
+  wgn_add_peer(persistentKeepalive: number, hasPresharedKey: number, hasEndpoint: number): number;
+  wgn_allow(peer: number, prefixLen: number): number;
+  wgn_receive(nowMs: number, len: number): number;
+  wgn_poll(nowMs: number): number;
+  wgn_tcp_connect(nowMs: number): number;
+  wgn_tcp_send(id: number, len: number): number;
+  wgn_tcp_credit(id: number, bytes: number): number;
+  wgn_tcp_shutdown(id: number): number;
+  wgn_tcp_abort(id: number): number;
+  wgn_tcp_discard(id: number): number;
+  wgn_udp_send(nowMs: number, len: number): number;
+  wgn_stats(): number;
+  wgn_public_key(): number;
+}
+
+/** Error codes (negative returns). */
+export const ERR_UNKNOWN_CONNECTION = -2;
+export const ERR_NOT_WRITABLE = -3;

@@ -1,0 +1,352 @@
+// startServer: owns the UDP socket, the clock and the one timer, and pumps the core.
+//
+// The pump runs in batches: every datagram that arrived since the last run goes into
+// the core at once, the core is polled once, and what it queued (datagrams, TCP
+// events, UDP packets) is dispatched. User actions (write, read, sendUdp) only queue
+// work and schedule a pump, so a burst of them costs one boundary crossing.
+
+import { ConfigError, encodeKey, validateConfig, type Config, type ConfigInput } from "../config.js";
+import { Core, CoreError, type CoreStats, type Datagram, type EventHandler } from "../core/core.js";
+import { ERR_NOT_WRITABLE, ERR_UNKNOWN_CONNECTION } from "../core/exports.js";
+import { formatIp, parseIp, type Endpoint } from "../ip.js";
+import { nodeRuntime } from "../runtime/node.js";
+import type { DatagramSocket, Runtime } from "../runtime/types.js";
+import { TcpConnection, type ConnectionLink } from "./tcp-connection.js";
+import { UdpPacket } from "./udp-packet.js";
+
+export interface ServerOptions extends ConfigInput {
+  /** Called for each TCP connection a client opens, to any destination. Without it, connections are refused (RST). */
+  onTcp?: (connection: TcpConnection) => void | Promise<void>;
+  /** Called for each UDP datagram a client sends, to any destination. */
+  onUdp?: (packet: UdpPacket) => void | Promise<void>;
+  /** Called when a handler throws, or when the server fails and closes. Default: `console.error`. */
+  onError?: (error: Error) => void;
+  /** The UDP socket and clock to use; defaults to Node's. Tests pass an in-memory network with virtual time. */
+  runtime?: Runtime;
+}
+
+export interface PeerStats {
+  publicKey: string;
+  /** Where the peer's datagrams come from now (it follows roaming). */
+  endpoint: Endpoint | undefined;
+  /** Milliseconds since the current session's handshake; undefined before the first one. */
+  sinceHandshakeMs: number | undefined;
+  /** Inner bytes sent to / received from the peer. */
+  txBytes: number;
+  rxBytes: number;
+}
+
+export interface ServerStats {
+  peers: PeerStats[];
+  /** Dropped packets by reason: malformed, authFailed, unknownPeer, replay, noSession, underLoad, sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint. */
+  dropped: Record<string, number>;
+  /** Open TCP connections. */
+  connections: number;
+}
+
+export interface ConnectOptions {
+  /** Our tunnel address (and port; 0 or absent picks one). Defaults to the first `address` of the right family. */
+  from?: Endpoint | string;
+}
+
+/** Starts a WireGuard server. Resolves once the UDP socket is listening. */
+export async function startServer(options: ServerOptions): Promise<Server> {
+  const config = validateConfig(options);
+  const runtime = options.runtime ?? nodeRuntime;
+  const server = new Server(config, options, runtime);
+  await server[START]();
+  return server;
+}
+
+const START = Symbol("start");
+
+export class Server {
+  readonly #config: Config;
+  readonly #options: ServerOptions;
+  readonly #runtime: Runtime;
+  readonly #core = new Core();
+  #socket: DatagramSocket | undefined;
+  #inbound: Datagram[] = [];
+  #scheduled = false;
+  #timer: unknown;
+  #connections = new Map<number, TcpConnection>();
+  #connecting = new Map<number, { resolve(conn: TcpConnection): void; reject(error: Error): void }>();
+  #closing = false;
+  #closed = false;
+  #error: Error | undefined;
+  #whenClosed: Promise<void>;
+  #markClosed!: () => void;
+
+  /** @internal Use `startServer`. */
+  constructor(config: Config, options: ServerOptions, runtime: Runtime) {
+    this.#config = config;
+    this.#options = options;
+    this.#runtime = runtime;
+    this.#whenClosed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  /** @internal */
+  async [START](): Promise<void> {
+    const config = this.#config;
+    this.#core.start({
+      nowMs: this.#runtime.clock.now(),
+      privateKey: config.privateKey,
+      mtu: config.mtu,
+      tcpReceiveBuffer: config.tcpReceiveBuffer,
+      tcpSendBuffer: config.tcpSendBuffer,
+      acceptTcp: this.#options.onTcp !== undefined,
+    });
+    config.peers.forEach((peer, index) => {
+      const id = this.#core.addPeer(peer.publicKey, peer.presharedKey, peer.persistentKeepalive, peer.endpoint);
+      for (const cidr of peer.allowedIps) {
+        try {
+          this.#core.allow(id, cidr, cidr.prefix);
+        } catch (error) {
+          throw new ConfigError(`peers[${index}].allowedIps`, (error as Error).message);
+        }
+      }
+    });
+    this.#socket = await this.#runtime.bindUdp(config.host, config.port, (data, from) => {
+      this.#inbound.push({ data, from });
+      this.#schedule();
+    });
+    this.#pump();
+  }
+
+  /** The UDP address the server listens on. */
+  get address(): Endpoint {
+    return this.#socket!.address;
+  }
+
+  /** The server's public key (base64). */
+  get publicKey(): string {
+    return encodeKey(this.#core.publicKey(this.#config.privateKey));
+  }
+
+  /** Resolves when the server has closed, by `close()` or because it failed (see `error`). */
+  get closed(): Promise<void> {
+    return this.#whenClosed;
+  }
+
+  /** Why the server closed on its own, if it did. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** Sends a UDP datagram through the tunnel, `from` any address to a client address (the peer is chosen by `allowedIps`). */
+  sendUdp(data: Uint8Array | string, from: Endpoint, to: Endpoint): void {
+    this.#assertOpen();
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    this.#call(() => this.#core.udpSend(this.#runtime.clock.now(), checkEndpoint(from, "from"), checkEndpoint(to, "to"), bytes));
+    this.#schedule();
+  }
+
+  /** Opens a TCP connection through the tunnel to a client-side address (the peer is chosen by `allowedIps`). */
+  connect(to: Endpoint, options: ConnectOptions = {}): Promise<TcpConnection> {
+    this.#assertOpen();
+    const remote = checkEndpoint(to, "to");
+    const local = this.#localEndpoint(remote, options.from);
+    const id = this.#call(() => this.#core.tcpConnect(this.#runtime.clock.now(), local, remote));
+    this.#schedule();
+    return new Promise((resolve, reject) => this.#connecting.set(id, { resolve, reject }));
+  }
+
+  stats(): ServerStats {
+    this.#assertOpen();
+    const stats: CoreStats = this.#call(() => this.#core.stats());
+    return {
+      peers: stats.peers.map((peer, i) => ({ publicKey: this.#config.peers[i]!.publicKeyText, ...peer })),
+      dropped: stats.dropped,
+      connections: stats.connections,
+    };
+  }
+
+  /** Resets every open connection, closes the socket and releases the core. */
+  async close(): Promise<void> {
+    if (this.#closing) return this.#whenClosed;
+    this.#closing = true;
+    try {
+      for (const id of this.#connections.keys()) this.#core.tcpAbort(id);
+      this.#pumpNow(); // sends the RSTs
+    } catch {
+      // Closing anyway.
+    }
+    await this.#shutdown(new Error("server closed"));
+  }
+
+  // ---- the pump ----
+
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    this.#runtime.clock.defer(() => this.#pump());
+  }
+
+  #pump(): void {
+    this.#scheduled = false;
+    if (this.#closed) return;
+    try {
+      this.#pumpNow();
+    } catch (error) {
+      void this.#fail(error);
+    }
+  }
+
+  #pumpNow(): void {
+    const clock = this.#runtime.clock;
+    const now = clock.now();
+    if (this.#inbound.length > 0) {
+      const batch = this.#inbound;
+      this.#inbound = [];
+      this.#core.receive(now, batch);
+    }
+    const deadline = this.#core.poll(now);
+    this.#core.takeEvents(this.#events);
+    if (this.#timer !== undefined) clock.clearTimer(this.#timer);
+    this.#timer = clock.setTimer(Math.max(0, deadline - now), () => {
+      this.#timer = undefined;
+      this.#pump();
+    });
+  }
+
+  readonly #events: EventHandler = {
+    datagram: (to, bytes) => this.#socket?.send(bytes, to),
+    tcpOpen: (conn, peer, remote, local) => {
+      const connection = new TcpConnection(conn, this.#link, remote, local, this.#config.peers[peer]?.publicKeyText ?? "");
+      this.#connections.set(conn, connection);
+      const connecting = this.#connecting.get(conn);
+      if (connecting) {
+        this.#connecting.delete(conn);
+        connecting.resolve(connection);
+      } else {
+        this.#handle(() => this.#options.onTcp?.(connection), connection);
+      }
+    },
+    tcpData: (conn, bytes) => this.#connections.get(conn)?.onData(bytes),
+    tcpEof: (conn) => this.#connections.get(conn)?.onEof(),
+    tcpWritable: (conn) => this.#connections.get(conn)?.onWritable(),
+    tcpClosed: (conn, reason) => {
+      const connecting = this.#connecting.get(conn);
+      if (connecting) {
+        this.#connecting.delete(conn);
+        connecting.reject(new Error(`connection ${reason}`));
+      }
+      this.#connections.get(conn)?.onClosed(reason);
+      this.#connections.delete(conn);
+    },
+    udp: (peer, src, dst, payload) => {
+      const publicKey = this.#config.peers[peer]?.publicKeyText ?? "";
+      const packet = new UdpPacket(payload, src, dst, publicKey, (data) => this.sendUdp(data, dst, src));
+      this.#handle(() => this.#options.onUdp?.(packet));
+    },
+  };
+
+  /** What connections call; errors other than "connection gone" mean the core failed. */
+  readonly #link: ConnectionLink = {
+    send: (conn, data) => {
+      try {
+        return this.#core.tcpSend(conn, data);
+      } catch (error) {
+        if (isGone(error)) return undefined;
+        throw this.#failNow(error);
+      }
+    },
+    credit: (conn, bytes) => this.#quietly(() => this.#core.tcpCredit(conn, bytes)),
+    shutdown: (conn) => this.#quietly(() => this.#core.tcpShutdown(conn)),
+    abort: (conn) => this.#quietly(() => this.#core.tcpAbort(conn)),
+    discard: (conn) => this.#quietly(() => this.#core.tcpDiscard(conn)),
+    schedule: () => this.#schedule(),
+  };
+
+  #quietly(action: () => void): void {
+    if (this.#closed) return;
+    try {
+      action();
+    } catch (error) {
+      if (!isGone(error)) throw this.#failNow(error);
+    }
+  }
+
+  /** Runs a user handler; a throw or rejection is reported and its connection reset. */
+  #handle(handler: () => void | Promise<void>, connection?: TcpConnection): void {
+    const report = (error: unknown) => {
+      connection?.abort();
+      this.#report(error instanceof Error ? error : new Error(String(error)));
+    };
+    try {
+      const result = handler();
+      if (result && typeof result.then === "function") result.then(undefined, report);
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  #report(error: Error): void {
+    if (this.#options.onError) this.#options.onError(error);
+    else console.error("wg-netstack:", error);
+  }
+
+  /** Calls the core from a user action; a refusal is thrown to the caller, a trap fails the server. */
+  #call<T>(action: () => T): T {
+    try {
+      return action();
+    } catch (error) {
+      if (error instanceof CoreError || error instanceof TypeError) throw error;
+      throw this.#failNow(error);
+    }
+  }
+
+  #failNow(error: unknown): Error {
+    void this.#fail(error);
+    return this.#error!;
+  }
+
+  /** The core trapped (or something else went badly wrong): report it and close; the process lives on. */
+  async #fail(error: unknown): Promise<void> {
+    if (this.#closed) return;
+    const detail = this.#core.stderr.trim();
+    const cause = error instanceof Error ? error.message : String(error);
+    this.#error = new Error(`wg-netstack server failed: ${cause}${detail ? ` (${detail})` : ""}`, { cause: error });
+    this.#report(this.#error);
+    await this.#shutdown(this.#error);
+  }
+
+  async #shutdown(reason: Error): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing = true;
+    if (this.#timer !== undefined) this.#runtime.clock.clearTimer(this.#timer);
+    for (const connection of this.#connections.values()) connection.onServerClosed(reason);
+    for (const connecting of this.#connecting.values()) connecting.reject(reason);
+    this.#connections.clear();
+    this.#connecting.clear();
+    await this.#socket?.close();
+    this.#markClosed();
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw this.#error ?? new Error("server is closed");
+  }
+
+  #localEndpoint(remote: Endpoint, from: Endpoint | string | undefined): Endpoint {
+    if (typeof from === "string") return checkEndpoint({ host: from, port: 0 }, "from");
+    if (from) return checkEndpoint(from, "from");
+    const family = parseIp(remote.host)!.family;
+    const own = this.#config.addresses.find((cidr) => cidr.family === family);
+    if (!own) throw new Error(`no IPv${family} tunnel address: set the server's \`address\` option or pass \`from\``);
+    return { host: formatIp(own), port: 0 };
+  }
+}
+
+function checkEndpoint(endpoint: Endpoint, name: string): Endpoint {
+  const ip = typeof endpoint?.host === "string" ? parseIp(endpoint.host) : undefined;
+  if (!ip) throw new TypeError(`${name}.host must be an IP address, got ${JSON.stringify(endpoint?.host)}`);
+  if (!Number.isInteger(endpoint.port) || endpoint.port < 0 || endpoint.port > 65535) {
+    throw new TypeError(`${name}.port must be an integer 0..65535, got ${JSON.stringify(endpoint.port)}`);
+  }
+  return { host: formatIp(ip), port: endpoint.port };
+}
+
+function isGone(error: unknown): boolean {
+  return error instanceof CoreError && (error.code === ERR_UNKNOWN_CONNECTION || error.code === ERR_NOT_WRITABLE);
+}

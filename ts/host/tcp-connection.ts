@@ -1,0 +1,306 @@
+// A TCP connection that came out of (or goes into) the tunnel.
+//
+// Flow control both ways is real: the core only hands over as many received bytes as
+// this object has room for (`READ_WINDOW`); beyond that the data waits in the TCP
+// socket and the client's window closes. Writes go into the socket's send buffer as
+// space frees up; `write()` resolves when its bytes are in.
+
+import type { Endpoint } from "../ip.js";
+
+/** Bytes received but not yet read, per connection, before the core stops handing more. */
+const READ_WINDOW = 256 * 1024;
+/** The most a single call copies into wasm memory. */
+const MAX_SEND_CHUNK = 64 * 1024;
+
+/** What a connection needs from its server. */
+export interface ConnectionLink {
+  /** Queues bytes; returns how many fit, or undefined if the connection cannot send any more. */
+  send(conn: number, data: Uint8Array): number | undefined;
+  credit(conn: number, bytes: number): void;
+  shutdown(conn: number): void;
+  abort(conn: number): void;
+  discard(conn: number): void;
+  /** Runs the core soon, so queued work goes out. */
+  schedule(): void;
+}
+
+interface PendingWrite {
+  data: Uint8Array;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+/** An error from a connection, with a Node-style `code`. */
+export class ConnectionError extends Error {
+  constructor(
+    message: string,
+    readonly code: "ECONNRESET" | "ECONNREFUSED" | "ECONNABORTED" | "EPIPE",
+  ) {
+    super(message);
+    this.name = "ConnectionError";
+  }
+}
+
+export class TcpConnection {
+  /** The client's end: its tunnel address and port. */
+  readonly remote: Endpoint;
+  /** Our end: for a connection from a client, the destination it asked for. */
+  readonly local: Endpoint;
+  /** Public key (base64) of the peer the connection goes through. */
+  readonly peer: string;
+
+  readonly #id: number;
+  readonly #link: ConnectionLink;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0; // bytes in #chunks
+  #granted = 0; // credit the core still holds for us
+  #readers: Waiter<Uint8Array>[] = [];
+  #eof = false;
+  #writes: PendingWrite[] = [];
+  #drains: Waiter<void>[] = [];
+  #ending = false; // end() was called
+  #finQueued = false;
+  #closed = false;
+  #error: Error | undefined;
+  #whenClosed: Promise<void>;
+  #markClosed!: () => void;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+
+  /** @internal Made by the server. */
+  constructor(id: number, link: ConnectionLink, remote: Endpoint, local: Endpoint, peer: string) {
+    this.#id = id;
+    this.#link = link;
+    this.remote = remote;
+    this.local = local;
+    this.peer = peer;
+    this.#whenClosed = new Promise((resolve) => (this.#markClosed = resolve));
+    this.#grant();
+  }
+
+  /** Resolves to the next chunk of data; an empty array means the client sent FIN (end of stream). */
+  read(): Promise<Uint8Array> {
+    const chunk = this.#chunks.shift();
+    if (chunk) {
+      this.#consumed(chunk.length);
+      return Promise.resolve(chunk);
+    }
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#eof || this.#closed) return Promise.resolve(new Uint8Array(0));
+    return new Promise((resolve, reject) => this.#readers.push({ resolve, reject }));
+  }
+
+  /** Queues data to send; resolves once all of it is in the TCP send buffer. */
+  write(data: Uint8Array | string): Promise<void> {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#ending || this.#closed) {
+      return Promise.reject(new ConnectionError("write after end", "EPIPE"));
+    }
+    if (bytes.length === 0) return Promise.resolve();
+    const written = new Promise<void>((resolve, reject) => {
+      this.#writes.push({ data: bytes, resolve, reject });
+    });
+    this.#flush();
+    return handled(written);
+  }
+
+  /** Resolves once everything written so far has gone into the TCP stack. */
+  drain(): Promise<void> {
+    if (this.#writes.length === 0) return Promise.resolve();
+    if (this.#error) return Promise.reject(this.#error);
+    return handled(new Promise((resolve, reject) => this.#drains.push({ resolve, reject })));
+  }
+
+  /** Sends FIN after the queued data (half-close); reading goes on. Resolves when the FIN is queued. */
+  end(): Promise<void> {
+    if (!this.#ending && !this.#closed) {
+      this.#ending = true;
+      this.#flush();
+    }
+    return this.drain();
+  }
+
+  /** Graceful full close: FIN after queued data, received data discarded; resolves when the connection is closed. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#chunks = [];
+      this.#buffered = 0;
+      this.#eof = true;
+      this.#settleReaders();
+      this.#link.discard(this.#id);
+      await this.end().catch(() => {});
+    }
+    return this.#whenClosed;
+  }
+
+  /** Resets the connection (RST); pending reads and writes fail. */
+  abort(): void {
+    if (this.#closed) return;
+    this.#fail(new ConnectionError("connection aborted", "ECONNABORTED"));
+    this.#link.abort(this.#id);
+    this.#link.schedule();
+  }
+
+  /** Resolves when the connection is fully closed (either way). */
+  get closed(): Promise<void> {
+    return this.#whenClosed;
+  }
+
+  /** The received data as a Web Stream (pull-based: it reads only as fast as you consume). */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          const chunk = await this.read();
+          if (chunk.length === 0) controller.close();
+          else controller.enqueue(chunk);
+        },
+        cancel: () => this.close(),
+      },
+      { highWaterMark: 0 },
+    );
+    return this.#readable;
+  }
+
+  /** A Web Stream that writes to the connection; closing it sends FIN. */
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => this.end(),
+      abort: () => this.abort(),
+    });
+    return this.#writable;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const chunk = await this.read();
+      if (chunk.length === 0) return;
+      yield chunk;
+    }
+  }
+
+  // ---- called by the server on core events ----
+
+  /** @internal */
+  onData(bytes: Uint8Array): void {
+    this.#granted -= bytes.length;
+    const reader = this.#readers.shift();
+    if (reader) {
+      this.#buffered += bytes.length; // #consumed takes it off again
+      this.#consumed(bytes.length);
+      reader.resolve(bytes);
+    } else {
+      this.#chunks.push(bytes);
+      this.#buffered += bytes.length;
+    }
+  }
+
+  /** @internal */
+  onEof(): void {
+    this.#eof = true;
+    this.#settleReaders();
+  }
+
+  /** @internal */
+  onWritable(): void {
+    this.#flush();
+  }
+
+  /** @internal */
+  onClosed(reason: "closed" | "reset" | "refused" | "aborted"): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (reason === "reset") this.#fail(new ConnectionError("connection reset by peer", "ECONNRESET"));
+    else if (reason === "refused") this.#fail(new ConnectionError("connection refused", "ECONNREFUSED"));
+    else if (reason === "aborted") this.#fail(new ConnectionError("connection aborted", "ECONNABORTED"));
+    else {
+      this.#eof = true;
+      this.#settleReaders();
+      this.#rejectWrites(new ConnectionError("connection closed", "EPIPE"));
+    }
+    this.#markClosed();
+  }
+
+  /** @internal The server stopped; the connection is gone. */
+  onServerClosed(error: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#fail(error);
+    this.#markClosed();
+  }
+
+  #flush(): void {
+    while (this.#writes.length > 0) {
+      const head = this.#writes[0]!;
+      const sent = this.#link.send(this.#id, head.data.subarray(0, MAX_SEND_CHUNK));
+      if (sent === undefined) {
+        this.#rejectWrites(new ConnectionError("connection closed for writing", "EPIPE"));
+        break;
+      }
+      if (sent < head.data.length) {
+        head.data = head.data.subarray(sent);
+        if (sent === 0 || sent < MAX_SEND_CHUNK) break; // wait for a writable event
+        continue;
+      }
+      this.#writes.shift();
+      head.resolve();
+    }
+    if (this.#writes.length === 0) {
+      if (this.#ending && !this.#finQueued && !this.#closed) {
+        this.#finQueued = true;
+        this.#link.shutdown(this.#id);
+      }
+      for (const drain of this.#drains.splice(0)) drain.resolve();
+    }
+    this.#link.schedule();
+  }
+
+  #consumed(bytes: number): void {
+    this.#buffered -= bytes;
+    this.#grant();
+  }
+
+  /** Tops up the core's credit once half the window is free, so data moves in large steps. */
+  #grant(): void {
+    const room = READ_WINDOW - this.#buffered - this.#granted;
+    if (room >= READ_WINDOW / 2 && !this.#closed) {
+      this.#granted += room;
+      this.#link.credit(this.#id, room);
+      this.#link.schedule();
+    }
+  }
+
+  #settleReaders(): void {
+    for (const reader of this.#readers.splice(0)) {
+      if (this.#error) reader.reject(this.#error);
+      else reader.resolve(new Uint8Array(0));
+    }
+  }
+
+  #rejectWrites(error: Error): void {
+    for (const write of this.#writes.splice(0)) write.reject(error);
+    for (const drain of this.#drains.splice(0)) drain.reject(error);
+  }
+
+  #fail(error: Error): void {
+    this.#error ??= error;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#settleReaders();
+    this.#rejectWrites(this.#error);
+  }
+}
+
+/** Marks a promise as handled so a write nobody awaits cannot crash the process with an
+ * unhandled rejection; whoever awaits it still sees the error. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}

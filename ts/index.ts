@@ -1,0 +1,15 @@
+// wg-netstack: a userspace WireGuard endpoint with its own TCP/IP stack.
+//
+// Where things are: runtime/ (UDP socket and clock adapters) → host/server.ts (the
+// pump) → core/ (the wasm binding) → crates/core (decryption in tunnel/, TCP state in
+// stack/) → back out as host/tcp-connection.ts and host/udp-packet.ts objects.
+
+export { startServer, Server } from "./host/server.js";
+export type { ServerOptions, ServerStats, PeerStats, ConnectOptions } from "./host/server.js";
+export { TcpConnection, ConnectionError } from "./host/tcp-connection.js";
+export { UdpPacket } from "./host/udp-packet.js";
+export { genkey, pubkey, genpsk } from "./keys.js";
+export { ConfigError } from "./config.js";
+export type { PeerOptions } from "./config.js";
+export type { Endpoint } from "./ip.js";
+export type { Runtime, Clock, DatagramSocket } from "./runtime/types.js";

@@ -1,0 +1,27 @@
+// What the host needs from a JavaScript runtime: a UDP socket and a clock.
+// The server is written against these, so tests can swap in an in-memory network
+// and virtual time, and each runtime gets a small adapter.
+
+import type { Endpoint } from "../ip.js";
+
+export interface Clock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  /** Calls `fn` after `delayMs`; returns a handle for `clearTimer`. */
+  setTimer(delayMs: number, fn: () => void): unknown;
+  clearTimer(handle: unknown): void;
+  /** Calls `fn` soon, after the I/O callbacks that are ready now (so datagrams batch up). */
+  defer(fn: () => void): void;
+}
+
+export interface DatagramSocket {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly address: Endpoint;
+  send(data: Uint8Array, to: Endpoint): void;
+  close(): Promise<void>;
+}
+
+export interface Runtime {
+  clock: Clock;
+  bindUdp(host: string, port: number, onMessage: (data: Uint8Array, from: Endpoint) => void): Promise<DatagramSocket>;
+}
