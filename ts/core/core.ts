@@ -74,6 +74,16 @@ export class Core {
     memory = this.#exports.memory;
   }
 
+  /** Bytes of wasm memory the core holds (it never shrinks). */
+  get memoryBytes(): number {
+    return this.#exports.memory.buffer.byteLength;
+  }
+
+  /** @internal The raw C ABI, for tests that must break the core on purpose. */
+  get exports(): CoreExports {
+    return this.#exports;
+  }
+
   /** What the core printed (a panic message, if it trapped). */
   get stderr(): string {
     return this.#output.stderr;

@@ -11,7 +11,7 @@ import { ERR_NOT_WRITABLE, ERR_UNKNOWN_CONNECTION } from "../core/exports.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import { nodeRuntime } from "../runtime/node.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
-import { TcpConnection, type ConnectionLink } from "./tcp-connection.js";
+import { ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
 import { UdpPacket } from "./udp-packet.js";
 
 export interface ServerOptions extends ConfigInput {
@@ -42,6 +42,8 @@ export interface ServerStats {
   dropped: Record<string, number>;
   /** Open TCP connections. */
   connections: number;
+  /** Bytes of WebAssembly memory the core holds: stays bounded under load. */
+  memoryBytes: number;
 }
 
 export interface ConnectOptions {
@@ -59,6 +61,8 @@ export async function startServer(options: ServerOptions): Promise<Server> {
 }
 
 const START = Symbol("start");
+/** @internal Reaches the server's core, for tests. Not exported from the package. */
+export const INTERNALS = Symbol("wg-netstack internals");
 
 export class Server {
   readonly #config: Config;
@@ -113,6 +117,11 @@ export class Server {
     this.#pump();
   }
 
+  /** @internal */
+  get [INTERNALS](): { core: Core } {
+    return { core: this.#core };
+  }
+
   /** The UDP address the server listens on. */
   get address(): Endpoint {
     return this.#socket!.address;
@@ -158,6 +167,7 @@ export class Server {
       peers: stats.peers.map((peer, i) => ({ publicKey: this.#config.peers[i]!.publicKeyText, ...peer })),
       dropped: stats.dropped,
       connections: stats.connections,
+      memoryBytes: this.#core.memoryBytes,
     };
   }
 
@@ -271,6 +281,8 @@ export class Server {
   #handle(handler: () => void | Promise<void>, connection?: TcpConnection): void {
     const report = (error: unknown) => {
       connection?.abort();
+      // A handler that fails because its connection reset or closed already knows; not news.
+      if (error instanceof ConnectionError) return;
       this.#report(error instanceof Error ? error : new Error(String(error)));
     };
     try {
