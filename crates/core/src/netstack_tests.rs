@@ -1,0 +1,1354 @@
+//! End-to-end tests of [`NetStack`]: a real WireGuard client (boringtun's `Tunn`, driven
+//! by the test) talks to the server with crafted inner packets, the way smoltcp's own
+//! tests drive its TCP state machine. Every datagram the server emits is read from its
+//! event log and, when addressed to a client's endpoint, decrypted by that client.
+//!
+//! Time is virtual: one `now` per test, passed to every server call. boringtun's clock
+//! (`mock_instant`) is per thread and the server sets it from `now`; the client `Tunn`s
+//! live on the same thread and so share it.
+
+use super::*;
+use crate::counters::DropReason;
+use crate::events::decode::{decode, Event};
+use boringtun::noise::{Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr,
+    Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
+};
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+const SERVER_KEY: [u8; 32] = [0x42; 32];
+/// The server's outer address, as the clients see it (the core never knows it).
+const SERVER_OUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+const MTU: usize = 1420;
+const BUF: usize = 65_536 + 64;
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn tcp_config() -> TcpConfig {
+    TcpConfig { receive_buffer: 65536, send_buffer: 65536, accept: true }
+}
+
+/// WireGuard message type of a datagram (first byte; the next three are zero).
+fn message_type(datagram: &[u8]) -> u8 {
+    datagram[0]
+}
+
+/// A WireGuard client: a boringtun `Tunn` plus the addresses it uses.
+struct Client {
+    tunn: Tunn,
+    secret: [u8; 32],
+    /// Its outer (UDP) address, where the server's datagrams for it must go.
+    endpoint: SocketAddr,
+    v4: Ipv4Addr,
+    v6: Ipv6Addr,
+    /// Its index on the server.
+    peer: u32,
+    /// Decrypted inner packets, oldest first.
+    inbox: VecDeque<Vec<u8>>,
+    /// Errors boringtun reported for datagrams from the server (expected to stay empty).
+    errors: Vec<String>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn public_key(&self) -> [u8; 32] {
+        *PublicKey::from(&StaticSecret::from(self.secret)).as_bytes()
+    }
+
+    /// Takes one datagram from the server; returns what the client sends back.
+    fn receive(&mut self, datagram: &[u8]) -> Vec<Vec<u8>> {
+        let mut replies = Vec::new();
+        let mut result = self.tunn.decapsulate(Some(SERVER_OUTER), datagram, &mut self.buf);
+        loop {
+            match result {
+                TunnResult::Done => break,
+                TunnResult::Err(error) => {
+                    self.errors.push(format!("{error:?}"));
+                    break;
+                }
+                TunnResult::WriteToNetwork(bytes) => {
+                    replies.push(bytes.to_vec());
+                    // As boringtun documents: repeat with an empty datagram until Done.
+                    result = self.tunn.decapsulate(None, &[], &mut self.buf);
+                }
+                TunnResult::WriteToTunnelV4(packet, _) | TunnResult::WriteToTunnelV6(packet, _) => {
+                    self.inbox.push_back(packet.to_vec());
+                    break;
+                }
+            }
+        }
+        replies
+    }
+}
+
+/// The server, its clients, and the datagrams between them.
+struct Net {
+    now: f64,
+    server: NetStack,
+    clients: Vec<Client>,
+    /// Events other than datagrams, in order, since the last `take_events`.
+    events: Vec<Event>,
+    /// Every datagram the server emitted, in order.
+    sent: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net::with_tcp(tcp_config())
+    }
+
+    fn with_tcp(tcp: TcpConfig) -> Net {
+        // Start past whatever this thread's mock clock already says: it must not go back.
+        let now = mock_instant::MockClock::time().as_millis() as f64 + 1_000.0;
+        let server = NetStack::new(Config { private_key: SERVER_KEY, mtu: MTU, tcp }, now);
+        Net { now, server, clients: Vec::new(), events: Vec::new(), sent: Vec::new() }
+    }
+
+    fn server_public(&self) -> PublicKey {
+        PublicKey::from(self.server.public_key())
+    }
+
+    /// Adds client `n` (1, 2, …): key `[n; 32]`, inner 10.0.0.(n+1) and fd00::(n+1),
+    /// outer 192.0.2.(n+1):(40000+n). Returns its index in `clients`.
+    fn add_client(&mut self, n: u8) -> usize {
+        let v4 = Ipv4Addr::new(10, 0, 0, n + 1);
+        let v6 = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, n as u16 + 1);
+        let endpoint = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, n + 1)), 40000 + n as u16);
+        self.add_client_with(n, v4, v6, endpoint, None)
+    }
+
+    fn add_client_with(
+        &mut self,
+        n: u8,
+        v4: Ipv4Addr,
+        v6: Ipv6Addr,
+        endpoint: SocketAddr,
+        configured_endpoint: Option<SocketAddr>,
+    ) -> usize {
+        let secret = [n; 32];
+        let public = *PublicKey::from(&StaticSecret::from(secret)).as_bytes();
+        let peer = self
+            .server
+            .add_peer(PeerConfig { public_key: public, preshared_key: None, persistent_keepalive: 0, endpoint: configured_endpoint })
+            .unwrap();
+        self.server.allow(peer, IpAddr::V4(v4), 32).unwrap();
+        self.server.allow(peer, IpAddr::V6(v6), 128).unwrap();
+        let tunn = Tunn::new(StaticSecret::from(secret), self.server_public(), None, None, n as u32, None);
+        self.clients.push(Client {
+            tunn,
+            secret,
+            endpoint,
+            v4,
+            v6,
+            peer,
+            inbox: VecDeque::new(),
+            errors: Vec::new(),
+            buf: vec![0; BUF],
+        });
+        self.clients.len() - 1
+    }
+
+    /// Client `c` starts a handshake; everything is delivered until the network is quiet.
+    fn handshake(&mut self, c: usize) {
+        let mut buf = vec![0; BUF];
+        let init = match self.clients[c].tunn.format_handshake_initiation(&mut buf, false) {
+            TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+            other => panic!("no initiation: {other:?}"),
+        };
+        self.deliver(c, &init);
+    }
+
+    /// A datagram from client `c` (from its current endpoint) to the server.
+    fn deliver(&mut self, c: usize, datagram: &[u8]) {
+        let from = self.clients[c].endpoint;
+        self.deliver_from(from, datagram);
+    }
+
+    fn deliver_from(&mut self, from: SocketAddr, datagram: &[u8]) {
+        self.server.receive(self.now, from, datagram);
+        self.pump();
+    }
+
+    /// Client `c` encrypts `packet` and sends it; returns the datagram it sent.
+    fn send(&mut self, c: usize, packet: &[u8]) -> Vec<u8> {
+        let client = &mut self.clients[c];
+        let datagram = match client.tunn.encapsulate(packet, &mut client.buf) {
+            TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+            other => panic!("client {c} could not encapsulate: {other:?}"),
+        };
+        self.deliver(c, &datagram);
+        datagram
+    }
+
+    /// Polls the server and moves datagrams both ways until nobody has anything to send.
+    fn pump(&mut self) {
+        loop {
+            self.server.poll(self.now);
+            let events = decode(self.server.events());
+            self.server.clear_events();
+            let mut replies = Vec::new();
+            for event in events {
+                match event {
+                    Event::Datagram { to, bytes } => {
+                        if let Some(c) = self.clients.iter().position(|client| client.endpoint == to) {
+                            for reply in self.clients[c].receive(&bytes) {
+                                replies.push((c, reply));
+                            }
+                        }
+                        self.sent.push((to, bytes));
+                    }
+                    other => self.events.push(other),
+                }
+            }
+            if replies.is_empty() {
+                return;
+            }
+            for (c, reply) in replies {
+                self.server.receive(self.now, self.clients[c].endpoint, &reply);
+            }
+        }
+    }
+
+    /// Moves time on by `ms`, polls the server and runs the clients' timers.
+    fn advance(&mut self, ms: u64) {
+        self.now += ms as f64;
+        self.pump(); // sets the shared mock clock first
+        for c in 0..self.clients.len() {
+            let client = &mut self.clients[c];
+            match client.tunn.update_timers(&mut client.buf) {
+                TunnResult::WriteToNetwork(bytes) => {
+                    let bytes = bytes.to_vec();
+                    self.deliver(c, &bytes);
+                }
+                TunnResult::Err(error) => client.errors.push(format!("timers: {error:?}")),
+                _ => {}
+            }
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn take_inbox(&mut self, c: usize) -> Vec<Vec<u8>> {
+        self.clients[c].inbox.drain(..).collect()
+    }
+
+    /// The TCP segments client `c` received since the last call.
+    fn segments(&mut self, c: usize) -> Vec<Segment> {
+        self.take_inbox(c).iter().map(|packet| parse_tcp(packet).expect("a valid TCP packet")).collect()
+    }
+
+    fn dropped(&self, reason: DropReason) -> u64 {
+        self.server.counters().dropped(reason)
+    }
+
+    fn total_dropped(&self) -> u64 {
+        DropReason::ALL.iter().map(|&reason| self.dropped(reason)).sum()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Inner packets
+
+/// An IPv4 or IPv6 packet around a transport payload written by `fill`.
+fn ip_packet(src: IpAddr, dst: IpAddr, protocol: IpProtocol, payload_len: usize, fill: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let repr = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: protocol, payload_len, hop_limit: 64 };
+            let mut out = vec![0; repr.buffer_len() + payload_len];
+            let mut packet = Ipv4Packet::new_unchecked(&mut out[..]);
+            repr.emit(&mut packet, &ChecksumCapabilities::default());
+            fill(packet.payload_mut());
+            out
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let repr = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: protocol, payload_len, hop_limit: 64 };
+            let mut out = vec![0; repr.buffer_len() + payload_len];
+            let mut packet = Ipv6Packet::new_unchecked(&mut out[..]);
+            repr.emit(&mut packet);
+            fill(packet.payload_mut());
+            out
+        }
+        _ => panic!("mixed families"),
+    }
+}
+
+/// Source, destination, protocol and payload of an IP packet whose header checks out.
+fn parse_ip(packet: &[u8]) -> (IpAddr, IpAddr, IpProtocol, &[u8]) {
+    match packet[0] >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).unwrap();
+            assert!(ip.verify_checksum(), "IPv4 header checksum");
+            (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.next_header(), &packet[ip.header_len() as usize..ip.total_len() as usize])
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).unwrap();
+            let end = 40 + ip.payload_len() as usize;
+            (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.next_header(), &packet[40..end])
+        }
+        v => panic!("IP version {v}"),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    src: SocketAddr,
+    dst: SocketAddr,
+    control: TcpControl,
+    seq: u32,
+    ack: Option<u32>,
+    window: u16,
+    mss: Option<u16>,
+    payload: Vec<u8>,
+}
+
+impl Segment {
+    fn is(&self, control: TcpControl) -> bool {
+        self.control.quash_psh() == control
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp_packet(
+    src: SocketAddr,
+    dst: SocketAddr,
+    control: TcpControl,
+    seq: u32,
+    ack: Option<u32>,
+    window: u16,
+    mss: Option<u16>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        control,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: ack.map(|a| TcpSeqNumber(a as i32)),
+        window_len: window,
+        window_scale: None,
+        max_seg_size: mss,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload,
+    };
+    let (s, d) = (IpAddress::from(src.ip()), IpAddress::from(dst.ip()));
+    ip_packet(src.ip(), dst.ip(), IpProtocol::Tcp, repr.buffer_len(), |bytes| {
+        repr.emit(&mut TcpPacket::new_unchecked(bytes), &s, &d, &ChecksumCapabilities::default())
+    })
+}
+
+/// Parses a TCP packet, checksums verified; `None` if it is not TCP.
+fn parse_tcp(packet: &[u8]) -> Option<Segment> {
+    let (src, dst, protocol, payload) = parse_ip(packet);
+    if protocol != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(payload).unwrap();
+    let repr = TcpRepr::parse(&tcp, &IpAddress::from(src), &IpAddress::from(dst), &ChecksumCapabilities::default())
+        .expect("valid TCP segment with a good checksum");
+    Some(Segment {
+        src: SocketAddr::new(src, repr.src_port),
+        dst: SocketAddr::new(dst, repr.dst_port),
+        control: repr.control,
+        seq: repr.seq_number.0 as u32,
+        ack: repr.ack_number.map(|a| a.0 as u32),
+        window: repr.window_len,
+        mss: repr.max_seg_size,
+        payload: repr.payload.to_vec(),
+    })
+}
+
+fn udp_packet(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let repr = UdpRepr { src_port: src.port(), dst_port: dst.port() };
+    let (s, d) = (IpAddress::from(src.ip()), IpAddress::from(dst.ip()));
+    ip_packet(src.ip(), dst.ip(), IpProtocol::Udp, 8 + payload.len(), |bytes| {
+        repr.emit(
+            &mut UdpPacket::new_unchecked(bytes),
+            &s,
+            &d,
+            payload.len(),
+            |buf| buf.copy_from_slice(payload),
+            &ChecksumCapabilities::default(),
+        )
+    })
+}
+
+/// Parses a UDP packet, checksums verified: (src, dst, payload).
+fn parse_udp(packet: &[u8]) -> (SocketAddr, SocketAddr, Vec<u8>) {
+    let (src, dst, protocol, payload) = parse_ip(packet);
+    assert_eq!(protocol, IpProtocol::Udp);
+    let udp = UdpPacket::new_checked(payload).unwrap();
+    assert!(udp.verify_checksum(&IpAddress::from(src), &IpAddress::from(dst)), "UDP checksum");
+    assert_eq!(udp.len() as usize, payload.len(), "UDP length field");
+    (SocketAddr::new(src, udp.src_port()), SocketAddr::new(dst, udp.dst_port()), udp.payload().to_vec())
+}
+
+/// The client's side of one TCP connection, with crafted segments.
+struct TcpPeer {
+    client: usize,
+    /// The client's inner address.
+    local: SocketAddr,
+    /// The destination it connects to.
+    remote: SocketAddr,
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    /// The server's conn id, once open.
+    id: u32,
+}
+
+impl TcpPeer {
+    fn segment(&self, control: TcpControl, payload: &[u8]) -> Vec<u8> {
+        tcp_packet(self.local, self.remote, control, self.snd_nxt, Some(self.rcv_nxt), 65535, None, payload)
+    }
+
+    /// Sends data (with ACK) and advances the sequence number.
+    fn send_data(&mut self, net: &mut Net, data: &[u8]) {
+        let packet = self.segment(TcpControl::Psh, data);
+        self.snd_nxt = self.snd_nxt.wrapping_add(data.len() as u32);
+        net.send(self.client, &packet);
+    }
+
+    fn send_ack(&self, net: &mut Net) {
+        net.send(self.client, &self.segment(TcpControl::None, &[]));
+    }
+
+    fn send_fin(&mut self, net: &mut Net) {
+        let packet = self.segment(TcpControl::Fin, &[]);
+        self.snd_nxt = self.snd_nxt.wrapping_add(1);
+        net.send(self.client, &packet);
+    }
+
+    /// Checks a segment from the server belongs to this connection and is in order,
+    /// and takes its data (and FIN) into `rcv_nxt`.
+    fn accept(&mut self, segment: &Segment) {
+        assert_eq!((segment.src, segment.dst), (self.remote, self.local), "{segment:?}");
+        assert_eq!(segment.seq, self.rcv_nxt, "in-order segment: {segment:?}");
+        self.rcv_nxt = self.rcv_nxt.wrapping_add(segment.payload.len() as u32 + segment.control.len() as u32);
+    }
+}
+
+/// Client `c` connects to `remote` from `local`: SYN, SYN-ACK, ACK, and the TCP_OPEN event.
+fn open(net: &mut Net, c: usize, local: SocketAddr, remote: SocketAddr) -> TcpPeer {
+    let iss = 1_000_000u32;
+    net.send(c, &tcp_packet(local, remote, TcpControl::Syn, iss, None, 65535, Some(1360), &[]));
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let syn_ack = &segments[0];
+    assert!(syn_ack.is(TcpControl::Syn), "{syn_ack:?}");
+    // From the exact destination the client asked for.
+    assert_eq!((syn_ack.src, syn_ack.dst), (remote, local));
+    assert_eq!(syn_ack.ack, Some(iss + 1));
+    assert!(net.take_events().is_empty(), "no TCP_OPEN before the handshake completes");
+
+    let mut peer = TcpPeer { client: c, local, remote, snd_nxt: iss + 1, rcv_nxt: syn_ack.seq.wrapping_add(1), id: 0 };
+    peer.send_ack(net);
+    let events = net.take_events();
+    let [Event::TcpOpen { conn, peer: peer_index, remote: open_remote, local: open_local }] = events[..] else {
+        panic!("expected TCP_OPEN, got {events:?}");
+    };
+    assert_eq!(peer_index, net.clients[c].peer);
+    assert_eq!(open_remote, local, "remote is the client's inner endpoint");
+    assert_eq!(open_local, remote, "local is the exact destination");
+    peer.id = conn;
+    peer
+}
+
+/// A connected client, after a handshake.
+fn connected() -> (Net, usize) {
+    let mut net = Net::new();
+    let c = net.add_client(1);
+    net.handshake(c);
+    (net, c)
+}
+
+/// All TCP_DATA bytes for `conn` in `events`, concatenated; panics on other events.
+fn data_of(events: &[Event], conn: u32) -> Vec<u8> {
+    let mut data = Vec::new();
+    for event in events {
+        match event {
+            Event::TcpData { conn: id, bytes } if *id == conn => data.extend_from_slice(bytes),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    data
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Handshake
+
+#[test]
+fn handshake_with_a_boringtun_client() {
+    let mut net = Net::new();
+    let c = net.add_client(1);
+    assert_eq!(net.server.peers()[0].stats().since_handshake, None);
+    assert_eq!(net.server.peers()[0].public_key, net.clients[c].public_key());
+
+    net.handshake(c);
+
+    // The server answered with one handshake response (type 2, 92 bytes) to the client.
+    let (to, response) = &net.sent[0];
+    assert_eq!(*to, net.clients[c].endpoint);
+    assert_eq!((message_type(response), response.len()), (2, 92));
+    assert!(net.clients[c].errors.is_empty(), "{:?}", net.clients[c].errors);
+
+    let stats = net.server.peers()[0].stats();
+    assert!(stats.since_handshake.is_some(), "{stats:?}");
+    assert_eq!(stats.endpoint, Some(net.clients[c].endpoint));
+    assert_eq!(net.total_dropped(), 0);
+
+    // Data flows both ways.
+    let (src, dst) = (addr("10.0.0.2:1000"), addr("192.0.2.200:2000"));
+    net.send(c, &udp_packet(src, dst, b"ping"));
+    assert_eq!(net.take_events(), vec![Event::Udp { peer: 0, src, dst, payload: b"ping".to_vec() }]);
+    net.server.udp_send(net.now, dst, src, b"pong").unwrap();
+    net.pump();
+    let inbox = net.take_inbox(c);
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(parse_udp(&inbox[0]), (dst, src, b"pong".to_vec()));
+    let stats = net.server.peers()[0].stats();
+    assert!(stats.rx_bytes > 0 && stats.tx_bytes > 0, "{stats:?}");
+}
+
+#[test]
+fn server_initiates_the_handshake_to_a_configured_endpoint_and_sends_the_queued_packet() {
+    let mut net = Net::new();
+    let endpoint = addr("192.0.2.77:51820");
+    let c = net.add_client_with(7, Ipv4Addr::new(10, 0, 0, 7), "fd00::7".parse().unwrap(), endpoint, Some(endpoint));
+    let (src, dst) = (addr("192.0.2.200:53"), addr("10.0.0.7:5353"));
+    net.server.udp_send(net.now, src, dst, b"first").unwrap();
+    net.pump();
+    // The server sent an initiation (type 1), the client answered, and then the packet came.
+    assert_eq!(message_type(&net.sent[0].1), 1);
+    assert_eq!(net.sent[0].0, endpoint);
+    let inbox = net.take_inbox(c);
+    assert_eq!(inbox.len(), 1, "{:?}", net.clients[c].errors);
+    assert_eq!(parse_udp(&inbox[0]), (src, dst, b"first".to_vec()));
+    assert!(net.server.peers()[0].stats().since_handshake.is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. TCP to any destination
+
+fn tcp_lifecycle(local: SocketAddr, remote: SocketAddr) {
+    let (mut net, c) = connected();
+    let mut tcp = open(&mut net, c, local, remote);
+    assert_eq!(net.server.connection_count(), 1);
+    net.server.tcp_credit(tcp.id, 1 << 20).unwrap();
+
+    // Client data reaches the host.
+    tcp.send_data(&mut net, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(net.take_events(), vec![Event::TcpData { conn: tcp.id, bytes: b"GET / HTTP/1.1\r\n\r\n".to_vec() }]);
+    net.advance(20); // the delayed ACK
+    let acks = net.segments(c);
+    assert_eq!(acks.last().map(|s| s.ack), Some(Some(tcp.snd_nxt)), "{acks:?}");
+
+    // Host data reaches the client, from the destination.
+    assert_eq!(net.server.tcp_send(tcp.id, b"HTTP/1.1 200 OK\r\n\r\n"), Ok(19));
+    net.pump();
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    tcp.accept(&segments[0]);
+    assert_eq!(segments[0].payload, b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!(segments[0].ack, Some(tcp.snd_nxt));
+    tcp.send_ack(&mut net);
+
+    // Client FIN: end of stream for the host.
+    tcp.send_fin(&mut net);
+    assert_eq!(net.take_events(), vec![Event::TcpEof { conn: tcp.id }]);
+    net.advance(20);
+    let acks = net.segments(c);
+    assert_eq!(acks.last().map(|s| s.ack), Some(Some(tcp.snd_nxt)), "FIN acknowledged: {acks:?}");
+
+    // Host shuts down: the client gets FIN; its ACK closes the connection cleanly.
+    net.server.tcp_shutdown(tcp.id).unwrap();
+    net.pump();
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    assert!(segments[0].is(TcpControl::Fin), "{segments:?}");
+    tcp.accept(&segments[0]);
+    assert!(net.take_events().is_empty());
+    tcp.send_ack(&mut net);
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: tcp.id, reason: 0 }]);
+    assert_eq!(net.server.connection_count(), 0);
+    assert_eq!(net.server.tcp_send(tcp.id, b"x"), Err(RequestError::Tcp(TcpError::UnknownConnection)));
+    assert_eq!(net.total_dropped(), 0);
+}
+
+#[test]
+fn tcp_to_any_ipv4_destination() {
+    tcp_lifecycle(addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
+}
+
+#[test]
+fn tcp_to_any_ipv6_destination() {
+    tcp_lifecycle(addr("[fd00::2]:50001"), addr("[2001:db8::7]:443"));
+}
+
+#[test]
+fn tcp_host_closes_first() {
+    let (mut net, c) = connected();
+    let mut tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("203.0.113.5:22"));
+    net.server.tcp_send(tcp.id, b"bye").unwrap();
+    net.server.tcp_shutdown(tcp.id).unwrap();
+    assert_eq!(net.server.tcp_send(tcp.id, b"more"), Err(RequestError::Tcp(TcpError::NotWritable)));
+    net.pump();
+    // Data then FIN (possibly in one segment).
+    let segments = net.segments(c);
+    let mut data = Vec::new();
+    for segment in &segments {
+        tcp.accept(segment);
+        data.extend_from_slice(&segment.payload);
+    }
+    assert_eq!(data, b"bye");
+    assert!(segments.last().unwrap().is(TcpControl::Fin), "{segments:?}");
+    tcp.send_ack(&mut net);
+    assert!(net.take_events().is_empty());
+    // The client finishes too: EOF, then closed (TIME-WAIT is not kept).
+    tcp.send_fin(&mut net);
+    assert_eq!(
+        net.take_events(),
+        vec![Event::TcpEof { conn: tcp.id }, Event::TcpClosed { conn: tcp.id, reason: 0 }]
+    );
+    assert_eq!(net.server.connection_count(), 0);
+}
+
+#[test]
+fn tcp_syn_is_refused_with_rst_when_not_accepting() {
+    let mut net = Net::with_tcp(TcpConfig { accept: false, ..tcp_config() });
+    let c = net.add_client(1);
+    net.handshake(c);
+    let (local, remote) = (addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
+    net.send(c, &tcp_packet(local, remote, TcpControl::Syn, 5, None, 65535, None, &[]));
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    assert!(segments[0].is(TcpControl::Rst));
+    assert_eq!((segments[0].src, segments[0].dst, segments[0].ack), (remote, local, Some(6)));
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.server.connection_count(), 0);
+}
+
+#[test]
+fn tcp_connect_out_to_a_client() {
+    let (mut net, c) = connected();
+    let (local, remote) = (addr("192.0.2.200:8080"), addr("10.0.0.2:7000"));
+    let id = net.server.tcp_connect(net.now, local, remote).unwrap();
+    net.pump();
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let syn = &segments[0];
+    assert!(syn.is(TcpControl::Syn) && syn.ack.is_none(), "{syn:?}");
+    assert_eq!((syn.src, syn.dst), (local, remote));
+    // SYN-ACK from the client opens it.
+    let mut tcp = TcpPeer { client: c, local: remote, remote: local, snd_nxt: 777, rcv_nxt: syn.seq.wrapping_add(1), id };
+    net.send(c, &tcp_packet(remote, local, TcpControl::Syn, 777, Some(tcp.rcv_nxt), 65535, Some(1360), &[]));
+    tcp.snd_nxt = 778;
+    assert_eq!(net.take_events(), vec![Event::TcpOpen { conn: id, peer: 0, remote, local }]);
+    net.server.tcp_credit(id, 100).unwrap();
+    tcp.send_data(&mut net, b"hi");
+    assert_eq!(net.take_events(), vec![Event::TcpData { conn: id, bytes: b"hi".to_vec() }]);
+
+    // A connect to a client that answers with RST is refused.
+    let id = net.server.tcp_connect(net.now, addr("192.0.2.200:0"), addr("10.0.0.2:7001")).unwrap();
+    net.pump();
+    let syn = net.segments(c).pop().unwrap();
+    assert!(syn.is(TcpControl::Syn));
+    assert!((49152..=65535).contains(&syn.src.port()), "ephemeral port {syn:?}");
+    net.send(c, &tcp_packet(syn.dst, syn.src, TcpControl::Rst, 0, Some(syn.seq.wrapping_add(1)), 0, None, &[]));
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: id, reason: 2 }]);
+
+    // No route, and mixed families, are refused up front.
+    assert_eq!(net.server.tcp_connect(net.now, local, addr("10.9.9.9:80")), Err(RequestError::NoRoute));
+    assert_eq!(
+        net.server.tcp_connect(net.now, local, addr("[fd00::2]:80")),
+        Err(RequestError::Tcp(TcpError::Unaddressable))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Credit and backpressure
+
+#[test]
+fn tcp_credit_backpressure_closes_and_reopens_the_window() {
+    let (mut net, c) = connected();
+    let mut tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
+    // The receive buffer is 65536; without window scaling the window field tops at 65535.
+    let mut window = 65535u32;
+    let mut sent: Vec<u8> = Vec::new();
+    let mut windows = Vec::new();
+    while window > 0 {
+        let len = window.min(1360) as usize;
+        let chunk: Vec<u8> = (sent.len()..sent.len() + len).map(|i| (i % 251) as u8).collect();
+        tcp.send_data(&mut net, &chunk);
+        sent.extend_from_slice(&chunk);
+        net.advance(20);
+        let acks = net.segments(c);
+        let last = acks.last().unwrap_or_else(|| panic!("no ACK after {} bytes", sent.len()));
+        assert_eq!(last.ack, Some(tcp.snd_nxt));
+        // Data stays in the socket: the window shrinks by exactly what was sent.
+        assert_eq!(last.window as usize, (65536 - sent.len()).min(65535), "after {} bytes", sent.len());
+        window = last.window as u32;
+        windows.push(window);
+        assert!(net.take_events().is_empty(), "no TCP_DATA without credit");
+    }
+    assert_eq!(sent.len(), 65535);
+    assert!(windows.windows(2).all(|w| w[1] < w[0]), "{windows:?}");
+
+    // Data past a closed window is not taken.
+    let extra = tcp.segment(TcpControl::Psh, b"overflow");
+    net.send(c, &extra);
+    net.advance(20);
+    for segment in net.segments(c) {
+        assert_eq!((segment.ack, segment.window), (Some(tcp.snd_nxt), 0), "{segment:?}");
+    }
+
+    // Some credit: exactly that much arrives, in order, and the window reopens to it.
+    net.server.tcp_credit(tcp.id, 3000).unwrap();
+    net.advance(20);
+    assert_eq!(data_of(&net.take_events(), tcp.id), sent[..3000]);
+    let update = net.segments(c).pop().expect("a window update");
+    assert_eq!((update.ack, update.window), (Some(tcp.snd_nxt), 3001));
+
+    // All of it: the rest arrives in order and the window is fully open again.
+    net.server.tcp_credit(tcp.id, 1 << 20).unwrap();
+    net.advance(20);
+    assert_eq!(data_of(&net.take_events(), tcp.id), sent[3000..]);
+    let update = net.segments(c).pop().expect("a window update");
+    assert_eq!((update.ack, update.window), (Some(tcp.snd_nxt), 65535));
+
+    // And the connection still carries data.
+    tcp.send_data(&mut net, b"after");
+    assert_eq!(net.take_events(), vec![Event::TcpData { conn: tcp.id, bytes: b"after".to_vec() }]);
+}
+
+#[test]
+fn tcp_send_buffer_full_reports_writable_when_drained() {
+    let mut net = Net::with_tcp(TcpConfig { send_buffer: 4096, ..tcp_config() });
+    let c = net.add_client(1);
+    net.handshake(c);
+    let mut tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
+    let data: Vec<u8> = (0..10_000).map(|i| (i % 253) as u8).collect();
+    assert_eq!(net.server.tcp_send(tcp.id, &data), Ok(4096));
+    net.pump();
+    let mut received = Vec::new();
+    for segment in net.segments(c) {
+        tcp.accept(&segment);
+        received.extend_from_slice(&segment.payload);
+    }
+    assert_eq!(received, data[..4096]);
+    assert!(net.take_events().is_empty(), "not writable until acknowledged");
+    tcp.send_ack(&mut net);
+    assert_eq!(net.take_events(), vec![Event::TcpWritable { conn: tcp.id }]);
+    assert_eq!(net.server.tcp_send(tcp.id, &data[4096..]), Ok(4096));
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Resets
+
+#[test]
+fn tcp_rst_from_client_and_abort_from_host() {
+    let (mut net, c) = connected();
+    let tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
+    net.send(c, &tcp_packet(tcp.local, tcp.remote, TcpControl::Rst, tcp.snd_nxt, None, 0, None, &[]));
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: tcp.id, reason: 1 }]);
+    assert_eq!(net.server.connection_count(), 0);
+
+    let tcp = open(&mut net, c, addr("[fd00::2]:50000"), addr("[2001:db8::7]:443"));
+    net.server.tcp_abort(tcp.id).unwrap();
+    net.pump();
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    assert!(segments[0].is(TcpControl::Rst), "{segments:?}");
+    assert_eq!((segments[0].src, segments[0].dst, segments[0].seq), (tcp.remote, tcp.local, tcp.rcv_nxt));
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: tcp.id, reason: 3 }]);
+    assert_eq!(net.server.connection_count(), 0);
+    assert_eq!(net.server.tcp_abort(tcp.id), Err(RequestError::Tcp(TcpError::UnknownConnection)));
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. UDP
+
+#[test]
+fn udp_to_any_destination_and_back() {
+    let (mut net, c) = connected();
+    for (src, dst) in [
+        (addr("10.0.0.2:5353"), addr("8.8.8.8:53")),
+        (addr("[fd00::2]:5353"), addr("[2001:4860:4860::8888]:53")),
+    ] {
+        net.send(c, &udp_packet(src, dst, b"query"));
+        assert_eq!(net.take_events(), vec![Event::Udp { peer: 0, src, dst, payload: b"query".to_vec() }]);
+        net.server.udp_send(net.now, dst, src, b"answer").unwrap();
+        net.pump();
+        let inbox = net.take_inbox(c);
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(parse_udp(&inbox[0]), (dst, src, b"answer".to_vec()));
+    }
+    // An empty payload is a datagram too.
+    net.send(c, &udp_packet(addr("10.0.0.2:1"), addr("1.1.1.1:9"), b""));
+    assert_eq!(
+        net.take_events(),
+        vec![Event::Udp { peer: 0, src: addr("10.0.0.2:1"), dst: addr("1.1.1.1:9"), payload: vec![] }]
+    );
+
+    let from = addr("8.8.8.8:53");
+    assert_eq!(net.server.udp_send(net.now, from, addr("10.9.9.9:5353"), b"x"), Err(RequestError::NoRoute));
+    assert_eq!(net.server.udp_send(net.now, from, addr("[fd00::2]:5353"), b"x"), Err(RequestError::MixedFamilies));
+    // The largest that fits the MTU, and one byte more.
+    let to = addr("10.0.0.2:5353");
+    assert_eq!(net.server.udp_send(net.now, from, to, &[7; MTU - 28 + 1]), Err(RequestError::TooBig));
+    assert_eq!(net.server.udp_send(net.now, from, to, &[7; 70_000]), Err(RequestError::TooBig));
+    let from6 = addr("[2001:db8::1]:53");
+    assert_eq!(net.server.udp_send(net.now, from6, addr("[fd00::2]:1"), &[7; MTU - 48 + 1]), Err(RequestError::TooBig));
+    net.server.udp_send(net.now, from, to, &[7; MTU - 28]).unwrap();
+    net.pump();
+    let inbox = net.take_inbox(c);
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].len(), MTU);
+    assert_eq!(parse_udp(&inbox[0]), (from, to, vec![7; MTU - 28]));
+}
+
+#[test]
+fn udp_with_bad_checksum_is_dropped_and_counted() {
+    let (mut net, c) = connected();
+    let mut packet = udp_packet(addr("10.0.0.2:5353"), addr("8.8.8.8:53"), b"query");
+    let last = packet.len() - 1;
+    packet[last] ^= 0xff;
+    net.send(c, &packet);
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.dropped(DropReason::InnerMalformed), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. ICMP echo
+
+#[test]
+fn icmp_echo_is_answered_from_the_destination() {
+    let (mut net, c) = connected();
+
+    let (src, dst): (Ipv4Addr, Ipv4Addr) = ("10.0.0.2".parse().unwrap(), "93.184.216.34".parse().unwrap());
+    let icmp = Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 9, data: b"are you there" };
+    let request = ip_packet(IpAddr::V4(src), IpAddr::V4(dst), IpProtocol::Icmp, icmp.buffer_len(), |bytes| {
+        icmp.emit(&mut Icmpv4Packet::new_unchecked(bytes), &ChecksumCapabilities::default())
+    });
+    net.send(c, &request);
+    let inbox = net.take_inbox(c);
+    assert_eq!(inbox.len(), 1);
+    let (from, to, protocol, payload) = parse_ip(&inbox[0]);
+    assert_eq!((from, to, protocol), (IpAddr::V4(dst), IpAddr::V4(src), IpProtocol::Icmp));
+    let reply = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(payload).unwrap(), &ChecksumCapabilities::default()).unwrap();
+    assert_eq!(reply, Icmpv4Repr::EchoReply { ident: 0x1234, seq_no: 9, data: b"are you there" });
+
+    let (src, dst): (Ipv6Addr, Ipv6Addr) = ("fd00::2".parse().unwrap(), "2001:db8::7".parse().unwrap());
+    let icmp = Icmpv6Repr::EchoRequest { ident: 0x4321, seq_no: 1, data: b"six" };
+    let request = ip_packet(IpAddr::V6(src), IpAddr::V6(dst), IpProtocol::Icmpv6, icmp.buffer_len(), |bytes| {
+        icmp.emit(&src, &dst, &mut Icmpv6Packet::new_unchecked(bytes), &ChecksumCapabilities::default())
+    });
+    net.send(c, &request);
+    let inbox = net.take_inbox(c);
+    assert_eq!(inbox.len(), 1);
+    let (from, to, protocol, payload) = parse_ip(&inbox[0]);
+    assert_eq!((from, to, protocol), (IpAddr::V6(dst), IpAddr::V6(src), IpProtocol::Icmpv6));
+    let reply =
+        Icmpv6Repr::parse(&dst, &src, &Icmpv6Packet::new_checked(payload).unwrap(), &ChecksumCapabilities::default())
+            .unwrap();
+    assert_eq!(reply, Icmpv6Repr::EchoReply { ident: 0x4321, seq_no: 1, data: b"six" });
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.total_dropped(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Cryptokey routing
+
+#[test]
+fn source_outside_allowed_ips_is_dropped() {
+    let (mut net, c) = connected();
+    // UDP, TCP SYN and ping from 10.0.0.99, which this peer does not own.
+    net.send(c, &udp_packet(addr("10.0.0.99:5353"), addr("8.8.8.8:53"), b"spoofed"));
+    net.send(c, &tcp_packet(addr("10.0.0.99:5000"), addr("93.184.216.34:80"), TcpControl::Syn, 1, None, 65535, None, &[]));
+    net.send(c, &udp_packet(addr("[fd00::99]:5353"), addr("[2001:db8::1]:53"), b"spoofed"));
+    assert!(net.take_events().is_empty());
+    assert!(net.take_inbox(c).is_empty(), "no answer to a spoofed source");
+    assert_eq!(net.server.connection_count(), 0);
+    assert_eq!(net.dropped(DropReason::SourceNotAllowed), 3);
+    assert_eq!(net.total_dropped(), 3);
+    // The peer's own address still works.
+    net.send(c, &udp_packet(addr("10.0.0.2:5353"), addr("8.8.8.8:53"), b"ok"));
+    assert_eq!(net.take_events().len(), 1);
+}
+
+#[test]
+fn outgoing_packets_without_route_or_endpoint_are_counted() {
+    let (mut net, _) = connected();
+    // The public API refuses an unrouted destination before building anything.
+    assert_eq!(net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.9.9.9:53"), b"x"), Err(RequestError::NoRoute));
+    assert_eq!(net.dropped(DropReason::NoRoute), 0);
+    // A packet that reaches the tunnel without a route (all outgoing packets take this
+    // path, e.g. from smoltcp) is dropped and counted.
+    let mut packet = Vec::new();
+    crate::wire::build_udp(addr("8.8.8.8:53"), addr("10.9.9.9:53"), b"x", MTU, &mut packet).unwrap();
+    net.server.stack.device.tx.push_back(packet);
+    net.pump();
+    assert_eq!(net.dropped(DropReason::NoRoute), 1);
+    assert!(net.sent.iter().all(|(_, d)| message_type(d) != 4) || net.take_inbox(0).is_empty());
+
+    // A peer the server has never heard from and has no endpoint for.
+    let n = net.add_client(2);
+    let to = SocketAddr::new(IpAddr::V4(net.clients[n].v4), 9);
+    let sent_before = net.sent.len();
+    assert_eq!(net.server.udp_send(net.now, addr("8.8.8.8:53"), to, b"x"), Ok(()));
+    net.pump();
+    assert_eq!(net.dropped(DropReason::NoEndpoint), 1);
+    assert_eq!(net.sent.len(), sent_before, "nothing sent");
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Malformed input
+
+/// A fixed-seed xorshift PRNG: the fuzz inputs are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Each datagram is dropped and counted under `reason`, and nothing else happens.
+fn assert_dropped(net: &mut Net, datagram: &[u8], reason: DropReason) {
+    let before = net.dropped(reason);
+    let total = net.total_dropped();
+    let sent = net.sent.len();
+    net.deliver_from(addr("192.0.2.66:6666"), datagram);
+    assert_eq!(net.dropped(reason), before + 1, "{reason} for {} bytes", datagram.len());
+    assert_eq!(net.total_dropped(), total + 1, "only {reason}");
+    assert_eq!(net.sent.len(), sent, "no reply");
+    assert!(net.take_events().is_empty());
+}
+
+#[test]
+fn malformed_datagrams_are_counted_by_reason() {
+    let (mut net, c) = connected();
+    assert_dropped(&mut net, &[], DropReason::Malformed);
+    assert_dropped(&mut net, &[4, 0, 0], DropReason::Malformed);
+    assert_dropped(&mut net, &[9; 100], DropReason::Malformed);
+    assert_dropped(&mut net, &[0; 148], DropReason::Malformed);
+    // The right type with nonzero reserved bytes, and the right type with the wrong size.
+    let mut reserved = vec![0u8; 148];
+    reserved[0] = 1;
+    reserved[2] = 1;
+    assert_dropped(&mut net, &reserved, DropReason::Malformed);
+    let mut wrong_size = vec![0u8; 149];
+    wrong_size[0] = 1;
+    assert_dropped(&mut net, &wrong_size, DropReason::Malformed);
+    let mut short_data = vec![0u8; 31];
+    short_data[0] = 4;
+    assert_dropped(&mut net, &short_data, DropReason::Malformed);
+
+    // Handshake-sized garbage fails mac1.
+    let mut init = vec![0x5a; 148];
+    init[..4].copy_from_slice(&[1, 0, 0, 0]);
+    assert_dropped(&mut net, &init, DropReason::AuthFailed);
+    let mut response = vec![0x5a; 92];
+    response[..4].copy_from_slice(&[2, 0, 0, 0]);
+    assert_dropped(&mut net, &response, DropReason::AuthFailed);
+
+    // A data packet larger than any UDP datagram, for the live session.
+    let mut oversized = vec![0u8; 70_000];
+    oversized[0] = 4;
+    oversized[4..8].copy_from_slice(&net.sent_data_receiver_index());
+    assert_dropped(&mut net, &oversized, DropReason::Malformed);
+
+    // A data packet for a session index nobody gave out.
+    let mut data = vec![0u8; 64];
+    data[0] = 4;
+    data[4..8].copy_from_slice(&0xffff_ff00u32.to_le_bytes());
+    assert_dropped(&mut net, &data, DropReason::UnknownPeer);
+
+    // A data packet for the real session that fails authentication.
+    let mut forged = vec![0u8; 64];
+    forged[0] = 4;
+    forged[4..8].copy_from_slice(&net.sent_data_receiver_index());
+    assert_dropped(&mut net, &forged, DropReason::AuthFailed);
+
+    // The same data packet twice: the second is a replay.
+    let datagram = net.send(c, &udp_packet(addr("10.0.0.2:1"), addr("8.8.8.8:53"), b"once"));
+    assert_eq!(net.take_events().len(), 1);
+    assert_dropped(&mut net, &datagram, DropReason::Replay);
+    // Replayed from the client's own address, too.
+    net.deliver(c, &datagram);
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.dropped(DropReason::Replay), 2);
+
+    // A handshake initiation replayed: the timestamp is not newer.
+    let mut buf = vec![0; BUF];
+    let stale_init = match net.clients[c].tunn.format_handshake_initiation(&mut buf, true) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    net.deliver(c, &stale_init); // accepted: a fresh initiation
+    let replay = net.dropped(DropReason::Replay);
+    net.deliver_from(addr("192.0.2.66:6666"), &stale_init);
+    assert_eq!(net.dropped(DropReason::Replay), replay + 1);
+
+    assert!(net.clients[c].errors.is_empty(), "{:?}", net.clients[c].errors);
+}
+
+impl Net {
+    /// The receiver index the server put on its data packets' counterpart: the index the
+    /// client's data packets carry, read from the last data datagram the server saw from
+    /// client 0. We get it by having client 0 encrypt a keepalive.
+    fn sent_data_receiver_index(&mut self) -> [u8; 4] {
+        let client = &mut self.clients[0];
+        match client.tunn.encapsulate(&[], &mut client.buf) {
+            TunnResult::WriteToNetwork(bytes) => bytes[4..8].try_into().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn initiation_from_an_unknown_key_is_dropped() {
+    let mut net = Net::new();
+    net.add_client(1);
+    let stranger = StaticSecret::from([0x77; 32]);
+    let mut tunn = Tunn::new(stranger, net.server_public(), None, None, 9, None);
+    let mut buf = vec![0; BUF];
+    let init = match tunn.format_handshake_initiation(&mut buf, false) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    assert_dropped(&mut net, &init, DropReason::UnknownPeer);
+    // An initiation for another server (mac1 under the wrong key) fails mac1.
+    let other_server = PublicKey::from(&StaticSecret::from([0x99; 32]));
+    let mut tunn = Tunn::new(StaticSecret::from([1; 32]), other_server, None, None, 9, None);
+    let init = match tunn.format_handshake_initiation(&mut buf, false) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    assert_dropped(&mut net, &init, DropReason::AuthFailed);
+}
+
+#[test]
+fn fuzzed_datagrams_never_panic_and_the_server_keeps_working() {
+    let (mut net, c) = connected();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let receiver = net.sent_data_receiver_index();
+    let from = addr("192.0.2.66:6666");
+    let mut count = 0u64;
+    let total = net.total_dropped();
+
+    // Random datagrams; half get a valid header so they reach deeper.
+    for _ in 0..4000 {
+        let len = match rng.below(10) {
+            0 => rng.below(4),
+            1 => [148, 92, 64, 32][rng.below(4)],
+            2 => rng.below(70_000),
+            _ => rng.below(300),
+        };
+        let mut datagram = rng.bytes(len);
+        if len >= 8 && rng.below(2) == 0 {
+            datagram[..4].copy_from_slice(&[1 + rng.below(4) as u8, 0, 0, 0]);
+            if rng.below(2) == 0 {
+                datagram[4..8].copy_from_slice(&receiver);
+            }
+        }
+        net.server.receive(net.now, from, &datagram);
+        count += 1;
+    }
+
+    // Bit flips of real datagrams the server already accepted.
+    let mut buf = vec![0; BUF];
+    let init = match net.clients[c].tunn.format_handshake_initiation(&mut buf, true) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    net.deliver(c, &init);
+    let data = net.send(c, &udp_packet(addr("10.0.0.2:1"), addr("8.8.8.8:53"), b"flip me"));
+    net.take_events();
+    let total = total + (net.total_dropped() - total); // the two real ones were accepted
+    for original in [&init, &data] {
+        for bit in 0..original.len() * 8 {
+            let mut flipped = original.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            net.server.receive(net.now, from, &flipped);
+            count += 1;
+        }
+    }
+    net.pump();
+
+    // Every one of them was dropped and counted once; none became an event.
+    assert_eq!(net.total_dropped() - total, count);
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.dropped(DropReason::UnderLoad) > 0, net.sent.iter().any(|(_, d)| message_type(d) == 3));
+    assert_eq!(net.server.peers()[0].stats().endpoint, Some(net.clients[c].endpoint), "garbage did not move the peer");
+
+    // Still working: a fresh handshake (after the rate limiter resets) and UDP.
+    net.advance(1_100);
+    let fresh = net.add_client(2);
+    net.handshake(fresh);
+    let (src, dst) = (addr("10.0.0.3:1"), addr("8.8.8.8:53"));
+    net.send(fresh, &udp_packet(src, dst, b"still here"));
+    assert_eq!(net.take_events(), vec![Event::Udp { peer: 1, src, dst, payload: b"still here".to_vec() }]);
+    net.server.udp_send(net.now, dst, src, b"yes").unwrap();
+    net.pump();
+    assert_eq!(parse_udp(&net.take_inbox(fresh)[0]), (dst, src, b"yes".to_vec()));
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Rate limiting
+
+/// A fresh initiation from client `c`'s key (a new `Tunn`, so a new timestamp).
+fn fresh_initiation(net: &Net, c: usize) -> (Tunn, Vec<u8>) {
+    let mut tunn = Tunn::new(StaticSecret::from(net.clients[c].secret), net.server_public(), None, None, 50, None);
+    let mut buf = vec![0; BUF];
+    let init = match tunn.format_handshake_initiation(&mut buf, false) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    (tunn, init)
+}
+
+#[test]
+fn initiation_flood_gets_cookie_replies_until_the_next_second() {
+    let mut net = Net::new();
+    let c = net.add_client(1);
+    let from = net.clients[c].endpoint;
+    let mut last = None;
+    for i in 0..110 {
+        let (tunn, init) = fresh_initiation(&net, c);
+        let sent = net.sent.len();
+        net.server.receive(net.now, from, &init);
+        let events = decode(net.server.events());
+        net.server.clear_events();
+        assert_eq!(events.len(), 1, "initiation {i}: {events:?}");
+        let Event::Datagram { to, bytes } = &events[0] else { panic!("{events:?}") };
+        assert_eq!(*to, from);
+        net.sent.push((*to, bytes.clone()));
+        if i < 100 {
+            assert_eq!((message_type(bytes), bytes.len()), (2, 92), "initiation {i} answered");
+        } else {
+            assert_eq!((message_type(bytes), bytes.len()), (3, 64), "initiation {i} gets a cookie");
+            last = Some((tunn, bytes.clone()));
+        }
+        assert_eq!(net.sent.len(), sent + 1);
+    }
+    assert_eq!(net.dropped(DropReason::UnderLoad), 10);
+
+    // A client that took the cookie can still get through under load (mac2).
+    let (mut tunn, cookie) = last.unwrap();
+    let mut buf = vec![0; BUF];
+    assert!(matches!(tunn.decapsulate(Some(SERVER_OUTER), &cookie, &mut buf), TunnResult::Done));
+    let init = match tunn.format_handshake_initiation(&mut buf, true) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    net.server.receive(net.now, from, &init);
+    let events = decode(net.server.events());
+    net.server.clear_events();
+    assert!(matches!(&events[..], [Event::Datagram { bytes, .. }] if message_type(bytes) == 2), "{events:?}");
+    assert_eq!(net.dropped(DropReason::UnderLoad), 10);
+
+    // Still under load within the same second…
+    net.advance(900);
+    let (_, init) = fresh_initiation(&net, c);
+    net.deliver(c, &init);
+    assert_eq!(message_type(&net.sent.last().unwrap().1), 3);
+    assert_eq!(net.dropped(DropReason::UnderLoad), 11);
+
+    // …and a second later poll has reset the limiter: a normal handshake works.
+    net.advance(200);
+    net.handshake(c);
+    assert_eq!(message_type(&net.sent.last().unwrap().1), 2, "a handshake response");
+    assert_eq!(net.dropped(DropReason::UnderLoad), 11);
+    let (src, dst) = (addr("10.0.0.2:1"), addr("8.8.8.8:53"));
+    net.send(c, &udp_packet(src, dst, b"through"));
+    assert_eq!(net.take_events(), vec![Event::Udp { peer: 0, src, dst, payload: b"through".to_vec() }]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Many peers
+
+#[test]
+fn many_peers_are_kept_apart() {
+    let mut net = Net::new();
+    let a = net.add_client(1);
+    let b = net.add_client(2);
+    net.handshake(a);
+    net.handshake(b);
+    let (ea, eb) = (net.clients[a].endpoint, net.clients[b].endpoint);
+    assert_eq!(net.server.peers()[0].stats().endpoint, Some(ea));
+    assert_eq!(net.server.peers()[1].stats().endpoint, Some(eb));
+
+    let dst = addr("8.8.8.8:53");
+    let (src_a, src_b) = (addr("10.0.0.2:1111"), addr("10.0.0.3:2222"));
+    net.send(a, &udp_packet(src_a, dst, b"from a"));
+    net.send(b, &udp_packet(src_b, dst, b"from b"));
+    assert_eq!(
+        net.take_events(),
+        vec![
+            Event::Udp { peer: 0, src: src_a, dst, payload: b"from a".to_vec() },
+            Event::Udp { peer: 1, src: src_b, dst, payload: b"from b".to_vec() },
+        ]
+    );
+
+    // Replies go to the owner's endpoint only.
+    let sent = net.sent.len();
+    net.server.udp_send(net.now, dst, src_b, b"to b").unwrap();
+    net.pump();
+    assert_eq!(net.sent.len(), sent + 1);
+    assert_eq!(net.sent[sent].0, eb);
+    assert!(net.take_inbox(a).is_empty());
+    assert_eq!(parse_udp(&net.take_inbox(b)[0]), (dst, src_b, b"to b".to_vec()));
+    net.server.udp_send(net.now, dst, addr("[fd00::2]:1111"), b"to a").unwrap_err(); // mixed families
+    net.server.udp_send(net.now, addr("[2001:db8::1]:53"), addr("[fd00::2]:1111"), b"to a").unwrap();
+    net.pump();
+    assert_eq!(net.sent.last().unwrap().0, ea);
+    assert!(net.take_inbox(b).is_empty());
+    assert_eq!(net.take_inbox(a).len(), 1);
+
+    // B may not use A's address.
+    net.send(b, &udp_packet(src_a, dst, b"b as a"));
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.dropped(DropReason::SourceNotAllowed), 1);
+
+    // TCP from both: each connection is tagged with its peer.
+    let ta = open(&mut net, a, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
+    let tb = open(&mut net, b, addr("10.0.0.3:40000"), addr("93.184.216.34:80"));
+    assert_ne!(ta.id, tb.id);
+    net.server.tcp_send(tb.id, b"for b").unwrap();
+    net.pump();
+    assert!(net.take_inbox(a).is_empty());
+    assert_eq!(net.segments(b)[0].payload, b"for b");
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Roaming
+
+#[test]
+fn replies_follow_a_roaming_client() {
+    let (mut net, c) = connected();
+    let old = net.clients[c].endpoint;
+    let new = addr("[2001:db8:1::2]:60000");
+    net.clients[c].endpoint = new;
+    let (src, dst) = (addr("10.0.0.2:5000"), addr("8.8.8.8:53"));
+    let datagram = net.send(c, &udp_packet(src, dst, b"moved"));
+    assert_eq!(net.take_events().len(), 1);
+    assert_eq!(net.server.peers()[0].stats().endpoint, Some(new));
+
+    let sent = net.sent.len();
+    net.server.udp_send(net.now, dst, src, b"found you").unwrap();
+    net.pump();
+    assert_eq!(net.sent.len(), sent + 1);
+    assert_eq!(net.sent[sent].0, new);
+    assert_eq!(parse_udp(&net.take_inbox(c)[0]).2, b"found you");
+
+    // Neither a replayed datagram nor garbage from elsewhere moves the endpoint back.
+    net.deliver_from(old, &datagram);
+    net.deliver_from(old, &[4; 80]);
+    assert_eq!(net.server.peers()[0].stats().endpoint, Some(new));
+    // TCP replies follow as well.
+    let tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
+    net.server.tcp_send(tcp.id, b"x").unwrap();
+    net.pump();
+    assert!(net.sent[sent..].iter().all(|(to, _)| *to == new));
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Timers under virtual time
+
+#[test]
+fn session_survives_three_minutes_with_rekeys() {
+    let (mut net, c) = connected();
+    let mut tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
+    net.server.tcp_credit(tcp.id, 1 << 20).unwrap();
+    let (src, dst) = (addr("10.0.0.2:5000"), addr("8.8.8.8:53"));
+    let handshakes = |net: &Net| net.sent.iter().filter(|(_, d)| message_type(d) == 2).count();
+    assert_eq!(handshakes(&net), 1);
+
+    let mut max_since = Duration::ZERO;
+    for step in 1..=200u32 {
+        net.advance(1_000);
+        if step % 5 == 0 {
+            let payload = format!("tick {step}");
+            net.send(c, &udp_packet(src, dst, payload.as_bytes()));
+            assert_eq!(
+                net.take_events(),
+                vec![Event::Udp { peer: 0, src, dst, payload: payload.clone().into_bytes() }],
+                "at {step} s"
+            );
+            net.server.udp_send(net.now, dst, src, payload.as_bytes()).unwrap();
+            net.pump();
+            let inbox = net.take_inbox(c);
+            assert_eq!(inbox.len(), 1, "reply at {step} s");
+            assert_eq!(parse_udp(&inbox[0]).2, payload.as_bytes());
+        }
+        if step % 10 == 0 {
+            tcp.send_data(&mut net, b"tcp tick");
+            assert_eq!(net.take_events(), vec![Event::TcpData { conn: tcp.id, bytes: b"tcp tick".to_vec() }], "at {step} s");
+            net.advance(20);
+            for segment in net.segments(c) {
+                assert_eq!(segment.ack, Some(tcp.snd_nxt));
+            }
+        }
+        // Whatever else the server sent (keepalives only) decrypted fine.
+        assert!(net.take_inbox(c).is_empty(), "at {step} s");
+        if let Some(since) = net.server.peers()[0].stats().since_handshake {
+            max_since = max_since.max(since);
+        }
+    }
+    assert!(net.clients[c].errors.is_empty(), "{:?}", net.clients[c].errors);
+    // The client rekeyed (every 120 s of sending), so no session got near its 180 s limit.
+    assert!(handshakes(&net) >= 2, "handshakes: {}", handshakes(&net));
+    assert!(max_since < Duration::from_secs(180), "{max_since:?}");
+    assert!(net.server.peers()[0].stats().since_handshake.unwrap() < Duration::from_secs(120));
+
+    // Data still flows both ways, TCP included.
+    net.server.tcp_send(tcp.id, b"still open").unwrap();
+    net.pump();
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1);
+    tcp.accept(&segments[0]);
+    assert_eq!(segments[0].payload, b"still open");
+    assert_eq!(net.total_dropped(), 0);
+}
+
+#[test]
+fn idle_tcp_connection_times_out_with_reset() {
+    // A client that vanishes: keep-alives go unanswered and the connection is dropped.
+    let (mut net, c) = connected();
+    let tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
+    let mut closed = None;
+    for step in 0..400 {
+        net.advance(1_000);
+        net.take_inbox(c); // the client reads nothing and answers nothing
+        let events = net.take_events();
+        if !events.is_empty() {
+            closed = Some((step, events));
+            break;
+        }
+    }
+    let (step, events) = closed.expect("the connection timed out");
+    assert_eq!(events, vec![Event::TcpClosed { conn: tcp.id, reason: 1 }]);
+    assert!((170..=260).contains(&step), "timed out after {step} s");
+    assert_eq!(net.server.connection_count(), 0);
+}
