@@ -197,3 +197,4 @@ impl NetStack {
         self.clock.now_ms()
     }
 }
+#[cfg(test)] #[path = "netstack_tests.rs"] mod tests;

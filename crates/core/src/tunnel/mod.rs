@@ -25,6 +25,9 @@ const HANDSHAKES_PER_SECOND: u64 = 100;
 const MAX_PEERS: usize = 1 << 24;
 /// The largest UDP payload, plus room for what encryption adds.
 const BUFFER_SIZE: usize = 65_536 + 64;
+/// The largest UDP payload (65,535 less the UDP header). Anything longer did not come off
+/// a network, and boringtun panics on a data message that does not fit its buffer.
+const MAX_DATAGRAM: usize = 65_535 - 8;
 
 pub struct PeerConfig {
     pub public_key: [u8; 32],

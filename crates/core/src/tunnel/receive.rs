@@ -1,6 +1,6 @@
 //! A datagram from the network: rate-limit, find the peer, decrypt, check the source.
 
-use super::Tunnels;
+use super::{Tunnels, MAX_DATAGRAM};
 use crate::counters::{Counters, DropReason};
 use crate::events::Events;
 use boringtun::noise::errors::WireGuardError;
@@ -19,6 +19,11 @@ impl Tunnels {
         counters: &mut Counters,
     ) -> Option<(u32, &[u8])> {
         let Tunnels { private, public, peers, by_key, routes, gate, buf, .. } = self;
+
+        if datagram.len() > MAX_DATAGRAM {
+            counters.count(DropReason::Malformed);
+            return None;
+        }
 
         // Cheap checks first: message shape, mac1, and the initiation rate.
         let packet = match gate.verify_packet(Some(from.ip()), datagram, buf) {
