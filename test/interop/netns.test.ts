@@ -283,7 +283,3 @@ describe.skipIf(skipReason)("netns interop harness", () => {
     expect(r.json.reply).toBe("local");
   }, T);
 });
-
-it.skipIf(!skipReason)("netns interop harness (skipped)", () => {
-  console.log(`[interop] skipped: ${skipReason}`);
-});

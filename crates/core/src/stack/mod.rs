@@ -70,6 +70,11 @@ struct Connection {
     want_writable: bool,
     aborted: bool,
     last_state: State,
+    /// Both sides closed (TIME-WAIT, or CLOSED after LAST-ACK): the stream is complete.
+    closed_cleanly: bool,
+    /// Received data the host has not taken yet, moved out of a cleanly closed socket:
+    /// smoltcp empties the socket when TIME-WAIT ends (after 10 s).
+    unread: Vec<u8>,
 }
 
 pub struct Stack {
@@ -82,8 +87,6 @@ pub struct Stack {
     by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
     next_id: u32,
     next_port: u16,
-    /// A listener was made for a SYN that smoltcp has not processed yet.
-    fresh_listener: bool,
 }
 
 impl Stack {
@@ -102,23 +105,22 @@ impl Stack {
             by_tuple: HashMap::new(),
             next_id: 1,
             next_port: *EPHEMERAL_PORTS.start() + (random_seed % 16384) as u16,
-            fresh_listener: false,
         }
     }
 
     /// Takes a decrypted TCP packet from `peer`. `opens` marks a SYN without ACK.
     pub fn input(&mut self, now_ms: u64, peer: u32, packet: &[u8], src: SocketAddr, dst: SocketAddr, opens: bool) {
         if opens && self.config.accept && dst.port() != 0 && !self.by_tuple.contains_key(&(src, dst)) {
-            if self.fresh_listener {
-                // Let the previous listener take its own SYN first, so each new
-                // listener sees exactly one.
+            if !self.device.rx.is_empty() {
+                // Let queued packets reach their sockets first (a previous listener takes
+                // its own SYN), so the new listener is the only one that can take this SYN.
                 self.iface.poll(instant(now_ms), &mut self.device, &mut self.sockets);
+                self.drop_stale_listeners();
             }
             let mut socket = self.new_socket();
             if socket.listen(dst).is_ok() {
                 let handle = self.sockets.add(socket);
                 self.insert(handle, peer, src, dst, false);
-                self.fresh_listener = true;
             }
         }
         self.device.push_rx(packet);
@@ -147,7 +149,6 @@ impl Stack {
         // Reading opened the window and the host may have queued data: send that now.
         self.iface.poll(now, &mut self.device, &mut self.sockets);
         self.service(events);
-        self.fresh_listener = false;
     }
 
     /// When smoltcp next needs a poll, in host milliseconds.
@@ -201,6 +202,22 @@ impl Stack {
         self.connections.len()
     }
 
+    /// Removes listeners left in LISTEN after a poll: their SYN was refused, or a reset sent
+    /// the half-open connection back there. smoltcp gives a SYN to the first socket listening
+    /// on its destination, so such a listener would take another client's SYN, and the host
+    /// would be told the wrong peer and address.
+    fn drop_stale_listeners(&mut self) {
+        let Stack { connections, sockets, by_tuple, .. } = self;
+        connections.retain(|_, conn| {
+            let stale = !conn.opened && sockets.get::<tcp::Socket>(conn.handle).state() == State::Listen;
+            if stale {
+                sockets.remove(conn.handle);
+                by_tuple.remove(&(conn.remote, conn.local));
+            }
+            !stale
+        });
+    }
+
     fn new_socket(&self) -> tcp::Socket<'static> {
         let rx = tcp::SocketBuffer::new(vec![0; self.config.receive_buffer]);
         let tx = tcp::SocketBuffer::new(vec![0; self.config.send_buffer]);
@@ -230,6 +247,8 @@ impl Stack {
                 want_writable: false,
                 aborted: false,
                 last_state: State::Closed,
+                closed_cleanly: false,
+                unread: Vec::new(),
             },
         );
         self.by_tuple.insert((remote, local), id);
@@ -264,8 +283,9 @@ impl Stack {
             if !conn.opened {
                 match state {
                     State::Listen | State::SynSent | State::SynReceived => {
-                        // A listener still in LISTEN after a poll never got a valid SYN.
-                        if state == State::Listen && !self.fresh_listener {
+                        // A listener still in LISTEN after a poll never got a valid SYN (or
+                        // a reset sent it back there); see `drop_stale_listeners`.
+                        if state == State::Listen {
                             finished.push(id);
                         }
                         conn.last_state = state;
@@ -287,11 +307,30 @@ impl Stack {
                 }
             }
 
+            if state == State::TimeWait || (state == State::Closed && conn.last_state == State::LastAck) {
+                conn.closed_cleanly = true;
+            }
+            if conn.closed_cleanly && !conn.discard {
+                while socket.can_recv() {
+                    let _ = socket.recv(|data| {
+                        conn.unread.extend_from_slice(data);
+                        (data.len(), ())
+                    });
+                }
+            }
+
             if conn.discard {
+                conn.unread = Vec::new();
                 while socket.can_recv() {
                     let _ = socket.recv(|data| (data.len(), ()));
                 }
             } else {
+                if conn.credit > 0 && !conn.unread.is_empty() {
+                    let n = conn.unread.len().min(conn.credit);
+                    events.tcp_data(id, n).copy_from_slice(&conn.unread[..n]);
+                    conn.unread.drain(..n);
+                    conn.credit -= n;
+                }
                 // Two rounds: the receive buffer is a ring and may wrap once.
                 for _ in 0..2 {
                     if conn.credit == 0 || !socket.can_recv() {
@@ -311,7 +350,7 @@ impl Stack {
             if matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait) {
                 conn.fin_received = true;
             }
-            if conn.fin_received && !conn.eof_sent && !socket.can_recv() {
+            if conn.fin_received && !conn.eof_sent && !socket.can_recv() && conn.unread.is_empty() {
                 events.tcp_eof(id);
                 conn.eof_sent = true;
             }
@@ -326,14 +365,14 @@ impl Stack {
 
             // TIME-WAIT is not kept: the host has everything once the data is read.
             let finished_now = match state {
-                State::TimeWait => !socket.can_recv() || conn.discard,
+                State::TimeWait | State::Closed if conn.closed_cleanly => conn.unread.is_empty() || conn.aborted,
                 State::Closed => socket.remote_endpoint().is_none(),
                 _ => false,
             };
             if finished_now {
                 let reason = if conn.aborted {
                     CloseReason::Aborted
-                } else if state == State::TimeWait || conn.last_state == State::LastAck {
+                } else if conn.closed_cleanly {
                     CloseReason::Closed
                 } else {
                     CloseReason::Reset
