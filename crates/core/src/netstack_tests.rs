@@ -1595,3 +1595,37 @@ fn idle_tcp_connection_times_out_with_reset() {
     assert!((170..=260).contains(&step), "timed out after {step} s");
     assert_eq!(net.server.connection_count(), 0);
 }
+
+/// With the default 256 KiB buffers the server offers window scaling, so a window larger
+/// than 64 KiB can be used (RFC 7323).
+#[test]
+fn window_scaling_is_offered_with_large_buffers() {
+    let mut net = Net::with_tcp(TcpConfig { receive_buffer: 256 * 1024, send_buffer: 256 * 1024, accept: true });
+    let c = net.add_client(1);
+    net.handshake(c);
+    let (local, remote) = (addr("10.0.0.2:40000"), addr("198.51.100.1:80"));
+    let repr = TcpRepr {
+        src_port: local.port(),
+        dst_port: remote.port(),
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(1000),
+        ack_number: None,
+        window_len: 65535,
+        window_scale: Some(7),
+        max_seg_size: Some(1360),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let (s, d) = (IpAddress::from(local.ip()), IpAddress::from(remote.ip()));
+    let packet = ip_packet(local.ip(), remote.ip(), IpProtocol::Tcp, repr.buffer_len(), |bytes| {
+        repr.emit(&mut TcpPacket::new_unchecked(bytes), &s, &d, &ChecksumCapabilities::default())
+    });
+    net.send(c, &packet);
+    let inbox = net.take_inbox(c);
+    let (_, _, _, tcp_bytes) = parse_ip(&inbox[0]);
+    let syn_ack = TcpRepr::parse(&TcpPacket::new_checked(tcp_bytes).unwrap(), &d, &s, &ChecksumCapabilities::default()).unwrap();
+    assert_eq!(syn_ack.control, TcpControl::Syn);
+    assert_eq!(syn_ack.window_scale, Some(3), "256 KiB needs a shift of 3 to be advertised whole");
+}

@@ -223,6 +223,10 @@ impl Stack {
         let tx = tcp::SocketBuffer::new(vec![0; self.config.send_buffer]);
         let mut socket = tcp::Socket::new(rx, tx);
         socket.set_nagle_enabled(false); // the host batches writes itself; latency matters more
+        // Without congestion control a lost burst is resent as the same full-window burst
+        // after each timeout, overflowing the same receive buffer again (seen against
+        // wireguard-go under load). Reno backs off and recovers.
+        socket.set_congestion_control(tcp::CongestionControl::Reno);
         socket.set_keep_alive(Some(KEEP_ALIVE));
         socket.set_timeout(Some(TIMEOUT));
         socket

@@ -1,0 +1,199 @@
+// Writes the wg-quick config a client imports to reach a wg-netstack server.
+// Every value is validated before it is written, so the text never carries a
+// stray newline or "=" that would change what wg-quick reads.
+
+import os from "node:os";
+import { ConfigError, decodeKey, encodeKey } from "./config.js";
+import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
+import type { Cidr, Ip } from "./ip.js";
+
+/** What goes into a client's config; every string is in the form `wg` and wg-quick use. */
+export interface ClientConfigOptions {
+  /** The client's private key (base64, as `wg genkey` prints). */
+  privateKey: string;
+  /** The client's tunnel addresses, IPv4 and/or IPv6; a bare address means /32 or /128. */
+  address: string | string[];
+  /** The server's public key. */
+  serverPublicKey: string;
+  /**
+   * Where the client reaches the server: "host:port", "[v6]:port" or `{ host, port }`.
+   * The host may be a DNS name; 0.0.0.0 and :: become a local address (see {@link reachableHost}).
+   */
+  endpoint: string | { host: string; port: number };
+  /** DNS server IPs for the client to use while connected. */
+  dns?: string | string[];
+  /** The client interface's MTU, 1280..65535; omitted lets wg-quick choose. */
+  mtu?: number;
+  /** What the client sends through the tunnel; default everything: 0.0.0.0/0 and ::/0. */
+  allowedIps?: string | string[];
+  /** Seconds between keepalives, 0..65535; 0 or omitted leaves it off. */
+  persistentKeepalive?: number;
+  /** Optional extra symmetric key (base64, as `wg genpsk` prints); the server must use the same. */
+  presharedKey?: string;
+}
+
+const DECIMAL = /^(?:0|[1-9][0-9]*)$/;
+// RFC 1123 labels; a numeric last label is a mistyped IPv4 address, not a name.
+const HOST_NAME = /^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$/i;
+const NUMERIC_LAST_LABEL = /(?:^|\.)[0-9]+\.?$/;
+const isHostName = (text: string) => HOST_NAME.test(text) && !NUMERIC_LAST_LABEL.test(text);
+const ENDPOINT_HINT = "expected like vpn.example.com:51820, 203.0.113.5:51820 or [2001:db8::1]:51820";
+
+/**
+ * Writes a wg-quick config (`[Interface]` + one `[Peer]`) for a client of a server.
+ * Throws a {@link ConfigError} naming the bad field.
+ *
+ * @example
+ * ```ts
+ * const text = clientConfig({
+ *   privateKey: clientKey,
+ *   address: ["10.0.0.2", "fd00::2"],
+ *   serverPublicKey: server.publicKey,
+ *   endpoint: server.address, // { host: "0.0.0.0", port: 51820 } becomes a local address
+ *   dns: "10.0.0.1",
+ * });
+ * // [Interface]
+ * // PrivateKey = …
+ * // Address = 10.0.0.2/32, fd00::2/128
+ * // DNS = 10.0.0.1
+ * //
+ * // [Peer]
+ * // PublicKey = …
+ * // AllowedIPs = 0.0.0.0/0, ::/0
+ * // Endpoint = 192.168.1.20:51820
+ * ```
+ */
+export function clientConfig(options: ClientConfigOptions): string {
+  if (!isRecord(options)) throw new ConfigError("options", `expected an object, got ${show(options)}`);
+  // Typed callers are already right; this view checks what plain JS passes.
+  const input: Record<string, unknown> = options;
+
+  const privateKey = key(input.privateKey, "privateKey");
+  if (input.address === undefined) throw new ConfigError("address", "is required (the client's tunnel address, like 10.0.0.2/32)");
+  const addresses = list(input.address, "address", prefix).map(formatCidr);
+  const dns = input.dns === undefined ? [] : list(input.dns, "dns", ip).map((item) => formatIp(item));
+  const mtu = integer(input.mtu, "mtu", 1280, 65535);
+  const serverPublicKey = key(input.serverPublicKey, "serverPublicKey");
+  const presharedKey = input.presharedKey === undefined ? undefined : key(input.presharedKey, "presharedKey");
+  const allowedIps =
+    input.allowedIps === undefined
+      ? ["0.0.0.0/0", "::/0"]
+      : list(input.allowedIps, "allowedIps", prefix).map((item) => formatCidr(network(item)));
+  const peerEndpoint = endpoint(input.endpoint);
+  const keepalive = integer(input.persistentKeepalive, "persistentKeepalive", 0, 65535);
+
+  const lines = ["[Interface]", `PrivateKey = ${privateKey}`, `Address = ${addresses.join(", ")}`];
+  if (dns.length > 0) lines.push(`DNS = ${dns.join(", ")}`);
+  if (mtu !== undefined) lines.push(`MTU = ${mtu}`);
+  lines.push("", "[Peer]", `PublicKey = ${serverPublicKey}`);
+  if (presharedKey !== undefined) lines.push(`PresharedKey = ${presharedKey}`);
+  lines.push(`AllowedIPs = ${allowedIps.join(", ")}`, `Endpoint = ${peerEndpoint}`);
+  if (keepalive) lines.push(`PersistentKeepalive = ${keepalive}`);
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Turns an unspecified address (0.0.0.0 or ::), which a server binds to but a client
+ * cannot reach, into an address of this machine of the same family: the first
+ * non-internal, non-link-local one of `os.networkInterfaces()`, else loopback
+ * (127.0.0.1 or ::1). A guess, right for clients on the same network; any other
+ * host, IP or name, comes back unchanged.
+ *
+ * @example reachableHost(server.address.host) // "0.0.0.0" -> e.g. "192.168.1.20"
+ */
+export function reachableHost(host: string): string {
+  const ip = parseIp(host);
+  if (!ip || ip.bytes.some((byte) => byte !== 0)) return host;
+  const family = ip.family === 4 ? "IPv4" : "IPv6";
+  for (const address of Object.values(os.networkInterfaces()).flat()) {
+    if (!address || address.internal || address.family !== family) continue;
+    const local = parseIp(address.address);
+    // fe80:: addresses only work with a zone (%eth0), which differs on the client.
+    if (local && !(local.family === 6 && local.bytes[0] === 0xfe && (local.bytes[1]! & 0xc0) === 0x80)) {
+      return formatIp(local);
+    }
+  }
+  return ip.family === 4 ? "127.0.0.1" : "::1";
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Describes a bad value for a message (keys are never shown: decodeKey checks those). */
+function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (Array.isArray(value)) return "an array";
+  if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean") return String(value);
+  return `an ${typeof value}`;
+}
+
+function key(value: unknown, field: string): string {
+  return encodeKey(decodeKey(value, field));
+}
+
+function integer(value: unknown, field: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${show(value)}`);
+  }
+  return value;
+}
+
+/** A string or a non-empty array of strings, each parsed; errors name `field` or `field[i]`. */
+function list<T>(value: unknown, field: string, parse: (item: unknown, field: string) => T): T[] {
+  if (typeof value === "string") return [parse(value, field)];
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new ConfigError(field, `expected a string or a non-empty array of strings, got ${show(value)}`);
+  }
+  return value.map((item: unknown, i) => parse(item, `${field}[${i}]`));
+}
+
+function prefix(value: unknown, field: string): Cidr {
+  const parsed = typeof value === "string" ? parseCidr(value) : undefined;
+  if (!parsed) throw new ConfigError(field, `${show(value)} is not an IP prefix (expected like 10.0.0.2/32 or fd00::2/128)`);
+  return parsed;
+}
+
+function ip(value: unknown, field: string): Ip {
+  const parsed = typeof value === "string" ? parseIp(value) : undefined;
+  if (!parsed) throw new ConfigError(field, `${show(value)} is not an IP address (expected like 10.0.0.1 or fd00::1)`);
+  return parsed;
+}
+
+const formatCidr = (cidr: Cidr) => `${formatIp(cidr)}/${cidr.prefix}`;
+
+/** Clears host bits: wg-quick adds a route per allowed IP, and `ip route` rejects 10.0.0.5/24. */
+function network(cidr: Cidr): Cidr {
+  const bytes = cidr.bytes.map((byte, i) => byte & (0xff00 >> Math.min(8, Math.max(0, cidr.prefix - i * 8))));
+  return { ...cidr, bytes };
+}
+
+function endpoint(value: unknown): string {
+  let host: string;
+  let port: number;
+  if (typeof value === "string") {
+    const colon = value.lastIndexOf(":");
+    const name = value.slice(0, colon);
+    const portText = value.slice(colon + 1);
+    const parsed = parseEndpoint(value);
+    if (parsed) {
+      ({ host, port } = parsed);
+    } else if (colon > 0 && isHostName(name) && DECIMAL.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535) {
+      [host, port] = [name, Number(portText)];
+    } else {
+      throw new ConfigError("endpoint", `${show(value)} is not host:port (${ENDPOINT_HINT})`);
+    }
+  } else if (isRecord(value)) {
+    const parsed = typeof value.host === "string" ? parseIp(value.host) : undefined;
+    if (parsed) host = formatIp(parsed);
+    else if (typeof value.host === "string" && isHostName(value.host)) host = value.host;
+    else throw new ConfigError("endpoint.host", `${show(value.host)} is not an IP address or host name`);
+    if (value.port === undefined) throw new ConfigError("endpoint.port", "is required (the server's UDP port, like 51820)");
+    port = integer(value.port, "endpoint.port", 1, 65535)!;
+  } else {
+    throw new ConfigError("endpoint", value === undefined ? `is required (${ENDPOINT_HINT})` : `expected a string or {host, port}, got ${show(value)}`);
+  }
+  host = reachableHost(host);
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
