@@ -9,7 +9,7 @@
 //
 // No npm dependencies on purpose: it must run before `npm ci`.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -120,6 +120,11 @@ function buildTs() {
     run('npm', [lock ? 'ci' : 'install']);
   }
   const t0 = Date.now();
+  // tsc never deletes outputs of removed sources; they would ship in the package.
+  mkdirSync(join(root, 'dist'), { recursive: true });
+  for (const entry of readdirSync(join(root, 'dist'), { withFileTypes: true })) {
+    if (entry.isDirectory() || !entry.name.endsWith('.wasm')) rmSync(join(root, 'dist', entry.name), { recursive: true });
+  }
   run(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json']);
   log(`ts: dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

@@ -1,11 +1,14 @@
-// An echo server any WireGuard client can join: prints a client config, then echoes
-// every TCP connection and UDP datagram the client sends, to any address, and answers
-// ping. Run with `npm start` (or `node examples/echo-server.mjs [port]`).
+// An echo server any WireGuard client can join: prints a client config (and its QR code
+// for the phone apps), then echoes every TCP connection and UDP datagram the client
+// sends, to any address, and answers ping. Runs under Node, Deno and Bun:
+//   npm start              node examples/echo-server.mjs [port]
+//   deno run -A --unstable-net examples/echo-server.mjs [port]
+//   bun examples/echo-server.mjs [port]
 
-import { networkInterfaces } from "node:os";
-import { genkey, pubkey, startServer } from "wg-netstack";
+import { clientConfig, genkey, pubkey, qrCode, startServer } from "wg-netstack";
 
-const port = Number(process.argv[2] ?? process.env.PORT ?? 51820);
+const args = globalThis.Deno?.args ?? process.argv.slice(2);
+const port = Number(args[0] ?? 51820);
 const serverKey = genkey();
 const clientKey = genkey();
 
@@ -24,24 +27,19 @@ const server = await startServer({
   },
 });
 
-// The client needs an address it can reach, never 0.0.0.0.
-const lan = Object.values(networkInterfaces())
-  .flat()
-  .find((addr) => addr && addr.family === "IPv4" && !addr.internal);
-const host = lan?.address ?? "127.0.0.1";
+// clientConfig turns the 0.0.0.0 we listen on into an address the client can reach.
+const config = clientConfig({
+  privateKey: clientKey,
+  address: ["10.0.0.2/32", "fd00::2/128"],
+  serverPublicKey: server.publicKey,
+  endpoint: server.address,
+});
 
 console.log(`wg-netstack echo server listening on udp ${server.address.host}:${server.address.port}
-Client config (save as wg-echo.conf and \`wg-quick up ./wg-echo.conf\`, or import it in a WireGuard app):
+Client config (save as wg-echo.conf and \`wg-quick up ./wg-echo.conf\`, or scan the code in a WireGuard app):
 
-[Interface]
-PrivateKey = ${clientKey}
-Address = 10.0.0.2/32, fd00::2/128
-
-[Peer]
-PublicKey = ${server.publicKey}
-AllowedIPs = 0.0.0.0/0, ::/0
-Endpoint = ${host}:${server.address.port}
-
+${config}
+${await qrCode(config, "terminal")}
 Every TCP connection and UDP datagram is echoed, whatever its destination; pings are answered.
 Ctrl-C to stop.`);
 

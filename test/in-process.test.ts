@@ -245,7 +245,7 @@ describe("server", () => {
   });
 
   it("counts packets from outside the peer's allowedIps and drops them", async () => {
-    const { clock, client, server } = await pair({ onUdp: () => expect.fail("must not be delivered") });
+    const { clock, client, server } = await pair({ onUdp: () => { throw new Error("must not be delivered"); } });
     client.sendUdp("spoofed", { host: "10.0.0.99", port: 1 }, { host: "10.0.0.1", port: 53 });
     await clock.advance(1_000);
     expect(server.stats().dropped.sourceNotAllowed).toBe(1);

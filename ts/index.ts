@@ -9,6 +9,9 @@ export type { ServerOptions, ServerStats, PeerStats, ConnectOptions } from "./ho
 export { TcpConnection, ConnectionError } from "./host/tcp-connection.js";
 export { UdpPacket } from "./host/udp-packet.js";
 export { genkey, pubkey, genpsk } from "./keys.js";
+export { clientConfig, reachableHost } from "./client-config.js";
+export type { ClientConfigOptions } from "./client-config.js";
+export { qrCode } from "./qr.js";
 export { ConfigError } from "./config.js";
 export type { PeerOptions } from "./config.js";
 export type { Endpoint } from "./ip.js";

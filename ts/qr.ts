@@ -1,7 +1,8 @@
 // QR codes of a client config, for the WireGuard phone apps' "scan from QR code".
 
-// qrcode is CommonJS: its default export (module.exports) works in Node, Deno and Bun.
-import QRCode from "qrcode";
+// qrcode is loaded on first use, so importing wg-netstack does not pay for it.
+// It is CommonJS: its default export (module.exports) works in Node, Deno and Bun.
+const loadQrcode = async () => (await import("qrcode")).default;
 
 // Low error correction gives the fewest, largest modules: a screen is not a scuffed
 // label, and a ~300-character config stays a version 10-11 code that phones read at once.
@@ -22,6 +23,10 @@ export function qrCode(text: string, format: "svg" | "terminal"): Promise<string
 export function qrCode(text: string, format: "png"): Promise<Uint8Array>;
 export async function qrCode(text: string, format: "svg" | "terminal" | "png"): Promise<string | Uint8Array> {
   const errorCorrectionLevel = ERROR_CORRECTION;
+  if (format !== "svg" && format !== "terminal" && format !== "png") {
+    throw new TypeError(`format must be "svg", "terminal" or "png", got ${JSON.stringify(format)}`);
+  }
+  const QRCode = await loadQrcode();
   switch (format) {
     case "svg":
       return QRCode.toString(text, { type: "svg", errorCorrectionLevel });
@@ -32,7 +37,5 @@ export async function qrCode(text: string, format: "svg" | "terminal" | "png"): 
       const png = await QRCode.toBuffer(text, { type: "png", errorCorrectionLevel });
       return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
     }
-    default:
-      throw new TypeError(`format must be "svg", "terminal" or "png", got ${JSON.stringify(format)}`);
   }
 }

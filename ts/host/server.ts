@@ -9,7 +9,7 @@ import { ConfigError, encodeKey, validateConfig, type Config, type ConfigInput }
 import { Core, CoreError, type CoreStats, type Datagram, type EventHandler } from "../core/core.js";
 import { ERR_NOT_WRITABLE, ERR_UNKNOWN_CONNECTION } from "../core/exports.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
-import { nodeRuntime } from "../runtime/node.js";
+import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
 import { ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
 import { UdpPacket } from "./udp-packet.js";
@@ -21,7 +21,7 @@ export interface ServerOptions extends ConfigInput {
   onUdp?: (packet: UdpPacket) => void | Promise<void>;
   /** Called when a handler throws, or when the server fails and closes. Default: `console.error`. */
   onError?: (error: Error) => void;
-  /** The UDP socket and clock to use; defaults to Node's. Tests pass an in-memory network with virtual time. */
+  /** The UDP socket and clock to use; by default the best one for Node, Deno or Bun. Tests pass an in-memory network with virtual time. */
   runtime?: Runtime;
 }
 
@@ -54,7 +54,10 @@ export interface ConnectOptions {
 /** Starts a WireGuard server. Resolves once the UDP socket is listening. */
 export async function startServer(options: ServerOptions): Promise<Server> {
   const config = validateConfig(options);
-  const runtime = options.runtime ?? nodeRuntime;
+  const runtime = options.runtime ?? defaultRuntime();
+  if (options.tcpReceiveBuffer === undefined && runtime.tcpReceiveBuffer !== undefined) {
+    config.tcpReceiveBuffer = runtime.tcpReceiveBuffer;
+  }
   const server = new Server(config, options, runtime);
   await server[START]();
   return server;

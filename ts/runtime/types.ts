@@ -23,5 +23,11 @@ export interface DatagramSocket {
 
 export interface Runtime {
   clock: Clock;
+  /**
+   * Default per-connection TCP receive buffer for this runtime, when the user sets none.
+   * The TCP window it advertises bounds how many datagrams a client sends in one burst,
+   * which must fit the UDP socket's receive buffer.
+   */
+  tcpReceiveBuffer?: number;
   bindUdp(host: string, port: number, onMessage: (data: Uint8Array, from: Endpoint) => void): Promise<DatagramSocket>;
 }

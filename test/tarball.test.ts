@@ -1,0 +1,83 @@
+// The npm package as published: `npm pack` gives a tarball with the prebuilt wasm, JS
+// and type declarations and no install scripts; installed into an empty project, it
+// imports and works under Node, Deno and Bun with no Rust toolchain in reach.
+// Needs `node build.mjs` first (the test command does it).
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const RUNTIMES: Record<string, string[]> = {
+  node: [process.execPath],
+  deno: [`${root}node_modules/.bin/deno`, "run", "-A"],
+  bun: [`${root}node_modules/.bin/bun`],
+};
+
+// A handshake and a TCP echo between two stacks, through the installed package.
+const PROGRAM = `
+import { genkey, pubkey, startServer } from "wg-netstack";
+const serverKey = genkey(), clientKey = genkey();
+const server = await startServer({
+  privateKey: serverKey, host: "127.0.0.1", port: 0,
+  peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+  onTcp: async (conn) => { for await (const chunk of conn) await conn.write(chunk); await conn.end(); },
+});
+const client = await startServer({
+  privateKey: clientKey, host: "127.0.0.1", port: 0, address: "10.0.0.2",
+  peers: [{ publicKey: server.publicKey, endpoint: server.address }],
+});
+const conn = await client.connect({ host: "198.51.100.1", port: 7 });
+const data = new Uint8Array(256 * 1024).map((_, i) => (i * 31) & 255);
+const sending = conn.write(data).then(() => conn.end());
+let received = 0, same = true;
+for await (const chunk of conn) { for (const b of chunk) same &&= b === data[received++]; }
+await sending;
+const handshake = server.stats().peers[0].sinceHandshakeMs !== undefined;
+console.log(JSON.stringify({ received, same, handshake }));
+await client.close(); await server.close();
+`;
+
+describe("the npm tarball", () => {
+  let dir: string;
+  let tarball: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "wg-netstack-tarball-"));
+    const packed = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destination", dir], { cwd: root, encoding: "utf8" }));
+    tarball = join(dir, packed[0].filename);
+    const wasm = packed[0].files.find((f: { path: string }) => f.path === "dist/wg_netstack.wasm");
+    console.log(`[package] tarball ${(statSync(tarball).size / 1024).toFixed(0)} KiB, wasm ${(wasm.size / 1024).toFixed(0)} KiB, ${packed[0].entryCount} files`);
+    const project = join(dir, "project");
+    execFileSync("mkdir", [project]);
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user", private: true, type: "module" }));
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", tarball], { cwd: project, stdio: "ignore" });
+    writeFileSync(join(project, "main.js"), PROGRAM);
+  }, 120_000);
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("holds the prebuilt wasm, JS and type declarations, and no install scripts", () => {
+    const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).split("\n");
+    for (const file of ["package/dist/wg_netstack.wasm", "package/dist/index.js", "package/dist/index.d.ts", "package/README.md"]) {
+      expect(files).toContain(file);
+    }
+    expect(files.some((f) => f.includes("crates/") || f.endsWith(".rs") || f.includes(".test."))).toBe(false);
+    const manifest = JSON.parse(readFileSync(join(dir, "project/node_modules/wg-netstack/package.json"), "utf8"));
+    for (const hook of ["preinstall", "install", "postinstall", "prepare"]) expect(manifest.scripts?.[hook]).toBeUndefined();
+  });
+
+  it.each(Object.keys(RUNTIMES))("installs and works under %s with no Rust toolchain on PATH", (runtime) => {
+    const [command, ...args] = RUNTIMES[runtime]!;
+    const output = execFileSync(command!, [...args, "main.js"], {
+      cwd: join(dir, "project"),
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { HOME: process.env.HOME, PATH: "" }, // nothing to build with, even by accident
+    });
+    expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual({ received: 256 * 1024, same: true, handshake: true });
+  }, 90_000);
+});
