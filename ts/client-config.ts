@@ -5,7 +5,7 @@
 import os from "node:os";
 import { ConfigError, decodeKey, encodeKey } from "./config.js";
 import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
-import type { Cidr, Ip } from "./ip.js";
+import type { Cidr, Endpoint, Ip } from "./ip.js";
 
 /** What goes into a client's config; every string is in the form `wg` and wg-quick use. */
 export interface ClientConfigOptions {
@@ -19,7 +19,7 @@ export interface ClientConfigOptions {
    * Where the client reaches the server: "host:port", "[v6]:port" or `{ host, port }`.
    * The host may be a DNS name; 0.0.0.0 and :: become a local address (see {@link reachableHost}).
    */
-  endpoint: string | { host: string; port: number };
+  endpoint: string | Endpoint;
   /** DNS server IPs for the client to use while connected. */
   dns?: string | string[];
   /** The client interface's MTU, 1280..65535; omitted lets wg-quick choose. */

@@ -4,7 +4,9 @@
 import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint } from "./ip.js";
 
+/** A WireGuard peer the server accepts (a client), as in a `[Peer]` section. */
 export interface PeerOptions {
+  /** The peer's public key, base64 as `wg pubkey` prints it. */
   publicKey: string;
   /** CIDRs. May be omitted only when there is exactly one peer: then it means everything. */
   allowedIps?: string[];
@@ -12,17 +14,27 @@ export interface PeerOptions {
   endpoint?: string | Endpoint;
   /** Seconds, 0 = off (default). */
   persistentKeepalive?: number;
+  /** A key shared with this peer only, base64 as `wg genpsk` prints it: adds a symmetric layer to the handshake. */
   presharedKey?: string;
 }
 
+/** The server's WireGuard and TCP settings: the part of the server options checked up front. */
 export interface ConfigInput {
+  /** The server's private key, base64 as `wg genkey` prints it. */
   privateKey: string;
+  /** The clients allowed to connect. */
   peers: PeerOptions[];
+  /** IP address to bind the UDP socket to; default `0.0.0.0`. */
   host?: string;
+  /** UDP port; default 51820; 0 picks a free one (see `server.address`). */
   port?: number;
+  /** Largest inner IP packet, 1280..65535; default 1420, as on a WireGuard interface. */
   mtu?: number;
+  /** The server's own tunnel addresses (CIDR or bare IP), used as the source of `server.connect()`. */
   address?: string | string[];
+  /** Bytes each TCP connection may hold received but unread, 4 KiB..64 MiB; default 256 KiB (64 KiB on Deno). It is the TCP window. */
   tcpReceiveBuffer?: number;
+  /** Bytes each TCP connection may hold written but unacknowledged, 4 KiB..64 MiB; default 256 KiB. */
   tcpSendBuffer?: number;
 }
 
@@ -49,7 +61,9 @@ export interface Config {
   peers: PeerConfig[];
 }
 
+/** A bad option: `field` names it (like `peers[1].allowedIps[0]`) and the message says why. */
 export class ConfigError extends Error {
+  /** The path of the offending option. */
   readonly field: string;
   constructor(field: string, reason: string) {
     super(`${field}: ${reason}`);

@@ -14,8 +14,11 @@ export interface Cidr extends Ip {
   prefix: number;
 }
 
+/** An address and port, inside the tunnel or out on the network. */
 export interface Endpoint {
+  /** An IP address, IPv4 dotted or IPv6 in its canonical form. */
   host: string;
+  /** The port, 0..65535. */
   port: number;
 }
 

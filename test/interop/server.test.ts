@@ -3,7 +3,7 @@
 // over veth pairs, and every tunnel destination below is answered by the server itself.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { genkey, pubkey, startServer, type Server, type TcpConnection } from "../../ts/index.js";
+import { genkey, genpsk, pubkey, startServer, type Server, type TcpConnection } from "../../ts/index.js";
 import { interopSkipReason, startWgClient, type WgClient } from "./netns.js";
 
 const skipReason = interopSkipReason();
@@ -163,5 +163,38 @@ describe.skipIf(skipReason)("real WireGuard client (wireguard-go) against startS
     // The allowed address still works.
     const ok = await first.task("udp-request", ["192.0.2.53", 53, "fine"]);
     expect(JSON.parse(ok.json.reply).data).toBe("fine");
+  }, T);
+});
+
+describe.skipIf(skipReason)("real WireGuard client with a preshared key", () => {
+  it("handshakes and carries traffic only when both sides have the same preshared key", async () => {
+    const serverKey = genkey();
+    const clientKey = genkey();
+    const presharedKey = genpsk();
+    const server = await startServer({
+      privateKey: serverKey,
+      host: "0.0.0.0",
+      port: 0,
+      peers: [{ publicKey: pubkey(clientKey), presharedKey }],
+      onUdp: (packet) => packet.reply(packet.data),
+    });
+    const good = await startWgClient({ privateKey: clientKey, serverPublicKey: pubkey(serverKey), serverPort: server.address.port, tunnelAddresses: ["10.0.0.2/32"], presharedKey });
+    try {
+      const reply = await good.task("udp-request", ["192.0.2.53", 53, "psk"]);
+      expect(reply.json.reply).toBe("psk");
+    } finally {
+      await good.close();
+    }
+    const received = server.stats().peers[0]!.rxBytes;
+    const wrong = await startWgClient({ privateKey: clientKey, serverPublicKey: pubkey(serverKey), serverPort: server.address.port, tunnelAddresses: ["10.0.0.2/32"], presharedKey: genpsk() });
+    try {
+      const reply = await wrong.task("udp-request", ["192.0.2.53", 53, "psk", "--timeout", 3000]);
+      expect(reply.json.error).toBe("timeout");
+      // The client cannot complete the handshake (the key is mixed into the response), so no data arrives.
+      expect(server.stats().peers[0]!.rxBytes).toBe(received);
+    } finally {
+      await wrong.close();
+      await server.close();
+    }
   }, T);
 });

@@ -14,6 +14,7 @@ import type { DatagramSocket, Runtime } from "../runtime/types.js";
 import { ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
 import { UdpPacket } from "./udp-packet.js";
 
+/** Everything `startServer` takes: the WireGuard and TCP settings plus the handlers. */
 export interface ServerOptions extends ConfigInput {
   /** Called for each TCP connection a client opens, to any destination. Without it, connections are refused (RST). */
   onTcp?: (connection: TcpConnection) => void | Promise<void>;
@@ -25,18 +26,23 @@ export interface ServerOptions extends ConfigInput {
   runtime?: Runtime;
 }
 
+/** One peer's state, as `wg show` would tell it. */
 export interface PeerStats {
+  /** The peer's public key (base64). */
   publicKey: string;
   /** Where the peer's datagrams come from now (it follows roaming). */
   endpoint: Endpoint | undefined;
   /** Milliseconds since the current session's handshake; undefined before the first one. */
   sinceHandshakeMs: number | undefined;
-  /** Inner bytes sent to / received from the peer. */
+  /** Inner bytes sent to the peer. */
   txBytes: number;
+  /** Inner bytes received from the peer. */
   rxBytes: number;
 }
 
+/** A snapshot of the server, from `server.stats()`. */
 export interface ServerStats {
+  /** One entry per configured peer, in the order given. */
   peers: PeerStats[];
   /** Dropped packets by reason: malformed, authFailed, unknownPeer, replay, noSession, underLoad, sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint. */
   dropped: Record<string, number>;
@@ -46,6 +52,7 @@ export interface ServerStats {
   memoryBytes: number;
 }
 
+/** Options for `server.connect()`. */
 export interface ConnectOptions {
   /** Our tunnel address (and port; 0 or absent picks one). Defaults to the first `address` of the right family. */
   from?: Endpoint | string;
@@ -67,6 +74,7 @@ const START = Symbol("start");
 /** @internal Reaches the server's core, for tests. Not exported from the package. */
 export const INTERNALS = Symbol("wg-netstack internals");
 
+/** A running WireGuard server: one UDP socket, one wasm core. Made by {@link startServer}. */
 export class Server {
   readonly #config: Config;
   readonly #options: ServerOptions;
@@ -163,6 +171,7 @@ export class Server {
     return new Promise((resolve, reject) => this.#connecting.set(id, { resolve, reject }));
   }
 
+  /** Peers (endpoint, last handshake, bytes), dropped packets by reason, open connections, memory. */
   stats(): ServerStats {
     this.#assertOpen();
     const stats: CoreStats = this.#call(() => this.#core.stats());

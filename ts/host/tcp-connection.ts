@@ -39,6 +39,7 @@ interface Waiter<T> {
 export class ConnectionError extends Error {
   constructor(
     message: string,
+    /** What happened, as Node names it: reset by the peer, refused, aborted by us, or written after close. */
     readonly code: "ECONNRESET" | "ECONNREFUSED" | "ECONNABORTED" | "EPIPE",
   ) {
     super(message);
@@ -46,6 +47,11 @@ export class ConnectionError extends Error {
   }
 }
 
+/**
+ * A TCP connection a client opened through the tunnel (or one `server.connect()` opened
+ * towards a client). Read with `read()`, `for await`, or `readable`; write with
+ * `write()` or `writable`.
+ */
 export class TcpConnection {
   /** The client's end: its tunnel address and port. */
   readonly remote: Endpoint;
@@ -178,6 +184,7 @@ export class TcpConnection {
     return this.#writable;
   }
 
+  /** Yields received chunks until the client's FIN. */
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     for (;;) {
       const chunk = await this.read();

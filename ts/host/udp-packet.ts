@@ -2,6 +2,7 @@
 
 import type { Endpoint } from "../ip.js";
 
+/** A UDP datagram a client sent through the tunnel, to any destination. */
 export class UdpPacket {
   /** The payload. */
   readonly data: Uint8Array;

@@ -4,24 +4,31 @@
 
 import type { Endpoint } from "../ip.js";
 
+/** Time as the server sees it: the real clock, or a virtual one in tests. */
 export interface Clock {
   /** Monotonic milliseconds. */
   now(): number;
   /** Calls `fn` after `delayMs`; returns a handle for `clearTimer`. */
   setTimer(delayMs: number, fn: () => void): unknown;
+  /** Cancels a timer from `setTimer`. */
   clearTimer(handle: unknown): void;
   /** Calls `fn` soon, after the I/O callbacks that are ready now (so datagrams batch up). */
   defer(fn: () => void): void;
 }
 
+/** A bound UDP socket. */
 export interface DatagramSocket {
   /** The bound address (the real port when 0 was asked for). */
   readonly address: Endpoint;
+  /** Sends one datagram; a failure is a lost datagram, as UDP goes. */
   send(data: Uint8Array, to: Endpoint): void;
+  /** Releases the socket. */
   close(): Promise<void>;
 }
 
+/** What the server needs from a JavaScript runtime; see `runtime/` for Node's and Deno's. */
 export interface Runtime {
+  /** Timers and the current time. */
   clock: Clock;
   /**
    * Default per-connection TCP receive buffer for this runtime, when the user sets none.
@@ -29,5 +36,6 @@ export interface Runtime {
    * which must fit the UDP socket's receive buffer.
    */
   tcpReceiveBuffer?: number;
+  /** Binds a UDP socket on `host:port` (port 0 picks one) and calls `onMessage` for each datagram. */
   bindUdp(host: string, port: number, onMessage: (data: Uint8Array, from: Endpoint) => void): Promise<DatagramSocket>;
 }
