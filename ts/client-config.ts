@@ -3,7 +3,7 @@
 // stray newline or "=" that would change what wg-quick reads.
 
 import os from "node:os";
-import { ConfigError, decodeKey, encodeKey } from "./config.js";
+import { ConfigError, decodeKey, describeValue, encodeKey, isRecord, maskHostBits } from "./config.js";
 import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint, Ip } from "./ip.js";
 
@@ -64,7 +64,7 @@ const ENDPOINT_HINT = "expected like vpn.example.com:51820, 203.0.113.5:51820 or
  * ```
  */
 export function clientConfig(options: ClientConfigOptions): string {
-  if (!isRecord(options)) throw new ConfigError("options", `expected an object, got ${show(options)}`);
+  if (!isRecord(options)) throw new ConfigError("options", `expected an object, got ${describeValue(options)}`);
   // Typed callers are already right; this view checks what plain JS passes.
   const input: Record<string, unknown> = options;
 
@@ -78,7 +78,7 @@ export function clientConfig(options: ClientConfigOptions): string {
   const allowedIps =
     input.allowedIps === undefined
       ? ["0.0.0.0/0", "::/0"]
-      : list(input.allowedIps, "allowedIps", prefix).map((item) => formatCidr(network(item)));
+      : list(input.allowedIps, "allowedIps", prefix).map((item) => formatCidr(maskHostBits(item)));
   const peerEndpoint = endpoint(input.endpoint);
   const keepalive = integer(input.persistentKeepalive, "persistentKeepalive", 0, 65535);
 
@@ -116,17 +116,7 @@ export function reachableHost(host: string): string {
   return ip.family === 4 ? "127.0.0.1" : "::1";
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
-/** Describes a bad value for a message (keys are never shown: decodeKey checks those). */
-function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (Array.isArray(value)) return "an array";
-  if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean") return String(value);
-  return `an ${typeof value}`;
-}
 
 function key(value: unknown, field: string): string {
   return encodeKey(decodeKey(value, field));
@@ -135,7 +125,7 @@ function key(value: unknown, field: string): string {
 function integer(value: unknown, field: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${show(value)}`);
+    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -144,30 +134,25 @@ function integer(value: unknown, field: string, min: number, max: number): numbe
 function list<T>(value: unknown, field: string, parse: (item: unknown, field: string) => T): T[] {
   if (typeof value === "string") return [parse(value, field)];
   if (!Array.isArray(value) || value.length === 0) {
-    throw new ConfigError(field, `expected a string or a non-empty array of strings, got ${show(value)}`);
+    throw new ConfigError(field, `expected a string or a non-empty array of strings, got ${describeValue(value)}`);
   }
   return value.map((item: unknown, i) => parse(item, `${field}[${i}]`));
 }
 
 function prefix(value: unknown, field: string): Cidr {
   const parsed = typeof value === "string" ? parseCidr(value) : undefined;
-  if (!parsed) throw new ConfigError(field, `${show(value)} is not an IP prefix (expected like 10.0.0.2/32 or fd00::2/128)`);
+  if (!parsed) throw new ConfigError(field, `${describeValue(value)} is not an IP prefix (expected like 10.0.0.2/32 or fd00::2/128)`);
   return parsed;
 }
 
 function ip(value: unknown, field: string): Ip {
   const parsed = typeof value === "string" ? parseIp(value) : undefined;
-  if (!parsed) throw new ConfigError(field, `${show(value)} is not an IP address (expected like 10.0.0.1 or fd00::1)`);
+  if (!parsed) throw new ConfigError(field, `${describeValue(value)} is not an IP address (expected like 10.0.0.1 or fd00::1)`);
   return parsed;
 }
 
 const formatCidr = (cidr: Cidr) => `${formatIp(cidr)}/${cidr.prefix}`;
 
-/** Clears host bits: wg-quick adds a route per allowed IP, and `ip route` rejects 10.0.0.5/24. */
-function network(cidr: Cidr): Cidr {
-  const bytes = cidr.bytes.map((byte, i) => byte & (0xff00 >> Math.min(8, Math.max(0, cidr.prefix - i * 8))));
-  return { ...cidr, bytes };
-}
 
 function endpoint(value: unknown): string {
   let host: string;
@@ -182,17 +167,17 @@ function endpoint(value: unknown): string {
     } else if (colon > 0 && isHostName(name) && DECIMAL.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535) {
       [host, port] = [name, Number(portText)];
     } else {
-      throw new ConfigError("endpoint", `${show(value)} is not host:port (${ENDPOINT_HINT})`);
+      throw new ConfigError("endpoint", `${describeValue(value)} is not host:port (${ENDPOINT_HINT})`);
     }
   } else if (isRecord(value)) {
     const parsed = typeof value.host === "string" ? parseIp(value.host) : undefined;
     if (parsed) host = formatIp(parsed);
     else if (typeof value.host === "string" && isHostName(value.host)) host = value.host;
-    else throw new ConfigError("endpoint.host", `${show(value.host)} is not an IP address or host name`);
+    else throw new ConfigError("endpoint.host", `${describeValue(value.host)} is not an IP address or host name`);
     if (value.port === undefined) throw new ConfigError("endpoint.port", "is required (the server's UDP port, like 51820)");
     port = integer(value.port, "endpoint.port", 1, 65535)!;
   } else {
-    throw new ConfigError("endpoint", value === undefined ? `is required (${ENDPOINT_HINT})` : `expected a string or {host, port}, got ${show(value)}`);
+    throw new ConfigError("endpoint", value === undefined ? `is required (${ENDPOINT_HINT})` : `expected a string or {host, port}, got ${describeValue(value)}`);
   }
   host = reachableHost(host);
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;

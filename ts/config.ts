@@ -78,7 +78,8 @@ const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/
 const KEY_HINT = 'expected 44 base64 characters ending in "=", as printed by "wg genkey" or "wg pubkey"';
 
 /** Describes a bad value for an error message; long strings are cut short. */
-function describe(value: unknown): string {
+/** A short, safe rendering of a bad value for an error message. */
+export function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "string") {
@@ -89,7 +90,7 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
@@ -142,24 +143,25 @@ function integer(options: Record<string, unknown>, field: string, min: number, m
   const value = options[field];
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(path, `expected an integer from ${min} to ${max}, got ${describe(value)}`);
+    throw new ConfigError(path, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
   }
   return value;
 }
 
 function cidr(value: unknown, field: string): Cidr {
   if (typeof value !== "string") {
-    throw new ConfigError(field, `expected a string like 10.0.0.2/32 or fd00::2/128, got ${describe(value)}`);
+    throw new ConfigError(field, `expected a string like 10.0.0.2/32 or fd00::2/128, got ${describeValue(value)}`);
   }
   const parsed = parseCidr(value);
   if (!parsed) {
-    throw new ConfigError(field, `${describe(value)} is not an IP prefix (expected like 10.0.0.2/32 or fd00::2/128)`);
+    throw new ConfigError(field, `${describeValue(value)} is not an IP prefix (expected like 10.0.0.2/32 or fd00::2/128)`);
   }
   return parsed;
 }
 
 /** Clears the bits after the prefix so routing can compare prefixes directly. */
-function maskHostBits(prefix: Cidr): Cidr {
+/** The network a prefix names: bits past the prefix length cleared, as `wg` does. */
+export function maskHostBits(prefix: Cidr): Cidr {
   const bytes = prefix.bytes.slice();
   for (let i = 0; i < bytes.length; i++) {
     const keep = Math.min(8, Math.max(0, prefix.prefix - i * 8));
@@ -173,26 +175,26 @@ const ENDPOINT_HINT = "expected like 203.0.113.5:51820 or [2001:db8::1]:51820; h
 function endpoint(value: unknown, field: string): Endpoint {
   if (typeof value === "string") {
     const parsed = parseEndpoint(value);
-    if (!parsed) throw new ConfigError(field, `${describe(value)} is not an IP endpoint (${ENDPOINT_HINT})`);
+    if (!parsed) throw new ConfigError(field, `${describeValue(value)} is not an IP endpoint (${ENDPOINT_HINT})`);
     return parsed;
   }
   if (!isRecord(value)) {
-    throw new ConfigError(field, `expected a string or {host, port}, got ${describe(value)}`);
+    throw new ConfigError(field, `expected a string or {host, port}, got ${describeValue(value)}`);
   }
   const ip = typeof value.host === "string" ? parseIp(value.host) : undefined;
   if (!ip) {
-    throw new ConfigError(`${field}.host`, `${describe(value.host)} is not an IP address (host names are not resolved)`);
+    throw new ConfigError(`${field}.host`, `${describeValue(value.host)} is not an IP address (host names are not resolved)`);
   }
   const port = value.port;
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ConfigError(`${field}.port`, `expected an integer from 1 to 65535, got ${describe(port)}`);
+    throw new ConfigError(`${field}.port`, `expected an integer from 1 to 65535, got ${describeValue(port)}`);
   }
   return { host: formatIp(ip), port };
 }
 
 function peer(value: unknown, index: number, peerCount: number, seen: Map<string, number>): PeerConfig {
   const path = `peers[${index}]`;
-  if (!isRecord(value)) throw new ConfigError(path, `expected an object with a publicKey, got ${describe(value)}`);
+  if (!isRecord(value)) throw new ConfigError(path, `expected an object with a publicKey, got ${describeValue(value)}`);
 
   const publicKey = decodeKey(value.publicKey, `${path}.publicKey`);
   const publicKeyText = encodeKey(publicKey);
@@ -211,7 +213,7 @@ function peer(value: unknown, index: number, peerCount: number, seen: Map<string
       { family: 6, bytes: new Uint8Array(16), prefix: 0 },
     ];
   } else if (!Array.isArray(value.allowedIps)) {
-    throw new ConfigError(`${path}.allowedIps`, `expected an array of strings like 10.0.0.2/32, got ${describe(value.allowedIps)}`);
+    throw new ConfigError(`${path}.allowedIps`, `expected an array of strings like 10.0.0.2/32, got ${describeValue(value.allowedIps)}`);
   } else {
     allowedIps = value.allowedIps.map((item: unknown, i) => maskHostBits(cidr(item, `${path}.allowedIps[${i}]`)));
   }
@@ -229,14 +231,14 @@ function peer(value: unknown, index: number, peerCount: number, seen: Map<string
 
 /** Checks the options and returns them with defaults applied; throws ConfigError. */
 export function validateConfig(input: unknown): Config {
-  if (!isRecord(input)) throw new ConfigError("options", `expected an object, got ${describe(input)}`);
+  if (!isRecord(input)) throw new ConfigError("options", `expected an object, got ${describeValue(input)}`);
 
   const privateKey = decodeKey(input.privateKey, "privateKey");
 
   let host = "0.0.0.0";
   if (input.host !== undefined) {
     const ip = typeof input.host === "string" ? parseIp(input.host) : undefined;
-    if (!ip) throw new ConfigError("host", `${describe(input.host)} is not an IP address to bind (like 0.0.0.0 or ::)`);
+    if (!ip) throw new ConfigError("host", `${describeValue(input.host)} is not an IP address to bind (like 0.0.0.0 or ::)`);
     host = formatIp(ip);
   }
 
@@ -251,11 +253,11 @@ export function validateConfig(input: unknown): Config {
   } else if (Array.isArray(input.address)) {
     addresses = input.address.map((item: unknown, i) => cidr(item, `address[${i}]`));
   } else if (input.address !== undefined) {
-    throw new ConfigError("address", `expected a string or an array of strings like 10.0.0.1/24, got ${describe(input.address)}`);
+    throw new ConfigError("address", `expected a string or an array of strings like 10.0.0.1/24, got ${describeValue(input.address)}`);
   }
 
   if (!Array.isArray(input.peers)) {
-    throw new ConfigError("peers", `expected an array of peer objects, got ${describe(input.peers)}`);
+    throw new ConfigError("peers", `expected an array of peer objects, got ${describeValue(input.peers)}`);
   }
   const seen = new Map<string, number>();
   const peerCount = input.peers.length;
