@@ -244,6 +244,14 @@ describe("server", () => {
     expect((err as ConfigError).field).toBe("privateKey");
   });
 
+  it("names the field when a peer has the server's own key", async () => {
+    const key = genkey();
+    const err = await startServer({ privateKey: key, host: "127.0.0.1", port: 0, peers: [{ publicKey: pubkey(key) }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).field).toBe("peers[0].publicKey");
+    expect((err as ConfigError).message).toMatch(/own public key/);
+  });
+
   it("counts packets from outside the peer's allowedIps and drops them", async () => {
     const { clock, client, server } = await pair({ onUdp: () => { throw new Error("must not be delivered"); } });
     client.sendUdp("spoofed", { host: "10.0.0.99", port: 1 }, { host: "10.0.0.1", port: 53 });

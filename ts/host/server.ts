@@ -112,14 +112,14 @@ export class Server {
       acceptTcp: this.#options.onTcp !== undefined,
     });
     config.peers.forEach((peer, index) => {
-      const id = this.#core.addPeer(peer.publicKey, peer.presharedKey, peer.persistentKeepalive, peer.endpoint);
-      for (const cidr of peer.allowedIps) {
-        try {
-          this.#core.allow(id, cidr, cidr.prefix);
-        } catch (error) {
-          throw new ConfigError(`peers[${index}].allowedIps`, (error as Error).message);
-        }
+      let id: number;
+      try {
+        id = this.#core.addPeer(peer.publicKey, peer.presharedKey, peer.persistentKeepalive, peer.endpoint);
+      } catch (error) {
+        // The one check validation cannot make: a peer with the server's own key.
+        throw new ConfigError(`peers[${index}].publicKey`, (error as Error).message);
       }
+      for (const cidr of peer.allowedIps) this.#core.allow(id, cidr, cidr.prefix);
     });
     this.#socket = await this.#runtime.bindUdp(config.host, config.port, (data, from) => {
       this.#inbound.push({ data, from });

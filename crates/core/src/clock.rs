@@ -20,8 +20,4 @@ impl Clock {
         mock_instant::MockClock::set_time(Duration::from_millis(self.now_ms));
         self.now_ms
     }
-
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.now_ms
-    }
 }

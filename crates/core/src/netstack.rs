@@ -192,9 +192,5 @@ impl NetStack {
     pub fn connection_count(&self) -> usize {
         self.stack.connection_count()
     }
-
-    pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
-    }
 }
 #[cfg(test)] #[path = "netstack_tests.rs"] mod tests;
