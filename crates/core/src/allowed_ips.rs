@@ -108,6 +108,7 @@ fn bit_at(bits: u128, depth: u8) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn ip(text: &str) -> IpAddr {
@@ -197,15 +198,5 @@ mod tests {
             _ => return false,
         };
         len == 0 || (a ^ b) >> (width - u32::from(len)) == 0
-    }
-
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 }

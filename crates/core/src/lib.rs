@@ -24,5 +24,7 @@ pub mod tunnel;
 pub mod wire;
 
 mod clock;
+#[cfg(test)]
+mod test_rng;
 
 pub use netstack::{Config, NetStack};

@@ -1134,25 +1134,8 @@ fn outgoing_packets_without_route_or_endpoint_are_counted() {
 // ---------------------------------------------------------------------------------------
 // 8. Malformed input
 
-/// A fixed-seed xorshift PRNG: the fuzz inputs are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
+/// The fuzz inputs are the same on every run.
+use crate::test_rng::XorShift as Rng;
 
 /// Each datagram is dropped and counted under `reason`, and nothing else happens.
 fn assert_dropped(net: &mut Net, datagram: &[u8], reason: DropReason) {
