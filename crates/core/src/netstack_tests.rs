@@ -648,6 +648,35 @@ fn tcp_host_closes_first() {
     assert_eq!(net.server.connection_count(), 0);
 }
 
+/// The host sends FIN; the client takes what the server sent and acknowledges it.
+fn host_shuts_down(net: &mut Net, tcp: &mut TcpPeer) {
+    net.server.tcp_shutdown(tcp.id).unwrap();
+    net.pump();
+    for segment in net.segments(tcp.client) {
+        tcp.accept(&segment);
+    }
+    tcp.send_ack(net);
+}
+
+/// Well after both sides closed, nothing comes until the host gives credit; then the
+/// unread `data`, EOF and a clean close, and the connection is gone.
+fn expect_unread_after_close(net: &mut Net, id: u32, data: &[u8]) {
+    net.advance(20_000);
+    let events = net.take_events();
+    assert!(events.is_empty(), "still holding the unread data: {events:?}");
+    net.server.tcp_credit(id, 1000).unwrap();
+    net.pump();
+    assert_eq!(
+        net.take_events(),
+        vec![
+            Event::TcpData { conn: id, bytes: data.to_vec() },
+            Event::TcpEof { conn: id },
+            Event::TcpClosed { conn: id, reason: 0 },
+        ]
+    );
+    assert_eq!(net.server.connection_count(), 0);
+}
+
 /// Data the host has not taken yet when both sides have closed is still delivered, then
 /// EOF, then a clean close.
 #[test]
@@ -659,63 +688,22 @@ fn tcp_unread_data_survives_a_close_by_both_sides() {
     tcp.send_fin(&mut net);
     assert!(net.take_events().is_empty(), "no credit: no data, and no EOF before the data");
     net.server.tcp_send(tcp.id, b"response").unwrap();
-    net.server.tcp_shutdown(tcp.id).unwrap();
-    net.pump();
-    for segment in net.segments(c) {
-        tcp.accept(&segment);
-    }
-    tcp.send_ack(&mut net); // acknowledges the host's FIN: LAST-ACK → CLOSED
-    net.advance(20_000);
-    let events = net.take_events();
-    assert!(events.is_empty(), "still holding the unread data: {events:?}");
-    net.server.tcp_credit(tcp.id, 1000).unwrap();
-    net.pump();
-    assert_eq!(
-        net.take_events(),
-        vec![
-            Event::TcpData { conn: tcp.id, bytes: b"request".to_vec() },
-            Event::TcpEof { conn: tcp.id },
-            Event::TcpClosed { conn: tcp.id, reason: 0 },
-        ]
-    );
-    assert_eq!(net.server.connection_count(), 0);
+    host_shuts_down(&mut net, &mut tcp); // the client's ACK of the FIN: LAST-ACK → CLOSED
+    expect_unread_after_close(&mut net, tcp.id, b"request");
 
     // The host shuts down first; the client's last data and FIN come while the host is not
     // reading, and the host reads them after smoltcp's 10 s TIME-WAIT is over.
     let mut tcp = open(&mut net, c, addr("10.0.0.2:50001"), addr("93.184.216.34:80"));
-    net.server.tcp_shutdown(tcp.id).unwrap();
-    net.pump();
-    for segment in net.segments(c) {
-        tcp.accept(&segment);
-    }
-    tcp.send_ack(&mut net);
+    host_shuts_down(&mut net, &mut tcp);
     tcp.send_data(&mut net, b"last words");
     tcp.send_fin(&mut net); // FIN-WAIT-2 → TIME-WAIT
     assert!(net.take_events().is_empty());
-    net.advance(20_000);
-    let events = net.take_events();
-    assert!(events.is_empty(), "still holding the unread data: {events:?}");
-    net.server.tcp_credit(tcp.id, 1000).unwrap();
-    net.pump();
-    assert_eq!(
-        net.take_events(),
-        vec![
-            Event::TcpData { conn: tcp.id, bytes: b"last words".to_vec() },
-            Event::TcpEof { conn: tcp.id },
-            Event::TcpClosed { conn: tcp.id, reason: 0 },
-        ]
-    );
-    assert_eq!(net.server.connection_count(), 0);
+    expect_unread_after_close(&mut net, tcp.id, b"last words");
 
     // The host may also abort instead of reading what is left.
     net.take_inbox(c); // the ACK of that FIN
     let mut tcp = open(&mut net, c, addr("10.0.0.2:50002"), addr("93.184.216.34:80"));
-    net.server.tcp_shutdown(tcp.id).unwrap();
-    net.pump();
-    for segment in net.segments(c) {
-        tcp.accept(&segment);
-    }
-    tcp.send_ack(&mut net);
+    host_shuts_down(&mut net, &mut tcp);
     tcp.send_data(&mut net, b"unwanted");
     tcp.send_fin(&mut net);
     net.server.tcp_abort(tcp.id).unwrap();
