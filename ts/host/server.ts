@@ -80,6 +80,7 @@ export class Server {
   readonly #options: ServerOptions;
   readonly #runtime: Runtime;
   readonly #core = new Core();
+  #publicKey = "";
   #socket: DatagramSocket | undefined;
   #inbound: Datagram[] = [];
   #scheduled = false;
@@ -111,6 +112,7 @@ export class Server {
       tcpSendBuffer: config.tcpSendBuffer,
       acceptTcp: this.#options.onTcp !== undefined,
     });
+    this.#publicKey = encodeKey(this.#core.publicKey(config.privateKey));
     config.peers.forEach((peer, index) => {
       let id: number;
       try {
@@ -140,7 +142,7 @@ export class Server {
 
   /** The server's public key (base64). */
   get publicKey(): string {
-    return encodeKey(this.#core.publicKey(this.#config.privateKey));
+    return this.#publicKey;
   }
 
   /** Resolves when the server has closed, by `close()` or because it failed (see `error`). */
@@ -176,7 +178,7 @@ export class Server {
     this.#assertOpen();
     const stats: CoreStats = this.#call(() => this.#core.stats());
     return {
-      peers: stats.peers.map((peer, i) => ({ publicKey: this.#config.peers[i]!.publicKeyText, ...peer })),
+      peers: stats.peers.map((peer, i) => ({ publicKey: this.#peerKey(i), ...peer })),
       dropped: stats.dropped,
       connections: stats.connections,
       memoryBytes: this.#core.memoryBytes,
@@ -234,7 +236,7 @@ export class Server {
   readonly #events: EventHandler = {
     datagram: (to, bytes) => this.#socket?.send(bytes, to),
     tcpOpen: (conn, peer, remote, local) => {
-      const connection = new TcpConnection(conn, this.#link, remote, local, this.#config.peers[peer]?.publicKeyText ?? "");
+      const connection = new TcpConnection(conn, this.#link, remote, local, this.#peerKey(peer));
       this.#connections.set(conn, connection);
       const connecting = this.#connecting.get(conn);
       if (connecting) {
@@ -257,8 +259,7 @@ export class Server {
       this.#connections.delete(conn);
     },
     udp: (peer, src, dst, payload) => {
-      const publicKey = this.#config.peers[peer]?.publicKeyText ?? "";
-      const packet = new UdpPacket(payload, src, dst, publicKey, (data) => this.sendUdp(data, dst, src));
+      const packet = new UdpPacket(payload, src, dst, this.#peerKey(peer), (data) => this.sendUdp(data, dst, src));
       this.#handle(() => this.#options.onUdp?.(packet));
     },
   };
@@ -346,6 +347,11 @@ export class Server {
     this.#connecting.clear();
     await this.#socket?.close();
     this.#markClosed();
+  }
+
+  /** The base64 public key of the peer at `index` (the core numbers peers in config order). */
+  #peerKey(index: number): string {
+    return this.#config.peers[index]?.publicKeyText ?? "";
   }
 
   #assertOpen(): void {

@@ -253,7 +253,7 @@ export class TcpConnection {
       }
       if (sent < head.data.length) {
         head.data = head.data.subarray(sent);
-        if (sent === 0 || sent < MAX_SEND_CHUNK) break; // wait for a writable event
+        if (sent < MAX_SEND_CHUNK) break; // the buffer is full: wait for a writable event
         continue;
       }
       this.#writes.shift();
