@@ -137,55 +137,43 @@ export class Core {
     if (len === 0) return;
     const bytes = new Uint8Array(this.#exports.memory.buffer, this.#exports.wgn_events_ptr(), len).slice();
     this.#exports.wgn_events_clear();
-    const view = new DataView(bytes.buffer);
-    let at = 0;
-    const u32 = () => ((at += 4), view.getUint32(at - 4, true));
-    const address = (): Endpoint => {
-      const { host, port } = decodeAddress(bytes, at);
-      at += ADDRESS_SIZE;
-      return { host, port };
-    };
-    const chunk = () => {
-      const n = u32();
-      at += n;
-      return bytes.subarray(at - n, at);
-    };
-    while (at < len) {
-      const kind = bytes[at++];
+    const r = new Reader(bytes);
+    while (r.at < len) {
+      const kind = r.u8();
       switch (kind) {
         case 1: {
-          const to = address();
-          handler.datagram(to, chunk());
+          const to = r.address();
+          handler.datagram(to, r.chunk());
           break;
         }
         case 2: {
-          const conn = u32();
-          const peer = u32();
-          const remote = address();
-          handler.tcpOpen(conn, peer, remote, address());
+          const conn = r.u32();
+          const peer = r.u32();
+          const remote = r.address();
+          handler.tcpOpen(conn, peer, remote, r.address());
           break;
         }
         case 3: {
-          const conn = u32();
-          handler.tcpData(conn, chunk());
+          const conn = r.u32();
+          handler.tcpData(conn, r.chunk());
           break;
         }
         case 4:
-          handler.tcpEof(u32());
+          handler.tcpEof(r.u32());
           break;
         case 5:
-          handler.tcpWritable(u32());
+          handler.tcpWritable(r.u32());
           break;
         case 6: {
-          const conn = u32();
-          handler.tcpClosed(conn, CLOSE_REASONS[bytes[at++]!] ?? "reset");
+          const conn = r.u32();
+          handler.tcpClosed(conn, CLOSE_REASONS[r.u8()] ?? "reset");
           break;
         }
         case 7: {
-          const peer = u32();
-          const src = address();
-          const dst = address();
-          handler.udp(peer, src, dst, chunk());
+          const peer = r.u32();
+          const src = r.address();
+          const dst = r.address();
+          handler.udp(peer, src, dst, r.chunk());
           break;
         }
         default:
@@ -193,6 +181,7 @@ export class Core {
       }
     }
   }
+
 
   tcpConnect(nowMs: number, local: Endpoint, remote: Endpoint): number {
     const args = this.#scratch(2 * ADDRESS_SIZE);
@@ -233,33 +222,22 @@ export class Core {
 
   stats(): CoreStats {
     this.#check(this.#exports.wgn_stats());
-    const bytes = this.#result();
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-    let at = 0;
-    const u32 = () => ((at += 4), view.getUint32(at - 4, true));
-    const f64 = () => ((at += 8), view.getFloat64(at - 8, true));
+    const r = new Reader(this.#result());
     const peers: CoreStats["peers"] = [];
-    for (let i = u32(); i > 0; i--) {
-      const since = f64();
-      const txBytes = f64();
-      const rxBytes = f64();
-      const endpoint = bytes[at] === 0 ? undefined : decodeAddress(bytes, at);
-      at += ADDRESS_SIZE;
-      peers.push({
-        sinceHandshakeMs: since < 0 ? undefined : since,
-        txBytes,
-        rxBytes,
-        endpoint: endpoint && { host: endpoint.host, port: endpoint.port },
-      });
+    for (let i = r.u32(); i > 0; i--) {
+      const since = r.f64();
+      const txBytes = r.f64();
+      const rxBytes = r.f64();
+      // Family 0: no endpoint known yet.
+      const endpoint = r.bytes[r.at] === 0 ? ((r.at += ADDRESS_SIZE), undefined) : r.address();
+      peers.push({ sinceHandshakeMs: since < 0 ? undefined : since, txBytes, rxBytes, endpoint });
     }
     const dropped: Record<string, number> = {};
-    for (let i = u32(); i > 0; i--) {
-      const nameLength = bytes[at++]!;
-      const name = new TextDecoder().decode(bytes.subarray(at, at + nameLength));
-      at += nameLength;
-      dropped[name] = f64();
+    for (let i = r.u32(); i > 0; i--) {
+      const name = new TextDecoder().decode(r.take(r.u8()));
+      dropped[name] = r.f64();
     }
-    return { peers, dropped, connections: u32() };
+    return { peers, dropped, connections: r.u32() };
   }
 
   publicKey(privateKey: Uint8Array): Uint8Array {
@@ -294,5 +272,45 @@ export class Core {
       this.#hostIps.set(host, ip);
     }
     return ip;
+  }
+}
+
+/** Walks the core's little-endian byte formats (events, stats). */
+class Reader {
+  at = 0;
+  readonly #view: DataView;
+
+  constructor(readonly bytes: Uint8Array) {
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  }
+
+  u8(): number {
+    return this.bytes[this.at++]!;
+  }
+
+  u32(): number {
+    this.at += 4;
+    return this.#view.getUint32(this.at - 4, true);
+  }
+
+  f64(): number {
+    this.at += 8;
+    return this.#view.getFloat64(this.at - 8, true);
+  }
+
+  address(): Endpoint {
+    const { host, port } = decodeAddress(this.bytes, this.at);
+    this.at += ADDRESS_SIZE;
+    return { host, port };
+  }
+
+  take(n: number): Uint8Array {
+    this.at += n;
+    return this.bytes.subarray(this.at - n, this.at);
+  }
+
+  /** A u32 length, then that many bytes. */
+  chunk(): Uint8Array {
+    return this.take(this.u32());
   }
 }
