@@ -570,14 +570,7 @@ fn tcp_lifecycle(local: SocketAddr, remote: SocketAddr) {
     assert_eq!(acks.last().map(|s| s.ack), Some(Some(tcp.snd_nxt)), "{acks:?}");
 
     // Host data reaches the client, from the destination.
-    assert_eq!(net.server.tcp_send(tcp.id, b"HTTP/1.1 200 OK\r\n\r\n"), Ok(19));
-    net.pump();
-    let segments = net.segments(c);
-    assert_eq!(segments.len(), 1, "{segments:?}");
-    tcp.accept(&segments[0]);
-    assert_eq!(segments[0].payload, b"HTTP/1.1 200 OK\r\n\r\n");
-    assert_eq!(segments[0].ack, Some(tcp.snd_nxt));
-    tcp.send_ack(&mut net);
+    host_sends(&mut net, &mut tcp, b"HTTP/1.1 200 OK\r\n\r\n");
 
     // Client FIN: end of stream for the host.
     tcp.send_fin(&mut net);
@@ -587,13 +580,7 @@ fn tcp_lifecycle(local: SocketAddr, remote: SocketAddr) {
     assert_eq!(acks.last().map(|s| s.ack), Some(Some(tcp.snd_nxt)), "FIN acknowledged: {acks:?}");
 
     // Half-closed: the host can still send.
-    assert_eq!(net.server.tcp_send(tcp.id, b"trailer"), Ok(7));
-    net.pump();
-    let segments = net.segments(c);
-    assert_eq!(segments.len(), 1, "{segments:?}");
-    tcp.accept(&segments[0]);
-    assert_eq!(segments[0].payload, b"trailer");
-    tcp.send_ack(&mut net);
+    host_sends(&mut net, &mut tcp, b"trailer");
 
     // Host shuts down: the client gets FIN; its ACK closes the connection cleanly.
     net.server.tcp_shutdown(tcp.id).unwrap();
@@ -646,6 +633,19 @@ fn tcp_host_closes_first() {
         vec![Event::TcpEof { conn: tcp.id }, Event::TcpClosed { conn: tcp.id, reason: 0 }]
     );
     assert_eq!(net.server.connection_count(), 0);
+}
+
+/// The host sends `data`; it reaches the client as one in-order segment that also
+/// acknowledges everything the client sent, and the client acknowledges it.
+fn host_sends(net: &mut Net, tcp: &mut TcpPeer, data: &[u8]) {
+    assert_eq!(net.server.tcp_send(tcp.id, data), Ok(data.len()));
+    net.pump();
+    let segments = net.segments(tcp.client);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    tcp.accept(&segments[0]);
+    assert_eq!(segments[0].payload, data);
+    assert_eq!(segments[0].ack, Some(tcp.snd_nxt));
+    tcp.send_ack(net);
 }
 
 /// The host sends FIN; the client takes what the server sent and acknowledges it.
