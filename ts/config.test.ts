@@ -101,8 +101,8 @@ describe("validateConfig defaults", () => {
       port: 51820,
       mtu: 1420,
       addresses: [],
-      tcpReceiveBuffer: 262144,
-      tcpSendBuffer: 262144,
+      tcpReceiveBuffer: 4 * 1024 * 1024,
+      tcpSendBuffer: 4 * 1024 * 1024,
       peers: [],
     });
   });

@@ -32,9 +32,13 @@ export interface ConfigInput {
   mtu?: number;
   /** The server's own tunnel addresses (CIDR or bare IP), used as the source of `server.connect()`. */
   address?: string | string[];
-  /** Bytes each TCP connection may hold received but unread, 4 KiB..64 MiB; default 256 KiB (64 KiB on Deno). It is the TCP window. */
+  /**
+   * The most a TCP connection's receive window grows to, 4 KiB..64 MiB; default 4 MiB. It
+   * starts at 64 KiB and grows while you keep up with the data; it bounds what a connection
+   * makes you hold received but unread.
+   */
   tcpReceiveBuffer?: number;
-  /** Bytes each TCP connection may hold written but unacknowledged, 4 KiB..64 MiB; default 256 KiB. */
+  /** The most a TCP connection's send buffer (written, not yet acknowledged) grows to, 4 KiB..64 MiB; default 4 MiB. It follows the congestion window. */
   tcpSendBuffer?: number;
 }
 
@@ -244,8 +248,8 @@ export function validateConfig(input: unknown): Config {
 
   const port = integer(input, "port", 0, 65535, 51820);
   const mtu = integer(input, "mtu", 1280, 65535, 1420);
-  const tcpReceiveBuffer = integer(input, "tcpReceiveBuffer", 4096, 67108864, 262144);
-  const tcpSendBuffer = integer(input, "tcpSendBuffer", 4096, 67108864, 262144);
+  const tcpReceiveBuffer = integer(input, "tcpReceiveBuffer", 4096, 67108864, 4 << 20);
+  const tcpSendBuffer = integer(input, "tcpSendBuffer", 4096, 67108864, 4 << 20);
 
   let addresses: Cidr[] = [];
   if (typeof input.address === "string") {

@@ -2,11 +2,12 @@
 //
 // Where things are: runtime/ (UDP socket and clock adapters) → host/server.ts (the
 // pump) → core/ (the wasm binding) → crates/core (decryption in tunnel/, TCP state in
-// stack/) → back out as host/tcp-connection.ts and host/udp-packet.ts objects.
+// tcp/) → back out as host/tcp-connection.ts and host/udp-packet.ts objects.
 
 export { startServer, Server } from "./host/server.js";
 export type { ServerOptions, ServerStats, PeerStats, ConnectOptions } from "./host/server.js";
 export { TcpConnection, ConnectionError } from "./host/tcp-connection.js";
+export type { TcpTotals, TcpConnectionStats } from "./core/core.js";
 export { UdpPacket } from "./host/udp-packet.js";
 export { genkey, pubkey, genpsk } from "./keys.js";
 export { clientConfig, reachableHost } from "./client-config.js";

@@ -27,13 +27,6 @@ describe.skipIf(skipReason)("real WireGuard client (wireguard-go) against startS
       privateKey: serverKey,
       host: "0.0.0.0",
       port: 0,
-      // Debian's wireguard-go (0.0.20220316) leaves its UDP socket at the kernel's 208 KiB
-      // receive buffer, and on this busy machine drops what a 256 KiB TCP window lets us
-      // send in one burst (~2,000 datagrams lost per 10 MiB, measured); smoltcp recovers
-      // only by timeout (no SACK, 1 s minimum RTO), which once stalled a transfer > 90 s.
-      // 64 KiB windows keep bursts within its buffer. The defaults run in-process.
-      tcpReceiveBuffer: 64 * 1024,
-      tcpSendBuffer: 64 * 1024,
       peers: [
         { publicKey: pubkey(firstKey), allowedIps: ["10.0.0.2/32", "fd00::2/128"] },
         { publicKey: pubkey(secondKey), allowedIps: ["10.0.0.3/32", "fd00::3/128"] },

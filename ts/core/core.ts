@@ -21,7 +21,10 @@ export class CoreError extends Error {
 /** What the host does with each event; the order is the order they happened. */
 export interface EventHandler {
   datagram(to: Endpoint, bytes: Uint8Array): void;
-  tcpOpen(conn: number, peer: number, remote: Endpoint, local: Endpoint): void;
+  /** A client's SYN: accept or refuse it. */
+  tcpIncoming(conn: number, peer: number, remote: Endpoint, local: Endpoint): void;
+  /** The handshake completed (either direction), through `peer`. */
+  tcpEstablished(conn: number, peer: number): void;
   tcpData(conn: number, bytes: Uint8Array): void;
   tcpEof(conn: number): void;
   tcpWritable(conn: number): void;
@@ -29,13 +32,60 @@ export interface EventHandler {
   udp(peer: number, src: Endpoint, dst: Endpoint, payload: Uint8Array): void;
 }
 
-export type CloseReason = "closed" | "reset" | "refused" | "aborted";
-const CLOSE_REASONS: CloseReason[] = ["closed", "reset", "refused", "aborted"];
+export type CloseReason = "closed" | "reset" | "refused" | "aborted" | "timeout";
+const CLOSE_REASONS: CloseReason[] = ["closed", "reset", "refused", "aborted", "timeout"];
+
+/** TCP counts for the whole server. */
+export interface TcpTotals {
+  /** Connections refused because a limit was reached. */
+  refusedOverLimit: number;
+  /** SYNs refused because there is no `onTcp` handler. */
+  refusedNotAccepting: number;
+  /** Segments for no connection, answered with RST. */
+  resetUnknown: number;
+  /** Segments sent again after a loss, over the server's life. */
+  retransmittedSegments: number;
+  /** Retransmission timeouts, over the server's life. */
+  timeouts: number;
+  /** Bytes all connections hold: unacknowledged, waiting behind a loss, or given to you and not yet read. */
+  bufferedBytes: number;
+  /** Mean smoothed round-trip time over open connections, in milliseconds (0 before any). */
+  meanRttMs: number;
+}
+
+/** One connection's TCP state, from `connection.stats()`. */
+export interface TcpConnectionStats {
+  /** Segments sent again after a loss. */
+  retransmittedSegments: number;
+  /** Retransmission timeouts (a loss found only by waiting). */
+  timeouts: number;
+  /** Tail-loss probes sent. */
+  tailProbes: number;
+  /** Smoothed round-trip time, in milliseconds (0 before a sample). */
+  rttMs: number;
+  /** Congestion window, in bytes. */
+  congestionWindow: number;
+  /** Bytes sent and not yet acknowledged or known lost. */
+  bytesInFlight: number;
+}
 
 export interface CoreStats {
   peers: { sinceHandshakeMs: number | undefined; txBytes: number; rxBytes: number; endpoint: Endpoint | undefined }[];
   dropped: Record<string, number>;
   connections: number;
+  tcp: TcpTotals;
+}
+
+/** The TCP limits and timeouts the core enforces. */
+export interface TcpPolicy {
+  maxConnectionsPerPeer: number;
+  maxConnections: number;
+  maxHalfOpenPerPeer: number;
+  maxBufferedBytes: number;
+  halfOpenTimeoutMs: number;
+  finWait2TimeoutMs: number;
+  keepaliveMs: number;
+  userTimeoutMs: number;
 }
 
 export interface Datagram {
@@ -50,6 +100,7 @@ export interface StartOptions {
   tcpReceiveBuffer: number;
   tcpSendBuffer: number;
   acceptTcp: boolean;
+  tcpPolicy?: TcpPolicy;
 }
 
 let cachedModule: WebAssembly.Module | undefined;
@@ -94,6 +145,11 @@ export class Core {
     this.#check(
       this.#exports.wgn_new(options.nowMs, options.mtu, options.tcpReceiveBuffer, options.tcpSendBuffer, options.acceptTcp ? 1 : 0),
     );
+    const policy = options.tcpPolicy;
+    if (policy) {
+      this.#check(this.#exports.wgn_tcp_limits(policy.maxConnectionsPerPeer, policy.maxConnections, policy.maxHalfOpenPerPeer, policy.maxBufferedBytes));
+      this.#check(this.#exports.wgn_tcp_timeouts(policy.halfOpenTimeoutMs, policy.finWait2TimeoutMs, policy.keepaliveMs, policy.userTimeoutMs));
+    }
   }
 
   addPeer(publicKey: Uint8Array, presharedKey: Uint8Array | undefined, persistentKeepalive: number, endpoint: Endpoint | undefined): number {
@@ -150,7 +206,7 @@ export class Core {
           const conn = r.u32();
           const peer = r.u32();
           const remote = r.address();
-          handler.tcpOpen(conn, peer, remote, r.address());
+          handler.tcpIncoming(conn, peer, remote, r.address());
           break;
         }
         case 3: {
@@ -176,6 +232,11 @@ export class Core {
           handler.udp(peer, src, dst, r.chunk());
           break;
         }
+        case 8: {
+          const conn = r.u32();
+          handler.tcpEstablished(conn, r.u32());
+          break;
+        }
         default:
           throw new Error(`unknown core event kind ${kind}`);
       }
@@ -183,11 +244,13 @@ export class Core {
   }
 
 
-  tcpConnect(nowMs: number, local: Endpoint, remote: Endpoint): number {
+  /** Opens a connection; returns its id and the local address used (the port picked when 0). */
+  tcpConnect(nowMs: number, local: Endpoint, remote: Endpoint): { id: number; local: Endpoint } {
     const args = this.#scratch(2 * ADDRESS_SIZE);
     encodeAddress(args, 0, this.#ip(local.host), local.port);
     encodeAddress(args, ADDRESS_SIZE, this.#ip(remote.host), remote.port);
-    return this.#check(this.#exports.wgn_tcp_connect(nowMs));
+    const id = this.#check(this.#exports.wgn_tcp_connect(nowMs));
+    return { id, local: new Reader(this.#result()).address() };
   }
 
   /** Queues as much of `data` as fits into the connection's send buffer; returns that count. */
@@ -196,8 +259,32 @@ export class Core {
     return this.#check(this.#exports.wgn_tcp_send(conn, data.length));
   }
 
-  tcpCredit(conn: number, bytes: number): void {
-    this.#check(this.#exports.wgn_tcp_credit(conn, bytes));
+  /** Sends the SYN-ACK for a connection from a `tcpIncoming` event (on the next poll). */
+  tcpAccept(nowMs: number, conn: number): void {
+    this.#check(this.#exports.wgn_tcp_accept(nowMs, conn));
+  }
+
+  /** Turns down a connection from a `tcpIncoming` event, with RST or ICMP unreachable. */
+  tcpRefuse(conn: number, how: "reset" | "unreachable"): void {
+    this.#check(this.#exports.wgn_tcp_refuse(conn, how === "unreachable" ? 1 : 0));
+  }
+
+  /** The host consumed `bytes` of a connection's data: its window opens by as much. */
+  tcpConsumed(nowMs: number, conn: number, bytes: number): void {
+    this.#check(this.#exports.wgn_tcp_consumed(nowMs, conn, bytes));
+  }
+
+  tcpStats(conn: number): TcpConnectionStats {
+    this.#check(this.#exports.wgn_tcp_stats(conn));
+    const r = new Reader(this.#result());
+    return {
+      retransmittedSegments: r.f64(),
+      timeouts: r.f64(),
+      tailProbes: r.f64(),
+      rttMs: r.f64(),
+      congestionWindow: r.f64(),
+      bytesInFlight: r.f64(),
+    };
   }
 
   tcpShutdown(conn: number): void {
@@ -237,7 +324,17 @@ export class Core {
       const name = new TextDecoder().decode(r.take(r.u8()));
       dropped[name] = r.f64();
     }
-    return { peers, dropped, connections: r.u32() };
+    const connections = r.u32();
+    const tcp: TcpTotals = {
+      refusedOverLimit: r.f64(),
+      refusedNotAccepting: r.f64(),
+      resetUnknown: r.f64(),
+      retransmittedSegments: r.f64(),
+      timeouts: r.f64(),
+      bufferedBytes: r.f64(),
+      meanRttMs: r.f64(),
+    };
+    return { peers, dropped, connections, tcp };
   }
 
   publicKey(privateKey: Uint8Array): Uint8Array {

@@ -6,7 +6,7 @@
 // work and schedule a pump, so a burst of them costs one boundary crossing.
 
 import { ConfigError, encodeKey, validateConfig, type Config, type ConfigInput } from "../config.js";
-import { Core, CoreError, type CoreStats, type Datagram, type EventHandler } from "../core/core.js";
+import { Core, CoreError, type CoreStats, type Datagram, type EventHandler, type TcpTotals } from "../core/core.js";
 import { ERR_NOT_WRITABLE, ERR_UNKNOWN_CONNECTION } from "../core/exports.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
@@ -16,7 +16,13 @@ import { UdpPacket } from "./udp-packet.js";
 
 /** Everything `startServer` takes: the WireGuard and TCP settings plus the handlers. */
 export interface ServerOptions extends ConfigInput {
-  /** Called for each TCP connection a client opens, to any destination. Without it, connections are refused (RST). */
+  /**
+   * Called when a client opens a TCP connection, to any destination, as its SYN arrives.
+   * The handshake completes when the handler calls `connection.accept()`, first reads or
+   * writes, or returns (or its promise settles), whichever comes first; `connection.refuse()`
+   * turns it down. A throw or rejection resets the connection. Without `onTcp`, every
+   * connection is refused (RST).
+   */
   onTcp?: (connection: TcpConnection) => void | Promise<void>;
   /** Called for each UDP datagram a client sends, to any destination. */
   onUdp?: (packet: UdpPacket) => void | Promise<void>;
@@ -48,6 +54,8 @@ export interface ServerStats {
   dropped: Record<string, number>;
   /** Open TCP connections. */
   connections: number;
+  /** TCP over the server's life: refusals, retransmissions and timeouts, bytes held, mean RTT. */
+  tcp: TcpTotals;
   /** Bytes of WebAssembly memory the core holds: stays bounded under load. */
   memoryBytes: number;
 }
@@ -62,9 +70,6 @@ export interface ConnectOptions {
 export async function startServer(options: ServerOptions): Promise<Server> {
   const config = validateConfig(options);
   const runtime = options.runtime ?? defaultRuntime();
-  if (options.tcpReceiveBuffer === undefined && runtime.tcpReceiveBuffer !== undefined) {
-    config.tcpReceiveBuffer = runtime.tcpReceiveBuffer;
-  }
   const server = new Server(config, options, runtime);
   await server[START]();
   return server;
@@ -86,7 +91,7 @@ export class Server {
   #scheduled = false;
   #timer: unknown;
   #connections = new Map<number, TcpConnection>();
-  #connecting = new Map<number, { resolve(conn: TcpConnection): void; reject(error: Error): void }>();
+  #connecting = new Map<number, { remote: Endpoint; local: Endpoint; resolve(conn: TcpConnection): void; reject(error: Error): void }>();
   #closing = false;
   #closed = false;
   #error: Error | undefined;
@@ -168,9 +173,9 @@ export class Server {
     this.#assertOpen();
     const remote = checkEndpoint(to, "to");
     const local = this.#localEndpoint(remote, options.from);
-    const id = this.#call(() => this.#core.tcpConnect(this.#runtime.clock.now(), local, remote));
+    const opened = this.#call(() => this.#core.tcpConnect(this.#runtime.clock.now(), local, remote));
     this.#schedule();
-    return new Promise((resolve, reject) => this.#connecting.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) => this.#connecting.set(opened.id, { remote, local: opened.local, resolve, reject }));
   }
 
   /** Peers (endpoint, last handshake, bytes), dropped packets by reason, open connections, memory. */
@@ -181,17 +186,19 @@ export class Server {
       peers: stats.peers.map((peer, i) => ({ publicKey: this.#peerKey(i), ...peer })),
       dropped: stats.dropped,
       connections: stats.connections,
+      tcp: stats.tcp,
       memoryBytes: this.#core.memoryBytes,
     };
   }
 
-  /** Resets every open connection, closes the socket and releases the core. */
+  /** Resets every open connection (each client gets a RST), closes the socket and releases the core. */
   async close(): Promise<void> {
     if (this.#closing) return this.#whenClosed;
     this.#closing = true;
     try {
-      for (const id of this.#connections.keys()) this.#core.tcpAbort(id);
-      this.#pumpNow(); // sends the RSTs
+      for (const id of [...this.#connections.keys(), ...this.#connecting.keys()]) this.#core.tcpAbort(id);
+      // One poll sends a bounded number of packets: poll until every RST is out.
+      for (let polls = 0; polls < 10_000 && this.#pumpNow() <= this.#runtime.clock.now(); polls++);
     } catch {
       // Closing anyway.
     }
@@ -216,7 +223,8 @@ export class Server {
     }
   }
 
-  #pumpNow(): void {
+  /** One batch: datagrams in, one poll, events out, the timer re-armed. Returns the core's deadline. */
+  #pumpNow(): number {
     const clock = this.#runtime.clock;
     const now = clock.now();
     if (this.#inbound.length > 0) {
@@ -227,24 +235,33 @@ export class Server {
     const deadline = this.#core.poll(now);
     this.#core.takeEvents(this.#events);
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
-    this.#timer = clock.setTimer(Math.max(0, deadline - now), () => {
-      this.#timer = undefined;
-      this.#pump();
-    });
+    this.#timer = undefined;
+    if (deadline <= now) {
+      // More to send at once (a poll's budget ran out): after the I/O that is ready, so ACKs get in.
+      this.#schedule();
+    } else {
+      this.#timer = clock.setTimer(deadline - now, () => {
+        this.#timer = undefined;
+        this.#pump();
+      });
+    }
+    return deadline;
   }
 
   readonly #events: EventHandler = {
     datagram: (to, bytes) => this.#socket?.send(bytes, to),
-    tcpOpen: (conn, peer, remote, local) => {
-      const connection = new TcpConnection(conn, this.#link, remote, local, this.#peerKey(peer));
+    tcpIncoming: (conn, peer, remote, local) => {
+      const connection = new TcpConnection(conn, this.#link, remote, local, this.#peerKey(peer), true);
       this.#connections.set(conn, connection);
+      this.#handle(() => this.#options.onTcp?.(connection), connection, () => connection.acceptIfPending());
+    },
+    tcpEstablished: (conn, peer) => {
       const connecting = this.#connecting.get(conn);
-      if (connecting) {
-        this.#connecting.delete(conn);
-        connecting.resolve(connection);
-      } else {
-        this.#handle(() => this.#options.onTcp?.(connection), connection);
-      }
+      if (!connecting) return this.#connections.get(conn)?.onEstablished();
+      this.#connecting.delete(conn);
+      const connection = new TcpConnection(conn, this.#link, connecting.remote, connecting.local, this.#peerKey(peer), false);
+      this.#connections.set(conn, connection);
+      connecting.resolve(connection);
     },
     tcpData: (conn, bytes) => this.#connections.get(conn)?.onData(bytes),
     tcpEof: (conn) => this.#connections.get(conn)?.onEof(),
@@ -266,6 +283,8 @@ export class Server {
 
   /** What connections call; errors other than "connection gone" mean the core failed. */
   readonly #link: ConnectionLink = {
+    accept: (conn) => this.#quietly(() => this.#core.tcpAccept(this.#runtime.clock.now(), conn)),
+    refuse: (conn, how) => this.#quietly(() => this.#core.tcpRefuse(conn, how)),
     send: (conn, data) => {
       try {
         return this.#core.tcpSend(conn, data);
@@ -274,10 +293,19 @@ export class Server {
         throw this.#failNow(error);
       }
     },
-    credit: (conn, bytes) => this.#quietly(() => this.#core.tcpCredit(conn, bytes)),
+    consumed: (conn, bytes) => this.#quietly(() => this.#core.tcpConsumed(this.#runtime.clock.now(), conn, bytes)),
     shutdown: (conn) => this.#quietly(() => this.#core.tcpShutdown(conn)),
     abort: (conn) => this.#quietly(() => this.#core.tcpAbort(conn)),
     discard: (conn) => this.#quietly(() => this.#core.tcpDiscard(conn)),
+    stats: (conn) => {
+      if (this.#closed) return undefined;
+      try {
+        return this.#core.tcpStats(conn);
+      } catch (error) {
+        if (isGone(error)) return undefined;
+        throw this.#failNow(error);
+      }
+    },
     schedule: () => this.#schedule(),
   };
 
@@ -290,8 +318,9 @@ export class Server {
     }
   }
 
-  /** Runs a user handler; a throw or rejection is reported and its connection reset. */
-  #handle(handler: () => void | Promise<void>, connection?: TcpConnection): void {
+  /** Runs a user handler; a throw or rejection is reported and its connection reset.
+   * `settled` runs when the handler returns, or its promise settles. */
+  #handle(handler: () => void | Promise<void>, connection?: TcpConnection, settled?: () => void): void {
     const report = (error: unknown) => {
       connection?.abort();
       // A handler that fails because its connection reset or closed already knows; not news.
@@ -300,7 +329,8 @@ export class Server {
     };
     try {
       const result = handler();
-      if (result && typeof result.then === "function") result.then(undefined, report);
+      if (result && typeof result.then === "function") result.then(settled, report);
+      else settled?.();
     } catch (error) {
       report(error);
     }

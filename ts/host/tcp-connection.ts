@@ -1,25 +1,31 @@
 // A TCP connection that came out of (or goes into) the tunnel.
 //
-// Flow control both ways is real: the core only hands over as many received bytes as
-// this object has room for (`READ_WINDOW`); beyond that the data waits in the TCP
-// socket and the client's window closes. Writes go into the socket's send buffer as
-// space frees up; `write()` resolves when its bytes are in.
+// A client's connection starts pending: its SYN waits until the handler accepts (or
+// reads, writes, or returns), so a proxy can open its upstream first and refuse if that
+// fails. Flow control both ways is real: the core hands over only what fits the TCP
+// window, and the window opens as you read (each read reports what it consumed), so a
+// connection you do not read stops the client. Writes go into the send buffer as space
+// frees up; `write()` resolves when its bytes are in.
 
+import type { TcpConnectionStats } from "../core/core.js";
 import type { Endpoint } from "../ip.js";
 
-/** Bytes received but not yet read, per connection, before the core stops handing more. */
-const READ_WINDOW = 256 * 1024;
 /** The most a single call copies into wasm memory. */
 const MAX_SEND_CHUNK = 64 * 1024;
 
 /** What a connection needs from its server. */
 export interface ConnectionLink {
+  /** Sends the SYN-ACK. */
+  accept(conn: number): void;
+  refuse(conn: number, how: "reset" | "unreachable"): void;
   /** Queues bytes; returns how many fit, or undefined if the connection cannot send any more. */
   send(conn: number, data: Uint8Array): number | undefined;
-  credit(conn: number, bytes: number): void;
+  /** The user read `bytes`: the window may open by as much. */
+  consumed(conn: number, bytes: number): void;
   shutdown(conn: number): void;
   abort(conn: number): void;
   discard(conn: number): void;
+  stats(conn: number): TcpConnectionStats | undefined;
   /** Runs the core soon, so queued work goes out. */
   schedule(): void;
 }
@@ -39,8 +45,8 @@ interface Waiter<T> {
 export class ConnectionError extends Error {
   constructor(
     message: string,
-    /** What happened, as Node names it: reset by the peer, refused, aborted by us, or written after close. */
-    readonly code: "ECONNRESET" | "ECONNREFUSED" | "ECONNABORTED" | "EPIPE",
+    /** What happened, as Node names it: reset by the peer, refused, aborted by us, timed out, or written after close. */
+    readonly code: "ECONNRESET" | "ECONNREFUSED" | "ECONNABORTED" | "ETIMEDOUT" | "EPIPE",
   ) {
     super(message);
     this.name = "ConnectionError";
@@ -51,6 +57,10 @@ export class ConnectionError extends Error {
  * A TCP connection a client opened through the tunnel (or one `server.connect()` opened
  * towards a client). Read with `read()`, `for await`, or `readable`; write with
  * `write()` or `writable`.
+ *
+ * A client's connection is handed to `onTcp` as soon as its SYN arrives. The handshake
+ * completes when you call `accept()`, or first read or write, or when the handler
+ * returns (or its promise settles) — whichever comes first. `refuse()` turns it down.
  */
 export class TcpConnection {
   /** The client's end: its tunnel address and port. */
@@ -62,9 +72,8 @@ export class TcpConnection {
 
   readonly #id: number;
   readonly #link: ConnectionLink;
+  #pending: boolean;
   #chunks: Uint8Array[] = [];
-  #buffered = 0; // bytes in #chunks
-  #granted = 0; // credit the core still holds for us
   #readers: Waiter<Uint8Array>[] = [];
   #eof = false;
   #writes: PendingWrite[] = [];
@@ -75,22 +84,49 @@ export class TcpConnection {
   #error: Error | undefined;
   #whenClosed: Promise<void>;
   #markClosed!: () => void;
+  #whenEstablished: Promise<void>;
+  #established!: Waiter<void>;
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
 
-  /** @internal Made by the server. */
-  constructor(id: number, link: ConnectionLink, remote: Endpoint, local: Endpoint, peer: string) {
+  /** @internal Made by the server; `pending` for a client's SYN not answered yet. */
+  constructor(id: number, link: ConnectionLink, remote: Endpoint, local: Endpoint, peer: string, pending: boolean) {
     this.#id = id;
     this.#link = link;
     this.remote = remote;
     this.local = local;
     this.peer = peer;
+    this.#pending = pending;
     this.#whenClosed = new Promise((resolve) => (this.#markClosed = resolve));
-    this.#grant();
+    this.#whenEstablished = handled(new Promise((resolve, reject) => (this.#established = { resolve, reject })));
+    if (!pending) this.#established.resolve();
+  }
+
+  /** Completes the handshake (sends the SYN-ACK); resolves once the connection is established. */
+  accept(): Promise<void> {
+    if (this.#pending && !this.#closed) {
+      this.#pending = false;
+      this.#link.accept(this.#id);
+      this.#link.schedule();
+    }
+    return this.#whenEstablished;
+  }
+
+  /**
+   * Turns the connection down before it is accepted: `"reset"` (the default) answers the
+   * SYN with RST, as a closed port does; `"unreachable"` with ICMP host unreachable, as
+   * a router that cannot reach the destination does. After `accept()` it does nothing.
+   */
+  refuse(how: "reset" | "unreachable" = "reset"): void {
+    if (!this.#pending || this.#closed) return;
+    this.#pending = false;
+    this.#link.refuse(this.#id, how);
+    this.#link.schedule();
   }
 
   /** Resolves to the next chunk of data; an empty array means the client sent FIN (end of stream). */
   read(): Promise<Uint8Array> {
+    this.#acceptOnUse();
     const chunk = this.#chunks.shift();
     if (chunk) {
       this.#consumed(chunk.length);
@@ -103,6 +139,7 @@ export class TcpConnection {
 
   /** Queues data to send; resolves once all of it is in the TCP send buffer. */
   write(data: Uint8Array | string): Promise<void> {
+    this.#acceptOnUse();
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
     if (this.#error) return Promise.reject(this.#error);
     if (this.#ending || this.#closed) {
@@ -125,6 +162,7 @@ export class TcpConnection {
 
   /** Sends FIN after the queued data (half-close); reading goes on. Resolves when the FIN is queued. */
   end(): Promise<void> {
+    this.#acceptOnUse();
     if (!this.#ending && !this.#closed) {
       this.#ending = true;
       this.#flush();
@@ -132,11 +170,14 @@ export class TcpConnection {
     return this.drain();
   }
 
-  /** Graceful full close: FIN after queued data, received data discarded; resolves when the connection is closed. */
+  /** Graceful full close: FIN after queued data, received data discarded; resolves when the connection is closed. A connection not accepted yet is refused. */
   async close(): Promise<void> {
+    if (this.#pending) {
+      this.refuse();
+      return this.#whenClosed;
+    }
     if (!this.#closed) {
       this.#chunks = [];
-      this.#buffered = 0;
       this.#eof = true;
       this.#settleReaders();
       this.#link.discard(this.#id);
@@ -145,9 +186,10 @@ export class TcpConnection {
     return this.#whenClosed;
   }
 
-  /** Resets the connection (RST); pending reads and writes fail. */
+  /** Resets the connection (RST); pending reads and writes fail. A connection not accepted yet is refused. */
   abort(): void {
     if (this.#closed) return;
+    if (this.#pending) return this.refuse();
     this.#fail(new ConnectionError("connection aborted", "ECONNABORTED"));
     this.#link.abort(this.#id);
     this.#link.schedule();
@@ -156,6 +198,11 @@ export class TcpConnection {
   /** Resolves when the connection is fully closed (either way). */
   get closed(): Promise<void> {
     return this.#whenClosed;
+  }
+
+  /** Retransmissions, timeouts, round-trip time and window of this connection, while it is open. */
+  stats(): TcpConnectionStats | undefined {
+    return this.#closed ? undefined : this.#link.stats(this.#id);
   }
 
   /** The received data as a Web Stream (pull-based: it reads only as fast as you consume). */
@@ -193,19 +240,26 @@ export class TcpConnection {
     }
   }
 
-  // ---- called by the server on core events ----
+  // ---- called by the server ----
+
+  /** @internal The handler returned or settled: a connection still pending is taken. */
+  acceptIfPending(): void {
+    if (this.#pending) void this.accept();
+  }
+
+  /** @internal */
+  onEstablished(): void {
+    this.#established.resolve();
+  }
 
   /** @internal */
   onData(bytes: Uint8Array): void {
-    this.#granted -= bytes.length;
     const reader = this.#readers.shift();
     if (reader) {
-      this.#buffered += bytes.length; // #consumed takes it off again
       this.#consumed(bytes.length);
       reader.resolve(bytes);
     } else {
       this.#chunks.push(bytes);
-      this.#buffered += bytes.length;
     }
   }
 
@@ -221,17 +275,20 @@ export class TcpConnection {
   }
 
   /** @internal */
-  onClosed(reason: "closed" | "reset" | "refused" | "aborted"): void {
+  onClosed(reason: "closed" | "reset" | "refused" | "aborted" | "timeout"): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#pending = false;
     if (reason === "reset") this.#fail(new ConnectionError("connection reset by peer", "ECONNRESET"));
     else if (reason === "refused") this.#fail(new ConnectionError("connection refused", "ECONNREFUSED"));
     else if (reason === "aborted") this.#fail(new ConnectionError("connection aborted", "ECONNABORTED"));
+    else if (reason === "timeout") this.#fail(new ConnectionError("connection timed out", "ETIMEDOUT"));
     else {
       this.#eof = true;
       this.#settleReaders();
       this.#rejectWrites(new ConnectionError("connection closed", "EPIPE"));
     }
+    this.#established.reject(this.#error ?? new ConnectionError("connection closed", "EPIPE"));
     this.#markClosed();
   }
 
@@ -239,8 +296,14 @@ export class TcpConnection {
   onServerClosed(error: Error): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#pending = false;
     this.#fail(error);
+    this.#established.reject(error);
     this.#markClosed();
+  }
+
+  #acceptOnUse(): void {
+    if (this.#pending) void this.accept();
   }
 
   #flush(): void {
@@ -270,18 +333,9 @@ export class TcpConnection {
   }
 
   #consumed(bytes: number): void {
-    this.#buffered -= bytes;
-    this.#grant();
-  }
-
-  /** Tops up the core's credit once half the window is free, so data moves in large steps. */
-  #grant(): void {
-    const room = READ_WINDOW - this.#buffered - this.#granted;
-    if (room >= READ_WINDOW / 2 && !this.#closed) {
-      this.#granted += room;
-      this.#link.credit(this.#id, room);
-      this.#link.schedule();
-    }
+    if (this.#closed) return;
+    this.#link.consumed(this.#id, bytes);
+    this.#link.schedule();
   }
 
   #settleReaders(): void {
@@ -299,7 +353,6 @@ export class TcpConnection {
   #fail(error: Error): void {
     this.#error ??= error;
     this.#chunks = [];
-    this.#buffered = 0;
     this.#settleReaders();
     this.#rejectWrites(this.#error);
   }

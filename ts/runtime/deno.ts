@@ -3,8 +3,8 @@
 //
 // Measured on loopback (bench/README.md): a round trip through the tunnel takes ~0.6 ms
 // with it and ~4.5 ms through Deno's `node:dgram` emulation. Neither lets us enlarge the
-// socket's receive buffer (Node's does), so bursts above ~90 datagrams are lost; a 64 KiB
-// TCP window keeps a client's bursts below that.
+// socket's receive buffer (Node's does): a client's burst above ~90 datagrams loses its
+// tail, which TCP's SACK recovery resends.
 
 import type { Endpoint } from "../ip.js";
 import { nodeRuntime } from "./node.js";
@@ -30,12 +30,8 @@ export function hasDenoUdp(): boolean {
   return typeof (globalThis as unknown as { Deno?: DenoGlobal }).Deno?.listenDatagram === "function";
 }
 
-/** What fits Deno's fixed-size UDP receive buffer (the kernel default, ~208 KiB). */
-export const DENO_TCP_RECEIVE_BUFFER = 64 * 1024;
-
 export const denoRuntime: Runtime = {
   clock: nodeRuntime.clock,
-  tcpReceiveBuffer: DENO_TCP_RECEIVE_BUFFER,
 
   async bindUdp(host, port, onMessage) {
     const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;

@@ -3,15 +3,15 @@
 // Node: `node:dgram`. Bun: also `node:dgram` — measured against `Bun.udpSocket`, which
 // cannot enlarge its receive buffer and lost 97 % of a 3,000-datagram burst on loopback,
 // where `node:dgram` lost none. Deno: its native UDP socket when run with
-// `--unstable-net`, otherwise `node:dgram`; either way with a smaller TCP window.
+// `--unstable-net`, otherwise `node:dgram`.
 
-import { DENO_TCP_RECEIVE_BUFFER, denoRuntime, hasDenoUdp } from "./deno.js";
+import { denoRuntime, hasDenoUdp } from "./deno.js";
 import { nodeRuntime } from "./node.js";
 import type { Runtime } from "./types.js";
 
 export function defaultRuntime(): Runtime {
   if ("Deno" in globalThis) {
-    return hasDenoUdp() ? denoRuntime : { ...nodeRuntime, tcpReceiveBuffer: DENO_TCP_RECEIVE_BUFFER };
+    return hasDenoUdp() ? denoRuntime : nodeRuntime;
   }
   return nodeRuntime;
 }

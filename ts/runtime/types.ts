@@ -30,12 +30,6 @@ export interface DatagramSocket {
 export interface Runtime {
   /** Timers and the current time. */
   clock: Clock;
-  /**
-   * Default per-connection TCP receive buffer for this runtime, when the user sets none.
-   * The TCP window it advertises bounds how many datagrams a client sends in one burst,
-   * which must fit the UDP socket's receive buffer.
-   */
-  tcpReceiveBuffer?: number;
   /** Binds a UDP socket on `host:port` (port 0 picks one) and calls `onMessage` for each datagram. */
   bindUdp(host: string, port: number, onMessage: (data: Uint8Array, from: Endpoint) => void): Promise<DatagramSocket>;
 }

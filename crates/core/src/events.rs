@@ -5,12 +5,13 @@
 //! | kind | fields after the kind byte |
 //! |------|----------------------------|
 //! | 1 `DATAGRAM` | to: address, len u32, bytes — send this UDP datagram |
-//! | 2 `TCP_OPEN` | conn u32, peer u32, remote: address, local: address |
+//! | 2 `TCP_INCOMING` | conn u32, peer u32, remote: address, local: address — a SYN: accept or refuse it |
 //! | 3 `TCP_DATA` | conn u32, len u32, bytes |
 //! | 4 `TCP_EOF` | conn u32 — the remote sent FIN and all data was delivered |
 //! | 5 `TCP_WRITABLE` | conn u32 — send buffer has room again |
 //! | 6 `TCP_CLOSED` | conn u32, reason u8 (see [`CloseReason`]) |
 //! | 7 `UDP` | peer u32, src: address, dst: address, len u32, bytes |
+//! | 8 `TCP_ESTABLISHED` | conn u32, peer u32 — the handshake completed (either direction) |
 //!
 //! An address is the 19-byte format of [`crate::addr`].
 
@@ -18,12 +19,13 @@ use crate::addr::write_address;
 use std::net::SocketAddr;
 
 pub const DATAGRAM: u8 = 1;
-pub const TCP_OPEN: u8 = 2;
+pub const TCP_INCOMING: u8 = 2;
 pub const TCP_DATA: u8 = 3;
 pub const TCP_EOF: u8 = 4;
 pub const TCP_WRITABLE: u8 = 5;
 pub const TCP_CLOSED: u8 = 6;
 pub const UDP: u8 = 7;
+pub const TCP_ESTABLISHED: u8 = 8;
 
 /// How a TCP connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,9 @@ pub enum CloseReason {
     Refused = 2,
     /// The host aborted it.
     Aborted = 3,
+    /// The remote stopped answering (handshake, data, keep-alive or close), or the host
+    /// never accepted it in time.
+    TimedOut = 4,
 }
 
 #[derive(Debug, Default)]
@@ -58,8 +63,8 @@ impl Events {
         self.bytes(bytes);
     }
 
-    pub fn tcp_open(&mut self, conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr) {
-        self.buf.push(TCP_OPEN);
+    pub fn tcp_incoming(&mut self, conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr) {
+        self.buf.push(TCP_INCOMING);
         self.u32(conn);
         self.u32(peer);
         write_address(&mut self.buf, remote);
@@ -75,6 +80,12 @@ impl Events {
         let start = self.buf.len();
         self.buf.resize(start + len, 0);
         &mut self.buf[start..]
+    }
+
+    pub fn tcp_established(&mut self, conn: u32, peer: u32) {
+        self.buf.push(TCP_ESTABLISHED);
+        self.u32(conn);
+        self.u32(peer);
     }
 
     pub fn tcp_eof(&mut self, conn: u32) {
@@ -120,8 +131,9 @@ pub mod decode {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum Event {
         Datagram { to: SocketAddr, bytes: Vec<u8> },
-        TcpOpen { conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr },
+        TcpIncoming { conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr },
         TcpData { conn: u32, bytes: Vec<u8> },
+        TcpEstablished { conn: u32, peer: u32 },
         TcpEof { conn: u32 },
         TcpWritable { conn: u32 },
         TcpClosed { conn: u32, reason: u8 },
@@ -150,7 +162,8 @@ pub mod decode {
             b = rest;
             out.push(match kind {
                 DATAGRAM => Event::Datagram { to: addr_at(&mut b), bytes: bytes_at(&mut b) },
-                TCP_OPEN => Event::TcpOpen {
+                TCP_ESTABLISHED => Event::TcpEstablished { conn: u32_at(&mut b), peer: u32_at(&mut b) },
+                TCP_INCOMING => Event::TcpIncoming {
                     conn: u32_at(&mut b),
                     peer: u32_at(&mut b),
                     remote: addr_at(&mut b),

@@ -10,7 +10,7 @@
 use crate::addr::{read_address, write_address, ADDRESS_SIZE};
 use crate::counters::DropReason;
 use crate::netstack::{Config, NetStack, RequestError};
-use crate::stack::{TcpConfig, TcpError};
+use crate::tcp::{Limits, Refusal, TcpConfig, TcpError, Timeouts};
 use crate::tunnel::PeerConfig;
 use std::cell::RefCell;
 use std::fmt::Display;
@@ -22,6 +22,21 @@ pub const ERR_UNADDRESSABLE: i32 = -4;
 pub const ERR_NO_ROUTE: i32 = -5;
 pub const ERR_TOO_BIG: i32 = -6;
 pub const ERR_NOT_STARTED: i32 = -7;
+pub const ERR_LIMIT: i32 = -8;
+
+/// What the server holds unless the host says otherwise (`wgn_tcp_limits`, `wgn_tcp_timeouts`).
+pub const DEFAULT_LIMITS: Limits = Limits {
+    connections_per_peer: 16_384,
+    connections: 65_536,
+    half_open_per_peer: 4_096,
+    buffered_bytes: 256 << 20,
+};
+pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    half_open_us: 20_000_000,
+    fin_wait_2_us: 60_000_000,
+    keepalive_us: 60_000_000,
+    user_timeout_us: 60_000_000,
+};
 
 #[derive(Default)]
 struct State {
@@ -56,6 +71,7 @@ fn request_failed(result: &mut Vec<u8>, error: RequestError) -> i32 {
     let code = match error {
         RequestError::Tcp(TcpError::UnknownConnection) => ERR_UNKNOWN_CONNECTION,
         RequestError::Tcp(TcpError::NotWritable) => ERR_NOT_WRITABLE,
+        RequestError::Tcp(TcpError::LimitReached) => ERR_LIMIT,
         RequestError::Tcp(TcpError::Unaddressable) | RequestError::MixedFamilies => ERR_UNADDRESSABLE,
         RequestError::NoRoute => ERR_NO_ROUTE,
         RequestError::TooBig => ERR_TOO_BIG,
@@ -103,7 +119,8 @@ pub extern "C" fn wgn_events_clear() {
     with_state(|state| state.netstack.as_mut().map(NetStack::clear_events));
 }
 
-/// Starts the server. Scratch: private key (32 bytes).
+/// Starts the server. Scratch: private key (32 bytes). The buffers are the most a
+/// connection's receive window and send buffer grow to.
 #[no_mangle]
 pub extern "C" fn wgn_new(now_ms: f64, mtu: u32, receive_buffer: u32, send_buffer: u32, accept_tcp: u32) -> i32 {
     with_state(|state| {
@@ -114,11 +131,43 @@ pub extern "C" fn wgn_new(now_ms: f64, mtu: u32, receive_buffer: u32, send_buffe
             return fail(&mut state.result, ERR_INVALID, "mtu must be 1280..65535");
         }
         let tcp = TcpConfig {
-            receive_buffer: receive_buffer as usize,
-            send_buffer: send_buffer as usize,
+            mtu: mtu as usize,
+            max_receive_window: receive_buffer as usize,
+            max_send_buffer: send_buffer as usize,
             accept: accept_tcp != 0,
+            limits: DEFAULT_LIMITS,
+            timeouts: DEFAULT_TIMEOUTS,
         };
-        state.netstack = Some(NetStack::new(Config { private_key, mtu: mtu as usize, tcp }, now_ms));
+        state.netstack = Some(NetStack::new(Config { private_key, tcp }, now_ms));
+        0
+    })
+}
+
+/// Sets the TCP limits (connections per peer, in total, half-open per peer; bytes held in total).
+#[no_mangle]
+pub extern "C" fn wgn_tcp_limits(per_peer: u32, total: u32, half_open_per_peer: u32, buffered_bytes: f64) -> i32 {
+    with_netstack(|netstack, _, _| {
+        netstack.set_tcp_limits(Limits {
+            connections_per_peer: per_peer as usize,
+            connections: total as usize,
+            half_open_per_peer: half_open_per_peer as usize,
+            buffered_bytes: buffered_bytes as usize,
+        });
+        0
+    })
+}
+
+/// Sets the TCP timeouts, in milliseconds (see [`Timeouts`]).
+#[no_mangle]
+pub extern "C" fn wgn_tcp_timeouts(half_open_ms: f64, fin_wait_2_ms: f64, keepalive_ms: f64, user_timeout_ms: f64) -> i32 {
+    let us = |ms: f64| (ms.max(0.0) * 1000.0) as u64;
+    with_netstack(|netstack, _, _| {
+        netstack.set_tcp_timeouts(Timeouts {
+            half_open_us: us(half_open_ms),
+            fin_wait_2_us: us(fin_wait_2_ms),
+            keepalive_us: us(keepalive_ms),
+            user_timeout_us: us(user_timeout_ms),
+        });
         0
     })
 }
@@ -190,10 +239,24 @@ pub extern "C" fn wgn_receive(now_ms: f64, len: u32) -> i32 {
 /// Runs timers and TCP; returns the host time (ms) of the next wanted call.
 #[no_mangle]
 pub extern "C" fn wgn_poll(now_ms: f64) -> f64 {
-    with_state(|state| state.netstack.as_mut().map_or(-1.0, |n| n.poll(now_ms) as f64))
+    with_state(|state| state.netstack.as_mut().map_or(-1.0, |n| n.poll(now_ms)))
 }
 
-/// Opens a TCP connection; returns its id. Scratch: local address (19), remote address (19).
+/// Accepts a connection from a TCP_INCOMING event: the SYN-ACK goes out on the next poll.
+#[no_mangle]
+pub extern "C" fn wgn_tcp_accept(now_ms: f64, id: u32) -> i32 {
+    with_netstack(|netstack, _, result| status(result, netstack.tcp_accept(now_ms, id)))
+}
+
+/// Refuses a connection from a TCP_INCOMING event: `how` 0 = RST, 1 = ICMP host unreachable.
+#[no_mangle]
+pub extern "C" fn wgn_tcp_refuse(id: u32, how: u32) -> i32 {
+    let how = if how == 1 { Refusal::Unreachable } else { Refusal::Reset };
+    with_netstack(|netstack, _, result| status(result, netstack.tcp_refuse(id, how)))
+}
+
+/// Opens a TCP connection; returns its id, and its local address in the result buffer.
+/// Scratch: local address (19, port 0 picks one), remote address (19).
 #[no_mangle]
 pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
     with_netstack(|netstack, scratch, result| {
@@ -202,7 +265,11 @@ pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
             return fail(result, ERR_INVALID, "bad address");
         };
         match netstack.tcp_connect(now_ms, local, remote) {
-            Ok(id) => id as i32,
+            Ok((id, local)) => {
+                result.clear();
+                write_address(result, local);
+                id as i32
+            }
             Err(error) => request_failed(result, error),
         }
     })
@@ -222,9 +289,10 @@ pub extern "C" fn wgn_tcp_send(id: u32, len: u32) -> i32 {
     })
 }
 
+/// The host consumed `bytes` of a connection's data: its window opens by as much.
 #[no_mangle]
-pub extern "C" fn wgn_tcp_credit(id: u32, bytes: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_credit(id, bytes as usize)))
+pub extern "C" fn wgn_tcp_consumed(now_ms: f64, id: u32, bytes: u32) -> i32 {
+    with_netstack(|netstack, _, result| status(result, netstack.tcp_consumed(now_ms, id, bytes as usize)))
 }
 
 #[no_mangle]
@@ -260,7 +328,9 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
 
 /// Writes statistics to the result buffer:
 /// `[peers u32]` then per peer `[since_handshake_ms f64 (-1 = never)][tx f64][rx f64][endpoint: address, family 0 = none]`,
-/// `[reasons u32]` then per reason `[name_len u8][name][count f64]`, then `[connections u32]`.
+/// `[reasons u32]` then per reason `[name_len u8][name][count f64]`, then `[connections u32]`, then TCP as
+/// f64s: refused over a limit, refused (not accepting), RSTs for unknown segments, retransmitted
+/// segments, retransmission timeouts, bytes buffered, mean smoothed RTT (ms).
 #[no_mangle]
 pub extern "C" fn wgn_stats() -> i32 {
     with_netstack(|netstack, _, out| {
@@ -284,6 +354,42 @@ pub extern "C" fn wgn_stats() -> i32 {
             out.extend_from_slice(&(netstack.counters().dropped(reason) as f64).to_le_bytes());
         }
         out.extend_from_slice(&(netstack.connection_count() as u32).to_le_bytes());
+        let totals = netstack.tcp_totals();
+        for value in [
+            totals.refused_over_limit as f64,
+            totals.refused_not_accepting as f64,
+            totals.reset_unknown as f64,
+            totals.retransmitted_segments as f64,
+            totals.timeouts as f64,
+            netstack.tcp_buffered() as f64,
+            netstack.tcp_mean_srtt_us() as f64 / 1000.0,
+        ] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        0
+    })
+}
+
+/// Writes one connection's statistics to the result buffer, as f64s: retransmitted
+/// segments, retransmission timeouts, tail-loss probes, smoothed RTT (ms), congestion
+/// window (bytes), bytes in flight.
+#[no_mangle]
+pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
+    with_netstack(|netstack, _, out| {
+        let Some(stats) = netstack.connection_stats(id) else {
+            return request_failed(out, RequestError::Tcp(TcpError::UnknownConnection));
+        };
+        out.clear();
+        for value in [
+            stats.retransmitted_segments as f64,
+            stats.timeouts as f64,
+            stats.tail_probes as f64,
+            stats.srtt_us as f64 / 1000.0,
+            stats.cwnd as f64,
+            stats.bytes_in_flight as f64,
+        ] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
         0
     })
 }

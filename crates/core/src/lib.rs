@@ -9,7 +9,8 @@
 //!    (boringtun), and where cryptokey routing ([`allowed_ips`]) is enforced;
 //! 2. [`wire`] — what kind of inner packet it is: TCP goes on, UDP becomes an event,
 //!    an ICMP echo request is answered on the spot;
-//! 3. [`stack`] — where TCP state lives (smoltcp in any-IP mode, one socket per SYN);
+//! 3. [`tcp`] — where TCP state lives: one connection per (source, destination), any
+//!    address, paced sending, SACK loss recovery, windows that grow with use;
 //! 4. [`netstack`] — the glue that moves packets between those three;
 //! 5. [`events`] — the byte format the host reads; [`ffi`] — the C ABI it calls.
 
@@ -19,7 +20,7 @@ pub mod counters;
 pub mod events;
 pub mod ffi;
 pub mod netstack;
-pub mod stack;
+pub mod tcp;
 pub mod tunnel;
 pub mod wire;
 

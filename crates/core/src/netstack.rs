@@ -1,5 +1,5 @@
-//! The glue: datagrams in, through the tunnel, into the stack or out as events;
-//! packets from the stack back through the tunnel. One `NetStack` is one server.
+//! The glue: datagrams in, through the tunnel, into TCP or out as events; packets from
+//! TCP back through the tunnel. One `NetStack` is one server.
 //!
 //! Every call takes the host's `now_ms`; [`NetStack::poll`] returns when it next wants
 //! to be called. Nothing here blocks, reads a clock, or does I/O.
@@ -8,21 +8,19 @@ use crate::allowed_ips::PrefixTooLong;
 use crate::clock::Clock;
 use crate::counters::Counters;
 use crate::events::Events;
-use crate::stack::{Stack, TcpConfig, TcpError};
-use crate::tunnel::{Peer, PeerConfig, TunnelError, Tunnels};
+use crate::tcp::{self, ConnectionStats, Limits, Link, Refusal, Tcp, TcpConfig, TcpError, TcpTotals, Timeouts};
+use crate::tunnel::{Peer, PeerConfig, TunnelError, Tunnels, BUFFER_SIZE};
 use crate::wire::{self, Inner, UdpBuildError};
 use rand_core::{OsRng, RngCore};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-/// How often peer timers run (handshake retries, rekeys, keepalives).
-const TICK_MS: u64 = 250;
+/// How often peer timers run (handshake retries, rekeys, keepalives), in microseconds.
+const TICK_US: u64 = 250_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub private_key: [u8; 32],
-    /// The largest inner IP packet, as on a WireGuard interface.
-    pub mtu: usize,
     pub tcp: TcpConfig,
 }
 
@@ -55,16 +53,41 @@ impl From<TcpError> for RequestError {
     }
 }
 
+/// The tunnel as TCP sees it: packets out through the peer their destination routes to.
+struct TunnelLink<'a> {
+    tunnels: &'a mut Tunnels,
+    events: &'a mut Events,
+    counters: &'a mut Counters,
+}
+
+impl Link for TunnelLink<'_> {
+    fn send_packet(&mut self, packet: &[u8]) {
+        self.tunnels.send(packet, self.events, self.counters);
+    }
+
+    fn events(&mut self) -> &mut Events {
+        self.events
+    }
+}
+
 pub struct NetStack {
     clock: Clock,
     tunnels: Tunnels,
-    stack: Stack,
+    tcp: Tcp,
     events: Events,
     counters: Counters,
     mtu: usize,
-    next_tick_ms: u64,
+    next_tick: u64,
+    /// Where datagrams are decrypted; inner packets are read from here.
+    received: Vec<u8>,
     /// Packets the core builds itself: echo replies, UDP.
     built: Vec<u8>,
+}
+
+macro_rules! link {
+    ($self:ident) => {
+        TunnelLink { tunnels: &mut $self.tunnels, events: &mut $self.events, counters: &mut $self.counters }
+    };
 }
 
 impl NetStack {
@@ -74,11 +97,12 @@ impl NetStack {
         NetStack {
             clock,
             tunnels: Tunnels::new(config.private_key),
-            stack: Stack::new(config.mtu, config.tcp, now, OsRng.next_u64()),
+            mtu: config.tcp.mtu,
+            tcp: Tcp::new(config.tcp, OsRng.next_u64()),
             events: Events::default(),
             counters: Counters::default(),
-            mtu: config.mtu,
-            next_tick_ms: now,
+            next_tick: now,
+            received: vec![0; BUFFER_SIZE],
             built: Vec::new(),
         }
     }
@@ -95,15 +119,28 @@ impl NetStack {
         self.tunnels.allow(peer, ip, prefix_len)
     }
 
+    pub fn set_tcp_limits(&mut self, limits: Limits) {
+        self.tcp.set_limits(limits);
+    }
+
+    pub fn set_tcp_timeouts(&mut self, timeouts: Timeouts) {
+        self.tcp.set_timeouts(timeouts);
+    }
+
     /// One UDP datagram from the network.
     pub fn receive(&mut self, now_ms: f64, from: SocketAddr, datagram: &[u8]) {
         let now = self.clock.set(now_ms);
-        let Some((peer, packet)) = self.tunnels.receive(from, datagram, &mut self.events, &mut self.counters)
+        let Some((peer, range)) =
+            self.tunnels.receive(from, datagram, &mut self.received, &mut self.events, &mut self.counters)
         else {
             return;
         };
+        let packet = &self.received[range];
         match wire::classify(packet) {
-            Ok(Inner::Tcp { src, dst, opens }) => self.stack.input(now, peer, packet, src, dst, opens),
+            Ok(Inner::Tcp { src, dst, tcp }) => match tcp::segment::parse(src, dst, tcp) {
+                Ok(segment) => self.tcp.input(now, peer, &segment, &mut link!(self)),
+                Err(reason) => self.counters.count(reason),
+            },
             Ok(Inner::Udp { src, dst, payload }) => self.events.udp(peer, src, dst, payload),
             Ok(Inner::EchoRequest) => {
                 if wire::echo_reply(packet, &mut self.built).is_ok() {
@@ -115,19 +152,15 @@ impl NetStack {
     }
 
     /// Runs timers and TCP, sends what is due. Returns the host time (ms) of the next
-    /// call it wants.
-    pub fn poll(&mut self, now_ms: f64) -> u64 {
+    /// call it wants; the current time when there is more to do at once.
+    pub fn poll(&mut self, now_ms: f64) -> f64 {
         let now = self.clock.set(now_ms);
-        if now >= self.next_tick_ms {
+        if now >= self.next_tick {
             self.tunnels.tick(&mut self.events);
-            self.next_tick_ms = now + TICK_MS;
+            self.next_tick = now + TICK_US;
         }
-        self.stack.poll(now, &mut self.events);
-        while let Some(packet) = self.stack.device.tx.pop_front() {
-            self.tunnels.send(&packet, &mut self.events, &mut self.counters);
-            self.stack.device.recycle(packet);
-        }
-        self.stack.poll_at(now).map_or(self.next_tick_ms, |at| at.min(self.next_tick_ms))
+        let next = self.tcp.poll(now, &mut link!(self)).map_or(self.next_tick, |at| at.min(self.next_tick));
+        next as f64 / 1000.0
     }
 
     /// Events since the last [`NetStack::clear_events`], in the format of [`crate::events`].
@@ -139,32 +172,42 @@ impl NetStack {
         self.events.clear();
     }
 
-    /// Opens a TCP connection through the tunnel to `remote`, from `local`
-    /// (port 0 picks an ephemeral port). It is sent on the next poll.
-    pub fn tcp_connect(&mut self, now_ms: f64, local: SocketAddr, remote: SocketAddr) -> Result<u32, RequestError> {
-        self.clock.set(now_ms);
+    /// Opens a TCP connection through the tunnel to `remote`, from `local` (port 0 picks
+    /// an ephemeral port); returns its id and local address. The SYN goes on the next poll.
+    pub fn tcp_connect(&mut self, now_ms: f64, local: SocketAddr, remote: SocketAddr) -> Result<(u32, SocketAddr), RequestError> {
+        let now = self.clock.set(now_ms);
         let peer = self.tunnels.route(remote.ip()).ok_or(RequestError::NoRoute)?;
-        Ok(self.stack.connect(peer, local, remote)?)
+        Ok(self.tcp.connect(now, peer, local, remote)?)
+    }
+
+    pub fn tcp_accept(&mut self, now_ms: f64, id: u32) -> Result<(), RequestError> {
+        let now = self.clock.set(now_ms);
+        Ok(self.tcp.accept(now, id)?)
+    }
+
+    pub fn tcp_refuse(&mut self, id: u32, how: Refusal) -> Result<(), RequestError> {
+        Ok(self.tcp.refuse(id, how, &mut link!(self))?)
     }
 
     pub fn tcp_send(&mut self, id: u32, data: &[u8]) -> Result<usize, RequestError> {
-        Ok(self.stack.send(id, data)?)
+        Ok(self.tcp.send(id, data)?)
     }
 
-    pub fn tcp_credit(&mut self, id: u32, bytes: usize) -> Result<(), RequestError> {
-        Ok(self.stack.credit(id, bytes)?)
+    pub fn tcp_consumed(&mut self, now_ms: f64, id: u32, bytes: usize) -> Result<(), RequestError> {
+        let now = self.clock.set(now_ms);
+        Ok(self.tcp.consumed(now, id, bytes)?)
     }
 
     pub fn tcp_shutdown(&mut self, id: u32) -> Result<(), RequestError> {
-        Ok(self.stack.shutdown(id)?)
+        Ok(self.tcp.shutdown(id)?)
     }
 
     pub fn tcp_abort(&mut self, id: u32) -> Result<(), RequestError> {
-        Ok(self.stack.abort(id)?)
+        Ok(self.tcp.abort(id, &mut link!(self))?)
     }
 
     pub fn tcp_discard(&mut self, id: u32) -> Result<(), RequestError> {
-        Ok(self.stack.discard(id)?)
+        Ok(self.tcp.discard(id)?)
     }
 
     /// Sends one UDP datagram through the tunnel to the peer that owns `dst`.
@@ -190,7 +233,24 @@ impl NetStack {
     }
 
     pub fn connection_count(&self) -> usize {
-        self.stack.connection_count()
+        self.tcp.connection_count()
+    }
+
+    pub fn connection_stats(&self, id: u32) -> Option<ConnectionStats> {
+        self.tcp.connection_stats(id)
+    }
+
+    pub fn tcp_totals(&self) -> TcpTotals {
+        self.tcp.totals()
+    }
+
+    pub fn tcp_buffered(&self) -> usize {
+        self.tcp.buffered()
+    }
+
+    pub fn tcp_mean_srtt_us(&self) -> u64 {
+        self.tcp.mean_srtt_us()
     }
 }
+
 #[cfg(test)] #[path = "netstack_tests.rs"] mod tests;

@@ -1,14 +1,15 @@
 //! Inner packets (what a peer sends through the tunnel), parsed and built without state.
 //!
-//! TCP goes on to smoltcp ([`crate::stack`]); UDP and ICMP echo are handled here, outside
-//! smoltcp, because they need no connection state and must work for any destination.
+//! TCP goes on to [`crate::tcp`]; UDP and ICMP echo are handled here because they need no
+//! connection state and must work for any destination. Packet formats are smoltcp's `wire`.
 //! References: RFC 791 (IPv4), RFC 8200 (IPv6), RFC 768 (UDP), RFC 792 / RFC 4443 (ICMP echo).
 
 use crate::counters::DropReason;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet,
-    Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, UdpPacket, UdpRepr,
+    Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6DstUnreachable, Icmpv6Message,
+    Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket,
+    UdpRepr,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,8 +19,8 @@ const UDP_HEADER_LEN: usize = 8;
 /// What a decrypted packet is, as far as the core cares.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inner<'a> {
-    /// A TCP segment; `opens` is true for a SYN without ACK (a new connection attempt).
-    Tcp { src: SocketAddr, dst: SocketAddr, opens: bool },
+    /// A TCP segment, from `src` to `dst` (addresses only); `tcp` is its TCP header and data.
+    Tcp { src: IpAddr, dst: IpAddr, tcp: &'a [u8] },
     Udp { src: SocketAddr, dst: SocketAddr, payload: &'a [u8] },
     /// An ICMP or ICMPv6 echo request; answer it with [`echo_reply`].
     EchoRequest,
@@ -63,8 +64,8 @@ fn parse_ip(packet: &[u8]) -> Result<Ip<'_>, DropReason> {
     }
 }
 
-/// Classifies a decrypted packet. Checksums of UDP and ICMP are verified here;
-/// smoltcp verifies TCP's.
+/// Classifies a decrypted packet. Checksums of UDP and ICMP are verified here; TCP's
+/// are not (see `tcp::segment`).
 pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
     let ip = parse_ip(packet)?;
     if !is_unicast(ip.dst) {
@@ -72,14 +73,7 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
     }
     let (src_ip, dst_ip) = (IpAddress::from(ip.src), IpAddress::from(ip.dst));
     match ip.protocol {
-        IpProtocol::Tcp => {
-            let tcp = TcpPacket::new_checked(ip.payload).map_err(|_| DropReason::InnerMalformed)?;
-            Ok(Inner::Tcp {
-                src: SocketAddr::new(ip.src, tcp.src_port()),
-                dst: SocketAddr::new(ip.dst, tcp.dst_port()),
-                opens: tcp.syn() && !tcp.ack(),
-            })
-        }
+        IpProtocol::Tcp => Ok(Inner::Tcp { src: ip.src, dst: ip.dst, tcp: ip.payload }),
         IpProtocol::Udp => {
             let udp = UdpPacket::new_checked(ip.payload).map_err(|_| DropReason::InnerMalformed)?;
             if !udp.verify_checksum(&src_ip, &dst_ip) || udp.dst_port() == 0 {
@@ -164,6 +158,52 @@ pub fn echo_reply(request: &[u8], out: &mut Vec<u8>) -> Result<(), DropReason> {
             let mut icmp = Icmpv6Packet::new_unchecked(icmp_bytes);
             icmp.set_msg_type(Icmpv6Message::EchoReply);
             icmp.fill_checksum(&dst, &src);
+        }
+        _ => return Err(DropReason::InnerMalformed),
+    }
+    Ok(())
+}
+
+/// Why a destination is unreachable, for [`unreachable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    Host,
+    Port,
+}
+
+/// Builds the ICMP or ICMPv6 "destination unreachable" answering `original` (a packet a
+/// peer sent), from the address it was sent to, quoting its IP header and the first eight
+/// bytes after it (RFC 792; RFC 4443 §3.1) so the peer's stack can match it to a socket.
+pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Result<(), DropReason> {
+    let ip = parse_ip(original)?;
+    let data = &ip.payload[..ip.payload.len().min(8)];
+    out.clear();
+    match (ip.src, ip.dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let quoted = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
+            let reason = match why {
+                Unreachable::Host => Icmpv4DstUnreachable::HostUnreachable,
+                Unreachable::Port => Icmpv4DstUnreachable::PortUnreachable,
+            };
+            let icmp = Icmpv4Repr::DstUnreachable { reason, header: quoted, data };
+            let repr = Ipv4Repr { src_addr: dst, dst_addr: src, next_header: IpProtocol::Icmp, payload_len: icmp.buffer_len(), hop_limit: HOP_LIMIT };
+            out.resize(repr.buffer_len() + icmp.buffer_len(), 0);
+            let mut packet = Ipv4Packet::new_unchecked(&mut out[..]);
+            repr.emit(&mut packet, &ChecksumCapabilities::default());
+            icmp.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let quoted = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
+            let reason = match why {
+                Unreachable::Host => Icmpv6DstUnreachable::AddrUnreachable,
+                Unreachable::Port => Icmpv6DstUnreachable::PortUnreachable,
+            };
+            let icmp = Icmpv6Repr::DstUnreachable { reason, header: quoted, data };
+            let repr = Ipv6Repr { src_addr: dst, dst_addr: src, next_header: IpProtocol::Icmpv6, payload_len: icmp.buffer_len(), hop_limit: HOP_LIMIT };
+            out.resize(repr.buffer_len() + icmp.buffer_len(), 0);
+            let mut packet = Ipv6Packet::new_unchecked(&mut out[..]);
+            repr.emit(&mut packet);
+            icmp.emit(&dst, &src, &mut Icmpv6Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
         }
         _ => return Err(DropReason::InnerMalformed),
     }
@@ -318,6 +358,31 @@ mod tests {
         let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
         let repr = Icmpv6Repr::parse(&dst, &src, &icmp, &ChecksumCapabilities::default()).unwrap();
         assert_eq!(repr, Icmpv6Repr::EchoReply { ident: 1, seq_no: 2, data: b"six" });
+    }
+
+    #[test]
+    fn unreachable_quotes_the_original_header_both_families() {
+        for (src, dst) in [("10.0.0.2:5353", "192.0.2.9:53"), ("[fd00::2]:4000", "[2001:db8::1]:53")] {
+            let mut original = Vec::new();
+            build_udp(addr(src), addr(dst), b"query", 1420, &mut original).unwrap();
+            let mut reply = Vec::new();
+            unreachable(&original, Unreachable::Port, &mut reply).unwrap();
+            if reply[0] >> 4 == 4 {
+                let ip = Ipv4Packet::new_checked(&reply[..]).unwrap();
+                assert_eq!((ip.src_addr().to_string(), ip.dst_addr().to_string()), ("192.0.2.9".into(), "10.0.0.2".into()));
+                let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+                assert!(icmp.verify_checksum());
+                assert_eq!((icmp.msg_type(), icmp.msg_code()), (Icmpv4Message::DstUnreachable, 3));
+                // The original header (its length field as sent) and the first eight bytes after it.
+                assert_eq!(&ip.payload()[8..36], &original[..28]);
+            } else {
+                let ip = Ipv6Packet::new_checked(&reply[..]).unwrap();
+                let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+                assert!(icmp.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
+                assert_eq!(icmp.msg_type(), Icmpv6Message::DstUnreachable);
+                assert_eq!(&ip.payload()[8..48], &original[..40], "the original IPv6 header is quoted");
+            }
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ const HANDSHAKES_PER_SECOND: u64 = 100;
 /// boringtun keeps a peer's session index in the low 8 bits; the rest is ours (24 bits).
 const MAX_PEERS: usize = 1 << 24;
 /// The largest UDP payload, plus room for what encryption adds.
-const BUFFER_SIZE: usize = 65_536 + 64;
+pub const BUFFER_SIZE: usize = 65_536 + 64;
 /// The largest UDP payload (65,535 less the UDP header). Anything longer did not come off
 /// a network, and boringtun panics on a data message that does not fit its buffer.
 const MAX_DATAGRAM: usize = 65_535 - 8;
@@ -89,6 +89,7 @@ pub struct Tunnels {
     /// Given to each `Tunn`, which re-checks MACs itself; never "under load", so a
     /// packet the gate let through is not counted twice.
     mac_checker: Arc<RateLimiter>,
+    /// Where outgoing datagrams are encrypted.
     buf: Vec<u8>,
 }
 

@@ -7,18 +7,22 @@ use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, TunnResult};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 
 impl Tunnels {
-    /// Handles one datagram from `from`. Replies (handshake responses, cookies, queued
-    /// packets) go to `events`; a decrypted inner packet is returned with its peer.
+    /// Handles one datagram from `from`, decrypting into `buf` (at least [`BUFFER_SIZE`]
+    /// bytes; the caller's, so the packet can stay there while replies are encrypted).
+    /// Replies (handshake responses, cookies, queued packets) go to `events`; a decrypted
+    /// inner packet's peer and place in `buf` are returned.
     pub fn receive(
         &mut self,
         from: SocketAddr,
         datagram: &[u8],
+        buf: &mut [u8],
         events: &mut Events,
         counters: &mut Counters,
-    ) -> Option<(u32, &[u8])> {
-        let Tunnels { private, public, peers, by_key, routes, gate, buf, .. } = self;
+    ) -> Option<(u32, Range<usize>)> {
+        let Tunnels { private, public, peers, by_key, routes, gate, .. } = self;
 
         if datagram.len() > MAX_DATAGRAM {
             counters.count(DropReason::Malformed);
@@ -90,7 +94,7 @@ impl Tunnels {
             counters.count(DropReason::SourceNotAllowed);
             return None;
         }
-        Some((peer_id, &self.buf[range]))
+        Some((peer_id, range))
     }
 }
 

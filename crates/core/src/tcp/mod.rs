@@ -1,0 +1,578 @@
+//! Where TCP state lives: every connection through the tunnel, to any address and port.
+//!
+//! A SYN for an unseen (source, destination) pair makes a connection that waits for the
+//! host to accept or refuse it, so the host learns the destination the client asked for
+//! and may decide before the handshake completes. A segment for no connection gets a RST.
+//! The table enforces the limits that keep one peer from exhausting the server, and
+//! polls each connection when it has something to do (a segment arrived, the host acted,
+//! or one of its timers is due), within a budget of packets per poll.
+//!
+//! Read `connection.rs` for the state machine, `send.rs` and `recv.rs` for its halves,
+//! `congestion.rs` and `rtt.rs` for the window and the timers, `segment.rs` for the wire.
+//! References: RFC 9293 (TCP), RFC 7323, RFC 2018, RFC 6298, RFC 8985, RFC 9438.
+
+mod congestion;
+mod connection;
+mod recv;
+mod rtt;
+pub mod segment;
+mod send;
+mod seq;
+
+pub use connection::{ConnectionStats, State};
+pub use segment::Segment;
+
+use crate::events::Events;
+use crate::wire::{self, Unreachable};
+use connection::{Connection, Settings};
+use segment::Outgoing;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Packets one poll may send before it yields to the host (which then polls again at
+/// once): keeps one poll from flooding the socket and lets arriving ACKs in between.
+pub const POLL_BUDGET: usize = 256;
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// How many connections and bytes the table holds at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub connections_per_peer: usize,
+    pub connections: usize,
+    /// Connections still in the handshake or waiting for the host, per peer.
+    pub half_open_per_peer: usize,
+    /// Bytes all connections together may hold (unacknowledged data, data behind holes,
+    /// and data the host was given and has not consumed). Past three quarters of it,
+    /// windows stop growing.
+    pub buffered_bytes: usize,
+}
+
+/// Microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A connection that has not finished its handshake (or that the host has not
+    /// answered) by then is refused.
+    pub half_open_us: u64,
+    /// After our FIN is acknowledged, how long we wait for the peer's.
+    pub fin_wait_2_us: u64,
+    /// Silence after which a keep-alive probe goes out; six unanswered probes, 20 s
+    /// apart, reset the connection.
+    pub keepalive_us: u64,
+    /// How long sent data may stay unacknowledged before the connection is reset.
+    pub user_timeout_us: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TcpConfig {
+    pub mtu: usize,
+    /// The most a connection's receive window grows to.
+    pub max_receive_window: usize,
+    /// The most a connection's send buffer grows to.
+    pub max_send_buffer: usize,
+    /// Take new connections at all; when false, a SYN gets a RST.
+    pub accept: bool,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+}
+
+/// Why a host request could not be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpError {
+    /// No such connection (it may have closed already).
+    UnknownConnection,
+    /// The connection can no longer send (closed, or shut down by us).
+    NotWritable,
+    /// The local or remote address cannot be used (port 0, mixed families, in use).
+    Unaddressable,
+    /// Too many connections already.
+    LimitReached,
+}
+
+impl fmt::Display for TcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TcpError::UnknownConnection => "unknown connection",
+            TcpError::NotWritable => "connection is not writable",
+            TcpError::Unaddressable => "address cannot be used",
+            TcpError::LimitReached => "connection limit reached",
+        })
+    }
+}
+
+/// How to turn a connection down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Reset,
+    Unreachable,
+}
+
+/// Where the table's packets and events go: the tunnel, and the host's event log.
+pub trait Link {
+    /// An IP packet for the peer its destination routes to.
+    fn send_packet(&mut self, packet: &[u8]);
+    fn events(&mut self) -> &mut Events;
+}
+
+/// What a connection sends through while it is polled.
+pub struct Io<'a> {
+    link: &'a mut dyn Link,
+    scratch: &'a mut Vec<u8>,
+    /// Packets this poll may still send.
+    pub budget: usize,
+}
+
+impl Io<'_> {
+    pub fn send(&mut self, segment: &Outgoing<'_>) {
+        segment::build(segment, self.scratch);
+        self.link.send_packet(self.scratch);
+        self.budget = self.budget.saturating_sub(1);
+    }
+
+    pub fn events(&mut self) -> &mut Events {
+        self.link.events()
+    }
+}
+
+/// Counts over the table's life, for `stats()`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTotals {
+    /// Connections refused because a limit was reached.
+    pub refused_over_limit: u64,
+    /// SYNs refused because the host takes no connections.
+    pub refused_not_accepting: u64,
+    /// Segments for no connection, answered with RST.
+    pub reset_unknown: u64,
+    pub retransmitted_segments: u64,
+    pub timeouts: u64,
+}
+
+struct Slot {
+    conn: Connection,
+    /// The earliest time this connection is in `timers` for.
+    wake: Option<u64>,
+    dirty: bool,
+    /// What this connection counts toward: live and half-open counts, buffered bytes.
+    counted_live: bool,
+    counted_half_open: bool,
+    counted_bytes: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PeerCount {
+    live: usize,
+    half_open: usize,
+}
+
+pub struct Tcp {
+    config: TcpConfig,
+    connections: HashMap<u32, Slot>,
+    by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
+    per_peer: HashMap<u32, PeerCount>,
+    live: usize,
+    buffered: usize,
+    /// (time, connection) pairs; an entry is current only if it matches the slot's `wake`.
+    timers: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Connections touched since the last poll, in order.
+    dirty: Vec<u32>,
+    next_id: u32,
+    next_port: u16,
+    rng: u64,
+    scratch: Vec<u8>,
+    totals: TcpTotals,
+}
+
+impl Tcp {
+    pub fn new(config: TcpConfig, random_seed: u64) -> Self {
+        Tcp {
+            config,
+            connections: HashMap::new(),
+            by_tuple: HashMap::new(),
+            per_peer: HashMap::new(),
+            live: 0,
+            buffered: 0,
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            next_id: 1,
+            next_port: *EPHEMERAL_PORTS.start() + (random_seed % 16384) as u16,
+            rng: random_seed | 1,
+            scratch: Vec::new(),
+            totals: TcpTotals::default(),
+        }
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.config.limits = limits;
+    }
+
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.config.timeouts = timeouts;
+    }
+
+    /// A segment from `peer`, already parsed.
+    pub fn input(&mut self, now: u64, peer: u32, seg: &Segment<'_>, link: &mut dyn Link) {
+        let key = (seg.src, seg.dst);
+        if let Some(&id) = self.by_tuple.get(&key) {
+            let yields = self.connections.get(&id).is_some_and(|slot| seg.opens() && slot.conn.yields_to(seg));
+            if !yields {
+                if let Some(slot) = self.connections.get_mut(&id) {
+                    let mut io = Io { link, scratch: &mut self.scratch, budget: usize::MAX };
+                    slot.conn.on_segment(now, seg, &mut io);
+                }
+                self.mark(id);
+                return;
+            }
+            self.forget(id);
+        }
+        if seg.rst {
+            return;
+        }
+        if !seg.opens() {
+            self.totals.reset_unknown += 1;
+            return self.reset(seg, link);
+        }
+        if !self.config.accept {
+            self.totals.refused_not_accepting += 1;
+            return self.reset(seg, link);
+        }
+        let count = self.per_peer.get(&peer).copied().unwrap_or_default();
+        let limits = self.config.limits;
+        if self.live >= limits.connections || count.live >= limits.connections_per_peer || count.half_open >= limits.half_open_per_peer {
+            self.totals.refused_over_limit += 1;
+            return self.reset(seg, link);
+        }
+        let id = self.new_id();
+        let settings = self.settings(&seg.dst);
+        let conn = Connection::incoming(id, peer, seg, self.random(), settings, now);
+        link.events().tcp_incoming(id, peer, conn.remote, conn.local);
+        self.insert(conn);
+    }
+
+    /// Opens a connection from `local` (port 0 picks one) to `remote`, through `peer`.
+    /// Returns its id and the local address used.
+    pub fn connect(&mut self, now: u64, peer: u32, local: SocketAddr, remote: SocketAddr) -> Result<(u32, SocketAddr), TcpError> {
+        if local.is_ipv4() != remote.is_ipv4() || remote.port() == 0 || local.ip().is_unspecified() {
+            return Err(TcpError::Unaddressable);
+        }
+        if self.live >= self.config.limits.connections {
+            return Err(TcpError::LimitReached);
+        }
+        let local = if local.port() != 0 { local } else { self.free_port(local, remote)? };
+        if self.by_tuple.contains_key(&(remote, local)) {
+            return Err(TcpError::Unaddressable);
+        }
+        let id = self.new_id();
+        let settings = self.settings(&local);
+        let conn = Connection::outgoing(id, peer, local, remote, self.random(), settings, now);
+        self.insert(conn);
+        Ok((id, local))
+    }
+
+    /// Runs every connection that has something to do; returns when the table next wants
+    /// a poll (`now` when the budget ran out with work left).
+    pub fn poll(&mut self, now: u64, link: &mut dyn Link) -> Option<u64> {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(slot) = self.connections.get_mut(&id) {
+                if slot.wake == Some(at) {
+                    slot.wake = None;
+                    self.mark(id);
+                }
+            }
+        }
+        let mut io = Io { link, scratch: &mut self.scratch, budget: POLL_BUDGET };
+        let mut queue = std::mem::take(&mut self.dirty);
+        // What the budget does not reach stays first in line for the next poll.
+        let cut = queue.len();
+        let mut polled = 0;
+        for &id in &queue {
+            if io.budget == 0 {
+                break;
+            }
+            polled += 1;
+            if let Some(slot) = self.connections.get_mut(&id) {
+                slot.dirty = false;
+                slot.conn.poll(now, &mut io);
+            }
+        }
+        let waiting = queue.split_off(polled.min(cut));
+        self.dirty = waiting;
+        for id in queue {
+            self.settle(id, now);
+        }
+        if !self.dirty.is_empty() {
+            return Some(now);
+        }
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if self.connections.get(&id).is_some_and(|slot| slot.wake == Some(at)) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    // ---- the host's requests ----
+
+    pub fn accept(&mut self, now: u64, id: u32) -> Result<(), TcpError> {
+        self.slot(id)?.conn.accept(now);
+        self.mark(id);
+        Ok(())
+    }
+
+    /// Turns down a connection the host has not accepted.
+    pub fn refuse(&mut self, id: u32, how: Refusal, link: &mut dyn Link) -> Result<(), TcpError> {
+        let slot = self.connections.get_mut(&id).ok_or(TcpError::UnknownConnection)?;
+        let conn = &mut slot.conn;
+        if conn.state != State::Pending {
+            return Err(TcpError::NotWritable);
+        }
+        if how == Refusal::Unreachable {
+            // Quote the SYN as the peer sent it, so its stack finds the socket.
+            let syn = Outgoing { syn: true, ..Outgoing::control(conn.remote, conn.local, conn.rcv.nxt.wrapping_sub(1), None) };
+            let mut original = Vec::new();
+            segment::build(&syn, &mut original);
+            if wire::unreachable(&original, Unreachable::Host, &mut self.scratch).is_ok() {
+                link.send_packet(&self.scratch);
+            }
+        }
+        let mut io = Io { link, scratch: &mut self.scratch, budget: usize::MAX };
+        conn.refuse(&mut io, how == Refusal::Reset);
+        self.mark(id);
+        Ok(())
+    }
+
+    /// Queues what fits of `data`; returns how many bytes.
+    pub fn send(&mut self, id: u32, data: &[u8]) -> Result<usize, TcpError> {
+        let full = self.buffered >= self.config.limits.buffered_bytes;
+        let slot = self.slot(id)?;
+        // Over the total, a connection that holds data takes no more for now; the next ACK
+        // it gets brings a writable event. One that holds nothing may always write.
+        let data = if full && slot.conn.held_bytes() > 0 { &[][..] } else { data };
+        let n = slot.conn.write(data).ok_or(TcpError::NotWritable)?;
+        if full {
+            slot.conn.want_writable();
+        }
+        self.mark(id);
+        Ok(n)
+    }
+
+    /// The host consumed `bytes` of what it was given.
+    pub fn consumed(&mut self, now: u64, id: u32, bytes: usize) -> Result<(), TcpError> {
+        self.slot(id)?.conn.consumed(now, bytes);
+        self.mark(id);
+        Ok(())
+    }
+
+    /// Sends FIN once the send buffer has drained.
+    pub fn shutdown(&mut self, id: u32) -> Result<(), TcpError> {
+        self.slot(id)?.conn.shutdown();
+        self.mark(id);
+        Ok(())
+    }
+
+    /// Sends RST and forgets the connection; a TCP_CLOSED event follows.
+    pub fn abort(&mut self, id: u32, link: &mut dyn Link) -> Result<(), TcpError> {
+        let slot = self.connections.get_mut(&id).ok_or(TcpError::UnknownConnection)?;
+        let mut io = Io { link, scratch: &mut self.scratch, budget: usize::MAX };
+        slot.conn.abort(&mut io);
+        self.mark(id);
+        Ok(())
+    }
+
+    /// The host reads no more: drop what arrives, keep the window open.
+    pub fn discard(&mut self, id: u32) -> Result<(), TcpError> {
+        self.slot(id)?.conn.discard();
+        self.mark(id);
+        Ok(())
+    }
+
+    pub fn connection_stats(&self, id: u32) -> Option<ConnectionStats> {
+        self.connections.get(&id).map(|slot| slot.conn.stats())
+    }
+
+    /// Live connections (TIME-WAIT leftovers not counted).
+    pub fn connection_count(&self) -> usize {
+        self.live
+    }
+
+    /// Bytes all connections hold.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Lifetime counts, including the connections open now.
+    pub fn totals(&self) -> TcpTotals {
+        let mut totals = self.totals;
+        for slot in self.connections.values() {
+            let stats = slot.conn.stats();
+            totals.retransmitted_segments += stats.retransmitted_segments;
+            totals.timeouts += stats.timeouts;
+        }
+        totals
+    }
+
+    /// The mean smoothed RTT over open connections that have one, in microseconds.
+    pub fn mean_srtt_us(&self) -> u64 {
+        let samples: Vec<u64> = self.connections.values().map(|s| s.conn.stats().srtt_us).filter(|&r| r > 0).collect();
+        if samples.is_empty() {
+            0
+        } else {
+            samples.iter().sum::<u64>() / samples.len() as u64
+        }
+    }
+
+    // ---- bookkeeping ----
+
+    fn slot(&mut self, id: u32) -> Result<&mut Slot, TcpError> {
+        self.connections.get_mut(&id).ok_or(TcpError::UnknownConnection)
+    }
+
+    fn mark(&mut self, id: u32) {
+        if let Some(slot) = self.connections.get_mut(&id) {
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    fn insert(&mut self, conn: Connection) {
+        let id = conn.id;
+        self.by_tuple.insert((conn.remote, conn.local), id);
+        self.connections.insert(
+            id,
+            Slot { conn, wake: None, dirty: false, counted_live: false, counted_half_open: false, counted_bytes: 0 },
+        );
+        self.recount(id);
+        self.mark(id);
+    }
+
+    /// After a poll: forget a finished connection, or schedule its next wake.
+    fn settle(&mut self, id: u32, now: u64) {
+        let Some(slot) = self.connections.get(&id) else { return };
+        if slot.conn.is_finished() {
+            self.forget(id);
+            return;
+        }
+        self.recount(id);
+        let pressed = self.buffered * 4 >= self.config.limits.buffered_bytes * 3;
+        let Some(slot) = self.connections.get_mut(&id) else { return };
+        slot.conn.set_pressed(pressed);
+        match slot.conn.next_wake(now) {
+            Some(0) => {
+                slot.dirty = true;
+                self.dirty.push(id);
+            }
+            Some(at) if slot.wake.is_none_or(|wake| at < wake) => {
+                slot.wake = Some(at);
+                self.timers.push(Reverse((at, id)));
+            }
+            _ => {}
+        }
+    }
+
+    /// Brings the per-peer and total counts in line with the connection's state.
+    fn recount(&mut self, id: u32) {
+        let Some(slot) = self.connections.get_mut(&id) else { return };
+        let (live, half_open, bytes) = (slot.conn.is_live(), slot.conn.is_half_open(), slot.conn.held_bytes());
+        let count = self.per_peer.entry(slot.conn.peer).or_default();
+        if live != slot.counted_live {
+            if live {
+                count.live += 1;
+                self.live += 1;
+            } else {
+                count.live -= 1;
+                self.live -= 1;
+            }
+            slot.counted_live = live;
+        }
+        if half_open != slot.counted_half_open {
+            if half_open {
+                count.half_open += 1;
+            } else {
+                count.half_open -= 1;
+            }
+            slot.counted_half_open = half_open;
+        }
+        self.buffered = self.buffered - slot.counted_bytes + bytes;
+        slot.counted_bytes = bytes;
+    }
+
+    fn forget(&mut self, id: u32) {
+        let Some(slot) = self.connections.get_mut(&id) else { return };
+        let peer = slot.conn.peer;
+        // Count it out as if it were closed and empty.
+        slot.conn.state = State::Closed;
+        let stats = slot.conn.stats();
+        self.totals.retransmitted_segments += stats.retransmitted_segments;
+        self.totals.timeouts += stats.timeouts;
+        let (live, half_open, bytes) = (slot.counted_live, slot.counted_half_open, slot.counted_bytes);
+        let count = self.per_peer.entry(peer).or_default();
+        count.live -= live as usize;
+        count.half_open -= half_open as usize;
+        self.live -= live as usize;
+        self.buffered -= bytes;
+        if count.live == 0 && count.half_open == 0 {
+            self.per_peer.remove(&peer);
+        }
+        if let Some(slot) = self.connections.remove(&id) {
+            self.by_tuple.remove(&(slot.conn.remote, slot.conn.local));
+        }
+    }
+
+    /// RFC 9293 §3.10.7.1: a segment for no connection gets a RST that it will accept.
+    fn reset(&mut self, seg: &Segment<'_>, link: &mut dyn Link) {
+        let rst = match seg.ack {
+            Some(ack) => Outgoing { rst: true, ..Outgoing::control(seg.dst, seg.src, ack, None) },
+            None => Outgoing { rst: true, ..Outgoing::control(seg.dst, seg.src, 0, Some(seq::add(seg.seq, seg.len()))) },
+        };
+        segment::build(&rst, &mut self.scratch);
+        link.send_packet(&self.scratch);
+    }
+
+    fn settings(&self, local: &SocketAddr) -> Settings {
+        let headers = segment::ip_header_len(local) + segment::data_header_len();
+        Settings {
+            mss: self.config.mtu.saturating_sub(headers).max(536),
+            max_receive_window: self.config.max_receive_window,
+            max_send_buffer: self.config.max_send_buffer,
+            timeouts: self.config.timeouts,
+        }
+    }
+
+    fn new_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            if !self.connections.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Initial sequence numbers: unpredictable to anyone outside (xorshift64*, seeded from the OS).
+    fn random(&mut self) -> u32 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+
+    fn free_port(&mut self, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, TcpError> {
+        let span = EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start() + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port == *EPHEMERAL_PORTS.end() { *EPHEMERAL_PORTS.start() } else { port + 1 };
+            let candidate = SocketAddr::new(local.ip(), port);
+            if !self.by_tuple.contains_key(&(remote, candidate)) {
+                return Ok(candidate);
+            }
+        }
+        Err(TcpError::Unaddressable)
+    }
+}

@@ -1,0 +1,365 @@
+//! TCP segments on the wire, without state: a peer's segment parsed out of its IP
+//! packet, and ours built into one.
+//!
+//! Options are the ones a bulk path needs: MSS, window scale, SACK-permitted and SACK
+//! blocks. Timestamps are not negotiated (RTT is measured from our own send times), so
+//! four SACK blocks fit. Checksums of arriving segments are not verified: they came
+//! inside an authenticated WireGuard packet, as the kernel's WireGuard also assumes.
+//! References: RFC 9293 §3.1 (header), RFC 7323 §2 (window scale), RFC 2018 (SACK).
+
+use crate::counters::DropReason;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, TcpSeqNumber};
+use std::net::{IpAddr, SocketAddr};
+
+pub const MAX_SACK_BLOCKS: usize = 4;
+pub const HEADER_LEN: usize = 20;
+const HOP_LIMIT: u8 = 64;
+
+const OPT_END: u8 = 0;
+const OPT_NOP: u8 = 1;
+const OPT_MSS: u8 = 2;
+const OPT_WINDOW_SCALE: u8 = 3;
+const OPT_SACK_PERMITTED: u8 = 4;
+const OPT_SACK: u8 = 5;
+
+/// The options only a SYN carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SynOptions {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+}
+
+/// Up to four `[start, end)` ranges the receiver holds beyond its cumulative ACK.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SackBlocks {
+    blocks: [(u32, u32); MAX_SACK_BLOCKS],
+    len: usize,
+}
+
+impl SackBlocks {
+    pub fn push(&mut self, block: (u32, u32)) {
+        if self.len < MAX_SACK_BLOCKS {
+            self.blocks[self.len] = block;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[(u32, u32)] {
+        &self.blocks[..self.len]
+    }
+}
+
+/// A segment from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: Option<u32>,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    /// The raw window field; the connection applies the scale.
+    pub window: u16,
+    pub syn_options: SynOptions,
+    pub sack: SackBlocks,
+    pub payload: &'a [u8],
+}
+
+impl Segment<'_> {
+    /// Sequence space the segment takes: its data plus one for SYN and one for FIN.
+    pub fn len(&self) -> usize {
+        self.payload.len() + self.syn as usize + self.fin as usize
+    }
+
+    /// A SYN without ACK: somebody wants a new connection.
+    pub fn opens(&self) -> bool {
+        self.syn && self.ack.is_none() && !self.rst
+    }
+}
+
+/// Parses the TCP part of an IP packet from `src` to `dst`.
+pub fn parse(src: IpAddr, dst: IpAddr, tcp: &[u8]) -> Result<Segment<'_>, DropReason> {
+    let packet = TcpPacket::new_checked(tcp).map_err(|_| DropReason::InnerMalformed)?;
+    let header_len = packet.header_len() as usize;
+    if packet.src_port() == 0 || packet.dst_port() == 0 || header_len < HEADER_LEN {
+        return Err(DropReason::InnerMalformed);
+    }
+    let (syn, fin, rst) = (packet.syn(), packet.fin(), packet.rst());
+    if syn && (fin || rst) {
+        return Err(DropReason::InnerMalformed);
+    }
+    let mut segment = Segment {
+        src: SocketAddr::new(src, packet.src_port()),
+        dst: SocketAddr::new(dst, packet.dst_port()),
+        seq: packet.seq_number().0 as u32,
+        ack: packet.ack().then(|| packet.ack_number().0 as u32),
+        syn,
+        fin,
+        rst,
+        window: packet.window_len(),
+        syn_options: SynOptions::default(),
+        sack: SackBlocks::default(),
+        payload: &tcp[header_len..],
+    };
+    parse_options(&tcp[HEADER_LEN..header_len], &mut segment);
+    Ok(segment)
+}
+
+/// Reads the options we use; stops quietly at the first malformed one (as Linux does).
+fn parse_options(mut options: &[u8], segment: &mut Segment<'_>) {
+    while let Some(&kind) = options.first() {
+        match kind {
+            OPT_END => return,
+            OPT_NOP => {
+                options = &options[1..];
+                continue;
+            }
+            _ => {}
+        }
+        let Some(&len) = options.get(1) else { return };
+        let len = len as usize;
+        if len < 2 || len > options.len() {
+            return;
+        }
+        let data = &options[2..len];
+        match (kind, data.len()) {
+            (OPT_MSS, 2) if segment.syn => segment.syn_options.mss = Some(u16::from_be_bytes([data[0], data[1]])),
+            // RFC 7323 §2.3: a shift above 14 is taken as 14.
+            (OPT_WINDOW_SCALE, 1) if segment.syn => segment.syn_options.window_scale = Some(data[0].min(14)),
+            (OPT_SACK_PERMITTED, 0) if segment.syn => segment.syn_options.sack_permitted = true,
+            (OPT_SACK, n) if n > 0 && n % 8 == 0 => {
+                for block in data.chunks_exact(8) {
+                    let start = u32::from_be_bytes([block[0], block[1], block[2], block[3]]);
+                    let end = u32::from_be_bytes([block[4], block[5], block[6], block[7]]);
+                    segment.sack.push((start, end));
+                }
+            }
+            _ => {}
+        }
+        options = &options[len..];
+    }
+}
+
+/// A segment of ours, to be built into an IP packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: Option<u32>,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub psh: bool,
+    pub window: u16,
+    pub syn_options: Option<SynOptions>,
+    pub sack: &'a [(u32, u32)],
+    /// The data, possibly in two pieces (the send buffer is a ring).
+    pub payload: [&'a [u8]; 2],
+}
+
+impl<'a> Outgoing<'a> {
+    /// A bare segment: no flags but those given, no options, no data.
+    pub fn control(src: SocketAddr, dst: SocketAddr, seq: u32, ack: Option<u32>) -> Outgoing<'a> {
+        Outgoing {
+            src,
+            dst,
+            seq,
+            ack,
+            syn: false,
+            fin: false,
+            rst: false,
+            psh: false,
+            window: 0,
+            syn_options: None,
+            sack: &[],
+            payload: [&[], &[]],
+        }
+    }
+
+    fn options_len(&self) -> usize {
+        let syn = self.syn_options.map_or(0, |o| {
+            4 + if o.sack_permitted { 4 } else { 0 } + if o.window_scale.is_some() { 4 } else { 0 }
+        });
+        let sack = if self.sack.is_empty() { 0 } else { 4 + 8 * self.sack.len().min(MAX_SACK_BLOCKS) };
+        syn + sack
+    }
+}
+
+/// IP header bytes for a packet from `src` to `dst`.
+pub fn ip_header_len(src: &SocketAddr) -> usize {
+    if src.is_ipv4() {
+        20
+    } else {
+        40
+    }
+}
+
+/// The TCP header bytes of a data segment without SACK blocks (what the MSS must leave room for).
+pub fn data_header_len() -> usize {
+    HEADER_LEN
+}
+
+/// Builds `segment` as an IP packet into `out` (replacing its contents). Source and
+/// destination must be of one family.
+pub fn build(segment: &Outgoing<'_>, out: &mut Vec<u8>) {
+    let payload_len = segment.payload[0].len() + segment.payload[1].len();
+    let tcp_len = HEADER_LEN + segment.options_len() + payload_len;
+    let ip_len = ip_header_len(&segment.src);
+    out.clear();
+    out.resize(ip_len + tcp_len, 0);
+    let (src_ip, dst_ip) = (IpAddress::from(segment.src.ip()), IpAddress::from(segment.dst.ip()));
+    match (segment.src.ip(), segment.dst.ip()) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let repr = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp_len, hop_limit: HOP_LIMIT };
+            repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]), &ChecksumCapabilities::default());
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let repr = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp_len, hop_limit: HOP_LIMIT };
+            repr.emit(&mut Ipv6Packet::new_unchecked(&mut out[..]));
+        }
+        _ => panic!("a TCP segment between address families"),
+    }
+    let tcp = &mut out[ip_len..];
+    write_options(segment, &mut tcp[HEADER_LEN..]);
+    let data = &mut tcp[HEADER_LEN + segment.options_len()..];
+    let (first, second) = data.split_at_mut(segment.payload[0].len());
+    first.copy_from_slice(segment.payload[0]);
+    second.copy_from_slice(segment.payload[1]);
+
+    let mut packet = TcpPacket::new_unchecked(tcp);
+    packet.set_src_port(segment.src.port());
+    packet.set_dst_port(segment.dst.port());
+    packet.set_seq_number(TcpSeqNumber(segment.seq as i32));
+    packet.set_ack_number(TcpSeqNumber(segment.ack.unwrap_or(0) as i32));
+    packet.set_header_len((HEADER_LEN + segment.options_len()) as u8);
+    packet.clear_flags();
+    packet.set_syn(segment.syn);
+    packet.set_fin(segment.fin);
+    packet.set_rst(segment.rst);
+    packet.set_psh(segment.psh);
+    packet.set_ack(segment.ack.is_some());
+    packet.set_window_len(segment.window);
+    packet.set_urgent_at(0);
+    packet.fill_checksum(&src_ip, &dst_ip);
+}
+
+/// Options laid out on 4-byte boundaries, as Linux does.
+fn write_options(segment: &Outgoing<'_>, out: &mut [u8]) {
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    if let Some(options) = segment.syn_options {
+        let mss = options.mss.unwrap_or(536).to_be_bytes();
+        put(&[OPT_MSS, 4, mss[0], mss[1]]);
+        if options.sack_permitted {
+            put(&[OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2]);
+        }
+        if let Some(shift) = options.window_scale {
+            put(&[OPT_NOP, OPT_WINDOW_SCALE, 3, shift]);
+        }
+    }
+    if !segment.sack.is_empty() {
+        let blocks = &segment.sack[..segment.sack.len().min(MAX_SACK_BLOCKS)];
+        put(&[OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * blocks.len() as u8]);
+        for &(start, end) in blocks {
+            put(&start.to_be_bytes());
+            put(&end.to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// The TCP bytes of an IP packet we built.
+    fn tcp_part(packet: &[u8]) -> (IpAddr, IpAddr, &[u8]) {
+        if packet[0] >> 4 == 4 {
+            let ip = Ipv4Packet::new_checked(packet).unwrap();
+            assert!(ip.verify_checksum());
+            (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), &packet[20..])
+        } else {
+            let ip = Ipv6Packet::new_checked(packet).unwrap();
+            (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), &packet[40..])
+        }
+    }
+
+    #[test]
+    fn a_syn_ack_round_trips_with_its_options() {
+        let mut out = Vec::new();
+        let options = SynOptions { mss: Some(1380), window_scale: Some(7), sack_permitted: true };
+        let segment = Outgoing {
+            syn: true,
+            window: 65535,
+            syn_options: Some(options),
+            ..Outgoing::control(addr("198.51.100.7:443"), addr("10.0.0.2:50000"), 1000, Some(77))
+        };
+        build(&segment, &mut out);
+        let (src, dst, tcp) = tcp_part(&out);
+        let packet = TcpPacket::new_checked(tcp).unwrap();
+        assert!(packet.verify_checksum(&src.into(), &dst.into()));
+        let parsed = parse(src, dst, tcp).unwrap();
+        assert_eq!(parsed.src, addr("198.51.100.7:443"));
+        assert_eq!((parsed.seq, parsed.ack, parsed.syn, parsed.fin), (1000, Some(77), true, false));
+        assert_eq!(parsed.syn_options, options);
+        assert_eq!(parsed.len(), 1);
+    }
+
+    #[test]
+    fn data_with_four_sack_blocks_and_a_split_payload_round_trips_on_ipv6() {
+        let mut out = Vec::new();
+        let blocks = [(10, 20), (30, 40), (50, 60), (u32::MAX - 5, 3)];
+        let segment = Outgoing {
+            psh: true,
+            fin: true,
+            window: 512,
+            sack: &blocks,
+            payload: [b"hello ", b"world"],
+            ..Outgoing::control(addr("[2001:db8::1]:80"), addr("[fd00::2]:4000"), 5, Some(9))
+        };
+        build(&segment, &mut out);
+        let (src, dst, tcp) = tcp_part(&out);
+        assert!(TcpPacket::new_checked(tcp).unwrap().verify_checksum(&src.into(), &dst.into()));
+        let parsed = parse(src, dst, tcp).unwrap();
+        assert_eq!(parsed.payload, b"hello world");
+        assert_eq!(parsed.sack.as_slice(), &blocks);
+        assert_eq!(parsed.syn_options, SynOptions::default(), "SYN options are only read from a SYN");
+        assert_eq!((parsed.fin, parsed.window, parsed.len()), (true, 512, 12));
+    }
+
+    #[test]
+    fn malformed_segments_are_refused_and_odd_options_ignored() {
+        let (src, dst) = (addr("10.0.0.2:1").ip(), addr("10.0.0.1:2").ip());
+        let mut out = Vec::new();
+        build(&Outgoing { syn: true, ..Outgoing::control(addr("10.0.0.2:1"), addr("10.0.0.1:2"), 1, None) }, &mut out);
+        let tcp = out[20..].to_vec();
+        assert_eq!(parse(src, dst, &tcp[..19]).unwrap_err(), DropReason::InnerMalformed);
+        let mut syn_rst = tcp.clone();
+        syn_rst[13] |= 0x04;
+        assert_eq!(parse(src, dst, &syn_rst).unwrap_err(), DropReason::InnerMalformed);
+        let mut zero_port = tcp.clone();
+        zero_port[2..4].fill(0);
+        assert_eq!(parse(src, dst, &zero_port).unwrap_err(), DropReason::InnerMalformed);
+
+        // An option whose length runs past the header: parsing stops, the segment stands.
+        let mut with_options = tcp.clone();
+        with_options[12] = 6 << 4; // 24-byte header
+        with_options.extend_from_slice(&[OPT_MSS, 9, 0, 0]);
+        let parsed = parse(src, dst, &with_options).unwrap();
+        assert_eq!(parsed.syn_options.mss, None);
+        // Every prefix is handled without panicking.
+        for len in 0..with_options.len() {
+            let _ = parse(src, dst, &with_options[..len]);
+        }
+    }
+}

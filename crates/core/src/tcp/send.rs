@@ -1,0 +1,624 @@
+//! The sending half of a connection: what the host wrote, what of it is in flight, and
+//! what was lost.
+//!
+//! Bytes live in `buffer` from the oldest unacknowledged one (`una`) on. Every segment
+//! sent is remembered with the time it left, so ACKs and SACK blocks give RTT samples
+//! and delivered-byte counts, and RACK (RFC 8985) can tell what was lost: a segment is
+//! lost once a segment sent after it has arrived and a reordering window has passed.
+//! Only lost segments are sent again; `pipe` is RFC 6675's estimate of what is in flight.
+
+use super::seq;
+use std::collections::VecDeque;
+
+/// Buffers above this are released when they empty, so an idle connection holds nothing.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    InFlight,
+    Sacked,
+    Lost,
+}
+
+/// One segment as it was sent.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    seq: u32,
+    /// Data bytes; a FIN adds one to the sequence space.
+    len: u32,
+    fin: bool,
+    sent_at: u64,
+    retransmitted: bool,
+    fate: Fate,
+}
+
+impl Sent {
+    fn end(&self) -> u32 {
+        self.seq.wrapping_add(self.len + self.fin as u32)
+    }
+
+    fn space(&self) -> usize {
+        (self.len + self.fin as u32) as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fin {
+    No,
+    Queued,
+    Sent,
+}
+
+/// What the sender should put on the wire next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    pub seq: u32,
+    pub len: usize,
+    pub fin: bool,
+    pub retransmission: bool,
+}
+
+/// What an ACK told us.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// Data bytes newly acknowledged cumulatively.
+    pub acked: usize,
+    /// Sequence space newly delivered, cumulatively or by SACK (what congestion control counts).
+    pub delivered: usize,
+    /// The RTT of the most recently sent segment this ACK delivered, if never retransmitted.
+    pub rtt_sample: Option<u64>,
+    pub fin_acked: bool,
+    /// Segments were newly judged lost.
+    pub lost: bool,
+}
+
+/// RACK's state: the most recently sent segment known to have arrived.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rack {
+    xmit_at: u64,
+    end: u32,
+    rtt: u64,
+    reordering_seen: bool,
+}
+
+#[derive(Debug)]
+pub struct Sender {
+    /// The oldest unacknowledged sequence number.
+    pub una: u32,
+    /// The next new sequence number to send.
+    pub nxt: u32,
+    buffer: VecDeque<u8>,
+    fin: Fin,
+    segments: VecDeque<Sent>,
+    /// Sequence space sent and neither delivered nor judged lost.
+    pipe: usize,
+    /// Segments judged lost and not yet sent again, by sequence number.
+    lost: VecDeque<u32>,
+    rack: Rack,
+    /// The peer's receive window, in bytes from `una`.
+    pub window: usize,
+    pub max_window: usize,
+    /// The segment and ACK that last updated `window` (RFC 9293 §3.10.7.4).
+    wl1: u32,
+    wl2: u32,
+    pub mss: usize,
+    /// Most the host may have written and not yet acknowledged.
+    pub limit: usize,
+    pub retransmitted_segments: u64,
+}
+
+impl Sender {
+    /// `iss` is our initial sequence number; data starts right after the SYN.
+    pub fn new(iss: u32, mss: usize, limit: usize) -> Self {
+        let first = iss.wrapping_add(1);
+        Sender {
+            una: first,
+            nxt: first,
+            buffer: VecDeque::new(),
+            fin: Fin::No,
+            segments: VecDeque::new(),
+            pipe: 0,
+            lost: VecDeque::new(),
+            rack: Rack::default(),
+            window: 0,
+            max_window: 0,
+            wl1: 0,
+            wl2: 0,
+            mss,
+            limit,
+            retransmitted_segments: 0,
+        }
+    }
+
+    /// Takes what fits of `data`; returns how many bytes.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        if self.fin != Fin::No {
+            return 0;
+        }
+        let room = self.limit.saturating_sub(self.buffer.len());
+        let n = room.min(data.len());
+        self.buffer.extend(&data[..n]);
+        n
+    }
+
+    /// Bytes written and not yet acknowledged.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Room for the host to write.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.buffer.len())
+    }
+
+    /// Queues a FIN after the data written so far.
+    pub fn close(&mut self) {
+        if self.fin == Fin::No {
+            self.fin = Fin::Queued;
+        }
+    }
+
+    pub fn fin_queued(&self) -> bool {
+        self.fin != Fin::No
+    }
+
+    /// Everything, FIN included if queued, was sent and acknowledged.
+    #[cfg(test)]
+    pub fn all_acked(&self) -> bool {
+        self.segments.is_empty() && self.buffer.is_empty() && self.fin != Fin::Queued
+    }
+
+    /// Sequence space sent and not yet acknowledged (SACKed segments included).
+    pub fn outstanding(&self) -> usize {
+        seq::distance(self.una, self.nxt)
+    }
+
+    pub fn pipe(&self) -> usize {
+        self.pipe
+    }
+
+    /// New data waits to be sent.
+    pub fn has_unsent(&self) -> bool {
+        self.unsent() > 0 || self.fin == Fin::Queued
+    }
+
+    /// Something waits to be sent: new data, or segments to send again.
+    pub fn has_work(&self) -> bool {
+        self.has_unsent() || !self.lost.is_empty()
+    }
+
+    fn unsent(&self) -> usize {
+        self.buffer.len().saturating_sub(self.sent_data())
+    }
+
+    /// Data bytes from `una` to `nxt` (the FIN takes sequence space but no buffer).
+    fn sent_data(&self) -> usize {
+        self.outstanding().saturating_sub((self.fin == Fin::Sent) as usize)
+    }
+
+    /// The peer's window field arrived on a segment at `seq` acknowledging `ack`.
+    pub fn update_window(&mut self, seq_no: u32, ack: u32, window: usize) {
+        if self.wl1 == 0 && self.wl2 == 0
+            || seq::before(self.wl1, seq_no)
+            || (self.wl1 == seq_no && seq::at_or_before(self.wl2, ack))
+        {
+            self.window = window;
+            self.max_window = self.max_window.max(window);
+            self.wl1 = seq_no;
+            self.wl2 = ack;
+        }
+    }
+
+    /// Decides the next segment within `cwnd` bytes in flight: lost segments first, then
+    /// new data the peer has room for. `None` when nothing may or need be sent.
+    pub fn next(&mut self, cwnd: usize) -> Option<Planned> {
+        if self.pipe >= cwnd {
+            return None;
+        }
+        while let Some(&lost_seq) = self.lost.front() {
+            match self.find(lost_seq).map(|i| self.segments[i]) {
+                Some(sent) if sent.fate == Fate::Lost => {
+                    return Some(Planned { seq: sent.seq, len: sent.len as usize, fin: sent.fin, retransmission: true });
+                }
+                _ => {
+                    self.lost.pop_front();
+                }
+            }
+        }
+        self.next_new(false)
+    }
+
+    /// The next new segment, if the peer's window has room (`probe` ignores the window
+    /// for one segment, as a tail-loss probe may).
+    pub fn next_new(&self, probe: bool) -> Option<Planned> {
+        if self.fin == Fin::Sent {
+            return None;
+        }
+        let room = if probe { self.mss } else { self.window.saturating_sub(self.outstanding()) };
+        let unsent = self.unsent();
+        let len = unsent.min(self.mss).min(room);
+        let fin = self.fin == Fin::Queued && len == unsent;
+        if len == 0 && !fin {
+            return None;
+        }
+        // Sender-side silly window avoidance: a short segment only when it is all we have,
+        // the window is wide open, or nothing is in flight to bring an ACK (RFC 9293 §3.8.6.2.1).
+        if len < self.mss && len < unsent && room < self.max_window / 2 && self.outstanding() > 0 {
+            return None;
+        }
+        Some(Planned { seq: self.nxt, len, fin, retransmission: false })
+    }
+
+    /// Re-sends the highest segment in flight, as a tail-loss probe does when no new data may go.
+    pub fn last_in_flight(&self) -> Option<Planned> {
+        let sent = self.segments.iter().rev().find(|s| s.fate == Fate::InFlight)?;
+        Some(Planned { seq: sent.seq, len: sent.len as usize, fin: sent.fin, retransmission: true })
+    }
+
+    /// The bytes of a planned segment, in up to two pieces.
+    pub fn payload(&self, planned: &Planned) -> [&[u8]; 2] {
+        let start = seq::distance(self.una, planned.seq);
+        let end = start + planned.len;
+        let (a, b) = self.buffer.as_slices();
+        let piece = |s: &'_ [u8], from: usize, to: usize| -> (usize, usize) { (from.min(s.len()), to.min(s.len())) };
+        let (a_from, a_to) = piece(a, start, end);
+        let (b_from, b_to) = (start.saturating_sub(a.len()), end.saturating_sub(a.len()));
+        let (b_from, b_to) = piece(b, b_from, b_to);
+        [&a[a_from..a_to], &b[b_from..b_to]]
+    }
+
+    /// Records that `planned` left at `now`.
+    pub fn on_sent(&mut self, planned: Planned, now: u64) {
+        let space = planned.len + planned.fin as usize;
+        if planned.retransmission {
+            if let Some(i) = self.find(planned.seq) {
+                let sent = &mut self.segments[i];
+                if sent.fate == Fate::Lost {
+                    self.pipe += space;
+                    if self.lost.front() == Some(&planned.seq) {
+                        self.lost.pop_front();
+                    }
+                }
+                sent.fate = Fate::InFlight;
+                sent.sent_at = now;
+                sent.retransmitted = true;
+                self.retransmitted_segments += 1;
+            }
+            return;
+        }
+        self.segments.push_back(Sent {
+            seq: planned.seq,
+            len: planned.len as u32,
+            fin: planned.fin,
+            sent_at: now,
+            retransmitted: false,
+            fate: Fate::InFlight,
+        });
+        self.nxt = seq::add(self.nxt, space);
+        self.pipe += space;
+        if planned.fin {
+            self.fin = Fin::Sent;
+        }
+    }
+
+    /// Processes an acceptable ACK (`una` ≤ `ack` ≤ `nxt`) and its SACK blocks.
+    pub fn on_ack(&mut self, now: u64, ack: u32, sack: &[(u32, u32)], min_rtt: u64) -> AckOutcome {
+        let mut outcome = AckOutcome::default();
+        let mut newest: Option<Sent> = None;
+        let highest_sacked_before = self.highest_sacked();
+
+        // Cumulatively acknowledged segments leave the record; a partly acknowledged one shrinks.
+        while let Some(front) = self.segments.front_mut() {
+            if seq::at_or_before(front.end(), ack) {
+                let sent = self.segments.pop_front().unwrap_or_else(|| unreachable!());
+                self.settle(&sent, &mut outcome, &mut newest);
+                if sent.fin {
+                    outcome.fin_acked = true;
+                }
+            } else if seq::after(ack, front.seq) {
+                let cut = seq::distance(front.seq, ack) as u32;
+                if front.fate == Fate::InFlight {
+                    self.pipe -= cut as usize;
+                }
+                if front.fate != Fate::Sacked {
+                    outcome.delivered += cut as usize;
+                }
+                let old = front.seq;
+                front.seq = ack;
+                front.len -= cut;
+                if front.fate == Fate::Lost {
+                    // Keep its place in the resend queue under its new start.
+                    self.lost.iter_mut().filter(|s| **s == old).for_each(|s| *s = ack);
+                }
+                break;
+            } else {
+                break;
+            }
+        }
+        let acked_space = seq::distance(self.una, ack);
+        let acked_data = acked_space - outcome.fin_acked as usize;
+        self.buffer.drain(..acked_data.min(self.buffer.len()));
+        outcome.acked = acked_data;
+        if acked_space > 0 {
+            self.una = ack;
+        }
+
+        for &(start, end) in sack {
+            if !seq::after(start, self.una) || seq::after(end, self.nxt) || !seq::before(start, end) {
+                continue; // stale or bogus (RFC 2018 §4 lets us ignore it)
+            }
+            let mut i = self.segments.partition_point(|s| seq::before(s.seq, start));
+            while let Some(sent) = self.segments.get(i).copied() {
+                if seq::after(sent.end(), end) {
+                    break;
+                }
+                if sent.fate != Fate::Sacked {
+                    self.segments[i].fate = Fate::Sacked;
+                    self.settle(&sent, &mut outcome, &mut newest);
+                }
+                i += 1;
+            }
+        }
+
+        if let Some(sent) = newest {
+            let rtt = now.saturating_sub(sent.sent_at);
+            // A retransmission's ACK may be for the original: trust it only if it is not too fast.
+            if !sent.retransmitted || rtt >= min_rtt {
+                if !sent.retransmitted {
+                    outcome.rtt_sample = Some(rtt);
+                }
+                if sent.sent_at > self.rack.xmit_at || (sent.sent_at == self.rack.xmit_at && seq::after(sent.end(), self.rack.end)) {
+                    self.rack = Rack { xmit_at: sent.sent_at, end: sent.end(), rtt, ..self.rack };
+                }
+            }
+            if let Some(highest) = highest_sacked_before {
+                if !sent.retransmitted && seq::before(sent.end(), highest) {
+                    self.rack.reordering_seen = true;
+                }
+            }
+        }
+        self.shrink_if_idle();
+        outcome
+    }
+
+    /// Marks segments lost by RACK's rule and returns when the next one would be, if any
+    /// is still within its reordering window.
+    pub fn detect_losses(&mut self, now: u64, min_rtt: u64, in_recovery: bool, outcome: &mut AckOutcome) -> Option<u64> {
+        if self.rack.xmit_at == 0 {
+            return None;
+        }
+        // RFC 8985 §6.2: no extra wait in recovery until reordering has been seen.
+        let reorder_window = if in_recovery && !self.rack.reordering_seen { 0 } else { min_rtt / 4 };
+        let mut next_check: Option<u64> = None;
+        for i in 0..self.segments.len() {
+            let sent = self.segments[i];
+            if !seq::before(sent.seq, self.rack.end) {
+                break;
+            }
+            if sent.fate != Fate::InFlight {
+                continue;
+            }
+            let sent_earlier = sent.sent_at < self.rack.xmit_at
+                || (sent.sent_at == self.rack.xmit_at && seq::before(sent.end(), self.rack.end));
+            if !sent_earlier {
+                continue;
+            }
+            let deadline = sent.sent_at + self.rack.rtt + reorder_window;
+            if now >= deadline {
+                self.segments[i].fate = Fate::Lost;
+                self.pipe -= sent.space();
+                self.insert_lost(sent.seq);
+                outcome.lost = true;
+            } else {
+                next_check = Some(next_check.map_or(deadline, |at: u64| at.min(deadline)));
+            }
+        }
+        next_check
+    }
+
+    /// The retransmission timer fired: everything not SACKed is presumed lost.
+    pub fn on_timeout(&mut self) {
+        self.lost.clear();
+        for sent in self.segments.iter_mut() {
+            if sent.fate != Fate::Sacked {
+                sent.fate = Fate::Lost;
+                self.lost.push_back(sent.seq);
+            }
+        }
+        self.pipe = 0;
+    }
+
+    /// Delivered data from `sent`: count it and remember the newest for RTT and RACK.
+    fn settle(&mut self, sent: &Sent, outcome: &mut AckOutcome, newest: &mut Option<Sent>) {
+        match sent.fate {
+            Fate::InFlight => self.pipe -= sent.space(),
+            Fate::Lost => {} // its place in `lost` is skipped when reached
+            Fate::Sacked => return,
+        }
+        outcome.delivered += sent.space();
+        if newest.is_none_or(|n| sent.sent_at >= n.sent_at) {
+            *newest = Some(*sent);
+        }
+    }
+
+    fn highest_sacked(&self) -> Option<u32> {
+        self.segments.iter().rev().find(|s| s.fate == Fate::Sacked).map(|s| s.end())
+    }
+
+    /// Index of the segment starting at `seq_no`.
+    fn find(&self, seq_no: u32) -> Option<usize> {
+        let i = self.segments.partition_point(|s| seq::before(s.seq, seq_no));
+        (self.segments.get(i)?.seq == seq_no).then_some(i)
+    }
+
+    fn insert_lost(&mut self, seq_no: u32) {
+        let i = self.lost.partition_point(|&s| seq::before(s, seq_no));
+        if self.lost.get(i) != Some(&seq_no) {
+            self.lost.insert(i, seq_no);
+        }
+    }
+
+    fn shrink_if_idle(&mut self) {
+        if self.buffer.is_empty() && self.buffer.capacity() > KEEP_CAPACITY {
+            self.buffer = VecDeque::new();
+        }
+        if self.segments.is_empty() && self.segments.capacity() > 64 {
+            self.segments = VecDeque::new();
+            self.lost = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: usize = 100;
+
+    /// A sender with 1,000 bytes written, a wide window, our ISS 999 (data from 1000).
+    fn sender() -> Sender {
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 1 << 20);
+        assert_eq!(s.write(&(0..1000).map(|i| i as u8).collect::<Vec<_>>()), 1000);
+        s
+    }
+
+    /// Sends everything `next` allows, at `now`.
+    fn send_all(s: &mut Sender, now: u64, cwnd: usize) -> Vec<Planned> {
+        let mut sent = Vec::new();
+        while let Some(p) = s.next(cwnd) {
+            s.on_sent(p, now);
+            sent.push(p);
+        }
+        sent
+    }
+
+    #[test]
+    fn sends_in_mss_pieces_within_cwnd_and_the_window() {
+        let mut s = sender();
+        let sent = send_all(&mut s, 10, 450);
+        assert_eq!(sent.len(), 5, "pipe 400 < 450 lets a fifth go");
+        assert_eq!((sent[4].seq, sent[4].len), (1400, 100));
+        assert_eq!(s.pipe(), 500);
+        let payload = s.payload(&sent[1]);
+        assert_eq!(payload[0].len() + payload[1].len(), 100);
+        assert_eq!(payload[0][0], 100);
+        // The peer's window caps new data.
+        s.update_window(2, 1000, 600);
+        assert_eq!(send_all(&mut s, 10, 10_000).len(), 1);
+    }
+
+    #[test]
+    fn ack_frees_the_buffer_and_samples_rtt_from_the_newest_segment() {
+        let mut s = sender();
+        send_all(&mut s, 10, 300);
+        let outcome = s.on_ack(50, 1200, &[], 0);
+        assert_eq!(outcome, AckOutcome { acked: 200, delivered: 200, rtt_sample: Some(40), fin_acked: false, lost: false });
+        assert_eq!((s.una, s.buffered(), s.pipe()), (1200, 800, 100));
+        // A partial ACK inside a segment shrinks it.
+        let outcome = s.on_ack(60, 1250, &[], 0);
+        assert_eq!((outcome.acked, s.pipe()), (50, 50));
+    }
+
+    #[test]
+    fn sack_and_rack_resend_only_the_hole() {
+        let mut s = sender();
+        // Sent at 10, 11, 12, ... one segment per microsecond.
+        for t in 0..10 {
+            let p = s.next(10_000).unwrap();
+            s.on_sent(p, 10 + t);
+        }
+        // Segment 1100..1200 is lost; the peer SACKs the rest.
+        let mut outcome = s.on_ack(1_000, 1100, &[(1200, 2000)], 0);
+        assert_eq!(outcome.delivered, 900);
+        assert_eq!(s.pipe(), 100);
+        // RACK RTT 981 µs, reordering window 225 µs: segment 1100, sent at 11, is lost at 1,217.
+        assert_eq!(s.detect_losses(1_000, 900, false, &mut outcome), Some(1_217));
+        let next_check = s.detect_losses(1_300, 900, false, &mut outcome);
+        assert!(outcome.lost && next_check.is_none());
+        assert_eq!(s.pipe(), 0);
+        let resend = s.next(10_000).unwrap();
+        assert_eq!(resend, Planned { seq: 1100, len: 100, fin: false, retransmission: true });
+        s.on_sent(resend, 1_301);
+        assert_eq!(s.next(10_000), None, "nothing else is resent");
+        let outcome = s.on_ack(2_000, 2000, &[], 0);
+        assert_eq!((outcome.acked, outcome.rtt_sample), (900, None), "no RTT from a retransmission");
+        assert_eq!(s.retransmitted_segments, 1);
+        assert!(s.all_acked());
+    }
+
+    #[test]
+    fn rack_waits_out_the_reordering_window_before_calling_a_loss() {
+        let mut s = sender();
+        for t in 0..3 {
+            let p = s.next(10_000).unwrap();
+            s.on_sent(p, 1_000 + t);
+        }
+        let mut outcome = s.on_ack(5_000, 1000, &[(1100, 1300)], 0);
+        // min RTT 4 ms: a quarter of it to wait past the RACK RTT.
+        let at = s.detect_losses(5_000, 4_000, false, &mut outcome).unwrap();
+        assert!(!outcome.lost);
+        assert_eq!(at, 1_000 + 3_998 + 1_000);
+        assert_eq!(s.detect_losses(at, 4_000, false, &mut outcome), None);
+        assert!(outcome.lost);
+    }
+
+    #[test]
+    fn timeout_marks_all_but_sacked_lost_and_fin_rides_the_last_segment() {
+        let mut s = Sender::new(0, MSS, 1 << 20);
+        s.update_window(1, 1, 1 << 20);
+        s.write(&[7; 250]);
+        s.close();
+        let sent = send_all(&mut s, 0, 10_000);
+        assert_eq!(sent.len(), 3);
+        assert!(sent[2].fin && sent[2].len == 50);
+        assert_eq!(s.write(b"late"), 0, "nothing after FIN");
+        s.on_ack(10, 1, &[(101, 201)], 0);
+        s.on_timeout();
+        assert_eq!(s.pipe(), 0);
+        let resent: Vec<u32> = send_all(&mut s, 20, 10_000).iter().map(|p| p.seq).collect();
+        assert_eq!(resent, vec![1, 201]);
+        let outcome = s.on_ack(30, 252, &[], 0);
+        assert!(outcome.fin_acked && s.all_acked());
+        assert_eq!(outcome.acked, 250);
+    }
+
+    #[test]
+    fn silly_window_avoidance_holds_a_short_segment_back() {
+        let mut s = sender();
+        s.update_window(1, 1000, 250);
+        let sent = send_all(&mut s, 0, 10_000);
+        assert_eq!(sent.len(), 2, "the 50 bytes of window left wait: more data is queued and an ACK will come");
+        s.on_ack(5, 1200, &[], 0);
+        s.update_window(2, 1200, 50);
+        assert_eq!(s.next(10_000).map(|p| p.len), Some(50), "with nothing in flight, waiting would stall");
+        // A short segment that is all there is goes at once.
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 1 << 20);
+        s.write(&[1; 50]);
+        assert_eq!(s.next(10_000).map(|p| p.len), Some(50));
+    }
+
+    #[test]
+    fn payload_is_read_across_the_ring_wrap() {
+        let mut s = sender();
+        let original: Vec<u8> = (0..1000).map(|i| i as u8).collect();
+        send_all(&mut s, 0, 10_000);
+        s.on_ack(1, 1500, &[], 0);
+        let extra: Vec<u8> = (0..400).map(|i| (i % 200) as u8 + 1).collect();
+        assert_eq!(s.write(&extra), 400);
+        let planned = Planned { seq: 1900, len: 200, fin: false, retransmission: false };
+        let [a, b] = s.payload(&planned);
+        assert_eq!([a, b].concat(), [&original[900..], &extra[..100]].concat());
+    }
+
+    #[test]
+    fn a_partly_acknowledged_lost_segment_is_still_resent() {
+        let mut s = sender();
+        send_all(&mut s, 0, 300);
+        s.on_timeout();
+        s.on_ack(10, 1050, &[], 0);
+        let resend = s.next(10_000).unwrap();
+        assert_eq!((resend.seq, resend.len, resend.retransmission), (1050, 50, true));
+    }
+}
