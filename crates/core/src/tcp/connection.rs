@@ -7,7 +7,7 @@
 //! at the pacing rate, ACKs, probes, and the timers behind them (RFC 6298 retransmission
 //! timeout, RFC 8985 tail-loss probe and reordering timer, keep-alive, close timeouts).
 
-use super::congestion::Congestion;
+use super::congestion::{Congestion, Delivery};
 use super::recv::{Arrival, Receiver};
 use super::rtt::Rtt;
 use super::segment::{self, Outgoing, Segment, SynOptions};
@@ -82,7 +82,7 @@ impl Pacer {
     fn ready(&mut self, now: u64, rate: Option<f64>, mss: usize) -> bool {
         let Some(rate) = rate else { return true };
         // About a millisecond's worth may leave at once: the host's timers are that coarse.
-        let burst = (rate / 1000.0).max(2.0 * mss as f64);
+        let burst = (rate / 2000.0).max(2.0 * mss as f64);
         self.tokens = (self.tokens + rate * (now.saturating_sub(self.last)) as f64 / 1e6).min(burst);
         self.last = now;
         self.tokens > 0.0
@@ -128,13 +128,8 @@ pub struct Connection {
     rtt: Rtt,
     cc: Congestion,
     pacer: Pacer,
-    /// Losses up to this point were answered already (one window reduction per episode).
+    /// In loss recovery until the cumulative ACK passes this point.
     recovery_until: Option<u32>,
-    /// In fast recovery (RFC 6675): the window does not grow until the episode ends.
-    /// After a timeout it does, as slow start.
-    fast_recovery: bool,
-    /// The congestion window, not the host or the peer's window, last stopped the sender.
-    cwnd_limited: bool,
     /// The connection would send more but this poll's budget ran out.
     starved: bool,
     ack_now: bool,
@@ -201,8 +196,6 @@ impl Connection {
             cc: Congestion::new(settings.mss),
             pacer: Pacer::default(),
             recovery_until: None,
-            fast_recovery: false,
-            cwnd_limited: false,
             starved: false,
             ack_now: false,
             ack_at: None,
@@ -506,17 +499,26 @@ impl Connection {
         let mut outcome = self.snd.on_ack(now, ack, sack, self.rtt.min());
         if let Some(sample) = outcome.rtt_sample {
             self.rtt.sample(now, sample);
-            self.cc.on_rtt_sample(sample, ack, self.snd.nxt);
         }
         if self.recovery_until.is_some_and(|point| seq::at_or_after(ack, point)) {
             self.recovery_until = None;
-            self.fast_recovery = false;
+            self.cc.on_recovery_end();
         }
         self.reorder_at = self.snd.detect_losses(now, self.rtt.min(), self.recovery_until.is_some(), &mut outcome);
         self.on_losses(&outcome);
-        if !self.fast_recovery {
-            self.cc.on_delivered(now, outcome.delivered, &self.rtt, self.cwnd_limited);
-        }
+        let rate = outcome.rate.unwrap_or_default();
+        self.cc.on_ack(
+            now,
+            &Delivery {
+                total: self.snd.delivered,
+                bytes: outcome.delivered,
+                prior_total: outcome.rate.map(|r| r.prior_delivered),
+                rate: rate.rate,
+                app_limited: rate.app_limited,
+                rtt: outcome.rtt_sample,
+                in_flight: self.snd.pipe(),
+            },
+        );
         if outcome.acked > 0 || outcome.fin_acked {
             self.rtt.reset_backoff();
             self.last_progress = now;
@@ -551,8 +553,7 @@ impl Connection {
     fn on_losses(&mut self, outcome: &AckOutcome) {
         if outcome.lost && self.recovery_until.is_none() {
             self.recovery_until = Some(self.snd.nxt);
-            self.fast_recovery = true;
-            self.cc.on_congestion();
+            self.cc.on_loss(self.snd.pipe());
         }
     }
 
@@ -661,7 +662,9 @@ impl Connection {
                 break;
             }
             let Some(planned) = self.snd.next(self.cc.cwnd()) else {
-                self.cwnd_limited = self.snd.pipe() >= self.cc.cwnd() && self.snd.has_work();
+                if !self.snd.has_work() && self.snd.pipe() < self.cc.cwnd() {
+                    self.snd.mark_app_limited();
+                }
                 break;
             };
             self.send_segment(now, planned, io);
@@ -832,9 +835,8 @@ impl Connection {
         }
         self.timeouts += 1;
         self.snd.on_timeout();
-        self.cc.on_timeout(self.recovery_until.is_some());
+        self.cc.on_timeout();
         self.recovery_until = Some(self.snd.nxt);
-        self.fast_recovery = false;
         self.rtt.back_off();
         self.pto_at = None;
         self.rto_at = Some(now + self.rtt.rto());

@@ -576,3 +576,6 @@ impl Tcp {
         Err(TcpError::Unaddressable)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,8 @@
 //! and delivered-byte counts, and RACK (RFC 8985) can tell what was lost: a segment is
 //! lost once a segment sent after it has arrived and a reordering window has passed.
 //! Only lost segments are sent again; `pipe` is RFC 6675's estimate of what is in flight.
+//! Each record also keeps how much had been delivered when it left, so each ACK yields a
+//! delivery-rate sample for congestion control (draft-cheng-iccrg-delivery-rate-estimation).
 
 use super::seq;
 use std::collections::VecDeque;
@@ -30,6 +32,11 @@ struct Sent {
     sent_at: u64,
     retransmitted: bool,
     fate: Fate,
+    /// The connection's delivery counters when it left.
+    delivered: u64,
+    delivered_at: u64,
+    first_sent_at: u64,
+    app_limited: bool,
 }
 
 impl Sent {
@@ -58,8 +65,19 @@ pub struct Planned {
     pub retransmission: bool,
 }
 
+/// How fast data got through, measured over the flight the newest delivered segment closed.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct RateSample {
+    /// Bytes per second; `None` when the span was too short to trust.
+    pub rate: Option<f64>,
+    /// Sent while the host had nothing more to send: a floor, not the path's capacity.
+    pub app_limited: bool,
+    /// The connection's delivered count when that segment left (marks round trips).
+    pub prior_delivered: u64,
+}
+
 /// What an ACK told us.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct AckOutcome {
     /// Data bytes newly acknowledged cumulatively.
     pub acked: usize,
@@ -70,6 +88,7 @@ pub struct AckOutcome {
     pub fin_acked: bool,
     /// Segments were newly judged lost.
     pub lost: bool,
+    pub rate: Option<RateSample>,
 }
 
 /// RACK's state: the most recently sent segment known to have arrived.
@@ -105,6 +124,13 @@ pub struct Sender {
     /// Most the host may have written and not yet acknowledged.
     pub limit: usize,
     pub retransmitted_segments: u64,
+    /// Sequence space delivered over the connection's life, and when it last grew.
+    pub delivered: u64,
+    delivered_at: u64,
+    /// When the segment that last produced a rate sample was sent.
+    first_sent_at: u64,
+    /// Until `delivered` passes this, the host is what limits sending (0: it is not).
+    app_limited_until: u64,
 }
 
 impl Sender {
@@ -127,7 +153,17 @@ impl Sender {
             mss,
             limit,
             retransmitted_segments: 0,
+            delivered: 0,
+            delivered_at: 0,
+            first_sent_at: 0,
+            app_limited_until: 0,
         }
+    }
+
+    /// The host has nothing more to send and the window has room: samples from what
+    /// is in flight now only show how fast the host wrote.
+    pub fn mark_app_limited(&mut self) {
+        self.app_limited_until = (self.delivered + self.pipe as u64).max(1);
     }
 
     /// Takes what fits of `data`; returns how many bytes.
@@ -270,6 +306,13 @@ impl Sender {
     /// Records that `planned` left at `now`.
     pub fn on_sent(&mut self, planned: Planned, now: u64) {
         let space = planned.len + planned.fin as usize;
+        if self.pipe == 0 {
+            // A new flight after a quiet spell: rates are measured from here.
+            self.first_sent_at = now;
+            self.delivered_at = now;
+        }
+        let (delivered, delivered_at, first_sent_at, app_limited) =
+            (self.delivered, self.delivered_at, self.first_sent_at, self.app_limited_until != 0);
         if planned.retransmission {
             if let Some(i) = self.find(planned.seq) {
                 let sent = &mut self.segments[i];
@@ -279,9 +322,7 @@ impl Sender {
                         self.lost.pop_front();
                     }
                 }
-                sent.fate = Fate::InFlight;
-                sent.sent_at = now;
-                sent.retransmitted = true;
+                *sent = Sent { sent_at: now, retransmitted: true, fate: Fate::InFlight, delivered, delivered_at, first_sent_at, app_limited, ..*sent };
                 self.retransmitted_segments += 1;
             }
             return;
@@ -293,6 +334,10 @@ impl Sender {
             sent_at: now,
             retransmitted: false,
             fate: Fate::InFlight,
+            delivered,
+            delivered_at,
+            first_sent_at,
+            app_limited,
         });
         self.nxt = seq::add(self.nxt, space);
         self.pipe += space;
@@ -322,6 +367,7 @@ impl Sender {
                 }
                 if front.fate != Fate::Sacked {
                     outcome.delivered += cut as usize;
+                    self.delivered += cut as u64;
                 }
                 let old = front.seq;
                 front.seq = ack;
@@ -360,7 +406,11 @@ impl Sender {
             }
         }
 
+        if outcome.delivered > 0 {
+            self.delivered_at = now;
+        }
         if let Some(sent) = newest {
+            outcome.rate = Some(self.rate_sample(&sent, min_rtt));
             let rtt = now.saturating_sub(sent.sent_at);
             // A retransmission's ACK may be for the original: trust it only if it is not too fast.
             if !sent.retransmitted || rtt >= min_rtt {
@@ -379,6 +429,22 @@ impl Sender {
         }
         self.shrink_if_idle();
         outcome
+    }
+
+    /// The delivery rate over the flight that ended with `sent` (the newest segment just
+    /// delivered): bytes delivered since it left, over the longer of its send and ACK spans.
+    fn rate_sample(&mut self, sent: &Sent, min_rtt: u64) -> RateSample {
+        if self.app_limited_until != 0 && self.delivered > self.app_limited_until {
+            self.app_limited_until = 0;
+        }
+        self.first_sent_at = sent.sent_at;
+        let send_span = sent.sent_at.saturating_sub(sent.first_sent_at);
+        let ack_span = self.delivered_at.saturating_sub(sent.delivered_at);
+        let span = send_span.max(ack_span);
+        // A span shorter than the minimum RTT comes from ACKs bunched together: it would overstate the rate.
+        let bytes = self.delivered - sent.delivered;
+        let rate = (span > 0 && span >= min_rtt).then(|| bytes as f64 * 1e6 / span as f64);
+        RateSample { rate, app_limited: sent.app_limited, prior_delivered: sent.delivered }
     }
 
     /// Marks segments lost by RACK's rule and returns when the next one would be, if any
@@ -428,7 +494,7 @@ impl Sender {
         self.pipe = 0;
     }
 
-    /// Delivered data from `sent`: count it and remember the newest for RTT and RACK.
+    /// Delivered data from `sent`: count it and remember the newest for RTT, RACK and rate.
     fn settle(&mut self, sent: &Sent, outcome: &mut AckOutcome, newest: &mut Option<Sent>) {
         match sent.fate {
             Fate::InFlight => self.pipe -= sent.space(),
@@ -436,6 +502,7 @@ impl Sender {
             Fate::Sacked => return,
         }
         outcome.delivered += sent.space();
+        self.delivered += sent.space() as u64;
         if newest.is_none_or(|n| sent.sent_at >= n.sent_at) {
             *newest = Some(*sent);
         }
@@ -513,7 +580,10 @@ mod tests {
         let mut s = sender();
         send_all(&mut s, 10, 300);
         let outcome = s.on_ack(50, 1200, &[], 0);
-        assert_eq!(outcome, AckOutcome { acked: 200, delivered: 200, rtt_sample: Some(40), fin_acked: false, lost: false });
+        assert_eq!((outcome.acked, outcome.delivered, outcome.rtt_sample, outcome.fin_acked, outcome.lost), (200, 200, Some(40), false, false));
+        // 200 bytes delivered over 40 µs since the flight began.
+        let rate = outcome.rate.unwrap();
+        assert_eq!((rate.rate, rate.app_limited, rate.prior_delivered), (Some(5_000_000.0), false, 0));
         assert_eq!((s.una, s.buffered(), s.pipe()), (1200, 800, 100));
         // A partial ACK inside a segment shrinks it.
         let outcome = s.on_ack(60, 1250, &[], 0);
