@@ -123,10 +123,16 @@ export class Server {
       }
       for (const cidr of peer.allowedIps) this.#core.allow(id, cidr, cidr.prefix);
     });
-    this.#socket = await this.#runtime.bindUdp(config.host, config.port, (data, from) => {
-      this.#inbound.push({ data, from });
-      this.#schedule();
-    });
+    this.#socket = await this.#runtime.bindUdp(
+      config.host,
+      config.port,
+      (data, from) => {
+        this.#inbound.push({ data, from });
+        this.#schedule();
+      },
+      // A socket closed under us fails the server; other socket errors are only news.
+      (error, fatal) => (fatal ? void this.#fail(error) : this.#report(error)),
+    );
     this.#pump();
   }
 
