@@ -100,10 +100,11 @@ const PEER_OPTION_NAMES = ["publicKey", "allowedIps", "endpoint", "persistentKee
 
 // Checked by tsc: an option added to ServerOptions or PeerOptions must be listed above.
 type ListsAll<T, Names extends readonly string[]> = [Exclude<keyof T, Names[number]>] extends [never] ? true : false;
-const serverOptionsListed: ListsAll<ServerOptions, typeof OPTION_NAMES> = true;
-const peerOptionsListed: ListsAll<PeerOptions, typeof PEER_OPTION_NAMES> = true;
-void serverOptionsListed;
-void peerOptionsListed;
+type MustBeTrue<T extends true> = T;
+type OptionNamesListed = [
+  MustBeTrue<ListsAll<ServerOptions, typeof OPTION_NAMES>>,
+  MustBeTrue<ListsAll<PeerOptions, typeof PEER_OPTION_NAMES>>,
+];
 
 const KEY_SIZE = 32;
 const KEY_TEXT_SIZE = 44;
