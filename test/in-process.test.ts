@@ -261,7 +261,7 @@ describe("server", () => {
 
   it("drops garbage datagrams, counts them, and keeps serving", async () => {
     const { clock, client, server, wire } = await pair({ onTcp: echo });
-    const rogue = await wire.runtime().bindUdp("127.0.0.9", 0, () => {});
+    const rogue = await wire.runtime().bindUdp("127.0.0.9", 0, () => {}, () => {});
     for (const size of [0, 1, 4, 32, 148, 92, 64, 2000]) rogue.send(pattern(size, size + 1), { host: "127.0.0.1", port: SERVER_PORT });
     await clock.advance(100);
     const dropped = server.stats().dropped;
