@@ -6,6 +6,7 @@
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
+//   node build.mjs --fuzz [seconds] fuzz each core target for that long (default 60), see fuzz/README.md
 //
 // No npm dependencies on purpose: it must run before `npm ci`.
 import { spawnSync } from 'node:child_process';
@@ -14,9 +15,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
-const args = new Set(process.argv.slice(2));
-const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps'];
+const argv = process.argv.slice(2);
+// `--fuzz` may be followed by its duration in seconds.
+const fuzzSeconds = argv[0] === '--fuzz' ? Number(argv[1] ?? 60) : undefined;
+if (fuzzSeconds !== undefined && !(Number.isInteger(fuzzSeconds) && fuzzSeconds > 0)) die(`--fuzz takes whole seconds, got ${argv[1]}`);
+const args = new Set(fuzzSeconds !== undefined ? ['--fuzz'] : argv);
+const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps', '--fuzz'];
 for (const a of args) if (!FLAGS.includes(a)) die(`unknown flag ${a} (known: ${FLAGS.join(' ')})`);
+if (args.has('--fuzz') && argv.length > 2) die('--fuzz [seconds] takes nothing else');
 const TARGET = 'wasm32-wasip1';
 const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_core.wasm');
 
@@ -25,7 +31,8 @@ const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_core.was
 // clang/llvm-ar compile ring's C code for wasm.
 const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-libc', 'clang-19', 'llvm-19'];
 // What the integration tests (vitest) drive: a real WireGuard peer in a network namespace.
-const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl'];
+// g++ builds libFuzzer for the fuzz targets.
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'g++'];
 
 const log = (msg) => console.log(`[build] ${msg}`);
 function die(msg) {
@@ -136,6 +143,31 @@ function cargoTest() {
   run(cargo, ['test', '-p', 'wg-netstack-core', '--target-dir', 'target/host']);
 }
 
+// The fuzz targets (fuzz/): cargo-fuzz on the host toolchain. They use no nightly feature
+// but cargo-fuzz passes -Z flags, which a stable rustc takes with RUSTC_BOOTSTRAP=1.
+const CARGO_FUZZ_VERSION = '0.13.2';
+const FUZZ_TARGETS = ['datagram', 'inner'];
+
+function fuzz(seconds) {
+  const env = { ...process.env, RUSTC_BOOTSTRAP: '1' };
+  if (capture('cargo', ['fuzz', '--version']) !== `cargo-fuzz ${CARGO_FUZZ_VERSION}`) {
+    log(`installing cargo-fuzz ${CARGO_FUZZ_VERSION} (kept in ~/.cargo/bin)`);
+    run('cargo', ['install', 'cargo-fuzz', '--version', CARGO_FUZZ_VERSION, '--locked']);
+  }
+  // The harness reaches what it should (seeds open connections...), and known crashes stay fixed.
+  run('cargo', ['test', '--manifest-path', 'fuzz/Cargo.toml', '--locked'], { env });
+  for (const target of FUZZ_TARGETS) {
+    // New inputs go to a scratch corpus under target/; the checked-in seeds are read only.
+    const scratch = join('fuzz/target/corpus', target);
+    mkdirSync(join(root, scratch), { recursive: true });
+    log(`fuzz: ${target} for ${seconds} s`);
+    // No sanitizer: the code fuzzed has no unsafe Rust, and ASan halves the speed. Debug
+    // assertions (-a) turn integer overflows into crashes.
+    run('cargo', ['fuzz', 'run', '--fuzz-dir', 'fuzz', '-a', '-s', 'none', target, scratch, join('fuzz/corpus', target),
+      '--', `-max_total_time=${seconds}`, '-timeout=10', '-print_final_stats=1'], { env });
+  }
+}
+
 // ---- main ----
 
 if (args.has('--install-deps')) {
@@ -143,6 +175,8 @@ if (args.has('--install-deps')) {
   log('system packages present');
 } else if (args.has('--cargo-test')) {
   cargoTest();
+} else if (args.has('--fuzz')) {
+  fuzz(fuzzSeconds);
 } else {
   if (!args.has('--ts-only')) buildWasm();
   if (!args.has('--wasm-only')) buildTs();

@@ -104,6 +104,25 @@ describe("TCP through the tunnel", () => {
     expect(lost).toBeGreaterThan(50); // the loss really happened
   });
 
+  it("downloads through a bottleneck with a short queue: intact, resending about what the queue dropped, no timeout", async () => {
+    const size = 4 << 20;
+    const data = pattern(size, 5);
+    const { clock, client, server, wire } = await pair(
+      { onTcp: async (conn) => { await conn.write(data); await conn.end(); } },
+      { bitsPerSecond: 20e6, queuePackets: 32, delayMs: 20, seed: 3 },
+    );
+    const conn = await clock.until(client.connect({ host: "198.51.100.1", port: 80 }));
+    const parts: Uint8Array[] = [];
+    const started = clock.now();
+    await clock.until((async () => { for await (const chunk of conn) parts.push(chunk); })());
+    expect(sha256(Buffer.concat(parts))).toBe(sha256(data));
+    const dropped = wire.log.filter((r) => r.lost).length;
+    const tcp = server.stats().tcp;
+    console.log(`bottleneck 20 Mbit/s, 32 packets, 40 ms RTT: 4 MiB in ${((clock.now() - started) / 1000).toFixed(2)} s virtual, ${dropped} dropped, ${tcp.retransmittedSegments} resent, ${tcp.timeouts} timeouts`);
+    expect(tcp.timeouts).toBe(0);
+    expect(tcp.retransmittedSegments).toBeLessThanOrEqual(dropped + 10);
+  });
+
   it("half-closes: the server keeps writing after the client's FIN", async () => {
     const { clock, client } = await pair({
       onTcp: async (conn) => {
@@ -261,7 +280,7 @@ describe("server", () => {
 
   it("drops garbage datagrams, counts them, and keeps serving", async () => {
     const { clock, client, server, wire } = await pair({ onTcp: echo });
-    const rogue = await wire.runtime().bindUdp("127.0.0.9", 0, () => {});
+    const rogue = await wire.runtime().bindUdp("127.0.0.9", 0, () => {}, () => {});
     for (const size of [0, 1, 4, 32, 148, 92, 64, 2000]) rogue.send(pattern(size, size + 1), { host: "127.0.0.1", port: SERVER_PORT });
     await clock.advance(100);
     const dropped = server.stats().dropped;

@@ -71,7 +71,9 @@ describe("keys", () => {
     ["no padding", `${KNOWN_TEXT.slice(0, 43)}A`, /got 44 characters/],
     ["double padding", `${KNOWN_TEXT.slice(0, 42)}==`, /not base64/],
     ["url-safe alphabet", `-${KNOWN_TEXT.slice(1)}`, /character 1 is not base64/],
-    ["whitespace", ` ${KNOWN_TEXT.slice(1)}`, /character 1 is not base64/],
+    ["split by a space", `${KNOWN_TEXT.slice(0, 10)} ${KNOWN_TEXT.slice(11)}`, /character 11 is not base64/],
+    ["too long inside its whitespace", ` ${KNOWN_TEXT}A\n`, /got 45 characters/],
+    ["only whitespace", " \n", /got 0 characters/],
     ["non-zero padding bits", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=", /not canonical/],
     ["empty", "", /got 0 characters/],
   ])("rejects a key that is %s", (_, text, reason) => {
@@ -83,6 +85,14 @@ describe("keys", () => {
       expect((error as Error).message).toMatch(/^peers\[0\]\.publicKey: expected 44 base64 characters/);
       expect((error as Error).message).toMatch(reason);
     }
+  });
+
+  it.each([
+    ["a trailing newline (wg genkey > key)", `${KNOWN_TEXT}\n`],
+    ["CRLF", `${KNOWN_TEXT}\r\n`],
+    ["spaces and tabs around it", ` \t${KNOWN_TEXT}  `],
+  ])("accepts a key with %s, as wg does", (_, text) => {
+    expect(decodeKey(text, "k")).toEqual(KNOWN_BYTES);
   });
 
   it("rejects keys that are not strings", () => {
@@ -171,9 +181,19 @@ describe("validateConfig defaults", () => {
     expect(config.peers[0]!.allowedIps.map(prefix)).toEqual(["10.1.2.0/24", "0.0.0.0/0", "10.128.0.0/9", "fd00::1000:0/100", "fd00::1/128"]);
   });
 
-  it("ignores unknown keys", () => {
-    const config = validateConfig({ privateKey: PRIVATE, peers: [{ publicKey: PEER_A, name: "laptop" }], onTcp: () => {}, extra: 1 });
-    expect(config.peers).toHaveLength(1);
+  it("accepts every option name startServer knows, and keys with whitespace", () => {
+    const runtime = { clock: {}, bindUdp: () => {} };
+    const handlers = { onTcp: () => {}, onUdp: () => {}, onError: () => {}, onUnknownPeer: () => {}, tap: () => {} };
+    // Resource limits the server will take: known names now, values checked when they land.
+    const limits = { tcpMaxConnectionsPerPeer: 1, tcpMaxConnections: 1, tcpMaxHalfOpenPerPeer: 1, udpMaxFlowsPerPeer: 1, maxBufferedBytes: 1 };
+    const config = validateConfig({ ...onePeer({ publicKey: `${PEER_A}\n`, presharedKey: ` ${PSK}` }, { privateKey: `${PRIVATE}\n` }), ...handlers, ...limits, runtime });
+    expect(config.privateKey).toEqual(new Uint8Array(32).fill(1));
+    expect(config.peers[0]!.publicKeyText).toBe(PEER_A);
+    expect(config.peers[0]!.presharedKey).toEqual(new Uint8Array(32).fill(5));
+  });
+
+  it("treats undefined handlers as absent", () => {
+    expect(validateConfig({ privateKey: PRIVATE, peers: [], onTcp: undefined, runtime: undefined }).peers).toEqual([]);
   });
 
   it("does not mutate its input", () => {
@@ -191,6 +211,59 @@ describe("validateConfig defaults", () => {
 describe("validateConfig errors", () => {
   it.each([null, undefined, 42, "options", [], true])("rejects options %j", (input) => {
     expectError(input, "options", /expected an object/);
+  });
+
+  it.each([
+    ["allowedIPs", "peers[0].allowedIPs", "peers[0].allowedIPs: unknown option; did you mean allowedIps?"],
+    ["publickey", "peers[0].publickey", "peers[0].publickey: unknown option; did you mean publicKey?"],
+    ["persistentKeepAlive", "peers[0].persistentKeepAlive", "peers[0].persistentKeepAlive: unknown option; did you mean persistentKeepalive?"],
+    ["presharedkey", "peers[0].presharedkey", "peers[0].presharedkey: unknown option; did you mean presharedKey?"],
+    ["endpiont", "peers[0].endpiont", "peers[0].endpiont: unknown option; did you mean endpoint?"],
+  ])("names the unknown peer option %s and suggests the nearest", (name, field, message) => {
+    const peer = { publicKey: PEER_A, [name]: "x" };
+    expect(expectError({ privateKey: PRIVATE, peers: [peer] }, field).message).toBe(message);
+  });
+
+  it.each([
+    ["onTCP", "onTcp"],
+    ["onudp", "onUdp"],
+    ["privatekey", "privateKey"],
+    ["peer", "peers"],
+    ["prot", "port"],
+    ["tcpRecieveBuffer", "tcpReceiveBuffer"],
+    ["MTU", "mtu"],
+    ["onUnknownPeers", "onUnknownPeer"],
+    ["tcpMaxConnection", "tcpMaxConnections"],
+    ["addresses", "address"],
+  ])("names the unknown option %s and suggests %s", (name, near) => {
+    const error = expectError({ privateKey: PRIVATE, peers: [], [name]: 1 }, name);
+    expect(error.message).toBe(`${name}: unknown option; did you mean ${near}?`);
+  });
+
+  it("lists the known options when nothing is close", () => {
+    const error = expectError({ privateKey: PRIVATE, peers: [], listenPort: 51820 }, "listenPort", /unknown option; known options: privateKey, peers, host, port,/);
+    expect(error.message).toMatch(/onTcp, onUdp, onError, onUnknownPeer, tap, runtime, tcpMaxConnectionsPerPeer/);
+    expectError(onePeer({ name: "laptop" }), "peers[0].name", "peers[0].name: unknown option; known options: publicKey, allowedIps, endpoint, persistentKeepalive, presharedKey");
+  });
+
+  it("reports an unknown name before the problems it causes", () => {
+    // Without the name check this would be "privateKey: is required".
+    expectError({ privatekey: PRIVATE, peers: [] }, "privatekey", /did you mean privateKey/);
+    expectError({ privateKey: PRIVATE, peers: [{ publickey: PEER_A }] }, "peers[0].publickey");
+    expectError({ privateKey: PRIVATE, peers: [{ publicKey: PEER_A, allowedIps: [] }, { PublicKey: PEER_B, allowedIps: [] }] }, "peers[1].PublicKey");
+  });
+
+  it.each(["onTcp", "onUdp", "onError", "onUnknownPeer", "tap"])("requires %s to be a function", (name) => {
+    for (const [value, got] of [["yes", '"yes"'], [true, "true"], [null, "null"], [{}, "an object"]] as const) {
+      const error = expectError({ privateKey: PRIVATE, peers: [], [name]: value }, name);
+      expect(error.message).toBe(`${name}: expected a function, got ${got}`);
+    }
+  });
+
+  it("requires runtime to look like a Runtime", () => {
+    for (const runtime of [null, "node", {}, { clock: {} }, { bindUdp: () => {} }, { clock: 1, bindUdp: () => {} }]) {
+      expectError({ privateKey: PRIVATE, peers: [], runtime }, "runtime", /^runtime: expected a Runtime \(an object with clock and bindUdp\)/);
+    }
   });
 
   it("requires a valid privateKey", () => {

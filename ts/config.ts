@@ -1,6 +1,7 @@
 // Validates user options once, up front, so every later layer can trust them.
 // Each problem becomes a ConfigError whose message starts with the field path.
 
+import type { ServerOptions } from "./host/server.js";
 import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint } from "./ip.js";
 
@@ -76,6 +77,39 @@ export class ConfigError extends Error {
   }
 }
 
+/** Options that must be functions when present. */
+const HANDLER_NAMES = ["onTcp", "onUdp", "onError", "onUnknownPeer", "tap"] as const;
+
+/** Every option `startServer` knows: a misspelt name is an error, not a silent default. */
+const OPTION_NAMES = [
+  "privateKey",
+  "peers",
+  "host",
+  "port",
+  "mtu",
+  "address",
+  "tcpReceiveBuffer",
+  "tcpSendBuffer",
+  ...HANDLER_NAMES,
+  "runtime",
+  // Resource limits coming with issue 7: known now, their values are checked when they land.
+  "tcpMaxConnectionsPerPeer",
+  "tcpMaxConnections",
+  "tcpMaxHalfOpenPerPeer",
+  "udpMaxFlowsPerPeer",
+  "maxBufferedBytes",
+] as const;
+
+const PEER_OPTION_NAMES = ["publicKey", "allowedIps", "endpoint", "persistentKeepalive", "presharedKey"] as const;
+
+// Checked by tsc: an option added to ServerOptions or PeerOptions must be listed above.
+type ListsAll<T, Names extends readonly string[]> = [Exclude<keyof T, Names[number]>] extends [never] ? true : false;
+type MustBeTrue<T extends true> = T;
+type OptionNamesListed = [
+  MustBeTrue<ListsAll<ServerOptions, typeof OPTION_NAMES>>,
+  MustBeTrue<ListsAll<PeerOptions, typeof PEER_OPTION_NAMES>>,
+];
+
 const KEY_SIZE = 32;
 const KEY_TEXT_SIZE = 44;
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -100,12 +134,14 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * Decodes a WireGuard key. Strict: exactly 32 bytes, standard alphabet, one "="
- * and zero padding bits, so each key has exactly one text form. Messages never
- * echo the key because it may be secret.
+ * and zero padding bits, so each key has exactly one text form. Surrounding
+ * whitespace is ignored, as `wg` does (`wg genkey > key` leaves a newline).
+ * Messages never echo the key because it may be secret.
  */
-export function decodeKey(text: unknown, field: string): Uint8Array {
-  if (text === undefined) throw new ConfigError(field, `is required (${KEY_HINT})`);
-  if (typeof text !== "string") throw new ConfigError(field, `${KEY_HINT}, got ${text === null ? "null" : typeof text}`);
+export function decodeKey(value: unknown, field: string): Uint8Array {
+  if (value === undefined) throw new ConfigError(field, `is required (${KEY_HINT})`);
+  if (typeof value !== "string") throw new ConfigError(field, `${KEY_HINT}, got ${value === null ? "null" : typeof value}`);
+  const text = value.trim();
   if (text.length !== KEY_TEXT_SIZE || text[43] !== "=") {
     throw new ConfigError(field, `${KEY_HINT}, got ${text.length} characters`);
   }
@@ -114,9 +150,9 @@ export function decodeKey(text: unknown, field: string): Uint8Array {
   let bitCount = 0;
   let out = 0;
   for (let i = 0; i < 43; i++) {
-    const value = BASE64.indexOf(text[i]!);
-    if (value < 0) throw new ConfigError(field, `${KEY_HINT}, but character ${i + 1} is not base64`);
-    bits = (bits << 6) | value;
+    const digit = BASE64.indexOf(text[i]!);
+    if (digit < 0) throw new ConfigError(field, `${KEY_HINT}, but character ${i + 1} is not base64`);
+    bits = (bits << 6) | digit;
     bitCount += 6;
     if (bitCount >= 8) {
       bitCount -= 8;
@@ -141,6 +177,48 @@ export function encodeKey(bytes: Uint8Array): string {
     }
   }
   return text;
+}
+
+/** Throws a ConfigError for the first name in `options` that is not in `known`, suggesting the nearest. */
+function checkNames(options: Record<string, unknown>, known: readonly string[], path: string): void {
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const near = nearestName(name, known);
+    const hint = near ? `did you mean ${near}?` : `known options: ${known.join(", ")}`;
+    throw new ConfigError(path ? `${path}.${name}` : name, `unknown option; ${hint}`);
+  }
+}
+
+/** The known name closest to `name` ignoring case, if it is a likely typo (an edit or two away). */
+function nearestName(name: string, known: readonly string[]): string | undefined {
+  const limit = name.length <= 4 ? 1 : 2;
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const candidate of known) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+/** How many edits (insert, delete, replace, swap two neighbours) turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  // d[i][j]: the distance between the first i characters of a and the first j of b.
+  const d: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    d.push([i]);
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        d[0]!.push(j);
+        continue;
+      }
+      const replace = d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, replace);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]!.push(best);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 function integer(options: Record<string, unknown>, field: string, min: number, max: number, fallback: number, path = field): number {
@@ -199,6 +277,7 @@ function endpoint(value: unknown, field: string): Endpoint {
 function peer(value: unknown, index: number, peerCount: number, seen: Map<string, number>): PeerConfig {
   const path = `peers[${index}]`;
   if (!isRecord(value)) throw new ConfigError(path, `expected an object with a publicKey, got ${describeValue(value)}`);
+  checkNames(value, PEER_OPTION_NAMES, path);
 
   const publicKey = decodeKey(value.publicKey, `${path}.publicKey`);
   const publicKeyText = encodeKey(publicKey);
@@ -236,6 +315,16 @@ function peer(value: unknown, index: number, peerCount: number, seen: Map<string
 /** Checks the options and returns them with defaults applied; throws ConfigError. */
 export function validateConfig(input: unknown): Config {
   if (!isRecord(input)) throw new ConfigError("options", `expected an object, got ${describeValue(input)}`);
+  checkNames(input, OPTION_NAMES, "");
+  for (const name of HANDLER_NAMES) {
+    if (input[name] !== undefined && typeof input[name] !== "function") {
+      throw new ConfigError(name, `expected a function, got ${describeValue(input[name])}`);
+    }
+  }
+  const runtime = input.runtime;
+  if (runtime !== undefined && !(isRecord(runtime) && isRecord(runtime.clock) && typeof runtime.bindUdp === "function")) {
+    throw new ConfigError("runtime", `expected a Runtime (an object with clock and bindUdp), got ${describeValue(runtime)}`);
+  }
 
   const privateKey = decodeKey(input.privateKey, "privateKey");
 

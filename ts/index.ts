@@ -16,4 +16,5 @@ export { qrCode } from "./qr.js";
 export { ConfigError } from "./config.js";
 export type { PeerOptions } from "./config.js";
 export type { Endpoint } from "./ip.js";
-export type { Runtime, Clock, DatagramSocket } from "./runtime/types.js";
+export { AddressInUseError } from "./runtime/types.js";
+export type { Runtime, Clock, DatagramSocket, SocketErrorHandler } from "./runtime/types.js";

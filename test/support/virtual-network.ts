@@ -1,6 +1,7 @@
 // An in-memory UDP network and a virtual clock, so two servers can run in one process
 // and minutes of protocol time pass in milliseconds, with loss, delay and reordering
-// chosen by a seeded generator (same seed, same run).
+// chosen by a seeded generator (same seed, same run), and optionally a bottleneck: a
+// link of limited rate behind a drop-tail queue, one per sending socket.
 
 import type { Endpoint } from "../../ts/ip.js";
 import type { Clock, DatagramSocket, Runtime } from "../../ts/runtime/types.js";
@@ -94,12 +95,17 @@ export interface WireOptions {
   /** Probability that a datagram is lost. */
   loss?: number;
   seed?: number;
+  /** The rate each socket's datagrams leave at, bits per second (default: no limit). */
+  bitsPerSecond?: number;
+  /** Datagrams that may wait for that link; more are dropped (default: no limit). */
+  queuePackets?: number;
 }
 
 export interface WireRecord {
   data: Uint8Array;
   from: Endpoint;
   to: Endpoint;
+  /** Dropped at random, or because the bottleneck's queue was full. */
   lost: boolean;
 }
 
@@ -111,10 +117,12 @@ export class MemoryNetwork {
   #sockets = new Map<string, (data: Uint8Array, from: Endpoint) => void>();
   #nextPort = 40_000;
   #random: () => number;
+  /** Per sending socket: when each datagram waiting for the bottleneck leaves it. */
+  #departures = new Map<string, number[]>();
 
   constructor(clock: VirtualClock, options: WireOptions = {}) {
     this.clock = clock;
-    this.options = { delayMs: 1, jitterMs: 0, loss: 0, seed: 1, ...options };
+    this.options = { delayMs: 1, jitterMs: 0, loss: 0, seed: 1, bitsPerSecond: Infinity, queuePackets: Infinity, ...options };
     this.#random = mulberry32(this.options.seed);
   }
 
@@ -139,11 +147,25 @@ export class MemoryNetwork {
   }
 
   #send(data: Uint8Array, from: Endpoint, to: Endpoint): void {
-    const lost = this.#random() < this.options.loss;
+    const leaves = this.#bottleneck(data.length, from);
+    const lost = leaves === undefined || this.#random() < this.options.loss;
     this.log.push({ data, from, to, lost });
     if (lost) return;
-    const delay = this.options.delayMs + this.#random() * this.options.jitterMs;
+    const delay = leaves - this.clock.now() + this.options.delayMs + this.#random() * this.options.jitterMs;
     this.clock.setTimer(delay, () => this.#sockets.get(`${to.host}:${to.port}`)?.(data, from));
+  }
+
+  /** When a datagram sent now gets through the sender's bottleneck; undefined if its queue is full. */
+  #bottleneck(bytes: number, from: Endpoint): number | undefined {
+    const now = this.clock.now();
+    const key = `${from.host}:${from.port}`;
+    const waiting = (this.#departures.get(key) ?? []).filter((at) => at > now);
+    this.#departures.set(key, waiting);
+    if (waiting.length >= this.options.queuePackets) return undefined;
+    const start = Math.max(now, waiting.at(-1) ?? now);
+    const leaves = start + (bytes * 8 * 1000) / this.options.bitsPerSecond;
+    waiting.push(leaves);
+    return leaves;
   }
 }
 

@@ -128,10 +128,12 @@ export class Server {
       }
       for (const cidr of peer.allowedIps) this.#core.allow(id, cidr, cidr.prefix);
     });
+    // A socket closed under us fails the server; its other errors are only reported.
+    const onSocketError = (error: Error, fatal: boolean) => (fatal ? void this.#fail(error) : this.#report(error));
     this.#socket = await this.#runtime.bindUdp(config.host, config.port, (data, from) => {
       this.#inbound.push({ data, from });
       this.#schedule();
-    });
+    }, onSocketError);
     this.#pump();
   }
 

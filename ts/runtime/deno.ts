@@ -8,15 +8,16 @@
 
 import type { Endpoint } from "../ip.js";
 import { nodeRuntime } from "./node.js";
-import type { DatagramSocket, Runtime } from "./types.js";
+import { AddressInUseError, isAddressInUse, type DatagramSocket, type Runtime } from "./types.js";
 
 interface DenoAddr {
   hostname: string;
   port: number;
 }
 
-interface DenoDatagramConn extends AsyncIterable<[Uint8Array, DenoAddr]> {
+interface DenoDatagramConn {
   readonly addr: DenoAddr;
+  receive(): Promise<[Uint8Array, DenoAddr]>;
   send(data: Uint8Array, to: DenoAddr & { transport: "udp" }): Promise<number>;
   close(): void;
 }
@@ -30,28 +31,53 @@ export function hasDenoUdp(): boolean {
   return typeof (globalThis as unknown as { Deno?: DenoGlobal }).Deno?.listenDatagram === "function";
 }
 
+/** Receives that fail this many times in a row mean a broken socket: give up rather than spin. */
+export const MAX_RECEIVE_FAILURES = 100;
+
 export const denoRuntime: Runtime = {
   clock: nodeRuntime.clock,
 
-  async bindUdp(host, port, onMessage) {
+  async bindUdp(host, port, onMessage, onError) {
     const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
-    const conn = deno.listenDatagram!({ transport: "udp", hostname: host, port });
-    let open = true;
-    void (async () => {
-      try {
-        for await (const [data, from] of conn) onMessage(data, { host: from.hostname, port: from.port });
-      } catch (error) {
-        if (open) throw error;
+    let conn: DenoDatagramConn;
+    try {
+      conn = deno.listenDatagram!({ transport: "udp", hostname: host, port });
+    } catch (error) {
+      throw isAddressInUse(error) ? new AddressInUseError(host, port, error) : error;
+    }
+    let closing = false;
+    const receiveLoop = async () => {
+      for (let failures = 0; ; ) {
+        let received: [Uint8Array, DenoAddr];
+        try {
+          received = await conn.receive();
+        } catch (error) {
+          if (closing) return;
+          // Interrupted or BadResource: the socket was closed under us.
+          const gone = ["Interrupted", "BadResource"].includes((error as Error)?.name);
+          const fatal = gone || ++failures >= MAX_RECEIVE_FAILURES;
+          onError(error instanceof Error ? error : new Error(String(error)), fatal);
+          if (fatal) return;
+          continue;
+        }
+        failures = 0;
+        onMessage(received[0], { host: received[1].hostname, port: received[1].port });
       }
-    })();
+    };
+    void receiveLoop();
     const address: Endpoint = { host, port: conn.addr.port };
     const socket: DatagramSocket = {
       address,
       // A failed send is a lost datagram, as on any UDP socket.
       send: (data, to) => void conn.send(data, { transport: "udp", hostname: to.host, port: to.port }).catch(() => {}),
       close: async () => {
-        open = false;
-        conn.close();
+        if (closing) return;
+        closing = true;
+        try {
+          conn.close();
+        } catch {
+          // Already closed under us; the receive loop has said so.
+        }
       },
     };
     return socket;

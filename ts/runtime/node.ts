@@ -1,9 +1,9 @@
 // Node's adapter: `node:dgram` and Node timers. (Deno and Bun run it too, through
 // their Node compatibility.)
 
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket } from "node:dgram";
 import { parseIp, type Endpoint } from "../ip.js";
-import type { DatagramSocket, Runtime } from "./types.js";
+import { AddressInUseError, isAddressInUse, type DatagramSocket, type Runtime, type SocketErrorHandler } from "./types.js";
 
 // Large socket buffers: a burst of full-size datagrams must not be dropped by the kernel
 // while the event loop is busy.
@@ -17,30 +17,62 @@ export const nodeRuntime: Runtime = {
     defer: (fn) => setImmediate(fn),
   },
 
-  bindUdp(host, port, onMessage) {
+  bindUdp(host, port, onMessage, onError) {
     const family = parseIp(host)?.family === 6 ? "udp6" : "udp4";
-    const socket = createSocket({ type: family, ipv6Only: false });
-    socket.on("message", (data, rinfo) => onMessage(data, { host: rinfo.address, port: rinfo.port }));
-    return new Promise<DatagramSocket>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(port, host, () => {
-        socket.off("error", reject);
-        // A send to an unreachable endpoint can surface as an async error; it is not fatal.
-        socket.on("error", () => {});
-        try {
-          socket.setRecvBufferSize(SOCKET_BUFFER);
-          socket.setSendBufferSize(SOCKET_BUFFER);
-        } catch {
-          // Best effort: some systems cap buffer sizes.
-        }
-        const bound = socket.address();
-        const address: Endpoint = { host: bound.address, port: bound.port };
-        resolve({
-          address,
-          send: (data, to) => socket.send(data, to.port, to.host),
-          close: () => new Promise<void>((done) => socket.close(() => done())),
-        });
-      });
-    });
+    return listen(createSocket({ type: family, ipv6Only: false }), host, port, onMessage, onError);
   },
 };
+
+/** Binds `socket` and wires its events; exported so tests can make the socket fail. */
+export function listen(
+  socket: Socket,
+  host: string,
+  port: number,
+  onMessage: (data: Uint8Array, from: Endpoint) => void,
+  onError: SocketErrorHandler,
+): Promise<DatagramSocket> {
+  socket.on("message", (data, rinfo) => onMessage(data, { host: rinfo.address, port: rinfo.port }));
+  return new Promise<DatagramSocket>((resolve, reject) => {
+    const bindFailed = (error: Error) => {
+      socket.close();
+      reject(isAddressInUse(error) ? new AddressInUseError(host, port, error) : error);
+    };
+    socket.once("error", bindFailed);
+    socket.bind(port, host, () => {
+      socket.off("error", bindFailed);
+      const bound = socket.address();
+      const address: Endpoint = { host: bound.address, port: bound.port };
+      let closing = false;
+      let closed = false;
+      // Sends report to their own callback, so what reaches here is a failed receive; the socket goes on.
+      socket.on("error", (error) => onError(error, false));
+      socket.on("close", () => {
+        closed = true;
+        if (!closing) onError(new Error(`UDP socket ${host}:${address.port} closed unexpectedly`), true);
+      });
+      try {
+        socket.setRecvBufferSize(SOCKET_BUFFER);
+        socket.setSendBufferSize(SOCKET_BUFFER);
+      } catch {
+        // Best effort: some systems cap buffer sizes.
+      }
+      resolve({
+        address,
+        send: (data, to) => {
+          try {
+            socket.send(data, to.port, to.host, ignoreSendError);
+          } catch {
+            // Closed under us (the "close" event reports it): a lost datagram, as UDP goes.
+          }
+        },
+        close: () => {
+          closing = true;
+          return closed ? Promise.resolve() : new Promise<void>((done) => socket.close(() => done()));
+        },
+      });
+    });
+  });
+}
+
+/** A send to an unreachable endpoint can fail asynchronously: a lost datagram, not news. */
+function ignoreSendError(): void {}

@@ -26,10 +26,47 @@ export interface DatagramSocket {
   close(): Promise<void>;
 }
 
+/**
+ * Told about a failure of a bound socket. `fatal` means the socket closed under us and
+ * will deliver nothing more; otherwise it goes on (a failed receive, say).
+ */
+export type SocketErrorHandler = (error: Error, fatal: boolean) => void;
+
+/** `startServer` could not bind its UDP socket: another socket holds `host:port`. */
+export class AddressInUseError extends Error {
+  /** The errno name Node uses for the same failure. */
+  readonly code = "EADDRINUSE";
+  /** The address that was asked for. */
+  readonly host: string;
+  /** The port that was asked for. */
+  readonly port: number;
+  /** @internal Made by the runtime adapters from their own error, kept as `cause`. */
+  constructor(host: string, port: number, cause: unknown) {
+    super(`UDP ${host.includes(":") ? `[${host}]` : host}:${port} is already in use`, { cause });
+    this.name = "AddressInUseError";
+    this.host = host;
+    this.port = port;
+  }
+}
+
+/** True for the error each runtime raises when an address is taken (all name it EADDRINUSE). */
+export function isAddressInUse(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "EADDRINUSE";
+}
+
 /** What the server needs from a JavaScript runtime; see `runtime/` for Node's and Deno's. */
 export interface Runtime {
   /** Timers and the current time. */
   clock: Clock;
-  /** Binds a UDP socket on `host:port` (port 0 picks one) and calls `onMessage` for each datagram. */
-  bindUdp(host: string, port: number, onMessage: (data: Uint8Array, from: Endpoint) => void): Promise<DatagramSocket>;
+  /**
+   * Binds a UDP socket on `host:port` (port 0 picks one) and calls `onMessage` for each
+   * datagram and `onError` when the bound socket fails. Rejects with
+   * {@link AddressInUseError} when the address is taken.
+   */
+  bindUdp(
+    host: string,
+    port: number,
+    onMessage: (data: Uint8Array, from: Endpoint) => void,
+    onError: SocketErrorHandler,
+  ): Promise<DatagramSocket>;
 }

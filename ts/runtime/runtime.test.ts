@@ -1,0 +1,67 @@
+// What the server does when its UDP socket fails or its port is taken, in every runtime:
+// vitest runs this under Node, and `npm run test:deno` / `test:bun` under Deno and Bun.
+
+import { describe, expect, it } from "vitest";
+import { AddressInUseError, genkey, startServer, type Runtime, type SocketErrorHandler } from "../index.js";
+import { denoRuntime, hasDenoUdp } from "./deno.js";
+import { defaultRuntime } from "./index.js";
+import { nodeRuntime } from "./node.js";
+
+// Under Deno both adapters are in use: its own UDP (with --unstable-net) and node:dgram.
+const runtimes: [string, Runtime][] = [["default", defaultRuntime()]];
+if (hasDenoUdp()) runtimes.push(["node:dgram", nodeRuntime]);
+
+for (const [name, runtime] of runtimes) {
+  it(`${name} runtime: a port in use is an AddressInUseError naming host and port`, async () => {
+    const first = await startServer({ privateKey: genkey(), peers: [], host: "127.0.0.1", port: 0, runtime });
+    const port = first.address.port;
+    try {
+      const error = await startServer({ privateKey: genkey(), peers: [], host: "127.0.0.1", port, runtime }).then(
+        (second) => second.close(),
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(AddressInUseError);
+      expect((error as AddressInUseError).message).toBe(`UDP 127.0.0.1:${port} is already in use`);
+      expect((error as AddressInUseError).host).toBe("127.0.0.1");
+      expect((error as AddressInUseError).port).toBe(port);
+    } finally {
+      await first.close();
+    }
+  });
+}
+
+describe("socket errors after bind", () => {
+  /** A server on a stand-in socket; `fail` is the error channel its runtime was given. */
+  async function serverWithSocket() {
+    let fail: SocketErrorHandler = () => {};
+    const runtime: Runtime = {
+      clock: nodeRuntime.clock,
+      bindUdp: async (host, port, _onMessage, onError) => {
+        fail = onError;
+        return { address: { host, port }, send: () => {}, close: async () => {} };
+      },
+    };
+    const errors: Error[] = [];
+    const server = await startServer({ privateKey: genkey(), peers: [], port: 0, runtime, onError: (e) => void errors.push(e) });
+    return { server, errors, fail: (error: Error, fatal: boolean) => fail(error, fatal) };
+  }
+
+  it("a non-fatal one goes to onError and the server goes on", async () => {
+    const { server, errors, fail } = await serverWithSocket();
+    const failure = new Error("receive failed");
+    fail(failure, false);
+    expect(errors).toEqual([failure]);
+    expect(server.error).toBeUndefined();
+    expect(server.stats().connections).toBe(0);
+    await server.close();
+  });
+
+  it("a fatal one fails the server: error set, onError told, closed resolves", async () => {
+    const { server, errors, fail } = await serverWithSocket();
+    fail(new Error("socket closed under us"), true);
+    await server.closed;
+    expect(server.error?.message).toMatch(/^wg-netstack server failed: socket closed under us/);
+    expect(errors).toEqual([server.error]);
+    expect(() => server.stats()).toThrow(/server failed/);
+  });
+});
