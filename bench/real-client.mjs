@@ -4,7 +4,7 @@
 // kernel's TCP serving the same programs (bench/kernel-server.mjs); it uses the same
 // wireguard-go build as the client of the pairing.
 //
-//   node bench/real-client.mjs [--quick]        (root; `npm run bench:real` builds first)
+//   node bench/real-client.mjs [--quick] [--kernel-cc reno]   (root; `npm run bench:real` builds first)
 //
 // Matrix: client build (Debian's wireguard-go, the current one) × path (direct: one veth
 // hop; wan: through the lossy relay, 100 Mbit/s each way, 64-packet queue, 20 ms each way,
@@ -14,6 +14,10 @@
 //   upload    the client sends N MiB, the server confirms count and SHA-256: likewise
 // A transfer that runs out of time is reported as "did not finish" with how far it got.
 // --quick: smaller transfers, shorter timeouts, and ours under node only.
+// --kernel-cc: the congestion control of every kernel TCP in the run (the clients', which
+// send the uploads, and the reference server's), set in their namespaces. Default: the
+// machine's, recorded in the results; a namespace may choose only among
+// net.ipv4.tcp_allowed_congestion_control.
 //
 // Writes bench/results/real-client.json and prints the table bench/README.md shows.
 
@@ -32,6 +36,7 @@ const { WIREGUARD_GO_IMPLEMENTATIONS, wireguardGoCommand } = await import("../te
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const QUICK = process.argv.includes("--quick");
+const KERNEL_CC = process.argv.includes("--kernel-cc") ? process.argv[process.argv.indexOf("--kernel-cc") + 1] : undefined;
 const MiB = 1024 * 1024;
 const PLAN = QUICK
   ? { echoSeconds: 2, bytes: { direct: 50 * MiB, wan: 10 * MiB }, timeoutMs: { direct: 10_000, wan: 15_000 }, runtimes: ["node"] }
@@ -71,7 +76,17 @@ async function startReference(implementation, clientPublicKey) {
   });
   const programs = server.spawn(process.execPath, [path.join(ROOT, "bench/kernel-server.mjs")], { stdio: ["ignore", "pipe", "inherit"] });
   await firstLine(programs, 10_000);
+  await useCongestionControl(server);
   return { server, publicKey: pubkey(privateKey), close: () => server.close() };
+}
+
+/** Applies --kernel-cc in a namespace; returns what the namespace's TCP uses. */
+async function useCongestionControl(ns) {
+  if (KERNEL_CC) {
+    const set = await ns.exec("sysctl", ["-w", `net.ipv4.tcp_congestion_control=${KERNEL_CC}`]);
+    if (set.code !== 0) throw new Error(`cannot use ${KERNEL_CC} in ${ns.name}: ${set.stderr.trim()}`);
+  }
+  return (await ns.exec("sysctl", ["-n", "net.ipv4.tcp_congestion_control"])).stdout.trim();
 }
 
 /** Our server under a runtime, as a child process; stop() returns its stats. */
@@ -171,9 +186,11 @@ for (const implementation of WIREGUARD_GO_IMPLEMENTATIONS) {
           ...(path === "wan" ? { relay: { up: WAN, down: WAN, seed: WAN_SEED } } : {}),
           tunnelAddresses: [`${CLIENT_ADDRESS}/32`],
         });
-        let entry = { client: implementation, path, server };
+        // The client's kernel TCP (and the reference server's, set in startReference).
+        const entry = { client: implementation, path, server };
         try {
-          entry = { ...entry, ...(await runPrograms(client, path)) };
+          entry.kernelCongestionControl = await useCongestionControl(client);
+          Object.assign(entry, await runPrograms(client, path));
         } finally {
           if (client.relay) entry.relay = await client.relay.stop();
           await client.close();
@@ -245,11 +262,12 @@ const report = {
   commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim(),
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release() },
   versions,
-  plan: { ...PLAN, echoMessageBytes: ECHO_MESSAGE_BYTES, wan: WAN, wanSeed: WAN_SEED },
+  plan: { ...PLAN, echoMessageBytes: ECHO_MESSAGE_BYTES, wan: WAN, wanSeed: WAN_SEED, kernelCongestionControl: KERNEL_CC ?? "machine default" },
   seconds: round((Date.now() - started) / 1000),
   results,
 };
 fs.mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
 fs.writeFileSync(path.join(ROOT, "bench/results/real-client.json"), JSON.stringify(report, null, 2) + "\n");
 console.log(table());
-console.log(`\n${report.seconds} s; wireguard-go: ${Object.entries(versions.wireguardGo).map(([k, v]) => `${k} = ${v}`).join(", ")}; results in bench/results/real-client.json`);
+const ccs = [...new Set(results.map((e) => e.kernelCongestionControl))];
+console.log(`\n${report.seconds} s; kernel TCP congestion control: ${ccs.join(", ")}; wireguard-go: ${Object.entries(versions.wireguardGo).map(([k, v]) => `${k} = ${v}`).join(", ")}; results in bench/results/real-client.json`);
