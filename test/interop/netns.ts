@@ -13,6 +13,12 @@
  * so the default route through the tunnel is safe, and nothing ever leaves the
  * machine: the namespace has no other way out.
  *
+ * Variants (startWgClient options): the client runs Debian's or the current
+ * wireguard-go (./wireguard-go.ts); it reaches the server through a lossy relay
+ * listening on 10.201.N.1 (../support/lossy-relay.mjs, in the root namespace); or its
+ * server is a reference wireguard-go in a namespace of its own (startWgServer, slot S),
+ * reached over a second veth pair, 10.202.S.2 (client) <-> 10.202.S.1 (server).
+ *
  * Names are unique per slot because wireguard-go's UAPI socket lives in the
  * shared filesystem (/var/run/wireguard/<iface>.sock): two wireguard-go
  * processes called "wg0" in different namespaces collide ("unix socket in use").
