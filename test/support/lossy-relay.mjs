@@ -471,8 +471,9 @@ async function main() {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  // A parent that spawned us with a stdin pipe and died closes it: do not outlive it.
-  if (fs.fstatSync(0).isFIFO()) {
+  // A parent that spawned us with a stdin pipe (Node's are socket pairs) and died closes it: do not outlive it.
+  const stdin = fs.fstatSync(0);
+  if (stdin.isFIFO() || stdin.isSocket()) {
     process.stdin.on("end", stop);
     process.stdin.resume();
   }

@@ -200,6 +200,7 @@ describe("lossy relay on loopback", () => {
       up: { delayMs: 5 },
       down: { delayMs: 30 },
     });
+    open.push({ close: () => relay.stop() }); // when an expectation fails first
     let replies = 0;
     let firstReplyAt = 0;
     const client = await udpSocket(() => {
