@@ -7,6 +7,13 @@
 //   node client-tasks.mjs udp-request  HOST PORT MESSAGE [--from IP] [--timeout MS]
 //   node client-tasks.mjs echo-server  PORT [--host ADDR]     (runs until killed)
 //
+// For the benchmark (bench/programs.mjs is the server side), each reporting maxGapMs,
+// the longest time the task saw no progress:
+//   node client-tasks.mjs tcp-echo-rate HOST PORT SIZE SECONDS   SIZE-byte ping-pong for SECONDS
+//   node client-tasks.mjs tcp-download  HOST PORT BYTES          asks for BYTES ("BYTES\n"), reads to EOF
+//   node client-tasks.mjs tcp-upload    HOST PORT BYTES          sends BYTES, half-closes, reads the
+//                                                                server's {"bytes","sha256"} line
+//
 // Prints exactly one JSON line on stdout (echo-server: one line once listening).
 // Exit code 0 on success; non-zero with {"error": ...} on failure or timeout
 // (default timeout 20 s for the whole task). No dependencies.
@@ -251,6 +258,129 @@ function echoServer([portS], flags) {
   process.on("SIGINT", stop);
 }
 
+/** Tracks the longest stretch without progress, the stall a user would notice. */
+function progressClock() {
+  const start = performance.now();
+  let last = start;
+  let maxGap = 0;
+  return {
+    tick() {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    },
+    /** ms since start and the longest gap so far, counting the one still open. */
+    report() {
+      const now = performance.now();
+      return { ms: Math.round(now - start), maxGapMs: Math.round(Math.max(maxGap, now - last)) };
+    },
+  };
+}
+
+function tcpEchoRate([host, portS, sizeS, secondsS], flags) {
+  const port = needInt("PORT", portS);
+  const size = needInt("SIZE", sizeS);
+  const seconds = Number(secondsS);
+  if (!(seconds > 0)) throw new UsageError(`SECONDS must be positive, got ${JSON.stringify(secondsS)}`);
+  const message = crypto.randomBytes(size);
+  let messages = 0;
+  let clock;
+  let received = 0;
+  const result = () => ({ messages, ...clock?.report(), messagesPerSecond: clock ? Math.round((messages * 1000) / clock.report().ms) : 0 });
+  startTimeout(flags, () => fail("timeout", 1, result()));
+  const sock = connect(host, port, flags);
+  sock.setNoDelay(true);
+  sock.on("error", (err) => fail(errText(err), 1, result()));
+  sock.on("end", () => fail("unexpected EOF", 1, result()));
+  sock.on("connect", () => {
+    clock = progressClock();
+    sock.write(message);
+  });
+  sock.on("data", (d) => {
+    received += d.length;
+    while (received >= size) {
+      received -= size;
+      messages++;
+      clock.tick();
+      if (clock.report().ms >= seconds * 1000) {
+        finish({ ...result(), ...socketInfo(sock) });
+        return sock.destroy();
+      }
+      sock.write(message);
+    }
+  });
+}
+
+function tcpDownload([host, portS, bytesS], flags) {
+  const port = needInt("PORT", portS);
+  const wanted = needInt("BYTES", bytesS);
+  const hash = crypto.createHash("sha256");
+  let bytes = 0;
+  let clock;
+  const result = () => ({ bytes, ...clock?.report() });
+  startTimeout(flags, () => fail("timeout", 1, result()));
+  const sock = connect(host, port, flags);
+  sock.on("error", (err) => fail(errText(err), 1, result()));
+  sock.on("connect", () => {
+    clock = progressClock();
+    sock.write(`${wanted}\n`);
+  });
+  sock.on("data", (d) => {
+    bytes += d.length;
+    hash.update(d);
+    clock.tick();
+  });
+  sock.on("end", () => {
+    if (bytes !== wanted) return fail(`EOF after ${bytes} of ${wanted} bytes`, 1, result());
+    finish({ ...result(), sha256: hash.digest("hex") });
+  });
+}
+
+function tcpUpload([host, portS, bytesS], flags) {
+  const port = needInt("PORT", portS);
+  const total = needInt("BYTES", bytesS);
+  const block = crypto.randomBytes(64 * 1024);
+  const hash = crypto.createHash("sha256");
+  let queued = 0;
+  let sent = 0; // accepted by the kernel: it takes more only as the server acknowledges
+  let clock;
+  let reply = "";
+  const result = () => ({ sent, ...clock?.report() });
+  startTimeout(flags, () => fail("timeout", 1, result()));
+  const sock = connect(host, port, flags);
+  sock.on("error", (err) => fail(errText(err), 1, result()));
+  sock.on("data", (d) => (reply += d));
+  sock.on("end", () => {
+    let server;
+    try {
+      server = JSON.parse(reply);
+    } catch {
+      return fail(`bad reply ${JSON.stringify(reply.slice(0, 200))}`, 1, result());
+    }
+    clock.tick();
+    finish({ ...result(), sha256: hash.digest("hex"), serverBytes: server.bytes, serverSha256: server.sha256 });
+  });
+  sock.on("connect", async () => {
+    clock = progressClock();
+    try {
+      while (queued < total) {
+        const chunk = block.subarray(0, Math.min(block.length, total - queued));
+        queued += chunk.length;
+        hash.update(chunk);
+        const flushed = new Promise((resolve, reject) => sock.write(chunk, (err) => (err ? reject(err) : resolve())));
+        flushed.then(() => {
+          sent += chunk.length;
+          clock.tick();
+        }, () => {});
+        if (sock.writableNeedDrain) await new Promise((resolve) => sock.once("drain", resolve));
+      }
+      sock.end();
+    } catch (err) {
+      fail(errText(err), 1, result());
+    }
+  });
+}
+
 // --------------------------------------------------------------------------- main
 
 const tasks = {
@@ -258,6 +388,9 @@ const tasks = {
   "tcp-pingpong": tcpPingpong,
   "tcp-read": tcpRead,
   "udp-request": udpRequest,
+  "tcp-echo-rate": tcpEchoRate,
+  "tcp-download": tcpDownload,
+  "tcp-upload": tcpUpload,
   "echo-server": echoServer,
 };
 

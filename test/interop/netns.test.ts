@@ -1,11 +1,10 @@
 // Tests of the interop harness itself (no wg-netstack server involved):
 //
-//   namespace C (startWgClient)  --UDP-->  root: Node UDP relay on 0.0.0.0:P  --UDP-->  namespace S
-//   wireguard-go, default routes            (stands in for the server under       wireguard-go listening on
-//   through the tunnel                       test, which binds in root)            51820, 10.0.0.1 / fd00::1,
+//   namespace C (startWgClient)  --UDP-->  root: lossy relay on 10.201.C.1:P  --UDP-->  namespace S (startWgServer)
+//   wireguard-go, default routes            (a perfect wire here; where the         wireguard-go listening on
+//   through the tunnel                       server under test would listen)        51820, 10.0.0.1 / fd00::1,
 //                                                                                   echo-server on 7 (+ info on 8)
 import { execFileSync, spawn } from "node:child_process";
-import dgram from "node:dgram";
 import fs from "node:fs";
 import os from "node:os";
 import type { ChildProcess } from "node:child_process";
@@ -19,8 +18,9 @@ import {
   parseWgDump,
   runClientTask,
   startWgClient,
-  type Netns,
+  startWgServer,
   type WgClient,
+  type WgServer,
 } from "./netns.js";
 
 const skipReason = interopSkipReason();
@@ -33,22 +33,6 @@ function genKeyPair(): { privateKey: string; publicKey: string } {
   const privateKey = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim();
   const publicKey = execFileSync("wg", ["pubkey"], { input: privateKey + "\n", encoding: "utf8" }).trim();
   return { privateKey, publicKey };
-}
-
-/** Root-namespace UDP socket that forwards client datagrams to the server namespace and back. */
-async function startRelay(target: { address: string; port: number }) {
-  const sock = dgram.createSocket("udp4");
-  let client: dgram.RemoteInfo | undefined;
-  sock.on("message", (msg, rinfo) => {
-    if (rinfo.address === target.address && rinfo.port === target.port) {
-      if (client) sock.send(msg, client.port, client.address);
-    } else {
-      client = rinfo;
-      sock.send(msg, target.port, target.address);
-    }
-  });
-  await new Promise<void>((resolve) => sock.bind({ port: 0, address: "0.0.0.0" }, resolve));
-  return { port: sock.address().port, close: () => new Promise<void>((r) => sock.close(() => r())) };
 }
 
 function waitForLine(child: ChildProcess, timeoutMs: number): Promise<string> {
@@ -72,48 +56,41 @@ function waitForLine(child: ChildProcess, timeoutMs: number): Promise<string> {
   });
 }
 
+/** client-tasks' echo-server (TCP + UDP echo on 7, info on 8) in the server's namespace, served by the kernel. */
+async function startEchoServer(server: WgServer) {
+  const echo = server.spawn(process.execPath, [CLIENT_TASKS_PATH, "echo-server", "7"], { stdio: ["ignore", "pipe", "pipe"] });
+  expect(JSON.parse(await waitForLine(echo, 10_000))).toMatchObject({ listening: true, port: 7 });
+}
+
 describe.skipIf(skipReason)("netns interop harness", () => {
   const clientKeys = skipReason ? undefined! : genKeyPair();
   const serverKeys = skipReason ? undefined! : genKeyPair();
   const psk = skipReason ? undefined! : execFileSync("wg", ["genpsk"], { encoding: "utf8" }).trim();
-  let server: Netns | undefined;
+  const extraKeys = skipReason ? undefined! : genKeyPair();
+  let server: WgServer | undefined;
   let client: WgClient | undefined;
-  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
 
   beforeAll(async () => {
     await cleanupStaleNamespaces();
 
-    // --- reference WireGuard "server" in its own namespace S
-    server = await createNamespace();
-    const iface = await server.startWireguardGo();
-    // (key files, not /dev/stdin: Node's stdio "pipes" are socketpairs, which fopen("/dev/stdin") rejects)
-    fs.writeFileSync(`${server.tmpdir}/psk`, psk + "\n", { mode: 0o600 });
-    fs.writeFileSync(`${server.tmpdir}/private.key`, serverKeys.privateKey + "\n", { mode: 0o600 });
-    const set = await server.exec(
-      "wg",
-      ["set", iface, "listen-port", String(SERVER_WG_PORT), "private-key", `${server.tmpdir}/private.key`,
-        "peer", clientKeys.publicKey, "preshared-key", `${server.tmpdir}/psk`, "allowed-ips", "10.0.0.2/32,fd00::2/128"],
-    );
-    expect(set.code, set.stderr).toBe(0);
-    for (const args of [
-      ["addr", "add", "10.0.0.1/24", "dev", iface],
-      ["-6", "addr", "add", "fd00::1/64", "dev", iface, "nodad"],
-      ["link", "set", iface, "up"],
-    ]) {
-      const res = await server.exec("ip", args);
-      expect(res.code, `ip ${args.join(" ")}: ${res.stderr}`).toBe(0);
-    }
-    const echo = server.spawn(process.execPath, [CLIENT_TASKS_PATH, "echo-server", "7"], { stdio: ["ignore", "pipe", "pipe"] });
-    expect(JSON.parse(await waitForLine(echo, 10_000))).toMatchObject({ listening: true, port: 7 });
+    // --- reference WireGuard server in its own namespace S
+    server = await startWgServer({
+      privateKey: serverKeys.privateKey,
+      listenPort: SERVER_WG_PORT,
+      tunnelAddresses: ["10.0.0.1/24", "fd00::1/64"],
+      peers: [
+        { publicKey: clientKeys.publicKey, allowedIps: ["10.0.0.2/32", "fd00::2/128"], presharedKey: psk },
+        { publicKey: extraKeys.publicKey, allowedIps: ["10.0.0.3/32"] },
+      ],
+    });
+    await startEchoServer(server);
 
-    // --- relay in the root namespace: this is where the server under test would listen
-    relay = await startRelay({ address: server.nsAddress, port: SERVER_WG_PORT });
-
-    // --- the real client
+    // --- the real client, through a relay in the root namespace (where the server under test would listen)
     client = await startWgClient({
       privateKey: clientKeys.privateKey,
       serverPublicKey: serverKeys.publicKey,
-      serverPort: relay.port,
+      server,
+      relay: {},
       tunnelAddresses: ["10.0.0.2/32", "fd00::2/128"],
       presharedKey: psk,
       persistentKeepalive: 1,
@@ -123,7 +100,6 @@ describe.skipIf(skipReason)("netns interop harness", () => {
   afterAll(async () => {
     await client?.close();
     await server?.close();
-    await relay?.close();
   }, T);
 
   it("creates a namespace wired to the root namespace", async () => {
@@ -148,7 +124,7 @@ describe.skipIf(skipReason)("netns interop harness", () => {
     expect(dump.peers).toHaveLength(1);
     expect(dump.peers[0].publicKey).toBe(serverKeys.publicKey);
     expect(dump.peers[0].presharedKey).toBe(psk);
-    expect(dump.peers[0].endpoint).toBe(`${client!.hostAddress}:${relay!.port}`);
+    expect(dump.peers[0].endpoint).toBe(`${client!.hostAddress}:${client!.relay!.listen.port}`);
     expect(dump.peers[0].latestHandshake).toBeGreaterThan(0);
     expect(parseWgDump(await client!.wgShow()).publicKey).toBe(clientKeys.publicKey);
   }, T);
@@ -203,9 +179,10 @@ describe.skipIf(skipReason)("netns interop harness", () => {
 
   it("close() removes everything and is idempotent", async () => {
     const extra = await startWgClient({
-      privateKey: genKeyPair().privateKey,
+      privateKey: extraKeys.privateKey,
       serverPublicKey: serverKeys.publicKey,
-      serverPort: relay!.port,
+      server: server!,
+      relay: {},
       tunnelAddresses: ["10.0.0.3/32"],
     });
     expect(extra.slot).not.toBe(client!.slot);
@@ -281,5 +258,63 @@ describe.skipIf(skipReason)("netns interop harness", () => {
   it("runClientTask works in any namespace (server side)", async () => {
     const r = await runClientTask(server!, "udp-request", ["10.0.0.1", 7, "local"]);
     expect(r.json.reply).toBe("local");
+  }, T);
+});
+
+describe.skipIf(skipReason)("both wireguard-go builds, direct and through a lossy relay", () => {
+  const serverKeys = skipReason ? undefined! : genKeyPair();
+  const directKeys = skipReason ? undefined! : genKeyPair();
+  const lossyKeys = skipReason ? undefined! : genKeyPair();
+  let server: WgServer | undefined;
+  const clients: WgClient[] = [];
+
+  beforeAll(async () => {
+    server = await startWgServer({
+      implementation: "current",
+      privateKey: serverKeys.privateKey,
+      tunnelAddresses: ["10.0.0.1/24"],
+      peers: [
+        { publicKey: directKeys.publicKey, allowedIps: ["10.0.0.2/32"] },
+        { publicKey: lossyKeys.publicKey, allowedIps: ["10.0.0.3/32"] },
+      ],
+    });
+    await startEchoServer(server);
+  }, 5 * T); // the first run builds the current wireguard-go
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.close();
+  }, T);
+
+  it("runs the current wireguard-go from the Go module proxy on both ends of a direct link", async () => {
+    const client = await startWgClient({ implementation: "current", privateKey: directKeys.privateKey, serverPublicKey: serverKeys.publicKey, server: server!, tunnelAddresses: ["10.0.0.2/32"] });
+    clients.push(client);
+    expect(client.endpoint).toEqual({ host: `10.202.${server!.slot}.1`, port: 51820 });
+    const echo = await client.task("tcp-echo", ["10.0.0.1", 7, 2_000_000]);
+    expect(echo.json.error).toBeUndefined();
+    expect(echo.json.receivedSha256).toBe(echo.json.sentSha256);
+    // Debian's build logs 0.0.20220316; the pinned module is 0.0.20250522.
+    for (const ns of [client, server!]) expect(ns.wgLog()).toMatch(/version 0\.0\.20250522/);
+  }, T);
+
+  it("carries TCP through a relay that loses 5 % of the datagrams towards a Debian client", async () => {
+    const client = await startWgClient({
+      privateKey: lossyKeys.privateKey,
+      serverPublicKey: serverKeys.publicKey,
+      server: server!,
+      tunnelAddresses: ["10.0.0.3/32"],
+      relay: { down: { loss: 0.05 }, up: { delayMs: 5 }, seed: 3 },
+    });
+    clients.push(client);
+    expect(client.endpoint).toEqual(client.relay!.listen);
+    expect(client.wgLog()).toMatch(/version 0\.0\.20220316/);
+    const echo = await client.task("tcp-echo", ["10.0.0.1", 7, 1_000_000, "--timeout", 40_000], { timeoutMs: T });
+    expect(echo.json.error).toBeUndefined();
+    expect(echo.json.receivedSha256).toBe(echo.json.sentSha256);
+    const counters = await client.relay!.stop();
+    expect(counters.down.lostRandom).toBeGreaterThan(0);
+    expect(counters.down.lostRandom / counters.down.received).toBeLessThan(0.1);
+    expect(counters.up.lostRandom).toBe(0);
+    expect(counters.up.forwarded).toBeGreaterThan(500);
   }, T);
 });

@@ -13,6 +13,12 @@
  * so the default route through the tunnel is safe, and nothing ever leaves the
  * machine: the namespace has no other way out.
  *
+ * Variants (startWgClient options): the client runs Debian's or the current
+ * wireguard-go (./wireguard-go.ts); it reaches the server through a lossy relay
+ * listening on 10.201.N.1 (../support/lossy-relay.mjs, in the root namespace); or its
+ * server is a reference wireguard-go in a namespace of its own (startWgServer, slot S),
+ * reached over a second veth pair, 10.202.S.2 (client) <-> 10.202.S.1 (server).
+ *
  * Names are unique per slot because wireguard-go's UAPI socket lives in the
  * shared filesystem (/var/run/wireguard/<iface>.sock): two wireguard-go
  * processes called "wg0" in different namespaces collide ("unix socket in use").
@@ -27,6 +33,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { spawnLossyRelay, type LinkCounters, type LinkProfile } from "../support/lossy-relay.mjs";
+import { currentWireguardGoSkipReason, wireguardGoCommand, type WireguardGoImplementation } from "./wireguard-go.js";
 
 // ---------------------------------------------------------------- constants
 
@@ -175,7 +183,8 @@ let skipReasonCache: { value: string | undefined } | undefined;
 
 /**
  * undefined when the interop tests can run here (Linux, root, `ip`, `wireguard-go`,
- * `wg`, /dev/net/tun, and network namespaces actually work); otherwise a human
+ * `wg`, Go or a cached build of the current wireguard-go, /dev/net/tun, and network
+ * namespaces actually work); otherwise a human
  * readable reason. Set WG_NETSTACK_SKIP_INTEROP=1 to force a skip.
  */
 export function interopSkipReason(): string | undefined {
@@ -197,6 +206,8 @@ function computeSkipReason(): string | undefined {
   for (const bin of ["ip", "wireguard-go", "wg"]) {
     if (!which(bin)) return `needs \`${bin}\` on PATH (apt-get install ${bin === "ip" ? "iproute2" : bin === "wg" ? "wireguard-tools" : bin})`;
   }
+  const noCurrent = currentWireguardGoSkipReason();
+  if (noCurrent) return noCurrent;
   if (!fs.existsSync("/dev/net/tun")) return "needs /dev/net/tun for wireguard-go";
   // Probe: can we really create a namespace (containers may lack CAP_SYS_ADMIN)?
   const probe = `${NS_PREFIX}probe-${process.pid}`;
@@ -242,9 +253,9 @@ export interface Netns {
   /**
    * Start wireguard-go (foreground, verbose log to a file in tmpdir) on an interface
    * named wgnsN and wait until its UAPI socket answers. Killed on close().
-   * Returns the interface name.
+   * Returns the interface name. `command`: which wireguard-go (default Debian's, on PATH).
    */
-  startWireguardGo(): Promise<string>;
+  startWireguardGo(command?: string): Promise<string>;
   /** wireguard-go's log so far ("" when not started). */
   wgLog(): string;
   /** Kill processes, delete veth + namespace, temp files, lock. Idempotent. */
@@ -390,10 +401,10 @@ export async function createNamespace(): Promise<Netns> {
     }
   };
 
-  const startWireguardGo = async (): Promise<string> => {
+  const startWireguardGo = async (command = "wireguard-go"): Promise<string> => {
     if (wgChild) throw new Error(`wireguard-go already started in ${name}`);
     const logFd = fs.openSync(logPath, "w", 0o600);
-    const argv = hasSetprivPdeathsig() ? ["setpriv", "--pdeathsig", "TERM", "wireguard-go", wgIf] : ["wireguard-go", wgIf];
+    const argv = hasSetprivPdeathsig() ? ["setpriv", "--pdeathsig", "TERM", command, wgIf] : [command, wgIf];
     try {
       wgChild = spawn("ip", ["netns", "exec", name, ...argv], {
         env: { ...process.env, WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "verbose" },
@@ -633,10 +644,20 @@ function claimReclaim(n: number): boolean {
 export interface WgClientOptions {
   privateKey: string; // base64 (as wg genkey)
   serverPublicKey: string; // base64
-  serverPort: number; // UDP port the server listens on in the ROOT namespace
+  /** UDP port of a server in the ROOT namespace, bound to 0.0.0.0 (or to hostAddress when there is no relay). */
+  serverPort?: number;
+  /** Instead of serverPort: a wireguard-go server in its own namespace (startWgServer), reached over a veth pair of their own. */
+  server?: WgServer;
   tunnelAddresses: string[]; // e.g. ["10.0.0.2/32", "fd00::2/128"] put on the wg interface
   presharedKey?: string;
   persistentKeepalive?: number;
+  /** Which wireguard-go runs the client (default "debian"). */
+  implementation?: WireguardGoImplementation;
+  /**
+   * Reach the server through a lossy relay (test/support/lossy-relay.mjs, a child process in
+   * the root namespace listening on hostAddress) instead of directly. Stopped on close().
+   */
+  relay?: { up?: LinkProfile; down?: LinkProfile; seed?: number };
 }
 
 export interface WgDumpPeer {
@@ -684,13 +705,22 @@ export function parseWgDump(dump: string): WgDump {
   };
 }
 
-export interface WgClient extends Netns {
+/** A namespace running wireguard-go, with `wg` at hand. */
+export interface WgNamespace extends Netns {
   /** name of the wireguard-go interface inside the namespace (wgnsN; NOT "wg0": names must be globally unique) */
   iface: string;
+  implementation: WireguardGoImplementation;
   /** `wg show IFACE dump` output */
   wgShow(): Promise<string>;
   /** parsed wgShow() */
   wgDump(): Promise<WgDump>;
+}
+
+export interface WgClient extends WgNamespace {
+  /** Where the client sends its datagrams: the server, or the relay. */
+  endpoint: { host: string; port: number };
+  /** The relay when one was asked for; stop() ends it (close() does too) and returns its counters. */
+  relay?: { listen: { host: string; port: number }; stop(): Promise<{ up: LinkCounters; down: LinkCounters }> };
   /** Poll until the peer's latest-handshake > 0; returns the dump. Throws (with wireguard-go's log) on timeout. */
   waitForHandshake(timeoutMs?: number): Promise<WgDump>;
   /**
@@ -732,58 +762,162 @@ function writeSecret(dir: string, file: string, content: string): string {
   return p;
 }
 
-/**
- * Start a real WireGuard client (wireguard-go) in a fresh namespace whose peer is
- * the server at hostAddress:serverPort (root namespace). All IPv4 and IPv6 traffic
- * of the namespace (except the veth subnet) goes through the tunnel.
- */
-export async function startWgClient(opts: WgClientOptions): Promise<WgClient> {
+/** A fresh namespace running wireguard-go, with the `wg` helpers. */
+async function startWgNamespace(implementation: WireguardGoImplementation): Promise<WgNamespace> {
   const ns = await createNamespace();
-  try {
-    const iface = await ns.startWireguardGo();
-    const keyFile = writeSecret(ns.tmpdir, "private.key", opts.privateKey);
-    const wgArgs = ["set", iface, "private-key", keyFile, "peer", opts.serverPublicKey.trim(), "endpoint", `${ns.hostAddress}:${opts.serverPort}`, "allowed-ips", "0.0.0.0/0,::/0"];
-    if (opts.presharedKey) wgArgs.push("preshared-key", writeSecret(ns.tmpdir, "preshared.key", opts.presharedKey));
-    if (opts.persistentKeepalive !== undefined) wgArgs.push("persistent-keepalive", String(opts.persistentKeepalive));
-    await runOk("ip", ["netns", "exec", ns.name, "wg", ...wgArgs]);
-
-    let hasV6 = false;
-    for (const a of opts.tunnelAddresses) {
-      const v6 = a.includes(":");
-      hasV6 ||= v6;
-      const cidr = a.includes("/") ? a : `${a}/${v6 ? 128 : 32}`;
-      // nodad: the address must be usable (e.g. as --from) immediately
-      await runOk("ip", ["-n", ns.name, ...(v6 ? ["-6", "addr", "add", cidr, "dev", iface, "nodad"] : ["addr", "add", cidr, "dev", iface])]);
-    }
-    await runOk("ip", ["-n", ns.name, "link", "set", iface, "up"]);
-    await runOk("ip", ["-n", ns.name, "route", "add", "default", "dev", iface]);
-    const v6route = await run("ip", ["-n", ns.name, "-6", "route", "add", "default", "dev", iface]);
-    if (v6route.code !== 0 && hasV6) throw new Error(`cannot add IPv6 default route in ${ns.name}: ${v6route.stderr.trim()}`);
-
+  return closeOnError(ns, async () => {
+    const iface = await ns.startWireguardGo(await wireguardGoCommand(implementation));
     const wgShow = () => runOk("ip", ["netns", "exec", ns.name, "wg", "show", iface, "dump"]);
     const wgDump = async () => parseWgDump(await wgShow());
-    const waitForHandshake = async (timeoutMs = 15_000) => {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const d = await wgDump();
-        if (d.peers[0] && d.peers[0].latestHandshake > 0) return d;
-        if (Date.now() > deadline) {
-          throw new Error(`no WireGuard handshake within ${timeoutMs} ms in ${ns.name}.\nwg dump:\n${await wgShow()}\nwireguard-go log:\n${ns.wgLog()}`);
-        }
-        await sleep(50);
-      }
-    };
-    return Object.assign(ns, {
-      iface,
-      wgShow,
-      wgDump,
-      waitForHandshake,
-      task: (task: string, args: (string | number)[], o?: { timeoutMs?: number }) => runClientTask(ns, task, args, o),
-    });
+    return Object.assign(ns, { iface, implementation, wgShow, wgDump });
+  });
+}
+
+/** Put addresses on the wireguard-go interface and bring it up. */
+async function addTunnelAddresses(ns: WgNamespace, addresses: string[]) {
+  for (const a of addresses) {
+    const v6 = a.includes(":");
+    const cidr = a.includes("/") ? a : `${a}/${v6 ? 128 : 32}`;
+    // nodad: the address must be usable (e.g. as --from) immediately
+    await runOk("ip", ["-n", ns.name, ...(v6 ? ["-6", "addr", "add", cidr, "dev", ns.iface, "nodad"] : ["addr", "add", cidr, "dev", ns.iface])]);
+  }
+  await runOk("ip", ["-n", ns.name, "link", "set", ns.iface, "up"]);
+}
+
+/** Close `ns` when `body` fails, with wireguard-go's log in the error. */
+async function closeOnError<T>(ns: Netns, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
   } catch (err) {
     const log = ns.wgLog();
     await ns.close();
     if (err instanceof Error && log && !err.message.includes(log)) err.message += `\nwireguard-go log:\n${log}`;
     throw err;
   }
+}
+
+const DIRECT_LINK_PREFIX = "10.202"; // 10.202.S.0/24: the direct link of the server in slot S
+
+/**
+ * A veth pair straight from a client's namespace to a server's namespace, so the client
+ * reaches a server in a namespace in one hop, as it reaches a server in the root namespace
+ * (the root namespace does not forward). One direct link per server. Returns the server's address on it.
+ */
+async function linkToServer(client: Netns, server: Netns): Promise<string> {
+  const subnet = `${DIRECT_LINK_PREFIX}.${server.slot}`;
+  const clientIf = `wgla${server.slot}`;
+  const serverIf = `wglb${client.slot}`;
+  await runOk("ip", ["-n", client.name, "link", "add", clientIf, "type", "veth", "peer", "name", serverIf, "netns", server.name]);
+  await runOk("ip", ["-n", client.name, "addr", "add", `${subnet}.2/24`, "dev", clientIf]);
+  await runOk("ip", ["-n", server.name, "addr", "add", `${subnet}.1/24`, "dev", serverIf]);
+  await runOk("ip", ["-n", client.name, "link", "set", clientIf, "up"]);
+  await runOk("ip", ["-n", server.name, "link", "set", serverIf, "up"]);
+  return `${subnet}.1`;
+}
+
+/**
+ * Start a real WireGuard client (wireguard-go) in a fresh namespace whose peer is the
+ * server: in the root namespace at hostAddress:serverPort, or `server` in its own
+ * namespace; directly or through a lossy relay. All IPv4 and IPv6 traffic of the namespace
+ * (except the veth subnets) goes through the tunnel.
+ */
+export async function startWgClient(opts: WgClientOptions): Promise<WgClient> {
+  if ((opts.serverPort === undefined) === (opts.server === undefined)) throw new Error("startWgClient: give exactly one of serverPort and server");
+  const ns = await startWgNamespace(opts.implementation ?? "debian");
+  let relay: WgClient["relay"];
+  return closeOnError(ns, async () => {
+    // Where the server really is, and the address it can answer a relay at.
+    const target = opts.server
+      ? { host: opts.server.nsAddress, port: opts.server.listenPort, source: opts.server.hostAddress }
+      : { host: "127.0.0.1", port: opts.serverPort!, source: "127.0.0.1" };
+    let endpoint: { host: string; port: number };
+    if (opts.relay) {
+      const spawned = await spawnLossyRelay({
+        listen: { host: ns.hostAddress, port: 0 },
+        target: { host: target.host, port: target.port },
+        source: target.source,
+        ...opts.relay,
+      });
+      let counters: ReturnType<typeof spawned.stop> | undefined;
+      relay = { listen: spawned.listen, stop: () => (counters ??= spawned.stop()) };
+      endpoint = spawned.listen;
+    } else if (opts.server) {
+      endpoint = { host: await linkToServer(ns, opts.server), port: opts.server.listenPort };
+    } else {
+      endpoint = { host: ns.hostAddress, port: opts.serverPort! };
+    }
+
+    const keyFile = writeSecret(ns.tmpdir, "private.key", opts.privateKey);
+    const wgArgs = ["set", ns.iface, "private-key", keyFile, "peer", opts.serverPublicKey.trim(), "endpoint", `${endpoint.host}:${endpoint.port}`, "allowed-ips", "0.0.0.0/0,::/0"];
+    if (opts.presharedKey) wgArgs.push("preshared-key", writeSecret(ns.tmpdir, "preshared.key", opts.presharedKey));
+    if (opts.persistentKeepalive !== undefined) wgArgs.push("persistent-keepalive", String(opts.persistentKeepalive));
+    await runOk("ip", ["netns", "exec", ns.name, "wg", ...wgArgs]);
+    await addTunnelAddresses(ns, opts.tunnelAddresses);
+    await runOk("ip", ["-n", ns.name, "route", "add", "default", "dev", ns.iface]);
+    const v6route = await run("ip", ["-n", ns.name, "-6", "route", "add", "default", "dev", ns.iface]);
+    if (v6route.code !== 0 && opts.tunnelAddresses.some((a) => a.includes(":"))) {
+      throw new Error(`cannot add IPv6 default route in ${ns.name}: ${v6route.stderr.trim()}`);
+    }
+
+    const waitForHandshake = async (timeoutMs = 15_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const d = await ns.wgDump();
+        if (d.peers[0] && d.peers[0].latestHandshake > 0) return d;
+        if (Date.now() > deadline) {
+          throw new Error(`no WireGuard handshake within ${timeoutMs} ms in ${ns.name}.\nwg dump:\n${await ns.wgShow()}\nwireguard-go log:\n${ns.wgLog()}`);
+        }
+        await sleep(50);
+      }
+    };
+    const closeNamespace = ns.close;
+    return Object.assign(ns, {
+      endpoint,
+      relay,
+      waitForHandshake,
+      task: (task: string, args: (string | number)[], o?: { timeoutMs?: number }) => runClientTask(ns, task, args, o),
+      close: async () => {
+        await relay?.stop().catch(() => {});
+        await closeNamespace();
+      },
+    });
+  }).catch(async (err) => {
+    await relay?.stop().catch(() => {});
+    throw err;
+  });
+}
+
+export interface WgServerOptions {
+  privateKey: string; // base64
+  peers: { publicKey: string; allowedIps: string[]; presharedKey?: string }[];
+  /** Put on the wireguard-go interface, e.g. ["10.0.0.1/24", "fd00::1/64"]: the prefix routes to the peers. */
+  tunnelAddresses: string[];
+  /** Which wireguard-go runs the server (default "debian"). */
+  implementation?: WireguardGoImplementation;
+  /** default 51820 */
+  listenPort?: number;
+}
+
+export interface WgServer extends WgNamespace {
+  listenPort: number;
+}
+
+/**
+ * A reference WireGuard server: wireguard-go in a fresh namespace with tunnel addresses,
+ * so whatever the test runs in it (ns.spawn) is served by the kernel's own TCP/IP stack.
+ * Clients reach it with startWgClient({ server }).
+ */
+export async function startWgServer(opts: WgServerOptions): Promise<WgServer> {
+  const ns = await startWgNamespace(opts.implementation ?? "debian");
+  const listenPort = opts.listenPort ?? 51820;
+  return closeOnError(ns, async () => {
+    const args = ["set", ns.iface, "listen-port", String(listenPort), "private-key", writeSecret(ns.tmpdir, "private.key", opts.privateKey)];
+    opts.peers.forEach((peer, i) => {
+      args.push("peer", peer.publicKey, "allowed-ips", peer.allowedIps.join(","));
+      if (peer.presharedKey) args.push("preshared-key", writeSecret(ns.tmpdir, `preshared-${i}.key`, peer.presharedKey));
+    });
+    await runOk("ip", ["netns", "exec", ns.name, "wg", ...args]);
+    await addTunnelAddresses(ns, opts.tunnelAddresses);
+    return Object.assign(ns, { listenPort });
+  });
 }

@@ -1,5 +1,5 @@
-// A real WireGuard client (wireguard-go + wg, in network namespaces) against
-// startServer on Node. Everything stays on this machine: the clients reach the server
+// Real WireGuard clients (wireguard-go + wg, in network namespaces) against
+// startServer on Node: Debian's wireguard-go and the current one (test/interop/wireguard-go.ts). Everything stays on this machine: the clients reach the server
 // over veth pairs, and every tunnel destination below is answered by the server itself.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,10 +13,10 @@ const T = 120_000;
 const ECHO_PORT = 7;
 const INFO_PORT = 8080; // answers with what the server saw about the connection, then closes
 
-describe.skipIf(skipReason)("real WireGuard client (wireguard-go) against startServer", () => {
+describe.skipIf(skipReason)("real WireGuard clients (wireguard-go) against startServer", () => {
   let server: Server;
-  let first: WgClient;
-  let second: WgClient;
+  let first: WgClient; // Debian's wireguard-go
+  let second: WgClient; // the current wireguard-go
   const firstKey = genkey();
   const secondKey = genkey();
   const accepted: TcpConnection[] = [];
@@ -48,7 +48,7 @@ describe.skipIf(skipReason)("real WireGuard client (wireguard-go) against startS
     const serverPublicKey = pubkey(serverKey);
     [first, second] = await Promise.all([
       startWgClient({ privateKey: firstKey, serverPublicKey, serverPort: server.address.port, tunnelAddresses: ["10.0.0.2/32", "fd00::2/128"] }),
-      startWgClient({ privateKey: secondKey, serverPublicKey, serverPort: server.address.port, tunnelAddresses: ["10.0.0.3/32", "fd00::3/128"] }),
+      startWgClient({ implementation: "current", privateKey: secondKey, serverPublicKey, serverPort: server.address.port, tunnelAddresses: ["10.0.0.3/32", "fd00::3/128"] }),
     ]);
   }, T);
 
@@ -62,15 +62,19 @@ describe.skipIf(skipReason)("real WireGuard client (wireguard-go) against startS
     expect(derived.stdout.trim()).toBe(pubkey(firstKey));
   });
 
-  it("echoes 10 MiB over TCP, checked by SHA-256", async () => {
-    const result = await first.task("tcp-echo", ["198.51.100.10", ECHO_PORT, 10 * 1024 * 1024, "--timeout", 90_000], { timeoutMs: T });
-    expect(result.json.error).toBeUndefined();
-    expect(result.json.received).toBe(10 * 1024 * 1024);
-    expect(result.json.receivedSha256).toBe(result.json.sentSha256);
-    console.log(`[interop] 10 MiB TCP echo: ${result.json.ms} ms`);
-    const dump = await first.waitForHandshake();
-    expect(dump.peers[0]!.latestHandshake).toBeGreaterThan(0);
-  }, T);
+  for (const implementation of ["debian", "current"]) {
+    it(`echoes 10 MiB over TCP to ${implementation}'s wireguard-go, checked by SHA-256`, async () => {
+      const client = implementation === "debian" ? first : second;
+      expect(client.implementation).toBe(implementation);
+      const result = await client.task("tcp-echo", ["198.51.100.10", ECHO_PORT, 10 * 1024 * 1024, "--timeout", 90_000], { timeoutMs: T });
+      expect(result.json.error).toBeUndefined();
+      expect(result.json.received).toBe(10 * 1024 * 1024);
+      expect(result.json.receivedSha256).toBe(result.json.sentSha256);
+      console.log(`[interop] 10 MiB TCP echo, ${implementation}'s wireguard-go: ${result.json.ms} ms`);
+      const dump = await client.waitForHandshake();
+      expect(dump.peers[0]!.latestHandshake).toBeGreaterThan(0);
+    }, T);
+  }
 
   it("does a thousand 1-byte round trips", async () => {
     const result = await first.task("tcp-pingpong", ["203.0.113.5", ECHO_PORT, 1000], { timeoutMs: T });

@@ -358,7 +358,10 @@ impl Congestion {
         if bandwidth <= 0.0 {
             return;
         }
-        let rate = self.pacing_gain() * bandwidth * PACING_MARGIN;
+        // Never slower than the first window per round trip: a request/response flow's own
+        // samples are tiny (a few bytes per round trip) and must not throttle its replies.
+        let floor = if self.rt_prop > 0 { (INITIAL_WINDOW_SEGMENTS * self.mss) as f64 * 1e6 / self.rt_prop as f64 } else { 0.0 };
+        let rate = (self.pacing_gain() * bandwidth * PACING_MARGIN).max(floor);
         // In startup the rate only rises: early samples are small.
         if self.filled_pipe || rate > self.pacing_rate {
             self.pacing_rate = rate;
@@ -463,6 +466,20 @@ mod tests {
         assert_eq!(cc.cwnd(), MSS);
         cc.on_recovery_end();
         assert_eq!(cc.cwnd(), cwnd);
+    }
+
+    #[test]
+    fn a_request_response_flow_is_never_paced_below_a_window_per_round_trip() {
+        let mut cc = Congestion::new(MSS);
+        // One 100-byte exchange per 1 ms round trip, for a hundred rounds: 100 kB/s of samples.
+        let mut total = 0;
+        for i in 1..=100u64 {
+            let prior = total;
+            total += 100;
+            cc.on_ack(i * 1_000, &Delivery { total, bytes: 100, prior_total: Some(prior), rate: Some(100_000.0), app_limited: true, rtt: Some(1_000), in_flight: 0 });
+        }
+        let rate = cc.pacing_rate(&Rtt::default()).unwrap();
+        assert!(rate >= 10.0 * MSS as f64 / 0.001, "paced at {rate} bytes/s");
     }
 
     #[test]
