@@ -402,6 +402,9 @@ export async function createNamespace(): Promise<Netns> {
   };
 
   const startWireguardGo = async (command = "wireguard-go"): Promise<string> => {
+    // Its UAPI socket lives here; two wireguard-go processes starting at once can race to
+    // create the directory, and the loser fails with "no such file or directory".
+    fs.mkdirSync("/var/run/wireguard", { recursive: true, mode: 0o755 });
     if (wgChild) throw new Error(`wireguard-go already started in ${name}`);
     const logFd = fs.openSync(logPath, "w", 0o600);
     const argv = hasSetprivPdeathsig() ? ["setpriv", "--pdeathsig", "TERM", command, wgIf] : [command, wgIf];

@@ -67,6 +67,12 @@ export interface TcpConnectionStats {
   congestionWindow: number;
   /** Bytes sent and not yet acknowledged or known lost. */
   bytesInFlight: number;
+  /** The path's bottleneck bandwidth as measured from deliveries, bytes per second (0 before a sample). */
+  bandwidth: number;
+  /** The rate segments are released at, bytes per second. */
+  pacingRate: number;
+  /** The client's receive window: the most it lets be in flight towards it, in bytes. */
+  peerWindow: number;
 }
 
 export interface CoreStats {
@@ -284,6 +290,9 @@ export class Core {
       rttMs: r.f64(),
       congestionWindow: r.f64(),
       bytesInFlight: r.f64(),
+      bandwidth: r.f64(),
+      pacingRate: r.f64(),
+      peerWindow: r.f64(),
     };
   }
 

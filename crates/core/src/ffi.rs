@@ -372,7 +372,7 @@ pub extern "C" fn wgn_stats() -> i32 {
 
 /// Writes one connection's statistics to the result buffer, as f64s: retransmitted
 /// segments, retransmission timeouts, tail-loss probes, smoothed RTT (ms), congestion
-/// window (bytes), bytes in flight.
+/// window (bytes), bytes in flight, bandwidth estimate and pacing rate (bytes/s), the peer's window (bytes).
 #[no_mangle]
 pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
     with_netstack(|netstack, _, out| {
@@ -387,6 +387,9 @@ pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
             stats.srtt_us as f64 / 1000.0,
             stats.cwnd as f64,
             stats.bytes_in_flight as f64,
+            stats.bandwidth,
+            stats.pacing_rate,
+            stats.peer_window as f64,
         ] {
             out.extend_from_slice(&value.to_le_bytes());
         }

@@ -30,6 +30,11 @@ const KEEPALIVE_INTERVAL_US: u64 = 20_000_000;
 const KEEPALIVE_PROBES: u32 = 6;
 /// The send buffer's size before the congestion window asks for more.
 pub const INITIAL_SEND_LIMIT: usize = 64 * 1024;
+/// Pacing bursts: time's worth, and how many segments (see `Pacer::ready`). Never fewer
+/// than sixteen: ACKs often come in millisecond aggregates (Wi-Fi, our own batching), and
+/// fewer segments per wakeup would hold a flow below ~180 Mbit/s whatever the path allows.
+const BURST_US: f64 = 2_000.0;
+const BURST_SEGMENTS: std::ops::RangeInclusive<usize> = 16..=64;
 /// A segment's payload when the peer names no MSS (RFC 9293 §3.7.1).
 const DEFAULT_MSS: u16 = 536;
 
@@ -50,7 +55,7 @@ pub enum State {
 }
 
 /// Counters a user reads to see why a transfer is slow.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct ConnectionStats {
     pub retransmitted_segments: u64,
     pub timeouts: u64,
@@ -58,6 +63,11 @@ pub struct ConnectionStats {
     pub srtt_us: u64,
     pub cwnd: usize,
     pub bytes_in_flight: usize,
+    /// The bottleneck bandwidth estimate and the pacing rate, bytes per second.
+    pub bandwidth: f64,
+    pub pacing_rate: f64,
+    /// The peer's receive window: what it lets us have in flight.
+    pub peer_window: usize,
 }
 
 /// Bytes a host consumed per interval, tracked by the receiver; the rest of these are
@@ -71,18 +81,30 @@ pub struct Settings {
 }
 
 /// Token bucket that spaces segments at the pacing rate.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pacer {
     tokens: f64,
     last: u64,
+    /// The most segments that may leave at once. Some receivers read into a small socket
+    /// buffer (Debian's wireguard-go: ~90 datagrams) and lose a burst that a fast receiver
+    /// takes in stride, while bigger bursts cost us less per segment: so the bound halves
+    /// when a loss is found and creeps back up over round trips without one.
+    burst_segments: usize,
+    /// Bytes delivered since the bound last grew.
+    clean_bytes: usize,
 }
 
 impl Pacer {
+    fn new() -> Self {
+        Pacer { tokens: 0.0, last: 0, burst_segments: *BURST_SEGMENTS.start(), clean_bytes: 0 }
+    }
+
     /// Refills for the time passed; true if a segment may go now.
     fn ready(&mut self, now: u64, rate: Option<f64>, mss: usize) -> bool {
         let Some(rate) = rate else { return true };
-        // About a millisecond's worth may leave at once: the host's timers are that coarse.
-        let burst = (rate / 2000.0).max(2.0 * mss as f64);
+        // Two milliseconds' worth may leave at once, since the host's timers fire about a
+        // millisecond late (with less, a slow flow could never outrun its own timer).
+        let burst = (rate * BURST_US / 1e6).clamp(2.0 * mss as f64, (self.burst_segments * mss) as f64);
         self.tokens = (self.tokens + rate * (now.saturating_sub(self.last)) as f64 / 1e6).min(burst);
         self.last = now;
         self.tokens > 0.0
@@ -90,6 +112,20 @@ impl Pacer {
 
     fn spend(&mut self, bytes: usize) {
         self.tokens -= bytes as f64;
+    }
+
+    fn on_loss(&mut self) {
+        self.burst_segments = (self.burst_segments / 2).max(*BURST_SEGMENTS.start());
+        self.clean_bytes = 0;
+    }
+
+    /// `bytes` arrived with no loss in the episode: after a window's worth, allow two more segments.
+    fn on_clean_delivery(&mut self, bytes: usize, cwnd: usize) {
+        self.clean_bytes += bytes;
+        if self.clean_bytes >= cwnd {
+            self.clean_bytes = 0;
+            self.burst_segments = (self.burst_segments + 2).min(*BURST_SEGMENTS.end());
+        }
     }
 
     /// When the bucket holds a token again.
@@ -194,7 +230,7 @@ impl Connection {
             rcv_mss: DEFAULT_MSS as usize,
             rtt: Rtt::default(),
             cc: Congestion::new(settings.mss),
-            pacer: Pacer::default(),
+            pacer: Pacer::new(),
             recovery_until: None,
             starved: false,
             ack_now: false,
@@ -341,6 +377,9 @@ impl Connection {
             srtt_us: self.rtt.srtt().unwrap_or(0),
             cwnd: self.cc.cwnd(),
             bytes_in_flight: self.snd.pipe(),
+            bandwidth: self.cc.bandwidth(),
+            pacing_rate: self.cc.pacing_rate(&self.rtt).unwrap_or(0.0),
+            peer_window: self.snd.window,
         }
     }
 
@@ -506,6 +545,9 @@ impl Connection {
         }
         self.reorder_at = self.snd.detect_losses(now, self.rtt.min(), self.recovery_until.is_some(), &mut outcome);
         self.on_losses(&outcome);
+        if self.recovery_until.is_none() {
+            self.pacer.on_clean_delivery(outcome.delivered, self.cc.cwnd());
+        }
         let rate = outcome.rate.unwrap_or_default();
         self.cc.on_ack(
             now,
@@ -554,6 +596,7 @@ impl Connection {
         if outcome.lost && self.recovery_until.is_none() {
             self.recovery_until = Some(self.snd.nxt);
             self.cc.on_loss(self.snd.pipe());
+            self.pacer.on_loss();
         }
     }
 

@@ -240,18 +240,21 @@ impl Receiver {
 
     /// Widens `[start, end)` to the contiguous run of held data around it and puts that first.
     fn note_sack_block(&mut self, start: u32, end: u32) {
-        let (mut block_start, mut block_end) = (start, end);
-        for &(s, ref d) in &self.out_of_order {
-            let e = seq::add(s, d.len());
-            if seq::at_or_before(s, block_end) && seq::at_or_after(e, block_start) {
-                if seq::before(s, block_start) {
-                    block_start = s;
-                }
-                if seq::after(e, block_end) {
-                    block_end = e;
-                }
-            }
+        let ooo = &self.out_of_order;
+        let end_of = |i: usize| seq::add(ooo[i].0, ooo[i].1.len());
+        // The entries are in order and do not overlap: walk out from the one at `start`.
+        let mut first = ooo.partition_point(|(s, d)| seq::at_or_before(seq::add(*s, d.len()), start));
+        let mut last = first;
+        while first > 0 && end_of(first - 1) == ooo[first].0 {
+            first -= 1;
         }
+        while last + 1 < ooo.len() && end_of(last) == ooo[last + 1].0 {
+            last += 1;
+        }
+        let (block_start, block_end) = match ooo.get(first) {
+            Some(_) => (ooo[first].0, end_of(last)),
+            None => (start, end),
+        };
         self.sack.retain(|&(s, e)| seq::before(e, block_start) || seq::after(s, block_end));
         self.sack.insert(0, (block_start, block_end));
         self.sack.truncate(MAX_SACK_BLOCKS);
@@ -329,6 +332,21 @@ mod tests {
         assert!(a.out_of_order, "filling a hole is news for the sender");
         assert_eq!((r.nxt, r.held(), r.sack_blocks().len()), (1025, 0, 0));
         assert!(r.out_of_order.is_empty());
+    }
+
+    #[test]
+    fn a_sack_block_covers_the_whole_run_however_long() {
+        let mut r = receiver();
+        // Segment 1000..1010 is lost; ten more arrive behind it, one by one.
+        for i in 1..=10u32 {
+            receive(&mut r, 1000 + 10 * i, &[7; 10], false);
+            assert_eq!(r.sack_blocks(), &[(1010, 1010 + 10 * i)], "after {i} segments");
+        }
+        // A second hole, and a run behind it that grows leftward too.
+        receive(&mut r, 1140, &[7; 10], false);
+        receive(&mut r, 1130, &[7; 10], false);
+        receive(&mut r, 1120, &[7; 10], false);
+        assert_eq!(r.sack_blocks(), &[(1120, 1150), (1010, 1110)]);
     }
 
     #[test]
