@@ -96,6 +96,16 @@ fn inner_seeds() {
             step(1, ACK, tcp(client, server, TcpControl::Psh, 1051, Some(0), &[b'c'; 100])),
         ]),
     );
+    // A bare FIN past data held behind a hole (it once took the server down), then the hole fills.
+    write(
+        "inner",
+        "tcp-fin-past-a-hole",
+        &then(vec![
+            step(0, ACK, tcp(client, server, TcpControl::Psh, 1101, Some(0), &[b'b'; 100])),
+            step(0, ACK, tcp(client, server, TcpControl::Fin, 1201, Some(0), &[])),
+            step(1, ACK, tcp(client, server, TcpControl::Psh, 1001, Some(0), &[b'a'; 100])),
+        ]),
+    );
     // Nobody reads: the window closes; then the client probes it.
     let fill: Vec<_> = (0..8u32)
         .map(|i| step(0, ACK | NO_POLL, tcp(client, server, TcpControl::Psh, 1001 + i * 1300, Some(0), &[b'x'; 1300])))

@@ -53,6 +53,7 @@ pub struct Delivery {
     pub prior_total: Option<u64>,
     /// A delivery-rate sample, if the ACK gave a trustworthy one.
     pub rate: Option<f64>,
+    /// The sample was taken while the host or the peer's window, not the path, held the sender back.
     pub app_limited: bool,
     /// An RTT sample, if the ACK gave one.
     pub rtt: Option<u64>,
@@ -125,6 +126,7 @@ impl Congestion {
         self.cwnd
     }
 
+    #[cfg(test)]
     pub fn mode(&self) -> Mode {
         self.mode
     }
@@ -306,7 +308,8 @@ impl Congestion {
     }
 
     fn update_rt_prop(&mut self, now: u64, ack: &Delivery, round_start: bool) {
-        let expired = now > self.rt_prop_at + RT_PROP_WINDOW_US;
+        // No sample yet is not an old sample: the clock is the host's, not the connection's.
+        let expired = self.rt_prop > 0 && now > self.rt_prop_at + RT_PROP_WINDOW_US;
         if let Some(rtt) = ack.rtt {
             if self.rt_prop == 0 || rtt <= self.rt_prop || expired {
                 self.rt_prop = rtt.max(1);
@@ -480,6 +483,15 @@ mod tests {
         }
         let rate = cc.pacing_rate(&Rtt::default()).unwrap();
         assert!(rate >= 10.0 * MSS as f64 / 0.001, "paced at {rate} bytes/s");
+    }
+
+    #[test]
+    fn a_connection_opened_late_in_the_hosts_life_starts_in_startup() {
+        let mut cc = Congestion::new(MSS);
+        // The host has been up for an hour.
+        drive(&mut cc, 3, 10e6, 40_000, 3_600_000_000);
+        assert_eq!(cc.mode(), Mode::Startup);
+        assert!(cc.cwnd() > INITIAL_WINDOW_SEGMENTS * MSS);
     }
 
     #[test]

@@ -474,7 +474,7 @@ impl Connection {
             State::Established | State::FinWait1 | State::FinWait2 => {
                 let id = self.id;
                 let events = io.events();
-                let arrival = self.rcv.receive(seg.seq, seg.payload, seg.fin, &mut |bytes| {
+                let arrival = self.rcv.receive(now, seg.seq, seg.payload, seg.fin, &mut |bytes| {
                     events.tcp_data(id, bytes.len()).copy_from_slice(bytes);
                 });
                 self.rcv_mss = self.rcv_mss.max(seg.payload.len().min(self.settings.mss));
@@ -686,7 +686,7 @@ impl Connection {
         }
         let delayed_ack_due = self.ack_at.is_some_and(|at| now >= at);
         if !acked && (self.ack_now || delayed_ack_due || self.rcv.window_update_due(self.rcv_mss)) {
-            self.send_ack(io);
+            self.send_ack(now, io);
         }
     }
 
@@ -705,7 +705,11 @@ impl Connection {
                 break;
             }
             let Some(planned) = self.snd.next(self.cc.cwnd()) else {
-                if !self.snd.has_work() && self.snd.pipe() < self.cc.cwnd() {
+                // Held back by the host or the peer's window, not by the path: what is in
+                // flight now cannot show the path's bandwidth (a Linux client opens its window
+                // over the first round trips; taken for a full pipe, it would end BBR's startup).
+                let host_limited = !self.snd.has_work() && self.snd.pipe() < self.cc.cwnd();
+                if host_limited || self.snd.window_limited() {
                     self.snd.mark_app_limited();
                 }
                 break;
@@ -732,6 +736,7 @@ impl Connection {
             ..Outgoing::control(self.local, self.remote, planned.seq, Some(self.rcv.nxt))
         };
         io.send(&segment);
+        self.rcv.note_window_sent(now);
         let wire_bytes = planned.len + segment::HEADER_LEN;
         self.pacer.spend(wire_bytes);
         self.snd.on_sent(planned, now);
@@ -745,11 +750,12 @@ impl Connection {
         self.probe_at = None;
     }
 
-    fn send_ack(&mut self, io: &mut Io<'_>) {
+    fn send_ack(&mut self, now: u64, io: &mut Io<'_>) {
         let window = self.rcv.window_field();
         let sack = if self.sack_ok { self.rcv.sack_blocks() } else { &[] };
         let ack = Outgoing { window, sack, ..Outgoing::control(self.local, self.remote, self.snd.nxt, Some(self.rcv.nxt)) };
         io.send(&ack);
+        self.rcv.note_window_sent(now);
         self.acked_all();
     }
 

@@ -47,6 +47,10 @@ struct Autotune {
     consumed: usize,
     /// The most consumed in one interval so far.
     best: usize,
+    /// The round trip as the receiver sees it (a pure receiver may have no other; see
+    /// `Receiver::note_window_sent`), and the measurement under way: (sequence, time).
+    rtt: u64,
+    probe: Option<(u32, u64)>,
 }
 
 /// What one arriving segment did.
@@ -84,8 +88,8 @@ impl Receiver {
         }
     }
 
-    /// Takes a segment's data and FIN; in-order bytes go to `deliver` at once.
-    pub fn receive(&mut self, seq: u32, payload: &[u8], fin: bool, deliver: &mut dyn FnMut(&[u8])) -> Arrival {
+    /// Takes a segment's data and FIN, arriving at `now`; in-order bytes go to `deliver` at once.
+    pub fn receive(&mut self, now: u64, seq: u32, payload: &[u8], fin: bool, deliver: &mut dyn FnMut(&[u8])) -> Arrival {
         let mut arrival = Arrival::default();
         let edge = self.right_edge();
         let end = seq::add(seq, payload.len());
@@ -105,12 +109,15 @@ impl Receiver {
             self.release(deliver, &mut arrival);
             arrival.out_of_order = had_holes;
         } else {
-            self.hold(start, data);
+            if !data.is_empty() {
+                self.hold(start, data);
+            }
             arrival.out_of_order = true;
         }
         if fin {
             self.fin_at = Some(seq::add(start, data.len()));
         }
+        self.measure_rtt(now);
         if self.fin_at == Some(self.nxt) && !self.fin_received {
             self.fin_received = true;
             self.nxt = self.nxt.wrapping_add(1);
@@ -119,10 +126,33 @@ impl Receiver {
         arrival
     }
 
-    /// The host consumed `bytes` of what it was given.
-    pub fn consumed(&mut self, now: u64, rtt: u64, mss: usize, bytes: usize) {
+    /// The host consumed `bytes` of what it was given. `srtt` is the connection's own
+    /// estimate, used until the receiver has measured one.
+    pub fn consumed(&mut self, now: u64, srtt: u64, mss: usize, bytes: usize) {
         self.unconsumed = self.unconsumed.saturating_sub(bytes);
+        let rtt = if self.tune.rtt > 0 { self.tune.rtt } else { srtt };
         self.autotune(now, rtt, mss, bytes);
+    }
+
+    /// A segment advertising our window left at `now`. Starts a receiver-side RTT measure
+    /// (as Linux's tcp_rcv_rtt_measure): the time until a window's worth of data has arrived
+    /// is at least a round trip, and about one when the sender is held by our window.
+    pub fn note_window_sent(&mut self, now: u64) {
+        if self.tune.probe.is_none() {
+            self.tune.probe = Some((self.edge, now));
+        }
+    }
+
+    fn measure_rtt(&mut self, now: u64) {
+        let Some((seq, since)) = self.tune.probe else { return };
+        if seq::before(self.nxt, seq) {
+            return;
+        }
+        self.tune.probe = None;
+        let sample = now.saturating_sub(since).max(1);
+        // Favour the smaller: a window takes longer than a round trip when the sender is slow.
+        let tune = &mut self.tune;
+        tune.rtt = if tune.rtt == 0 || sample < tune.rtt { sample } else { tune.rtt + (sample - tune.rtt) / 8 };
     }
 
     /// The window field for an outgoing segment; remembers the edge it advertises.
@@ -235,15 +265,18 @@ impl Receiver {
                 pos = to;
             }
         }
-        self.note_sack_block(start, seq::add(start, data.len()));
+        self.note_sack_block(start);
     }
 
-    /// Widens `[start, end)` to the contiguous run of held data around it and puts that first.
-    fn note_sack_block(&mut self, start: u32, end: u32) {
+    /// Makes the contiguous run of held data around `start` the first SACK block.
+    fn note_sack_block(&mut self, start: u32) {
         let ooo = &self.out_of_order;
         let end_of = |i: usize| seq::add(ooo[i].0, ooo[i].1.len());
         // The entries are in order and do not overlap: walk out from the one at `start`.
         let mut first = ooo.partition_point(|(s, d)| seq::at_or_before(seq::add(*s, d.len()), start));
+        if first == ooo.len() {
+            return; // nothing held there (callers hold data first; an empty range has no block)
+        }
         let mut last = first;
         while first > 0 && end_of(first - 1) == ooo[first].0 {
             first -= 1;
@@ -251,10 +284,7 @@ impl Receiver {
         while last + 1 < ooo.len() && end_of(last) == ooo[last + 1].0 {
             last += 1;
         }
-        let (block_start, block_end) = match ooo.get(first) {
-            Some(_) => (ooo[first].0, end_of(last)),
-            None => (start, end),
-        };
+        let (block_start, block_end) = (ooo[first].0, end_of(last));
         self.sack.retain(|&(s, e)| seq::before(e, block_start) || seq::after(s, block_end));
         self.sack.insert(0, (block_start, block_end));
         self.sack.truncate(MAX_SACK_BLOCKS);
@@ -297,7 +327,7 @@ mod tests {
 
     fn receive(r: &mut Receiver, seq: u32, data: &[u8], fin: bool) -> (Arrival, Vec<u8>) {
         let mut got = Vec::new();
-        let arrival = r.receive(seq, data, fin, &mut |bytes| got.extend_from_slice(bytes));
+        let arrival = r.receive(0, seq, data, fin, &mut |bytes| got.extend_from_slice(bytes));
         (arrival, got)
     }
 
@@ -379,11 +409,46 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_fin_behind_a_hole_leaves_the_sack_blocks_alone() {
+        let mut r = receiver();
+        receive(&mut r, 1010, b"later", false);
+        receive(&mut r, 1015, b"", true);
+        assert_eq!(r.sack_blocks(), &[(1010, 1015)]);
+        let (a, got) = receive(&mut r, 1000, b"0123456789", false);
+        assert!(a.fin);
+        assert_eq!(got, b"0123456789later");
+    }
+
+    #[test]
     fn discarding_keeps_the_window_open() {
         let mut r = receiver();
         r.discard = true;
         let (a, got) = receive(&mut r, 1000, &[1; 4000], false);
         assert_eq!((a.delivered, got.len(), r.unconsumed()), (4000, 0, 0));
+    }
+
+    #[test]
+    fn a_pure_receiver_measures_the_round_trip_from_the_data_and_grows_its_window() {
+        let mut r = receiver();
+        // No RTT from the handshake. We advertise 64 KiB at t=0; the sender fills it by 40 ms.
+        r.window_field();
+        r.note_window_sent(0);
+        let mut now = 0;
+        let mut seq = 1000u32;
+        for _ in 0..48 {
+            now += 850;
+            let mut got = 0;
+            r.receive(now, seq, &[1; 1380], false, &mut |b| got += b.len());
+            seq = seq.wrapping_add(1380);
+            r.consumed(now, 0, 1380, got);
+        }
+        assert!((39_000..=41_000).contains(&r.tune.rtt), "measured {} µs", r.tune.rtt);
+        // Consuming faster than a window per round trip now grows the window.
+        for _ in 0..200 {
+            now += 1_000;
+            r.consumed(now, 0, 1380, 10_000);
+        }
+        assert!(r.limit() > INITIAL_LIMIT, "limit {}", r.limit());
     }
 
     #[test]

@@ -160,8 +160,9 @@ impl Sender {
         }
     }
 
-    /// The host has nothing more to send and the window has room: samples from what
-    /// is in flight now only show how fast the host wrote.
+    /// Something other than the path holds the sender back (the host has nothing more to
+    /// send, or the peer's window is full): samples from what is in flight now show that
+    /// limit, not the path's capacity.
     pub fn mark_app_limited(&mut self) {
         self.app_limited_until = (self.delivered + self.pipe as u64).max(1);
     }
@@ -221,6 +222,12 @@ impl Sender {
     /// Something waits to be sent: new data, or segments to send again.
     pub fn has_work(&self) -> bool {
         self.has_unsent() || !self.lost.is_empty()
+    }
+
+    /// New data waits, but the peer's window has no room for it.
+    pub fn window_limited(&self) -> bool {
+        let unsent = self.unsent();
+        unsent > 0 && self.window.saturating_sub(self.outstanding()) < self.mss.min(unsent)
     }
 
     fn unsent(&self) -> usize {

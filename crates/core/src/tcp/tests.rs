@@ -311,3 +311,18 @@ fn heavy_loss_both_ways_still_completes() {
     assert_eq!((outcome.received, outcome.intact), (size, true));
     assert!(outcome.longest_gap_us < 5_000_000, "a gap of {} ms", outcome.longest_gap_us / 1000);
 }
+
+
+/// A lost SYN leaves the receiving side without an RTT from the handshake (Karn's rule);
+/// its window must still grow, measured from the data (24 seeds, one of which loses a SYN).
+#[test]
+fn a_receivers_window_grows_even_without_a_round_trip_from_the_handshake() {
+    let size = 20 << 20;
+    let lossy = Hop { bits_per_second: 10e9, queue_packets: 100_000, delay_us: 20_000, loss: 0.01 };
+    for seed in 1..=24 {
+        let path = Path { down: Queue::new(lossy), client_socket: Queue::new(Hop::ideal(0)), up: Queue::new(lossy) };
+        let outcome = download(size, path, seed, 60_000_000);
+        assert_eq!((outcome.received, outcome.intact), (size, true), "seed {seed}");
+        assert!(outcome.server.peer_window > 1 << 20, "seed {seed}: the client's window stayed at {}", outcome.server.peer_window);
+    }
+}
