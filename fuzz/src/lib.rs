@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 use wg_netstack_core::addr::{read_address, ADDRESS_SIZE};
 use wg_netstack_core::events;
-use wg_netstack_core::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
+use wg_netstack_core::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
 use wg_netstack_core::tcp::TcpConfig;
 use wg_netstack_core::tunnel::PeerConfig;
 use wg_netstack_core::{Config, NetStack};
@@ -156,7 +156,7 @@ pub fn server() -> NetStack {
         limits: DEFAULT_LIMITS,
         timeouts: DEFAULT_TIMEOUTS,
     };
-    let mut server = NetStack::new(Config { private_key: SERVER_KEY, tcp }, now());
+    let mut server = NetStack::new(Config { private_key: SERVER_KEY, tcp, udp: DEFAULT_UDP }, now());
     let peer = |key, endpoint| PeerConfig { public_key: public_key(key), preshared_key: None, persistent_keepalive: 0, endpoint };
     let client = server.add_peer(peer(CLIENT_KEY, None)).unwrap();
     server.allow(client, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).unwrap();

@@ -9,7 +9,7 @@
 
 use crate::addr::{read_address, write_address, ADDRESS_SIZE};
 use crate::counters::DropReason;
-use crate::netstack::{Config, NetStack, RequestError};
+use crate::netstack::{Config, NetStack, RequestError, UdpConfig};
 use crate::tcp::{Limits, Refusal, TcpConfig, TcpError, Timeouts};
 use crate::tunnel::PeerConfig;
 use std::cell::RefCell;
@@ -31,6 +31,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     half_open_per_peer: 4_096,
     buffered_bytes: 256 << 20,
 };
+pub const DEFAULT_UDP: UdpConfig = UdpConfig { max_flows_per_peer: 4_096, flow_idle_us: 60_000_000 };
 pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     half_open_us: 20_000_000,
     fin_wait_2_us: 60_000_000,
@@ -138,7 +139,7 @@ pub extern "C" fn wgn_new(now_ms: f64, mtu: u32, receive_buffer: u32, send_buffe
             limits: DEFAULT_LIMITS,
             timeouts: DEFAULT_TIMEOUTS,
         };
-        state.netstack = Some(NetStack::new(Config { private_key, tcp }, now_ms));
+        state.netstack = Some(NetStack::new(Config { private_key, tcp, udp: DEFAULT_UDP }, now_ms));
         0
     })
 }
@@ -168,6 +169,15 @@ pub extern "C" fn wgn_tcp_timeouts(half_open_ms: f64, fin_wait_2_ms: f64, keepal
             keepalive_us: us(keepalive_ms),
             user_timeout_us: us(user_timeout_ms),
         });
+        0
+    })
+}
+
+/// Sets the UDP limits: flows per peer, and how long an idle flow lives (ms).
+#[no_mangle]
+pub extern "C" fn wgn_udp_limits(max_flows_per_peer: u32, flow_idle_ms: f64) -> i32 {
+    with_netstack(|netstack, _, _| {
+        netstack.set_udp(UdpConfig { max_flows_per_peer: max_flows_per_peer as usize, flow_idle_us: (flow_idle_ms.max(0.0) * 1000.0) as u64 });
         0
     })
 }
@@ -330,7 +340,8 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
 /// `[peers u32]` then per peer `[since_handshake_ms f64 (-1 = never)][tx f64][rx f64][endpoint: address, family 0 = none]`,
 /// `[reasons u32]` then per reason `[name_len u8][name][count f64]`, then `[connections u32]`, then TCP as
 /// f64s: refused over a limit, refused (not accepting), RSTs for unknown segments, retransmitted
-/// segments, retransmission timeouts, bytes buffered, mean smoothed RTT (ms).
+/// segments, retransmission timeouts, bytes buffered, mean smoothed RTT (ms); then UDP as f64s:
+/// open flows, datagrams refused over the per-peer flow limit.
 #[no_mangle]
 pub extern "C" fn wgn_stats() -> i32 {
     with_netstack(|netstack, _, out| {
@@ -363,6 +374,8 @@ pub extern "C" fn wgn_stats() -> i32 {
             totals.timeouts as f64,
             netstack.tcp_buffered() as f64,
             netstack.tcp_mean_srtt_us() as f64 / 1000.0,
+            netstack.udp_flows().0 as f64,
+            netstack.udp_flows().1 as f64,
         ] {
             out.extend_from_slice(&value.to_le_bytes());
         }

@@ -22,6 +22,7 @@ pub mod ffi;
 pub mod netstack;
 pub mod tcp;
 pub mod tunnel;
+pub mod udp_flows;
 pub mod wire;
 
 mod clock;

@@ -10,7 +10,8 @@ use crate::counters::Counters;
 use crate::events::Events;
 use crate::tcp::{self, ConnectionStats, Limits, Link, Refusal, Tcp, TcpConfig, TcpError, TcpTotals, Timeouts};
 use crate::tunnel::{Peer, PeerConfig, TunnelError, Tunnels, BUFFER_SIZE};
-use crate::wire::{self, Inner, UdpBuildError};
+use crate::udp_flows::UdpFlows;
+use crate::wire::{self, Inner, UdpBuildError, Unreachable};
 use rand_core::{OsRng, RngCore};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,15 @@ const TICK_US: u64 = 250_000;
 pub struct Config {
     pub private_key: [u8; 32],
     pub tcp: TcpConfig,
+    pub udp: UdpConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct UdpConfig {
+    /// Flows (source, destination) a peer may have at once; past it a datagram gets ICMP port unreachable.
+    pub max_flows_per_peer: usize,
+    /// A flow with no datagram either way for this long ends.
+    pub flow_idle_us: u64,
 }
 
 /// Why a host request could not be done.
@@ -74,6 +84,7 @@ pub struct NetStack {
     clock: Clock,
     tunnels: Tunnels,
     tcp: Tcp,
+    udp: UdpFlows,
     events: Events,
     counters: Counters,
     mtu: usize,
@@ -99,6 +110,7 @@ impl NetStack {
             tunnels: Tunnels::new(config.private_key),
             mtu: config.tcp.mtu,
             tcp: Tcp::new(config.tcp, OsRng.next_u64()),
+            udp: UdpFlows::new(config.udp.max_flows_per_peer, config.udp.flow_idle_us),
             events: Events::default(),
             counters: Counters::default(),
             next_tick: now,
@@ -127,6 +139,11 @@ impl NetStack {
         self.tcp.set_timeouts(timeouts);
     }
 
+    pub fn set_udp(&mut self, config: UdpConfig) {
+        self.udp.max_per_peer = config.max_flows_per_peer;
+        self.udp.idle_us = config.flow_idle_us;
+    }
+
     /// One UDP datagram from the network.
     pub fn receive(&mut self, now_ms: f64, from: SocketAddr, datagram: &[u8]) {
         let now = self.clock.set(now_ms);
@@ -141,7 +158,13 @@ impl NetStack {
                 Ok(segment) => self.tcp.input(now, peer, &segment, &mut link!(self)),
                 Err(reason) => self.counters.count(reason),
             },
-            Ok(Inner::Udp { src, dst, payload }) => self.events.udp(peer, src, dst, payload),
+            Ok(Inner::Udp { src, dst, payload }) => {
+                if self.udp.admit(now, peer, src, dst) {
+                    self.events.udp(peer, src, dst, payload);
+                } else if wire::unreachable(packet, Unreachable::Port, &mut self.built).is_ok() {
+                    self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
+                }
+            }
             Ok(Inner::EchoRequest) => {
                 if wire::echo_reply(packet, &mut self.built).is_ok() {
                     self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
@@ -157,6 +180,7 @@ impl NetStack {
         let now = self.clock.set(now_ms);
         if now >= self.next_tick {
             self.tunnels.tick(&mut self.events);
+            self.udp.expire(now);
             self.next_tick = now + TICK_US;
         }
         let next = self.tcp.poll(now, &mut link!(self)).map_or(self.next_tick, |at| at.min(self.next_tick));
@@ -212,10 +236,9 @@ impl NetStack {
 
     /// Sends one UDP datagram through the tunnel to the peer that owns `dst`.
     pub fn udp_send(&mut self, now_ms: f64, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Result<(), RequestError> {
-        self.clock.set(now_ms);
-        if self.tunnels.route(dst.ip()).is_none() {
-            return Err(RequestError::NoRoute);
-        }
+        let now = self.clock.set(now_ms);
+        let peer = self.tunnels.route(dst.ip()).ok_or(RequestError::NoRoute)?;
+        self.udp.refresh(now, peer, dst, src);
         wire::build_udp(src, dst, payload, self.mtu, &mut self.built).map_err(|error| match error {
             UdpBuildError::MixedFamilies => RequestError::MixedFamilies,
             UdpBuildError::TooBig => RequestError::TooBig,
@@ -250,6 +273,11 @@ impl NetStack {
 
     pub fn tcp_mean_srtt_us(&self) -> u64 {
         self.tcp.mean_srtt_us()
+    }
+
+    /// UDP flows open now, and datagrams refused over the per-peer limit.
+    pub fn udp_flows(&self) -> (usize, u64) {
+        (self.udp.count(), self.udp.refused)
     }
 }
 

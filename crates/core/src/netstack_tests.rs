@@ -116,7 +116,7 @@ impl Net {
     fn with_tcp(tcp: TcpConfig) -> Net {
         // Start past whatever this thread's mock clock already says: it must not go back.
         let now = mock_instant::MockClock::time().as_millis() as f64 + 1_000.0;
-        let server = NetStack::new(Config { private_key: SERVER_KEY, tcp }, now);
+        let server = NetStack::new(Config { private_key: SERVER_KEY, tcp, udp: crate::ffi::DEFAULT_UDP }, now);
         Net { now, server, clients: Vec::new(), events: Vec::new(), sent: Vec::new(), auto_accept: true }
     }
 
@@ -933,6 +933,28 @@ fn tcp_unconsumed_data_closes_the_window_and_consuming_reopens_it() {
     assert_eq!(net.take_events(), vec![Event::TcpData { conn: tcp.id, bytes: b"after".to_vec() }]);
 }
 
+/// A client's FIN that arrives on its own, past data held behind a hole, used to index
+/// past the end of the held data and take the whole server down (found on a lossy path
+/// with a real client). The FIN must wait, and count once the hole fills.
+#[test]
+fn tcp_a_bare_fin_past_a_hole_waits_for_the_hole() {
+    let (mut net, c) = connected();
+    let mut tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:9"));
+    let hole = tcp.snd_nxt;
+    tcp.snd_nxt = hole.wrapping_add(100); // the first 100 bytes are "lost"
+    tcp.send_data(&mut net, &[2; 100]);
+    tcp.send_fin(&mut net);
+    let events = net.take_events();
+    assert!(events.is_empty(), "nothing is in order yet: {events:?}");
+    net.send(c, &tcp_packet(tcp.local, tcp.remote, TcpControl::Psh, hole, Some(tcp.rcv_nxt), 65535, None, &[1; 100]));
+    let mut expected = vec![1u8; 100];
+    expected.extend_from_slice(&[2; 100]);
+    let events = net.take_events();
+    assert_eq!(data_of(&events[..events.len() - 1], tcp.id), expected);
+    assert_eq!(events.last(), Some(&Event::TcpEof { conn: tcp.id }));
+    assert_eq!(net.segments(c).last().unwrap().ack, Some(tcp.snd_nxt), "data and FIN acknowledged");
+}
+
 #[test]
 fn tcp_send_buffer_full_reports_writable_when_drained() {
     let mut net = Net::with_tcp(TcpConfig { max_send_buffer: 4096, ..tcp_config() });
@@ -1484,6 +1506,34 @@ fn replies_follow_a_roaming_client() {
 
 // ---------------------------------------------------------------------------------------
 // 12. Timers under virtual time
+
+/// A cookie reply is not authenticated: anyone who saw our initiation's mac1 and knows the
+/// peer's public key can make a valid one. It must not move the peer's endpoint.
+#[test]
+fn a_forged_cookie_reply_does_not_move_the_endpoint() {
+    let mut net = Net::new();
+    let endpoint = addr("192.0.2.2:40001");
+    let c = net.add_client_with(1, Ipv4Addr::new(10, 0, 0, 2), Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2), endpoint, Some(endpoint));
+    // The server initiates (it has something to send); an observer sees the initiation.
+    net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.0.0.2:5353"), b"hello").unwrap();
+    net.pump();
+    let (_, initiation) = net.sent.iter().find(|(_, d)| message_type(d) == 1).cloned().expect("an initiation");
+    // The observer forges the cookie reply the client would send under load.
+    let client_public = PublicKey::from(net.clients[c].public_key());
+    let forger = boringtun::noise::rate_limiter::RateLimiter::new(&client_public, 0);
+    let mut buf = vec![0u8; BUF];
+    let Err(TunnResult::WriteToNetwork(cookie_reply)) = forger.verify_packet(Some(SERVER_OUTER), &initiation, &mut buf) else {
+        panic!("no cookie reply");
+    };
+    assert_eq!(message_type(cookie_reply), 3);
+    let cookie_reply = cookie_reply.to_vec();
+    net.deliver_from(addr("203.0.113.66:6666"), &cookie_reply);
+    assert_eq!(net.server.peers()[0].stats().endpoint, Some(endpoint), "the endpoint stays");
+    // A real handshake from a new address does move it.
+    net.clients[c].endpoint = addr("192.0.2.99:40001");
+    net.handshake(c);
+    assert_eq!(net.server.peers()[0].stats().endpoint, Some(addr("192.0.2.99:40001")));
+}
 
 #[test]
 fn session_survives_three_minutes_with_rekeys() {

@@ -61,6 +61,10 @@ impl Tunnels {
             return None;
         };
         let peer_id = peer_id.unwrap_or_default();
+        // Roam only on what proves the sender holds the keys (a handshake or a data packet
+        // that authenticated, as wireguard-go does): a cookie reply can be forged by anyone
+        // who saw our initiation's mac1 and knows the peer's public key.
+        let authenticated = !matches!(packet, Packet::PacketCookieReply(_));
 
         // The decrypted packet lives in `buf`; remember where, so the borrow can end here.
         let buf_start = buf.as_ptr() as usize;
@@ -70,7 +74,9 @@ impl Tunnels {
                 return None;
             }
             TunnResult::Done => {
-                peer.endpoint = Some(from);
+                if authenticated {
+                    peer.endpoint = Some(from);
+                }
                 return None;
             }
             TunnResult::WriteToNetwork(reply) => {
