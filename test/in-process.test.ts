@@ -155,6 +155,27 @@ describe("TCP through the tunnel", () => {
     await expect(clock.until(client.connect({ host: "10.1.1.1", port: 80 }))).rejects.toThrow(/refused|reset/);
   });
 
+  it("refuses connections and UDP flows past a peer's limits, counts them, and keeps serving", async () => {
+    const { clock, client, server } = await pair({ onTcp: echo, onUdp: (p) => p.reply(p.data), tcpMaxConnectionsPerPeer: 2, udpMaxFlowsPerPeer: 2 });
+    const open = [await clock.until(client.connect({ host: "10.1.1.1", port: 1 })), await clock.until(client.connect({ host: "10.1.1.1", port: 2 }))];
+    await expect(clock.until(client.connect({ host: "10.1.1.1", port: 3 }))).rejects.toThrow(/refused/);
+    expect(server.stats().tcp.refusedOverLimit).toBe(1);
+    // The open ones still work, and closing one makes room.
+    expect(text(await clock.until(roundTrip(open[0]!, new TextEncoder().encode("still here"))))).toBe("still here");
+    await clock.until(open[0]!.closed);
+    await clock.until(client.connect({ host: "10.1.1.1", port: 4 }));
+
+    // Two UDP flows may start; a third destination is refused; the first flow goes on.
+    for (const port of [53, 54, 55, 53]) client.sendUdp(`to ${port}`, { host: "10.0.0.2", port: 5000 }, { host: "192.0.2.1", port });
+    await clock.advance(100);
+    expect(server.stats().udp).toEqual({ flows: 2, refusedOverLimit: 1 });
+    // A minute later the flows have ended and a new one may start.
+    await clock.advance(61_000);
+    client.sendUdp("later", { host: "10.0.0.2", port: 5000 }, { host: "192.0.2.1", port: 55 });
+    await clock.advance(100);
+    expect(server.stats().udp).toEqual({ flows: 1, refusedOverLimit: 1 });
+  });
+
   it("applies backpressure: an unread connection stops the sender and memory stays bounded", async () => {
     let accepted!: TcpConnection;
     const { clock, client, server } = await pair({ onTcp: (conn) => void (accepted = conn) });
@@ -185,6 +206,53 @@ describe("TCP through the tunnel", () => {
     const conn = await clock.until(client.connect({ host: "10.2.2.2", port: 22 }));
     const back = await clock.until(roundTrip(conn, pattern(100_000)));
     expect(sha256(back)).toBe(sha256(pattern(100_000)));
+  });
+});
+
+describe("peers while running", () => {
+  it("reports an unknown key, takes it as a peer when added, and drops it when removed", async () => {
+    const unknown: { publicKey: string; endpoint: unknown }[] = [];
+    const tapped: string[] = [];
+    const accepted: TcpConnection[] = [];
+    const { clock, wire, server } = await pair({
+      onTcp: (conn) => {
+        accepted.push(conn);
+        return echo(conn);
+      },
+      onUnknownPeer: (info) => void unknown.push(info),
+      tap: (packet, info) => void tapped.push(`${info.direction} ${packet[0]! >> 4}`),
+    });
+    const newKey = genkey();
+    const newcomer = await startServer({
+      privateKey: newKey,
+      host: "127.0.0.3",
+      port: 0,
+      address: ["10.0.0.3/32"],
+      peers: [{ publicKey: server.publicKey, endpoint: `127.0.0.1:${SERVER_PORT}`, allowedIps: ["0.0.0.0/0"] }],
+      runtime: wire.runtime(),
+    });
+    open.push(newcomer);
+    const attempt = newcomer.connect({ host: "10.9.9.9", port: 7 });
+    attempt.catch(() => {});
+    await clock.advance(3_000);
+    expect(unknown).toEqual([{ publicKey: pubkey(newKey), endpoint: newcomer.address }]);
+
+    server.addPeer({ publicKey: pubkey(newKey), allowedIps: ["10.0.0.3/32"] });
+    expect(() => server.addPeer({ publicKey: pubkey(newKey), allowedIps: ["10.0.0.4/32"] })).toThrow(ConfigError);
+    const conn = await clock.until(attempt);
+    expect(text(await clock.until(roundTrip(conn, new TextEncoder().encode("hello"))))).toBe("hello");
+    expect(server.stats().peers.map((p) => p.publicKey)).toContain(pubkey(newKey));
+    expect(tapped).toContain("in 4");
+    expect(tapped).toContain("out 4");
+
+    const second = await clock.until(newcomer.connect({ host: "10.9.9.9", port: 7 }));
+    await clock.advance(10);
+    expect(server.removePeer(pubkey(newKey))).toBe(true);
+    expect(server.removePeer(pubkey(newKey))).toBe(false);
+    await clock.advance(10);
+    await expect(accepted.at(-1)!.read()).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(server.stats().peers.map((p) => p.publicKey)).not.toContain(pubkey(newKey));
+    await expect(clock.until(second.write("anyone?").then(() => second.read()), 200_000)).rejects.toThrow();
   });
 });
 

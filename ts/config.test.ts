@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { ConfigError, decodeKey, encodeKey, validateConfig } from "./config.js";
+import { type Limits, ConfigError, decodeKey, encodeKey, validateConfig } from "./config.js";
 import { formatIp } from "./ip.js";
 import type { Cidr } from "./ip.js";
 
@@ -113,6 +113,18 @@ describe("validateConfig defaults", () => {
       addresses: [],
       tcpReceiveBuffer: 4 * 1024 * 1024,
       tcpSendBuffer: 4 * 1024 * 1024,
+      limits: {
+        tcpMaxConnectionsPerPeer: 16_384,
+        tcpMaxConnections: 65_536,
+        tcpMaxHalfOpenPerPeer: 4_096,
+        maxBufferedBytes: 256 * 1024 * 1024,
+        udpMaxFlowsPerPeer: 4_096,
+        tcpHalfOpenTimeout: 20_000,
+        tcpFinWait2Timeout: 60_000,
+        tcpKeepalive: 60_000,
+        tcpUserTimeout: 60_000,
+        udpFlowTimeout: 60_000,
+      },
       peers: [],
     });
   });
@@ -184,9 +196,20 @@ describe("validateConfig defaults", () => {
   it("accepts every option name startServer knows, and keys with whitespace", () => {
     const runtime = { clock: {}, bindUdp: () => {} };
     const handlers = { onTcp: () => {}, onUdp: () => {}, onError: () => {}, onUnknownPeer: () => {}, tap: () => {} };
-    // Resource limits the server will take: known names now, values checked when they land.
-    const limits = { tcpMaxConnectionsPerPeer: 1, tcpMaxConnections: 1, tcpMaxHalfOpenPerPeer: 1, udpMaxFlowsPerPeer: 1, maxBufferedBytes: 1 };
+    const limits = {
+      tcpMaxConnectionsPerPeer: 1,
+      tcpMaxConnections: 2,
+      tcpMaxHalfOpenPerPeer: 3,
+      maxBufferedBytes: 1 << 20,
+      udpMaxFlowsPerPeer: 4,
+      tcpHalfOpenTimeout: 1_000,
+      tcpFinWait2Timeout: 2_000,
+      tcpKeepalive: 3_000,
+      tcpUserTimeout: 4_000,
+      udpFlowTimeout: 5_000,
+    };
     const config = validateConfig({ ...onePeer({ publicKey: `${PEER_A}\n`, presharedKey: ` ${PSK}` }, { privateKey: `${PRIVATE}\n` }), ...handlers, ...limits, runtime });
+    expect(config.limits).toEqual(limits);
     expect(config.privateKey).toEqual(new Uint8Array(32).fill(1));
     expect(config.peers[0]!.publicKeyText).toBe(PEER_A);
     expect(config.peers[0]!.presharedKey).toEqual(new Uint8Array(32).fill(5));
@@ -384,6 +407,28 @@ describe("validateConfig errors", () => {
     }
     expect(validateConfig({ ...base, [field]: min })[field as "port"]).toBe(min);
     expect(validateConfig({ ...base, [field]: max })[field as "port"]).toBe(max);
+  });
+
+  const limitRanges: [keyof Limits, number, number][] = [
+    ["tcpMaxConnectionsPerPeer", 1, 1 << 20],
+    ["tcpMaxConnections", 1, 1 << 20],
+    ["tcpMaxHalfOpenPerPeer", 1, 1 << 20],
+    ["maxBufferedBytes", 1 << 20, 2 ** 31],
+    ["udpMaxFlowsPerPeer", 1, 1 << 20],
+    ["tcpHalfOpenTimeout", 1_000, 3_600_000],
+    ["tcpFinWait2Timeout", 1_000, 3_600_000],
+    ["tcpKeepalive", 1_000, 86_400_000],
+    ["tcpUserTimeout", 1_000, 86_400_000],
+    ["udpFlowTimeout", 1_000, 86_400_000],
+  ];
+
+  it.each(limitRanges)("checks the range of the limit %s", (field, min, max) => {
+    const base = { privateKey: PRIVATE, peers: [] };
+    for (const value of [min - 1, max + 1, min + 0.5, `${min}`]) {
+      expectError({ ...base, [field]: value }, field, `expected an integer from ${min} to ${max}`);
+    }
+    expect(validateConfig({ ...base, [field]: min }).limits[field]).toBe(min);
+    expect(validateConfig({ ...base, [field]: max }).limits[field]).toBe(max);
   });
 
   it("shows what it got without dumping long strings", () => {

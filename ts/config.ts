@@ -41,6 +41,40 @@ export interface ConfigInput {
   tcpReceiveBuffer?: number;
   /** The most a TCP connection's send buffer (written, not yet acknowledged) grows to, 4 KiB..64 MiB; default 4 MiB. It follows the congestion window. */
   tcpSendBuffer?: number;
+  /** Open TCP connections one peer may have; past it a SYN gets RST. Default 16,384. */
+  tcpMaxConnectionsPerPeer?: number;
+  /** Open TCP connections in all; default 65,536. */
+  tcpMaxConnections?: number;
+  /** TCP connections one peer may have in the handshake (or waiting for `accept()`); default 4,096. */
+  tcpMaxHalfOpenPerPeer?: number;
+  /** Bytes all TCP connections together may hold (unacknowledged, behind a loss, or given to you unread); past three quarters windows stop growing. Default 256 MiB. */
+  maxBufferedBytes?: number;
+  /** UDP flows (source, destination) one peer may have; past it a datagram gets ICMP port unreachable. Default 4,096. */
+  udpMaxFlowsPerPeer?: number;
+  /** Milliseconds a TCP connection may take to finish its handshake, or wait for `accept()`; default 20,000. */
+  tcpHalfOpenTimeout?: number;
+  /** Milliseconds to wait for the client's FIN after ours was acknowledged; default 60,000. */
+  tcpFinWait2Timeout?: number;
+  /** Milliseconds of silence before a keep-alive probe; six unanswered probes, 20 s apart, reset the connection. Default 60,000. */
+  tcpKeepalive?: number;
+  /** Milliseconds sent data may stay unacknowledged before the connection is reset (the client went away); default 60,000. */
+  tcpUserTimeout?: number;
+  /** Milliseconds a UDP flow lives without a datagram either way; default 60,000. */
+  udpFlowTimeout?: number;
+}
+
+/** The resource limits and timeouts, with defaults applied. */
+export interface Limits {
+  tcpMaxConnectionsPerPeer: number;
+  tcpMaxConnections: number;
+  tcpMaxHalfOpenPerPeer: number;
+  maxBufferedBytes: number;
+  udpMaxFlowsPerPeer: number;
+  tcpHalfOpenTimeout: number;
+  tcpFinWait2Timeout: number;
+  tcpKeepalive: number;
+  tcpUserTimeout: number;
+  udpFlowTimeout: number;
 }
 
 export interface PeerConfig {
@@ -63,6 +97,7 @@ export interface Config {
   addresses: Cidr[];
   tcpReceiveBuffer: number;
   tcpSendBuffer: number;
+  limits: Limits;
   peers: PeerConfig[];
 }
 
@@ -92,12 +127,16 @@ const OPTION_NAMES = [
   "tcpSendBuffer",
   ...HANDLER_NAMES,
   "runtime",
-  // Resource limits coming with issue 7: known now, their values are checked when they land.
   "tcpMaxConnectionsPerPeer",
   "tcpMaxConnections",
   "tcpMaxHalfOpenPerPeer",
-  "udpMaxFlowsPerPeer",
   "maxBufferedBytes",
+  "udpMaxFlowsPerPeer",
+  "tcpHalfOpenTimeout",
+  "tcpFinWait2Timeout",
+  "tcpKeepalive",
+  "tcpUserTimeout",
+  "udpFlowTimeout",
 ] as const;
 
 const PEER_OPTION_NAMES = ["publicKey", "allowedIps", "endpoint", "persistentKeepalive", "presharedKey"] as const;
@@ -274,20 +313,20 @@ function endpoint(value: unknown, field: string): Endpoint {
   return { host: formatIp(ip), port };
 }
 
-function peer(value: unknown, index: number, peerCount: number, seen: Map<string, number>): PeerConfig {
-  const path = `peers[${index}]`;
+/**
+ * Checks one peer's options; `path` names it in errors. `alone`: it is the server's only
+ * peer, so `allowedIps` may be omitted (and then means everything).
+ */
+export function validatePeer(value: unknown, path: string, alone: boolean): PeerConfig {
   if (!isRecord(value)) throw new ConfigError(path, `expected an object with a publicKey, got ${describeValue(value)}`);
   checkNames(value, PEER_OPTION_NAMES, path);
 
   const publicKey = decodeKey(value.publicKey, `${path}.publicKey`);
   const publicKeyText = encodeKey(publicKey);
-  const first = seen.get(publicKeyText);
-  if (first !== undefined) throw new ConfigError(`${path}.publicKey`, `duplicate of peers[${first}]`);
-  seen.set(publicKeyText, index);
 
   let allowedIps: Cidr[];
   if (value.allowedIps === undefined) {
-    if (peerCount > 1) {
+    if (!alone) {
       throw new ConfigError(`${path}.allowedIps`, "is required when there is more than one peer (it decides which peer gets each packet)");
     }
     // A lone peer gets all traffic, like a client's default route.
@@ -339,6 +378,19 @@ export function validateConfig(input: unknown): Config {
   const mtu = integer(input, "mtu", 1280, 65535, 1420);
   const tcpReceiveBuffer = integer(input, "tcpReceiveBuffer", 4096, 67108864, 4 << 20);
   const tcpSendBuffer = integer(input, "tcpSendBuffer", 4096, 67108864, 4 << 20);
+  const HOUR = 3_600_000;
+  const limits: Limits = {
+    tcpMaxConnectionsPerPeer: integer(input, "tcpMaxConnectionsPerPeer", 1, 1 << 20, 16_384),
+    tcpMaxConnections: integer(input, "tcpMaxConnections", 1, 1 << 20, 65_536),
+    tcpMaxHalfOpenPerPeer: integer(input, "tcpMaxHalfOpenPerPeer", 1, 1 << 20, 4_096),
+    maxBufferedBytes: integer(input, "maxBufferedBytes", 1 << 20, 2 ** 31, 256 << 20),
+    udpMaxFlowsPerPeer: integer(input, "udpMaxFlowsPerPeer", 1, 1 << 20, 4_096),
+    tcpHalfOpenTimeout: integer(input, "tcpHalfOpenTimeout", 1_000, HOUR, 20_000),
+    tcpFinWait2Timeout: integer(input, "tcpFinWait2Timeout", 1_000, HOUR, 60_000),
+    tcpKeepalive: integer(input, "tcpKeepalive", 1_000, 24 * HOUR, 60_000),
+    tcpUserTimeout: integer(input, "tcpUserTimeout", 1_000, 24 * HOUR, 60_000),
+    udpFlowTimeout: integer(input, "udpFlowTimeout", 1_000, 24 * HOUR, 60_000),
+  };
 
   let addresses: Cidr[] = [];
   if (typeof input.address === "string") {
@@ -352,9 +404,14 @@ export function validateConfig(input: unknown): Config {
   if (!Array.isArray(input.peers)) {
     throw new ConfigError("peers", `expected an array of peer objects, got ${describeValue(input.peers)}`);
   }
+  const alone = input.peers.length === 1;
+  const peers = input.peers.map((item: unknown, i) => validatePeer(item, `peers[${i}]`, alone));
   const seen = new Map<string, number>();
-  const peerCount = input.peers.length;
-  const peers = input.peers.map((item: unknown, i) => peer(item, i, peerCount, seen));
+  peers.forEach((peer, i) => {
+    const first = seen.get(peer.publicKeyText);
+    if (first !== undefined) throw new ConfigError(`peers[${i}].publicKey`, `duplicate of peers[${first}]`);
+    seen.set(peer.publicKeyText, i);
+  });
 
-  return { privateKey, host, port, mtu, addresses, tcpReceiveBuffer, tcpSendBuffer, peers };
+  return { privateKey, host, port, mtu, addresses, tcpReceiveBuffer, tcpSendBuffer, limits, peers };
 }

@@ -7,7 +7,7 @@
 export { startServer, Server } from "./host/server.js";
 export type { ServerOptions, ServerStats, PeerStats, ConnectOptions } from "./host/server.js";
 export { TcpConnection, ConnectionError } from "./host/tcp-connection.js";
-export type { TcpTotals, TcpConnectionStats } from "./core/core.js";
+export type { TcpTotals, TcpConnectionStats, UdpTotals } from "./core/core.js";
 export { UdpPacket } from "./host/udp-packet.js";
 export { genkey, pubkey, genpsk } from "./keys.js";
 export { clientConfig, reachableHost } from "./client-config.js";

@@ -4,6 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { ADDRESS_SIZE, decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
+import type { Limits } from "../config.js";
 import type { CoreExports } from "./exports.js";
 import { wasiImports, type WasiOutput } from "./wasi.js";
 
@@ -30,6 +31,10 @@ export interface EventHandler {
   tcpWritable(conn: number): void;
   tcpClosed(conn: number, reason: CloseReason): void;
   udp(peer: number, src: Endpoint, dst: Endpoint, payload: Uint8Array): void;
+  /** A handshake from a key no peer has. */
+  unknownPeer(publicKey: Uint8Array, from: Endpoint): void;
+  /** With the tap on: an inner packet from a peer ("in") or to it ("out"). */
+  innerPacket(direction: "in" | "out", peer: number, packet: Uint8Array): void;
 }
 
 export type CloseReason = "closed" | "reset" | "refused" | "aborted" | "timeout";
@@ -76,23 +81,22 @@ export interface TcpConnectionStats {
 }
 
 export interface CoreStats {
-  peers: { sinceHandshakeMs: number | undefined; txBytes: number; rxBytes: number; endpoint: Endpoint | undefined }[];
+  peers: { id: number; sinceHandshakeMs: number | undefined; txBytes: number; rxBytes: number; endpoint: Endpoint | undefined }[];
   dropped: Record<string, number>;
   connections: number;
   tcp: TcpTotals;
+  udp: UdpTotals;
 }
 
-/** The TCP limits and timeouts the core enforces. */
-export interface TcpPolicy {
-  maxConnectionsPerPeer: number;
-  maxConnections: number;
-  maxHalfOpenPerPeer: number;
-  maxBufferedBytes: number;
-  halfOpenTimeoutMs: number;
-  finWait2TimeoutMs: number;
-  keepaliveMs: number;
-  userTimeoutMs: number;
+/** UDP counts for the whole server. */
+export interface UdpTotals {
+  /** Flows (a client's source to one destination) open now. */
+  flows: number;
+  /** Datagrams refused because their peer had `udpMaxFlowsPerPeer` flows. */
+  refusedOverLimit: number;
 }
+
+
 
 export interface Datagram {
   data: Uint8Array;
@@ -106,7 +110,7 @@ export interface StartOptions {
   tcpReceiveBuffer: number;
   tcpSendBuffer: number;
   acceptTcp: boolean;
-  tcpPolicy?: TcpPolicy;
+  limits: Limits;
 }
 
 let cachedModule: WebAssembly.Module | undefined;
@@ -151,11 +155,10 @@ export class Core {
     this.#check(
       this.#exports.wgn_new(options.nowMs, options.mtu, options.tcpReceiveBuffer, options.tcpSendBuffer, options.acceptTcp ? 1 : 0),
     );
-    const policy = options.tcpPolicy;
-    if (policy) {
-      this.#check(this.#exports.wgn_tcp_limits(policy.maxConnectionsPerPeer, policy.maxConnections, policy.maxHalfOpenPerPeer, policy.maxBufferedBytes));
-      this.#check(this.#exports.wgn_tcp_timeouts(policy.halfOpenTimeoutMs, policy.finWait2TimeoutMs, policy.keepaliveMs, policy.userTimeoutMs));
-    }
+    const l = options.limits;
+    this.#check(this.#exports.wgn_tcp_limits(l.tcpMaxConnectionsPerPeer, l.tcpMaxConnections, l.tcpMaxHalfOpenPerPeer, l.maxBufferedBytes));
+    this.#check(this.#exports.wgn_tcp_timeouts(l.tcpHalfOpenTimeout, l.tcpFinWait2Timeout, l.tcpKeepalive, l.tcpUserTimeout));
+    this.#check(this.#exports.wgn_udp_limits(l.udpMaxFlowsPerPeer, l.udpFlowTimeout));
   }
 
   addPeer(publicKey: Uint8Array, presharedKey: Uint8Array | undefined, persistentKeepalive: number, endpoint: Endpoint | undefined): number {
@@ -165,6 +168,17 @@ export class Core {
     if (presharedKey) args.set(presharedKey, 32);
     if (endpoint) encodeAddress(args, 64, this.#ip(endpoint.host), endpoint.port);
     return this.#check(this.#exports.wgn_add_peer(persistentKeepalive, presharedKey ? 1 : 0, endpoint ? 1 : 0));
+  }
+
+  /** Forgets a peer at once; returns its id. */
+  removePeer(publicKey: Uint8Array): number {
+    this.#scratch(32).set(publicKey);
+    return this.#check(this.#exports.wgn_remove_peer());
+  }
+
+  /** Reports every inner packet (both ways) as an event, or stops. */
+  setTap(on: boolean): void {
+    this.#check(this.#exports.wgn_set_tap(on ? 1 : 0));
   }
 
   allow(peer: number, ip: Ip, prefix: number): void {
@@ -195,9 +209,11 @@ export class Core {
 
   /** Walks and clears the event log. Bytes handed out are copies. */
   takeEvents(handler: EventHandler): void {
-    const len = this.#exports.wgn_events_len();
+    // Addresses and lengths come back from wasm as i32: read them unsigned, or memory past
+    // 2 GiB shows up as negative offsets.
+    const len = this.#exports.wgn_events_len() >>> 0;
     if (len === 0) return;
-    const bytes = new Uint8Array(this.#exports.memory.buffer, this.#exports.wgn_events_ptr(), len).slice();
+    const bytes = new Uint8Array(this.#exports.memory.buffer, this.#exports.wgn_events_ptr() >>> 0, len).slice();
     this.#exports.wgn_events_clear();
     const r = new Reader(bytes);
     while (r.at < len) {
@@ -241,6 +257,17 @@ export class Core {
         case 8: {
           const conn = r.u32();
           handler.tcpEstablished(conn, r.u32());
+          break;
+        }
+        case 9: {
+          const key = r.take(32);
+          handler.unknownPeer(key, r.address());
+          break;
+        }
+        case 10: {
+          const direction = r.u8() === 0 ? "in" : "out";
+          const peer = r.u32();
+          handler.innerPacket(direction, peer, r.chunk());
           break;
         }
         default:
@@ -321,12 +348,13 @@ export class Core {
     const r = new Reader(this.#result());
     const peers: CoreStats["peers"] = [];
     for (let i = r.u32(); i > 0; i--) {
+      const id = r.u32();
       const since = r.f64();
       const txBytes = r.f64();
       const rxBytes = r.f64();
       // Family 0: no endpoint known yet.
       const endpoint = r.bytes[r.at] === 0 ? ((r.at += ADDRESS_SIZE), undefined) : r.address();
-      peers.push({ sinceHandshakeMs: since < 0 ? undefined : since, txBytes, rxBytes, endpoint });
+      peers.push({ id, sinceHandshakeMs: since < 0 ? undefined : since, txBytes, rxBytes, endpoint });
     }
     const dropped: Record<string, number> = {};
     for (let i = r.u32(); i > 0; i--) {
@@ -343,7 +371,8 @@ export class Core {
       bufferedBytes: r.f64(),
       meanRttMs: r.f64(),
     };
-    return { peers, dropped, connections, tcp };
+    const udp: UdpTotals = { flows: r.f64(), refusedOverLimit: r.f64() };
+    return { peers, dropped, connections, tcp, udp };
   }
 
   publicKey(privateKey: Uint8Array): Uint8Array {
@@ -354,13 +383,13 @@ export class Core {
 
   /** A view of the scratch buffer, at least `len` bytes; valid until the next core call. */
   #scratch(len: number): Uint8Array {
-    const ptr = this.#exports.wgn_scratch(len);
+    const ptr = this.#exports.wgn_scratch(len) >>> 0;
     return new Uint8Array(this.#exports.memory.buffer, ptr, len);
   }
 
   #result(): Uint8Array {
-    const ptr = this.#exports.wgn_result_ptr();
-    return new Uint8Array(this.#exports.memory.buffer, ptr, this.#exports.wgn_result_len()).slice();
+    const ptr = this.#exports.wgn_result_ptr() >>> 0;
+    return new Uint8Array(this.#exports.memory.buffer, ptr, this.#exports.wgn_result_len() >>> 0).slice();
   }
 
   #check(code: number): number {

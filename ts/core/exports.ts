@@ -11,8 +11,11 @@ export interface CoreExports {
   wgn_new(nowMs: number, mtu: number, receiveBuffer: number, sendBuffer: number, acceptTcp: number): number;
   wgn_tcp_limits(perPeer: number, total: number, halfOpenPerPeer: number, bufferedBytes: number): number;
   wgn_tcp_timeouts(halfOpenMs: number, finWait2Ms: number, keepaliveMs: number, userTimeoutMs: number): number;
+  wgn_udp_limits(maxFlowsPerPeer: number, flowIdleMs: number): number;
   wgn_add_peer(persistentKeepalive: number, hasPresharedKey: number, hasEndpoint: number): number;
   wgn_allow(peer: number, prefixLen: number): number;
+  wgn_remove_peer(): number;
+  wgn_set_tap(on: number): number;
   wgn_receive(nowMs: number, len: number): number;
   wgn_poll(nowMs: number): number;
   wgn_tcp_connect(nowMs: number): number;

@@ -5,8 +5,8 @@
 // events, UDP packets) is dispatched. User actions (write, read, sendUdp) only queue
 // work and schedule a pump, so a burst of them costs one boundary crossing.
 
-import { ConfigError, encodeKey, validateConfig, type Config, type ConfigInput } from "../config.js";
-import { Core, CoreError, type CoreStats, type Datagram, type EventHandler, type TcpTotals } from "../core/core.js";
+import { ConfigError, decodeKey, encodeKey, validateConfig, validatePeer, type Config, type ConfigInput, type PeerConfig, type PeerOptions } from "../config.js";
+import { Core, CoreError, type CoreStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../core/core.js";
 import { ERR_NOT_WRITABLE, ERR_UNKNOWN_CONNECTION } from "../core/exports.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
@@ -28,6 +28,10 @@ export interface ServerOptions extends ConfigInput {
   onUdp?: (packet: UdpPacket) => void | Promise<void>;
   /** Called when a handler throws, or when the server fails and closes. Default: `console.error`. */
   onError?: (error: Error) => void;
+  /** Called when a handshake comes from a key no peer has (someone tries a config we do not have): at most once a minute per key. */
+  onUnknownPeer?: (info: { publicKey: string; endpoint: Endpoint }) => void;
+  /** Called with every decrypted inner packet (an IPv4 or IPv6 packet), both ways: for a capture. It costs a copy per packet. */
+  tap?: (packet: Uint8Array, info: { direction: "in" | "out"; peer: string }) => void;
   /** The UDP socket and clock to use; by default the best one for Node, Deno or Bun. Tests pass an in-memory network with virtual time. */
   runtime?: Runtime;
 }
@@ -56,6 +60,8 @@ export interface ServerStats {
   connections: number;
   /** TCP over the server's life: refusals, retransmissions and timeouts, bytes held, mean RTT. */
   tcp: TcpTotals;
+  /** UDP flows open, and datagrams refused over the flow limit. */
+  udp: UdpTotals;
   /** Bytes of WebAssembly memory the core holds: stays bounded under load. */
   memoryBytes: number;
 }
@@ -91,6 +97,8 @@ export class Server {
   #scheduled = false;
   #timer: unknown;
   #connections = new Map<number, TcpConnection>();
+  /** The core's peer ids, to their base64 public keys. */
+  #peerKeys = new Map<number, string>();
   #connecting = new Map<number, { remote: Endpoint; local: Endpoint; resolve(conn: TcpConnection): void; reject(error: Error): void }>();
   #closing = false;
   #closed = false;
@@ -116,18 +124,11 @@ export class Server {
       tcpReceiveBuffer: config.tcpReceiveBuffer,
       tcpSendBuffer: config.tcpSendBuffer,
       acceptTcp: this.#options.onTcp !== undefined,
+      limits: config.limits,
     });
     this.#publicKey = encodeKey(this.#core.publicKey(config.privateKey));
-    config.peers.forEach((peer, index) => {
-      let id: number;
-      try {
-        id = this.#core.addPeer(peer.publicKey, peer.presharedKey, peer.persistentKeepalive, peer.endpoint);
-      } catch (error) {
-        // The one check validation cannot make: a peer with the server's own key.
-        throw new ConfigError(`peers[${index}].publicKey`, (error as Error).message);
-      }
-      for (const cidr of peer.allowedIps) this.#core.allow(id, cidr, cidr.prefix);
-    });
+    config.peers.forEach((peer, index) => this.#addPeer(peer, `peers[${index}]`));
+    if (this.#options.tap) this.#core.setTap(true);
     // A socket closed under us fails the server; its other errors are only reported.
     const onSocketError = (error: Error, fatal: boolean) => (fatal ? void this.#fail(error) : this.#report(error));
     this.#socket = await this.#runtime.bindUdp(config.host, config.port, (data, from) => {
@@ -180,15 +181,44 @@ export class Server {
     return new Promise((resolve, reject) => this.#connecting.set(opened.id, { remote, local: opened.local, resolve, reject }));
   }
 
+  /**
+   * Adds a peer while the server runs (checked as in `peers`; `allowedIps` is required
+   * unless it is the only peer). Throws a `ConfigError` naming `peer.<field>`.
+   */
+  addPeer(peer: PeerOptions): void {
+    this.#assertOpen();
+    this.#addPeer(validatePeer(peer, "peer", this.#peerKeys.size === 0), "peer");
+  }
+
+  /**
+   * Removes a peer at once: its sessions end, its addresses route nowhere, its TCP
+   * connections close (reset) and its UDP flows end. Returns false if there was no such peer.
+   */
+  removePeer(publicKey: string): boolean {
+    this.#assertOpen();
+    const key = decodeKey(publicKey, "publicKey");
+    let id: number;
+    try {
+      id = this.#core.removePeer(key);
+    } catch (error) {
+      if (error instanceof CoreError) return false;
+      throw this.#failNow(error);
+    }
+    this.#peerKeys.delete(id);
+    this.#schedule(); // the closed connections' events
+    return true;
+  }
+
   /** Peers (endpoint, last handshake, bytes), dropped packets by reason, open connections, memory. */
   stats(): ServerStats {
     this.#assertOpen();
     const stats: CoreStats = this.#call(() => this.#core.stats());
     return {
-      peers: stats.peers.map((peer, i) => ({ publicKey: this.#peerKey(i), ...peer })),
+      peers: stats.peers.map(({ id, ...peer }) => ({ publicKey: this.#peerKey(id), ...peer })),
       dropped: stats.dropped,
       connections: stats.connections,
       tcp: stats.tcp,
+      udp: stats.udp,
       memoryBytes: this.#core.memoryBytes,
     };
   }
@@ -277,6 +307,8 @@ export class Server {
       this.#connections.get(conn)?.onClosed(reason);
       this.#connections.delete(conn);
     },
+    unknownPeer: (publicKey, endpoint) => this.#handle(() => this.#options.onUnknownPeer?.({ publicKey: encodeKey(publicKey), endpoint })),
+    innerPacket: (direction, peer, packet) => this.#handle(() => this.#options.tap?.(packet, { direction, peer: this.#peerKey(peer) })),
     udp: (peer, src, dst, payload) => {
       const packet = new UdpPacket(payload, src, dst, this.#peerKey(peer), (data) => this.sendUdp(data, dst, src));
       this.#handle(() => this.#options.onUdp?.(packet));
@@ -381,9 +413,21 @@ export class Server {
     this.#markClosed();
   }
 
-  /** The base64 public key of the peer at `index` (the core numbers peers in config order). */
-  #peerKey(index: number): string {
-    return this.#config.peers[index]?.publicKeyText ?? "";
+  /** The base64 public key of the peer with this id in the core. */
+  #peerKey(id: number): string {
+    return this.#peerKeys.get(id) ?? "";
+  }
+
+  #addPeer(peer: PeerConfig, path: string): void {
+    let id: number;
+    try {
+      id = this.#core.addPeer(peer.publicKey, peer.presharedKey, peer.persistentKeepalive, peer.endpoint);
+    } catch (error) {
+      // What validation alone cannot know: a peer with the server's own key, or one we have.
+      throw new ConfigError(`${path}.publicKey`, (error as Error).message);
+    }
+    for (const cidr of peer.allowedIps) this.#core.allow(id, cidr, cidr.prefix);
+    this.#peerKeys.set(id, peer.publicKeyText);
   }
 
   #assertOpen(): void {

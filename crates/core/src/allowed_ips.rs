@@ -33,6 +33,20 @@ impl<T: Copy> AllowedIps<T> {
         trie.insert(bits, prefix_len, value)
     }
 
+    /// Removes every prefix that maps to `value`.
+    pub fn remove_value(&mut self, value: T)
+    where
+        T: PartialEq,
+    {
+        for trie in [&mut self.v4, &mut self.v6] {
+            for node in &mut trie.nodes {
+                if node.value == Some(value) {
+                    node.value = None;
+                }
+            }
+        }
+    }
+
     pub fn lookup(&self, addr: IpAddr) -> Option<T> {
         match addr {
             IpAddr::V4(ip) => self.v4.lookup(u128::from(u32::from(ip)) << 96),
@@ -113,6 +127,17 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn removing_a_value_leaves_the_others_and_shorter_prefixes_take_over() {
+        let mut table = AllowedIps::new();
+        table.insert(ip("10.0.0.0"), 8, 1).unwrap();
+        table.insert(ip("10.1.0.0"), 16, 2).unwrap();
+        table.insert(ip("fd00::2"), 128, 2).unwrap();
+        table.remove_value(2);
+        assert_eq!(table.lookup(ip("10.1.2.3")), Some(1));
+        assert_eq!(table.lookup(ip("fd00::2")), None);
     }
 
     #[test]

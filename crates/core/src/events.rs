@@ -12,6 +12,8 @@
 //! | 6 `TCP_CLOSED` | conn u32, reason u8 (see [`CloseReason`]) |
 //! | 7 `UDP` | peer u32, src: address, dst: address, len u32, bytes |
 //! | 8 `TCP_ESTABLISHED` | conn u32, peer u32 — the handshake completed (either direction) |
+//! | 9 `UNKNOWN_PEER` | public key (32 bytes), from: address — a handshake from a key we do not know |
+//! | 10 `INNER_PACKET` | direction u8 (0 from a peer, 1 to it), peer u32, len u32, bytes — with the tap on |
 //!
 //! An address is the 19-byte format of [`crate::addr`].
 
@@ -26,6 +28,15 @@ pub const TCP_WRITABLE: u8 = 5;
 pub const TCP_CLOSED: u8 = 6;
 pub const UDP: u8 = 7;
 pub const TCP_ESTABLISHED: u8 = 8;
+pub const UNKNOWN_PEER: u8 = 9;
+pub const INNER_PACKET: u8 = 10;
+
+/// Which way an inner packet went, for [`Events::inner_packet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    FromPeer = 0,
+    ToPeer = 1,
+}
 
 /// How a TCP connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +115,19 @@ impl Events {
         self.buf.push(reason as u8);
     }
 
+    pub fn unknown_peer(&mut self, public_key: &[u8; 32], from: SocketAddr) {
+        self.buf.push(UNKNOWN_PEER);
+        self.buf.extend_from_slice(public_key);
+        write_address(&mut self.buf, from);
+    }
+
+    pub fn inner_packet(&mut self, direction: Direction, peer: u32, packet: &[u8]) {
+        self.buf.push(INNER_PACKET);
+        self.buf.push(direction as u8);
+        self.u32(peer);
+        self.bytes(packet);
+    }
+
     pub fn udp(&mut self, peer: u32, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
         self.buf.push(UDP);
         self.u32(peer);
@@ -134,6 +158,8 @@ pub mod decode {
         TcpIncoming { conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr },
         TcpData { conn: u32, bytes: Vec<u8> },
         TcpEstablished { conn: u32, peer: u32 },
+        UnknownPeer { public_key: [u8; 32], from: SocketAddr },
+        InnerPacket { direction: u8, peer: u32, bytes: Vec<u8> },
         TcpEof { conn: u32 },
         TcpWritable { conn: u32 },
         TcpClosed { conn: u32, reason: u8 },
@@ -163,6 +189,16 @@ pub mod decode {
             out.push(match kind {
                 DATAGRAM => Event::Datagram { to: addr_at(&mut b), bytes: bytes_at(&mut b) },
                 TCP_ESTABLISHED => Event::TcpEstablished { conn: u32_at(&mut b), peer: u32_at(&mut b) },
+                UNKNOWN_PEER => {
+                    let public_key = b[..32].try_into().unwrap();
+                    b = &b[32..];
+                    Event::UnknownPeer { public_key, from: addr_at(&mut b) }
+                }
+                INNER_PACKET => {
+                    let direction = b[0];
+                    b = &b[1..];
+                    Event::InnerPacket { direction, peer: u32_at(&mut b), bytes: bytes_at(&mut b) }
+                }
                 TCP_INCOMING => Event::TcpIncoming {
                     conn: u32_at(&mut b),
                     peer: u32_at(&mut b),

@@ -203,6 +203,30 @@ pub extern "C" fn wgn_add_peer(persistent_keepalive: u32, has_preshared_key: u32
     })
 }
 
+/// Removes a peer at once (sessions, routes, UDP flows; its TCP connections close as reset).
+/// Scratch: public key (32). Returns its id.
+#[no_mangle]
+pub extern "C" fn wgn_remove_peer() -> i32 {
+    with_netstack(|netstack, scratch, result| {
+        let Some(key) = scratch.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
+            return fail(result, ERR_INVALID, "public key must be 32 bytes");
+        };
+        match netstack.remove_peer(&key) {
+            Some(id) => id as i32,
+            None => fail(result, ERR_INVALID, "no such peer"),
+        }
+    })
+}
+
+/// Turns the tap on (1) or off (0): every inner packet, both ways, becomes an INNER_PACKET event.
+#[no_mangle]
+pub extern "C" fn wgn_set_tap(on: u32) -> i32 {
+    with_netstack(|netstack, _, _| {
+        netstack.set_tap(on != 0);
+        0
+    })
+}
+
 /// Routes a prefix to a peer. Scratch: address (19; the port is ignored).
 #[no_mangle]
 pub extern "C" fn wgn_allow(peer: u32, prefix_len: u32) -> i32 {
@@ -210,7 +234,7 @@ pub extern "C" fn wgn_allow(peer: u32, prefix_len: u32) -> i32 {
         let Some(addr) = read_address(scratch) else {
             return fail(result, ERR_INVALID, "bad address");
         };
-        if peer as usize >= netstack.peers().len() {
+        if !netstack.peers().any(|(id, _)| id == peer) {
             return fail(result, ERR_INVALID, "unknown peer");
         }
         match netstack.allow(peer, addr.ip(), prefix_len.min(255) as u8) {
@@ -337,7 +361,7 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
 }
 
 /// Writes statistics to the result buffer:
-/// `[peers u32]` then per peer `[since_handshake_ms f64 (-1 = never)][tx f64][rx f64][endpoint: address, family 0 = none]`,
+/// `[peers u32]` then per peer `[id u32][since_handshake_ms f64 (-1 = never)][tx f64][rx f64][endpoint: address, family 0 = none]`,
 /// `[reasons u32]` then per reason `[name_len u8][name][count f64]`, then `[connections u32]`, then TCP as
 /// f64s: refused over a limit, refused (not accepting), RSTs for unknown segments, retransmitted
 /// segments, retransmission timeouts, bytes buffered, mean smoothed RTT (ms); then UDP as f64s:
@@ -346,8 +370,9 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
 pub extern "C" fn wgn_stats() -> i32 {
     with_netstack(|netstack, _, out| {
         out.clear();
-        out.extend_from_slice(&(netstack.peers().len() as u32).to_le_bytes());
-        for peer in netstack.peers() {
+        out.extend_from_slice(&(netstack.peers().count() as u32).to_le_bytes());
+        for (id, peer) in netstack.peers() {
+            out.extend_from_slice(&id.to_le_bytes());
             let stats = peer.stats();
             let since = stats.since_handshake.map_or(-1.0, |d| d.as_millis() as f64);
             for value in [since, stats.tx_bytes as f64, stats.rx_bytes as f64] {

@@ -7,7 +7,7 @@
 use crate::allowed_ips::PrefixTooLong;
 use crate::clock::Clock;
 use crate::counters::Counters;
-use crate::events::Events;
+use crate::events::{Direction, Events};
 use crate::tcp::{self, ConnectionStats, Limits, Link, Refusal, Tcp, TcpConfig, TcpError, TcpTotals, Timeouts};
 use crate::tunnel::{Peer, PeerConfig, TunnelError, Tunnels, BUFFER_SIZE};
 use crate::udp_flows::UdpFlows;
@@ -131,6 +131,20 @@ impl NetStack {
         self.tunnels.allow(peer, ip, prefix_len)
     }
 
+    /// Forgets a peer at once: its sessions, routes and UDP flows; its TCP connections close
+    /// as reset (nothing can reach it any more). Returns its id.
+    pub fn remove_peer(&mut self, public_key: &[u8; 32]) -> Option<u32> {
+        let id = self.tunnels.remove_peer(public_key)?;
+        self.tcp.drop_peer(id, &mut link!(self));
+        self.udp.remove_peer(id);
+        Some(id)
+    }
+
+    /// Reports every inner packet, both ways, as an event (for a capture).
+    pub fn set_tap(&mut self, on: bool) {
+        self.tunnels.tap = on;
+    }
+
     pub fn set_tcp_limits(&mut self, limits: Limits) {
         self.tcp.set_limits(limits);
     }
@@ -148,11 +162,14 @@ impl NetStack {
     pub fn receive(&mut self, now_ms: f64, from: SocketAddr, datagram: &[u8]) {
         let now = self.clock.set(now_ms);
         let Some((peer, range)) =
-            self.tunnels.receive(from, datagram, &mut self.received, &mut self.events, &mut self.counters)
+            self.tunnels.receive(now, from, datagram, &mut self.received, &mut self.events, &mut self.counters)
         else {
             return;
         };
         let packet = &self.received[range];
+        if self.tunnels.tap {
+            self.events.inner_packet(Direction::FromPeer, peer, packet);
+        }
         match wire::classify(packet) {
             Ok(Inner::Tcp { src, dst, tcp }) => match tcp::segment::parse(src, dst, tcp) {
                 Ok(segment) => self.tcp.input(now, peer, &segment, &mut link!(self)),
@@ -247,7 +264,8 @@ impl NetStack {
         Ok(())
     }
 
-    pub fn peers(&self) -> &[Peer] {
+    /// The configured peers, with their ids.
+    pub fn peers(&self) -> impl Iterator<Item = (u32, &Peer)> {
         self.tunnels.peers()
     }
 

@@ -331,6 +331,12 @@ impl Connection {
         self.close(io, CloseReason::Aborted);
     }
 
+    /// The peer was removed: the connection is over, and nothing can be sent to say so.
+    pub fn peer_gone(&mut self, io: &mut Io<'_>) {
+        self.rst_due = false;
+        self.close(io, CloseReason::Reset);
+    }
+
     /// The host reads no more: data is dropped on arrival and the window stays open.
     pub fn discard(&mut self) {
         self.rcv.discard = true;

@@ -391,6 +391,21 @@ impl Tcp {
         Ok(())
     }
 
+    /// The peer is gone: its connections close as reset, at once and with no RST (there is
+    /// no way to reach it).
+    pub fn drop_peer(&mut self, peer: u32, link: &mut dyn Link) {
+        let ids: Vec<u32> = self.connections.iter().filter(|(_, slot)| slot.conn.peer == peer).map(|(&id, _)| id).collect();
+        let mut io = Io { link, scratch: &mut self.scratch, budget: 0 };
+        for &id in &ids {
+            if let Some(slot) = self.connections.get_mut(&id) {
+                slot.conn.peer_gone(&mut io);
+            }
+        }
+        for id in ids {
+            self.forget(id);
+        }
+    }
+
     pub fn connection_stats(&self, id: u32) -> Option<ConnectionStats> {
         self.connections.get(&id).map(|slot| slot.conn.stats())
     }

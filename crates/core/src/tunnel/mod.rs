@@ -25,6 +25,10 @@ const HANDSHAKES_PER_SECOND: u64 = 100;
 const MAX_PEERS: usize = 1 << 24;
 /// The largest UDP payload, plus room for what encryption adds.
 pub const BUFFER_SIZE: usize = 65_536 + 64;
+/// A key we do not know is reported at most this often (its handshakes keep coming).
+const UNKNOWN_PEER_REPORT_US: u64 = 60_000_000;
+/// Keys remembered for that; past this many the memory is cleared (a flood of keys).
+const UNKNOWN_PEERS_REMEMBERED: usize = 1024;
 /// The largest UDP payload (65,535 less the UDP header). Anything longer did not come off
 /// a network, and boringtun panics on a data message that does not fit its buffer.
 const MAX_DATAGRAM: usize = 65_535 - 8;
@@ -80,7 +84,9 @@ impl fmt::Display for TunnelError {
 pub struct Tunnels {
     private: StaticSecret,
     public: PublicKey,
-    peers: Vec<Peer>,
+    /// By id; a removed peer leaves its slot empty (ids are never reused, so a stale
+    /// session index can only miss).
+    peers: Vec<Option<Peer>>,
     by_key: HashMap<[u8; 32], u32>,
     routes: AllowedIps<u32>,
     /// Shared by all peers: counts initiations and answers a flood with cookie replies
@@ -91,6 +97,10 @@ pub struct Tunnels {
     mac_checker: Arc<RateLimiter>,
     /// Where outgoing datagrams are encrypted.
     buf: Vec<u8>,
+    /// Report each outgoing inner packet as an event (the host's tap).
+    pub tap: bool,
+    /// When each unknown key was last reported.
+    unknown_reported: HashMap<[u8; 32], u64>,
 }
 
 impl Tunnels {
@@ -106,6 +116,8 @@ impl Tunnels {
             by_key: HashMap::new(),
             routes: AllowedIps::new(),
             buf: vec![0; BUFFER_SIZE],
+            tap: false,
+            unknown_reported: HashMap::new(),
         }
     }
 
@@ -133,9 +145,26 @@ impl Tunnels {
             id,
             Some(self.mac_checker.clone()),
         );
-        self.peers.push(Peer { public_key: config.public_key, tunn, endpoint: config.endpoint });
+        self.peers.push(Some(Peer { public_key: config.public_key, tunn, endpoint: config.endpoint }));
         self.by_key.insert(config.public_key, id);
         Ok(id)
+    }
+
+    /// Forgets a peer: its sessions end at once and its prefixes route nowhere. Returns its id.
+    pub fn remove_peer(&mut self, public_key: &[u8; 32]) -> Option<u32> {
+        let id = self.by_key.remove(public_key)?;
+        self.peers[id as usize] = None;
+        self.routes.remove_value(id);
+        Some(id)
+    }
+
+    /// The peer with this id, if it is still configured.
+    pub fn peer(&self, id: u32) -> Option<&Peer> {
+        self.peers.get(id as usize)?.as_ref()
+    }
+
+    fn peer_mut(peers: &mut [Option<Peer>], id: u32) -> Option<&mut Peer> {
+        peers.get_mut(id as usize)?.as_mut()
     }
 
     /// Routes `ip/prefix_len` to `peer`, both ways: packets to it go to that peer, and
@@ -149,7 +178,8 @@ impl Tunnels {
         self.routes.lookup(ip)
     }
 
-    pub fn peers(&self) -> &[Peer] {
-        &self.peers
+    /// The configured peers, with their ids.
+    pub fn peers(&self) -> impl Iterator<Item = (u32, &Peer)> {
+        self.peers.iter().enumerate().filter_map(|(id, peer)| Some((id as u32, peer.as_ref()?)))
     }
 }

@@ -1,6 +1,7 @@
 //! A datagram from the network: rate-limit, find the peer, decrypt, check the source.
 
-use super::{Tunnels, MAX_DATAGRAM};
+use super::{Tunnels, MAX_DATAGRAM, UNKNOWN_PEERS_REMEMBERED, UNKNOWN_PEER_REPORT_US};
+use std::collections::HashMap;
 use crate::counters::{Counters, DropReason};
 use crate::events::Events;
 use boringtun::noise::errors::WireGuardError;
@@ -16,13 +17,14 @@ impl Tunnels {
     /// inner packet's peer and place in `buf` are returned.
     pub fn receive(
         &mut self,
+        now: u64,
         from: SocketAddr,
         datagram: &[u8],
         buf: &mut [u8],
         events: &mut Events,
         counters: &mut Counters,
     ) -> Option<(u32, Range<usize>)> {
-        let Tunnels { private, public, peers, by_key, routes, gate, .. } = self;
+        let Tunnels { private, public, peers, by_key, routes, gate, unknown_reported, .. } = self;
 
         if datagram.len() > MAX_DATAGRAM {
             counters.count(DropReason::Malformed);
@@ -46,7 +48,13 @@ impl Tunnels {
 
         let peer_id = match packet {
             Packet::HandshakeInit(ref init) => match parse_handshake_anon(private, public, init) {
-                Ok(half) => by_key.get(&half.peer_static_public).copied(),
+                Ok(half) => {
+                    let known = by_key.get(&half.peer_static_public).copied();
+                    if known.is_none() {
+                        report_unknown(unknown_reported, now, &half.peer_static_public, from, events);
+                    }
+                    known
+                }
                 Err(error) => {
                     counters.count(drop_reason(&error));
                     return None;
@@ -56,7 +64,7 @@ impl Tunnels {
             Packet::PacketCookieReply(ref p) => Some(p.receiver_idx >> 8),
             Packet::PacketData(ref p) => Some(p.receiver_idx >> 8),
         };
-        let Some(peer) = peer_id.and_then(|id| peers.get_mut(id as usize)) else {
+        let Some(peer) = peer_id.and_then(|id| Tunnels::peer_mut(peers, id)) else {
             counters.count(DropReason::UnknownPeer);
             return None;
         };
@@ -102,6 +110,19 @@ impl Tunnels {
         }
         Some((peer_id, range))
     }
+}
+
+/// Tells the host of a handshake from an unknown key (someone is trying a config we do not
+/// have), once a minute per key at most.
+fn report_unknown(reported: &mut HashMap<[u8; 32], u64>, now: u64, key: &[u8; 32], from: SocketAddr, events: &mut Events) {
+    if reported.get(key).is_some_and(|&at| now.saturating_sub(at) < UNKNOWN_PEER_REPORT_US) {
+        return;
+    }
+    if reported.len() >= UNKNOWN_PEERS_REMEMBERED {
+        reported.clear();
+    }
+    reported.insert(*key, now);
+    events.unknown_peer(key, from);
 }
 
 pub(crate) fn drop_reason(error: &WireGuardError) -> DropReason {

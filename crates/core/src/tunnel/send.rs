@@ -4,7 +4,7 @@
 use super::receive::drop_reason;
 use super::Tunnels;
 use crate::counters::{Counters, DropReason};
-use crate::events::Events;
+use crate::events::{Direction, Events};
 use boringtun::noise::{Tunn, TunnResult};
 
 impl Tunnels {
@@ -14,7 +14,8 @@ impl Tunnels {
             counters.count(DropReason::InnerMalformed);
             return;
         };
-        let Some(peer) = self.routes.lookup(dst).and_then(|id| self.peers.get_mut(id as usize)) else {
+        let peer_id = self.routes.lookup(dst);
+        let Some((peer_id, peer)) = peer_id.and_then(|id| Some((id, Tunnels::peer_mut(&mut self.peers, id)?))) else {
             counters.count(DropReason::NoRoute);
             return;
         };
@@ -22,6 +23,9 @@ impl Tunnels {
             counters.count(DropReason::NoEndpoint);
             return;
         };
+        if self.tap {
+            events.inner_packet(Direction::ToPeer, peer_id, packet);
+        }
         match peer.tunn.encapsulate(packet, &mut self.buf) {
             TunnResult::WriteToNetwork(datagram) => events.datagram(endpoint, datagram),
             TunnResult::Err(error) => counters.count(drop_reason(&error)),
@@ -33,7 +37,7 @@ impl Tunnels {
     /// one-second resolution.
     pub fn tick(&mut self, events: &mut Events) {
         self.gate.reset_count(); // resets at most once per second of host time
-        for peer in &mut self.peers {
+        for peer in self.peers.iter_mut().flatten() {
             if let TunnResult::WriteToNetwork(datagram) = peer.tunn.update_timers(&mut self.buf) {
                 if let Some(endpoint) = peer.endpoint {
                     events.datagram(endpoint, datagram);
