@@ -28,7 +28,10 @@ interface Setup {
 }
 
 /** Upstream server on 127.0.0.1 running `onSocket`; a tunnel whose server splices each connection to it. */
-async function setup(onSocket: (socket: net.Socket) => void, signal?: AbortSignal): Promise<Setup> {
+async function setup(
+  onSocket: (socket: net.Socket) => void,
+  { signal, beforeSplice }: { signal?: AbortSignal; beforeSplice?: (socket: net.Socket) => Promise<unknown> } = {},
+): Promise<Setup> {
   const upstream = net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.on("error", () => {}); // resets are what some tests do
     onSocket(socket);
@@ -47,6 +50,7 @@ async function setup(onSocket: (socket: net.Socket) => void, signal?: AbortSigna
       const socket = net.connect({ host: conn.local.host, port: conn.local.port, allowHalfOpen: true });
       await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
       resolveSocket(socket);
+      await beforeSplice?.(socket);
       resolveResult(await splice(conn, socket, { signal, onChunk: (chunk, direction) => void (passed[direction] += chunk.length) }));
     },
   });
@@ -186,12 +190,22 @@ describe("splice", () => {
     const { connect, result } = await setup((socket) => {
       upstreamError = new Promise((resolve) => socket.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "")));
       socket.once("data", () => controller.abort());
-    }, controller.signal);
+    }, { signal: controller.signal });
     const conn = await connect();
     await conn.write("hello");
     await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
     expect(await upstreamError).toBe("ECONNRESET");
     expect(await result).toMatchObject({ end: "aborted" });
+  });
+
+  it("resets the client when the socket failed before the splice began", async () => {
+    const { connect, result } = await setup((socket) => void setTimeout(() => socket.resetAndDestroy(), 50), {
+      // Reading, so the socket sees the reset (the upstream sends nothing else).
+      beforeSplice: (socket) => new Promise((resolve) => socket.on("error", () => {}).on("close", resolve).resume()),
+    });
+    const conn = await connect();
+    await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await result).toMatchObject({ up: 0, down: 0, end: "socket-reset" });
   });
 
   it("refuses a socket that would drop half-closes", () => {

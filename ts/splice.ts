@@ -81,6 +81,10 @@ class Splice {
   start(): void {
     const { socket, options } = this;
     if (options.signal?.aborted) return this.#abort();
+    if (socket.destroyed) {
+      // It failed before we started: its 'error' and 'close' have come and gone.
+      return this.#onSocketError(socket.errored ?? Object.assign(new Error("socket closed before the splice began"), { code: "ECONNRESET" }));
+    }
     options.signal?.addEventListener("abort", this.#abort);
     socket.on("data", this.#onSocketData);
     socket.on("end", this.#onSocketEnd);

@@ -75,7 +75,7 @@ describe("PcapWriter", () => {
     await writer.close();
     const fields = ["ip.src", "ip.dst", "udp.dstport", "ipv6.src", "ipv6.dst", "tcp.dstport", "tcp.flags.syn"];
     const result = spawnSync("tshark", ["-r", file, "-T", "fields", ...fields.flatMap((f) => ["-e", f])], { encoding: "utf8", timeout: 30_000 });
-    expect(result.status, result.stderr).toBe(0);
+    expect({ status: result.status, stderr: result.stderr }).toMatchObject({ status: 0 });
     expect(result.stdout.trim().split("\n")).toEqual(["10.0.0.2\t192.0.2.53\t53\t\t\t\t", "\t\t\tfd00::2\tfd00::7\t443\t1"]);
   });
 
