@@ -49,12 +49,18 @@ describe("ConfigStore", () => {
     expect(store.removePeer("../server")).toBe(false);
   });
 
-  it("writes client configs 0600 and removes them with their peer", () => {
+  it("writes client configs 0600, with the gateway as DNS, and removes them with their peer", () => {
     const store = new ConfigStore(dir);
-    store.addPeer("tablet");
-    const path = store.writeClientConfig("tablet", "[Interface]\n");
+    const server = store.server();
+    const tablet = store.addPeer("tablet");
+    const { path, text } = store.writeClientConfig(tablet, { endpoint: "gw.example.test:51820", mtu: 1380 });
     expect(path).toBe(join(dir, "tablet.conf"));
-    expect(readFileSync(path, "utf8")).toBe("[Interface]\n");
+    expect(readFileSync(path, "utf8")).toBe(text);
+    const gateway6 = server.address[1].replace("/64", "");
+    expect(text).toBe(
+      `[Interface]\nPrivateKey = ${tablet.privateKey}\nAddress = ${tablet.address.join(", ")}\nDNS = 10.77.0.1, ${gateway6}\nMTU = 1380\n\n` +
+        `[Peer]\nPublicKey = ${pubkey(server.privateKey)}\nAllowedIPs = 0.0.0.0/0, ::/0\nEndpoint = gw.example.test:51820\n`,
+    );
     if (posix) expect(mode(path)).toBe(0o600);
     store.removePeer("tablet");
     expect(() => statSync(path)).toThrow();

@@ -5,12 +5,13 @@
 //
 //   DIR/server.json        { privateKey, address: [gateway v4/24, gateway v6/64], endpoint? }
 //   DIR/peers/NAME.json    { privateKey, address: [peer v4/32, peer v6/128] }
-//   DIR/NAME.conf          the config to give the client (wg-quick format)
+//   DIR/NAME.conf          the config to give the client (wg-quick format), DNS = the gateway
 
 import { randomBytes } from "node:crypto";
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { clientConfig } from "../client-config.js";
 import { ConfigError, decodeKey, isRecord, maskHostBits } from "../config.js";
 import { formatIp, parseCidr, type Cidr } from "../ip.js";
 import { genkey, pubkey } from "../keys.js";
@@ -135,11 +136,23 @@ export class ConfigStore {
     return join(this.dir, `${name}.conf`);
   }
 
-  /** Writes a peer's wg-quick config (0600: it holds the peer's private key); returns its path. */
-  writeClientConfig(name: string, text: string): string {
-    const path = this.clientConfigPath(name);
+  /**
+   * Writes a peer's wg-quick config (0600: it holds the peer's private key): its keys and
+   * addresses, the gateway as DNS server, everything routed through the tunnel.
+   */
+  writeClientConfig(peer: PeerRecord, options: { endpoint: string; mtu?: number }): { path: string; text: string } {
+    const server = this.server();
+    const text = clientConfig({
+      privateKey: peer.privateKey,
+      address: peer.address,
+      serverPublicKey: pubkey(server.privateKey),
+      endpoint: options.endpoint,
+      dns: server.address.map((cidr) => cidr.slice(0, cidr.indexOf("/"))),
+      ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
+    });
+    const path = this.clientConfigPath(peer.name);
     writeSecret(path, text);
-    return path;
+    return { path, text };
   }
 
   #readPeer(name: string): PeerRecord {

@@ -107,6 +107,17 @@ describe("dial", () => {
     expect(error).toMatchObject({ refusal: "unreachable", message: expect.stringContaining("within 0.3 s") });
   });
 
+  it("gives up at once when its signal aborts", async () => {
+    const silent = net.createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise((resolve) => silent.close(resolve)));
+    const via = parseProxy(`socks5://127.0.0.1:${(silent.address() as net.AddressInfo).port}`);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const error = await dialError(dial({ host: "127.0.0.1", port: 9 }, { via, signal: controller.signal }));
+    expect(error).toMatchObject({ refusal: "reset", message: expect.stringContaining("given up") });
+  });
+
   it("fails when the proxy closes mid-handshake", async () => {
     const rude = net.createServer((socket) => socket.resume().end(new Uint8Array([5])));
     await new Promise<void>((resolve) => rude.listen(0, "127.0.0.1", resolve));

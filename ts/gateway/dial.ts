@@ -61,6 +61,8 @@ export interface DialOptions {
   via?: Proxy;
   /** Give up after this long (ms) with an "unreachable" DialError. */
   timeoutMs?: number;
+  /** Aborting gives up at once (a "reset" DialError). */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -74,6 +76,9 @@ export async function dial(target: Endpoint, options: DialOptions = {}): Promise
   const socket = net.connect({ host: firstHop.host, port: firstHop.port, allowHalfOpen: true });
   socket.setNoDelay(true); // the client's own stack already batches small writes
   const timer = setTimeout(() => socket.destroy(new DialError(`no answer from ${where} within ${timeoutMs / 1000} s`, "unreachable")), timeoutMs);
+  const abort = () => socket.destroy(new DialError(`${where}: given up`, "reset"));
+  if (options.signal?.aborted) abort();
+  options.signal?.addEventListener("abort", abort);
   // Errors are awaited below, and later seen by whoever uses the socket (splice checks
   // `destroyed`); without a listener, one in between would crash the process.
   socket.on("error", () => {});
@@ -93,6 +98,7 @@ export async function dial(target: Endpoint, options: DialOptions = {}): Promise
     throw asDialError(error, where);
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener("abort", abort);
   }
 }
 
