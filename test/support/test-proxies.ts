@@ -17,7 +17,7 @@ export interface TestProxyOptions {
 
 /** SOCKS5 with CONNECT only; user/password auth when `username` is set. */
 export function startSocks5Proxy(options: TestProxyOptions = {}): Promise<TestProxy> {
-  return startProxy(async (client, targets) => {
+  return startProxy(async (client, targets, track) => {
     const [, methodCount] = await read(client, 2);
     const methods = [...(await read(client, methodCount!))];
     if (options.username !== undefined) {
@@ -38,7 +38,7 @@ export function startSocks5Proxy(options: TestProxyOptions = {}): Promise<TestPr
     const host = addressType === 1 ? [...address].join(".") : (address.toString("hex").match(/.{4}/g) ?? []).join(":");
     targets.push(addressType === 1 ? `${host}:${port}` : `[${host}]:${port}`);
     if (command !== 1) return void client.end(new Uint8Array([5, 7, 0, 1, 0, 0, 0, 0, 0, 0]));
-    const upstream = net.connect({ host, port, allowHalfOpen: true });
+    const upstream = track(net.connect({ host, port, allowHalfOpen: true }));
     upstream.once("connect", () => {
       client.write(new Uint8Array([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
       relay(client, upstream);
@@ -51,7 +51,7 @@ export function startSocks5Proxy(options: TestProxyOptions = {}): Promise<TestPr
 
 /** HTTP CONNECT; Basic Proxy-Authorization when `username` is set. */
 export function startHttpConnectProxy(options: TestProxyOptions = {}): Promise<TestProxy> {
-  return startProxy(async (client, targets) => {
+  return startProxy(async (client, targets, track) => {
     let head = "";
     while (!head.endsWith("\r\n\r\n")) head += (await read(client, 1)).toString("latin1");
     const [, authority] = /^CONNECT (\S+) HTTP\/1\.1\r\n/.exec(head) ?? [];
@@ -63,7 +63,7 @@ export function startHttpConnectProxy(options: TestProxyOptions = {}): Promise<T
     }
     const colon = authority.lastIndexOf(":");
     const host = authority.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
-    const upstream = net.connect({ host, port: Number(authority.slice(colon + 1)), allowHalfOpen: true });
+    const upstream = track(net.connect({ host, port: Number(authority.slice(colon + 1)), allowHalfOpen: true }));
     upstream.once("connect", () => {
       client.write("HTTP/1.1 200 Connection established\r\n\r\n");
       relay(client, upstream);
@@ -72,14 +72,16 @@ export function startHttpConnectProxy(options: TestProxyOptions = {}): Promise<T
   });
 }
 
-async function startProxy(handle: (client: Socket, targets: string[]) => Promise<void>): Promise<TestProxy> {
+async function startProxy(handle: (client: Socket, targets: string[], track: (socket: Socket) => Socket) => Promise<void>): Promise<TestProxy> {
   const targets: string[] = [];
   const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    return socket.on("error", () => {});
+  };
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    sockets.add(client);
-    client.on("close", () => sockets.delete(client));
-    client.on("error", () => {});
-    handle(client, targets).catch(() => client.destroy());
+    handle(track(client), targets, track).catch(() => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
@@ -92,10 +94,12 @@ async function startProxy(handle: (client: Socket, targets: string[]) => Promise
   };
 }
 
-/** Both ways with pipe() (a FIN is passed on by end()); an error resets the other side. */
+/** Both ways with pipe() (a FIN is passed on by end()); an error, or a close before the FIN, resets the other side. */
 function relay(client: Socket, upstream: Socket): void {
-  upstream.on("error", () => client.resetAndDestroy());
-  client.on("error", () => upstream.resetAndDestroy());
+  for (const [socket, other] of [[client, upstream], [upstream, client]] as const) {
+    socket.on("error", () => other.resetAndDestroy());
+    socket.on("close", () => socket.readableEnded || other.resetAndDestroy());
+  }
   client.pipe(upstream);
   upstream.pipe(client);
 }

@@ -108,7 +108,15 @@ class RestartingServer implements GatewayServer {
       .then(async () => {
         const port = this.#server.address.port;
         await this.#server.close();
-        await this.start(port);
+        // Deno's native UDP socket frees its port a moment after close() resolves.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await this.start(port);
+          } catch (error) {
+            if (attempt === 20 || !/in use/i.test(String((error as Error).message))) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
       })
       .catch((error: Error) => this.#options.onError(error));
   }
