@@ -109,13 +109,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     options.show(`peer ${peer.name} (${path}):\n\n${text}\n${await qrCode(text, "terminal")}`);
   };
 
+  for (const peer of active.values()) await showPeer(peer);
+  // Last: once this line is out, the configs are written and the gateway is ready.
   log.event("listening", `wg-netstack gateway on udp ${endpointText(server.address)}, public key ${server.publicKey}, configs in ${store.dir}`, {
     address: server.address,
     publicKey: server.publicKey,
     endpoint,
     configDir: store.dir,
   });
-  for (const peer of active.values()) await showPeer(peer);
 
   // Peers added or removed in the folder (by `peer add` / `peer remove`) apply now.
   let folderProblem = "";

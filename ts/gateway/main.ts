@@ -5,13 +5,14 @@ import process from "node:process";
 import { main } from "./cli.js";
 
 const stopRequested = new Promise<void>((resolve) => {
+  let signals = 0;
   const stop = () => {
     // A second Ctrl-C while flows are closing means "now".
-    process.once("SIGINT", () => process.exit(130));
+    if (++signals > 1) process.exit(130);
     resolve();
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
 });
 
 const code = await main(process.argv.slice(2), {
