@@ -13,7 +13,7 @@ export interface SpliceOptions {
   /**
    * Sees each chunk as it passes: `"up"` from the connection to the socket, `"down"`
    * from the socket to the connection. For looking (e.g. at a TLS ClientHello); it must
-   * not keep or change the chunk.
+   * not keep or change the chunk, and must not throw.
    */
   onChunk?: (chunk: Uint8Array, direction: "up" | "down") => void;
   /** Aborting resets both sides and ends the splice with `"aborted"`. */
@@ -43,9 +43,9 @@ export interface SpliceResult {
  * until both directions have ended or one side resets. Resolves (never rejects) with the
  * byte counts and how it ended; by then both sides are closed or reset.
  *
- * The socket must be made with `allowHalfOpen: true` (as `net.connect({ ..., allowHalfOpen: true })`):
- * otherwise Node closes it for writing when the far end half-closes, and the rest of the
- * client's data would be lost.
+ * The socket must be made with `allowHalfOpen: true` (as `net.connect({ ..., allowHalfOpen: true })`),
+ * else this throws a TypeError at once: Node would close it for writing when the far end
+ * half-closes, and the rest of the client's data would be lost.
  *
  * @example
  * ```ts
