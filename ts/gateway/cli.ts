@@ -34,7 +34,7 @@ Options:
   --via URL               send relayed TCP through socks5://[user:pass@]HOST:PORT or http://[user:pass@]HOST:PORT (CONNECT)
   --dns-upstream IP[:PORT] where DNS queries to the gateway go (default the first nameserver in /etc/resolv.conf)
   --pcap FILE             write the decrypted packets to FILE (pcap, opens in Wireshark)
-  --json                  log JSON lines instead of text
+  --json                  log JSON lines instead of text (configs and QR codes then go to stderr)
   -h, --help              this help`;
 
 export interface ServeCommand {

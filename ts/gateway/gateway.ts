@@ -53,11 +53,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { store, log } = options;
   const serverRecord = store.server();
   const ownHosts = serverRecord.address.map((cidr) => formatIp(parseCidr(cidr)!));
-  const names = new Map<string, string>(); // public key → peer name
-  let active = new Map<string, PeerRecord>(); // public key → peer
-  for (const peer of store.ensurePeers(options.peers)) active.set(peer.publicKey, peer);
-  for (const peer of active.values()) names.set(peer.publicKey, peer.name);
+  let active = new Map(store.ensurePeers(options.peers).map((peer) => [peer.publicKey, peer])); // public key → peer
+  // Names outlive removal: a removed peer's last flows end after it is gone.
+  const names = new Map([...active].map(([publicKey, peer]) => [publicKey, peer.name]));
   const peerName = (publicKey: string) => names.get(publicKey) ?? publicKey;
+  const { pcap } = options;
 
   const shutdown = new AbortController();
   const tcpFlows = new Set<Promise<void>>();
@@ -97,7 +97,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         if (upstream && !shutdown.signal.aborted) udp.relay(packet, upstream);
       },
       onUnknownPeer: ({ publicKey, endpoint }) => log.unknownPeer(publicKey, endpoint),
-      ...(options.pcap ? { tap: (packet: Uint8Array) => options.pcap!.write(packet) } : {}),
+      ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),
       onError: (error) => log.event("error", `error: ${error.message}`, { message: error.message }),
     });
   const server: GatewayServer = await listen(start, options.listen);
@@ -127,13 +127,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       folderProblem = "";
     } catch (error) {
       // Say it once, keep the peers we have.
-      if ((error as Error).message !== folderProblem) log.event("warning", `warning: ${(folderProblem = (error as Error).message)}`, { message: folderProblem });
+      const message = (error as Error).message;
+      if (message !== folderProblem) log.event("warning", `warning: ${message}`, { message });
+      folderProblem = message;
       return;
     }
     for (const [publicKey, peer] of active) {
       if (current.has(publicKey)) continue;
       server.removePeer(publicKey);
-      names.delete(publicKey);
       log.event("peer-removed", `peer removed: ${peer.name}`, { peer: peer.name, publicKey });
     }
     for (const [publicKey, peer] of current) {
@@ -155,7 +156,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       udp.close();
       await server.close();
       await Promise.allSettled([...tcpFlows]);
-      await options.pcap?.close();
+      if (pcap) {
+        await pcap.close();
+        if (pcap.error) log.event("warning", `warning: pcap: ${pcap.error.message}`, { message: `pcap: ${pcap.error.message}` });
+        if (pcap.dropped > 0) log.event("warning", `warning: pcap: ${pcap.dropped} packets not written (the disk fell behind)`, { pcapDropped: pcap.dropped });
+      }
       log.summary();
     },
   };
