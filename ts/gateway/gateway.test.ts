@@ -178,6 +178,27 @@ describe("gateway", () => {
     expect(flows(lines).find((flow) => flow.end === "answered")).toMatchObject({ protocol: "udp", name: "www.example.test AAAA", dst: virtualResolver });
   });
 
+  it("relays DNS over TCP to the virtual resolver, naming the question", async () => {
+    // A DNS-over-TCP server: answers the first framed query with a framed copy marked as a response.
+    const port = await tcpServer((socket) =>
+      socket.once("data", (framed) => {
+        const answer = Buffer.from(framed);
+        answer[4]! |= 0x80;
+        socket.end(answer);
+      }),
+    );
+    const { store, lines, join: joinAs } = await runGateway({ dnsUpstream: { host: "127.0.0.1", port } });
+    const client = await joinAs(store.peers()[0]!);
+    const query = dnsQuery("tcp.example.test");
+    const conn = await client.connect({ host: "10.77.0.1", port: 53 });
+    await conn.write(new Uint8Array([query.length >> 8, query.length & 255, ...query]));
+    const answer = await conn.read();
+    expect(answer[4]! & 0x80).toBe(0x80);
+    await conn.end();
+    await until(() => flows(lines).length === 1);
+    expect(flows(lines)[0]).toMatchObject({ protocol: "tcp", dst: { host: "10.77.0.1", port: 53 }, name: "tcp.example.test AAAA", end: "closed" });
+  });
+
   it("sends TCP through a SOCKS5 proxy with --via", async () => {
     const body = randomBytes(1 << 20);
     const port = await download(body);
