@@ -13,6 +13,7 @@ export { genkey, pubkey, genpsk } from "./keys.js";
 export { clientConfig, reachableHost } from "./client-config.js";
 export type { ClientConfigOptions } from "./client-config.js";
 export { qrCode } from "./qr.js";
+export { splice, type SpliceOptions, type SpliceResult } from "./splice.js";
 export { ConfigError } from "./config.js";
 export type { PeerOptions } from "./config.js";
 export type { Endpoint } from "./ip.js";

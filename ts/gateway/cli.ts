@@ -1,0 +1,284 @@
+// The wg-netstack command: `serve` (the default), `peer add NAME`, `peer remove NAME`.
+// A bad flag or an unusable config folder is one line on stderr and exit code 2.
+
+import { getServers } from "node:dns";
+import { readFileSync } from "node:fs";
+import { formatIp, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
+import { reachableHost } from "../client-config.js";
+import { qrCode } from "../qr.js";
+import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
+import { parseProxy, type Proxy } from "./dial.js";
+import { endpointText, FlowLog } from "./flow-log.js";
+import { DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
+import { PcapWriter } from "./pcap.js";
+
+/** A bad command line: the message is the one line the user sees. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export const USAGE = `Usage:
+  wg-netstack [serve] [options]   run the gateway: every flow a peer sends is relayed to where it was going, and logged
+  wg-netstack peer add NAME       add a peer to the config folder and print its config (a running gateway picks it up)
+  wg-netstack peer remove NAME    remove a peer (a running gateway drops it at once)
+
+Options:
+  --conf DIR              config folder (keys, peers, client configs); default ${defaultConfigDir()}
+  --peers N               make sure peer1 ... peerN exist (default 1)
+  --listen HOST:PORT      UDP address to listen on (default every address, IPv4 and IPv6, port ${DEFAULT_PORT}); PORT alone is every address
+  --endpoint HOST[:PORT]  the address written into client configs (default a guess at this machine's, and the listening port)
+  --mtu N                 inner MTU for the gateway and the client configs, 1280..65535
+  --via URL               send relayed TCP through socks5://[user:pass@]HOST:PORT or http://[user:pass@]HOST:PORT (CONNECT)
+  --dns-upstream IP[:PORT] where DNS queries to the gateway go (default the first nameserver in /etc/resolv.conf)
+  --pcap FILE             write the decrypted packets to FILE (pcap, opens in Wireshark)
+  --json                  log JSON lines instead of text (configs and QR codes then go to stderr)
+  -h, --help              this help`;
+
+export interface ServeCommand {
+  command: "serve";
+  conf: string;
+  peers: number;
+  listen?: { host?: string; port: number };
+  endpoint?: { host: string; port?: number };
+  mtu?: number;
+  via?: Proxy;
+  dnsUpstream?: Endpoint;
+  pcap?: string;
+  json: boolean;
+}
+
+export type Command =
+  | ServeCommand
+  | { command: "peer-add"; conf: string; name: string }
+  | { command: "peer-remove"; conf: string; name: string }
+  | { command: "help" };
+
+const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "pcap", "json", "help"];
+const PEER_FLAGS = ["conf", "help"];
+const BOOLEAN_FLAGS = new Set(["json", "help"]);
+
+/** Reads the command line (without the runtime and script); throws a UsageError. */
+export function parseCommand(argv: string[], env: Record<string, string | undefined> = process.env): Command {
+  const words = [...argv];
+  let command = "serve";
+  if (words[0] === "serve") words.shift();
+  else if (words[0] === "peer") {
+    words.shift();
+    const action = words.shift();
+    if (action !== "add" && action !== "remove") throw new UsageError(`peer: expected "peer add NAME" or "peer remove NAME"`);
+    command = `peer-${action}`;
+  } else if (words[0] !== undefined && !words[0].startsWith("-")) {
+    throw new UsageError(`unknown command ${JSON.stringify(words[0])} (commands: serve, peer add, peer remove)`);
+  }
+
+  const { flags, positionals } = parseFlags(words, command === "serve" ? SERVE_FLAGS : PEER_FLAGS);
+  if (flags.help !== undefined) return { command: "help" };
+  const conf = flags.conf ?? defaultConfigDir(env);
+
+  if (command !== "serve") {
+    if (positionals.length !== 1) throw new UsageError(`${command.replace("-", " ")}: expected one peer NAME`);
+    return { command: command as "peer-add" | "peer-remove", conf, name: positionals[0]! };
+  }
+  if (positionals.length > 0) throw new UsageError(`serve: unexpected argument ${JSON.stringify(positionals[0])}`);
+
+  const serve: ServeCommand = { command: "serve", conf, peers: 1, json: flags.json !== undefined };
+  if (flags.peers !== undefined) serve.peers = integer(flags.peers, "--peers", 0, 250);
+  if (flags.listen !== undefined) serve.listen = listenAddress(flags.listen);
+  if (flags.endpoint !== undefined) serve.endpoint = configEndpoint(flags.endpoint);
+  if (flags.mtu !== undefined) serve.mtu = integer(flags.mtu, "--mtu", 1280, 65535);
+  if (flags.via !== undefined) {
+    try {
+      serve.via = parseProxy(flags.via);
+    } catch (error) {
+      throw new UsageError(`--via: ${(error as Error).message}`);
+    }
+  }
+  if (flags["dns-upstream"] !== undefined) serve.dnsUpstream = ipEndpoint(flags["dns-upstream"], "--dns-upstream", 53);
+  if (flags.pcap !== undefined) serve.pcap = flags.pcap;
+  return serve;
+}
+
+/** `--name value`, `--name=value`, boolean `--name`; `-h` is `--help`. */
+function parseFlags(words: string[], known: string[]): { flags: Record<string, string>; positionals: string[] } {
+  const flags: Record<string, string> = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === "-h") {
+      flags.help = "";
+      continue;
+    }
+    if (!word.startsWith("--")) {
+      if (word.startsWith("-") && word !== "-") throw new UsageError(`unknown option ${word} (see --help)`);
+      positionals.push(word);
+      continue;
+    }
+    const equals = word.indexOf("=");
+    const name = word.slice(2, equals < 0 ? undefined : equals);
+    if (!known.includes(name)) throw new UsageError(`unknown option --${name} (see --help)`);
+    if (BOOLEAN_FLAGS.has(name)) {
+      if (equals >= 0) throw new UsageError(`--${name} takes no value`);
+      flags[name] = "";
+      continue;
+    }
+    const value = equals >= 0 ? word.slice(equals + 1) : words[++i];
+    if (value === undefined || value === "") throw new UsageError(`--${name} needs a value (see --help)`);
+    flags[name] = value;
+  }
+  return { flags, positionals };
+}
+
+function integer(text: string, flag: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < min || value > max) throw new UsageError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** HOST:PORT, [V6]:PORT, or PORT alone (every address); port 0 picks a free one. */
+function listenAddress(text: string): { host?: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?([0-9]+)$/.exec(text);
+  const hostText = match?.[1] ?? match?.[2];
+  const ip = hostText === undefined ? undefined : parseIp(hostText);
+  if (!match || (hostText !== undefined && (!ip || (ip.family === 6) !== (match[1] !== undefined)))) {
+    throw new UsageError(`--listen: expected IP:PORT, [IPv6]:PORT or PORT, got ${JSON.stringify(text)}`);
+  }
+  const port = integer(match[3]!, "--listen port", 0, 65535);
+  return ip ? { host: formatIp(ip), port } : { port };
+}
+
+/** HOST, HOST:PORT, [V6]:PORT, or a bare IPv6 address; HOST may be a name. */
+function configEndpoint(text: string): { host: string; port?: number } {
+  const bare = parseIp(text);
+  if (bare) return { host: formatIp(bare) };
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::([0-9]+))?$/.exec(text);
+  const host = match?.[1] ?? match?.[2];
+  if (!host || (match?.[1] && parseIp(host)?.family !== 6)) {
+    throw new UsageError(`--endpoint: expected HOST, HOST:PORT or [IPv6]:PORT, got ${JSON.stringify(text)}`);
+  }
+  return match?.[3] === undefined ? { host } : { host, port: integer(match[3], "--endpoint port", 1, 65535) };
+}
+
+/** IP, IP:PORT or [V6]:PORT (no names: the gateway must not depend on a resolver to find its resolver). */
+function ipEndpoint(text: string, flag: string, defaultPort: number): Endpoint {
+  const bare = parseIp(text);
+  if (bare) return { host: formatIp(bare), port: defaultPort };
+  const parsed = parseEndpoint(text);
+  if (!parsed) throw new UsageError(`${flag}: expected IP, IP:PORT or [IPv6]:PORT, got ${JSON.stringify(text)}`);
+  return parsed;
+}
+
+/** The first usable nameserver of a resolv.conf text (zone-scoped IPv6 ones cannot be used). */
+export function resolvConfNameserver(text: string): string | undefined {
+  for (const line of text.split("\n")) {
+    const match = /^\s*nameserver\s+(\S+)/.exec(line);
+    const ip = match && parseIp(match[1]!);
+    if (ip) return formatIp(ip);
+  }
+  return undefined;
+}
+
+/** The host's resolver: /etc/resolv.conf, else what the runtime knows (Windows). */
+function systemResolver(): Endpoint {
+  let host: string | undefined;
+  try {
+    host = resolvConfNameserver(readFileSync("/etc/resolv.conf", "utf8"));
+  } catch {
+    host = getServers().find((server) => parseIp(server) !== undefined);
+  }
+  if (!host) throw new UsageError("no DNS server found in /etc/resolv.conf: pass --dns-upstream IP[:PORT]");
+  return { host, port: 53 };
+}
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  env: Record<string, string | undefined>;
+  /** Resolves when the gateway should stop (SIGINT or SIGTERM). */
+  stopRequested: Promise<void>;
+}
+
+/** Runs the command; resolves with the exit code. */
+export async function main(argv: string[], io: Io): Promise<number> {
+  try {
+    const command = parseCommand(argv, io.env);
+    switch (command.command) {
+      case "help":
+        io.out(USAGE);
+        return 0;
+      case "peer-add":
+        return await peerAdd(command.conf, command.name, io);
+      case "peer-remove":
+        return peerRemove(command.conf, command.name, io);
+      case "serve":
+        return await serve(command, io);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof StoreError) {
+      io.err(`wg-netstack: ${error.message}`);
+      return 2;
+    }
+    io.err(`wg-netstack: ${(error as Error).message ?? String(error)}`);
+    return 1;
+  }
+}
+
+async function peerAdd(conf: string, name: string, io: Io): Promise<number> {
+  const store = new ConfigStore(conf);
+  const server = store.server();
+  const peer = store.addPeer(name);
+  // Where the gateway last served; before its first run, the guess serve would make.
+  const endpoint = server.endpoint ?? endpointText({ host: reachableHost("0.0.0.0"), port: DEFAULT_PORT });
+  const { path, text } = store.writeClientConfig(peer, { endpoint });
+  io.out(`peer ${name} (${path}):\n\n${text}\n${await qrCode(text, "terminal")}`);
+  return 0;
+}
+
+function peerRemove(conf: string, name: string, io: Io): number {
+  if (!new ConfigStore(conf).removePeer(name)) throw new UsageError(`no peer ${JSON.stringify(name)} in ${conf}`);
+  io.out(`removed peer ${name}`);
+  return 0;
+}
+
+async function serve(command: ServeCommand, io: Io): Promise<number> {
+  const dnsUpstream = command.dnsUpstream ?? systemResolver();
+  const store = new ConfigStore(command.conf);
+  store.server(); // a bad key file is exit 2 before anything starts
+  let pcap: PcapWriter | undefined;
+  if (command.pcap !== undefined) {
+    try {
+      pcap = await PcapWriter.open(command.pcap);
+    } catch (error) {
+      throw new UsageError(`--pcap: cannot write ${command.pcap}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+  // With --json, stdout is JSON lines only: configs and QR codes go to stderr.
+  const log = new FlowLog(io.out, { json: command.json });
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({
+      store,
+      peers: command.peers,
+      ...(command.listen ? { listen: command.listen } : {}),
+      ...(command.endpoint ? { endpoint: command.endpoint } : {}),
+      ...(command.mtu === undefined ? {} : { mtu: command.mtu }),
+      ...(command.via ? { via: command.via } : {}),
+      dnsUpstream,
+      ...(pcap ? { pcap } : {}),
+      log,
+      show: command.json ? io.err : io.out,
+    });
+  } catch (error) {
+    await pcap?.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      throw new Error(`cannot listen on udp ${command.listen?.host ?? "every address"} port ${command.listen?.port ?? DEFAULT_PORT}: ${code}`);
+    }
+    throw error;
+  }
+  await io.stopRequested;
+  await gateway.stop();
+  return 0;
+}

@@ -1,0 +1,104 @@
+// Forward mode for one TCP connection: open the upstream first, and only then accept
+// the client (so a refused or unreachable destination is refused to the client, at
+// once), splice the two, and log one record for the flow.
+
+import type { Socket } from "node:net";
+import type { Endpoint } from "../ip.js";
+import { splice, type SpliceResult } from "../splice.js";
+import { DialError } from "./dial.js";
+import type { FlowEnd, FlowRecord } from "./flow-log.js";
+import type { GatewayConnection } from "./server-adapter.js";
+import { dnsQuestion, httpHost, tlsServerName } from "./sniff.js";
+
+export interface TcpForwardOptions {
+  /** Where to connect for a destination; undefined refuses it (the gateway's own addresses). */
+  route(destination: Endpoint): Endpoint | undefined;
+  /** Opens the upstream connection (directly or through --via); rejects with a DialError. */
+  dial(target: Endpoint): Promise<Socket>;
+  /** The name to log for a peer's public key. */
+  peerName(publicKey: string): string;
+  /** Called once when the flow is over. */
+  onFlowEnd(record: FlowRecord): void;
+  /** Aborts at shutdown: the flow is reset both ways and logged as "shutdown". */
+  signal: AbortSignal;
+}
+
+const SPLICE_ENDS: Record<SpliceResult["end"], FlowEnd> = {
+  closed: "closed",
+  "connection-reset": "client-reset",
+  "socket-reset": "upstream-reset",
+  "socket-error": "upstream-error",
+  aborted: "shutdown",
+};
+
+export async function forwardTcp(conn: GatewayConnection, options: TcpForwardOptions): Promise<void> {
+  const start = Date.now();
+  const record = (fields: Pick<FlowRecord, "up" | "down" | "end"> & { name?: string; error?: string }): FlowRecord => ({
+    start,
+    durationMs: Date.now() - start,
+    peer: options.peerName(conn.peer),
+    protocol: "tcp",
+    src: conn.remote,
+    dst: conn.local,
+    ...fields,
+  });
+
+  const target = options.signal.aborted ? undefined : options.route(conn.local);
+  if (!target) {
+    conn.refuse("reset");
+    const error = options.signal.aborted ? "the gateway is stopping" : "nothing listens on the gateway's own address";
+    return options.onFlowEnd(record({ up: 0, down: 0, end: "refused", error }));
+  }
+
+  let socket: Socket;
+  try {
+    socket = await options.dial(target);
+  } catch (error) {
+    const refusal = error instanceof DialError ? error.refusal : "reset";
+    conn.refuse(refusal);
+    return options.onFlowEnd(record({ up: 0, down: 0, end: refusal === "reset" ? "refused" : "unreachable", error: (error as Error).message }));
+  }
+
+  try {
+    await conn.accept();
+  } catch (error) {
+    socket.destroy();
+    return options.onFlowEnd(record({ up: 0, down: 0, end: "client-reset", error: (error as Error).message }));
+  }
+
+  const namer = new FlowNamer(conn.local.port === 53);
+  const result = await splice(conn, socket, {
+    signal: options.signal,
+    onChunk: (chunk, direction) => {
+      if (direction === "up") namer.add(chunk);
+    },
+  });
+  const fields = { up: result.up, down: result.down, end: SPLICE_ENDS[result.end], ...(namer.name ? { name: namer.name } : {}) };
+  options.onFlowEnd(record(result.error ? { ...fields, error: result.error.message } : fields));
+}
+
+/** The most of a flow's first bytes kept while looking for its name. */
+const SNIFF_LIMIT = 16 * 1024;
+
+/** Collects the client's first bytes until they name the flow (SNI, Host, or a DNS-over-TCP question). */
+class FlowNamer {
+  name: string | undefined;
+  #seen = new Uint8Array(0);
+  #done = false;
+
+  constructor(readonly dns: boolean) {}
+
+  add(chunk: Uint8Array): void {
+    if (this.#done) return;
+    const seen = new Uint8Array(Math.min(SNIFF_LIMIT, this.#seen.length + chunk.length));
+    seen.set(this.#seen);
+    seen.set(chunk.subarray(0, seen.length - this.#seen.length), this.#seen.length);
+    this.#seen = seen;
+    // DNS over TCP puts a 2-byte length before each message.
+    this.name = this.dns ? dnsQuestion(seen.subarray(2)) : (tlsServerName(seen) ?? httpHost(seen));
+    if (this.name || seen.length >= SNIFF_LIMIT) {
+      this.#done = true;
+      this.#seen = new Uint8Array(0);
+    }
+  }
+}

@@ -1,0 +1,241 @@
+// The gateway end to end on loopback: a client stack joins with a peer's config, and its
+// flows reach upstream servers on 127.0.0.1 (TCP, UDP, DNS through the virtual resolver,
+// TCP through a SOCKS5 proxy); peers added and removed in the folder apply while it runs.
+
+import { createHash, randomBytes } from "node:crypto";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { startTunnelClient } from "../../test/support/loopback-stacks.js";
+import { startSocks5Proxy } from "../../test/support/test-proxies.js";
+import type { Server, UdpPacket } from "../index.js";
+import type { Endpoint } from "../ip.js";
+import { ConfigStore, type PeerRecord } from "./config-store.js";
+import { parseProxy } from "./dial.js";
+import { FlowLog } from "./flow-log.js";
+import { startGateway, type Gateway, type GatewayOptions } from "./gateway.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Running {
+  gateway: Gateway;
+  store: ConfigStore;
+  lines: string[];
+  /** A client stack using `peer`'s keys and addresses. */
+  join(peer: PeerRecord, onUdp?: (packet: UdpPacket) => void): Promise<Server>;
+}
+
+async function runGateway(options: Partial<GatewayOptions> = {}): Promise<Running> {
+  const dir = mkdtempSync(join(tmpdir(), "wgn-gateway-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new ConfigStore(dir);
+  const lines: string[] = [];
+  const gateway = await startGateway({
+    store,
+    peers: 1,
+    listen: { host: "127.0.0.1", port: 0 },
+    dnsUpstream: { host: "127.0.0.1", port: 9 }, // tests that use DNS pass their own
+    log: new FlowLog((line) => lines.push(line), { json: true }),
+    show: () => {},
+    pollMs: 100,
+    ...options,
+  });
+  let stopped = false;
+  cleanups.push(() => stopped || gateway.stop());
+  const stop = gateway.stop;
+  gateway.stop = () => ((stopped = true), stop());
+  return {
+    gateway,
+    store,
+    lines,
+    join: async (peer, onUdp) => {
+      const client = await startTunnelClient(
+        { privateKey: peer.privateKey, serverPublicKey: gateway.publicKey, endpoint: gateway.address, address: peer.address },
+        onUdp ? { onUdp } : {},
+      );
+      cleanups.push(() => client.close());
+      return client;
+    },
+  };
+}
+
+async function tcpServer(onSocket: (socket: net.Socket) => void): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => onSocket(socket.on("error", () => {})));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A port on 127.0.0.1 nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const REQUEST = "GET /file HTTP/1.1\r\nHost: files.example.test\r\n\r\n";
+const responseHead = (body: Uint8Array) => `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n`;
+
+/** An HTTP-ish server: answers any request with `body` and closes. */
+function download(body: Uint8Array): Promise<number> {
+  return tcpServer((socket) => {
+    socket.once("data", () => socket.end(Buffer.concat([Buffer.from(responseHead(body)), body])));
+  });
+}
+
+async function udpServer(answer: (data: Buffer) => Uint8Array): Promise<Endpoint> {
+  const socket: UdpSocket = createSocket("udp4");
+  socket.on("message", (data, from) => socket.send(answer(data), from.port, from.address));
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  return { host: "127.0.0.1", port: socket.address().port };
+}
+
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+const flows = (lines: string[]) => lines.map((line) => JSON.parse(line)).filter((event) => event.type === "flow");
+const until = async (condition: () => boolean, ms = 5000) => {
+  for (const start = Date.now(); !condition(); await new Promise((resolve) => setTimeout(resolve, 20))) {
+    if (Date.now() - start > ms) throw new Error("timed out waiting");
+  }
+};
+
+/** GETs through the tunnel and returns the body. */
+async function httpGet(client: Server, port: number): Promise<Buffer> {
+  const conn = await client.connect({ host: "127.0.0.1", port });
+  await conn.write(REQUEST);
+  const parts: Uint8Array[] = [];
+  for await (const chunk of conn) parts.push(chunk);
+  await conn.end();
+  const response = Buffer.concat(parts);
+  return response.subarray(response.indexOf("\r\n\r\n") + 4);
+}
+
+function dnsQuery(name: string): Uint8Array {
+  const labels = name.split(".").flatMap((label) => [label.length, ...Buffer.from(label)]);
+  return new Uint8Array([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, ...labels, 0, 0, 28, 0, 1]);
+}
+
+describe("gateway", () => {
+  it("forwards a TCP download to its original destination and logs the flow", async () => {
+    const body = randomBytes(4 << 20);
+    const port = await download(body);
+    const { gateway, store, lines, join: joinAs } = await runGateway();
+    const client = await joinAs(store.peers()[0]!);
+    expect(sha256(await httpGet(client, port))).toBe(sha256(body));
+    await until(() => flows(lines).length === 1);
+    expect(flows(lines)[0]).toMatchObject({
+      peer: "peer1",
+      protocol: "tcp",
+      src: { host: "10.77.0.2" },
+      dst: { host: "127.0.0.1", port },
+      name: "files.example.test",
+      up: REQUEST.length,
+      down: responseHead(body).length + body.length,
+      end: "closed",
+    });
+    await gateway.stop();
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ type: "summary", flows: 1, tcp: 1 });
+  });
+
+  it("turns a refused destination into a failed connection within a second", async () => {
+    const closed = await closedPort();
+    const { store, lines, join: joinAs } = await runGateway();
+    const client = await joinAs(store.peers()[0]!);
+    const started = Date.now();
+    // Refused at connect (the lead's API) or reset right after it (today's adapter): either way, fast.
+    const failure = await client.connect({ host: "127.0.0.1", port: closed }).then((conn) => conn.read()).then(() => undefined, (error: Error) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await until(() => flows(lines).some((flow) => flow.dst.port === closed));
+    expect(flows(lines).find((flow) => flow.dst.port === closed)).toMatchObject({ end: "refused", error: expect.stringContaining("ECONNREFUSED") });
+  });
+
+  it("relays UDP both ways and DNS through the virtual resolver", async () => {
+    const echo = await udpServer((data) => Buffer.concat([Buffer.from("echo:"), data]));
+    const resolver = await udpServer((query) => Buffer.concat([query.subarray(0, 2), Buffer.from([0x81, 0x80]), query.subarray(4)]));
+    const { store, lines, join: joinAs } = await runGateway({ dnsUpstream: resolver });
+    const received: { from: Endpoint; data: Uint8Array }[] = [];
+    const peer = store.peers()[0]!;
+    const client = await joinAs(peer, (packet) => void received.push({ from: packet.src, data: packet.data }));
+    const [gateway4] = store.server().address;
+    const virtualResolver = { host: gateway4.replace("/24", ""), port: 53 };
+    client.sendUdp("ping", { host: "10.77.0.2", port: 4000 }, echo);
+    client.sendUdp(dnsQuery("www.example.test"), { host: "10.77.0.2", port: 4001 }, virtualResolver);
+    await until(() => received.length === 2);
+    expect(received.find((r) => r.from.port === echo.port)).toMatchObject({ from: echo, data: new Uint8Array(Buffer.from("echo:ping")) });
+    const answer = received.find((r) => r.from.port === 53)!;
+    expect(answer.from).toEqual(virtualResolver); // answered from the resolver's address
+    expect(answer.data[2]! & 0x80).toBe(0x80);
+    await until(() => flows(lines).some((flow) => flow.end === "answered"));
+    expect(flows(lines).find((flow) => flow.end === "answered")).toMatchObject({ protocol: "udp", name: "www.example.test AAAA", dst: virtualResolver });
+  });
+
+  it("relays DNS over TCP to the virtual resolver, naming the question", async () => {
+    // A DNS-over-TCP server: answers the first framed query with a framed copy marked as a response.
+    const port = await tcpServer((socket) =>
+      socket.once("data", (framed) => {
+        const answer = Buffer.from(framed);
+        answer[4]! |= 0x80;
+        socket.end(answer);
+      }),
+    );
+    const { store, lines, join: joinAs } = await runGateway({ dnsUpstream: { host: "127.0.0.1", port } });
+    const client = await joinAs(store.peers()[0]!);
+    const query = dnsQuery("tcp.example.test");
+    const conn = await client.connect({ host: "10.77.0.1", port: 53 });
+    await conn.write(new Uint8Array([query.length >> 8, query.length & 255, ...query]));
+    const answer = await conn.read();
+    expect(answer[4]! & 0x80).toBe(0x80);
+    await conn.end();
+    await until(() => flows(lines).length === 1);
+    expect(flows(lines)[0]).toMatchObject({ protocol: "tcp", dst: { host: "10.77.0.1", port: 53 }, name: "tcp.example.test AAAA", end: "closed" });
+  });
+
+  it("sends TCP through a SOCKS5 proxy with --via", async () => {
+    const body = randomBytes(1 << 20);
+    const port = await download(body);
+    const proxy = await startSocks5Proxy();
+    cleanups.push(proxy.close);
+    const { store, lines, join: joinAs } = await runGateway({ via: parseProxy(`socks5://127.0.0.1:${proxy.port}`) });
+    const client = await joinAs(store.peers()[0]!);
+    expect(sha256(await httpGet(client, port))).toBe(sha256(body));
+    expect(proxy.targets).toEqual([`127.0.0.1:${port}`]);
+    await until(() => flows(lines).length === 1);
+    expect(flows(lines)[0]).toMatchObject({ end: "closed", down: responseHead(body).length + body.length });
+  });
+
+  it("lets a peer added to the folder connect, and a removed one not", async () => {
+    const port = await download(Buffer.from("hello"));
+    const { store, lines, join: joinAs } = await runGateway();
+    const tablet = store.addPeer("tablet"); // what `wg-netstack peer add tablet` does
+    await until(() => lines.some((line) => line.includes('"peer-added"')));
+    const client = await joinAs(tablet);
+    expect((await httpGet(client, port)).toString()).toBe("hello");
+    await until(() => flows(lines).some((flow) => flow.peer === "tablet"));
+
+    store.removePeer("tablet");
+    await until(() => lines.some((line) => line.includes('"peer-removed"')));
+    const attempt = client.connect({ host: "127.0.0.1", port }).then(() => "connected", () => "failed");
+    expect(await Promise.race([attempt, new Promise((resolve) => setTimeout(() => resolve("no answer"), 3000))])).not.toBe("connected");
+  });
+
+  it("ends open flows as 'shutdown' when it stops", async () => {
+    const port = await tcpServer((socket) => socket.resume()); // holds the connection open
+    const { gateway, store, lines, join: joinAs } = await runGateway();
+    const client = await joinAs(store.peers()[0]!);
+    const conn = await client.connect({ host: "127.0.0.1", port });
+    await conn.write("hi");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await gateway.stop();
+    expect(flows(lines)).toMatchObject([{ end: "shutdown", up: 2 }]);
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ type: "summary", ends: { shutdown: 1 } });
+  });
+});

@@ -1,0 +1,191 @@
+// The gateway behind `wg-netstack serve`: one WireGuard server whose peers come from the
+// config folder (polled, so `peer add` / `peer remove` apply while it runs), every TCP
+// connection and UDP flow forwarded to where the client sent it, DNS to the gateway's
+// own tunnel address relayed to a real resolver, one log line per flow.
+
+import type { PeerOptions } from "../config.js";
+import { formatIp, parseCidr, type Endpoint } from "../ip.js";
+import { qrCode } from "../qr.js";
+import { reachableHost } from "../client-config.js";
+import type { ConfigStore, PeerRecord } from "./config-store.js";
+import { dial, type Proxy } from "./dial.js";
+import { endpointText, type FlowLog } from "./flow-log.js";
+import { forwardTcp } from "./forward.js";
+import type { PcapWriter } from "./pcap.js";
+import { startGatewayServer, type GatewayServer } from "./server-adapter.js";
+import { UdpRelay } from "./udp-relay.js";
+
+export const DEFAULT_PORT = 51820;
+
+export interface GatewayOptions {
+  store: ConfigStore;
+  /** peer1 … peerN are created when missing. */
+  peers: number;
+  /** The UDP address to listen on; without a host every address, IPv6 and IPv4; default port 51820. */
+  listen?: { host?: string; port: number };
+  /** The address written into client configs; default a guess at this machine's address, and the listening port. */
+  endpoint?: { host: string; port?: number };
+  /** Inner MTU, for the server and the client configs. */
+  mtu?: number;
+  /** Relayed TCP goes through this proxy. */
+  via?: Proxy;
+  /** Where DNS queries to the gateway's tunnel address go. */
+  dnsUpstream: Endpoint;
+  /** Decrypted packets are written here. */
+  pcap?: PcapWriter;
+  log: FlowLog;
+  /** Shows a peer's config and QR code (stdout for people, stderr with --json). */
+  show(text: string): void;
+  /** How often the config folder is read for added or removed peers; default 1 s. */
+  pollMs?: number;
+  udpIdleMs?: number;
+}
+
+export interface Gateway {
+  /** The UDP address the server listens on. */
+  readonly address: Endpoint;
+  readonly publicKey: string;
+  /** Ends every flow (logged as "shutdown"), closes the server and the pcap file, writes the summary. */
+  stop(): Promise<void>;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { store, log } = options;
+  const serverRecord = store.server();
+  const ownHosts = serverRecord.address.map((cidr) => formatIp(parseCidr(cidr)!));
+  let active = new Map(store.ensurePeers(options.peers).map((peer) => [peer.publicKey, peer])); // public key → peer
+  // Names outlive removal: a removed peer's last flows end after it is gone.
+  const names = new Map([...active].map(([publicKey, peer]) => [publicKey, peer.name]));
+  const peerName = (publicKey: string) => names.get(publicKey) ?? publicKey;
+  const { pcap } = options;
+
+  const shutdown = new AbortController();
+  const tcpFlows = new Set<Promise<void>>();
+  // Connections to the gateway's own addresses: port 53 is the resolver, the rest is refused.
+  const route = (destination: Endpoint) =>
+    ownHosts.includes(destination.host) ? (destination.port === 53 ? options.dnsUpstream : undefined) : destination;
+  const udp = new UdpRelay({
+    send: (data, from, to) => server.sendUdp(data, from, to),
+    onFlowEnd: (record) => log.flow(record),
+    peerName,
+    ...(options.udpIdleMs === undefined ? {} : { idleMs: options.udpIdleMs }),
+  });
+
+  const start = (host: string, port: number) =>
+    startGatewayServer({
+      privateKey: serverRecord.privateKey,
+      host,
+      port,
+      ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
+      address: serverRecord.address,
+      peers: [...active.values()].map(peerOptions),
+      onTcp: (conn) => {
+        const flow = forwardTcp(conn, {
+          route,
+          // The resolver is local to the host; only other traffic goes through --via.
+          dial: (target) => dial(target, { signal: shutdown.signal, ...(options.via && target !== options.dnsUpstream ? { via: options.via } : {}) }),
+          peerName,
+          onFlowEnd: (record) => log.flow(record),
+          signal: shutdown.signal,
+        });
+        tcpFlows.add(flow);
+        void flow.finally(() => tcpFlows.delete(flow));
+        return flow;
+      },
+      onUdp: (packet) => {
+        const upstream = route(packet.dst);
+        if (upstream && !shutdown.signal.aborted) udp.relay(packet, upstream);
+      },
+      onUnknownPeer: ({ publicKey, endpoint }) => log.unknownPeer(publicKey, endpoint),
+      ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),
+      onError: (error) => log.event("error", `error: ${error.message}`, { message: error.message }),
+    });
+  const server: GatewayServer = await listen(start, options.listen);
+
+  const endpoint = configEndpoint(server.address, options.endpoint);
+  store.saveEndpoint(endpoint);
+  const showPeer = async (peer: PeerRecord) => {
+    const { path, text } = store.writeClientConfig(peer, { endpoint, ...(options.mtu === undefined ? {} : { mtu: options.mtu }) });
+    options.show(`peer ${peer.name} (${path}):\n\n${text}\n${await qrCode(text, "terminal")}`);
+  };
+
+  for (const peer of active.values()) await showPeer(peer);
+  // Last: once this line is out, the configs are written and the gateway is ready.
+  log.event("listening", `wg-netstack gateway on udp ${endpointText(server.address)}, public key ${server.publicKey}, configs in ${store.dir}`, {
+    address: server.address,
+    publicKey: server.publicKey,
+    endpoint,
+    configDir: store.dir,
+  });
+
+  // Peers added or removed in the folder (by `peer add` / `peer remove`) apply now.
+  let folderProblem = "";
+  const poll = setInterval(() => {
+    let current: Map<string, PeerRecord>;
+    try {
+      current = new Map(store.peers().map((peer) => [peer.publicKey, peer]));
+      folderProblem = "";
+    } catch (error) {
+      // Say it once, keep the peers we have.
+      const message = (error as Error).message;
+      if (message !== folderProblem) log.event("warning", `warning: ${message}`, { message });
+      folderProblem = message;
+      return;
+    }
+    for (const [publicKey, peer] of active) {
+      if (current.has(publicKey)) continue;
+      server.removePeer(publicKey);
+      log.event("peer-removed", `peer removed: ${peer.name}`, { peer: peer.name, publicKey });
+    }
+    for (const [publicKey, peer] of current) {
+      if (active.has(publicKey)) continue;
+      server.addPeer(peerOptions(peer));
+      names.set(publicKey, peer.name);
+      log.event("peer-added", `peer added: ${peer.name} ${peer.address.join(" ")}`, { peer: peer.name, publicKey, address: peer.address });
+      showPeer(peer).catch((error: Error) => log.event("error", `error: ${error.message}`, { message: error.message }));
+    }
+    active = current;
+  }, options.pollMs ?? 1000);
+
+  return {
+    address: server.address,
+    publicKey: server.publicKey,
+    async stop() {
+      clearInterval(poll);
+      shutdown.abort(); // open TCP flows reset both ways, dials give up
+      udp.close();
+      await server.close();
+      await Promise.allSettled([...tcpFlows]);
+      if (pcap) {
+        await pcap.close();
+        if (pcap.error) log.event("warning", `warning: pcap: ${pcap.error.message}`, { message: `pcap: ${pcap.error.message}` });
+        if (pcap.dropped > 0) log.event("warning", `warning: pcap: ${pcap.dropped} packets not written (the disk fell behind)`, { pcapDropped: pcap.dropped });
+      }
+      log.summary();
+    },
+  };
+}
+
+function peerOptions(peer: PeerRecord): PeerOptions {
+  return { publicKey: peer.publicKey, allowedIps: peer.address };
+}
+
+/** Listens where asked; without a host on every IPv6 and IPv4 address, or IPv4 only where the host has no IPv6. */
+async function listen(start: (host: string, port: number) => Promise<GatewayServer>, where: { host?: string; port: number } | undefined): Promise<GatewayServer> {
+  const port = where?.port ?? DEFAULT_PORT;
+  if (where?.host) return start(where.host, port);
+  try {
+    return await start("::", port);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw error;
+    return start("0.0.0.0", port);
+  }
+}
+
+/** "host:port" for client configs: --endpoint, else a guess at an address of this machine that clients reach. */
+function configEndpoint(bound: Endpoint, chosen: { host: string; port?: number } | undefined): string {
+  // Listening on every address (IPv4 and IPv6): guess an IPv4 one, which most networks route.
+  const host = chosen?.host ?? reachableHost(bound.host === "::" ? "0.0.0.0" : bound.host);
+  return endpointText({ host, port: chosen?.port ?? bound.port });
+}

@@ -1,0 +1,137 @@
+// Relays UDP flows: each (peer, client address, destination) gets its own host socket,
+// so replies find their way back and the upstream sees one source port per flow. Replies
+// go back into the tunnel from the address the client sent to. A flow ends after a quiet
+// spell; a DNS flow (port 53) ends as soon as every query has its answer.
+
+import { createSocket, type Socket } from "node:dgram";
+import { formatIp, parseIp, type Endpoint } from "../ip.js";
+import type { UdpPacket } from "../host/udp-packet.js";
+import type { FlowEnd, FlowRecord } from "./flow-log.js";
+import { dnsQuestion } from "./sniff.js";
+
+export interface UdpRelayOptions {
+  /** Sends a datagram into the tunnel, `from` the destination the client used, `to` the client. */
+  send(data: Uint8Array, from: Endpoint, to: Endpoint): void;
+  /** Called once per flow when it ends. */
+  onFlowEnd(record: FlowRecord): void;
+  /** The name to log for a peer's public key. */
+  peerName(publicKey: string): string;
+  /** A flow with no datagram either way for this long ends; default 60 s. */
+  idleMs?: number;
+  /** A DNS query with no answer for this long ends its flow; default 10 s. */
+  dnsTimeoutMs?: number;
+}
+
+/** Host sockets open at once; datagrams for new flows beyond this are dropped. */
+const MAX_FLOWS = 1024;
+
+interface Flow {
+  key: string;
+  record: FlowRecord;
+  socket: Socket;
+  upstream: Endpoint;
+  dns: boolean;
+  /** DNS queries sent and not yet answered. */
+  unanswered: number;
+  lastActivity: number;
+}
+
+export class UdpRelay {
+  readonly #options: UdpRelayOptions;
+  readonly #idleMs: number;
+  readonly #dnsTimeoutMs: number;
+  readonly #flows = new Map<string, Flow>();
+  readonly #sweeper: ReturnType<typeof setInterval>;
+
+  constructor(options: UdpRelayOptions) {
+    this.#options = options;
+    this.#idleMs = options.idleMs ?? 60_000;
+    this.#dnsTimeoutMs = options.dnsTimeoutMs ?? 10_000;
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, this.#idleMs, this.#dnsTimeoutMs) / 2);
+    this.#sweeper.unref?.(); // idle flows alone do not keep the process running
+  }
+
+  /** Number of open flows. */
+  get size(): number {
+    return this.#flows.size;
+  }
+
+  /** Sends the client's datagram on to `upstream` (usually `packet.dst`; the DNS upstream for the virtual resolver). */
+  relay(packet: UdpPacket, upstream: Endpoint): void {
+    const key = `${packet.peer} ${packet.src.host} ${packet.src.port} ${packet.dst.host} ${packet.dst.port}`;
+    let flow = this.#flows.get(key);
+    if (!flow) {
+      if (this.#flows.size >= MAX_FLOWS) return; // dropped, as a full UDP queue would
+      flow = this.#open(key, packet, upstream);
+    }
+    flow.lastActivity = Date.now();
+    flow.record.up += packet.data.length;
+    if (flow.dns) {
+      flow.unanswered++;
+      flow.record.name ??= dnsQuestion(packet.data);
+    }
+    flow.socket.send(packet.data, upstream.port, upstream.host);
+  }
+
+  /** Ends every flow ("shutdown") and stops. */
+  close(): void {
+    clearInterval(this.#sweeper);
+    for (const flow of [...this.#flows.values()]) this.#end(flow, "shutdown");
+  }
+
+  #open(key: string, packet: UdpPacket, upstream: Endpoint): Flow {
+    const socket = createSocket(parseIp(upstream.host)?.family === 6 ? "udp6" : "udp4");
+    const flow: Flow = {
+      key,
+      socket,
+      upstream,
+      dns: packet.dst.port === 53,
+      unanswered: 0,
+      lastActivity: Date.now(),
+      record: {
+        start: Date.now(),
+        durationMs: 0,
+        peer: this.#options.peerName(packet.peer),
+        protocol: "udp",
+        src: packet.src,
+        dst: packet.dst,
+        up: 0,
+        down: 0,
+        end: "idle",
+      },
+    };
+    const client = packet.src;
+    const upstreamHost = formatIp(parseIp(upstream.host)!);
+    socket.on("message", (data, from) => {
+      // Only the upstream may answer through this flow: no one else can inject into it.
+      if (from.port !== upstream.port || formatIp(parseIp(from.address) ?? new Uint8Array(4)) !== upstreamHost) return;
+      flow.lastActivity = Date.now();
+      flow.record.down += data.length;
+      try {
+        this.#options.send(data, flow.record.dst, client);
+      } catch {
+        // The server is closing or restarting: the datagram is lost, as UDP goes.
+      }
+      if (flow.dns && --flow.unanswered <= 0) this.#end(flow, "answered");
+    });
+    socket.on("error", (error) => this.#end(flow, "upstream-error", error.message));
+    this.#flows.set(key, flow);
+    return flow;
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const flow of [...this.#flows.values()]) {
+      if (now - flow.lastActivity >= (flow.dns ? this.#dnsTimeoutMs : this.#idleMs)) this.#end(flow, "idle");
+    }
+  }
+
+  #end(flow: Flow, end: FlowEnd, error?: string): void {
+    if (this.#flows.get(flow.key) !== flow) return;
+    this.#flows.delete(flow.key);
+    flow.socket.close();
+    const record: FlowRecord = { ...flow.record, durationMs: Date.now() - flow.record.start, end };
+    if (error) record.error = error;
+    this.#options.onFlowEnd(record);
+  }
+}

@@ -1,0 +1,215 @@
+// splice between real TcpConnections (two stacks over loopback UDP) and node:net sockets
+// to an upstream server on 127.0.0.1: what the gateway's forward mode does per connection.
+
+import { createHash, randomBytes } from "node:crypto";
+import net from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { startLoopbackPair } from "../test/support/loopback-stacks.js";
+import type { Server, TcpConnection } from "./index.js";
+import { splice, type SpliceResult } from "./splice.js";
+
+const MiB = 1024 * 1024;
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Setup {
+  client: Server;
+  /** Resolves with the splice's result for the next connection. */
+  result: Promise<SpliceResult>;
+  /** Bytes that passed the splice so far, per direction. */
+  passed: { up: number; down: number };
+  /** The gateway's socket towards the upstream, once connected. */
+  upstreamSocket: Promise<net.Socket>;
+  /** Opens a connection through the tunnel to the upstream server. */
+  connect(): Promise<TcpConnection>;
+}
+
+/** Upstream server on 127.0.0.1 running `onSocket`; a tunnel whose server splices each connection to it. */
+async function setup(
+  onSocket: (socket: net.Socket) => void,
+  { signal, beforeSplice }: { signal?: AbortSignal; beforeSplice?: (socket: net.Socket) => Promise<unknown> } = {},
+): Promise<Setup> {
+  const upstream = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on("error", () => {}); // resets are what some tests do
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise<void>((resolve) => upstream.close(() => resolve())));
+  const port = (upstream.address() as net.AddressInfo).port;
+
+  const passed = { up: 0, down: 0 };
+  let resolveResult!: (result: SpliceResult) => void;
+  let resolveSocket!: (socket: net.Socket) => void;
+  const result = new Promise<SpliceResult>((resolve) => (resolveResult = resolve));
+  const upstreamSocket = new Promise<net.Socket>((resolve) => (resolveSocket = resolve));
+  const pair = await startLoopbackPair({
+    onTcp: async (conn) => {
+      const socket = net.connect({ host: conn.local.host, port: conn.local.port, allowHalfOpen: true });
+      await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+      resolveSocket(socket);
+      await beforeSplice?.(socket);
+      resolveResult(await splice(conn, socket, { signal, onChunk: (chunk, direction) => void (passed[direction] += chunk.length) }));
+    },
+  });
+  cleanups.push(pair.close);
+  return { client: pair.client, result, passed, upstreamSocket, connect: () => pair.client.connect({ host: "127.0.0.1", port }) };
+}
+
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function readAll(conn: TcpConnection): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of conn) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** Writes `data` in 1 MiB steps, waiting for the socket to drain. */
+async function writeAll(socket: net.Socket, data: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < data.length; offset += MiB) {
+    if (!socket.write(data.subarray(offset, offset + MiB))) await new Promise((resolve) => socket.once("drain", resolve));
+  }
+}
+
+describe("splice", () => {
+  it("relays 50 MiB down intact and passes the upstream's close on as a FIN", async () => {
+    const data = randomBytes(50 * MiB);
+    const { connect, result } = await setup((socket) => void writeAll(socket, data).then(() => socket.end()));
+    const conn = await connect();
+    const received = await readAll(conn); // ends at a FIN: a reset would reject
+    expect(received.length).toBe(data.length);
+    expect(sha256(received)).toBe(sha256(data));
+    await conn.end();
+    expect(await result).toEqual({ up: 0, down: data.length, end: "closed" });
+  }, 60_000);
+
+  it("relays 50 MiB up intact; the upstream answers after the client's FIN", async () => {
+    const data = randomBytes(50 * MiB);
+    const { connect, result } = await setup((socket) => {
+      const hash = createHash("sha256");
+      socket.on("data", (chunk) => hash.update(chunk));
+      socket.on("end", () => socket.end(hash.digest("hex")));
+    });
+    const conn = await connect();
+    const sending = conn.write(data).then(() => conn.end());
+    const reply = (await readAll(conn)).toString();
+    await sending;
+    expect(reply).toBe(sha256(data));
+    expect(await result).toEqual({ up: data.length, down: 64, end: "closed" });
+  }, 60_000);
+
+  it("keeps the client's direction open after the upstream half-closes", async () => {
+    let lateData: Promise<string> | undefined;
+    const { connect, result } = await setup((socket) => {
+      socket.end("bye, but keep talking");
+      lateData = new Promise((resolve) => {
+        let text = "";
+        socket.on("data", (chunk) => (text += chunk));
+        socket.on("end", () => resolve(text));
+      });
+    });
+    const conn = await connect();
+    expect((await readAll(conn)).toString()).toBe("bye, but keep talking");
+    await conn.write("sent after your FIN");
+    await conn.end();
+    expect(await lateData).toBe("sent after your FIN");
+    expect(await result).toMatchObject({ up: 19, down: 21, end: "closed" });
+  });
+
+  it("resets the upstream when the client resets", async () => {
+    let upstreamError: Promise<string> | undefined;
+    const { connect, result } = await setup((socket) => {
+      upstreamError = new Promise((resolve) => socket.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "")));
+    });
+    const conn = await connect();
+    await conn.write("hello");
+    await sleep(100);
+    conn.abort();
+    expect(await upstreamError).toBe("ECONNRESET");
+    expect(await result).toMatchObject({ up: 5, end: "connection-reset" });
+  });
+
+  it("resets the client when the upstream resets", async () => {
+    const { connect, result } = await setup((socket) => {
+      socket.once("data", () => socket.resetAndDestroy());
+    });
+    const conn = await connect();
+    await conn.write("hello");
+    await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await result).toMatchObject({ end: "socket-reset" });
+  });
+
+  it("stops the upstream, not memory, while the client does not read", async () => {
+    const data = randomBytes(32 * MiB);
+    const { connect, passed, result } = await setup((socket) => void writeAll(socket, data).then(() => socket.end()));
+    const conn = await connect();
+    await sleep(1000);
+    const stalledAt = passed.down;
+    await sleep(500);
+    expect(passed.down).toBe(stalledAt); // nothing moves while nobody reads
+    expect(stalledAt).toBeLessThan(4 * MiB); // TCP windows and buffers, not the 32 MiB
+    expect(sha256(await readAll(conn))).toBe(sha256(data));
+    await conn.end();
+    expect(await result).toMatchObject({ down: data.length, end: "closed" });
+  }, 60_000);
+
+  it("stops the client, not memory, while the upstream does not read", async () => {
+    const data = randomBytes(32 * MiB);
+    let resumeUpstream!: () => void;
+    const { connect, passed, result, upstreamSocket } = await setup((socket) => {
+      socket.pause();
+      const hash = createHash("sha256");
+      resumeUpstream = () => {
+        socket.on("data", (chunk) => hash.update(chunk));
+        socket.on("end", () => socket.end(hash.digest("hex")));
+        socket.resume();
+      };
+    });
+    const conn = await connect();
+    let written = false;
+    const sending = conn.write(data).then(() => ((written = true), conn.end()));
+    await sleep(1000);
+    const stalledAt = passed.up;
+    await sleep(500);
+    expect(passed.up).toBe(stalledAt);
+    expect(written).toBe(false);
+    // What the splice holds itself: no more than one chunk beyond the socket's buffer.
+    expect((await upstreamSocket).writableLength).toBeLessThan(MiB);
+    resumeUpstream();
+    expect((await readAll(conn)).toString()).toBe(sha256(data));
+    await sending;
+    expect(await result).toMatchObject({ up: data.length, end: "closed" });
+  }, 60_000);
+
+  it("resets both sides when its signal aborts", async () => {
+    const controller = new AbortController();
+    let upstreamError: Promise<string> | undefined;
+    const { connect, result } = await setup((socket) => {
+      upstreamError = new Promise((resolve) => socket.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "")));
+      socket.once("data", () => controller.abort());
+    }, { signal: controller.signal });
+    const conn = await connect();
+    await conn.write("hello");
+    await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await upstreamError).toBe("ECONNRESET");
+    expect(await result).toMatchObject({ end: "aborted" });
+  });
+
+  it("resets the client when the socket failed before the splice began", async () => {
+    const { connect, result } = await setup((socket) => void setTimeout(() => socket.resetAndDestroy(), 50), {
+      // Reading, so the socket sees the reset (the upstream sends nothing else).
+      beforeSplice: (socket) => new Promise((resolve) => socket.on("error", () => {}).on("close", resolve).resume()),
+    });
+    const conn = await connect();
+    await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await result).toMatchObject({ up: 0, down: 0, end: "socket-reset" });
+  });
+
+  it("refuses a socket that would drop half-closes", () => {
+    const socket = new net.Socket(); // allowHalfOpen defaults to false
+    expect(() => splice({} as TcpConnection, socket)).toThrow(/allowHalfOpen/);
+  });
+});
