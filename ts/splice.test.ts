@@ -49,6 +49,7 @@ async function setup(
     onTcp: async (conn) => {
       const socket = net.connect({ host: conn.local.host, port: conn.local.port, allowHalfOpen: true });
       await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+      await conn.accept(); // as a proxy does: the client's handshake completes once the upstream's has
       resolveSocket(socket);
       await beforeSplice?.(socket);
       resolveResult(await splice(conn, socket, { signal, onChunk: (chunk, direction) => void (passed[direction] += chunk.length) }));

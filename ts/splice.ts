@@ -43,6 +43,9 @@ export interface SpliceResult {
  * until both directions have ended or one side resets. Resolves (never rejects) with the
  * byte counts and how it ended; by then both sides are closed or reset.
  *
+ * A connection not accepted yet is accepted by the splice's first read, or refused if the
+ * socket has already failed; a proxy usually accepts once its upstream socket connects.
+ *
  * The socket must be made with `allowHalfOpen: true` (as `net.connect({ ..., allowHalfOpen: true })`),
  * else this throws a TypeError at once: Node would close it for writing when the far end
  * half-closes, and the rest of the client's data would be lost.
@@ -51,7 +54,8 @@ export interface SpliceResult {
  * ```ts
  * onTcp: async (conn) => {
  *   const socket = net.connect({ ...conn.local, allowHalfOpen: true });
- *   await once(socket, "connect");
+ *   await once(socket, "connect"); // a failure rejects the handler: the client is refused
+ *   await conn.accept();
  *   const { up, down, end } = await splice(conn, socket);
  * }
  * ```
