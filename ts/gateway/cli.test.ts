@@ -9,21 +9,23 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { startTunnelClient } from "../../test/support/loopback-stacks.js";
-import { parseCommand, resolvConfNameserver, UsageError } from "./cli.js";
+import { nodeRuntime } from "../runtime/node.js";
+import type { Runtime } from "../runtime/types.js";
+import { main as runCommand, parseCommand, resolvConfNameserver, UsageError } from "./cli.js";
 import { ConfigStore } from "./config-store.js";
 
 describe("parseCommand", () => {
   const env = { XDG_CONFIG_HOME: "/cfg" };
 
   it("serves by default, with defaults", () => {
-    expect(parseCommand([], env)).toEqual({ command: "serve", conf: join("/cfg", "wg-netstack"), peers: 1, json: false });
+    expect(parseCommand([], env)).toEqual({ command: "serve", conf: join("/cfg", "wg-netstack"), peers: 1, allowLoopback: false, json: false });
     expect(parseCommand(["serve", "--json"], env)).toMatchObject({ command: "serve", json: true });
   });
 
   it("reads every serve option, as --name value or --name=value", () => {
     const command = parseCommand(
       ["--conf", "/c", "--peers=3", "--listen", "[::1]:51821", "--endpoint", "vpn.example.test", "--mtu", "1380",
-        "--via", "socks5://u:p@127.0.0.1:1080", "--dns-upstream", "127.0.0.53", "--pcap", "/tmp/x.pcap"],
+        "--via", "socks5://u:p@127.0.0.1:1080", "--dns-upstream", "127.0.0.53", "--allow-loopback", "--max-flows", "200", "--pcap", "/tmp/x.pcap"],
       env,
     );
     expect(command).toEqual({
@@ -35,6 +37,8 @@ describe("parseCommand", () => {
       mtu: 1380,
       via: { protocol: "socks5", host: "127.0.0.1", port: 1080, username: "u", password: "p" },
       dnsUpstream: { host: "127.0.0.53", port: 53 },
+      allowLoopback: true,
+      maxFlows: 200,
       pcap: "/tmp/x.pcap",
       json: false,
     });
@@ -66,6 +70,8 @@ describe("parseCommand", () => {
       [["--via", "ftp://x:1"], /^--via: .*socks5:\/\/ or http:\/\//],
       [["--dns-upstream", "dns.example.test"], /^--dns-upstream: expected IP/],
       [["--mtu"], /^--mtu needs a value/],
+      [["--max-flows", "0"], /^--max-flows: expected an integer from 1 to/],
+      [["--allow-loopback=yes"], /^--allow-loopback takes no value$/],
       [["--json=yes"], /^--json takes no value$/],
       [["--frob"], /^unknown option --frob/],
       [["frob"], /^unknown command "frob"/],
@@ -163,7 +169,7 @@ describe("wg-netstack (process)", () => {
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     const port = (upstream.address() as net.AddressInfo).port;
     try {
-      const first = serve("--conf", conf);
+      const first = serve("--conf", conf, "--allow-loopback");
       const listening = await first.next("listening");
       const store = new ConfigStore(conf);
       const peerFile = readFileSync(join(conf, "peers", "peer1.json"), "utf8");
@@ -194,9 +200,19 @@ describe("wg-netstack (process)", () => {
       expect(await first.exited).toBe(0);
       expect(await first.next("summary")).toMatchObject({ flows: 1, tcp: 1, ends: { closed: 1 } });
 
+      // Restarted without --allow-loopback: same keys, and the upstream on loopback is denied.
       const second = serve("--conf", conf);
-      expect((await second.next("listening")).publicKey).toBe(listening.publicKey);
+      const again = await second.next("listening");
+      expect(again.publicKey).toBe(listening.publicKey);
       expect(readFileSync(join(conf, "peers", "peer1.json"), "utf8")).toBe(peerFile);
+      const peer1 = store.peers().find((peer) => peer.name === "peer1")!;
+      const client1 = await startTunnelClient({ privateKey: peer1.privateKey, serverPublicKey: again.publicKey, endpoint: again.address, address: peer1.address });
+      try {
+        void client1.connect({ host: "127.0.0.1", port }).catch(() => {});
+        expect(await second.next("flow")).toMatchObject({ peer: "peer1", dst: { host: "127.0.0.1", port }, end: "denied" });
+      } finally {
+        await client1.close();
+      }
       second.signal("SIGTERM");
       expect(await second.exited).toBe(0);
     } finally {
@@ -204,15 +220,73 @@ describe("wg-netstack (process)", () => {
     }
   }, 60_000);
 
-  it("writes the --pcap file", async () => {
+  it("writes a flow's packets, both ways, to --pcap", async () => {
     const conf = tempDir();
     const pcap = join(conf, "out.pcap");
-    const gateway = serve("--conf", conf, "--pcap", pcap);
-    await gateway.next("listening");
-    gateway.signal("SIGINT");
-    expect(await gateway.exited).toBe(0);
-    expect([...readFileSync(pcap).subarray(0, 4)]).toEqual([0xd4, 0xc3, 0xb2, 0xa1]); // pcap magic, little-endian
-    const tshark = spawnSync("tshark", ["-r", pcap], { encoding: "utf8" });
-    if (!tshark.error) expect(tshark.status).toBe(0); // pcap.test.ts fails in CI when tshark is missing
+    const upstream = net.createServer((socket) => socket.on("error", () => {}).end("hello"));
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const port = (upstream.address() as net.AddressInfo).port;
+    try {
+      const gateway = serve("--conf", conf, "--allow-loopback", "--pcap", pcap);
+      const listening = await gateway.next("listening");
+      const peer = new ConfigStore(conf).peers()[0]!;
+      const client = await startTunnelClient({ privateKey: peer.privateKey, serverPublicKey: listening.publicKey, endpoint: listening.address, address: peer.address });
+      try {
+        const conn = await client.connect({ host: "127.0.0.1", port });
+        for await (const _ of conn);
+        await conn.end();
+        await gateway.next("flow");
+      } finally {
+        await client.close();
+      }
+      gateway.signal("SIGINT");
+      expect(await gateway.exited).toBe(0);
+    } finally {
+      upstream.close();
+    }
+    // The TCP ports of each IPv4 packet (tshark reads the file in pcap.test.ts and the interop test).
+    const ports = pcapRecords(readFileSync(pcap)).filter((p) => p[0] === 0x45 && p[9] === 6).map((p) => [(p[20]! << 8) | p[21]!, (p[22]! << 8) | p[23]!]);
+    expect(ports.filter(([, to]) => to === port).length).toBeGreaterThanOrEqual(3); // SYN, ACK, FIN at least
+    expect(ports.filter(([from]) => from === port).length).toBeGreaterThanOrEqual(3); // SYN-ACK, data, FIN
   }, 30_000);
+
 });
+
+describe("main", () => {
+  it("exits 1 with one line when the server fails under it", async () => {
+    let failSocket!: () => void;
+    // The server fails as it would if its core trapped: through its fatal-error path.
+    const runtime: Runtime = {
+      clock: nodeRuntime.clock,
+      bindUdp: (host, port, onMessage, onError) => ((failSocket = () => onError(new Error("the socket went away"), true)), nodeRuntime.bindUdp(host, port, onMessage, onError)),
+    };
+    const out: string[] = [];
+    const err: string[] = [];
+    const exit = runCommand(["--conf", tempDir(), "--listen", "127.0.0.1:0", "--dns-upstream", "127.0.0.1:9"], {
+      out: (line) => void out.push(line),
+      err: (line) => void err.push(line),
+      env: {},
+      stopRequested: new Promise(() => {}),
+      runtime,
+    });
+    for (const start = Date.now(); !out.some((line) => line.includes("wg-netstack gateway on udp")); await new Promise((resolve) => setTimeout(resolve, 20))) {
+      if (Date.now() - start > 10_000) throw new Error(`not listening: ${out.join("\n")}`);
+    }
+    failSocket();
+    expect(await exit).toBe(1);
+    expect(err).toEqual(["wg-netstack server failed: the socket went away"]);
+    expect(out.at(-1)).toMatch(/summary: 0 flows/);
+  });
+});
+
+/** The packets of a classic little-endian pcap file. */
+function pcapRecords(file: Buffer): Buffer[] {
+  expect(file.readUInt32LE(0)).toBe(0xa1b2c3d4);
+  const records: Buffer[] = [];
+  for (let at = 24; at < file.length; ) {
+    const length = file.readUInt32LE(at + 8);
+    records.push(file.subarray(at + 16, at + 16 + length));
+    at += 16 + length;
+  }
+  return records;
+}

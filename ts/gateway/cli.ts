@@ -8,8 +8,9 @@ import { reachableHost } from "../client-config.js";
 import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
 import { parseProxy, type Proxy } from "./dial.js";
+import type { Runtime } from "../runtime/types.js";
 import { endpointText, FlowLog } from "./flow-log.js";
-import { DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
+import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
 import { PcapWriter } from "./pcap.js";
 
 /** A bad command line: the message is the one line the user sees. */
@@ -33,6 +34,8 @@ Options:
   --mtu N                 inner MTU for the gateway and the client configs, 1280..65535
   --via URL               send relayed TCP through socks5://[user:pass@]HOST:PORT or http://[user:pass@]HOST:PORT (CONNECT)
   --dns-upstream IP[:PORT] where DNS queries to the gateway go (default the first nameserver in /etc/resolv.conf)
+  --allow-loopback        let peers reach this host's loopback (127.0.0.0/8, ::1); refused by default. The LAN is always reachable
+  --max-flows N           TCP connections, and UDP flows, each peer may have open (default ${DEFAULT_MAX_FLOWS_PER_PEER}); each holds a socket here
   --pcap FILE             write the decrypted packets to FILE (pcap, opens in Wireshark)
   --json                  log JSON lines instead of text (configs and QR codes then go to stderr)
   -h, --help              this help`;
@@ -46,6 +49,8 @@ export interface ServeCommand {
   mtu?: number;
   via?: Proxy;
   dnsUpstream?: Endpoint;
+  allowLoopback: boolean;
+  maxFlows?: number;
   pcap?: string;
   json: boolean;
 }
@@ -56,9 +61,9 @@ export type Command =
   | { command: "peer-remove"; conf: string; name: string }
   | { command: "help" };
 
-const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "pcap", "json", "help"];
+const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "allow-loopback", "max-flows", "pcap", "json", "help"];
 const PEER_FLAGS = ["conf", "help"];
-const BOOLEAN_FLAGS = new Set(["json", "help"]);
+const BOOLEAN_FLAGS = new Set(["json", "help", "allow-loopback"]);
 
 /** Reads the command line (without the runtime and script); throws a UsageError. */
 export function parseCommand(argv: string[], env: Record<string, string | undefined> = process.env): Command {
@@ -84,7 +89,7 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   }
   if (positionals.length > 0) throw new UsageError(`serve: unexpected argument ${JSON.stringify(positionals[0])}`);
 
-  const serve: ServeCommand = { command: "serve", conf, peers: 1, json: flags.json !== undefined };
+  const serve: ServeCommand = { command: "serve", conf, peers: 1, allowLoopback: flags["allow-loopback"] !== undefined, json: flags.json !== undefined };
   if (flags.peers !== undefined) serve.peers = integer(flags.peers, "--peers", 0, 250);
   if (flags.listen !== undefined) serve.listen = listenAddress(flags.listen);
   if (flags.endpoint !== undefined) serve.endpoint = configEndpoint(flags.endpoint);
@@ -97,6 +102,7 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
     }
   }
   if (flags["dns-upstream"] !== undefined) serve.dnsUpstream = ipEndpoint(flags["dns-upstream"], "--dns-upstream", 53);
+  if (flags["max-flows"] !== undefined) serve.maxFlows = integer(flags["max-flows"], "--max-flows", 1, 1 << 20);
   if (flags.pcap !== undefined) serve.pcap = flags.pcap;
   return serve;
 }
@@ -198,6 +204,8 @@ export interface Io {
   env: Record<string, string | undefined>;
   /** Resolves when the gateway should stop (SIGINT or SIGTERM). */
   stopRequested: Promise<void>;
+  /** The gateway's UDP socket and clock; by default the runtime's. */
+  runtime?: Runtime;
 }
 
 /** Runs the command; resolves with the exit code. */
@@ -266,6 +274,9 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
       ...(command.mtu === undefined ? {} : { mtu: command.mtu }),
       ...(command.via ? { via: command.via } : {}),
       dnsUpstream,
+      allowLoopback: command.allowLoopback,
+      ...(command.maxFlows === undefined ? {} : { maxFlowsPerPeer: command.maxFlows }),
+      ...(io.runtime ? { runtime: io.runtime } : {}),
       ...(pcap ? { pcap } : {}),
       log,
       show: command.json ? io.err : io.out,
@@ -278,7 +289,11 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
     }
     throw error;
   }
-  await io.stopRequested;
+  const failure = await Promise.race([io.stopRequested.then(() => undefined), gateway.failed]);
   await gateway.stop();
-  return 0;
+  if (!failure) return 0;
+  // The flows are closed and summed up; nothing more can be forwarded. The server's
+  // error reads "wg-netstack server failed: why".
+  io.err(failure.message);
+  return 1;
 }

@@ -9,7 +9,8 @@ export type FlowEnd =
   | "client-reset" // the client reset or went away; the upstream was reset
   | "upstream-reset" // the upstream reset; the client was reset
   | "upstream-error" // the upstream socket failed otherwise
-  | "refused" // the upstream refused the connection; so was the client
+  | "refused" // the upstream refused the connection (or nothing listens there); so was the client
+  | "denied" // the gateway's rules turn the destination down (the host's loopback)
   | "unreachable" // the upstream could not be reached; the client was told so
   | "idle" // no datagram either way for a while (UDP)
   | "answered" // every DNS query got its answer

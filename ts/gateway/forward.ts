@@ -3,16 +3,17 @@
 // once), splice the two, and log one record for the flow.
 
 import type { Socket } from "node:net";
+import type { TcpConnection } from "../host/tcp-connection.js";
 import type { Endpoint } from "../ip.js";
 import { splice, type SpliceResult } from "../splice.js";
 import { DialError } from "./dial.js";
 import type { FlowEnd, FlowRecord } from "./flow-log.js";
-import type { GatewayConnection } from "./server-adapter.js";
+import type { Route } from "./route.js";
 import { dnsQuestion, httpHost, tlsServerName } from "./sniff.js";
 
 export interface TcpForwardOptions {
-  /** Where to connect for a destination; undefined refuses it (the gateway's own addresses). */
-  route(destination: Endpoint): Endpoint | undefined;
+  /** Where to connect for a destination, or why not. */
+  route(destination: Endpoint): Route;
   /** Opens the upstream connection (directly or through --via); rejects with a DialError. */
   dial(target: Endpoint): Promise<Socket>;
   /** The name to log for a peer's public key. */
@@ -31,7 +32,7 @@ const SPLICE_ENDS: Record<SpliceResult["end"], FlowEnd> = {
   aborted: "shutdown",
 };
 
-export async function forwardTcp(conn: GatewayConnection, options: TcpForwardOptions): Promise<void> {
+export async function forwardTcp(conn: TcpConnection, options: TcpForwardOptions): Promise<void> {
   const start = Date.now();
   const record = (fields: Pick<FlowRecord, "up" | "down" | "end"> & { name?: string; error?: string }): FlowRecord => ({
     start,
@@ -43,16 +44,16 @@ export async function forwardTcp(conn: GatewayConnection, options: TcpForwardOpt
     ...fields,
   });
 
-  const target = options.signal.aborted ? undefined : options.route(conn.local);
-  if (!target) {
-    conn.refuse("reset");
-    const error = options.signal.aborted ? "the gateway is stopping" : "nothing listens on the gateway's own address";
-    return options.onFlowEnd(record({ up: 0, down: 0, end: "refused", error }));
+  const route: Route = options.signal.aborted ? { end: "refused", why: "the gateway is stopping" } : options.route(conn.local);
+  if (!("to" in route)) {
+    // A closed port answers with RST; a destination we will not reach, as a router would.
+    conn.refuse(route.end === "refused" ? "reset" : "unreachable");
+    return options.onFlowEnd(record({ up: 0, down: 0, end: route.end, error: route.why }));
   }
 
   let socket: Socket;
   try {
-    socket = await options.dial(target);
+    socket = await options.dial(route.to);
   } catch (error) {
     const refusal = error instanceof DialError ? error.refusal : "reset";
     conn.refuse(refusal);

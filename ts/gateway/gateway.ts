@@ -4,18 +4,28 @@
 // own tunnel address relayed to a real resolver, one log line per flow.
 
 import type { PeerOptions } from "../config.js";
+import { startServer, type Server, type ServerOptions } from "../host/server.js";
 import { formatIp, parseCidr, type Endpoint } from "../ip.js";
 import { qrCode } from "../qr.js";
 import { reachableHost } from "../client-config.js";
+import type { Runtime } from "../runtime/types.js";
 import type { ConfigStore, PeerRecord } from "./config-store.js";
 import { dial, type Proxy } from "./dial.js";
 import { endpointText, type FlowLog } from "./flow-log.js";
 import { forwardTcp } from "./forward.js";
 import type { PcapWriter } from "./pcap.js";
-import { startGatewayServer, type GatewayServer } from "./server-adapter.js";
+import { router } from "./route.js";
 import { UdpRelay } from "./udp-relay.js";
 
 export const DEFAULT_PORT = 51820;
+/**
+ * TCP connections, and UDP flows, each peer may have open: every one holds a socket of
+ * this host, so one busy peer must not take them all. The server enforces it (a SYN past
+ * it gets RST, a datagram ICMP port unreachable).
+ */
+export const DEFAULT_MAX_FLOWS_PER_PEER = 1024;
+/** A UDP flow ends after this long without a datagram: in the server's count and here, its socket. */
+const UDP_FLOW_TIMEOUT_MS = 60_000;
 
 export interface GatewayOptions {
   store: ConfigStore;
@@ -31,6 +41,10 @@ export interface GatewayOptions {
   via?: Proxy;
   /** Where DNS queries to the gateway's tunnel address go. */
   dnsUpstream: Endpoint;
+  /** Let peers reach this host's loopback (127.0.0.0/8, ::1); default no: such flows are denied and logged. */
+  allowLoopback?: boolean;
+  /** TCP connections, and UDP flows, each peer may have open; default {@link DEFAULT_MAX_FLOWS_PER_PEER}. */
+  maxFlowsPerPeer?: number;
   /** Decrypted packets are written here. */
   pcap?: PcapWriter;
   log: FlowLog;
@@ -38,13 +52,18 @@ export interface GatewayOptions {
   show(text: string): void;
   /** How often the config folder is read for added or removed peers; default 1 s. */
   pollMs?: number;
+  /** A UDP flow without a datagram for this long ends (1000 ms or more); default 60 s. */
   udpIdleMs?: number;
+  /** The UDP socket and clock; by default the runtime's. Tests pass one they can break. */
+  runtime?: Runtime;
 }
 
 export interface Gateway {
   /** The UDP address the server listens on. */
   readonly address: Endpoint;
   readonly publicKey: string;
+  /** Resolves if the server fails on its own (the wasm core trapped, its socket closed): nothing is forwarded any more. */
+  readonly failed: Promise<Error>;
   /** Ends every flow (logged as "shutdown"), closes the server and the pcap file, writes the summary. */
   stop(): Promise<void>;
 }
@@ -61,24 +80,29 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const shutdown = new AbortController();
   const tcpFlows = new Set<Promise<void>>();
-  // Connections to the gateway's own addresses: port 53 is the resolver, the rest is refused.
-  const route = (destination: Endpoint) =>
-    ownHosts.includes(destination.host) ? (destination.port === 53 ? options.dnsUpstream : undefined) : destination;
+  const route = router({ ownHosts, dnsUpstream: options.dnsUpstream, allowLoopback: options.allowLoopback ?? false });
+  const udpIdleMs = options.udpIdleMs ?? UDP_FLOW_TIMEOUT_MS;
+  const maxFlows = options.maxFlowsPerPeer ?? DEFAULT_MAX_FLOWS_PER_PEER;
   const udp = new UdpRelay({
     send: (data, from, to) => server.sendUdp(data, from, to),
     onFlowEnd: (record) => log.flow(record),
     peerName,
-    ...(options.udpIdleMs === undefined ? {} : { idleMs: options.udpIdleMs }),
+    idleMs: udpIdleMs,
   });
 
+  let server: Server;
   const start = (host: string, port: number) =>
-    startGatewayServer({
+    startServer({
       privateKey: serverRecord.privateKey,
       host,
       port,
       ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
+      ...(options.runtime ? { runtime: options.runtime } : {}),
       address: serverRecord.address,
       peers: [...active.values()].map(peerOptions),
+      tcpMaxConnectionsPerPeer: maxFlows,
+      udpMaxFlowsPerPeer: maxFlows,
+      udpFlowTimeout: udpIdleMs,
       onTcp: (conn) => {
         const flow = forwardTcp(conn, {
           route,
@@ -93,14 +117,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return flow;
       },
       onUdp: (packet) => {
-        const upstream = route(packet.dst);
-        if (upstream && !shutdown.signal.aborted) udp.relay(packet, upstream);
+        if (!shutdown.signal.aborted) udp.relay(packet, route(packet.dst));
       },
       onUnknownPeer: ({ publicKey, endpoint }) => log.unknownPeer(publicKey, endpoint),
       ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),
-      onError: (error) => log.event("error", `error: ${error.message}`, { message: error.message }),
-    });
-  const server: GatewayServer = await listen(start, options.listen);
+      onError: (error) => {
+        // The server's own failure is not logged here: it ends the gateway, whose caller says why.
+        if (error !== server?.error) log.event("error", `error: ${error.message}`, { message: error.message });
+      },
+    } satisfies ServerOptions);
+  server = await listen(start, options.listen);
+  const failed = new Promise<Error>((resolve) => void server.closed.then(() => server.error && resolve(server.error)));
 
   const endpoint = configEndpoint(server.address, options.endpoint);
   store.saveEndpoint(endpoint);
@@ -139,17 +166,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     for (const [publicKey, peer] of current) {
       if (active.has(publicKey)) continue;
-      server.addPeer(peerOptions(peer));
+      try {
+        server.addPeer(peerOptions(peer));
+      } catch (error) {
+        // Say it once (it stays in `active`): a peer file with the server's key, say.
+        const message = `peer ${peer.name}: ${(error as Error).message}`;
+        log.event("warning", `warning: ${message}`, { message });
+        continue;
+      }
       names.set(publicKey, peer.name);
       log.event("peer-added", `peer added: ${peer.name} ${peer.address.join(" ")}`, { peer: peer.name, publicKey, address: peer.address });
       showPeer(peer).catch((error: Error) => log.event("error", `error: ${error.message}`, { message: error.message }));
     }
     active = current;
   }, options.pollMs ?? 1000);
+  void server.closed.then(() => clearInterval(poll)); // a closed server takes no peers
 
   return {
     address: server.address,
     publicKey: server.publicKey,
+    failed,
     async stop() {
       clearInterval(poll);
       shutdown.abort(); // open TCP flows reset both ways, dials give up
@@ -171,7 +207,7 @@ function peerOptions(peer: PeerRecord): PeerOptions {
 }
 
 /** Listens where asked; without a host on every IPv6 and IPv4 address, or IPv4 only where the host has no IPv6. */
-async function listen(start: (host: string, port: number) => Promise<GatewayServer>, where: { host?: string; port: number } | undefined): Promise<GatewayServer> {
+async function listen(start: (host: string, port: number) => Promise<Server>, where: { host?: string; port: number } | undefined): Promise<Server> {
   const port = where?.port ?? DEFAULT_PORT;
   if (where?.host) return start(where.host, port);
   try {

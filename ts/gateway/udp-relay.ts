@@ -1,12 +1,16 @@
 // Relays UDP flows: each (peer, client address, destination) gets its own host socket,
 // so replies find their way back and the upstream sees one source port per flow. Replies
 // go back into the tunnel from the address the client sent to. A flow ends after a quiet
-// spell; a DNS flow (port 53) ends as soon as every query has its answer.
+// spell; a DNS flow (port 53) ends as soon as every query has its answer. A flow the
+// route turns down gets no socket: its datagrams are counted, dropped and logged once.
+// How many flows a peer may have is the server's `udpMaxFlowsPerPeer`: past it the
+// datagram never reaches us.
 
 import { createSocket, type Socket } from "node:dgram";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import type { UdpPacket } from "../host/udp-packet.js";
 import type { FlowEnd, FlowRecord } from "./flow-log.js";
+import type { Route } from "./route.js";
 import { dnsQuestion } from "./sniff.js";
 
 export interface UdpRelayOptions {
@@ -16,20 +20,18 @@ export interface UdpRelayOptions {
   onFlowEnd(record: FlowRecord): void;
   /** The name to log for a peer's public key. */
   peerName(publicKey: string): string;
-  /** A flow with no datagram either way for this long ends; default 60 s. */
+  /** A flow with no datagram either way for this long ends; default 60 s (give the server's `udpFlowTimeout`). */
   idleMs?: number;
   /** A DNS query with no answer for this long ends its flow; default 10 s. */
   dnsTimeoutMs?: number;
 }
 
-/** Host sockets open at once; datagrams for new flows beyond this are dropped. */
-const MAX_FLOWS = 1024;
-
 interface Flow {
   key: string;
   record: FlowRecord;
-  socket: Socket;
-  upstream: Endpoint;
+  /** Both none for a flow the route turned down. */
+  socket: Socket | undefined;
+  upstream: Endpoint | undefined;
   dns: boolean;
   /** DNS queries sent and not yet answered. */
   unanswered: number;
@@ -56,21 +58,16 @@ export class UdpRelay {
     return this.#flows.size;
   }
 
-  /** Sends the client's datagram on to `upstream` (usually `packet.dst`; the DNS upstream for the virtual resolver). */
-  relay(packet: UdpPacket, upstream: Endpoint): void {
+  /** Sends the client's datagram where `route` says (usually `packet.dst`; the DNS upstream for the virtual resolver), or drops it. */
+  relay(packet: UdpPacket, route: Route): void {
     const key = `${packet.peer} ${packet.src.host} ${packet.src.port} ${packet.dst.host} ${packet.dst.port}`;
-    let flow = this.#flows.get(key);
-    if (!flow) {
-      if (this.#flows.size >= MAX_FLOWS) return; // dropped, as a full UDP queue would
-      flow = this.#open(key, packet, upstream);
-    }
+    const flow = this.#flows.get(key) ?? this.#open(key, packet, route);
     flow.lastActivity = Date.now();
     flow.record.up += packet.data.length;
-    if (flow.dns) {
-      flow.unanswered++;
-      flow.record.name ??= dnsQuestion(packet.data);
-    }
-    flow.socket.send(packet.data, upstream.port, upstream.host);
+    if (flow.dns) flow.record.name ??= dnsQuestion(packet.data);
+    if (!flow.socket || !flow.upstream) return;
+    if (flow.dns) flow.unanswered++;
+    flow.socket.send(packet.data, flow.upstream.port, flow.upstream.host);
   }
 
   /** Ends every flow ("shutdown") and stops. */
@@ -79,12 +76,11 @@ export class UdpRelay {
     for (const flow of [...this.#flows.values()]) this.#end(flow, "shutdown");
   }
 
-  #open(key: string, packet: UdpPacket, upstream: Endpoint): Flow {
-    const socket = createSocket(parseIp(upstream.host)?.family === 6 ? "udp6" : "udp4");
+  #open(key: string, packet: UdpPacket, route: Route): Flow {
     const flow: Flow = {
       key,
-      socket,
-      upstream,
+      socket: undefined,
+      upstream: undefined,
       dns: packet.dst.port === 53,
       unanswered: 0,
       lastActivity: Date.now(),
@@ -100,6 +96,14 @@ export class UdpRelay {
         end: "idle",
       },
     };
+    this.#flows.set(key, flow);
+    if (!("to" in route)) {
+      flow.record.end = route.end;
+      flow.record.error = route.why;
+      return flow;
+    }
+    const upstream = (flow.upstream = route.to);
+    const socket = (flow.socket = createSocket(parseIp(upstream.host)?.family === 6 ? "udp6" : "udp4"));
     const client = packet.src;
     const upstreamHost = formatIp(parseIp(upstream.host)!);
     socket.on("message", (data, from) => {
@@ -110,27 +114,28 @@ export class UdpRelay {
       try {
         this.#options.send(data, flow.record.dst, client);
       } catch {
-        // The server is closing or restarting: the datagram is lost, as UDP goes.
+        // The server is closing: the datagram is lost, as UDP goes.
       }
       if (flow.dns && --flow.unanswered <= 0) this.#end(flow, "answered");
     });
     socket.on("error", (error) => this.#end(flow, "upstream-error", error.message));
-    this.#flows.set(key, flow);
     return flow;
   }
 
   #sweep(): void {
     const now = Date.now();
     for (const flow of [...this.#flows.values()]) {
-      if (now - flow.lastActivity >= (flow.dns ? this.#dnsTimeoutMs : this.#idleMs)) this.#end(flow, "idle");
+      const answerDue = flow.dns && flow.socket;
+      if (now - flow.lastActivity >= (answerDue ? this.#dnsTimeoutMs : this.#idleMs)) this.#end(flow, "idle");
     }
   }
 
   #end(flow: Flow, end: FlowEnd, error?: string): void {
     if (this.#flows.get(flow.key) !== flow) return;
     this.#flows.delete(flow.key);
-    flow.socket.close();
-    const record: FlowRecord = { ...flow.record, durationMs: Date.now() - flow.record.start, end };
+    flow.socket?.close();
+    // A flow turned down ends as it began, however long it lasted.
+    const record: FlowRecord = { ...flow.record, durationMs: Date.now() - flow.record.start, end: flow.socket ? end : flow.record.end };
     if (error) record.error = error;
     this.#options.onFlowEnd(record);
   }

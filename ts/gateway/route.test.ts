@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { parseIp } from "../ip.js";
+import { isHostLocal, router } from "./route.js";
+
+describe("router", () => {
+  const dnsUpstream = { host: "192.0.2.53", port: 53 };
+  const route = router({ ownHosts: ["10.77.0.1", "fd12:3456:789a::1"], dnsUpstream, allowLoopback: false });
+  const at = (host: string, port = 80) => route({ host, port });
+
+  it("sends DNS to the gateway's addresses upstream and refuses their other ports", () => {
+    expect(at("10.77.0.1", 53)).toEqual({ to: dnsUpstream });
+    expect(at("fd12:3456:789a::1", 53)).toEqual({ to: dnsUpstream });
+    expect(at("10.77.0.1", 22)).toMatchObject({ end: "refused" });
+  });
+
+  it("denies the host's loopback, in every spelling, and lets the LAN and the rest through", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "0.0.0.0", "::1", "::", "::ffff:127.0.0.1", "::ffff:0.0.0.0"]) {
+      expect(at(host)).toEqual({ end: "denied", why: expect.stringContaining("--allow-loopback") });
+    }
+    for (const host of ["192.168.1.10", "10.201.3.2", "fe80::1", "::2", "2001:db8::1", "::ffff:192.0.2.1", "128.0.0.1"]) {
+      expect(at(host)).toEqual({ to: { host, port: 80 } });
+    }
+  });
+
+  it("lets loopback through with allowLoopback", () => {
+    const open = router({ ownHosts: ["10.77.0.1"], dnsUpstream, allowLoopback: true });
+    expect(open({ host: "127.0.0.1", port: 8080 })).toEqual({ to: { host: "127.0.0.1", port: 8080 } });
+    expect(open({ host: "10.77.0.1", port: 8080 })).toMatchObject({ end: "refused" }); // still only DNS there
+  });
+});
+
+describe("isHostLocal", () => {
+  it("knows loopback and unspecified addresses", () => {
+    const local = (text: string) => isHostLocal(parseIp(text)!);
+    expect([local("127.255.255.255"), local("0.1.2.3"), local("::ffff:127.0.0.2")]).toEqual([true, true, true]);
+    expect([local("126.0.0.1"), local("::ffff:10.0.0.1"), local("::1:0"), local("1::1")]).toEqual([false, false, false, false]);
+  });
+});
