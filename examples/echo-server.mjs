@@ -1,7 +1,7 @@
 // An echo server any WireGuard client can join: prints a client config (and its QR code
 // for the phone apps), then echoes every TCP connection and UDP datagram the client
 // sends, to any address, and answers ping. Runs under Node, Deno and Bun:
-//   npm start              node examples/echo-server.mjs [port]
+//   node examples/echo-server.mjs [port]
 //   deno run -A --unstable-net examples/echo-server.mjs [port]
 //   bun examples/echo-server.mjs [port]
 

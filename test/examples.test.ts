@@ -1,5 +1,5 @@
-// The programs in examples/ run under Node, Deno and Bun. The echo server is the
-// README's main job (`npm start`): a real WireGuard client takes the config it prints
+// The programs in examples/ run under Node, Deno and Bun. The echo server (the
+// library section's first example): a real WireGuard client takes the config it prints
 // and gets its traffic echoed.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";

@@ -3,10 +3,10 @@
 // imports and works under Node, Deno and Bun with no Rust toolchain in reach.
 // Needs `node build.mjs` first (the test command does it).
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -80,4 +80,40 @@ describe("the npm tarball", () => {
     });
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual({ received: 256 * 1024, same: true, handshake: true });
   }, 90_000);
+
+  it("installs the wg-netstack command, as npx runs it", () => {
+    const help = execFileSync(join(dir, "project/node_modules/.bin/wg-netstack"), ["--help"], {
+      encoding: "utf8",
+      env: { HOME: process.env.HOME, PATH: dirname(process.execPath) }, // its #! line needs node, nothing else
+    });
+    expect(help).toMatch(/^Usage:\n {2}wg-netstack \[serve\]/);
+  });
+
+  // How each runtime starts a package's command: npx, deno run npm:, bunx.
+  const COMMANDS: Record<string, string[]> = {
+    node: [process.execPath, "node_modules/.bin/wg-netstack"],
+    deno: [`${root}node_modules/.bin/deno`, "run", "-A", "npm:wg-netstack"],
+    bun: [`${root}node_modules/.bin/bun`, "x", "--bun", "wg-netstack"],
+  };
+  it.each(Object.keys(COMMANDS))("starts the gateway under %s and stops it on SIGINT with a summary", async (runtime) => {
+    const [command, ...args] = COMMANDS[runtime]!;
+    const conf = join(dir, `conf-${runtime}`);
+    const child = spawn(command!, [...args, "--conf", conf, "--listen", "127.0.0.1:0", "--dns-upstream", "127.0.0.1:9", "--json"], {
+      cwd: join(dir, "project"),
+      env: { HOME: process.env.HOME, PATH: "" },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let output = "";
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not listening: ${output}`)), 30_000);
+      child.stdout!.on("data", (data) => {
+        output += data;
+        if (output.includes('"listening"')) resolve(clearTimeout(timer));
+      });
+    });
+    process.kill(child.pid!, "SIGINT");
+    expect(await exited).toBe(0);
+    expect(JSON.parse(output.trim().split("\n").pop()!)).toMatchObject({ type: "summary", flows: 0 });
+  }, 60_000);
 });

@@ -137,6 +137,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   for (const peer of active.values()) await showPeer(peer);
+  if (active.size > 0) options.show("Import a config into a WireGuard client, or scan its QR code with the phone app. Each flow is logged below when it ends; Ctrl-C stops.\n");
   // Last: once this line is out, the configs are written and the gateway is ready.
   log.event("listening", `wg-netstack gateway on udp ${endpointText(server.address)}, public key ${server.publicKey}, configs in ${store.dir}`, {
     address: server.address,
