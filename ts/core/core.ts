@@ -1,10 +1,12 @@
 // The binding to one wasm instance of the core: writes arguments into its scratch
 // buffer, calls the C ABI, turns negative returns into errors, and walks the event
-// log (see crates/core/src/events.rs) straight out of wasm memory.
+// log (see crates/core/src/events.rs) straight out of wasm memory. Every number of the
+// contract comes from abi.ts, which the build generates from the core.
 
 import { readFileSync } from "node:fs";
-import { ADDRESS_SIZE, decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
+import { decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
 import type { Limits } from "../config.js";
+import { ADDRESS_SIZE, CLOSE_REASONS, CONNECTION_STATS, DROP_REASONS, EVENT, PEER_STATS, TCP_TOTALS, UDP_TOTALS } from "./abi.js";
 import type { CoreExports } from "./exports.js";
 import { wasiImports, type WasiOutput } from "./wasi.js";
 
@@ -37,8 +39,7 @@ export interface EventHandler {
   innerPacket(direction: "in" | "out", peer: number, packet: Uint8Array): void;
 }
 
-export type CloseReason = "closed" | "reset" | "refused" | "aborted" | "timeout";
-const CLOSE_REASONS: CloseReason[] = ["closed", "reset", "refused", "aborted", "timeout"];
+export type CloseReason = (typeof CLOSE_REASONS)[number];
 
 /** TCP counts for the whole server. */
 export interface TcpTotals {
@@ -96,7 +97,14 @@ export interface UdpTotals {
   refusedOverLimit: number;
 }
 
-
+// The documented records above must hold exactly the core's fields (checked by tsc).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type MustBeTrue<T extends true> = T;
+export type RecordsMatchTheCore = [
+  MustBeTrue<Same<keyof TcpTotals, (typeof TCP_TOTALS)[number]>>,
+  MustBeTrue<Same<keyof UdpTotals, (typeof UDP_TOTALS)[number]>>,
+  MustBeTrue<Same<keyof TcpConnectionStats, (typeof CONNECTION_STATS)[number]>>,
+];
 
 export interface Datagram {
   data: Uint8Array;
@@ -219,52 +227,52 @@ export class Core {
     while (r.at < len) {
       const kind = r.u8();
       switch (kind) {
-        case 1: {
+        case EVENT.DATAGRAM: {
           const to = r.address();
           handler.datagram(to, r.chunk());
           break;
         }
-        case 2: {
+        case EVENT.TCP_INCOMING: {
           const conn = r.u32();
           const peer = r.u32();
           const remote = r.address();
           handler.tcpIncoming(conn, peer, remote, r.address());
           break;
         }
-        case 3: {
+        case EVENT.TCP_DATA: {
           const conn = r.u32();
           handler.tcpData(conn, r.chunk());
           break;
         }
-        case 4:
+        case EVENT.TCP_EOF:
           handler.tcpEof(r.u32());
           break;
-        case 5:
+        case EVENT.TCP_WRITABLE:
           handler.tcpWritable(r.u32());
           break;
-        case 6: {
+        case EVENT.TCP_CLOSED: {
           const conn = r.u32();
           handler.tcpClosed(conn, CLOSE_REASONS[r.u8()] ?? "reset");
           break;
         }
-        case 7: {
+        case EVENT.UDP: {
           const peer = r.u32();
           const src = r.address();
           const dst = r.address();
           handler.udp(peer, src, dst, r.chunk());
           break;
         }
-        case 8: {
+        case EVENT.TCP_ESTABLISHED: {
           const conn = r.u32();
           handler.tcpEstablished(conn, r.u32());
           break;
         }
-        case 9: {
+        case EVENT.UNKNOWN_PEER: {
           const key = r.take(32);
           handler.unknownPeer(key, r.address());
           break;
         }
-        case 10: {
+        case EVENT.INNER_PACKET: {
           const direction = r.u8() === 0 ? "in" : "out";
           const peer = r.u32();
           handler.innerPacket(direction, peer, r.chunk());
@@ -276,6 +284,10 @@ export class Core {
     }
   }
 
+  /** @internal Replaces the event log with one event of each kind (the ABI test). */
+  writeSelftestEvents(): void {
+    this.#check(this.#exports.wgn_abi_selftest());
+  }
 
   /** Opens a connection; returns its id and the local address used (the port picked when 0). */
   tcpConnect(nowMs: number, local: Endpoint, remote: Endpoint): { id: number; local: Endpoint } {
@@ -309,18 +321,7 @@ export class Core {
 
   tcpStats(conn: number): TcpConnectionStats {
     this.#check(this.#exports.wgn_tcp_stats(conn));
-    const r = new Reader(this.#result());
-    return {
-      retransmittedSegments: r.f64(),
-      timeouts: r.f64(),
-      tailProbes: r.f64(),
-      rttMs: r.f64(),
-      congestionWindow: r.f64(),
-      bytesInFlight: r.f64(),
-      bandwidth: r.f64(),
-      pacingRate: r.f64(),
-      peerWindow: r.f64(),
-    };
+    return new Reader(this.#result()).record(CONNECTION_STATS);
   }
 
   tcpShutdown(conn: number): void {
@@ -349,30 +350,14 @@ export class Core {
     const peers: CoreStats["peers"] = [];
     for (let i = r.u32(); i > 0; i--) {
       const id = r.u32();
-      const since = r.f64();
-      const txBytes = r.f64();
-      const rxBytes = r.f64();
+      const { sinceHandshakeMs, txBytes, rxBytes } = r.record(PEER_STATS);
       // Family 0: no endpoint known yet.
       const endpoint = r.bytes[r.at] === 0 ? ((r.at += ADDRESS_SIZE), undefined) : r.address();
-      peers.push({ id, sinceHandshakeMs: since < 0 ? undefined : since, txBytes, rxBytes, endpoint });
+      peers.push({ id, sinceHandshakeMs: sinceHandshakeMs < 0 ? undefined : sinceHandshakeMs, txBytes, rxBytes, endpoint });
     }
-    const dropped: Record<string, number> = {};
-    for (let i = r.u32(); i > 0; i--) {
-      const name = new TextDecoder().decode(r.take(r.u8()));
-      dropped[name] = r.f64();
-    }
+    const dropped = r.record(DROP_REASONS);
     const connections = r.u32();
-    const tcp: TcpTotals = {
-      refusedOverLimit: r.f64(),
-      refusedNotAccepting: r.f64(),
-      resetUnknown: r.f64(),
-      retransmittedSegments: r.f64(),
-      timeouts: r.f64(),
-      bufferedBytes: r.f64(),
-      meanRttMs: r.f64(),
-    };
-    const udp: UdpTotals = { flows: r.f64(), refusedOverLimit: r.f64() };
-    return { peers, dropped, connections, tcp, udp };
+    return { peers, dropped, connections, tcp: r.record(TCP_TOTALS), udp: r.record(UDP_TOTALS) };
   }
 
   publicKey(privateKey: Uint8Array): Uint8Array {
@@ -447,5 +432,12 @@ class Reader {
   /** A u32 length, then that many bytes. */
   chunk(): Uint8Array {
     return this.take(this.u32());
+  }
+
+  /** One f64 for each name, in order. */
+  record<const Names extends readonly string[]>(names: Names): Record<Names[number], number> {
+    const record = {} as Record<Names[number], number>;
+    for (const name of names as readonly Names[number][]) record[name] = this.f64();
+    return record;
   }
 }

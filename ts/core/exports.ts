@@ -30,8 +30,6 @@ export interface CoreExports {
   wgn_udp_send(nowMs: number, len: number): number;
   wgn_stats(): number;
   wgn_public_key(): number;
+  wgn_abi_selftest(): number;
 }
 
-/** Error codes (negative returns). */
-export const ERR_UNKNOWN_CONNECTION = -2;
-export const ERR_NOT_WRITABLE = -3;

@@ -7,7 +7,7 @@
 
 import { ConfigError, decodeKey, encodeKey, validateConfig, validatePeer, type Config, type ConfigInput, type PeerConfig, type PeerOptions } from "../config.js";
 import { Core, CoreError, type CoreStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../core/core.js";
-import { ERR_NOT_WRITABLE, ERR_UNKNOWN_CONNECTION } from "../core/exports.js";
+import { ERROR } from "../core/abi.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
@@ -454,5 +454,5 @@ function checkEndpoint(endpoint: Endpoint, name: string): Endpoint {
 }
 
 function isGone(error: unknown): boolean {
-  return error instanceof CoreError && (error.code === ERR_UNKNOWN_CONNECTION || error.code === ERR_NOT_WRITABLE);
+  return error instanceof CoreError && (error.code === ERROR.UNKNOWN_CONNECTION || error.code === ERROR.NOT_WRITABLE);
 }

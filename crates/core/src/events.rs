@@ -20,16 +20,7 @@
 use crate::addr::write_address;
 use std::net::SocketAddr;
 
-pub const DATAGRAM: u8 = 1;
-pub const TCP_INCOMING: u8 = 2;
-pub const TCP_DATA: u8 = 3;
-pub const TCP_EOF: u8 = 4;
-pub const TCP_WRITABLE: u8 = 5;
-pub const TCP_CLOSED: u8 = 6;
-pub const UDP: u8 = 7;
-pub const TCP_ESTABLISHED: u8 = 8;
-pub const UNKNOWN_PEER: u8 = 9;
-pub const INNER_PACKET: u8 = 10;
+pub use crate::abi::event::*;
 
 /// Which way an inner packet went, for [`Events::inner_packet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +43,22 @@ pub enum CloseReason {
     /// The remote stopped answering (handshake, data, keep-alive or close), or the host
     /// never accepted it in time.
     TimedOut = 4,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 5] =
+        [CloseReason::Closed, CloseReason::Reset, CloseReason::Refused, CloseReason::Aborted, CloseReason::TimedOut];
+
+    /// The name the host gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::Closed => "closed",
+            CloseReason::Reset => "reset",
+            CloseReason::Refused => "refused",
+            CloseReason::Aborted => "aborted",
+            CloseReason::TimedOut => "timeout",
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -15,14 +15,7 @@ use crate::tunnel::PeerConfig;
 use std::cell::RefCell;
 use std::fmt::Display;
 
-pub const ERR_INVALID: i32 = -1;
-pub const ERR_UNKNOWN_CONNECTION: i32 = -2;
-pub const ERR_NOT_WRITABLE: i32 = -3;
-pub const ERR_UNADDRESSABLE: i32 = -4;
-pub const ERR_NO_ROUTE: i32 = -5;
-pub const ERR_TOO_BIG: i32 = -6;
-pub const ERR_NOT_STARTED: i32 = -7;
-pub const ERR_LIMIT: i32 = -8;
+use crate::abi::error::{INVALID as ERR_INVALID, LIMIT as ERR_LIMIT, NOT_STARTED as ERR_NOT_STARTED, NOT_WRITABLE as ERR_NOT_WRITABLE, NO_ROUTE as ERR_NO_ROUTE, TOO_BIG as ERR_TOO_BIG, UNADDRESSABLE as ERR_UNADDRESSABLE, UNKNOWN_CONNECTION as ERR_UNKNOWN_CONNECTION};
 
 /// What the server holds unless the host says otherwise (`wgn_tcp_limits`, `wgn_tcp_timeouts`).
 pub const DEFAULT_LIMITS: Limits = Limits {
@@ -360,12 +353,10 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
     })
 }
 
-/// Writes statistics to the result buffer:
-/// `[peers u32]` then per peer `[id u32][since_handshake_ms f64 (-1 = never)][tx f64][rx f64][endpoint: address, family 0 = none]`,
-/// `[reasons u32]` then per reason `[name_len u8][name][count f64]`, then `[connections u32]`, then TCP as
-/// f64s: refused over a limit, refused (not accepting), RSTs for unknown segments, retransmitted
-/// segments, retransmission timeouts, bytes buffered, mean smoothed RTT (ms); then UDP as f64s:
-/// open flows, datagrams refused over the per-peer flow limit.
+/// Writes statistics to the result buffer: `[peers u32]` then per peer `[id u32]`, the
+/// f64s of `abi::PEER_STATS` (since the handshake -1 = never) and `[endpoint: address,
+/// family 0 = none]`; then the f64 count of each `DropReason::ALL`; `[connections u32]`;
+/// the f64s of `TcpTotals::fields` and of `abi::UDP_TOTALS`.
 #[no_mangle]
 pub extern "C" fn wgn_stats() -> i32 {
     with_netstack(|netstack, _, out| {
@@ -383,34 +374,20 @@ pub extern "C" fn wgn_stats() -> i32 {
                 None => out.extend_from_slice(&[0; ADDRESS_SIZE]),
             }
         }
-        out.extend_from_slice(&(DropReason::ALL.len() as u32).to_le_bytes());
         for reason in DropReason::ALL {
-            out.push(reason.name().len() as u8);
-            out.extend_from_slice(reason.name().as_bytes());
             out.extend_from_slice(&(netstack.counters().dropped(reason) as f64).to_le_bytes());
         }
         out.extend_from_slice(&(netstack.connection_count() as u32).to_le_bytes());
-        let totals = netstack.tcp_totals();
-        for value in [
-            totals.refused_over_limit as f64,
-            totals.refused_not_accepting as f64,
-            totals.reset_unknown as f64,
-            totals.retransmitted_segments as f64,
-            totals.timeouts as f64,
-            netstack.tcp_buffered() as f64,
-            netstack.tcp_mean_srtt_us() as f64 / 1000.0,
-            netstack.udp_flows().0 as f64,
-            netstack.udp_flows().1 as f64,
-        ] {
+        let (flows, refused) = netstack.udp_flows();
+        let tcp = netstack.tcp_totals().fields().map(|(_, value)| value);
+        for value in tcp.into_iter().chain([flows as f64, refused as f64]) {
             out.extend_from_slice(&value.to_le_bytes());
         }
         0
     })
 }
 
-/// Writes one connection's statistics to the result buffer, as f64s: retransmitted
-/// segments, retransmission timeouts, tail-loss probes, smoothed RTT (ms), congestion
-/// window (bytes), bytes in flight, bandwidth estimate and pacing rate (bytes/s), the peer's window (bytes).
+/// Writes one connection's statistics to the result buffer: the f64s of `ConnectionStats::fields`.
 #[no_mangle]
 pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
     with_netstack(|netstack, _, out| {
@@ -418,19 +395,19 @@ pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
             return request_failed(out, RequestError::Tcp(TcpError::UnknownConnection));
         };
         out.clear();
-        for value in [
-            stats.retransmitted_segments as f64,
-            stats.timeouts as f64,
-            stats.tail_probes as f64,
-            stats.srtt_us as f64 / 1000.0,
-            stats.cwnd as f64,
-            stats.bytes_in_flight as f64,
-            stats.bandwidth,
-            stats.pacing_rate,
-            stats.peer_window as f64,
-        ] {
+        for (_, value) in stats.fields() {
             out.extend_from_slice(&value.to_le_bytes());
         }
+        0
+    })
+}
+
+/// Replaces the event log with one event of each kind, with known values: the host's test
+/// that it decodes every field (see `abi::write_selftest_events`).
+#[no_mangle]
+pub extern "C" fn wgn_abi_selftest() -> i32 {
+    with_netstack(|netstack, _, _| {
+        netstack.write_selftest_events();
         0
     })
 }

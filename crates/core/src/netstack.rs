@@ -204,6 +204,11 @@ impl NetStack {
         next as f64 / 1000.0
     }
 
+    /// Replaces the event log with one event of each kind (see `abi::write_selftest_events`).
+    pub fn write_selftest_events(&mut self) {
+        crate::abi::write_selftest_events(&mut self.events);
+    }
+
     /// Events since the last [`NetStack::clear_events`], in the format of [`crate::events`].
     pub fn events(&self) -> &[u8] {
         self.events.as_bytes()
@@ -285,13 +290,6 @@ impl NetStack {
         self.tcp.totals()
     }
 
-    pub fn tcp_buffered(&self) -> usize {
-        self.tcp.buffered()
-    }
-
-    pub fn tcp_mean_srtt_us(&self) -> u64 {
-        self.tcp.mean_srtt_us()
-    }
 
     /// UDP flows open now, and datagrams refused over the per-peer limit.
     pub fn udp_flows(&self) -> (usize, u64) {

@@ -70,6 +70,23 @@ pub struct ConnectionStats {
     pub peer_window: usize,
 }
 
+impl ConnectionStats {
+    /// The numbers by the names the host gives them (this order is the stats record's).
+    pub fn fields(&self) -> [(&'static str, f64); 9] {
+        [
+            ("retransmittedSegments", self.retransmitted_segments as f64),
+            ("timeouts", self.timeouts as f64),
+            ("tailProbes", self.tail_probes as f64),
+            ("rttMs", self.srtt_us as f64 / 1000.0),
+            ("congestionWindow", self.cwnd as f64),
+            ("bytesInFlight", self.bytes_in_flight as f64),
+            ("bandwidth", self.bandwidth),
+            ("pacingRate", self.pacing_rate),
+            ("peerWindow", self.peer_window as f64),
+        ]
+    }
+}
+
 /// Bytes a host consumed per interval, tracked by the receiver; the rest of these are
 /// the per-connection settings the table hands down.
 #[derive(Debug, Clone, Copy)]

@@ -146,6 +146,25 @@ pub struct TcpTotals {
     pub reset_unknown: u64,
     pub retransmitted_segments: u64,
     pub timeouts: u64,
+    /// Bytes all connections hold now.
+    pub buffered_bytes: usize,
+    /// The mean smoothed RTT over open connections that have one, in microseconds.
+    pub mean_srtt_us: u64,
+}
+
+impl TcpTotals {
+    /// The numbers by the names the host gives them (this order is the stats record's).
+    pub fn fields(&self) -> [(&'static str, f64); 7] {
+        [
+            ("refusedOverLimit", self.refused_over_limit as f64),
+            ("refusedNotAccepting", self.refused_not_accepting as f64),
+            ("resetUnknown", self.reset_unknown as f64),
+            ("retransmittedSegments", self.retransmitted_segments as f64),
+            ("timeouts", self.timeouts as f64),
+            ("bufferedBytes", self.buffered_bytes as f64),
+            ("meanRttMs", self.mean_srtt_us as f64 / 1000.0),
+        ]
+    }
 }
 
 struct Slot {
@@ -420,25 +439,22 @@ impl Tcp {
         self.buffered
     }
 
-    /// Lifetime counts, including the connections open now.
+    /// Lifetime counts, including the connections open now, and what they hold now.
     pub fn totals(&self) -> TcpTotals {
         let mut totals = self.totals;
+        let (mut rtt_sum, mut rtt_count) = (0, 0);
         for slot in self.connections.values() {
             let stats = slot.conn.stats();
             totals.retransmitted_segments += stats.retransmitted_segments;
             totals.timeouts += stats.timeouts;
+            if stats.srtt_us > 0 {
+                rtt_sum += stats.srtt_us;
+                rtt_count += 1;
+            }
         }
+        totals.buffered_bytes = self.buffered;
+        totals.mean_srtt_us = if rtt_count > 0 { rtt_sum / rtt_count } else { 0 };
         totals
-    }
-
-    /// The mean smoothed RTT over open connections that have one, in microseconds.
-    pub fn mean_srtt_us(&self) -> u64 {
-        let samples: Vec<u64> = self.connections.values().map(|s| s.conn.stats().srtt_us).filter(|&r| r > 0).collect();
-        if samples.is_empty() {
-            0
-        } else {
-            samples.iter().sum::<u64>() / samples.len() as u64
-        }
     }
 
     // ---- bookkeeping ----
