@@ -17,6 +17,17 @@ export const EVENT = {
   INNER_PACKET: 10,
 } as const;
 
+/** The byte that opens each command the host writes. */
+export const COMMAND = {
+  SEND: 1,
+  CONSUMED: 2,
+  ACCEPT: 3,
+  REFUSE: 4,
+  SHUTDOWN: 5,
+  ABORT: 6,
+  DISCARD: 7,
+} as const;
+
 /** Negative returns of the core's calls. */
 export const ERROR = {
   INVALID: -1,

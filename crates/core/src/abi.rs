@@ -42,6 +42,19 @@ numbered!(
 );
 
 numbered!(
+    /// The byte that opens each command the host writes (see commands.rs for what follows it).
+    command: u8 {
+        SEND = 1,
+        CONSUMED = 2,
+        ACCEPT = 3,
+        REFUSE = 4,
+        SHUTDOWN = 5,
+        ABORT = 6,
+        DISCARD = 7,
+    }
+);
+
+numbered!(
     /// Negative returns of the C ABI; the result buffer holds a message.
     error: i32 {
         INVALID = -1,
@@ -69,7 +82,7 @@ pub fn write_selftest_events(events: &mut Events) {
     events.tcp_incoming(0x0102_0304, 2, addr("10.0.0.2:40000"), addr("[2001:db8::1]:443"));
     events.tcp_data(0x0102_0304, 4).copy_from_slice(&[9, 8, 7, 6]);
     events.tcp_eof(5);
-    events.tcp_writable(6);
+    events.tcp_writable(6, 70_000);
     events.tcp_closed(7, CloseReason::TimedOut);
     events.udp(3, addr("10.0.0.2:5353"), addr("8.8.8.8:53"), b"dns");
     events.tcp_established(8, 4);
@@ -85,6 +98,7 @@ pub fn typescript() -> String {
     );
     let _ = writeln!(out, "export const ADDRESS_SIZE = {ADDRESS_SIZE};\n");
     constants(&mut out, "EVENT", "The byte that opens each event in the log.", event::ALL);
+    constants(&mut out, "COMMAND", "The byte that opens each command the host writes.", command::ALL);
     constants(&mut out, "ERROR", "Negative returns of the core's calls.", error::ALL);
     let close: Vec<&str> = CloseReason::ALL.iter().map(|r| r.name()).collect();
     names(&mut out, "CLOSE_REASONS", "How a TCP connection ended, by the number in TCP_CLOSED.", &close);

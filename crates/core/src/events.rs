@@ -8,7 +8,7 @@
 //! | 2 `TCP_INCOMING` | conn u32, peer u32, remote: address, local: address — a SYN: accept or refuse it |
 //! | 3 `TCP_DATA` | conn u32, len u32, bytes |
 //! | 4 `TCP_EOF` | conn u32 — the remote sent FIN and all data was delivered |
-//! | 5 `TCP_WRITABLE` | conn u32 — send buffer has room again |
+//! | 5 `TCP_WRITABLE` | conn u32, room u32 — the host may write `room` more bytes (added to what it had) |
 //! | 6 `TCP_CLOSED` | conn u32, reason u8 (see [`CloseReason`]) |
 //! | 7 `UDP` | peer u32, src: address, dst: address, len u32, bytes |
 //! | 8 `TCP_ESTABLISHED` | conn u32, peer u32 — the handshake completed (either direction) |
@@ -75,6 +75,11 @@ impl Events {
         self.buf.clear();
     }
 
+    /// Drops the first `bytes` (whole events: where the host stopped walking).
+    pub fn consume(&mut self, bytes: usize) {
+        self.buf.drain(..bytes.min(self.buf.len()));
+    }
+
     pub fn datagram(&mut self, to: SocketAddr, bytes: &[u8]) {
         self.buf.push(DATAGRAM);
         write_address(&mut self.buf, to);
@@ -111,9 +116,10 @@ impl Events {
         self.u32(conn);
     }
 
-    pub fn tcp_writable(&mut self, conn: u32) {
+    pub fn tcp_writable(&mut self, conn: u32, room: usize) {
         self.buf.push(TCP_WRITABLE);
         self.u32(conn);
+        self.u32(room as u32);
     }
 
     pub fn tcp_closed(&mut self, conn: u32, reason: CloseReason) {
@@ -168,7 +174,7 @@ pub mod decode {
         UnknownPeer { public_key: [u8; 32], from: SocketAddr },
         InnerPacket { direction: u8, peer: u32, bytes: Vec<u8> },
         TcpEof { conn: u32 },
-        TcpWritable { conn: u32 },
+        TcpWritable { conn: u32, room: u32 },
         TcpClosed { conn: u32, reason: u8 },
         Udp { peer: u32, src: SocketAddr, dst: SocketAddr, payload: Vec<u8> },
     }
@@ -214,7 +220,7 @@ pub mod decode {
                 },
                 TCP_DATA => Event::TcpData { conn: u32_at(&mut b), bytes: bytes_at(&mut b) },
                 TCP_EOF => Event::TcpEof { conn: u32_at(&mut b) },
-                TCP_WRITABLE => Event::TcpWritable { conn: u32_at(&mut b) },
+                TCP_WRITABLE => Event::TcpWritable { conn: u32_at(&mut b), room: u32_at(&mut b) },
                 TCP_CLOSED => {
                     let conn = u32_at(&mut b);
                     let reason = b[0];

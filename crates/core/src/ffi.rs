@@ -4,13 +4,13 @@
 //! Bytes cross through two buffers in wasm memory: the *scratch* buffer the host
 //! writes arguments into (`wgn_scratch` returns its address), and the *result* buffer
 //! the core writes answers into (error messages, stats, keys). Events have their own
-//! buffer (`wgn_events_*`). Return values: non-negative on success; negative is an
+//! buffer (`wgn_events_*`), and so do the host's batched commands (`wgn_commands_area`). Return values: non-negative on success; negative is an
 //! error code, with a message in the result buffer.
 
 use crate::addr::{read_address, write_address, ADDRESS_SIZE};
 use crate::counters::DropReason;
 use crate::netstack::{Config, NetStack, RequestError, UdpConfig};
-use crate::tcp::{Limits, Refusal, TcpConfig, TcpError, Timeouts};
+use crate::tcp::{Limits, TcpConfig, TcpError, Timeouts};
 use crate::tunnel::PeerConfig;
 use std::cell::RefCell;
 use std::fmt::Display;
@@ -36,6 +36,8 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 struct State {
     netstack: Option<NetStack>,
     scratch: Vec<u8>,
+    /// Where the host writes its commands between pumps (see `commands`).
+    commands: Vec<u8>,
     result: Vec<u8>,
 }
 
@@ -73,8 +75,53 @@ fn request_failed(result: &mut Vec<u8>, error: RequestError) -> i32 {
     fail(result, code, error)
 }
 
-fn status(result: &mut Vec<u8>, outcome: Result<(), RequestError>) -> i32 {
-    outcome.map_or_else(|error| request_failed(result, error), |()| 0)
+/// Makes the command area at least `len` bytes, keeping what it holds, and returns its address.
+#[no_mangle]
+pub extern "C" fn wgn_commands_area(len: u32) -> *mut u8 {
+    with_state(|state| {
+        if state.commands.len() < len as usize {
+            state.commands.resize(len as usize, 0);
+        }
+        state.commands.as_mut_ptr()
+    })
+}
+
+/// One turn of the host's loop: forgets the `events_seen` bytes of the event log the host
+/// has walked, applies `commands_len` bytes of commands from the command area, takes the
+/// datagrams in scratch (`[from: address][len u32][bytes]` repeated, `datagrams_len` bytes
+/// in all), runs timers and TCP. Returns the host time (ms) it next wants a pump, or a
+/// negative error code (the host broke the contract: the result buffer says how).
+#[no_mangle]
+pub extern "C" fn wgn_pump(now_ms: f64, events_seen: u32, commands_len: u32, datagrams_len: u32) -> f64 {
+    with_state(|state| {
+        let State { netstack, scratch, commands, result } = state;
+        let Some(netstack) = netstack.as_mut() else {
+            return fail(result, ERR_NOT_STARTED, "the server is not started") as f64;
+        };
+        netstack.consume_events(events_seen as usize);
+        let Some(commands) = commands.get(..commands_len as usize) else {
+            return fail(result, ERR_INVALID, "commands are longer than their area") as f64;
+        };
+        if let Err(error) = crate::commands::apply(netstack, now_ms, commands) {
+            return fail(result, ERR_INVALID, error) as f64;
+        }
+        let Some(mut batch) = scratch.get(..datagrams_len as usize) else {
+            return fail(result, ERR_INVALID, "datagrams are longer than the scratch buffer") as f64;
+        };
+        while !batch.is_empty() {
+            let header = ADDRESS_SIZE + 4;
+            let (Some(from), Some(size)) = (read_address(batch), batch.get(ADDRESS_SIZE..header)) else {
+                return fail(result, ERR_INVALID, "truncated datagram header") as f64;
+            };
+            let size = u32::from_le_bytes(size.try_into().unwrap_or_default()) as usize;
+            let Some(datagram) = batch.get(header..header + size) else {
+                return fail(result, ERR_INVALID, "truncated datagram") as f64;
+            };
+            netstack.receive(now_ms, from, datagram);
+            batch = &batch[header + size..];
+        }
+        netstack.poll(now_ms)
+    })
 }
 
 /// Makes the scratch buffer at least `len` bytes and returns its address.
@@ -106,11 +153,6 @@ pub extern "C" fn wgn_events_ptr() -> *const u8 {
 #[no_mangle]
 pub extern "C" fn wgn_events_len() -> u32 {
     with_state(|state| state.netstack.as_ref().map_or(0, |n| n.events().len() as u32))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_events_clear() {
-    with_state(|state| state.netstack.as_mut().map(NetStack::clear_events));
 }
 
 /// Starts the server. Scratch: private key (32 bytes). The buffers are the most a
@@ -237,51 +279,6 @@ pub extern "C" fn wgn_allow(peer: u32, prefix_len: u32) -> i32 {
     })
 }
 
-/// Takes a batch of datagrams. Scratch: repeated `[from: address][len u32][bytes]`, `len` bytes in all.
-/// Returns how many datagrams were read.
-#[no_mangle]
-pub extern "C" fn wgn_receive(now_ms: f64, len: u32) -> i32 {
-    with_netstack(|netstack, scratch, result| {
-        let Some(mut batch) = scratch.get(..len as usize) else {
-            return fail(result, ERR_INVALID, "batch is longer than the scratch buffer");
-        };
-        let mut count = 0;
-        while !batch.is_empty() {
-            let header = ADDRESS_SIZE + 4;
-            let (Some(from), Some(size)) = (read_address(batch), batch.get(ADDRESS_SIZE..header)) else {
-                return fail(result, ERR_INVALID, "truncated batch header");
-            };
-            let size = u32::from_le_bytes(size.try_into().unwrap_or_default()) as usize;
-            let Some(datagram) = batch.get(header..header + size) else {
-                return fail(result, ERR_INVALID, "truncated datagram in batch");
-            };
-            netstack.receive(now_ms, from, datagram);
-            batch = &batch[header + size..];
-            count += 1;
-        }
-        count
-    })
-}
-
-/// Runs timers and TCP; returns the host time (ms) of the next wanted call.
-#[no_mangle]
-pub extern "C" fn wgn_poll(now_ms: f64) -> f64 {
-    with_state(|state| state.netstack.as_mut().map_or(-1.0, |n| n.poll(now_ms)))
-}
-
-/// Accepts a connection from a TCP_INCOMING event: the SYN-ACK goes out on the next poll.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_accept(now_ms: f64, id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_accept(now_ms, id)))
-}
-
-/// Refuses a connection from a TCP_INCOMING event: `how` 0 = RST, 1 = ICMP host unreachable.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_refuse(id: u32, how: u32) -> i32 {
-    let how = if how == 1 { Refusal::Unreachable } else { Refusal::Reset };
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_refuse(id, how)))
-}
-
 /// Opens a TCP connection; returns its id, and its local address in the result buffer.
 /// Scratch: local address (19, port 0 picks one), remote address (19).
 #[no_mangle]
@@ -302,42 +299,8 @@ pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
     })
 }
 
-/// Queues scratch bytes `..len` on a connection; returns how many fit.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_send(id: u32, len: u32) -> i32 {
-    with_netstack(|netstack, scratch, result| {
-        let Some(data) = scratch.get(..len as usize) else {
-            return fail(result, ERR_INVALID, "data is longer than the scratch buffer");
-        };
-        match netstack.tcp_send(id, data) {
-            Ok(sent) => sent as i32,
-            Err(error) => request_failed(result, error),
-        }
-    })
-}
-
-/// The host consumed `bytes` of a connection's data: its window opens by as much.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_consumed(now_ms: f64, id: u32, bytes: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_consumed(now_ms, id, bytes as usize)))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_tcp_shutdown(id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_shutdown(id)))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_tcp_abort(id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_abort(id)))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_tcp_discard(id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_discard(id)))
-}
-
-/// Sends a UDP datagram through the tunnel. Scratch: source (19), destination (19), then `len` payload bytes.
+/// Sends a UDP datagram through the tunnel at once (its DATAGRAM event is added to the log).
+/// Scratch: source (19), destination (19), then `len` payload bytes.
 #[no_mangle]
 pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
     with_netstack(|netstack, scratch, result| {
@@ -349,7 +312,10 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
         ) else {
             return fail(result, ERR_INVALID, "bad udp arguments");
         };
-        status(result, netstack.udp_send(now_ms, src, dst, payload))
+        match netstack.udp_send(now_ms, src, dst, payload) {
+            Ok(()) => 0,
+            Err(error) => request_failed(result, error),
+        }
     })
 }
 

@@ -17,6 +17,7 @@
 pub mod abi;
 pub mod addr;
 pub mod allowed_ips;
+pub mod commands;
 pub mod counters;
 pub mod events;
 pub mod ffi;

@@ -209,13 +209,19 @@ impl NetStack {
         crate::abi::write_selftest_events(&mut self.events);
     }
 
-    /// Events since the last [`NetStack::clear_events`], in the format of [`crate::events`].
+    /// Events not yet cleared, in the format of [`crate::events`].
     pub fn events(&self) -> &[u8] {
         self.events.as_bytes()
     }
 
     pub fn clear_events(&mut self) {
         self.events.clear();
+    }
+
+    /// Forgets the first `bytes` of the event log: the host has handled them. (Events added
+    /// since the host last looked stay.)
+    pub fn consume_events(&mut self, bytes: usize) {
+        self.events.consume(bytes);
     }
 
     /// Opens a TCP connection through the tunnel to `remote`, from `local` (port 0 picks

@@ -365,17 +365,11 @@ impl Tcp {
         Ok(())
     }
 
-    /// Queues what fits of `data`; returns how many bytes.
+    /// Queues what fits of `data` (the host writes no more than it was granted, and that
+    /// always fits); returns how many bytes.
     pub fn send(&mut self, id: u32, data: &[u8]) -> Result<usize, TcpError> {
-        let full = self.buffered >= self.config.limits.buffered_bytes;
         let slot = self.slot(id)?;
-        // Over the total, a connection that holds data takes no more for now; the next ACK
-        // it gets brings a writable event. One that holds nothing may always write.
-        let data = if full && slot.conn.held_bytes() > 0 { &[][..] } else { data };
         let n = slot.conn.write(data).ok_or(TcpError::NotWritable)?;
-        if full {
-            slot.conn.want_writable();
-        }
         self.mark(id);
         Ok(n)
     }
@@ -491,9 +485,10 @@ impl Tcp {
             return;
         }
         self.recount(id);
-        let pressed = self.buffered * 4 >= self.config.limits.buffered_bytes * 3;
+        let limit = self.config.limits.buffered_bytes;
+        let (pressed, full) = (self.buffered * 4 >= limit * 3, self.buffered >= limit);
         let Some(slot) = self.connections.get_mut(&id) else { return };
-        slot.conn.set_pressed(pressed);
+        slot.conn.set_pressure(pressed, full);
         match slot.conn.next_wake(now) {
             Some(0) => {
                 slot.dirty = true;
