@@ -10,7 +10,7 @@
 //
 // No npm dependencies on purpose: it must run before `npm ci`.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -112,7 +112,7 @@ function buildWasm() {
   log(`wasm: ${tc.desc}`);
   const t0 = Date.now();
   // Own target dir: the host `cargo test` build (target/host) must not invalidate it.
-  run(tc.cargo, ['build', '--release', '--target', TARGET, ...tc.args, '-p', 'wg-netstack-core',
+  run(tc.cargo, ['build', '--release', '--target', TARGET, ...tc.args, '-p', 'wg-netstack-core', '--lib',
     '--target-dir', 'target/wasm'], { env: { ...process.env, ...tc.env } });
   mkdirSync(join(root, 'dist'), { recursive: true });
   copyFileSync(WASM_OUT, join(root, 'dist/wg_netstack.wasm'));
@@ -120,7 +120,21 @@ function buildWasm() {
   log(`wasm: dist/wg_netstack.wasm ${kib} KiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// ts/core/abi.ts is generated from the core's abi module (the one source of the contract).
+function generateAbi() {
+  const cargo = hasCmd('cargo') ? 'cargo' : '/usr/bin/cargo';
+  const r = spawnSync(cargo, ['run', '-q', '-p', 'wg-netstack-core', '--bin', 'abi', '--target-dir', 'target/host'],
+    { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) die(`generating ts/core/abi.ts failed (exit ${r.status})`);
+  const path = join(root, 'ts/core/abi.ts');
+  if (!existsSync(path) || readFileSync(path, 'utf8') !== r.stdout) {
+    writeFileSync(path, r.stdout);
+    log('ts/core/abi.ts regenerated');
+  }
+}
+
 function buildTs() {
+  generateAbi();
   if (!existsSync(join(root, 'node_modules'))) {
     const lock = existsSync(join(root, 'package-lock.json'));
     log(`node_modules missing: npm ${lock ? 'ci' : 'install'}`);

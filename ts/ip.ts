@@ -1,5 +1,6 @@
 // IP address, prefix and endpoint helpers. No dependencies, so the same code
 // runs in Node, Deno and Bun and never touches DNS.
+import { ADDRESS_SIZE } from "./core/abi.js";
 
 export type IpFamily = 4 | 6;
 
@@ -165,8 +166,8 @@ export function parseEndpoint(text: string): Endpoint | undefined {
   return { host: formatIp(ip), port };
 }
 
-/** Size of one address in the wasm core's binary format. */
-export const ADDRESS_SIZE = 19;
+/** Size of one address in the wasm core's binary format (from the generated contract). */
+export { ADDRESS_SIZE };
 
 /** Writes `[family u8][16 address bytes, IPv4 in the first 4][port u16 LE]` at `offset`. */
 export function encodeAddress(target: Uint8Array, offset: number, ip: Ip, port: number): void {

@@ -16,7 +16,9 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
+use wg_netstack_core::abi::command;
 use wg_netstack_core::addr::{read_address, ADDRESS_SIZE};
+use wg_netstack_core::commands;
 use wg_netstack_core::events;
 use wg_netstack_core::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
 use wg_netstack_core::tcp::TcpConfig;
@@ -181,21 +183,36 @@ pub struct Seen {
 pub enum HostAction {
     Accept(u32),
     Consume(u32, usize),
-    Write(u32),
+    /// Writes up to this much of `HOST_DATA`: the room a TCP_WRITABLE granted.
+    Write(u32, usize),
     Shutdown(u32),
 }
 
-/// Carries out `actions` on `server`; a connection that is gone by now is no error.
-/// Returns whether anything was done (the server should then be polled again).
+/// Carries out `actions` on `server` as the host does, through one batch of commands; a
+/// connection that is gone by now is no error. Returns whether anything was done (the
+/// server should then be polled again).
 pub fn act(server: &mut NetStack, actions: &[HostAction]) -> bool {
+    let mut commands = Vec::new();
     for &action in actions {
-        let _ = match action {
-            HostAction::Accept(id) => server.tcp_accept(now(), id),
-            HostAction::Consume(id, bytes) => server.tcp_consumed(now(), id, bytes),
-            HostAction::Write(id) => server.tcp_send(id, &HOST_DATA).map(|_| ()),
-            HostAction::Shutdown(id) => server.tcp_shutdown(id),
+        let (kind, id) = match action {
+            HostAction::Accept(id) => (command::ACCEPT, id),
+            HostAction::Consume(id, _) => (command::CONSUMED, id),
+            HostAction::Write(id, _) => (command::SEND, id),
+            HostAction::Shutdown(id) => (command::SHUTDOWN, id),
         };
+        commands.push(kind);
+        commands.extend_from_slice(&id.to_le_bytes());
+        match action {
+            HostAction::Consume(_, bytes) => commands.extend_from_slice(&(bytes as u32).to_le_bytes()),
+            HostAction::Write(_, room) => {
+                let data = &HOST_DATA[..room.min(HOST_DATA.len())];
+                commands.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                commands.extend_from_slice(data);
+            }
+            _ => {}
+        }
     }
+    commands::apply(server, now(), &commands).expect("the harness keeps the command contract");
     !actions.is_empty()
 }
 
@@ -234,9 +251,7 @@ pub fn walk_events(mut log: &[u8], mut datagram: impl FnMut(SocketAddr, &[u8]), 
                 actions.push(HostAction::Accept(id));
             }
             events::TCP_ESTABLISHED => {
-                let id = u32_at(&mut log);
-                take(&mut log, 4);
-                actions.push(HostAction::Write(id));
+                take(&mut log, 8);
                 seen.tcp_opened += 1;
             }
             events::TCP_DATA => {
@@ -245,7 +260,8 @@ pub fn walk_events(mut log: &[u8], mut datagram: impl FnMut(SocketAddr, &[u8]), 
             }
             events::TCP_EOF => actions.push(HostAction::Shutdown(u32_at(&mut log))),
             events::TCP_WRITABLE => {
-                u32_at(&mut log);
+                let id = u32_at(&mut log);
+                actions.push(HostAction::Write(id, u32_at(&mut log) as usize));
             }
             events::TCP_CLOSED => {
                 take(&mut log, 5);

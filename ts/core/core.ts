@@ -1,10 +1,15 @@
 // The binding to one wasm instance of the core: writes arguments into its scratch
-// buffer, calls the C ABI, turns negative returns into errors, and walks the event
-// log (see crates/core/src/events.rs) straight out of wasm memory.
+// buffer, calls the C ABI, turns negative returns into errors. Traffic crosses in
+// batches, both ways straight in wasm memory: the host writes its requests into the
+// command area (crates/core/src/commands.rs) and the datagrams into scratch, one pump
+// applies them and runs TCP, and the host walks the event log
+// (crates/core/src/events.rs) it leaves. Every number of the contract comes from
+// abi.ts, which the build generates from the core.
 
 import { readFileSync } from "node:fs";
-import { ADDRESS_SIZE, decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
+import { decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
 import type { Limits } from "../config.js";
+import { ADDRESS_SIZE, CLOSE_REASONS, COMMAND, CONNECTION_STATS, DROP_REASONS, EVENT, PEER_STATS, TCP_TOTALS, UDP_TOTALS } from "./abi.js";
 import type { CoreExports } from "./exports.js";
 import { wasiImports, type WasiOutput } from "./wasi.js";
 
@@ -28,7 +33,8 @@ export interface EventHandler {
   tcpEstablished(conn: number, peer: number): void;
   tcpData(conn: number, bytes: Uint8Array): void;
   tcpEof(conn: number): void;
-  tcpWritable(conn: number): void;
+  /** The connection may take `room` more bytes (added to what it was granted before). */
+  tcpWritable(conn: number, room: number): void;
   tcpClosed(conn: number, reason: CloseReason): void;
   udp(peer: number, src: Endpoint, dst: Endpoint, payload: Uint8Array): void;
   /** A handshake from a key no peer has. */
@@ -37,8 +43,7 @@ export interface EventHandler {
   innerPacket(direction: "in" | "out", peer: number, packet: Uint8Array): void;
 }
 
-export type CloseReason = "closed" | "reset" | "refused" | "aborted" | "timeout";
-const CLOSE_REASONS: CloseReason[] = ["closed", "reset", "refused", "aborted", "timeout"];
+export type CloseReason = (typeof CLOSE_REASONS)[number];
 
 /** TCP counts for the whole server. */
 export interface TcpTotals {
@@ -96,7 +101,14 @@ export interface UdpTotals {
   refusedOverLimit: number;
 }
 
-
+// The documented records above must hold exactly the core's fields (checked by tsc).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type MustBeTrue<T extends true> = T;
+export type RecordsMatchTheCore = [
+  MustBeTrue<Same<keyof TcpTotals, (typeof TCP_TOTALS)[number]>>,
+  MustBeTrue<Same<keyof UdpTotals, (typeof UDP_TOTALS)[number]>>,
+  MustBeTrue<Same<keyof TcpConnectionStats, (typeof CONNECTION_STATS)[number]>>,
+];
 
 export interface Datagram {
   data: Uint8Array;
@@ -125,6 +137,12 @@ export class Core {
   readonly #exports: CoreExports;
   readonly #output: WasiOutput = { stderr: "" };
   #hostIps = new Map<string, Ip>();
+  /** Requests for the next pump. */
+  readonly commands: Commands;
+  /** Bytes of the event log walked since the last pump. */
+  #eventsSeen = 0;
+  /** Counts calls into the core between pumps: any may move the event log or grow memory. */
+  #calls = 0;
 
   constructor() {
     let memory: WebAssembly.Memory | undefined;
@@ -133,6 +151,7 @@ export class Core {
     });
     this.#exports = instance.exports as unknown as CoreExports;
     memory = this.#exports.memory;
+    this.commands = new Commands(this.#exports, () => this.#calls++);
   }
 
   /** Bytes of wasm memory the core holds (it never shrinks). */
@@ -186,96 +205,118 @@ export class Core {
     this.#check(this.#exports.wgn_allow(peer, prefix));
   }
 
-  /** Hands over a batch of datagrams from the network. */
-  receive(nowMs: number, datagrams: Datagram[]): void {
+  /**
+   * One turn: the commands written since the last pump, then `datagrams` from the network,
+   * then timers and TCP. Returns the host time (ms) the core next wants a pump. The events
+   * it leaves are walked with `takeEvents`.
+   */
+  pump(nowMs: number, datagrams: Datagram[]): number {
     let total = 0;
     for (const d of datagrams) total += ADDRESS_SIZE + 4 + d.data.length;
-    const batch = this.#scratch(total);
-    const view = new DataView(batch.buffer, batch.byteOffset, total);
-    let offset = 0;
-    for (const d of datagrams) {
-      encodeAddress(batch, offset, this.#ip(d.from.host), d.from.port);
-      view.setUint32(offset + ADDRESS_SIZE, d.data.length, true);
-      batch.set(d.data, offset + ADDRESS_SIZE + 4);
-      offset += ADDRESS_SIZE + 4 + d.data.length;
+    if (total > 0) {
+      const batch = this.#scratch(total);
+      const view = new DataView(batch.buffer, batch.byteOffset, total);
+      let offset = 0;
+      for (const d of datagrams) {
+        encodeAddress(batch, offset, this.#ip(d.from.host), d.from.port);
+        view.setUint32(offset + ADDRESS_SIZE, d.data.length, true);
+        batch.set(d.data, offset + ADDRESS_SIZE + 4);
+        offset += ADDRESS_SIZE + 4 + d.data.length;
+      }
     }
-    this.#check(this.#exports.wgn_receive(nowMs, total));
+    const next = this.#exports.wgn_pump(nowMs, this.#eventsSeen, this.commands.take(), total);
+    this.#eventsSeen = 0;
+    this.#calls++;
+    if (next < 0) throw new CoreError(next, new TextDecoder().decode(this.#result()));
+    return next;
   }
 
-  /** Runs timers and TCP; returns the host time (ms) the core next wants a poll. */
-  poll(nowMs: number): number {
-    return this.#exports.wgn_poll(nowMs);
-  }
-
-  /** Walks and clears the event log. Bytes handed out are copies. */
+  /**
+   * Walks the events not walked yet, straight out of wasm memory; bytes handed out are
+   * copies. Handlers may call the core (a UDP reply, a stats read): events that adds are
+   * walked too.
+   */
   takeEvents(handler: EventHandler): void {
-    // Addresses and lengths come back from wasm as i32: read them unsigned, or memory past
-    // 2 GiB shows up as negative offsets.
-    const len = this.#exports.wgn_events_len() >>> 0;
-    if (len === 0) return;
-    const bytes = new Uint8Array(this.#exports.memory.buffer, this.#exports.wgn_events_ptr() >>> 0, len).slice();
-    this.#exports.wgn_events_clear();
-    const r = new Reader(bytes);
-    while (r.at < len) {
+    let r = new Reader(new Uint8Array(0));
+    r.at = this.#eventsSeen;
+    let calls = -1;
+    for (;;) {
+      if (calls !== this.#calls) {
+        // Addresses and lengths come back from wasm as i32: read them unsigned, or memory
+        // past 2 GiB shows up as negative offsets.
+        calls = this.#calls;
+        const at = r.at;
+        const log = this.#exports.wgn_events_ptr() >>> 0;
+        r = new Reader(new Uint8Array(this.#exports.memory.buffer, log, this.#exports.wgn_events_len() >>> 0));
+        r.at = at;
+      }
+      if (r.at >= r.bytes.length) break;
       const kind = r.u8();
       switch (kind) {
-        case 1: {
+        case EVENT.DATAGRAM: {
           const to = r.address();
-          handler.datagram(to, r.chunk());
+          handler.datagram(to, r.copy());
           break;
         }
-        case 2: {
+        case EVENT.TCP_INCOMING: {
           const conn = r.u32();
           const peer = r.u32();
           const remote = r.address();
           handler.tcpIncoming(conn, peer, remote, r.address());
           break;
         }
-        case 3: {
+        case EVENT.TCP_DATA: {
           const conn = r.u32();
-          handler.tcpData(conn, r.chunk());
+          handler.tcpData(conn, r.copy());
           break;
         }
-        case 4:
+        case EVENT.TCP_EOF:
           handler.tcpEof(r.u32());
           break;
-        case 5:
-          handler.tcpWritable(r.u32());
+        case EVENT.TCP_WRITABLE: {
+          const conn = r.u32();
+          handler.tcpWritable(conn, r.u32());
           break;
-        case 6: {
+        }
+        case EVENT.TCP_CLOSED: {
           const conn = r.u32();
           handler.tcpClosed(conn, CLOSE_REASONS[r.u8()] ?? "reset");
           break;
         }
-        case 7: {
+        case EVENT.UDP: {
           const peer = r.u32();
           const src = r.address();
           const dst = r.address();
-          handler.udp(peer, src, dst, r.chunk());
+          handler.udp(peer, src, dst, r.copy());
           break;
         }
-        case 8: {
+        case EVENT.TCP_ESTABLISHED: {
           const conn = r.u32();
           handler.tcpEstablished(conn, r.u32());
           break;
         }
-        case 9: {
-          const key = r.take(32);
+        case EVENT.UNKNOWN_PEER: {
+          const key = r.take(32).slice();
           handler.unknownPeer(key, r.address());
           break;
         }
-        case 10: {
+        case EVENT.INNER_PACKET: {
           const direction = r.u8() === 0 ? "in" : "out";
           const peer = r.u32();
-          handler.innerPacket(direction, peer, r.chunk());
+          handler.innerPacket(direction, peer, r.copy());
           break;
         }
         default:
           throw new Error(`unknown core event kind ${kind}`);
       }
+      this.#eventsSeen = r.at;
     }
   }
 
+  /** @internal Replaces the event log with one event of each kind (the ABI test). */
+  writeSelftestEvents(): void {
+    this.#check(this.#exports.wgn_abi_selftest());
+  }
 
   /** Opens a connection; returns its id and the local address used (the port picked when 0). */
   tcpConnect(nowMs: number, local: Endpoint, remote: Endpoint): { id: number; local: Endpoint } {
@@ -286,55 +327,12 @@ export class Core {
     return { id, local: new Reader(this.#result()).address() };
   }
 
-  /** Queues as much of `data` as fits into the connection's send buffer; returns that count. */
-  tcpSend(conn: number, data: Uint8Array): number {
-    this.#scratch(data.length).set(data);
-    return this.#check(this.#exports.wgn_tcp_send(conn, data.length));
-  }
-
-  /** Sends the SYN-ACK for a connection from a `tcpIncoming` event (on the next poll). */
-  tcpAccept(nowMs: number, conn: number): void {
-    this.#check(this.#exports.wgn_tcp_accept(nowMs, conn));
-  }
-
-  /** Turns down a connection from a `tcpIncoming` event, with RST or ICMP unreachable. */
-  tcpRefuse(conn: number, how: "reset" | "unreachable"): void {
-    this.#check(this.#exports.wgn_tcp_refuse(conn, how === "unreachable" ? 1 : 0));
-  }
-
-  /** The host consumed `bytes` of a connection's data: its window opens by as much. */
-  tcpConsumed(nowMs: number, conn: number, bytes: number): void {
-    this.#check(this.#exports.wgn_tcp_consumed(nowMs, conn, bytes));
-  }
-
   tcpStats(conn: number): TcpConnectionStats {
     this.#check(this.#exports.wgn_tcp_stats(conn));
-    const r = new Reader(this.#result());
-    return {
-      retransmittedSegments: r.f64(),
-      timeouts: r.f64(),
-      tailProbes: r.f64(),
-      rttMs: r.f64(),
-      congestionWindow: r.f64(),
-      bytesInFlight: r.f64(),
-      bandwidth: r.f64(),
-      pacingRate: r.f64(),
-      peerWindow: r.f64(),
-    };
+    return new Reader(this.#result()).record(CONNECTION_STATS);
   }
 
-  tcpShutdown(conn: number): void {
-    this.#check(this.#exports.wgn_tcp_shutdown(conn));
-  }
-
-  tcpAbort(conn: number): void {
-    this.#check(this.#exports.wgn_tcp_abort(conn));
-  }
-
-  tcpDiscard(conn: number): void {
-    this.#check(this.#exports.wgn_tcp_discard(conn));
-  }
-
+  /** Sends a datagram at once; throws if no peer's allowedIps reach `dst`. */
   udpSend(nowMs: number, src: Endpoint, dst: Endpoint, data: Uint8Array): void {
     const args = this.#scratch(2 * ADDRESS_SIZE + data.length);
     encodeAddress(args, 0, this.#ip(src.host), src.port);
@@ -349,30 +347,14 @@ export class Core {
     const peers: CoreStats["peers"] = [];
     for (let i = r.u32(); i > 0; i--) {
       const id = r.u32();
-      const since = r.f64();
-      const txBytes = r.f64();
-      const rxBytes = r.f64();
+      const { sinceHandshakeMs, txBytes, rxBytes } = r.record(PEER_STATS);
       // Family 0: no endpoint known yet.
       const endpoint = r.bytes[r.at] === 0 ? ((r.at += ADDRESS_SIZE), undefined) : r.address();
-      peers.push({ id, sinceHandshakeMs: since < 0 ? undefined : since, txBytes, rxBytes, endpoint });
+      peers.push({ id, sinceHandshakeMs: sinceHandshakeMs < 0 ? undefined : sinceHandshakeMs, txBytes, rxBytes, endpoint });
     }
-    const dropped: Record<string, number> = {};
-    for (let i = r.u32(); i > 0; i--) {
-      const name = new TextDecoder().decode(r.take(r.u8()));
-      dropped[name] = r.f64();
-    }
+    const dropped = r.record(DROP_REASONS);
     const connections = r.u32();
-    const tcp: TcpTotals = {
-      refusedOverLimit: r.f64(),
-      refusedNotAccepting: r.f64(),
-      resetUnknown: r.f64(),
-      retransmittedSegments: r.f64(),
-      timeouts: r.f64(),
-      bufferedBytes: r.f64(),
-      meanRttMs: r.f64(),
-    };
-    const udp: UdpTotals = { flows: r.f64(), refusedOverLimit: r.f64() };
-    return { peers, dropped, connections, tcp, udp };
+    return { peers, dropped, connections, tcp: r.record(TCP_TOTALS), udp: r.record(UDP_TOTALS) };
   }
 
   publicKey(privateKey: Uint8Array): Uint8Array {
@@ -383,6 +365,7 @@ export class Core {
 
   /** A view of the scratch buffer, at least `len` bytes; valid until the next core call. */
   #scratch(len: number): Uint8Array {
+    this.#calls++;
     const ptr = this.#exports.wgn_scratch(len) >>> 0;
     return new Uint8Array(this.#exports.memory.buffer, ptr, len);
   }
@@ -393,6 +376,7 @@ export class Core {
   }
 
   #check(code: number): number {
+    this.#calls++;
     if (code < 0) throw new CoreError(code, new TextDecoder().decode(this.#result()));
     return code;
   }
@@ -407,6 +391,97 @@ export class Core {
       this.#hostIps.set(host, ip);
     }
     return ip;
+  }
+}
+
+/**
+ * Writes the host's requests into the core's command area (the format is in
+ * crates/core/src/commands.rs); the next pump applies them, in order. Nothing crosses the
+ * boundary until then, except to grow the area.
+ */
+export class Commands {
+  readonly #exports: CoreExports;
+  readonly #onGrow: () => void;
+  #ptr = 0;
+  #capacity = 0;
+  #len = 0;
+  #bytes: Uint8Array = new Uint8Array(0);
+  #view = new DataView(this.#bytes.buffer);
+
+  /** @internal */
+  constructor(exports: CoreExports, onGrow: () => void) {
+    this.#exports = exports;
+    this.#onGrow = onGrow;
+  }
+
+  /** Queues `data` to send: at most the room TCP_WRITABLE granted, less what was sent since. */
+  send(conn: number, data: Uint8Array): void {
+    this.#start(COMMAND.SEND, conn, 4 + data.length);
+    this.#u32(data.length);
+    this.#bytes.set(data, this.#len);
+    this.#len += data.length;
+  }
+
+  /** The host read `bytes` of the connection's data: its window opens by as much. */
+  consumed(conn: number, bytes: number): void {
+    this.#start(COMMAND.CONSUMED, conn, 4);
+    this.#u32(bytes);
+  }
+
+  /** Completes the handshake of a connection from a TCP_INCOMING event (sends the SYN-ACK). */
+  accept(conn: number): void {
+    this.#start(COMMAND.ACCEPT, conn, 0);
+  }
+
+  /** Turns down a connection from a TCP_INCOMING event, with RST or ICMP unreachable. */
+  refuse(conn: number, how: "reset" | "unreachable"): void {
+    this.#start(COMMAND.REFUSE, conn, 1);
+    this.#bytes[this.#len++] = how === "unreachable" ? 1 : 0;
+  }
+
+  /** FIN after what was sent. */
+  shutdown(conn: number): void {
+    this.#start(COMMAND.SHUTDOWN, conn, 0);
+  }
+
+  /** RST. */
+  abort(conn: number): void {
+    this.#start(COMMAND.ABORT, conn, 0);
+  }
+
+  /** Drops what arrives on the connection from now on, keeping its window open. */
+  discard(conn: number): void {
+    this.#start(COMMAND.DISCARD, conn, 0);
+  }
+
+  /** @internal Bytes written since the last pump; the pump applies them, so the area starts over. */
+  take(): number {
+    const len = this.#len;
+    this.#len = 0;
+    return len;
+  }
+
+  /** Writes a command's kind and connection, with room for `more` bytes after them. */
+  #start(kind: number, conn: number, more: number): void {
+    const needed = this.#len + 5 + more;
+    if (needed > this.#capacity) {
+      this.#capacity = Math.max(needed, 2 * this.#capacity, 4096);
+      this.#ptr = this.#exports.wgn_commands_area(this.#capacity) >>> 0;
+      this.#onGrow();
+    }
+    // The area moved when it grew; and any call into the core may have grown its memory,
+    // which detaches every view of it (a detached view's length is 0).
+    if (this.#bytes.length !== this.#capacity) {
+      this.#bytes = new Uint8Array(this.#exports.memory.buffer, this.#ptr, this.#capacity);
+      this.#view = new DataView(this.#bytes.buffer, this.#ptr, this.#capacity);
+    }
+    this.#bytes[this.#len++] = kind;
+    this.#u32(conn);
+  }
+
+  #u32(value: number): void {
+    this.#view.setUint32(this.#len, value, true);
+    this.#len += 4;
   }
 }
 
@@ -444,8 +519,15 @@ class Reader {
     return this.bytes.subarray(this.at - n, this.at);
   }
 
-  /** A u32 length, then that many bytes. */
-  chunk(): Uint8Array {
-    return this.take(this.u32());
+  /** A u32 length, then a copy of that many bytes. */
+  copy(): Uint8Array {
+    return this.take(this.u32()).slice();
+  }
+
+  /** One f64 for each name, in order. */
+  record<const Names extends readonly string[]>(names: Names): Record<Names[number], number> {
+    const record = {} as Record<Names[number], number>;
+    for (const name of names as readonly Names[number][]) record[name] = this.f64();
+    return record;
   }
 }

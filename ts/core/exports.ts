@@ -7,7 +7,7 @@ export interface CoreExports {
   wgn_result_len(): number;
   wgn_events_ptr(): number;
   wgn_events_len(): number;
-  wgn_events_clear(): void;
+  wgn_commands_area(len: number): number;
   wgn_new(nowMs: number, mtu: number, receiveBuffer: number, sendBuffer: number, acceptTcp: number): number;
   wgn_tcp_limits(perPeer: number, total: number, halfOpenPerPeer: number, bufferedBytes: number): number;
   wgn_tcp_timeouts(halfOpenMs: number, finWait2Ms: number, keepaliveMs: number, userTimeoutMs: number): number;
@@ -16,22 +16,12 @@ export interface CoreExports {
   wgn_allow(peer: number, prefixLen: number): number;
   wgn_remove_peer(): number;
   wgn_set_tap(on: number): number;
-  wgn_receive(nowMs: number, len: number): number;
-  wgn_poll(nowMs: number): number;
+  wgn_pump(nowMs: number, eventsSeen: number, commandsLen: number, datagramsLen: number): number;
   wgn_tcp_connect(nowMs: number): number;
-  wgn_tcp_send(id: number, len: number): number;
-  wgn_tcp_accept(nowMs: number, id: number): number;
-  wgn_tcp_refuse(id: number, how: number): number;
-  wgn_tcp_consumed(nowMs: number, id: number, bytes: number): number;
   wgn_tcp_stats(id: number): number;
-  wgn_tcp_shutdown(id: number): number;
-  wgn_tcp_abort(id: number): number;
-  wgn_tcp_discard(id: number): number;
   wgn_udp_send(nowMs: number, len: number): number;
   wgn_stats(): number;
   wgn_public_key(): number;
+  wgn_abi_selftest(): number;
 }
 
-/** Error codes (negative returns). */
-export const ERR_UNKNOWN_CONNECTION = -2;
-export const ERR_NOT_WRITABLE = -3;

@@ -1,13 +1,14 @@
 // startServer: owns the UDP socket, the clock and the one timer, and pumps the core.
 //
-// The pump runs in batches: every datagram that arrived since the last run goes into
-// the core at once, the core is polled once, and what it queued (datagrams, TCP
-// events, UDP packets) is dispatched. User actions (write, read, sendUdp) only queue
-// work and schedule a pump, so a burst of them costs one boundary crossing.
+// The pump runs in batches: the connections' requests (writes, reads, accepts, closes)
+// queued since the last run and every datagram that arrived go into the core in one
+// call, and what it queued (datagrams, TCP events, UDP packets) is dispatched. User
+// actions only queue commands and schedule a pump, so a burst of them costs one
+// boundary crossing.
 
 import { ConfigError, decodeKey, encodeKey, validateConfig, validatePeer, type Config, type ConfigInput, type PeerConfig, type PeerOptions } from "../config.js";
 import { Core, CoreError, type CoreStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../core/core.js";
-import { ERR_NOT_WRITABLE, ERR_UNKNOWN_CONNECTION } from "../core/exports.js";
+import { ERROR } from "../core/abi.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
@@ -99,7 +100,8 @@ export class Server {
   #connections = new Map<number, TcpConnection>();
   /** The core's peer ids, to their base64 public keys. */
   #peerKeys = new Map<number, string>();
-  #connecting = new Map<number, { remote: Endpoint; local: Endpoint; resolve(conn: TcpConnection): void; reject(error: Error): void }>();
+  /** Connections we opened, until established; `room` is what they may write already. */
+  #connecting = new Map<number, { remote: Endpoint; local: Endpoint; room: number; resolve(conn: TcpConnection): void; reject(error: Error): void }>();
   #closing = false;
   #closed = false;
   #error: Error | undefined;
@@ -178,7 +180,7 @@ export class Server {
     const local = this.#localEndpoint(remote, options.from);
     const opened = this.#call(() => this.#core.tcpConnect(this.#runtime.clock.now(), local, remote));
     this.#schedule();
-    return new Promise((resolve, reject) => this.#connecting.set(opened.id, { remote, local: opened.local, resolve, reject }));
+    return new Promise((resolve, reject) => this.#connecting.set(opened.id, { remote, local: opened.local, room: 0, resolve, reject }));
   }
 
   /**
@@ -228,8 +230,8 @@ export class Server {
     if (this.#closing) return this.#whenClosed;
     this.#closing = true;
     try {
-      for (const id of [...this.#connections.keys(), ...this.#connecting.keys()]) this.#core.tcpAbort(id);
-      // One poll sends a bounded number of packets: poll until every RST is out.
+      for (const id of [...this.#connections.keys(), ...this.#connecting.keys()]) this.#core.commands.abort(id);
+      // One pump sends a bounded number of packets: pump until every RST is out.
       for (let polls = 0; polls < 10_000 && this.#pumpNow() <= this.#runtime.clock.now(); polls++);
     } catch {
       // Closing anyway.
@@ -255,16 +257,13 @@ export class Server {
     }
   }
 
-  /** One batch: datagrams in, one poll, events out, the timer re-armed. Returns the core's deadline. */
+  /** One batch: commands and datagrams in, events out, the timer re-armed. Returns the core's deadline. */
   #pumpNow(): number {
     const clock = this.#runtime.clock;
     const now = clock.now();
-    if (this.#inbound.length > 0) {
-      const batch = this.#inbound;
-      this.#inbound = [];
-      this.#core.receive(now, batch);
-    }
-    const deadline = this.#core.poll(now);
+    const batch = this.#inbound;
+    this.#inbound = [];
+    const deadline = this.#core.pump(now, batch);
     this.#core.takeEvents(this.#events);
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
     this.#timer = undefined;
@@ -293,11 +292,16 @@ export class Server {
       this.#connecting.delete(conn);
       const connection = new TcpConnection(conn, this.#link, connecting.remote, connecting.local, this.#peerKey(peer), false);
       this.#connections.set(conn, connection);
+      connection.onWritable(connecting.room);
       connecting.resolve(connection);
     },
     tcpData: (conn, bytes) => this.#connections.get(conn)?.onData(bytes),
     tcpEof: (conn) => this.#connections.get(conn)?.onEof(),
-    tcpWritable: (conn) => this.#connections.get(conn)?.onWritable(),
+    tcpWritable: (conn, room) => {
+      const connecting = this.#connecting.get(conn);
+      if (connecting) connecting.room += room;
+      else this.#connections.get(conn)?.onWritable(room);
+    },
     tcpClosed: (conn, reason) => {
       const connecting = this.#connecting.get(conn);
       if (connecting) {
@@ -315,42 +319,27 @@ export class Server {
     },
   };
 
-  /** What connections call; errors other than "connection gone" mean the core failed. */
+  /** What connections call: their requests become commands for the next pump. */
   readonly #link: ConnectionLink = {
-    accept: (conn) => this.#quietly(() => this.#core.tcpAccept(this.#runtime.clock.now(), conn)),
-    refuse: (conn, how) => this.#quietly(() => this.#core.tcpRefuse(conn, how)),
-    send: (conn, data) => {
+    command: (write) => {
+      if (this.#closed) return;
       try {
-        return this.#core.tcpSend(conn, data);
+        write(this.#core.commands);
       } catch (error) {
-        if (isGone(error)) return undefined;
-        throw this.#failNow(error);
+        throw this.#failNow(error); // the core could not grow its command area
       }
+      this.#schedule();
     },
-    consumed: (conn, bytes) => this.#quietly(() => this.#core.tcpConsumed(this.#runtime.clock.now(), conn, bytes)),
-    shutdown: (conn) => this.#quietly(() => this.#core.tcpShutdown(conn)),
-    abort: (conn) => this.#quietly(() => this.#core.tcpAbort(conn)),
-    discard: (conn) => this.#quietly(() => this.#core.tcpDiscard(conn)),
     stats: (conn) => {
       if (this.#closed) return undefined;
       try {
         return this.#core.tcpStats(conn);
       } catch (error) {
-        if (isGone(error)) return undefined;
+        if (error instanceof CoreError && error.code === ERROR.UNKNOWN_CONNECTION) return undefined;
         throw this.#failNow(error);
       }
     },
-    schedule: () => this.#schedule(),
   };
-
-  #quietly(action: () => void): void {
-    if (this.#closed) return;
-    try {
-      action();
-    } catch (error) {
-      if (!isGone(error)) throw this.#failNow(error);
-    }
-  }
 
   /** Runs a user handler; a throw or rejection is reported and its connection reset.
    * `settled` runs when the handler returns, or its promise settles. */
@@ -451,8 +440,4 @@ function checkEndpoint(endpoint: Endpoint, name: string): Endpoint {
     throw new TypeError(`${name}.port must be an integer 0..65535, got ${JSON.stringify(endpoint.port)}`);
   }
   return { host: formatIp(ip), port: endpoint.port };
-}
-
-function isGone(error: unknown): boolean {
-  return error instanceof CoreError && (error.code === ERR_UNKNOWN_CONNECTION || error.code === ERR_NOT_WRITABLE);
 }

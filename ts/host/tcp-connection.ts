@@ -4,30 +4,18 @@
 // reads, writes, or returns), so a proxy can open its upstream first and refuse if that
 // fails. Flow control both ways is real: the core hands over only what fits the TCP
 // window, and the window opens as you read (each read reports what it consumed), so a
-// connection you do not read stops the client. Writes go into the send buffer as space
-// frees up; `write()` resolves when its bytes are in.
+// connection you do not read stops the client. The core grants room in the send buffer
+// as it frees up (TCP_WRITABLE); writes take it as it comes, and `write()` resolves when
+// its last bytes are handed to the core.
 
-import type { TcpConnectionStats } from "../core/core.js";
+import type { Commands, TcpConnectionStats } from "../core/core.js";
 import type { Endpoint } from "../ip.js";
-
-/** The most a single call copies into wasm memory. */
-const MAX_SEND_CHUNK = 64 * 1024;
 
 /** What a connection needs from its server. */
 export interface ConnectionLink {
-  /** Sends the SYN-ACK. */
-  accept(conn: number): void;
-  refuse(conn: number, how: "reset" | "unreachable"): void;
-  /** Queues bytes; returns how many fit, or undefined if the connection cannot send any more. */
-  send(conn: number, data: Uint8Array): number | undefined;
-  /** The user read `bytes`: the window may open by as much. */
-  consumed(conn: number, bytes: number): void;
-  shutdown(conn: number): void;
-  abort(conn: number): void;
-  discard(conn: number): void;
+  /** Writes a request for the next pump (and schedules one). */
+  command(write: (commands: Commands) => void): void;
   stats(conn: number): TcpConnectionStats | undefined;
-  /** Runs the core soon, so queued work goes out. */
-  schedule(): void;
 }
 
 interface PendingWrite {
@@ -77,6 +65,8 @@ export class TcpConnection {
   #readers: Waiter<Uint8Array>[] = [];
   #eof = false;
   #writes: PendingWrite[] = [];
+  /** Bytes the core has room for and has not been sent yet. */
+  #room = 0;
   #drains: Waiter<void>[] = [];
   #ending = false; // end() was called
   #finQueued = false;
@@ -106,8 +96,7 @@ export class TcpConnection {
   accept(): Promise<void> {
     if (this.#pending && !this.#closed) {
       this.#pending = false;
-      this.#link.accept(this.#id);
-      this.#link.schedule();
+      this.#link.command((c) => c.accept(this.#id));
     }
     return this.#whenEstablished;
   }
@@ -120,8 +109,7 @@ export class TcpConnection {
   refuse(how: "reset" | "unreachable" = "reset"): void {
     if (!this.#pending || this.#closed) return;
     this.#pending = false;
-    this.#link.refuse(this.#id, how);
-    this.#link.schedule();
+    this.#link.command((c) => c.refuse(this.#id, how));
   }
 
   /** Resolves to the next chunk of data; an empty array means the client sent FIN (end of stream). */
@@ -137,7 +125,7 @@ export class TcpConnection {
     return new Promise((resolve, reject) => this.#readers.push({ resolve, reject }));
   }
 
-  /** Queues data to send; resolves once all of it is in the TCP send buffer. */
+  /** Queues data to send; resolves once all of it is handed to the TCP stack (it has room for it). */
   write(data: Uint8Array | string): Promise<void> {
     this.#acceptOnUse();
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
@@ -180,7 +168,7 @@ export class TcpConnection {
       this.#chunks = [];
       this.#eof = true;
       this.#settleReaders();
-      this.#link.discard(this.#id);
+      this.#link.command((c) => c.discard(this.#id));
       await this.end().catch(() => {});
     }
     return this.#whenClosed;
@@ -191,8 +179,7 @@ export class TcpConnection {
     if (this.#closed) return;
     if (this.#pending) return this.refuse();
     this.#fail(new ConnectionError("connection aborted", "ECONNABORTED"));
-    this.#link.abort(this.#id);
-    this.#link.schedule();
+    this.#link.command((c) => c.abort(this.#id));
   }
 
   /** Resolves when the connection is fully closed (either way). */
@@ -269,8 +256,9 @@ export class TcpConnection {
     this.#settleReaders();
   }
 
-  /** @internal */
-  onWritable(): void {
+  /** @internal The core has room for `room` more bytes. */
+  onWritable(room: number): void {
+    this.#room += room;
     this.#flush();
   }
 
@@ -307,17 +295,14 @@ export class TcpConnection {
   }
 
   #flush(): void {
-    while (this.#writes.length > 0) {
+    while (this.#writes.length > 0 && this.#room > 0 && !this.#closed) {
       const head = this.#writes[0]!;
-      const sent = this.#link.send(this.#id, head.data.subarray(0, MAX_SEND_CHUNK));
-      if (sent === undefined) {
-        this.#rejectWrites(new ConnectionError("connection closed for writing", "EPIPE"));
-        break;
-      }
-      if (sent < head.data.length) {
-        head.data = head.data.subarray(sent);
-        if (sent < MAX_SEND_CHUNK) break; // the buffer is full: wait for a writable event
-        continue;
+      const data = head.data.subarray(0, this.#room);
+      this.#room -= data.length;
+      this.#link.command((c) => c.send(this.#id, data));
+      if (data.length < head.data.length) {
+        head.data = head.data.subarray(data.length);
+        break; // the rest waits for room
       }
       this.#writes.shift();
       head.resolve();
@@ -325,17 +310,14 @@ export class TcpConnection {
     if (this.#writes.length === 0) {
       if (this.#ending && !this.#finQueued && !this.#closed) {
         this.#finQueued = true;
-        this.#link.shutdown(this.#id);
+        this.#link.command((c) => c.shutdown(this.#id));
       }
       for (const drain of this.#drains.splice(0)) drain.resolve();
     }
-    this.#link.schedule();
   }
 
   #consumed(bytes: number): void {
-    if (this.#closed) return;
-    this.#link.consumed(this.#id, bytes);
-    this.#link.schedule();
+    if (!this.#closed) this.#link.command((c) => c.consumed(this.#id, bytes));
   }
 
   #settleReaders(): void {

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-pub const ADDRESS_SIZE: usize = 19;
+pub use crate::abi::ADDRESS_SIZE;
 
 pub fn write_address(out: &mut Vec<u8>, addr: SocketAddr) {
     let mut bytes = [0u8; ADDRESS_SIZE];

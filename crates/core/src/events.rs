@@ -8,7 +8,7 @@
 //! | 2 `TCP_INCOMING` | conn u32, peer u32, remote: address, local: address — a SYN: accept or refuse it |
 //! | 3 `TCP_DATA` | conn u32, len u32, bytes |
 //! | 4 `TCP_EOF` | conn u32 — the remote sent FIN and all data was delivered |
-//! | 5 `TCP_WRITABLE` | conn u32 — send buffer has room again |
+//! | 5 `TCP_WRITABLE` | conn u32, room u32 — the host may write `room` more bytes (added to what it had) |
 //! | 6 `TCP_CLOSED` | conn u32, reason u8 (see [`CloseReason`]) |
 //! | 7 `UDP` | peer u32, src: address, dst: address, len u32, bytes |
 //! | 8 `TCP_ESTABLISHED` | conn u32, peer u32 — the handshake completed (either direction) |
@@ -20,16 +20,7 @@
 use crate::addr::write_address;
 use std::net::SocketAddr;
 
-pub const DATAGRAM: u8 = 1;
-pub const TCP_INCOMING: u8 = 2;
-pub const TCP_DATA: u8 = 3;
-pub const TCP_EOF: u8 = 4;
-pub const TCP_WRITABLE: u8 = 5;
-pub const TCP_CLOSED: u8 = 6;
-pub const UDP: u8 = 7;
-pub const TCP_ESTABLISHED: u8 = 8;
-pub const UNKNOWN_PEER: u8 = 9;
-pub const INNER_PACKET: u8 = 10;
+pub use crate::abi::event::*;
 
 /// Which way an inner packet went, for [`Events::inner_packet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +45,22 @@ pub enum CloseReason {
     TimedOut = 4,
 }
 
+impl CloseReason {
+    pub const ALL: [CloseReason; 5] =
+        [CloseReason::Closed, CloseReason::Reset, CloseReason::Refused, CloseReason::Aborted, CloseReason::TimedOut];
+
+    /// The name the host gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::Closed => "closed",
+            CloseReason::Reset => "reset",
+            CloseReason::Refused => "refused",
+            CloseReason::Aborted => "aborted",
+            CloseReason::TimedOut => "timeout",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Events {
     buf: Vec<u8>,
@@ -66,6 +73,11 @@ impl Events {
 
     pub fn clear(&mut self) {
         self.buf.clear();
+    }
+
+    /// Drops the first `bytes` (whole events: where the host stopped walking).
+    pub fn consume(&mut self, bytes: usize) {
+        self.buf.drain(..bytes.min(self.buf.len()));
     }
 
     pub fn datagram(&mut self, to: SocketAddr, bytes: &[u8]) {
@@ -104,9 +116,10 @@ impl Events {
         self.u32(conn);
     }
 
-    pub fn tcp_writable(&mut self, conn: u32) {
+    pub fn tcp_writable(&mut self, conn: u32, room: usize) {
         self.buf.push(TCP_WRITABLE);
         self.u32(conn);
+        self.u32(room as u32);
     }
 
     pub fn tcp_closed(&mut self, conn: u32, reason: CloseReason) {
@@ -161,7 +174,7 @@ pub mod decode {
         UnknownPeer { public_key: [u8; 32], from: SocketAddr },
         InnerPacket { direction: u8, peer: u32, bytes: Vec<u8> },
         TcpEof { conn: u32 },
-        TcpWritable { conn: u32 },
+        TcpWritable { conn: u32, room: u32 },
         TcpClosed { conn: u32, reason: u8 },
         Udp { peer: u32, src: SocketAddr, dst: SocketAddr, payload: Vec<u8> },
     }
@@ -207,7 +220,7 @@ pub mod decode {
                 },
                 TCP_DATA => Event::TcpData { conn: u32_at(&mut b), bytes: bytes_at(&mut b) },
                 TCP_EOF => Event::TcpEof { conn: u32_at(&mut b) },
-                TCP_WRITABLE => Event::TcpWritable { conn: u32_at(&mut b) },
+                TCP_WRITABLE => Event::TcpWritable { conn: u32_at(&mut b), room: u32_at(&mut b) },
                 TCP_CLOSED => {
                     let conn = u32_at(&mut b);
                     let reason = b[0];

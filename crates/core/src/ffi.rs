@@ -4,25 +4,18 @@
 //! Bytes cross through two buffers in wasm memory: the *scratch* buffer the host
 //! writes arguments into (`wgn_scratch` returns its address), and the *result* buffer
 //! the core writes answers into (error messages, stats, keys). Events have their own
-//! buffer (`wgn_events_*`). Return values: non-negative on success; negative is an
+//! buffer (`wgn_events_*`), and so do the host's batched commands (`wgn_commands_area`). Return values: non-negative on success; negative is an
 //! error code, with a message in the result buffer.
 
 use crate::addr::{read_address, write_address, ADDRESS_SIZE};
 use crate::counters::DropReason;
 use crate::netstack::{Config, NetStack, RequestError, UdpConfig};
-use crate::tcp::{Limits, Refusal, TcpConfig, TcpError, Timeouts};
+use crate::tcp::{Limits, TcpConfig, TcpError, Timeouts};
 use crate::tunnel::PeerConfig;
 use std::cell::RefCell;
 use std::fmt::Display;
 
-pub const ERR_INVALID: i32 = -1;
-pub const ERR_UNKNOWN_CONNECTION: i32 = -2;
-pub const ERR_NOT_WRITABLE: i32 = -3;
-pub const ERR_UNADDRESSABLE: i32 = -4;
-pub const ERR_NO_ROUTE: i32 = -5;
-pub const ERR_TOO_BIG: i32 = -6;
-pub const ERR_NOT_STARTED: i32 = -7;
-pub const ERR_LIMIT: i32 = -8;
+use crate::abi::error::{INVALID as ERR_INVALID, LIMIT as ERR_LIMIT, NOT_STARTED as ERR_NOT_STARTED, NOT_WRITABLE as ERR_NOT_WRITABLE, NO_ROUTE as ERR_NO_ROUTE, TOO_BIG as ERR_TOO_BIG, UNADDRESSABLE as ERR_UNADDRESSABLE, UNKNOWN_CONNECTION as ERR_UNKNOWN_CONNECTION};
 
 /// What the server holds unless the host says otherwise (`wgn_tcp_limits`, `wgn_tcp_timeouts`).
 pub const DEFAULT_LIMITS: Limits = Limits {
@@ -43,6 +36,8 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 struct State {
     netstack: Option<NetStack>,
     scratch: Vec<u8>,
+    /// Where the host writes its commands between pumps (see `commands`).
+    commands: Vec<u8>,
     result: Vec<u8>,
 }
 
@@ -80,8 +75,53 @@ fn request_failed(result: &mut Vec<u8>, error: RequestError) -> i32 {
     fail(result, code, error)
 }
 
-fn status(result: &mut Vec<u8>, outcome: Result<(), RequestError>) -> i32 {
-    outcome.map_or_else(|error| request_failed(result, error), |()| 0)
+/// Makes the command area at least `len` bytes, keeping what it holds, and returns its address.
+#[no_mangle]
+pub extern "C" fn wgn_commands_area(len: u32) -> *mut u8 {
+    with_state(|state| {
+        if state.commands.len() < len as usize {
+            state.commands.resize(len as usize, 0);
+        }
+        state.commands.as_mut_ptr()
+    })
+}
+
+/// One turn of the host's loop: forgets the `events_seen` bytes of the event log the host
+/// has walked, applies `commands_len` bytes of commands from the command area, takes the
+/// datagrams in scratch (`[from: address][len u32][bytes]` repeated, `datagrams_len` bytes
+/// in all), runs timers and TCP. Returns the host time (ms) it next wants a pump, or a
+/// negative error code (the host broke the contract: the result buffer says how).
+#[no_mangle]
+pub extern "C" fn wgn_pump(now_ms: f64, events_seen: u32, commands_len: u32, datagrams_len: u32) -> f64 {
+    with_state(|state| {
+        let State { netstack, scratch, commands, result } = state;
+        let Some(netstack) = netstack.as_mut() else {
+            return fail(result, ERR_NOT_STARTED, "the server is not started") as f64;
+        };
+        netstack.consume_events(events_seen as usize);
+        let Some(commands) = commands.get(..commands_len as usize) else {
+            return fail(result, ERR_INVALID, "commands are longer than their area") as f64;
+        };
+        if let Err(error) = crate::commands::apply(netstack, now_ms, commands) {
+            return fail(result, ERR_INVALID, error) as f64;
+        }
+        let Some(mut batch) = scratch.get(..datagrams_len as usize) else {
+            return fail(result, ERR_INVALID, "datagrams are longer than the scratch buffer") as f64;
+        };
+        while !batch.is_empty() {
+            let header = ADDRESS_SIZE + 4;
+            let (Some(from), Some(size)) = (read_address(batch), batch.get(ADDRESS_SIZE..header)) else {
+                return fail(result, ERR_INVALID, "truncated datagram header") as f64;
+            };
+            let size = u32::from_le_bytes(size.try_into().unwrap_or_default()) as usize;
+            let Some(datagram) = batch.get(header..header + size) else {
+                return fail(result, ERR_INVALID, "truncated datagram") as f64;
+            };
+            netstack.receive(now_ms, from, datagram);
+            batch = &batch[header + size..];
+        }
+        netstack.poll(now_ms)
+    })
 }
 
 /// Makes the scratch buffer at least `len` bytes and returns its address.
@@ -113,11 +153,6 @@ pub extern "C" fn wgn_events_ptr() -> *const u8 {
 #[no_mangle]
 pub extern "C" fn wgn_events_len() -> u32 {
     with_state(|state| state.netstack.as_ref().map_or(0, |n| n.events().len() as u32))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_events_clear() {
-    with_state(|state| state.netstack.as_mut().map(NetStack::clear_events));
 }
 
 /// Starts the server. Scratch: private key (32 bytes). The buffers are the most a
@@ -244,51 +279,6 @@ pub extern "C" fn wgn_allow(peer: u32, prefix_len: u32) -> i32 {
     })
 }
 
-/// Takes a batch of datagrams. Scratch: repeated `[from: address][len u32][bytes]`, `len` bytes in all.
-/// Returns how many datagrams were read.
-#[no_mangle]
-pub extern "C" fn wgn_receive(now_ms: f64, len: u32) -> i32 {
-    with_netstack(|netstack, scratch, result| {
-        let Some(mut batch) = scratch.get(..len as usize) else {
-            return fail(result, ERR_INVALID, "batch is longer than the scratch buffer");
-        };
-        let mut count = 0;
-        while !batch.is_empty() {
-            let header = ADDRESS_SIZE + 4;
-            let (Some(from), Some(size)) = (read_address(batch), batch.get(ADDRESS_SIZE..header)) else {
-                return fail(result, ERR_INVALID, "truncated batch header");
-            };
-            let size = u32::from_le_bytes(size.try_into().unwrap_or_default()) as usize;
-            let Some(datagram) = batch.get(header..header + size) else {
-                return fail(result, ERR_INVALID, "truncated datagram in batch");
-            };
-            netstack.receive(now_ms, from, datagram);
-            batch = &batch[header + size..];
-            count += 1;
-        }
-        count
-    })
-}
-
-/// Runs timers and TCP; returns the host time (ms) of the next wanted call.
-#[no_mangle]
-pub extern "C" fn wgn_poll(now_ms: f64) -> f64 {
-    with_state(|state| state.netstack.as_mut().map_or(-1.0, |n| n.poll(now_ms)))
-}
-
-/// Accepts a connection from a TCP_INCOMING event: the SYN-ACK goes out on the next poll.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_accept(now_ms: f64, id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_accept(now_ms, id)))
-}
-
-/// Refuses a connection from a TCP_INCOMING event: `how` 0 = RST, 1 = ICMP host unreachable.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_refuse(id: u32, how: u32) -> i32 {
-    let how = if how == 1 { Refusal::Unreachable } else { Refusal::Reset };
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_refuse(id, how)))
-}
-
 /// Opens a TCP connection; returns its id, and its local address in the result buffer.
 /// Scratch: local address (19, port 0 picks one), remote address (19).
 #[no_mangle]
@@ -309,42 +299,8 @@ pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
     })
 }
 
-/// Queues scratch bytes `..len` on a connection; returns how many fit.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_send(id: u32, len: u32) -> i32 {
-    with_netstack(|netstack, scratch, result| {
-        let Some(data) = scratch.get(..len as usize) else {
-            return fail(result, ERR_INVALID, "data is longer than the scratch buffer");
-        };
-        match netstack.tcp_send(id, data) {
-            Ok(sent) => sent as i32,
-            Err(error) => request_failed(result, error),
-        }
-    })
-}
-
-/// The host consumed `bytes` of a connection's data: its window opens by as much.
-#[no_mangle]
-pub extern "C" fn wgn_tcp_consumed(now_ms: f64, id: u32, bytes: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_consumed(now_ms, id, bytes as usize)))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_tcp_shutdown(id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_shutdown(id)))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_tcp_abort(id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_abort(id)))
-}
-
-#[no_mangle]
-pub extern "C" fn wgn_tcp_discard(id: u32) -> i32 {
-    with_netstack(|netstack, _, result| status(result, netstack.tcp_discard(id)))
-}
-
-/// Sends a UDP datagram through the tunnel. Scratch: source (19), destination (19), then `len` payload bytes.
+/// Sends a UDP datagram through the tunnel at once (its DATAGRAM event is added to the log).
+/// Scratch: source (19), destination (19), then `len` payload bytes.
 #[no_mangle]
 pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
     with_netstack(|netstack, scratch, result| {
@@ -356,16 +312,17 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
         ) else {
             return fail(result, ERR_INVALID, "bad udp arguments");
         };
-        status(result, netstack.udp_send(now_ms, src, dst, payload))
+        match netstack.udp_send(now_ms, src, dst, payload) {
+            Ok(()) => 0,
+            Err(error) => request_failed(result, error),
+        }
     })
 }
 
-/// Writes statistics to the result buffer:
-/// `[peers u32]` then per peer `[id u32][since_handshake_ms f64 (-1 = never)][tx f64][rx f64][endpoint: address, family 0 = none]`,
-/// `[reasons u32]` then per reason `[name_len u8][name][count f64]`, then `[connections u32]`, then TCP as
-/// f64s: refused over a limit, refused (not accepting), RSTs for unknown segments, retransmitted
-/// segments, retransmission timeouts, bytes buffered, mean smoothed RTT (ms); then UDP as f64s:
-/// open flows, datagrams refused over the per-peer flow limit.
+/// Writes statistics to the result buffer: `[peers u32]` then per peer `[id u32]`, the
+/// f64s of `abi::PEER_STATS` (since the handshake -1 = never) and `[endpoint: address,
+/// family 0 = none]`; then the f64 count of each `DropReason::ALL`; `[connections u32]`;
+/// the f64s of `TcpTotals::fields` and of `abi::UDP_TOTALS`.
 #[no_mangle]
 pub extern "C" fn wgn_stats() -> i32 {
     with_netstack(|netstack, _, out| {
@@ -383,34 +340,20 @@ pub extern "C" fn wgn_stats() -> i32 {
                 None => out.extend_from_slice(&[0; ADDRESS_SIZE]),
             }
         }
-        out.extend_from_slice(&(DropReason::ALL.len() as u32).to_le_bytes());
         for reason in DropReason::ALL {
-            out.push(reason.name().len() as u8);
-            out.extend_from_slice(reason.name().as_bytes());
             out.extend_from_slice(&(netstack.counters().dropped(reason) as f64).to_le_bytes());
         }
         out.extend_from_slice(&(netstack.connection_count() as u32).to_le_bytes());
-        let totals = netstack.tcp_totals();
-        for value in [
-            totals.refused_over_limit as f64,
-            totals.refused_not_accepting as f64,
-            totals.reset_unknown as f64,
-            totals.retransmitted_segments as f64,
-            totals.timeouts as f64,
-            netstack.tcp_buffered() as f64,
-            netstack.tcp_mean_srtt_us() as f64 / 1000.0,
-            netstack.udp_flows().0 as f64,
-            netstack.udp_flows().1 as f64,
-        ] {
+        let (flows, refused) = netstack.udp_flows();
+        let tcp = netstack.tcp_totals().fields().map(|(_, value)| value);
+        for value in tcp.into_iter().chain([flows as f64, refused as f64]) {
             out.extend_from_slice(&value.to_le_bytes());
         }
         0
     })
 }
 
-/// Writes one connection's statistics to the result buffer, as f64s: retransmitted
-/// segments, retransmission timeouts, tail-loss probes, smoothed RTT (ms), congestion
-/// window (bytes), bytes in flight, bandwidth estimate and pacing rate (bytes/s), the peer's window (bytes).
+/// Writes one connection's statistics to the result buffer: the f64s of `ConnectionStats::fields`.
 #[no_mangle]
 pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
     with_netstack(|netstack, _, out| {
@@ -418,19 +361,19 @@ pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
             return request_failed(out, RequestError::Tcp(TcpError::UnknownConnection));
         };
         out.clear();
-        for value in [
-            stats.retransmitted_segments as f64,
-            stats.timeouts as f64,
-            stats.tail_probes as f64,
-            stats.srtt_us as f64 / 1000.0,
-            stats.cwnd as f64,
-            stats.bytes_in_flight as f64,
-            stats.bandwidth,
-            stats.pacing_rate,
-            stats.peer_window as f64,
-        ] {
+        for (_, value) in stats.fields() {
             out.extend_from_slice(&value.to_le_bytes());
         }
+        0
+    })
+}
+
+/// Replaces the event log with one event of each kind, with known values: the host's test
+/// that it decodes every field (see `abi::write_selftest_events`).
+#[no_mangle]
+pub extern "C" fn wgn_abi_selftest() -> i32 {
+    with_netstack(|netstack, _, _| {
+        netstack.write_selftest_events();
         0
     })
 }

@@ -14,8 +14,10 @@
 //! 4. [`netstack`] — the glue that moves packets between those three;
 //! 5. [`events`] — the byte format the host reads; [`ffi`] — the C ABI it calls.
 
+pub mod abi;
 pub mod addr;
 pub mod allowed_ips;
+pub mod commands;
 pub mod counters;
 pub mod events;
 pub mod ffi;

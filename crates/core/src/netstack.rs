@@ -204,13 +204,24 @@ impl NetStack {
         next as f64 / 1000.0
     }
 
-    /// Events since the last [`NetStack::clear_events`], in the format of [`crate::events`].
+    /// Replaces the event log with one event of each kind (see `abi::write_selftest_events`).
+    pub fn write_selftest_events(&mut self) {
+        crate::abi::write_selftest_events(&mut self.events);
+    }
+
+    /// Events not yet cleared, in the format of [`crate::events`].
     pub fn events(&self) -> &[u8] {
         self.events.as_bytes()
     }
 
     pub fn clear_events(&mut self) {
         self.events.clear();
+    }
+
+    /// Forgets the first `bytes` of the event log: the host has handled them. (Events added
+    /// since the host last looked stay.)
+    pub fn consume_events(&mut self, bytes: usize) {
+        self.events.consume(bytes);
     }
 
     /// Opens a TCP connection through the tunnel to `remote`, from `local` (port 0 picks
@@ -285,13 +296,6 @@ impl NetStack {
         self.tcp.totals()
     }
 
-    pub fn tcp_buffered(&self) -> usize {
-        self.tcp.buffered()
-    }
-
-    pub fn tcp_mean_srtt_us(&self) -> u64 {
-        self.tcp.mean_srtt_us()
-    }
 
     /// UDP flows open now, and datagrams refused over the per-peer limit.
     pub fn udp_flows(&self) -> (usize, u64) {

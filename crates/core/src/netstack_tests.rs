@@ -483,10 +483,15 @@ fn finish_open(net: &mut Net, c: usize, local: SocketAddr, remote: SocketAddr, i
     assert_eq!((syn_ack.src, syn_ack.dst), (remote, local));
     assert_eq!(syn_ack.ack, Some(iss + 1));
     // The host heard of it at the SYN, with the exact destination, before the handshake completed.
+    // And was given room to write at once: what it writes goes out when the handshake completes.
     let events = net.take_events();
-    let [Event::TcpIncoming { conn, peer: peer_index, remote: open_remote, local: open_local }] = events[..] else {
-        panic!("expected TCP_INCOMING, got {events:?}");
+    let [Event::TcpIncoming { conn, peer: peer_index, remote: open_remote, local: open_local }, Event::TcpWritable { conn: writable, room }] =
+        events[..]
+    else {
+        panic!("expected TCP_INCOMING and TCP_WRITABLE, got {events:?}");
     };
+    assert_eq!(writable, conn);
+    assert!(room > 0);
     assert_eq!(peer_index, net.clients[c].peer);
     assert_eq!(open_remote, local, "remote is the client's inner endpoint");
     assert_eq!(open_local, remote, "local is the exact destination");
@@ -726,8 +731,9 @@ fn tcp_syns_in_one_batch_each_get_a_connection() {
     let incoming: Vec<_> = net
         .take_events()
         .into_iter()
-        .map(|event| match event {
-            Event::TcpIncoming { remote, .. } => remote,
+        .filter_map(|event| match event {
+            Event::TcpIncoming { remote, .. } => Some(remote),
+            Event::TcpWritable { .. } => None,
             other => panic!("{other:?}"),
         })
         .collect();
@@ -762,7 +768,7 @@ fn tcp_attempts_that_never_open_leave_nothing_behind() {
     net.send(c, &tcp_packet(local, remote, TcpControl::Syn, 100, None, 65535, None, &[]));
     let syn_ack = net.segments(c).pop().unwrap();
     assert!(syn_ack.is(TcpControl::Syn));
-    let [Event::TcpIncoming { conn, .. }] = net.take_events()[..] else { panic!() };
+    let [Event::TcpIncoming { conn, .. }, Event::TcpWritable { .. }] = net.take_events()[..] else { panic!() };
     net.send(c, &tcp_packet(local, remote, TcpControl::Rst, 101, None, 0, None, &[]));
     net.advance(10);
     assert_eq!(net.server.connection_count(), 0);
@@ -845,6 +851,8 @@ fn tcp_connect_out_to_a_client() {
     let (local, remote) = (addr("192.0.2.200:8080"), addr("10.0.0.2:7000"));
     let (id, _) = net.server.tcp_connect(net.now, local, remote).unwrap();
     net.pump();
+    // The host may write at once; it goes out once the handshake completes.
+    assert!(matches!(net.take_events()[..], [Event::TcpWritable { conn, .. }] if conn == id));
     let segments = net.segments(c);
     assert_eq!(segments.len(), 1, "{segments:?}");
     let syn = &segments[0];
@@ -867,7 +875,7 @@ fn tcp_connect_out_to_a_client() {
     assert!((49152..=65535).contains(&syn.src.port()), "ephemeral port {syn:?}");
     assert_eq!(syn.src, picked);
     net.send(c, &tcp_packet(syn.dst, syn.src, TcpControl::Rst, 0, Some(syn.seq.wrapping_add(1)), 0, None, &[]));
-    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: id, reason: 2 }]);
+    assert_eq!(net.take_events(), vec![Event::TcpWritable { conn: id, room: 65536 }, Event::TcpClosed { conn: id, reason: 2 }]);
 
     // No route, and mixed families, are refused up front.
     assert_eq!(net.server.tcp_connect(net.now, local, addr("10.9.9.9:80")), Err(RequestError::NoRoute));
@@ -972,8 +980,41 @@ fn tcp_send_buffer_full_reports_writable_when_drained() {
     assert_eq!(received, data[..4096]);
     assert!(net.take_events().is_empty(), "not writable until acknowledged");
     tcp.send_ack(&mut net);
-    assert_eq!(net.take_events(), vec![Event::TcpWritable { conn: tcp.id }]);
+    assert_eq!(net.take_events(), vec![Event::TcpWritable { conn: tcp.id, room: 4096 }]);
     assert_eq!(net.server.tcp_send(tcp.id, &data[4096..]), Ok(4096));
+}
+
+/// The host writes through commands, up to the room it was granted, and the core applies
+/// them in order: data then FIN. Writing past the grant is the host's bug, reported.
+#[test]
+fn tcp_commands_write_within_the_grant_in_order() {
+    use crate::abi::command::{SEND, SHUTDOWN};
+    use crate::commands::{apply, CommandError};
+    let mut net = Net::with_tcp(TcpConfig { max_send_buffer: 4096, ..tcp_config() });
+    let c = net.add_client(1);
+    net.handshake(c);
+    let mut tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
+    let send = |conn: u32, bytes: &[u8]| {
+        let mut command = vec![SEND];
+        command.extend_from_slice(&conn.to_le_bytes());
+        command.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        command.extend_from_slice(bytes);
+        command
+    };
+    // finish_open saw the first grant: 4096 bytes. All of it in one batch...
+    let mut commands = send(tcp.id, &[1; 4000]);
+    commands.extend(send(tcp.id, &[2; 96]));
+    assert_eq!(apply(&mut net.server, net.now, &commands), Ok(()));
+    // ...and a byte more, before an ACK frees room, is the host's bug.
+    let past = apply(&mut net.server, net.now, &send(tcp.id, &[3]));
+    assert_eq!(past, Err(CommandError::PastGrant { conn: tcp.id, sent: 1, taken: 0 }));
+    assert_eq!(apply(&mut net.server, net.now, &[SHUTDOWN].iter().chain(&tcp.id.to_le_bytes()).copied().collect::<Vec<_>>()), Ok(()));
+    net.pump();
+    let segments = net.segments(c);
+    let received: Vec<u8> = segments.iter().flat_map(|s| s.payload.clone()).collect();
+    assert_eq!(received.len(), 4096);
+    assert!(received[..4000].iter().all(|&b| b == 1) && received[4000..].iter().all(|&b| b == 2));
+    assert!(segments.last().unwrap().is(TcpControl::Fin), "FIN after the data: {segments:?}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -70,6 +70,23 @@ pub struct ConnectionStats {
     pub peer_window: usize,
 }
 
+impl ConnectionStats {
+    /// The numbers by the names the host gives them (this order is the stats record's).
+    pub fn fields(&self) -> [(&'static str, f64); 9] {
+        [
+            ("retransmittedSegments", self.retransmitted_segments as f64),
+            ("timeouts", self.timeouts as f64),
+            ("tailProbes", self.tail_probes as f64),
+            ("rttMs", self.srtt_us as f64 / 1000.0),
+            ("congestionWindow", self.cwnd as f64),
+            ("bytesInFlight", self.bytes_in_flight as f64),
+            ("bandwidth", self.bandwidth),
+            ("pacingRate", self.pacing_rate),
+            ("peerWindow", self.peer_window as f64),
+        ]
+    }
+}
+
 /// Bytes a host consumed per interval, tracked by the receiver; the rest of these are
 /// the per-connection settings the table hands down.
 #[derive(Debug, Clone, Copy)]
@@ -186,9 +203,12 @@ pub struct Connection {
     state_deadline: Option<u64>,
     last_heard: u64,
     last_progress: u64,
-    want_writable: bool,
+    /// Send room the host was told of (TCP_WRITABLE) and has not used yet.
+    granted: usize,
     /// The server holds most of what it may: windows and buffers stop growing.
     pressed: bool,
+    /// The server holds all it may: only a connection holding nothing is given room.
+    full: bool,
     reported: Reported,
     timeouts: u64,
     tail_probes: u64,
@@ -249,8 +269,9 @@ impl Connection {
             state_deadline: None,
             last_heard: now,
             last_progress: now,
-            want_writable: false,
+            granted: 0,
             pressed: false,
+            full: false,
             reported: Reported::default(),
             timeouts: 0,
             tail_probes: 0,
@@ -291,15 +312,30 @@ impl Connection {
 
     /// Queues what fits of `data`; `None` if the connection no longer sends.
     pub fn write(&mut self, data: &[u8]) -> Option<usize> {
-        let open = matches!(self.state, State::Pending | State::SynSent | State::SynReceived | State::Established | State::CloseWait);
-        if !open || self.snd.fin_queued() {
+        if !self.may_write() {
             return None;
         }
         let n = self.snd.write(data);
-        if n < data.len() {
-            self.want_writable = true;
-        }
+        self.granted = self.granted.saturating_sub(n);
         Some(n)
+    }
+
+    fn may_write(&self) -> bool {
+        let open = matches!(self.state, State::Pending | State::SynSent | State::SynReceived | State::Established | State::CloseWait);
+        open && !self.snd.fin_queued()
+    }
+
+    /// Tells the host how much more it may write (TCP_WRITABLE), when that is worth a word:
+    /// when it has no room left, or once a quarter of the send buffer has come free.
+    fn grant_room(&mut self, io: &mut Io<'_>) {
+        if !self.may_write() || (self.full && self.snd.buffered() + self.granted > 0) {
+            return;
+        }
+        let available = self.snd.room().saturating_sub(self.granted);
+        if available > 0 && (self.granted == 0 || available >= self.snd.limit / 4) {
+            self.granted += available;
+            io.events().tcp_writable(self.id, available);
+        }
     }
 
     /// The host consumed `bytes` of received data.
@@ -365,13 +401,11 @@ impl Connection {
         self.snd.buffered() + self.rcv.held() + self.rcv.unconsumed()
     }
 
-    /// Tell the host when there is room to write again.
-    pub fn want_writable(&mut self) {
-        self.want_writable = true;
-    }
-
-    pub fn set_pressed(&mut self, pressed: bool) {
+    /// How much of its memory the server holds: past three quarters windows and buffers stop
+    /// growing (`pressed`); at all of it (`full`) no room is granted to connections holding data.
+    pub fn set_pressure(&mut self, pressed: bool, full: bool) {
         self.pressed = pressed;
+        self.full = full;
         self.rcv.frozen = pressed;
     }
 
@@ -580,10 +614,6 @@ impl Connection {
             let wanted = (2 * self.cc.cwnd()).min(max).max(INITIAL_SEND_LIMIT.min(max));
             self.snd.limit = self.snd.limit.max(wanted);
         }
-        if self.want_writable && self.snd.room() >= self.snd.limit / 4 {
-            self.want_writable = false;
-            io.events().tcp_writable(self.id);
-        }
         if outcome.fin_acked {
             match self.state {
                 State::FinWait1 => {
@@ -669,6 +699,7 @@ impl Connection {
     /// and the pacing rate, ACKs. Stops when `io`'s budget runs out.
     pub fn poll(&mut self, now: u64, io: &mut Io<'_>) {
         self.run_timers(now, io);
+        self.grant_room(io);
         if self.rst_due {
             self.rst_due = false;
             let rst = Outgoing { rst: true, ..Outgoing::control(self.local, self.remote, self.snd.nxt, Some(self.rcv.nxt)) };

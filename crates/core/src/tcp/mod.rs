@@ -146,6 +146,25 @@ pub struct TcpTotals {
     pub reset_unknown: u64,
     pub retransmitted_segments: u64,
     pub timeouts: u64,
+    /// Bytes all connections hold now.
+    pub buffered_bytes: usize,
+    /// The mean smoothed RTT over open connections that have one, in microseconds.
+    pub mean_srtt_us: u64,
+}
+
+impl TcpTotals {
+    /// The numbers by the names the host gives them (this order is the stats record's).
+    pub fn fields(&self) -> [(&'static str, f64); 7] {
+        [
+            ("refusedOverLimit", self.refused_over_limit as f64),
+            ("refusedNotAccepting", self.refused_not_accepting as f64),
+            ("resetUnknown", self.reset_unknown as f64),
+            ("retransmittedSegments", self.retransmitted_segments as f64),
+            ("timeouts", self.timeouts as f64),
+            ("bufferedBytes", self.buffered_bytes as f64),
+            ("meanRttMs", self.mean_srtt_us as f64 / 1000.0),
+        ]
+    }
 }
 
 struct Slot {
@@ -346,17 +365,11 @@ impl Tcp {
         Ok(())
     }
 
-    /// Queues what fits of `data`; returns how many bytes.
+    /// Queues what fits of `data` (the host writes no more than it was granted, and that
+    /// always fits); returns how many bytes.
     pub fn send(&mut self, id: u32, data: &[u8]) -> Result<usize, TcpError> {
-        let full = self.buffered >= self.config.limits.buffered_bytes;
         let slot = self.slot(id)?;
-        // Over the total, a connection that holds data takes no more for now; the next ACK
-        // it gets brings a writable event. One that holds nothing may always write.
-        let data = if full && slot.conn.held_bytes() > 0 { &[][..] } else { data };
         let n = slot.conn.write(data).ok_or(TcpError::NotWritable)?;
-        if full {
-            slot.conn.want_writable();
-        }
         self.mark(id);
         Ok(n)
     }
@@ -420,25 +433,22 @@ impl Tcp {
         self.buffered
     }
 
-    /// Lifetime counts, including the connections open now.
+    /// Lifetime counts, including the connections open now, and what they hold now.
     pub fn totals(&self) -> TcpTotals {
         let mut totals = self.totals;
+        let (mut rtt_sum, mut rtt_count) = (0, 0);
         for slot in self.connections.values() {
             let stats = slot.conn.stats();
             totals.retransmitted_segments += stats.retransmitted_segments;
             totals.timeouts += stats.timeouts;
+            if stats.srtt_us > 0 {
+                rtt_sum += stats.srtt_us;
+                rtt_count += 1;
+            }
         }
+        totals.buffered_bytes = self.buffered;
+        totals.mean_srtt_us = if rtt_count > 0 { rtt_sum / rtt_count } else { 0 };
         totals
-    }
-
-    /// The mean smoothed RTT over open connections that have one, in microseconds.
-    pub fn mean_srtt_us(&self) -> u64 {
-        let samples: Vec<u64> = self.connections.values().map(|s| s.conn.stats().srtt_us).filter(|&r| r > 0).collect();
-        if samples.is_empty() {
-            0
-        } else {
-            samples.iter().sum::<u64>() / samples.len() as u64
-        }
     }
 
     // ---- bookkeeping ----
@@ -475,9 +485,10 @@ impl Tcp {
             return;
         }
         self.recount(id);
-        let pressed = self.buffered * 4 >= self.config.limits.buffered_bytes * 3;
+        let limit = self.config.limits.buffered_bytes;
+        let (pressed, full) = (self.buffered * 4 >= limit * 3, self.buffered >= limit);
         let Some(slot) = self.connections.get_mut(&id) else { return };
-        slot.conn.set_pressed(pressed);
+        slot.conn.set_pressure(pressed, full);
         match slot.conn.next_wake(now) {
             Some(0) => {
                 slot.dirty = true;

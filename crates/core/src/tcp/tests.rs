@@ -141,7 +141,7 @@ fn download(size: usize, mut path: Path, seed: u64, limit_us: u64) -> Outcome {
     let (mut now, mut last_data, mut longest_gap) = (0u64, 0u64, 0u64);
     let mut server_stats = ConnectionStats::default();
 
-    let mut writable = false;
+    let mut room = 0usize;
     while now < limit_us {
         // Deliver what has arrived.
         while let Some(Reverse((at, _, _, _))) = wire.peek() {
@@ -168,17 +168,18 @@ fn download(size: usize, mut path: Path, seed: u64, limit_us: u64) -> Outcome {
                     server_conn = Some(conn);
                     server.wake = Some(now);
                 }
-                Event::TcpEstablished { .. } | Event::TcpWritable { .. } => writable = true,
-                Event::TcpClosed { .. } | Event::TcpEof { .. } => {}
+                Event::TcpWritable { room: more, .. } => room += more as usize,
+                Event::TcpEstablished { .. } | Event::TcpClosed { .. } | Event::TcpEof { .. } => {}
                 other => panic!("server got {other:?}"),
             }
         }
         if let Some(conn) = server_conn {
-            while writable && written < size {
-                let chunk: Vec<u8> = (written..size.min(written + 256 * 1024)).map(byte_at).collect();
-                let n = server.tcp.send(conn, &chunk).unwrap();
-                written += n;
-                writable = n == chunk.len();
+            // As the host does: no more than the room granted, and all of that is taken.
+            while room > 0 && written < size {
+                let chunk: Vec<u8> = (written..size.min(written + room)).map(byte_at).collect();
+                assert_eq!(server.tcp.send(conn, &chunk), Ok(chunk.len()), "granted room is taken whole");
+                written += chunk.len();
+                room -= chunk.len();
                 if written == size {
                     server.tcp.shutdown(conn).unwrap();
                 }
@@ -204,6 +205,7 @@ fn download(size: usize, mut path: Path, seed: u64, limit_us: u64) -> Outcome {
                     done = true;
                 }
                 Event::TcpEstablished { conn, .. } => assert_eq!(conn, id),
+                Event::TcpWritable { .. } => {} // the client only reads
                 Event::TcpClosed { reason, .. } => assert!(done || received == size, "closed early: reason {reason}"),
                 other => panic!("client got {other:?}"),
             }
