@@ -18,14 +18,14 @@ describe("parseCommand", () => {
   const env = { XDG_CONFIG_HOME: "/cfg" };
 
   it("serves by default, with defaults", () => {
-    expect(parseCommand([], env)).toEqual({ command: "serve", conf: join("/cfg", "wg-netstack"), peers: 1, allowLoopback: false, json: false });
+    expect(parseCommand([], env)).toEqual({ command: "serve", conf: join("/cfg", "wg-netstack"), peers: 1, allowLoopback: false, allowLinkLocal: false, json: false });
     expect(parseCommand(["serve", "--json"], env)).toMatchObject({ command: "serve", json: true });
   });
 
   it("reads every serve option, as --name value or --name=value", () => {
     const command = parseCommand(
       ["--conf", "/c", "--peers=3", "--listen", "[::1]:51821", "--endpoint", "vpn.example.test", "--mtu", "1380",
-        "--via", "socks5://u:p@127.0.0.1:1080", "--dns-upstream", "127.0.0.53", "--allow-loopback", "--max-flows", "200", "--pcap", "/tmp/x.pcap"],
+        "--via", "socks5://u:p@127.0.0.1:1080", "--dns-upstream", "127.0.0.53", "--allow-loopback", "--allow-link-local", "--max-flows", "200", "--pcap", "/tmp/x.pcap"],
       env,
     );
     expect(command).toEqual({
@@ -38,6 +38,7 @@ describe("parseCommand", () => {
       via: { protocol: "socks5", host: "127.0.0.1", port: 1080, username: "u", password: "p" },
       dnsUpstream: { host: "127.0.0.53", port: 53 },
       allowLoopback: true,
+      allowLinkLocal: true,
       maxFlows: 200,
       pcap: "/tmp/x.pcap",
       json: false,

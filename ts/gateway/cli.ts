@@ -35,6 +35,7 @@ Options:
   --via URL               send relayed TCP through socks5://[user:pass@]HOST:PORT or http://[user:pass@]HOST:PORT (CONNECT)
   --dns-upstream IP[:PORT] where DNS queries to the gateway go (default the first nameserver in /etc/resolv.conf)
   --allow-loopback        let peers reach this host's loopback (127.0.0.0/8, ::1); refused by default. The LAN is always reachable
+  --allow-link-local      let peers reach link-local addresses (169.254.0.0/16, fe80::/10: a cloud's metadata service); refused by default
   --max-flows N           TCP connections, and UDP flows, each peer may have open (default ${DEFAULT_MAX_FLOWS_PER_PEER}); each holds a socket here
   --pcap FILE             write the decrypted packets to FILE (pcap, opens in Wireshark)
   --json                  log JSON lines instead of text (configs and QR codes then go to stderr)
@@ -50,6 +51,7 @@ export interface ServeCommand {
   via?: Proxy;
   dnsUpstream?: Endpoint;
   allowLoopback: boolean;
+  allowLinkLocal: boolean;
   maxFlows?: number;
   pcap?: string;
   json: boolean;
@@ -61,9 +63,9 @@ export type Command =
   | { command: "peer-remove"; conf: string; name: string }
   | { command: "help" };
 
-const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "allow-loopback", "max-flows", "pcap", "json", "help"];
+const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "allow-loopback", "allow-link-local", "max-flows", "pcap", "json", "help"];
 const PEER_FLAGS = ["conf", "help"];
-const BOOLEAN_FLAGS = new Set(["json", "help", "allow-loopback"]);
+const BOOLEAN_FLAGS = new Set(["json", "help", "allow-loopback", "allow-link-local"]);
 
 /** Reads the command line (without the runtime and script); throws a UsageError. */
 export function parseCommand(argv: string[], env: Record<string, string | undefined> = process.env): Command {
@@ -89,7 +91,14 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   }
   if (positionals.length > 0) throw new UsageError(`serve: unexpected argument ${JSON.stringify(positionals[0])}`);
 
-  const serve: ServeCommand = { command: "serve", conf, peers: 1, allowLoopback: flags["allow-loopback"] !== undefined, json: flags.json !== undefined };
+  const serve: ServeCommand = {
+    command: "serve",
+    conf,
+    peers: 1,
+    allowLoopback: flags["allow-loopback"] !== undefined,
+    allowLinkLocal: flags["allow-link-local"] !== undefined,
+    json: flags.json !== undefined,
+  };
   if (flags.peers !== undefined) serve.peers = integer(flags.peers, "--peers", 0, 250);
   if (flags.listen !== undefined) serve.listen = listenAddress(flags.listen);
   if (flags.endpoint !== undefined) serve.endpoint = configEndpoint(flags.endpoint);
@@ -275,6 +284,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
       ...(command.via ? { via: command.via } : {}),
       dnsUpstream,
       allowLoopback: command.allowLoopback,
+      allowLinkLocal: command.allowLinkLocal,
       ...(command.maxFlows === undefined ? {} : { maxFlowsPerPeer: command.maxFlows }),
       ...(io.runtime ? { runtime: io.runtime } : {}),
       ...(pcap ? { pcap } : {}),

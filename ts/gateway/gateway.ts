@@ -43,6 +43,8 @@ export interface GatewayOptions {
   dnsUpstream: Endpoint;
   /** Let peers reach this host's loopback (127.0.0.0/8, ::1); default no: such flows are denied and logged. */
   allowLoopback?: boolean;
+  /** Let peers reach link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services answer; default no. */
+  allowLinkLocal?: boolean;
   /** TCP connections, and UDP flows, each peer may have open; default {@link DEFAULT_MAX_FLOWS_PER_PEER}. */
   maxFlowsPerPeer?: number;
   /** Decrypted packets are written here. */
@@ -80,7 +82,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const shutdown = new AbortController();
   const tcpFlows = new Set<Promise<void>>();
-  const route = router({ ownHosts, dnsUpstream: options.dnsUpstream, allowLoopback: options.allowLoopback ?? false });
+  const route = router({
+    ownHosts,
+    dnsUpstream: options.dnsUpstream,
+    allowLoopback: options.allowLoopback ?? false,
+    allowLinkLocal: options.allowLinkLocal ?? false,
+  });
   const udpIdleMs = options.udpIdleMs ?? UDP_FLOW_TIMEOUT_MS;
   const maxFlows = options.maxFlowsPerPeer ?? DEFAULT_MAX_FLOWS_PER_PEER;
   const udp = new UdpRelay({

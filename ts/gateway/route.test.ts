@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseIp } from "../ip.js";
-import { isHostLocal, router } from "./route.js";
+import { isHostLocal, isLinkLocal, router } from "./route.js";
 
 describe("router", () => {
   const dnsUpstream = { host: "192.0.2.53", port: 53 };
-  const route = router({ ownHosts: ["10.77.0.1", "fd12:3456:789a::1"], dnsUpstream, allowLoopback: false });
+  const route = router({ ownHosts: ["10.77.0.1", "fd12:3456:789a::1"], dnsUpstream, allowLoopback: false, allowLinkLocal: false });
   const at = (host: string, port = 80) => route({ host, port });
 
   it("sends DNS to the gateway's addresses upstream and refuses their other ports", () => {
@@ -17,13 +17,21 @@ describe("router", () => {
     for (const host of ["127.0.0.1", "127.1.2.3", "0.0.0.0", "::1", "::", "::ffff:127.0.0.1", "::ffff:0.0.0.0"]) {
       expect(at(host)).toEqual({ end: "denied", why: expect.stringContaining("--allow-loopback") });
     }
-    for (const host of ["192.168.1.10", "10.201.3.2", "fe80::1", "::2", "2001:db8::1", "::ffff:192.0.2.1", "128.0.0.1"]) {
+    for (const host of ["192.168.1.10", "10.201.3.2", "::2", "2001:db8::1", "::ffff:192.0.2.1", "128.0.0.1", "169.253.0.1", "fec0::1"]) {
       expect(at(host)).toEqual({ to: { host, port: 80 } });
     }
   });
 
+  it("denies link-local addresses, where a cloud VM's metadata service answers", () => {
+    for (const host of ["169.254.169.254", "169.254.0.1", "fe80::1", "febf::1", "::ffff:169.254.169.254"]) {
+      expect(at(host)).toEqual({ end: "denied", why: expect.stringContaining("--allow-link-local") });
+    }
+    const open = router({ ownHosts: ["10.77.0.1"], dnsUpstream, allowLoopback: false, allowLinkLocal: true });
+    expect(open({ host: "169.254.169.254", port: 80 })).toEqual({ to: { host: "169.254.169.254", port: 80 } });
+  });
+
   it("lets loopback through with allowLoopback", () => {
-    const open = router({ ownHosts: ["10.77.0.1"], dnsUpstream, allowLoopback: true });
+    const open = router({ ownHosts: ["10.77.0.1"], dnsUpstream, allowLoopback: true, allowLinkLocal: false });
     expect(open({ host: "127.0.0.1", port: 8080 })).toEqual({ to: { host: "127.0.0.1", port: 8080 } });
     expect(open({ host: "10.77.0.1", port: 8080 })).toMatchObject({ end: "refused" }); // still only DNS there
   });
@@ -34,5 +42,13 @@ describe("isHostLocal", () => {
     const local = (text: string) => isHostLocal(parseIp(text)!);
     expect([local("127.255.255.255"), local("0.1.2.3"), local("::ffff:127.0.0.2")]).toEqual([true, true, true]);
     expect([local("126.0.0.1"), local("::ffff:10.0.0.1"), local("::1:0"), local("1::1")]).toEqual([false, false, false, false]);
+  });
+});
+
+describe("isLinkLocal", () => {
+  it("knows 169.254.0.0/16 and fe80::/10", () => {
+    const linkLocal = (text: string) => isLinkLocal(parseIp(text)!);
+    expect([linkLocal("169.254.255.255"), linkLocal("fe80::"), linkLocal("::ffff:169.254.1.1")]).toEqual([true, true, true]);
+    expect([linkLocal("169.255.0.1"), linkLocal("fec0::1"), linkLocal("fe7f::1"), linkLocal("::ffff:10.0.0.1")]).toEqual([false, false, false, false]);
   });
 });
