@@ -4,8 +4,10 @@
 // ("Security and reliability").
 
 import { once } from "node:events";
+import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { downloadSha256, PORTS, programFor } from "../../bench/programs.mjs";
 import { genkey, pubkey, startServer, type Server, type TcpConnection } from "../../ts/index.js";
 import { CLIENT_TASKS_PATH, interopSkipReason, startWgClient, type WgClient } from "./netns.js";
 
@@ -13,6 +15,7 @@ const skipReason = interopSkipReason();
 if (skipReason) console.log(`[interop] skipping limits tests: ${skipReason}`);
 
 const T = 180_000;
+const SYN_FLOOD_PATH = fileURLToPath(new URL("./syn-flood.pl", import.meta.url));
 const MiB = 1024 * 1024;
 const mib = (bytes: number) => (bytes / MiB).toFixed(1);
 
@@ -95,5 +98,70 @@ describe.skipIf(skipReason)("many connections from one real client", () => {
     await until("every connection closed on the server", () => server.stats().connections === 0);
     expect(server.stats().tcp.bufferedBytes).toBe(0);
     await many.exited;
+  }, T);
+});
+
+/** Downloads `bytes` from the benchmark's download program and checks them by SHA-256. */
+async function downloadIntact(client: WgClient, bytes: number): Promise<{ ms: number; maxGapMs: number }> {
+  const result = await client.task("tcp-download", ["198.51.100.250", PORTS.download, bytes, "--timeout", 120_000], { timeoutMs: T });
+  expect(result.json.error).toBeUndefined();
+  expect(result.json.bytes).toBe(bytes);
+  expect(result.json.sha256).toBe(downloadSha256(bytes));
+  return result.json;
+}
+
+/** An IPv4 TCP SYN (no ACK). */
+const isSyn = (packet: Uint8Array) => packet[0] >> 4 === 4 && packet[9] === 6 && (packet[((packet[0] & 15) << 2) + 13]! & 0x12) === 0x02;
+
+describe.skipIf(skipReason)("a SYN flood from one real client", () => {
+  it("refuses 50,000 SYNs past the half-open limit, counts them, stays bounded, and another peer's 100 MiB arrives intact", async () => {
+    const serverKey = genkey();
+    const [floodKey, otherKey] = [genkey(), genkey()];
+    let syns = 0; // SYNs that reached the server from the flooding peer (seen by the tap)
+    let handed = 0; // of those, the ones given to onTcp
+    const server = await startServer({
+      privateKey: serverKey,
+      host: "0.0.0.0",
+      port: 0,
+      peers: [
+        { publicKey: pubkey(floodKey), allowedIps: ["10.0.1.0/24"] },
+        { publicKey: pubkey(otherKey), allowedIps: ["10.0.0.3/32"] },
+      ],
+      // Flood connections are taken when the handler returns: they wait for an ACK that never comes.
+      onTcp: (conn) => (conn.peer === pubkey(floodKey) ? void handed++ : programFor(conn.local.port)?.(conn)),
+      tap: (packet, { direction, peer }) => void (direction === "in" && peer === pubkey(floodKey) && isSyn(packet) && syns++),
+    });
+    const common = { serverPublicKey: pubkey(serverKey), serverPort: server.address.port };
+    const [flooder, other] = await Promise.all([
+      startWgClient({ ...common, privateKey: floodKey, tunnelAddresses: ["10.0.1.1/32"] }),
+      startWgClient({ ...common, implementation: "current", privateKey: otherKey, tunnelAddresses: ["10.0.0.3/32"] }),
+    ]);
+    try {
+      await downloadIntact(other, MiB); // both sessions up before the clock starts
+      const before = server.stats().memoryBytes;
+      const t0 = Date.now();
+      const [flood, download] = await Promise.all([
+        flooder.exec("perl", [SYN_FLOOD_PATH, "50000", "10.0.1", "198.51.100", "10000"], { timeoutMs: 60_000 }),
+        downloadIntact(other, 100 * MiB),
+      ]);
+      expect(flood.stdout.trim()).toBe('{"sent":50000}');
+      const stats = server.stats();
+      console.log(
+        `[interop] SYN flood: ${syns} of 50,000 SYNs arrived in ${Date.now() - t0} ms, ${handed} handed to onTcp, ${stats.tcp.refusedOverLimit} refused over the limit; ` +
+          `wasm memory ${mib(before)} -> ${mib(stats.memoryBytes)} MiB; the other peer's 100 MiB in ${download.ms} ms, longest gap ${download.maxGapMs} ms`,
+      );
+      // Some are lost on the way (the client's queues); what arrived was several times the limit.
+      expect(syns).toBeGreaterThan(20_000);
+      // Every SYN was either handed over or refused and counted; at most the limit at once.
+      expect(handed + stats.tcp.refusedOverLimit).toBe(syns);
+      expect(handed).toBeLessThanOrEqual(4096);
+      expect(stats.memoryBytes).toBeLessThan(64 * MiB);
+      // No ACK comes: the half-open connections time out (20 s by default) and nothing is left.
+      await until("the half-open connections expired", () => server.stats().connections === 0, 40_000);
+      expect(server.error).toBeUndefined();
+    } finally {
+      await Promise.all([flooder.close(), other.close()]);
+      await server.close();
+    }
   }, T);
 });
