@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { downloadSha256, PORTS, programFor } from "../../bench/programs.mjs";
-import { genkey, pubkey, startServer, type Runtime, type Server, type TcpConnection } from "../../ts/index.js";
+import { genkey, pubkey, startServer, type Runtime, type Server, type ServerOptions, type TcpConnection } from "../../ts/index.js";
 import { defaultRuntime } from "../../ts/runtime/index.js";
 import { CLIENT_TASKS_PATH, interopSkipReason, startWgClient, type WgClient } from "./netns.js";
 
@@ -27,12 +27,14 @@ async function echo(conn: TcpConnection): Promise<void> {
   await conn.end();
 }
 
+const sleep = (ms: number) => new Promise<undefined>((resolve) => setTimeout(resolve, ms));
+
 /** Polls `check` every 50 ms until it holds; fails with `what` after `ms`. */
 async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 
@@ -41,8 +43,8 @@ async function until(what: string, check: () => boolean, ms = 30_000): Promise<v
  * connection got its byte back; `close()` asks the client to end them all; `closed` resolves
  * with the client's count of its connections' errors by code once all of them closed.
  */
-function holdConnections(client: WgClient, host: string, port: number, count: number) {
-  const child = client.spawn(process.execPath, [CLIENT_TASKS_PATH, "tcp-many", host, String(port), String(count), "--timeout", "120000"], {
+function holdConnections(client: WgClient, host: string, port: number, count: number, timeoutMs = 120_000) {
+  const child = client.spawn(process.execPath, [CLIENT_TASKS_PATH, "tcp-many", host, String(port), String(count), "--timeout", String(timeoutMs)], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
@@ -232,6 +234,172 @@ describe.skipIf(skipReason)("the first wave's flood at the server's port", () =>
       expect(server.error).toBeUndefined();
     } finally {
       flood?.kill();
+      await client.close();
+      await server.close();
+    }
+  }, T);
+});
+
+/** The default runtime with its timers counted: `live` holds the ones armed and not yet fired or cleared. */
+function countingRuntime(): { runtime: Runtime; live: Set<unknown> } {
+  const real = defaultRuntime();
+  const live = new Set<unknown>();
+  const clock = {
+    now: () => real.clock.now(),
+    setTimer: (delayMs: number, fn: () => void) => {
+      const handle = real.clock.setTimer(delayMs, () => {
+        live.delete(handle);
+        fn();
+      });
+      live.add(handle);
+      return handle;
+    },
+    clearTimer: (handle: unknown) => {
+      live.delete(handle);
+      real.clock.clearTimer(handle);
+    },
+    defer: (fn: () => void) => real.clock.defer(fn),
+  };
+  return { runtime: { clock, bindUdp: real.bindUdp }, live };
+}
+
+/** A server for one client with `options`, and that client (Debian's wireguard-go) at 10.0.0.2. */
+async function serverAndClient(options: Partial<ServerOptions>): Promise<{ server: Server; client: WgClient }> {
+  const serverKey = genkey();
+  const clientKey = genkey();
+  const server = await startServer({ privateKey: serverKey, host: "0.0.0.0", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options });
+  const client = await startWgClient({ privateKey: clientKey, serverPublicKey: pubkey(serverKey), serverPort: server.address.port, tunnelAddresses: ["10.0.0.2/32"] }).catch(async (error) => {
+    await server.close();
+    throw error;
+  });
+  return { server, client };
+}
+
+/** Resolves true if every promise settles within `ms`. */
+async function allSettleWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = Promise.allSettled(promises).then(() => true as const);
+  const result = await Promise.race([settled, timeout]);
+  clearTimeout(timer);
+  return result;
+}
+
+describe.skipIf(skipReason)("faults with a real client", () => {
+  it("server.close() from inside onTcp, amid a burst of SYNs: every connection's `closed` resolves and no timer is left", async () => {
+    const { runtime, live } = countingRuntime();
+    const connections: TcpConnection[] = [];
+    let closing: Promise<void> | undefined;
+    const { server, client } = await serverAndClient({
+      runtime,
+      onTcp: async (conn) => {
+        connections.push(conn);
+        // Mid-batch: more SYNs of the same burst come after this one.
+        if (connections.length === 100) closing = server.close();
+        await echo(conn);
+      },
+      onError: () => {},
+    });
+    try {
+      const many = holdConnections(client, "198.51.100.2", 2000, 1000, 10_000);
+      await until("a connection closes the server", () => closing !== undefined);
+      await closing;
+      console.log(`[interop] close() inside onTcp: ${connections.length} connections handed over`);
+      expect(connections.length).toBeGreaterThanOrEqual(100);
+      expect(await allSettleWithin(connections.map((c) => c.closed), 1_000)).toBe(true);
+      // Nothing runs on after close: no timer armed now, nor a little later.
+      expect(live.size).toBe(0);
+      await sleep(300);
+      expect(live.size).toBe(0);
+      // The client's connections were reset or refused, not left waiting.
+      await expect(many.served).rejects.toThrow(/closed before its echo/);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }, T);
+
+  it("server.close() with thousands of open connections resets each one at the client (ECONNRESET)", async () => {
+    const connections: TcpConnection[] = [];
+    const { server, client } = await serverAndClient({ onTcp: (conn) => (connections.push(conn), echo(conn)), onError: () => {} });
+    try {
+      const many = holdConnections(client, "198.51.100.3", 3000, 3000);
+      await many.served;
+      expect(server.stats().connections).toBe(3000);
+      const t0 = Date.now();
+      await server.close();
+      const ms = Date.now() - t0;
+      // Every client connection ends at once (a lost RST would leave it open for good).
+      const outcome = await Promise.race([many.closed, sleep(10_000)]);
+      const established = await client.exec("ss", ["-Htn", "state", "established"]);
+      console.log(`[interop] close() with 3,000 open connections took ${ms} ms; the client saw ${JSON.stringify(outcome)}, ${established.stdout.split("\n").filter(Boolean).length} left established`);
+      expect(outcome).toEqual({ closed: 3000, errors: { ECONNRESET: 3000 } });
+      expect(await allSettleWithin(connections.map((c) => c.closed), 1_000)).toBe(true);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }, T);
+
+  it("a handler that returns without closing leaves the connection open, even past the client's FIN, until the program closes it", async () => {
+    let kept: TcpConnection | undefined;
+    const { server, client } = await serverAndClient({
+      onTcp: async (conn) => {
+        kept = conn;
+        await conn.write(await conn.read()); // one byte back, then return
+      },
+    });
+    try {
+      const one = holdConnections(client, "198.51.100.4", 80, 1);
+      await one.served;
+      await sleep(2_000);
+      expect(server.stats().connections).toBe(1);
+      expect(await allSettleWithin([kept!.closed], 0)).toBe(false);
+      // The client closes its end: ours stays open (half-closed) for the program to write or end.
+      one.close();
+      await sleep(1_000);
+      expect(server.stats().connections).toBe(1);
+      expect((await kept!.read()).length).toBe(0); // the FIN, as end of stream
+      await kept!.write("still writable");
+      await kept!.close();
+      await until("the connection is gone", () => server.stats().connections === 0);
+      expect(await one.closed).toEqual({ closed: 1, errors: {} });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }, T);
+
+  it("a write to a client that vanished fails within tcpUserTimeout", async () => {
+    const tcpUserTimeout = 3_000;
+    let failed: (error: Error) => void;
+    const failure = new Promise<Error>((resolve) => (failed = resolve));
+    const chunk = new Uint8Array(64 * 1024);
+    const { server, client } = await serverAndClient({
+      tcpUserTimeout,
+      onTcp: async (conn) => {
+        await conn.write(await conn.read());
+        try {
+          for (;;) await conn.write(chunk); // the client discards what it reads
+        } catch (error) {
+          failed(error as Error);
+        }
+      },
+    });
+    try {
+      const one = holdConnections(client, "198.51.100.5", 80, 1);
+      await one.served;
+      await sleep(500); // data flowing
+      // The client's machine goes away: its namespace, link and wireguard-go are gone.
+      const vanished = Date.now();
+      await client.close();
+      const error = await failure;
+      const ms = Date.now() - vanished;
+      console.log(`[interop] a write to a vanished client failed after ${ms} ms (tcpUserTimeout ${tcpUserTimeout} ms): ${error.message}`);
+      expect((error as { code?: string }).code).toBe("ETIMEDOUT");
+      expect(ms).toBeLessThan(tcpUserTimeout + 1_000);
+      expect(server.stats().connections).toBe(0);
+    } finally {
       await client.close();
       await server.close();
     }
