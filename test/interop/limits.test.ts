@@ -202,13 +202,15 @@ describe.skipIf(skipReason)("the first wave's flood at the server's port", () =>
       const endpoint = server.stats().peers[0]!.endpoint;
       const before = server.stats();
       const toBase64 = (data: Uint8Array) => Buffer.from(data).toString("base64");
-      flood = spawn(process.execPath, [WG_FLOOD_PATH, "127.0.0.1", String(server.address.port), pubkey(serverKey), "10000", ...replays.map(toBase64)], {
+      flood = spawn(process.execPath, [WG_FLOOD_PATH, "127.0.0.1", String(server.address.port), pubkey(serverKey), "20000", ...replays.map(toBase64)], {
         stdio: ["pipe", "pipe", "inherit"],
       });
-      const report = createInterface({ input: flood.stdout! })[Symbol.asyncIterator]().next();
+      const lines = createInterface({ input: flood.stdout! })[Symbol.asyncIterator]();
+      expect(JSON.parse((await lines.next()).value)).toEqual({ flooding: true });
+      await sleep(200); // in full swing
       const download = await downloadIntact(client, 100 * MiB);
       flood.stdin!.write("stop\n");
-      const { sent, cookieReplies, otherReplies } = JSON.parse((await report).value);
+      const { sent, cookieReplies, otherReplies } = JSON.parse((await lines.next()).value);
       const after = server.stats();
       // What is dropped before decryption (the client's own inner packets may add to the rest).
       const outer = ["malformed", "authFailed", "unknownPeer", "replay", "noSession", "underLoad"];
@@ -229,8 +231,10 @@ describe.skipIf(skipReason)("the first wave's flood at the server's port", () =>
       expect(otherReplies).toBe(0);
       // Replays from elsewhere did not move the peer.
       expect(after.peers[0]!.endpoint).toEqual(endpoint);
-      // The flood costs no memory: the same transfer had already grown it as far as it goes.
-      expect(after.memoryBytes - before.memoryBytes).toBeLessThanOrEqual(MiB);
+      // Memory stays flat: the same transfer had already grown it. What the flood may add once
+      // is room for a larger batch of datagrams taken in at once (measured: 0 to 1.4 MiB, and
+      // no more over four floods in a row); ~50,000 datagrams leaving 100 bytes each would add more.
+      expect(after.memoryBytes - before.memoryBytes).toBeLessThanOrEqual(4 * MiB);
       expect(server.error).toBeUndefined();
     } finally {
       flood?.kill();

@@ -15,8 +15,9 @@
 //
 //   node wg-flood.mjs HOST PORT SERVER_PUBLIC_KEY PER_SECOND [REPLAY_BASE64…]
 //
-// sends from 64 sockets on 127.0.0.10-73 until a line "stop" arrives on stdin, then
-// prints {"sent": {kind: count}, "cookieReplies", "otherReplies"} and exits.
+// sends from 64 sockets on 127.0.0.10-73: prints {"flooding": true} once it has begun, and
+// when a line "stop" arrives on stdin, {"sent": {kind: count}, "cookieReplies",
+// "otherReplies"}, and exits.
 
 import { createHash, randomBytes } from "node:crypto";
 import dgram from "node:dgram";
@@ -152,6 +153,7 @@ async function main([host, portText, publicKey, perSecondText, ...replayText]) {
       sockets[next++ % sockets.length].send(data, port, host);
     }
   }, 10);
+  process.stdout.write(JSON.stringify({ flooding: true }) + "\n");
   process.stdin.setEncoding("utf8");
   let input = "";
   for await (const chunk of process.stdin) {
