@@ -231,9 +231,9 @@ describe.skipIf(skipReason)("the first wave's flood at the server's port", () =>
       expect(otherReplies).toBe(0);
       // Replays from elsewhere did not move the peer.
       expect(after.peers[0]!.endpoint).toEqual(endpoint);
-      // Memory stays flat: the same transfer had already grown it. What the flood may add once
-      // is room for a larger batch of datagrams taken in at once (measured: 0 to 1.4 MiB, and
-      // no more over four floods in a row); ~50,000 datagrams leaving 100 bytes each would add more.
+      // Memory stays flat: the same transfer had already grown it. A flood may grow it once
+      // (measured: 0 to 1.4 MiB, and no more over four floods in a row); ~50,000 datagrams
+      // leaving 100 bytes each behind would add more than this.
       expect(after.memoryBytes - before.memoryBytes).toBeLessThanOrEqual(4 * MiB);
       expect(server.error).toBeUndefined();
     } finally {

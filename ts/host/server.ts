@@ -20,8 +20,9 @@ export interface ServerOptions extends ConfigInput {
    * Called when a client opens a TCP connection, to any destination, as its SYN arrives.
    * The handshake completes when the handler calls `connection.accept()`, first reads or
    * writes, or returns (or its promise settles), whichever comes first; `connection.refuse()`
-   * turns it down. A throw or rejection resets the connection. Without `onTcp`, every
-   * connection is refused (RST).
+   * turns it down. Returning does not close it: the connection stays open until you close
+   * it, the client resets it, or a timeout ends it. A throw or rejection resets the
+   * connection. Without `onTcp`, every connection is refused (RST).
    */
   onTcp?: (connection: TcpConnection) => void | Promise<void>;
   /** Called for each UDP datagram a client sends, to any destination. */
@@ -225,7 +226,10 @@ export class Server {
     };
   }
 
-  /** Resets every open connection (each client gets a RST), closes the socket and releases the core. */
+  /**
+   * Resets every open connection (each client gets a RST, 32 a millisecond) and refuses new
+   * ones, then closes the socket and releases the core. Safe to call from a handler.
+   */
   async close(): Promise<void> {
     if (this.#closing) return this.#whenClosed;
     this.#closing = true;
