@@ -14,6 +14,13 @@
 //   node client-tasks.mjs tcp-upload    HOST PORT BYTES          sends BYTES, half-closes, reads the
 //                                                                server's {"bytes","sha256"} line
 //
+// For the limits tests, one task that holds many connections and prints two lines:
+//   node client-tasks.mjs tcp-many HOST PORT COUNT [--parallel N]
+//     opens COUNT connections to ports PORT, PORT+1, … (at most N connecting at once,
+//     default 500), sends each one byte and waits for it to come back; then prints
+//     {"served", "ms"} and keeps them all open. A line "close" on stdin ends them (FIN).
+//     Once every one has closed, by us or by the server, it prints
+//     {"closed", "errors": {code: count}} and exits.
 // Prints exactly one JSON line on stdout (echo-server: one line once listening).
 // Exit code 0 on success; non-zero with {"error": ...} on failure or timeout
 // (default timeout 20 s for the whole task). No dependencies.
@@ -381,6 +388,54 @@ function tcpUpload([host, portS, bytesS], flags) {
   });
 }
 
+function tcpMany([host, portS, countS], flags) {
+  const port = needInt("PORT", portS);
+  const count = needInt("COUNT", countS);
+  const parallel = flags.parallel !== undefined ? needInt("--parallel", flags.parallel) : 500;
+  const t0 = performance.now();
+  const sockets = [];
+  const errors = {};
+  let started = 0;
+  let connecting = 0;
+  let served = 0;
+  let closed = 0;
+  const progress = () => ({ started, served, closed, errors });
+  // Only the connecting phase has a deadline: after it the test decides when to close.
+  const timer = startTimeout(flags, () => fail("timeout", 1, progress()));
+  const openNext = () => {
+    while (connecting < parallel && started < count) {
+      const sock = connect(host, 1 + ((port - 1 + started) % 65535), flags);
+      started++;
+      connecting++;
+      sockets.push(sock);
+      let echoed = false;
+      sock.on("connect", () => sock.write(Buffer.from([1])));
+      sock.once("data", () => {
+        echoed = true;
+        connecting--;
+        if (++served === count) {
+          clearTimeout(timer);
+          process.stdout.write(JSON.stringify({ served, ms: Math.round(performance.now() - t0) }) + "\n");
+        }
+        openNext();
+      });
+      sock.on("error", (err) => {
+        errors[err.code ?? "error"] = (errors[err.code ?? "error"] ?? 0) + 1;
+      });
+      sock.on("close", () => {
+        if (!echoed) return fail(`connection ${started} closed before its echo`, 1, progress());
+        if (++closed === count) finish({ closed, errors });
+      });
+    }
+  };
+  openNext();
+  let input = "";
+  process.stdin.on("data", (d) => {
+    input += d;
+    if (input.includes("close\n")) for (const sock of sockets) sock.end();
+  });
+}
+
 // --------------------------------------------------------------------------- main
 
 const tasks = {
@@ -392,6 +447,7 @@ const tasks = {
   "tcp-download": tcpDownload,
   "tcp-upload": tcpUpload,
   "echo-server": echoServer,
+  "tcp-many": tcpMany,
 };
 
 const [task, ...rest] = process.argv.slice(2);

@@ -1717,6 +1717,47 @@ fn idle_tcp_connection_times_out_with_reset() {
     assert_eq!(net.server.connection_count(), 0);
 }
 
+/// Sends data after 10 s of quiet to a client that never acknowledges it (it went away);
+/// returns how many milliseconds after the send the connection timed out.
+fn unacknowledged_data_times_out_after(user_timeout_s: u64) -> u64 {
+    let timeouts = Timeouts { user_timeout_us: user_timeout_s * 1_000_000, ..DEFAULT_TIMEOUTS };
+    let mut net = Net::with_tcp(TcpConfig { timeouts, ..tcp_config() });
+    let c = net.add_client(1);
+    net.handshake(c);
+    let mut tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
+    host_sends(&mut net, &mut tcp, b"acknowledged");
+    net.advance(10_000); // quiet, short of a keep-alive
+    assert_eq!(net.server.tcp_send(tcp.id, b"never acknowledged"), Ok(18));
+    for ms in 1..=200_000 {
+        net.advance(1); // a pump that never goes quiet panics
+        net.take_inbox(c);
+        let events = net.take_events();
+        if !events.is_empty() {
+            assert_eq!(events, vec![Event::TcpClosed { conn: tcp.id, reason: 4 }]);
+            return ms;
+        }
+    }
+    panic!("the connection never timed out");
+}
+
+/// The user timeout counts from the send: not from the last ACK before a quiet spell (the
+/// first retransmission timeout reset the connection), and not until the first backed-off
+/// retransmission timeout past it (6.2 s for 5 s).
+#[test]
+fn unacknowledged_data_times_out_at_the_user_timeout_after_it_was_sent() {
+    let ms = unacknowledged_data_times_out_after(5);
+    assert!((5_000..=5_100).contains(&ms), "timed out {ms} ms after the send");
+}
+
+/// With the defaults (60 s each) the keep-alive time passes while data is in flight: that
+/// must not make the connection ask for a poll at once, forever (the host spun until the
+/// next retransmission timeout, 102 s after the send).
+#[test]
+fn data_in_flight_past_the_keepalive_time_times_out_without_spinning() {
+    let ms = unacknowledged_data_times_out_after(60);
+    assert!((60_000..=60_100).contains(&ms), "timed out {ms} ms after the send");
+}
+
 /// With a 256 KiB maximum window the server answers a window scale offer, so a window
 /// larger than 64 KiB can be used (RFC 7323).
 #[test]

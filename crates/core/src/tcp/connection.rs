@@ -604,7 +604,7 @@ impl Connection {
         if outcome.acked > 0 || outcome.fin_acked {
             self.rtt.reset_backoff();
             self.last_progress = now;
-            self.rto_at = (self.snd.outstanding() > 0).then(|| now + self.rtt.rto());
+            self.rto_at = (self.snd.outstanding() > 0).then(|| self.rto_deadline(now));
             self.pto_at = None;
             self.arm_tail_probe(now);
         }
@@ -779,7 +779,10 @@ impl Connection {
         self.snd.on_sent(planned, now);
         self.acked_all();
         if self.rto_at.is_none() {
-            self.rto_at = Some(now + self.rtt.rto());
+            // Nothing was outstanding: the user timeout counts from now, not from the last
+            // ACK before a quiet spell.
+            self.last_progress = now;
+            self.rto_at = Some(self.rto_deadline(now));
         }
         if !planned.retransmission {
             self.arm_tail_probe(now);
@@ -925,7 +928,13 @@ impl Connection {
         self.recovery_until = Some(self.snd.nxt);
         self.rtt.back_off();
         self.pto_at = None;
-        self.rto_at = Some(now + self.rtt.rto());
+        self.rto_at = Some(self.rto_deadline(now));
+    }
+
+    /// The next retransmission timeout, but no later than the user timeout (as Linux clamps
+    /// it), so a dead peer is given up on when the user timeout says, not a backoff later.
+    fn rto_deadline(&self, now: u64) -> u64 {
+        (now + self.rtt.rto()).min(self.last_progress + self.settings.timeouts.user_timeout_us)
     }
 
     /// RFC 8985 §7.3: send one new segment if allowed, else the last one again, so a lost
@@ -944,10 +953,7 @@ impl Connection {
 
     /// Probes a peer that went quiet (RFC 9293 §3.8.4) and gives up on a dead one.
     fn arm_keepalive(&mut self, now: u64, io: &mut Io<'_>) {
-        let idle = matches!(self.state, State::Established | State::CloseWait | State::FinWait2)
-            && self.snd.outstanding() == 0
-            && self.probe_at.is_none();
-        if !idle {
+        if !self.keepalive_idle() {
             return;
         }
         let timeouts = self.settings.timeouts;
@@ -961,6 +967,11 @@ impl Connection {
         }
     }
 
+    /// Quiet, with nothing in flight and no window probe: keep-alives watch the peer.
+    fn keepalive_idle(&self) -> bool {
+        matches!(self.state, State::Established | State::CloseWait | State::FinWait2) && self.snd.outstanding() == 0 && self.probe_at.is_none()
+    }
+
     /// When the connection next needs a poll; `Some(0)` means at once.
     pub fn next_wake(&self, now: u64) -> Option<u64> {
         if self.rst_due {
@@ -972,7 +983,9 @@ impl Connection {
         if self.starved || self.handshake_due || self.ack_now {
             return Some(0);
         }
-        let keepalive = matches!(self.state, State::Established | State::CloseWait | State::FinWait2).then(|| {
+        // Only when arm_keepalive would act: with data in flight the RTO watches the peer,
+        // and a keep-alive deadline that passes then would ask for a poll at once, forever.
+        let keepalive = self.keepalive_idle().then(|| {
             let timeouts = self.settings.timeouts;
             self.last_heard + timeouts.keepalive_us + self.probes as u64 * KEEPALIVE_INTERVAL_US
         });
