@@ -30,6 +30,19 @@ for (const [name, runtime] of runtimes) {
   });
 }
 
+for (const [name, runtime] of runtimes) {
+  it(`${name} runtime: a send that fails is a lost datagram, not an error`, async () => {
+    const reported: Error[] = [];
+    const socket = await runtime.bindUdp("127.0.0.1", 0, () => {}, (error) => void reported.push(error));
+    // Refused by the system: an IPv6 destination on an IPv4 socket, and broadcast without SO_BROADCAST.
+    socket.send(new Uint8Array(1), { host: "::1", port: 9 });
+    socket.send(new Uint8Array(1), { host: "255.255.255.255", port: 9 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await socket.close();
+    expect(reported).toEqual([]);
+  });
+}
+
 describe("socket errors after bind", () => {
   /** A server on a stand-in socket; `fail` is the error channel its runtime was given. */
   async function serverWithSocket() {
