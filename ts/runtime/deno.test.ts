@@ -28,11 +28,14 @@ class FakeConn {
     else this.script.push(item);
   }
 
-  async receive(): Promise<[Uint8Array, { hostname: string; port: number }]> {
+  async receive(buffer?: Uint8Array): Promise<[Uint8Array, { hostname: string; port: number }]> {
     this.receives++;
     const item = this.script.shift() ?? (await new Promise<Receive>((resolve) => (this.#waiting = resolve)));
     if ("error" in item) throw item.error;
-    return [item.data, { hostname: "10.9.9.9", port: 1234 }];
+    // As Deno does: the datagram lands in the given buffer and comes back as a view of it.
+    const view = (buffer ?? new Uint8Array(item.data.length)).subarray(0, item.data.length);
+    view.set(item.data);
+    return [view, { hostname: "10.9.9.9", port: 1234 }];
   }
 
   async send(): Promise<number> {
@@ -108,6 +111,15 @@ describe("Deno UDP adapter", () => {
     await socket.close();
     await tick();
     expect(conn.receives).toBe(receives);
+  });
+
+  it("hands out each datagram as a copy of its own size", async () => {
+    const conn = new FakeConn();
+    const { received } = await bind(() => conn);
+    for (const word of ["three", "one", "two"]) conn.push(text(word));
+    await tick();
+    // The receive buffer is reused: a view of it would show "two" as "twoee".
+    expect(received).toEqual(["three", "one", "two"]);
   });
 
   it(`gives up after ${MAX_RECEIVE_FAILURES} failed receives in a row instead of spinning`, async () => {
