@@ -77,15 +77,22 @@ function aptInstall(pkgs, hint = '') {
 
 // ---- toolchain detection ----
 
+// WebAssembly SIMD (Node ≥ 16.4, Deno, Bun all run it), for Rust and for ring's C. Measured
+// with bench/core.mjs: 1.14× the payload rate of the scalar build, 14 % fewer instructions
+// per byte. ring's ChaCha20 rounds stay scalar (only its XOR with the data vectorises).
+const SIMD_RUSTFLAGS = '-C target-feature=+simd128';
+const SIMD_CFLAGS = '-msimd128';
+
 // Returns how to invoke cargo for the wasm build: { desc, cargo, args, env }.
 function wasmToolchain() {
   // 1. A toolchain that ships the wasm std (rustup with the target added, or similar): plain build.
   //    ring still needs a wasm-capable C compiler; prefer Debian's clang-19 when present.
   const cc = existsSync('/usr/bin/clang-19') && existsSync('/usr/bin/llvm-ar-19')
     ? { CC_wasm32_wasip1: 'clang-19', AR_wasm32_wasip1: 'llvm-ar-19' } : {};
+  const simd = { RUSTFLAGS: SIMD_RUSTFLAGS, CFLAGS_wasm32_wasip1: SIMD_CFLAGS };
   const sysroot = capture('rustc', ['--print', 'sysroot']);
   if (sysroot && existsSync(join(sysroot, 'lib/rustlib', TARGET))) {
-    return { desc: `rustc at ${sysroot} (has ${TARGET})`, cargo: 'cargo', args: [], env: cc };
+    return { desc: `rustc at ${sysroot} (has ${TARGET})`, cargo: 'cargo', args: [], env: { ...cc, ...simd } };
   }
   // 2. Debian's rustc-web + build-std. Install the packages if we can, else explain how.
   aptInstall(TOOLCHAIN_PKGS, `\nor use a Rust toolchain that has ${TARGET} (\`rustup target add ${TARGET}\`) plus clang`);
@@ -98,9 +105,11 @@ function wasmToolchain() {
       RUSTC_BOOTSTRAP: '1', // -Z flags on a stable compiler
       CARGO_TARGET_WASM32_WASIP1_LINKER: 'wasm-ld',
       // Link against Debian's wasi-libc instead of the self-contained copy we don't have.
-      RUSTFLAGS: '-C link-self-contained=no -L /usr/lib/wasm32-wasi',
+      // (With --target, RUSTFLAGS reach the wasm build and std, not the build scripts.)
+      RUSTFLAGS: `-C link-self-contained=no -L /usr/lib/wasm32-wasi ${SIMD_RUSTFLAGS}`,
       CC_wasm32_wasip1: 'clang-19',
       AR_wasm32_wasip1: 'llvm-ar-19',
+      CFLAGS_wasm32_wasip1: SIMD_CFLAGS,
     },
   };
 }

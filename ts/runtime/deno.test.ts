@@ -3,7 +3,7 @@
 // real one under Deno.)
 
 import { afterEach, describe, expect, it } from "vitest";
-import { denoRuntime, MAX_RECEIVE_FAILURES } from "./deno.js";
+import { denoRuntime, MAX_QUEUED_SENDS, MAX_RECEIVE_FAILURES } from "./deno.js";
 import { AddressInUseError } from "./types.js";
 
 type Receive = { data: Uint8Array } | { error: Error };
@@ -28,15 +28,32 @@ class FakeConn {
     else this.script.push(item);
   }
 
-  async receive(): Promise<[Uint8Array, { hostname: string; port: number }]> {
+  async receive(buffer?: Uint8Array): Promise<[Uint8Array, { hostname: string; port: number }]> {
     this.receives++;
     const item = this.script.shift() ?? (await new Promise<Receive>((resolve) => (this.#waiting = resolve)));
     if ("error" in item) throw item.error;
-    return [item.data, { hostname: "10.9.9.9", port: 1234 }];
+    // As Deno does: the datagram lands in the given buffer and comes back as a view of it.
+    const view = (buffer ?? new Uint8Array(item.data.length)).subarray(0, item.data.length);
+    view.set(item.data);
+    return [view, { hostname: "10.9.9.9", port: 1234 }];
   }
 
-  async send(): Promise<number> {
-    return 0;
+  /** Datagrams handed to send(), in order; sends wait for completeSend() unless `sendAtOnce`. */
+  readonly sent: Uint8Array[] = [];
+  sendAtOnce = false;
+  #sending: ((error?: Error) => void) | undefined;
+
+  send(data: Uint8Array): Promise<number> {
+    this.sent.push(data);
+    if (this.sendAtOnce) return Promise.resolve(data.length);
+    return new Promise((resolve, reject) => (this.#sending = (error) => (error ? reject(error) : resolve(data.length))));
+  }
+
+  /** Completes the send in flight, or fails it. */
+  completeSend(error?: Error): void {
+    const sending = this.#sending;
+    this.#sending = undefined;
+    sending?.(error);
   }
 
   close(): void {
@@ -108,6 +125,37 @@ describe("Deno UDP adapter", () => {
     await socket.close();
     await tick();
     expect(conn.receives).toBe(receives);
+  });
+
+  it("hands out each datagram as a copy of its own size", async () => {
+    const conn = new FakeConn();
+    const { received } = await bind(() => conn);
+    for (const word of ["three", "one", "two"]) conn.push(text(word));
+    await tick();
+    // The receive buffer is reused: a view of it would show "two" as "twoee".
+    expect(received).toEqual(["three", "one", "two"]);
+  });
+
+  it("sends one datagram at a time, in order, and drops what does not fit the queue", async () => {
+    const conn = new FakeConn();
+    const { socket } = await bind(() => conn);
+    const to = { host: "10.9.9.9", port: 1234 };
+    for (let i = 0; i < MAX_QUEUED_SENDS + 10; i++) socket.send(Uint8Array.of(i >> 8, i & 255), to);
+    expect(conn.sent).toHaveLength(1);
+    // A failed send is a lost datagram; the next one goes.
+    conn.completeSend(new Error("send failed"));
+    await tick();
+    expect(conn.sent).toHaveLength(2);
+    conn.sendAtOnce = true;
+    conn.completeSend();
+    await tick();
+    // The one in flight, then a full queue behind it; the rest were dropped.
+    const numbers = conn.sent.map((d) => (d[0]! << 8) | d[1]!);
+    expect(numbers).toEqual(Array.from({ length: MAX_QUEUED_SENDS + 1 }, (_, i) => i));
+    // The queue empties: it takes more.
+    socket.send(Uint8Array.of(0xff, 0xff), to);
+    await tick();
+    expect(conn.sent).toHaveLength(MAX_QUEUED_SENDS + 2);
   });
 
   it(`gives up after ${MAX_RECEIVE_FAILURES} failed receives in a row instead of spinning`, async () => {

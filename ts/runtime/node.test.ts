@@ -71,13 +71,8 @@ describe("node:dgram adapter", () => {
     await socket.close();
   });
 
-  it("keeps quiet about failed sends and about its own close", async () => {
-    // A send to 127.0.0.2 fails asynchronously, in its address lookup.
-    const lookup = (host: string, _options: unknown, done: (error: Error | null, address?: string, family?: number) => void) =>
-      host === "127.0.0.1" ? done(null, host, 4) : done(new Error("lookup failed"));
-    const { socket, reported } = await bound({ lookup: lookup as SocketOptions["lookup"] });
-    socket.send(new Uint8Array(1), { host: "127.0.0.2", port: 9 });
-    await settle();
+  it("keeps quiet about its own close", async () => {
+    const { socket, reported } = await bound();
     await socket.close();
     await settle();
     expect(reported).toEqual([]);

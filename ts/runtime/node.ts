@@ -1,7 +1,7 @@
 // Node's adapter: `node:dgram` and Node timers. (Deno and Bun run it too, through
 // their Node compatibility.)
 
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { parseIp, type Endpoint } from "../ip.js";
 import { AddressInUseError, isAddressInUse, type DatagramSocket, type Runtime, type SocketErrorHandler } from "./types.js";
 
@@ -19,7 +19,7 @@ export const nodeRuntime: Runtime = {
 
   bindUdp(host, port, onMessage, onError) {
     const family = parseIp(host)?.family === 6 ? "udp6" : "udp4";
-    return listen(createSocket({ type: family, ipv6Only: false }), host, port, onMessage, onError);
+    return listen(createSocket({ type: family, ipv6Only: false, lookup: literalLookup }), host, port, onMessage, onError);
   },
 };
 
@@ -58,9 +58,13 @@ export function listen(
       }
       resolve({
         address,
+        // No lookup and no callback (with one, a send that succeeds at once still queues a
+        // nextTick to call it): 4.4 → 3.6 µs of CPU per datagram, most of the rest the system
+        // call. Without a callback a failed send is dropped silently; node:dgram would emit
+        // "error" only for a failed lookup, which literalLookup cannot have.
         send: (data, to) => {
           try {
-            socket.send(data, to.port, to.host, ignoreSendError);
+            socket.send(data, to.port, to.host);
           } catch {
             // Closed under us (the "close" event reports it): a lost datagram, as UDP goes.
           }
@@ -74,5 +78,10 @@ export function listen(
   });
 }
 
-/** A send to an unreachable endpoint can fail asynchronously: a lost datagram, not news. */
-function ignoreSendError(): void {}
+/**
+ * node:dgram looks up the destination of every unconnected send through `dns.lookup`, which
+ * answers an IP literal only on the next tick. Ours are always IP literals (from the core,
+ * or the validated config): hand them straight back.
+ */
+const literalLookup = ((host: string, family: number, done: (error: null, address: string, family: number) => void) =>
+  done(null, host, family)) as unknown as SocketOptions["lookup"];
