@@ -21,7 +21,7 @@ pub enum DropReason {
     UnderLoad,
     /// A decrypted packet whose source address is outside the sending peer's `allowedIps`.
     SourceNotAllowed,
-    /// A decrypted packet that is not a valid IPv4/IPv6 packet, or has a bad checksum.
+    /// A decrypted packet that is not a valid IPv4/IPv6 packet, or has a bad IPv4 header or ICMP checksum.
     InnerMalformed,
     /// A decrypted packet of a protocol or kind we do not handle (fragments, IGMP, ICMP other than echo…).
     Unsupported,
