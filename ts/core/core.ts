@@ -257,7 +257,7 @@ export class Core {
       switch (kind) {
         case EVENT.DATAGRAM: {
           const to = this.#peerEndpoint(r);
-          handler.datagram(to, r.copy());
+          handler.datagram(to, pooledCopy(r.take(r.u32())));
           break;
         }
         case EVENT.TCP_INCOMING: {
@@ -412,6 +412,27 @@ export class Core {
     }
     return ip;
   }
+}
+
+/** Datagram copies are carved from one 64 KiB ArrayBuffer after another, as Node's Buffer pool does. */
+const POOL_SIZE = 64 * 1024;
+let pool = new ArrayBuffer(0);
+let poolUsed = 0;
+
+/**
+ * A copy of an outgoing datagram: one allocation per pool instead of per datagram (a
+ * `slice()` each was ~7 % of a bulk transfer's CPU). A pool is never reused, so a send the
+ * socket still holds stays intact; these bytes only ever go to the socket.
+ */
+function pooledCopy(bytes: Uint8Array): Uint8Array {
+  if (poolUsed + bytes.length > pool.byteLength) {
+    pool = new ArrayBuffer(Math.max(POOL_SIZE, bytes.length));
+    poolUsed = 0;
+  }
+  const copy = new Uint8Array(pool, poolUsed, bytes.length);
+  copy.set(bytes);
+  poolUsed += (bytes.length + 7) & ~7;
+  return copy;
 }
 
 /**
