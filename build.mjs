@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Build script for wg-netstack: Rust core -> dist/wg_netstack.wasm, TypeScript ts/ -> dist/.
+// Build script for wg-netstack: Rust engine -> dist/wg_netstack.wasm, TypeScript ts/ -> dist/.
 //
 //   node build.mjs                  toolchain check (+ apt install when root), wasm build, tsc
 //   node build.mjs --wasm-only      only the wasm
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
-//   node build.mjs --fuzz [seconds] fuzz each core target for that long (default 60), see fuzz/README.md
+//   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
 //
 // No npm dependencies on purpose: it must run before `npm ci`.
 import { spawnSync } from 'node:child_process';
@@ -24,7 +24,7 @@ const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps', '--
 for (const a of args) if (!FLAGS.includes(a)) die(`unknown flag ${a} (known: ${FLAGS.join(' ')})`);
 if (args.has('--fuzz') && argv.length > 2) die('--fuzz [seconds] takes nothing else');
 const TARGET = 'wasm32-wasip1';
-const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_core.wasm');
+const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_engine.wasm');
 
 // Debian 12 has no prebuilt wasm std for a recent rustc, so we use rustc-web 1.96 and
 // build std ourselves (-Zbuild-std) against wasi-libc, linking with lld's wasm-ld.
@@ -78,7 +78,7 @@ function aptInstall(pkgs, hint = '') {
 // ---- toolchain detection ----
 
 // WebAssembly SIMD (Node ≥ 16.4, Deno, Bun all run it), for Rust and for ring's C. Measured
-// with bench/core.mjs: 1.14× the payload rate of the scalar build, 14 % fewer instructions
+// with bench/engine.mjs: 1.14× the payload rate of the scalar build, 14 % fewer instructions
 // per byte. ring's ChaCha20 rounds stay scalar (only its XOR with the data vectorises).
 const SIMD_RUSTFLAGS = '-C target-feature=+simd128';
 const SIMD_CFLAGS = '-msimd128';
@@ -121,7 +121,7 @@ function buildWasm() {
   log(`wasm: ${tc.desc}`);
   const t0 = Date.now();
   // Own target dir: the host `cargo test` build (target/host) must not invalidate it.
-  run(tc.cargo, ['build', '--release', '--target', TARGET, ...tc.args, '-p', 'wg-netstack-core', '--lib',
+  run(tc.cargo, ['build', '--release', '--target', TARGET, ...tc.args, '-p', 'wg-netstack-engine', '--lib',
     '--target-dir', 'target/wasm'], { env: { ...process.env, ...tc.env } });
   mkdirSync(join(root, 'dist'), { recursive: true });
   copyFileSync(WASM_OUT, join(root, 'dist/wg_netstack.wasm'));
@@ -129,16 +129,16 @@ function buildWasm() {
   log(`wasm: dist/wg_netstack.wasm ${kib} KiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-// ts/core/abi.ts is generated from the core's abi module (the one source of the contract).
+// ts/wasm/abi.ts is generated from the engine's abi module (the one source of the contract).
 function generateAbi() {
   const cargo = hasCmd('cargo') ? 'cargo' : '/usr/bin/cargo';
-  const r = spawnSync(cargo, ['run', '-q', '-p', 'wg-netstack-core', '--bin', 'abi', '--target-dir', 'target/host'],
+  const r = spawnSync(cargo, ['run', '-q', '-p', 'wg-netstack-engine', '--bin', 'abi', '--target-dir', 'target/host'],
     { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (r.status !== 0) die(`generating ts/core/abi.ts failed (exit ${r.status})`);
-  const path = join(root, 'ts/core/abi.ts');
+  if (r.status !== 0) die(`generating ts/wasm/abi.ts failed (exit ${r.status})`);
+  const path = join(root, 'ts/wasm/abi.ts');
   if (!existsSync(path) || readFileSync(path, 'utf8') !== r.stdout) {
     writeFileSync(path, r.stdout);
-    log('ts/core/abi.ts regenerated');
+    log('ts/wasm/abi.ts regenerated');
   }
 }
 
@@ -163,7 +163,7 @@ function cargoTest() {
   // Host target, any cargo (rustup's or Debian's); separate target dir from the wasm build.
   const cargo = hasCmd('cargo') ? 'cargo' : '/usr/bin/cargo';
   log(`cargo test on the host with ${capture(cargo, ['--version']) ?? cargo}`);
-  run(cargo, ['test', '-p', 'wg-netstack-core', '--target-dir', 'target/host']);
+  run(cargo, ['test', '-p', 'wg-netstack-engine', '--target-dir', 'target/host']);
 }
 
 // The fuzz targets (fuzz/): cargo-fuzz on the host toolchain. They use no nightly feature

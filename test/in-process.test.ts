@@ -1,5 +1,5 @@
 // Two stacks in one process: a server and a client-role server built from the same
-// core, joined by an in-memory wire, on virtual time.
+// engine, joined by an in-memory wire, on virtual time.
 
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
@@ -357,13 +357,13 @@ describe("server", () => {
     expect(text(await clock.until(roundTrip(conn, new TextEncoder().encode("still here"))))).toBe("still here");
   });
 
-  it("closes cleanly with an error when the core traps, and the process lives on", async () => {
+  it("closes cleanly with an error when the engine traps, and the process lives on", async () => {
     const errors: Error[] = [];
     const { clock, client, server } = await pair({ onTcp: echo, onError: (e) => void errors.push(e) });
     const conn = await clock.until(client.connect({ host: "10.4.4.4", port: 7 }));
-    // Ask the core for 4 GiB of scratch: the allocation aborts, the instance is poisoned.
-    expect(() => server[INTERNALS].core.exports.wgn_scratch(0xffff_fff0)).toThrow(WebAssembly.RuntimeError);
-    // The next datagram makes the server call into the broken core.
+    // Ask the engine for 4 GiB of scratch: the allocation aborts, the instance is poisoned.
+    expect(() => server[INTERNALS].engine.exports.wgn_scratch(0xffff_fff0)).toThrow(WebAssembly.RuntimeError);
+    // The next datagram makes the server call into the broken engine.
     void conn.write("hello");
     await clock.advance(1_000);
     await server.closed;

@@ -1,13 +1,13 @@
 // wg-netstack: a userspace WireGuard endpoint with its own TCP/IP stack.
 //
 // Where things are: runtime/ (UDP socket and clock adapters) → host/server.ts (the
-// pump) → core/ (the wasm binding) → crates/core (decryption in tunnel/, TCP state in
+// pump) → wasm/ (the binding to the engine) → crates/engine (decryption in tunnel/, TCP state in
 // tcp/) → back out as host/tcp-connection.ts and host/udp-packet.ts objects.
 
 export { startServer, Server } from "./host/server.js";
 export type { ServerOptions, ServerStats, PeerStats, ConnectOptions } from "./host/server.js";
 export { TcpConnection, ConnectionError } from "./host/tcp-connection.js";
-export type { TcpTotals, TcpConnectionStats, UdpTotals } from "./core/core.js";
+export type { TcpTotals, TcpConnectionStats, UdpTotals } from "./wasm/engine.js";
 export { UdpPacket } from "./host/udp-packet.js";
 export { genkey, pubkey, genpsk } from "./keys.js";
 export { clientConfig, reachableHost } from "./client-config.js";

@@ -277,7 +277,7 @@ describe("parseEndpoint", () => {
 });
 
 describe("binary addresses", () => {
-  it("has the size the wasm core uses", () => {
+  it("has the size the wasm engine uses", () => {
     expect(ADDRESS_SIZE).toBe(19);
   });
 

@@ -1,6 +1,6 @@
 // IP address, prefix and endpoint helpers. No dependencies, so the same code
 // runs in Node, Deno and Bun and never touches DNS.
-import { ADDRESS_SIZE } from "./core/abi.js";
+import { ADDRESS_SIZE } from "./wasm/abi.js";
 
 export type IpFamily = 4 | 6;
 
@@ -166,7 +166,7 @@ export function parseEndpoint(text: string): Endpoint | undefined {
   return { host: formatIp(ip), port };
 }
 
-/** Size of one address in the wasm core's binary format (from the generated contract). */
+/** Size of one address in the wasm engine's binary format (from the generated contract). */
 export { ADDRESS_SIZE };
 
 /** Writes `[family u8][16 address bytes, IPv4 in the first 4][port u16 LE]` at `offset`. */
@@ -187,7 +187,7 @@ export function encodeAddress(target: Uint8Array, offset: number, ip: Ip, port: 
   target[offset + 18] = port >> 8;
 }
 
-/** Reads an address written by encodeAddress or by the wasm core. */
+/** Reads an address written by encodeAddress or by the wasm engine. */
 export function decodeAddress(source: Uint8Array, offset: number): Endpoint & { family: IpFamily } {
   if (!Number.isInteger(offset) || offset < 0 || offset + ADDRESS_SIZE > source.length) {
     throw new RangeError(`no address at offset ${offset} of ${source.length} bytes`);

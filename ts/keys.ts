@@ -1,9 +1,9 @@
 // WireGuard keys, in the base64 form `wg genkey` / `wg pubkey` / `wg genpsk` use.
 
 import { decodeKey, encodeKey } from "./config.js";
-import { Core } from "./core/core.js";
+import { Engine } from "./wasm/engine.js";
 
-let keyCore: Core | undefined;
+let keyCore: Engine | undefined;
 
 /** A new private key, clamped as `wg genkey` does. */
 export function genkey(): string {
@@ -16,7 +16,7 @@ export function genkey(): string {
 
 /** The public key of a private key, as `wg pubkey` prints it. */
 export function pubkey(privateKey: string): string {
-  keyCore ??= new Core();
+  keyCore ??= new Engine();
   return encodeKey(keyCore.publicKey(decodeKey(privateKey, "privateKey")));
 }
 

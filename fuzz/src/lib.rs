@@ -2,7 +2,7 @@
 //! a boringtun client that has done its handshake with it, and a walk over the event
 //! log that checks the log is well formed.
 //!
-//! Only the public `NetStack` API is used: no hooks in the core. The harness acts as a
+//! Only the public `Engine` API is used: no hooks in the engine. The harness acts as a
 //! host would, so every TCP path is reached: it accepts each incoming connection, consumes
 //! what it is given, sends data once a connection is established, and shuts down after EOF.
 
@@ -16,14 +16,14 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
-use wg_netstack_core::abi::command;
-use wg_netstack_core::addr::{read_address, ADDRESS_SIZE};
-use wg_netstack_core::commands;
-use wg_netstack_core::events;
-use wg_netstack_core::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
-use wg_netstack_core::tcp::TcpConfig;
-use wg_netstack_core::tunnel::PeerConfig;
-use wg_netstack_core::{Config, NetStack};
+use wg_netstack_engine::abi::command;
+use wg_netstack_engine::addr::{read_address, ADDRESS_SIZE};
+use wg_netstack_engine::commands;
+use wg_netstack_engine::events;
+use wg_netstack_engine::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
+use wg_netstack_engine::tcp::TcpConfig;
+use wg_netstack_engine::tunnel::PeerConfig;
+use wg_netstack_engine::{Config, Engine};
 
 pub mod packets;
 
@@ -149,7 +149,7 @@ fn public_key(secret: [u8; 32]) -> [u8; 32] {
 }
 
 /// A fresh server with the client and the other peer.
-pub fn server() -> NetStack {
+pub fn server() -> Engine {
     let tcp = TcpConfig {
         mtu: MTU,
         max_receive_window: TCP_BUFFER,
@@ -158,7 +158,7 @@ pub fn server() -> NetStack {
         limits: DEFAULT_LIMITS,
         timeouts: DEFAULT_TIMEOUTS,
     };
-    let mut server = NetStack::new(Config { private_key: SERVER_KEY, tcp, udp: DEFAULT_UDP }, now());
+    let mut server = Engine::new(Config { private_key: SERVER_KEY, tcp, udp: DEFAULT_UDP }, now());
     let peer = |key, endpoint| PeerConfig { public_key: public_key(key), preshared_key: None, persistent_keepalive: 0, endpoint };
     let client = server.add_peer(peer(CLIENT_KEY, None)).unwrap();
     server.allow(client, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).unwrap();
@@ -191,7 +191,7 @@ pub enum HostAction {
 /// Carries out `actions` on `server` as the host does, through one batch of commands; a
 /// connection that is gone by now is no error. Returns whether anything was done (the
 /// server should then be polled again).
-pub fn act(server: &mut NetStack, actions: &[HostAction]) -> bool {
+pub fn act(server: &mut Engine, actions: &[HostAction]) -> bool {
     let mut commands = Vec::new();
     for &action in actions {
         let (kind, id) = match action {
@@ -281,7 +281,7 @@ pub fn walk_events(mut log: &[u8], mut datagram: impl FnMut(SocketAddr, &[u8]), 
 }
 
 /// Polls `server` and reads its events, dropping the datagrams, until the host has nothing to do.
-pub fn poll(server: &mut NetStack) -> Seen {
+pub fn poll(server: &mut Engine) -> Seen {
     let mut seen = Seen::default();
     for _ in 0..MAX_ROUNDS {
         server.poll(now());
@@ -315,7 +315,7 @@ pub fn datagram_target(input: &[u8]) -> Seen {
 
 /// The server and a boringtun client (at [`CLIENT_ENDPOINT`]) that did its handshake.
 pub struct World {
-    pub server: NetStack,
+    pub server: Engine,
     client: Tunn,
     buf: Vec<u8>,
     /// For each TCP connection, keyed (server side, client side): the next sequence

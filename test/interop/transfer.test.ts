@@ -97,7 +97,7 @@ for (const implementation of ["debian", "current"] as const) {
     }, T);
 
     afterEach(() => {
-      // A stalled transfer once was the server failing (a panic in the core): say so plainly.
+      // A stalled transfer once was the server failing (a panic in the engine): say so plainly.
       expect(server.error).toBeUndefined();
     });
 

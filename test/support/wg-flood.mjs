@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Hostile datagrams for a WireGuard server's UDP port, as the first wave's flood
-// (crates/core/src/netstack_tests.rs makes the same kinds with boringtun):
+// (crates/engine/src/engine_tests.rs makes the same kinds with boringtun):
 //
 //   garbage      random bytes of random length, any first byte
 //   truncated    a header of each message type (1 initiation, 2 response, 3 cookie reply,

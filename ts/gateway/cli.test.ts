@@ -256,7 +256,7 @@ describe("wg-netstack (process)", () => {
 describe("main", () => {
   it("exits 1 with one line when the server fails under it", async () => {
     let failSocket!: () => void;
-    // The server fails as it would if its core trapped: through its fatal-error path.
+    // The server fails as it would if its engine trapped: through its fatal-error path.
     const runtime: Runtime = {
       clock: nodeRuntime.clock,
       bindUdp: (host, port, onMessage, onError) => ((failSocket = () => onError(new Error("the socket went away"), true)), nodeRuntime.bindUdp(host, port, onMessage, onError)),

@@ -64,7 +64,7 @@ export interface Gateway {
   /** The UDP address the server listens on. */
   readonly address: Endpoint;
   readonly publicKey: string;
-  /** Resolves if the server fails on its own (the wasm core trapped, its socket closed): nothing is forwarded any more. */
+  /** Resolves if the server fails on its own (the wasm engine trapped, its socket closed): nothing is forwarded any more. */
   readonly failed: Promise<Error>;
   /** Ends every flow (logged as "shutdown"), closes the server and the pcap file, writes the summary. */
   stop(): Promise<void>;

@@ -1,14 +1,14 @@
-// startServer: owns the UDP socket, the clock and the one timer, and pumps the core.
+// startServer: owns the UDP socket, the clock and the one timer, and pumps the engine.
 //
 // The pump runs in batches: the connections' requests (writes, reads, accepts, closes)
-// queued since the last run and every datagram that arrived go into the core in one
+// queued since the last run and every datagram that arrived go into the engine in one
 // call, and what it queued (datagrams, TCP events, UDP packets) is dispatched. User
 // actions only queue commands and schedule a pump, so a burst of them costs one
 // boundary crossing.
 
 import { ConfigError, decodeKey, encodeKey, validateConfig, validatePeer, type Config, type ConfigInput, type PeerConfig, type PeerOptions } from "../config.js";
-import { Core, CoreError, type CoreStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../core/core.js";
-import { ERROR } from "../core/abi.js";
+import { Engine, EngineError, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
+import { ERROR } from "../wasm/abi.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
@@ -64,7 +64,7 @@ export interface ServerStats {
   tcp: TcpTotals;
   /** UDP flows open, and datagrams refused over the flow limit. */
   udp: UdpTotals;
-  /** Bytes of WebAssembly memory the core holds: stays bounded under load. */
+  /** Bytes of WebAssembly memory the engine holds: stays bounded under load. */
   memoryBytes: number;
 }
 
@@ -86,22 +86,22 @@ export async function startServer(options: ServerOptions): Promise<Server> {
 const START = Symbol("start");
 /** How many connections close() resets at a time, a millisecond apart (see close()). */
 const RESETS_PER_MS = 32;
-/** @internal Reaches the server's core, for tests. Not exported from the package. */
+/** @internal Reaches the server's engine, for tests. Not exported from the package. */
 export const INTERNALS = Symbol("wg-netstack internals");
 
-/** A running WireGuard server: one UDP socket, one wasm core. Made by {@link startServer}. */
+/** A running WireGuard server: one UDP socket, one wasm engine. Made by {@link startServer}. */
 export class Server {
   readonly #config: Config;
   readonly #options: ServerOptions;
   readonly #runtime: Runtime;
-  readonly #core = new Core();
+  readonly #engine = new Engine();
   #publicKey = "";
   #socket: DatagramSocket | undefined;
   #inbound: Datagram[] = [];
   #scheduled = false;
   #timer: unknown;
   #connections = new Map<number, TcpConnection>();
-  /** The core's peer ids, to their base64 public keys. */
+  /** The engine's peer ids, to their base64 public keys. */
   #peerKeys = new Map<number, string>();
   /** Connections we opened, until established; `room` is what they may write already. */
   #connecting = new Map<number, { remote: Endpoint; local: Endpoint; room: number; resolve(conn: TcpConnection): void; reject(error: Error): void }>();
@@ -122,7 +122,7 @@ export class Server {
   /** @internal */
   async [START](): Promise<void> {
     const config = this.#config;
-    this.#core.start({
+    this.#engine.start({
       nowMs: this.#runtime.clock.now(),
       privateKey: config.privateKey,
       mtu: config.mtu,
@@ -131,9 +131,9 @@ export class Server {
       acceptTcp: this.#options.onTcp !== undefined,
       limits: config.limits,
     });
-    this.#publicKey = encodeKey(this.#core.publicKey(config.privateKey));
+    this.#publicKey = encodeKey(this.#engine.publicKey(config.privateKey));
     config.peers.forEach((peer, index) => this.#addPeer(peer, `peers[${index}]`));
-    if (this.#options.tap) this.#core.setTap(true);
+    if (this.#options.tap) this.#engine.setTap(true);
     // A socket closed under us fails the server; its other errors are only reported.
     const onSocketError = (error: Error, fatal: boolean) => (fatal ? void this.#fail(error) : this.#report(error));
     this.#socket = await this.#runtime.bindUdp(config.host, config.port, (data, from) => {
@@ -144,8 +144,8 @@ export class Server {
   }
 
   /** @internal */
-  get [INTERNALS](): { core: Core } {
-    return { core: this.#core };
+  get [INTERNALS](): { engine: Engine } {
+    return { engine: this.#engine };
   }
 
   /** The UDP address the server listens on. */
@@ -172,7 +172,7 @@ export class Server {
   sendUdp(data: Uint8Array | string, from: Endpoint, to: Endpoint): void {
     this.#assertOpen();
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    this.#call(() => this.#core.udpSend(this.#runtime.clock.now(), checkEndpoint(from, "from"), checkEndpoint(to, "to"), bytes));
+    this.#call(() => this.#engine.udpSend(this.#runtime.clock.now(), checkEndpoint(from, "from"), checkEndpoint(to, "to"), bytes));
     this.#schedule();
   }
 
@@ -181,7 +181,7 @@ export class Server {
     this.#assertOpen();
     const remote = checkEndpoint(to, "to");
     const local = this.#localEndpoint(remote, options.from);
-    const opened = this.#call(() => this.#core.tcpConnect(this.#runtime.clock.now(), local, remote));
+    const opened = this.#call(() => this.#engine.tcpConnect(this.#runtime.clock.now(), local, remote));
     this.#schedule();
     return new Promise((resolve, reject) => this.#connecting.set(opened.id, { remote, local: opened.local, room: 0, resolve, reject }));
   }
@@ -204,9 +204,9 @@ export class Server {
     const key = decodeKey(publicKey, "publicKey");
     let id: number;
     try {
-      id = this.#core.removePeer(key);
+      id = this.#engine.removePeer(key);
     } catch (error) {
-      if (error instanceof CoreError) return false;
+      if (error instanceof EngineError) return false;
       throw this.#failNow(error);
     }
     this.#peerKeys.delete(id);
@@ -217,20 +217,20 @@ export class Server {
   /** Peers (endpoint, last handshake, bytes), dropped packets by reason, open connections, memory. */
   stats(): ServerStats {
     this.#assertOpen();
-    const stats: CoreStats = this.#call(() => this.#core.stats());
+    const stats: EngineStats = this.#call(() => this.#engine.stats());
     return {
       peers: stats.peers.map(({ id, ...peer }) => ({ publicKey: this.#peerKey(id), ...peer })),
       dropped: stats.dropped,
       connections: stats.connections,
       tcp: stats.tcp,
       udp: stats.udp,
-      memoryBytes: this.#core.memoryBytes,
+      memoryBytes: this.#engine.memoryBytes,
     };
   }
 
   /**
    * Resets every open connection (each client gets a RST, 32 a millisecond) and refuses new
-   * ones, then closes the socket and releases the core. Safe to call from a handler.
+   * ones, then closes the socket and releases the engine. Safe to call from a handler.
    */
   async close(): Promise<void> {
     if (this.#closing) return this.#whenClosed;
@@ -244,7 +244,7 @@ export class Server {
       const ids = [...this.#connections.keys(), ...this.#connecting.keys()];
       for (let i = 0; i < ids.length && !this.#closed; i += RESETS_PER_MS) {
         if (i > 0) await new Promise<void>((resolve) => this.#runtime.clock.setTimer(1, resolve));
-        for (const id of ids.slice(i, i + RESETS_PER_MS)) this.#core.commands.abort(id);
+        for (const id of ids.slice(i, i + RESETS_PER_MS)) this.#engine.commands.abort(id);
         this.#pumpNow();
       }
     } catch {
@@ -271,14 +271,14 @@ export class Server {
     }
   }
 
-  /** One batch: commands and datagrams in, events out, the timer re-armed. Returns the core's deadline. */
+  /** One batch: commands and datagrams in, events out, the timer re-armed. Returns the engine's deadline. */
   #pumpNow(): number {
     const clock = this.#runtime.clock;
     const now = clock.now();
     const batch = this.#inbound;
     this.#inbound = [];
-    const deadline = this.#core.pump(now, batch);
-    this.#core.takeEvents(this.#events);
+    const deadline = this.#engine.pump(now, batch);
+    this.#engine.takeEvents(this.#events);
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
     this.#timer = undefined;
     if (deadline <= now) {
@@ -340,18 +340,18 @@ export class Server {
     command: (write) => {
       if (this.#closed) return;
       try {
-        write(this.#core.commands);
+        write(this.#engine.commands);
       } catch (error) {
-        throw this.#failNow(error); // the core could not grow its command area
+        throw this.#failNow(error); // the engine could not grow its command area
       }
       this.#schedule();
     },
     stats: (conn) => {
       if (this.#closed) return undefined;
       try {
-        return this.#core.tcpStats(conn);
+        return this.#engine.tcpStats(conn);
       } catch (error) {
-        if (error instanceof CoreError && error.code === ERROR.UNKNOWN_CONNECTION) return undefined;
+        if (error instanceof EngineError && error.code === ERROR.UNKNOWN_CONNECTION) return undefined;
         throw this.#failNow(error);
       }
     },
@@ -380,12 +380,12 @@ export class Server {
     else console.error("wg-netstack:", error);
   }
 
-  /** Calls the core from a user action; a refusal is thrown to the caller, a trap fails the server. */
+  /** Calls the engine from a user action; a refusal is thrown to the caller, a trap fails the server. */
   #call<T>(action: () => T): T {
     try {
       return action();
     } catch (error) {
-      if (error instanceof CoreError || error instanceof TypeError) throw error;
+      if (error instanceof EngineError || error instanceof TypeError) throw error;
       throw this.#failNow(error);
     }
   }
@@ -395,10 +395,10 @@ export class Server {
     return this.#error!;
   }
 
-  /** The core trapped (or something else went badly wrong): report it and close; the process lives on. */
+  /** The engine trapped (or something else went badly wrong): report it and close; the process lives on. */
   async #fail(error: unknown): Promise<void> {
     if (this.#closed) return;
-    const detail = this.#core.stderr.trim();
+    const detail = this.#engine.stderr.trim();
     const cause = error instanceof Error ? error.message : String(error);
     this.#error = new Error(`wg-netstack server failed: ${cause}${detail ? ` (${detail})` : ""}`, { cause: error });
     this.#report(this.#error);
@@ -421,7 +421,7 @@ export class Server {
     this.#markClosed();
   }
 
-  /** The base64 public key of the peer with this id in the core. */
+  /** The base64 public key of the peer with this id in the engine. */
   #peerKey(id: number): string {
     return this.#peerKeys.get(id) ?? "";
   }
@@ -429,12 +429,12 @@ export class Server {
   #addPeer(peer: PeerConfig, path: string): void {
     let id: number;
     try {
-      id = this.#core.addPeer(peer.publicKey, peer.presharedKey, peer.persistentKeepalive, peer.endpoint);
+      id = this.#engine.addPeer(peer.publicKey, peer.presharedKey, peer.persistentKeepalive, peer.endpoint);
     } catch (error) {
       // What validation alone cannot know: a peer with the server's own key, or one we have.
       throw new ConfigError(`${path}.publicKey`, (error as Error).message);
     }
-    for (const cidr of peer.allowedIps) this.#core.allow(id, cidr, cidr.prefix);
+    for (const cidr of peer.allowedIps) this.#engine.allow(id, cidr, cidr.prefix);
     this.#peerKeys.set(id, peer.publicKeyText);
   }
 

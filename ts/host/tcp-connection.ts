@@ -2,13 +2,13 @@
 //
 // A client's connection starts pending: its SYN waits until the handler accepts (or
 // reads, writes, or returns), so a proxy can open its upstream first and refuse if that
-// fails. Flow control both ways is real: the core hands over only what fits the TCP
+// fails. Flow control both ways is real: the engine hands over only what fits the TCP
 // window, and the window opens as you read (each read reports what it consumed), so a
-// connection you do not read stops the client. The core grants room in the send buffer
+// connection you do not read stops the client. The engine grants room in the send buffer
 // as it frees up (TCP_WRITABLE); writes take it as it comes, and `write()` resolves when
-// its last bytes are handed to the core.
+// its last bytes are handed to the engine.
 
-import type { Commands, TcpConnectionStats } from "../core/core.js";
+import type { Commands, TcpConnectionStats } from "../wasm/engine.js";
 import type { Endpoint } from "../ip.js";
 
 /** What a connection needs from its server. */
@@ -65,7 +65,7 @@ export class TcpConnection {
   #readers: Waiter<Uint8Array>[] = [];
   #eof = false;
   #writes: PendingWrite[] = [];
-  /** Bytes the core has room for and has not been sent yet. */
+  /** Bytes the engine has room for and has not been sent yet. */
   #room = 0;
   #drains: Waiter<void>[] = [];
   #ending = false; // end() was called
@@ -256,7 +256,7 @@ export class TcpConnection {
     this.#settleReaders();
   }
 
-  /** @internal The core has room for `room` more bytes. */
+  /** @internal The engine has room for `room` more bytes. */
   onWritable(room: number): void {
     this.#room += room;
     this.#flush();

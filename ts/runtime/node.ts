@@ -80,7 +80,7 @@ export function listen(
 
 /**
  * node:dgram looks up the destination of every unconnected send through `dns.lookup`, which
- * answers an IP literal only on the next tick. Ours are always IP literals (from the core,
+ * answers an IP literal only on the next tick. Ours are always IP literals (from the engine,
  * or the validated config): hand them straight back.
  */
 const literalLookup = ((host: string, family: number, done: (error: null, address: string, family: number) => void) =>

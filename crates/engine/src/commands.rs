@@ -1,5 +1,5 @@
-//! What the host asks of the core, batched like the events that go the other way: between
-//! pumps the host writes its requests into one buffer in wasm memory, and the core applies
+//! What the host asks of the engine, batched like the events that go the other way: between
+//! pumps the host writes its requests into one buffer in wasm memory, and the engine applies
 //! them in order at the start of the next pump — one call across the boundary, not one per
 //! request.
 //!
@@ -18,7 +18,7 @@
 //! allowedIps reach the destination.)
 
 use crate::abi::command::*;
-use crate::netstack::NetStack;
+use crate::engine::Engine;
 use crate::tcp::Refusal;
 use std::fmt;
 
@@ -43,7 +43,7 @@ impl fmt::Display for CommandError {
 }
 
 /// Applies every command in `buf`, in order.
-pub fn apply(netstack: &mut NetStack, now_ms: f64, buf: &[u8]) -> Result<(), CommandError> {
+pub fn apply(engine: &mut Engine, now_ms: f64, buf: &[u8]) -> Result<(), CommandError> {
     let mut r = Reader { buf, at: 0 };
     while r.at < buf.len() {
         let start = r.at;
@@ -54,7 +54,7 @@ pub fn apply(netstack: &mut NetStack, now_ms: f64, buf: &[u8]) -> Result<(), Com
             SEND => {
                 let (conn, data) = (r.u32(), r.bytes());
                 let (Some(conn), Some(data)) = (conn, data) else { return Err(malformed) };
-                match netstack.tcp_send(conn, data) {
+                match engine.tcp_send(conn, data) {
                     Ok(taken) if taken < data.len() => {
                         return Err(CommandError::PastGrant { conn, sent: data.len(), taken });
                     }
@@ -63,19 +63,19 @@ pub fn apply(netstack: &mut NetStack, now_ms: f64, buf: &[u8]) -> Result<(), Com
             }
             CONSUMED => {
                 let (Some(conn), Some(bytes)) = (r.u32(), r.u32()) else { return Err(malformed) };
-                netstack.tcp_consumed(now_ms, conn, bytes as usize)
+                engine.tcp_consumed(now_ms, conn, bytes as usize)
             }
             REFUSE => {
                 let (Some(conn), Some(how)) = (r.u32(), r.u8()) else { return Err(malformed) };
-                netstack.tcp_refuse(conn, if how == 1 { Refusal::Unreachable } else { Refusal::Reset })
+                engine.tcp_refuse(conn, if how == 1 { Refusal::Unreachable } else { Refusal::Reset })
             }
             ACCEPT | SHUTDOWN | ABORT | DISCARD => {
                 let Some(conn) = r.u32() else { return Err(malformed) };
                 match kind {
-                    ACCEPT => netstack.tcp_accept(now_ms, conn),
-                    SHUTDOWN => netstack.tcp_shutdown(conn),
-                    ABORT => netstack.tcp_abort(conn),
-                    _ => netstack.tcp_discard(conn),
+                    ACCEPT => engine.tcp_accept(now_ms, conn),
+                    SHUTDOWN => engine.tcp_shutdown(conn),
+                    ABORT => engine.tcp_abort(conn),
+                    _ => engine.tcp_discard(conn),
                 }
             }
             _ => return Err(malformed),
@@ -115,17 +115,17 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
-    use crate::netstack::Config;
+    use crate::engine::Config;
     use crate::tcp::TcpConfig;
 
-    fn netstack() -> NetStack {
+    fn engine() -> Engine {
         let tcp = TcpConfig { mtu: 1420, max_receive_window: 65536, max_send_buffer: 65536, accept: true, limits: DEFAULT_LIMITS, timeouts: DEFAULT_TIMEOUTS };
-        NetStack::new(Config { private_key: [7; 32], tcp, udp: DEFAULT_UDP }, 0.0)
+        Engine::new(Config { private_key: [7; 32], tcp, udp: DEFAULT_UDP }, 0.0)
     }
 
     #[test]
     fn a_cut_short_or_unknown_command_is_an_error_naming_where_it_starts() {
-        let mut net = netstack();
+        let mut net = engine();
         let cut_short = [ACCEPT, 1, 0, 0, 0, SEND, 1, 0];
         assert_eq!(apply(&mut net, 0.0, &cut_short), Err(CommandError::Malformed { at: 5 }));
         let send_past_its_bytes = [SEND, 1, 0, 0, 0, 9, 0, 0, 0, b'x'];
@@ -137,7 +137,7 @@ mod tests {
     /// The host learns of a close from its events, perhaps after it queued more requests.
     #[test]
     fn requests_for_a_connection_that_is_gone_are_dropped() {
-        let mut net = netstack();
+        let mut net = engine();
         let mut commands = vec![ABORT, 5, 0, 0, 0, CONSUMED, 5, 0, 0, 0, 10, 0, 0, 0, SEND, 5, 0, 0, 0, 3, 0, 0, 0];
         commands.extend_from_slice(b"abc");
         commands.extend_from_slice(&[REFUSE, 5, 0, 0, 0, 1, SHUTDOWN, 5, 0, 0, 0, DISCARD, 5, 0, 0, 0, ACCEPT, 5, 0, 0, 0]);

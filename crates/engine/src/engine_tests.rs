@@ -1,4 +1,4 @@
-//! End-to-end tests of [`NetStack`]: a real WireGuard client (boringtun's `Tunn`, driven
+//! End-to-end tests of [`Engine`]: a real WireGuard client (boringtun's `Tunn`, driven
 //! by the test) talks to the server with crafted inner packets, the way smoltcp's own
 //! tests drive its TCP state machine. Every datagram the server emits is read from its
 //! event log and, when addressed to a client's endpoint, decrypted by that client.
@@ -23,7 +23,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 const SERVER_KEY: [u8; 32] = [0x42; 32];
-/// The server's outer address, as the clients see it (the core never knows it).
+/// The server's outer address, as the clients see it (the engine never knows it).
 const SERVER_OUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
 const MTU: usize = 1420;
 const BUF: usize = 65_536 + 64;
@@ -98,7 +98,7 @@ impl Client {
 /// The server, its clients, and the datagrams between them.
 struct Net {
     now: f64,
-    server: NetStack,
+    server: Engine,
     clients: Vec<Client>,
     /// Events other than datagrams, in order, since the last `take_events`.
     events: Vec<Event>,
@@ -116,7 +116,7 @@ impl Net {
     fn with_tcp(tcp: TcpConfig) -> Net {
         // Start past whatever this thread's mock clock already says: it must not go back.
         let now = mock_instant::MockClock::time().as_millis() as f64 + 1_000.0;
-        let server = NetStack::new(Config { private_key: SERVER_KEY, tcp, udp: crate::ffi::DEFAULT_UDP }, now);
+        let server = Engine::new(Config { private_key: SERVER_KEY, tcp, udp: crate::ffi::DEFAULT_UDP }, now);
         Net { now, server, clients: Vec::new(), events: Vec::new(), sent: Vec::new(), auto_accept: true }
     }
 
@@ -984,7 +984,7 @@ fn tcp_send_buffer_full_reports_writable_when_drained() {
     assert_eq!(net.server.tcp_send(tcp.id, &data[4096..]), Ok(4096));
 }
 
-/// The host writes through commands, up to the room it was granted, and the core applies
+/// The host writes through commands, up to the room it was granted, and the engine applies
 /// them in order: data then FIN. Writing past the grant is the host's bug, reported.
 #[test]
 fn tcp_commands_write_within_the_grant_in_order() {

@@ -1,6 +1,6 @@
-//! The contract between the core and its host, written once: event kinds, error codes,
+//! The contract between the engine and its host, written once: event kinds, error codes,
 //! close and drop reasons, the address size, and the order of the numbers in each stats
-//! record. The host's side, ts/core/abi.ts, is generated from this module
+//! record. The host's side, ts/wasm/abi.ts, is generated from this module
 //! (`cargo run --bin abi`, which `node build.mjs` runs), and a test fails when the
 //! checked-in file is out of date. Layouts of each event and call are documented where
 //! they are written: events.rs and ffi.rs.
@@ -74,7 +74,7 @@ pub const PEER_STATS: [&str; 3] = ["sinceHandshakeMs", "txBytes", "rxBytes"];
 pub const UDP_TOTALS: [&str; 2] = ["flows", "refusedOverLimit"];
 
 /// One event of each kind with known values, for the host's test that it reads every
-/// field back (ts/core/abi.test.ts holds the same values).
+/// field back (ts/wasm/abi.test.ts holds the same values).
 pub fn write_selftest_events(events: &mut Events) {
     let addr = |text: &str| text.parse().unwrap_or_else(|_| unreachable!());
     events.clear();
@@ -90,16 +90,16 @@ pub fn write_selftest_events(events: &mut Events) {
     events.inner_packet(Direction::ToPeer, 9, &[0x45, 0]);
 }
 
-/// ts/core/abi.ts.
+/// ts/wasm/abi.ts.
 pub fn typescript() -> String {
     let mut out = String::from(
-        "// Generated from crates/core/src/abi.rs by `node build.mjs`: do not edit.\n\
-         // The contract with the wasm core; what each record holds is documented there.\n\n",
+        "// Generated from crates/engine/src/abi.rs by `node build.mjs`: do not edit.\n\
+         // The contract with the wasm engine; what each record holds is documented there.\n\n",
     );
     let _ = writeln!(out, "export const ADDRESS_SIZE = {ADDRESS_SIZE};\n");
     constants(&mut out, "EVENT", "The byte that opens each event in the log.", event::ALL);
     constants(&mut out, "COMMAND", "The byte that opens each command the host writes.", command::ALL);
-    constants(&mut out, "ERROR", "Negative returns of the core's calls.", error::ALL);
+    constants(&mut out, "ERROR", "Negative returns of the engine's calls.", error::ALL);
     let close: Vec<&str> = CloseReason::ALL.iter().map(|r| r.name()).collect();
     names(&mut out, "CLOSE_REASONS", "How a TCP connection ended, by the number in TCP_CLOSED.", &close);
     let dropped: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
@@ -132,9 +132,9 @@ mod tests {
 
     #[test]
     fn the_generated_typescript_is_up_to_date() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ts/core/abi.ts");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ts/wasm/abi.ts");
         let checked_in = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(checked_in == typescript(), "ts/core/abi.ts is out of date: run `node build.mjs`");
+        assert!(checked_in == typescript(), "ts/wasm/abi.ts is out of date: run `node build.mjs`");
     }
 
     #[test]

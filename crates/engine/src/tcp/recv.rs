@@ -1,6 +1,6 @@
 //! The receiving half of a connection: what the peer sends us.
 //!
-//! In-order data goes straight to the host; the core keeps no receive buffer. Data past
+//! In-order data goes straight to the host; the engine keeps no receive buffer. Data past
 //! a hole waits here until the hole fills and is reported to the sender as SACK blocks.
 //! The window we advertise is the room the host has: a limit less what it holds unread.
 //! The limit starts small and grows with use (as Linux's receive-buffer autotuning), so
@@ -183,7 +183,7 @@ impl Receiver {
         &self.sack
     }
 
-    /// Bytes the core holds for this connection (data waiting behind a hole).
+    /// Bytes the engine holds for this connection (data waiting behind a hole).
     pub fn held(&self) -> usize {
         self.held
     }

@@ -8,7 +8,7 @@ const ERRNO_BADF = 8;
 const CLOCK_REALTIME = 0;
 const RANDOM_CHUNK = 65536; // getRandomValues' per-call limit
 
-/** What the core printed to stderr before it trapped; kept for the error message. */
+/** What the engine printed to stderr before it trapped; kept for the error message. */
 export interface WasiOutput {
   stderr: string;
 }
@@ -54,7 +54,7 @@ export function wasiImports(memory: () => WebAssembly.Memory, output: WasiOutput
       return ERRNO_SUCCESS;
     },
     proc_exit(code: number): never {
-      throw new WebAssembly.RuntimeError(`wasm core exited with code ${code}`);
+      throw new WebAssembly.RuntimeError(`wasm engine exited with code ${code}`);
     },
   };
 }

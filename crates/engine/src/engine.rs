@@ -1,7 +1,7 @@
 //! The glue: datagrams in, through the tunnel, into TCP or out as events; packets from
-//! TCP back through the tunnel. One `NetStack` is one server.
+//! TCP back through the tunnel. One `Engine` is one server.
 //!
-//! Every call takes the host's `now_ms`; [`NetStack::poll`] returns when it next wants
+//! Every call takes the host's `now_ms`; [`Engine::poll`] returns when it next wants
 //! to be called. Nothing here blocks, reads a clock, or does I/O.
 
 use crate::allowed_ips::PrefixTooLong;
@@ -80,7 +80,7 @@ impl Link for TunnelLink<'_> {
     }
 }
 
-pub struct NetStack {
+pub struct Engine {
     clock: Clock,
     tunnels: Tunnels,
     tcp: Tcp,
@@ -91,7 +91,7 @@ pub struct NetStack {
     next_tick: u64,
     /// Where datagrams are decrypted; inner packets are read from here.
     received: Vec<u8>,
-    /// Packets the core builds itself: echo replies, UDP.
+    /// Packets the engine builds itself: echo replies, UDP.
     built: Vec<u8>,
 }
 
@@ -101,11 +101,11 @@ macro_rules! link {
     };
 }
 
-impl NetStack {
+impl Engine {
     pub fn new(config: Config, now_ms: f64) -> Self {
         let mut clock = Clock::default();
         let now = clock.set(now_ms);
-        NetStack {
+        Engine {
             clock,
             tunnels: Tunnels::new(config.private_key),
             mtu: config.tcp.mtu,
@@ -303,4 +303,4 @@ impl NetStack {
     }
 }
 
-#[cfg(test)] #[path = "netstack_tests.rs"] mod tests;
+#[cfg(test)] #[path = "engine_tests.rs"] mod tests;

@@ -1,4 +1,4 @@
-//! The host's clock, as the core sees it.
+//! The host's clock, as the engine sees it.
 //!
 //! boringtun (built with `mock-instant`) reads time from `mock_instant`'s per-thread
 //! clock, so every entry point sets that clock from the host's `now_ms` first. TCP keeps

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 const HOP_LIMIT: u8 = 64;
 const UDP_HEADER_LEN: usize = 8;
 
-/// What a decrypted packet is, as far as the core cares.
+/// What a decrypted packet is, as far as the engine cares.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inner<'a> {
     /// A TCP segment, from `src` to `dst` (addresses only); `tcp` is its TCP header and data.
@@ -216,7 +216,7 @@ pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Resu
 pub enum UdpBuildError {
     /// Source and destination are of different address families.
     MixedFamilies,
-    /// The datagram would not fit the MTU (the core does not fragment).
+    /// The datagram would not fit the MTU (the engine does not fragment).
     TooBig,
 }
 

@@ -1,26 +1,26 @@
-// The binding to one wasm instance of the core: writes arguments into its scratch
+// The binding to one wasm instance of the engine: writes arguments into its scratch
 // buffer, calls the C ABI, turns negative returns into errors. Traffic crosses in
 // batches, both ways straight in wasm memory: the host writes its requests into the
-// command area (crates/core/src/commands.rs) and the datagrams into scratch, one pump
+// command area (crates/engine/src/commands.rs) and the datagrams into scratch, one pump
 // applies them and runs TCP, and the host walks the event log
-// (crates/core/src/events.rs) it leaves. Every number of the contract comes from
-// abi.ts, which the build generates from the core.
+// (crates/engine/src/events.rs) it leaves. Every number of the contract comes from
+// abi.ts, which the build generates from the engine.
 
 import { readFileSync } from "node:fs";
 import { decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
 import type { Limits } from "../config.js";
 import { ADDRESS_SIZE, CLOSE_REASONS, COMMAND, CONNECTION_STATS, DROP_REASONS, EVENT, PEER_STATS, TCP_TOTALS, UDP_TOTALS } from "./abi.js";
-import type { CoreExports } from "./exports.js";
+import type { EngineExports } from "./exports.js";
 import { wasiImports, type WasiOutput } from "./wasi.js";
 
-/** A negative return from the core: a refused request, not a failure of the core. */
-export class CoreError extends Error {
+/** A negative return from the engine: a refused request, not a failure of the engine. */
+export class EngineError extends Error {
   constructor(
     readonly code: number,
     message: string,
   ) {
     super(message);
-    this.name = "CoreError";
+    this.name = "EngineError";
   }
 }
 
@@ -85,7 +85,7 @@ export interface TcpConnectionStats {
   peerWindow: number;
 }
 
-export interface CoreStats {
+export interface EngineStats {
   peers: { id: number; sinceHandshakeMs: number | undefined; txBytes: number; rxBytes: number; endpoint: Endpoint | undefined }[];
   dropped: Record<string, number>;
   connections: number;
@@ -101,7 +101,7 @@ export interface UdpTotals {
   refusedOverLimit: number;
 }
 
-// The documented records above must hold exactly the core's fields (checked by tsc).
+// The documented records above must hold exactly the engine's fields (checked by tsc).
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type MustBeTrue<T extends true> = T;
 export type RecordsMatchTheCore = [
@@ -127,14 +127,14 @@ export interface StartOptions {
 
 let cachedModule: WebAssembly.Module | undefined;
 
-/** The compiled core, shared by all instances. The path works from ts/core/ and dist/core/. */
-function coreModule(): WebAssembly.Module {
+/** The compiled engine, shared by all instances. The path works from ts/wasm/ and dist/wasm/. */
+function engineModule(): WebAssembly.Module {
   cachedModule ??= new WebAssembly.Module(readFileSync(new URL("../../dist/wg_netstack.wasm", import.meta.url)));
   return cachedModule;
 }
 
-export class Core {
-  readonly #exports: CoreExports;
+export class Engine {
+  readonly #exports: EngineExports;
   readonly #output: WasiOutput = { stderr: "" };
   #hostIps = new Map<string, Ip>();
   /** Requests for the next pump. */
@@ -143,30 +143,30 @@ export class Core {
   #lastPeer: { bytes: Uint8Array; endpoint: Endpoint } | undefined;
   /** Bytes of the event log walked since the last pump. */
   #eventsSeen = 0;
-  /** Counts calls into the core between pumps: any may move the event log or grow memory. */
+  /** Counts calls into the engine between pumps: any may move the event log or grow memory. */
   #calls = 0;
 
   constructor() {
     let memory: WebAssembly.Memory | undefined;
-    const instance = new WebAssembly.Instance(coreModule(), {
+    const instance = new WebAssembly.Instance(engineModule(), {
       wasi_snapshot_preview1: wasiImports(() => memory!, this.#output),
     });
-    this.#exports = instance.exports as unknown as CoreExports;
+    this.#exports = instance.exports as unknown as EngineExports;
     memory = this.#exports.memory;
     this.commands = new Commands(this.#exports, () => this.#calls++);
   }
 
-  /** Bytes of wasm memory the core holds (it never shrinks). */
+  /** Bytes of wasm memory the engine holds (it never shrinks). */
   get memoryBytes(): number {
     return this.#exports.memory.buffer.byteLength;
   }
 
-  /** @internal The raw C ABI, for tests that must break the core on purpose. */
-  get exports(): CoreExports {
+  /** @internal The raw C ABI, for tests that must break the engine on purpose. */
+  get exports(): EngineExports {
     return this.#exports;
   }
 
-  /** What the core printed (a panic message, if it trapped). */
+  /** What the engine printed (a panic message, if it trapped). */
   get stderr(): string {
     return this.#output.stderr;
   }
@@ -209,7 +209,7 @@ export class Core {
 
   /**
    * One turn: the commands written since the last pump, then `datagrams` from the network,
-   * then timers and TCP. Returns the host time (ms) the core next wants a pump. The events
+   * then timers and TCP. Returns the host time (ms) the engine next wants a pump. The events
    * it leaves are walked with `takeEvents`.
    */
   pump(nowMs: number, datagrams: Datagram[]): number {
@@ -229,13 +229,13 @@ export class Core {
     const next = this.#exports.wgn_pump(nowMs, this.#eventsSeen, this.commands.take(), total);
     this.#eventsSeen = 0;
     this.#calls++;
-    if (next < 0) throw new CoreError(next, new TextDecoder().decode(this.#result()));
+    if (next < 0) throw new EngineError(next, new TextDecoder().decode(this.#result()));
     return next;
   }
 
   /**
    * Walks the events not walked yet, straight out of wasm memory; bytes handed out are
-   * copies. Handlers may call the core (a UDP reply, a stats read): events that adds are
+   * copies. Handlers may call the engine (a UDP reply, a stats read): events that adds are
    * walked too.
    */
   takeEvents(handler: EventHandler): void {
@@ -309,7 +309,7 @@ export class Core {
           break;
         }
         default:
-          throw new Error(`unknown core event kind ${kind}`);
+          throw new Error(`unknown engine event kind ${kind}`);
       }
       this.#eventsSeen = r.at;
     }
@@ -343,10 +343,10 @@ export class Core {
     this.#check(this.#exports.wgn_udp_send(nowMs, data.length));
   }
 
-  stats(): CoreStats {
+  stats(): EngineStats {
     this.#check(this.#exports.wgn_stats());
     const r = new Reader(this.#result());
-    const peers: CoreStats["peers"] = [];
+    const peers: EngineStats["peers"] = [];
     for (let i = r.u32(); i > 0; i--) {
       const id = r.u32();
       const { sinceHandshakeMs, txBytes, rxBytes } = r.record(PEER_STATS);
@@ -365,7 +365,7 @@ export class Core {
     return this.#result();
   }
 
-  /** A view of the scratch buffer, at least `len` bytes; valid until the next core call. */
+  /** A view of the scratch buffer, at least `len` bytes; valid until the next engine call. */
   #scratch(len: number): Uint8Array {
     this.#calls++;
     const ptr = this.#exports.wgn_scratch(len) >>> 0;
@@ -379,7 +379,7 @@ export class Core {
 
   #check(code: number): number {
     this.#calls++;
-    if (code < 0) throw new CoreError(code, new TextDecoder().decode(this.#result()));
+    if (code < 0) throw new EngineError(code, new TextDecoder().decode(this.#result()));
     return code;
   }
 
@@ -436,12 +436,12 @@ function pooledCopy(bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * Writes the host's requests into the core's command area (the format is in
- * crates/core/src/commands.rs); the next pump applies them, in order. Nothing crosses the
+ * Writes the host's requests into the engine's command area (the format is in
+ * crates/engine/src/commands.rs); the next pump applies them, in order. Nothing crosses the
  * boundary until then, except to grow the area.
  */
 export class Commands {
-  readonly #exports: CoreExports;
+  readonly #exports: EngineExports;
   readonly #onGrow: () => void;
   #ptr = 0;
   #capacity = 0;
@@ -450,7 +450,7 @@ export class Commands {
   #view = new DataView(this.#bytes.buffer);
 
   /** @internal */
-  constructor(exports: CoreExports, onGrow: () => void) {
+  constructor(exports: EngineExports, onGrow: () => void) {
     this.#exports = exports;
     this.#onGrow = onGrow;
   }
@@ -510,7 +510,7 @@ export class Commands {
       this.#ptr = this.#exports.wgn_commands_area(this.#capacity) >>> 0;
       this.#onGrow();
     }
-    // The area moved when it grew; and any call into the core may have grown its memory,
+    // The area moved when it grew; and any call into the engine may have grown its memory,
     // which detaches every view of it (a detached view's length is 0).
     if (this.#bytes.length !== this.#capacity) {
       this.#bytes = new Uint8Array(this.#exports.memory.buffer, this.#ptr, this.#capacity);
@@ -526,7 +526,7 @@ export class Commands {
   }
 }
 
-/** Walks the core's little-endian byte formats (events, stats). */
+/** Walks the engine's little-endian byte formats (events, stats). */
 class Reader {
   at = 0;
   readonly #view: DataView;

@@ -1,5 +1,5 @@
-// Generated from crates/core/src/abi.rs by `node build.mjs`: do not edit.
-// The contract with the wasm core; what each record holds is documented there.
+// Generated from crates/engine/src/abi.rs by `node build.mjs`: do not edit.
+// The contract with the wasm engine; what each record holds is documented there.
 
 export const ADDRESS_SIZE = 19;
 
@@ -28,7 +28,7 @@ export const COMMAND = {
   DISCARD: 7,
 } as const;
 
-/** Negative returns of the core's calls. */
+/** Negative returns of the engine's calls. */
 export const ERROR = {
   INVALID: -1,
   UNKNOWN_CONNECTION: -2,

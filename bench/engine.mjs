@@ -1,5 +1,5 @@
-// The core's ceiling: one-way TCP payload through encrypt → TCP → decrypt with no
-// sockets and no event loop. Two wasm instances of the core (ts/core/core.ts's `Core`),
+// The engine's ceiling: one-way TCP payload through encrypt → TCP → decrypt with no
+// sockets and no event loop. Two wasm instances of the engine (ts/wasm/engine.ts's `Engine`),
 // a server and a client-role server whose peer is the server, hand each other their
 // datagrams directly, synchronously, in one loop:
 //
@@ -8,17 +8,17 @@
 //
 // The clock is real time, except that when neither side has a datagram to deliver and
 // both wait for a deadline (pacing, a delayed ACK), the clock jumps to it: waiting is
-// not CPU, and the figure is what the core does per second of CPU. The time skipped
+// not CPU, and the figure is what the engine does per second of CPU. The time skipped
 // is reported.
 //
 // Reports payload Gbit/s (10⁹ bit/s of TCP payload delivered to the server), datagrams
-// per second both ways, and the time split between the sending and the receiving core
-// (each side's rate if it had a core to itself). `--dist DIR` (repeatable) compares builds in
-// the same run, rounds interleaved: each DIR is a built `dist/` (its core.js loads the
+// per second both ways, and the time split between the sending and the receiving engine
+// (each side's rate if it had a CPU core to itself). `--dist DIR` (repeatable) compares builds in
+// the same run, rounds interleaved: each DIR is a built `dist/` (its wasm/engine.js loads the
 // wasm beside it).
 //
-//   node bench/core.mjs [--seconds S] [--rounds N] [--dist DIR ...]
-//   bun bench/core.mjs, deno run -A bench/core.mjs: the same under JavaScriptCore / Deno's V8.
+//   node bench/engine.mjs [--seconds S] [--rounds N] [--dist DIR ...]
+//   bun bench/engine.mjs, deno run -A bench/engine.mjs: the same under JavaScriptCore / Deno's V8.
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -56,21 +56,21 @@ function privateKey() {
 
 /** One build's pair of cores with one connection open, client → server's discard. */
 async function pair(dist) {
-  const { Core } = await import(pathToFileURL(`${dist}/core/core.js`).href);
+  const { Engine } = await import(pathToFileURL(`${dist}/wasm/engine.js`).href);
   const { parseIp } = await import(pathToFileURL(`${dist}/ip.js`).href);
   let skipped = 0;
   const now = () => performance.now() + skipped;
   const start = (acceptTcp) => {
-    const core = new Core();
+    const engine = new Engine();
     const key = privateKey();
     // Server defaults: 4 MiB buffers, MTU 1420.
-    core.start({ nowMs: now(), privateKey: key, mtu: 1420, tcpReceiveBuffer: 4 << 20, tcpSendBuffer: 4 << 20, acceptTcp, limits: LIMITS });
-    return { core, publicKey: core.publicKey(key) };
+    engine.start({ nowMs: now(), privateKey: key, mtu: 1420, tcpReceiveBuffer: 4 << 20, tcpSendBuffer: 4 << 20, acceptTcp, limits: LIMITS });
+    return { engine, publicKey: engine.publicKey(key) };
   };
   const server = start(true);
   const client = start(false);
-  server.core.allow(server.core.addPeer(client.publicKey, undefined, 0, undefined), parseIp("10.0.0.2"), 32);
-  client.core.allow(client.core.addPeer(server.publicKey, undefined, 0, SERVER_EP), parseIp("0.0.0.0"), 0);
+  server.engine.allow(server.engine.addPeer(client.publicKey, undefined, 0, undefined), parseIp("10.0.0.2"), 32);
+  client.engine.allow(client.engine.addPeer(server.publicKey, undefined, 0, SERVER_EP), parseIp("0.0.0.0"), 0);
 
   const s = { toServer: [], toClient: [], room: 0, received: 0, unconsumed: 0, serverConn: -1, datagrams: 0 };
   const ignore = () => {};
@@ -87,7 +87,7 @@ async function pair(dist) {
     datagram: (_to, bytes) => void s.toClient.push({ data: bytes, from: SERVER_EP }),
     tcpIncoming: (conn) => {
       s.serverConn = conn;
-      server.core.commands.accept(conn);
+      server.engine.commands.accept(conn);
     },
     tcpData: (_conn, bytes) => {
       s.received += bytes.length;
@@ -96,25 +96,25 @@ async function pair(dist) {
     tcpClosed: fail("server"),
     tcpEstablished: ignore, tcpEof: ignore, tcpWritable: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore,
   };
-  const conn = client.core.tcpConnect(now(), { host: "10.0.0.2", port: 0 }, { host: "10.0.0.1", port: 9 }).id;
+  const conn = client.engine.tcpConnect(now(), { host: "10.0.0.2", port: 0 }, { host: "10.0.0.1", port: 9 }).id;
 
   const time = { client: 0, server: 0 };
   /** One round of the loop; returns false when nothing moved. */
   const step = () => {
     let t = performance.now();
     const at = now();
-    for (; s.room > 0; s.room -= Math.min(s.room, CHUNK.length)) client.core.commands.send(conn, CHUNK.subarray(0, s.room));
-    const clientNext = client.core.pump(at, s.toClient.splice(0));
-    client.core.takeEvents(clientEvents);
+    for (; s.room > 0; s.room -= Math.min(s.room, CHUNK.length)) client.engine.commands.send(conn, CHUNK.subarray(0, s.room));
+    const clientNext = client.engine.pump(at, s.toClient.splice(0));
+    client.engine.takeEvents(clientEvents);
     let t2 = performance.now();
     time.client += t2 - t;
     const moved = s.toServer.length + s.toClient.length;
     s.datagrams += s.toServer.length;
     // As a reader that takes everything at once: one window update per round.
-    if (s.unconsumed > 0) server.core.commands.consumed(s.serverConn, s.unconsumed);
+    if (s.unconsumed > 0) server.engine.commands.consumed(s.serverConn, s.unconsumed);
     s.unconsumed = 0;
-    const serverNext = server.core.pump(at, s.toServer.splice(0));
-    server.core.takeEvents(serverEvents);
+    const serverNext = server.engine.pump(at, s.toServer.splice(0));
+    server.engine.takeEvents(serverEvents);
     s.datagrams += s.toClient.length;
     time.server += performance.now() - t2;
     if (moved + s.toClient.length === 0 && s.room === 0) {
@@ -139,7 +139,7 @@ async function pair(dist) {
       bytes,
     };
   };
-  return { run, stats: () => ({ server: server.core.stats(), client: client.core.stats() }) };
+  return { run, stats: () => ({ server: server.engine.stats(), client: client.engine.stats() }) };
 }
 
 const pairs = [];
@@ -171,13 +171,13 @@ const results = pairs.map((p) => {
 });
 
 const f = (m, digits = 2) => `${m.median.toFixed(digits)} (${m.min.toFixed(digits)}–${m.max.toFixed(digits)})`;
-console.log(`\n${runtime}: core only, one connection, ${ROUNDS} rounds of ${MIB === undefined ? `${SECONDS} s` : `${MIB} MiB`}, median (min–max)`);
+console.log(`\n${runtime}: engine only, one connection, ${ROUNDS} rounds of ${MIB === undefined ? `${SECONDS} s` : `${MIB} MiB`}, median (min–max)`);
 for (const r of results) {
   console.log(`${r.dist}`);
   console.log(`  payload         ${f(r.gbps)} Gbit/s`);
   console.log(`  datagrams       ${f(r.datagramsPerSecond, 0)} /s (both ways)`);
-  console.log(`  sending core    ${f(r.senderGbps)} Gbit/s of its own time`);
-  console.log(`  receiving core  ${f(r.receiverGbps)} Gbit/s of its own time`);
+  console.log(`  sending engine  ${f(r.senderGbps)} Gbit/s of its own time`);
+  console.log(`  receiving engine ${f(r.receiverGbps)} Gbit/s of its own time`);
   console.log(`  clock skipped   ${f(r.skippedMsPerRound, 0)} ms per round; dropped ${r.dropped}, retransmitted ${r.retransmitted}`);
 }
 if (results.length > 1) {
@@ -187,7 +187,7 @@ if (results.length > 1) {
   }
 }
 
-const file = new URL("results/core.json", import.meta.url);
+const file = new URL("results/wasm.json", import.meta.url);
 mkdirSync(new URL("results/", import.meta.url), { recursive: true });
 let all = {};
 try {

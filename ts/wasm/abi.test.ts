@@ -1,10 +1,10 @@
-// The contract checked from both sides: the core writes one event of each kind with known
-// values (crates/core/src/abi.rs, write_selftest_events), and the decoder must read every
-// field back. Together with the Rust test that ts/core/abi.ts is current, a change on
+// The contract checked from both sides: the engine writes one event of each kind with known
+// values (crates/engine/src/abi.rs, write_selftest_events), and the decoder must read every
+// field back. Together with the Rust test that ts/wasm/abi.ts is current, a change on
 // one side that the other does not follow fails here.
 
 import { describe, expect, it } from "vitest";
-import { Core, type EventHandler } from "./core.js";
+import { Engine, type EventHandler } from "./engine.js";
 import { EVENT } from "./abi.js";
 import { parseIp } from "../ip.js";
 
@@ -26,9 +26,9 @@ function recorder(): { calls: unknown[][]; handler: EventHandler } {
   return { calls, handler };
 }
 
-function startedCore(): Core {
-  const core = new Core();
-  core.start({
+function startedEngine(): Engine {
+  const engine = new Engine();
+  engine.start({
     nowMs: 1,
     privateKey: new Uint8Array(32).fill(7),
     mtu: 1420,
@@ -48,15 +48,15 @@ function startedCore(): Core {
       udpFlowTimeout: 1000,
     },
   });
-  return core;
+  return engine;
 }
 
 describe("the ABI", () => {
-  it("decodes every field of every event kind the core writes", () => {
-    const core = startedCore();
-    core.writeSelftestEvents();
+  it("decodes every field of every event kind the engine writes", () => {
+    const engine = startedEngine();
+    engine.writeSelftestEvents();
     const { calls, handler } = recorder();
-    core.takeEvents(handler);
+    engine.takeEvents(handler);
     expect(calls).toEqual([
       ["datagram", { host: "192.0.2.1", port: 51820 }, [1, 2, 3]],
       ["tcpIncoming", 0x01020304, 2, { host: "10.0.0.2", port: 40000 }, { host: "2001:db8::1", port: 443 }],
@@ -69,33 +69,33 @@ describe("the ABI", () => {
       ["unknownPeer", new Array(32).fill(0xab), { host: "fd00::1", port: 1 }],
       ["innerPacket", "out", 9, [0x45, 0]],
     ]);
-    // One of each kind: a kind added to the core without a case here fails above.
+    // One of each kind: a kind added to the engine without a case here fails above.
     expect(calls).toHaveLength(Object.keys(EVENT).length);
   });
 
-  it("keeps writing commands after the core's memory grows under them", () => {
-    const core = startedCore();
-    const before = core.memoryBytes;
-    core.commands.accept(1);
-    core.exports.wgn_scratch(8 << 20); // grows wasm memory: every view of it is detached
-    expect(core.memoryBytes).toBeGreaterThan(before);
-    core.commands.consumed(1, 10);
-    core.commands.send(1, new Uint8Array(100_000)); // and the command area must grow too
+  it("keeps writing commands after the engine's memory grows under them", () => {
+    const engine = startedEngine();
+    const before = engine.memoryBytes;
+    engine.commands.accept(1);
+    engine.exports.wgn_scratch(8 << 20); // grows wasm memory: every view of it is detached
+    expect(engine.memoryBytes).toBeGreaterThan(before);
+    engine.commands.consumed(1, 10);
+    engine.commands.send(1, new Uint8Array(100_000)); // and the command area must grow too
     // Commands for a connection that does not exist are dropped; malformed ones fail the pump.
-    expect(core.pump(2, [])).toBeGreaterThan(0);
+    expect(engine.pump(2, [])).toBeGreaterThan(0);
   });
 
-  it("walks events a handler's call into the core adds, in the same walk", () => {
-    const core = startedCore();
-    core.addPeer(new Uint8Array(32).fill(9), undefined, 0, { host: "127.0.0.1", port: 9 });
-    core.allow(0, parseIp("10.0.0.2")!, 32);
-    core.writeSelftestEvents();
+  it("walks events a handler's call into the engine adds, in the same walk", () => {
+    const engine = startedEngine();
+    engine.addPeer(new Uint8Array(32).fill(9), undefined, 0, { host: "127.0.0.1", port: 9 });
+    engine.allow(0, parseIp("10.0.0.2")!, 32);
+    engine.writeSelftestEvents();
     const sent: number[] = [];
     const { handler } = recorder();
     handler.datagram = (to, bytes) => sent.push(to.port, bytes[0]!);
-    // The first event's handler sends UDP: with no session yet, the core starts a handshake.
-    handler.tcpIncoming = () => core.udpSend(3, { host: "10.0.0.1", port: 1 }, { host: "10.0.0.2", port: 2 }, new Uint8Array(1));
-    core.takeEvents(handler);
+    // The first event's handler sends UDP: with no session yet, the engine starts a handshake.
+    handler.tcpIncoming = () => engine.udpSend(3, { host: "10.0.0.1", port: 1 }, { host: "10.0.0.2", port: 2 }, new Uint8Array(1));
+    engine.takeEvents(handler);
     expect(sent).toEqual([51820, 1, 9, 1]); // the self-test's datagram, then a handshake initiation (type 1)
   });
 });

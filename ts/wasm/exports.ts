@@ -1,6 +1,6 @@
-// The C ABI of crates/core/src/ffi.rs, as TypeScript sees it.
+// The C ABI of crates/engine/src/ffi.rs, as TypeScript sees it.
 
-export interface CoreExports {
+export interface EngineExports {
   memory: WebAssembly.Memory;
   wgn_scratch(len: number): number;
   wgn_result_ptr(): number;

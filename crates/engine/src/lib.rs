@@ -1,7 +1,7 @@
-//! The wg-netstack core: a WireGuard endpoint with its own TCP/IP stack, sans-IO.
+//! The wg-netstack engine: a WireGuard endpoint with its own TCP/IP stack, sans-IO.
 //!
-//! The core does no I/O and reads no clock. The host (TypeScript, see `ts/`) hands it
-//! UDP datagrams and the current time, calls [`NetStack::poll`], and reads back
+//! The engine does no I/O and reads no clock. The host (TypeScript, see `ts/`) hands it
+//! UDP datagrams and the current time, calls [`Engine::poll`], and reads back
 //! [`events`]: datagrams to send, TCP connections opened, data, UDP packets.
 //!
 //! Read in this order, following a datagram:
@@ -11,7 +11,7 @@
 //!    an ICMP echo request is answered on the spot;
 //! 3. [`tcp`] — where TCP state lives: one connection per (source, destination), any
 //!    address, paced sending, SACK loss recovery, windows that grow with use;
-//! 4. [`netstack`] — the glue that moves packets between those three;
+//! 4. [`engine`] — the glue that moves packets between those three (one [`Engine`] is one server);
 //! 5. [`events`] — the byte format the host reads; [`ffi`] — the C ABI it calls.
 
 pub mod abi;
@@ -21,7 +21,7 @@ pub mod commands;
 pub mod counters;
 pub mod events;
 pub mod ffi;
-pub mod netstack;
+pub mod engine;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp_flows;
@@ -31,4 +31,4 @@ mod clock;
 #[cfg(test)]
 mod test_rng;
 
-pub use netstack::{Config, NetStack};
+pub use engine::{Config, Engine};

@@ -1,15 +1,15 @@
-//! The C ABI the TypeScript host calls (see `ts/core/`). One wasm instance holds one
+//! The C ABI the TypeScript host calls (see `ts/wasm/`). One wasm instance holds one
 //! server, so the state is a single global.
 //!
 //! Bytes cross through two buffers in wasm memory: the *scratch* buffer the host
 //! writes arguments into (`wgn_scratch` returns its address), and the *result* buffer
-//! the core writes answers into (error messages, stats, keys). Events have their own
+//! the engine writes answers into (error messages, stats, keys). Events have their own
 //! buffer (`wgn_events_*`), and so do the host's batched commands (`wgn_commands_area`). Return values: non-negative on success; negative is an
 //! error code, with a message in the result buffer.
 
 use crate::addr::{read_address, write_address, ADDRESS_SIZE};
 use crate::counters::DropReason;
-use crate::netstack::{Config, NetStack, RequestError, UdpConfig};
+use crate::engine::{Config, Engine, RequestError, UdpConfig};
 use crate::tcp::{Limits, TcpConfig, TcpError, Timeouts};
 use crate::tunnel::PeerConfig;
 use std::cell::RefCell;
@@ -34,7 +34,7 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 
 #[derive(Default)]
 struct State {
-    netstack: Option<NetStack>,
+    netstack: Option<Engine>,
     scratch: Vec<u8>,
     /// Where the host writes its commands between pumps (see `commands`).
     commands: Vec<u8>,
@@ -50,7 +50,7 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 /// Runs `f` on the server and the scratch bytes; reports "not started" if there is none.
-fn with_netstack(f: impl FnOnce(&mut NetStack, &[u8], &mut Vec<u8>) -> i32) -> i32 {
+fn with_netstack(f: impl FnOnce(&mut Engine, &[u8], &mut Vec<u8>) -> i32) -> i32 {
     with_state(|state| match state.netstack.as_mut() {
         Some(netstack) => f(netstack, &state.scratch, &mut state.result),
         None => fail(&mut state.result, ERR_NOT_STARTED, "the server is not started"),
@@ -174,7 +174,7 @@ pub extern "C" fn wgn_new(now_ms: f64, mtu: u32, receive_buffer: u32, send_buffe
             limits: DEFAULT_LIMITS,
             timeouts: DEFAULT_TIMEOUTS,
         };
-        state.netstack = Some(NetStack::new(Config { private_key, tcp, udp: DEFAULT_UDP }, now_ms));
+        state.netstack = Some(Engine::new(Config { private_key, tcp, udp: DEFAULT_UDP }, now_ms));
         0
     })
 }
