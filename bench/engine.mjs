@@ -79,7 +79,7 @@ async function pair(dist) {
   };
   const clientEvents = {
     datagram: (_to, bytes) => void s.toServer.push({ data: bytes, from: CLIENT_EP }),
-    tcpWritable: (_conn, room) => void (s.room = room),
+    tcpWritable: (_conn, room) => void (s.room += room), // a grant adds to what is left
     tcpClosed: fail("client"),
     tcpIncoming: ignore, tcpEstablished: ignore, tcpData: ignore, tcpEof: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore,
   };
