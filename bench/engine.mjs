@@ -187,7 +187,7 @@ if (results.length > 1) {
   }
 }
 
-const file = new URL("results/wasm.json", import.meta.url);
+const file = new URL("results/engine.json", import.meta.url);
 mkdirSync(new URL("results/", import.meta.url), { recursive: true });
 let all = {};
 try {
