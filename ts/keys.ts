@@ -3,7 +3,7 @@
 import { decodeKey, encodeKey } from "./config.js";
 import { Engine } from "./wasm/engine.js";
 
-let keyCore: Engine | undefined;
+let keyEngine: Engine | undefined;
 
 /** A new private key, clamped as `wg genkey` does. */
 export function genkey(): string {
@@ -16,8 +16,8 @@ export function genkey(): string {
 
 /** The public key of a private key, as `wg pubkey` prints it. */
 export function pubkey(privateKey: string): string {
-  keyCore ??= new Engine();
-  return encodeKey(keyCore.publicKey(decodeKey(privateKey, "privateKey")));
+  keyEngine ??= new Engine();
+  return encodeKey(keyEngine.publicKey(decodeKey(privateKey, "privateKey")));
 }
 
 /** A new preshared key, as `wg genpsk` prints it. */

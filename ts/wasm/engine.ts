@@ -104,7 +104,7 @@ export interface UdpTotals {
 // The documented records above must hold exactly the engine's fields (checked by tsc).
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type MustBeTrue<T extends true> = T;
-export type RecordsMatchTheCore = [
+export type RecordsMatchTheEngine = [
   MustBeTrue<Same<keyof TcpTotals, (typeof TCP_TOTALS)[number]>>,
   MustBeTrue<Same<keyof UdpTotals, (typeof UDP_TOTALS)[number]>>,
   MustBeTrue<Same<keyof TcpConnectionStats, (typeof CONNECTION_STATS)[number]>>,
