@@ -124,43 +124,21 @@ fn is_unicast(ip: IpAddr) -> bool {
 /// identifier, sequence number and data, from the address that was pinged.
 pub fn echo_reply(request: &[u8], out: &mut Vec<u8>) -> Result<(), DropReason> {
     let ip = parse_ip(request)?;
-    out.clear();
+    let protocol = if ip.src.is_ipv4() { IpProtocol::Icmp } else { IpProtocol::Icmpv6 };
+    let header_len = emit_ip(ip.dst, ip.src, protocol, ip.payload.len(), out).ok_or(DropReason::InnerMalformed)?;
+    let icmp_bytes = &mut out[header_len..];
+    icmp_bytes.copy_from_slice(ip.payload);
     match (ip.src, ip.dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let repr = Ipv4Repr {
-                src_addr: dst,
-                dst_addr: src,
-                next_header: IpProtocol::Icmp,
-                payload_len: ip.payload.len(),
-                hop_limit: HOP_LIMIT,
-            };
-            out.resize(repr.buffer_len() + ip.payload.len(), 0);
-            let mut packet = Ipv4Packet::new_unchecked(&mut out[..]);
-            repr.emit(&mut packet, &ChecksumCapabilities::default());
-            let icmp_bytes = packet.payload_mut();
-            icmp_bytes.copy_from_slice(ip.payload);
-            let mut icmp = Icmpv4Packet::new_unchecked(icmp_bytes);
-            icmp.set_msg_type(Icmpv4Message::EchoReply);
-            icmp.fill_checksum();
-        }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let repr = Ipv6Repr {
-                src_addr: dst,
-                dst_addr: src,
-                next_header: IpProtocol::Icmpv6,
-                payload_len: ip.payload.len(),
-                hop_limit: HOP_LIMIT,
-            };
-            out.resize(repr.buffer_len() + ip.payload.len(), 0);
-            let mut packet = Ipv6Packet::new_unchecked(&mut out[..]);
-            repr.emit(&mut packet);
-            let icmp_bytes = packet.payload_mut();
-            icmp_bytes.copy_from_slice(ip.payload);
             let mut icmp = Icmpv6Packet::new_unchecked(icmp_bytes);
             icmp.set_msg_type(Icmpv6Message::EchoReply);
             icmp.fill_checksum(&dst, &src);
         }
-        _ => return Err(DropReason::InnerMalformed),
+        _ => {
+            let mut icmp = Icmpv4Packet::new_unchecked(icmp_bytes);
+            icmp.set_msg_type(Icmpv4Message::EchoReply);
+            icmp.fill_checksum();
+        }
     }
     Ok(())
 }
@@ -178,7 +156,6 @@ pub enum Unreachable {
 pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Result<(), DropReason> {
     let ip = parse_ip(original)?;
     let data = &ip.payload[..ip.payload.len().min(8)];
-    out.clear();
     match (ip.src, ip.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let quoted = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
@@ -187,11 +164,8 @@ pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Resu
                 Unreachable::Port => Icmpv4DstUnreachable::PortUnreachable,
             };
             let icmp = Icmpv4Repr::DstUnreachable { reason, header: quoted, data };
-            let repr = Ipv4Repr { src_addr: dst, dst_addr: src, next_header: IpProtocol::Icmp, payload_len: icmp.buffer_len(), hop_limit: HOP_LIMIT };
-            out.resize(repr.buffer_len() + icmp.buffer_len(), 0);
-            let mut packet = Ipv4Packet::new_unchecked(&mut out[..]);
-            repr.emit(&mut packet, &ChecksumCapabilities::default());
-            icmp.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
+            let header_len = emit_ip(ip.dst, ip.src, IpProtocol::Icmp, icmp.buffer_len(), out).ok_or(DropReason::InnerMalformed)?;
+            icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut out[header_len..]), &ChecksumCapabilities::default());
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
             let quoted = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
@@ -200,15 +174,44 @@ pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Resu
                 Unreachable::Port => Icmpv6DstUnreachable::PortUnreachable,
             };
             let icmp = Icmpv6Repr::DstUnreachable { reason, header: quoted, data };
-            let repr = Ipv6Repr { src_addr: dst, dst_addr: src, next_header: IpProtocol::Icmpv6, payload_len: icmp.buffer_len(), hop_limit: HOP_LIMIT };
-            out.resize(repr.buffer_len() + icmp.buffer_len(), 0);
-            let mut packet = Ipv6Packet::new_unchecked(&mut out[..]);
-            repr.emit(&mut packet);
-            icmp.emit(&dst, &src, &mut Icmpv6Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
+            let header_len = emit_ip(ip.dst, ip.src, IpProtocol::Icmpv6, icmp.buffer_len(), out).ok_or(DropReason::InnerMalformed)?;
+            icmp.emit(&dst, &src, &mut Icmpv6Packet::new_unchecked(&mut out[header_len..]), &ChecksumCapabilities::default());
         }
         _ => return Err(DropReason::InnerMalformed),
     }
     Ok(())
+}
+
+/// IP header bytes of a packet from `src` (no options, no extension headers).
+pub fn ip_header_len(src: IpAddr) -> usize {
+    if src.is_ipv4() {
+        20
+    } else {
+        40
+    }
+}
+
+/// Replaces `out` with an IP header from `src` to `dst` and `payload_len` zero bytes after it
+/// for the caller to fill; returns the header's length, or `None` if the families differ.
+pub fn emit_ip(src: IpAddr, dst: IpAddr, protocol: IpProtocol, payload_len: usize, out: &mut Vec<u8>) -> Option<usize> {
+    if src.is_ipv4() != dst.is_ipv4() {
+        return None;
+    }
+    let header_len = ip_header_len(src);
+    out.clear();
+    out.resize(header_len + payload_len, 0);
+    match (src, dst) {
+        (IpAddr::V4(src_addr), IpAddr::V4(dst_addr)) => {
+            let repr = Ipv4Repr { src_addr, dst_addr, next_header: protocol, payload_len, hop_limit: HOP_LIMIT };
+            repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]), &ChecksumCapabilities::default());
+        }
+        (IpAddr::V6(src_addr), IpAddr::V6(dst_addr)) => {
+            let repr = Ipv6Repr { src_addr, dst_addr, next_header: protocol, payload_len, hop_limit: HOP_LIMIT };
+            repr.emit(&mut Ipv6Packet::new_unchecked(&mut out[..]));
+        }
+        _ => unreachable!("families checked above"),
+    }
+    Some(header_len)
 }
 
 /// Why a UDP datagram could not be built.
@@ -230,29 +233,14 @@ pub fn build_udp(
 ) -> Result<(), UdpBuildError> {
     let udp = UdpRepr { src_port: src.port(), dst_port: dst.port() };
     let udp_len = UDP_HEADER_LEN + payload.len();
-    out.clear();
+    if src.is_ipv4() != dst.is_ipv4() {
+        return Err(UdpBuildError::MixedFamilies);
+    }
+    if ip_header_len(src.ip()) + udp_len > mtu {
+        return Err(UdpBuildError::TooBig);
+    }
+    let header_len = emit_ip(src.ip(), dst.ip(), IpProtocol::Udp, udp_len, out).ok_or(UdpBuildError::MixedFamilies)?;
     let (src_ip, dst_ip) = (IpAddress::from(src.ip()), IpAddress::from(dst.ip()));
-    let header_len = match (src.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let repr = Ipv4Repr { src_addr: s, dst_addr: d, next_header: IpProtocol::Udp, payload_len: udp_len, hop_limit: HOP_LIMIT };
-            if repr.buffer_len() + udp_len > mtu {
-                return Err(UdpBuildError::TooBig);
-            }
-            out.resize(repr.buffer_len() + udp_len, 0);
-            repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]), &ChecksumCapabilities::default());
-            repr.buffer_len()
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let repr = Ipv6Repr { src_addr: s, dst_addr: d, next_header: IpProtocol::Udp, payload_len: udp_len, hop_limit: HOP_LIMIT };
-            if repr.buffer_len() + udp_len > mtu {
-                return Err(UdpBuildError::TooBig);
-            }
-            out.resize(repr.buffer_len() + udp_len, 0);
-            repr.emit(&mut Ipv6Packet::new_unchecked(&mut out[..]));
-            repr.buffer_len()
-        }
-        _ => return Err(UdpBuildError::MixedFamilies),
-    };
     let mut packet = UdpPacket::new_unchecked(&mut out[header_len..]);
     udp.emit(
         &mut packet,

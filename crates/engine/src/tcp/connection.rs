@@ -205,8 +205,6 @@ pub struct Connection {
     last_progress: u64,
     /// Send room the host was told of (TCP_WRITABLE) and has not used yet.
     granted: usize,
-    /// The server holds most of what it may: windows and buffers stop growing.
-    pressed: bool,
     /// The server holds all it may: only a connection holding nothing is given room.
     full: bool,
     reported: Reported,
@@ -270,7 +268,6 @@ impl Connection {
             last_heard: now,
             last_progress: now,
             granted: 0,
-            pressed: false,
             full: false,
             reported: Reported::default(),
             timeouts: 0,
@@ -288,7 +285,7 @@ impl Connection {
         // We always offer scaling; it is on when the peer offers it too.
         self.scaling = options.window_scale.is_some();
         self.send_shift = options.window_scale.unwrap_or(0);
-        self.rcv_mss = peer_mss.min(self.settings.mss);
+        self.rcv_mss = mss;
     }
 
     // ---- the host ----
@@ -404,7 +401,6 @@ impl Connection {
     /// How much of its memory the server holds: past three quarters windows and buffers stop
     /// growing (`pressed`); at all of it (`full`) no room is granted to connections holding data.
     pub fn set_pressure(&mut self, pressed: bool, full: bool) {
-        self.pressed = pressed;
         self.full = full;
         self.rcv.frozen = pressed;
     }
@@ -487,11 +483,7 @@ impl Connection {
                 self.send_rst_for(ack, io);
                 return;
             }
-            if self.handshake_retries == 0 {
-                self.rtt.sample(now, now.saturating_sub(self.handshake_sent_at));
-            }
-            self.snd.update_window(seg.seq, ack, (seg.window as usize) << self.send_shift);
-            self.establish(now, io);
+            self.establish(now, io); // the window is taken below, as for any ACK
         }
 
         if seq::after(ack, self.snd.nxt) {
@@ -554,9 +546,6 @@ impl Connection {
         }
         self.take_syn_options(seg);
         self.rcv = Receiver::new(seg.seq, self.settings.max_receive_window, self.receive_shift());
-        if self.handshake_retries == 0 {
-            self.rtt.sample(now, now.saturating_sub(self.handshake_sent_at));
-        }
         // A SYN's window is never scaled (RFC 7323 §2.2).
         self.snd.update_window(seg.seq, self.snd.una, seg.window as usize);
         self.ack_now = true;
@@ -564,6 +553,10 @@ impl Connection {
     }
 
     fn establish(&mut self, now: u64, io: &mut Io<'_>) {
+        if self.handshake_retries == 0 {
+            // Karn: a SYN sent again leaves it unknown which one was answered.
+            self.rtt.sample(now, now.saturating_sub(self.handshake_sent_at));
+        }
         self.state = if self.snd.fin_queued() { State::FinWait1 } else { State::Established };
         self.handshake_due = false;
         self.rto_at = None;
@@ -609,7 +602,7 @@ impl Connection {
             self.arm_tail_probe(now);
         }
         // The send buffer follows the congestion window (as Linux sizes it): room for two windows.
-        if !self.pressed {
+        if !self.rcv.frozen {
             let max = self.settings.max_send_buffer;
             let wanted = (2 * self.cc.cwnd()).min(max).max(INITIAL_SEND_LIMIT.min(max));
             self.snd.limit = self.snd.limit.max(wanted);
@@ -732,12 +725,12 @@ impl Connection {
     fn send_data(&mut self, now: u64, io: &mut Io<'_>) -> bool {
         let mut sent = false;
         self.starved = false;
+        let rate = self.cc.pacing_rate(&self.rtt); // nothing below changes it
         loop {
             if io.budget == 0 {
                 self.starved = self.snd.has_unsent() || self.snd.pipe() < self.cc.cwnd();
                 break;
             }
-            let rate = self.cc.pacing_rate(&self.rtt);
             if !self.pacer.ready(now, rate, self.snd.mss) {
                 break;
             }
@@ -864,14 +857,8 @@ impl Connection {
         if self.state_deadline.is_some_and(|at| now >= at) {
             self.state_deadline = None;
             match self.state {
-                State::Pending => {
-                    self.rst_due = true; // the host never answered: refuse
-                    self.close(io, CloseReason::TimedOut);
-                }
-                State::FinWait2 | State::SynReceived => {
-                    self.rst_due = true;
-                    self.close(io, CloseReason::TimedOut);
-                }
+                // Pending: the host never answered; refuse.
+                State::Pending | State::FinWait2 | State::SynReceived => self.time_out(io),
                 State::TimeWait => self.state = State::Closed,
                 _ => {}
             }
@@ -891,8 +878,7 @@ impl Connection {
         if self.probe_at.is_some_and(|at| now >= at) {
             self.probe_at = None;
             if now.saturating_sub(self.last_heard) >= self.settings.timeouts.user_timeout_us {
-                self.rst_due = true;
-                self.close(io, CloseReason::TimedOut);
+                self.time_out(io);
             } else {
                 self.send_probe(io);
                 self.probes += 1;
@@ -918,8 +904,7 @@ impl Connection {
             return;
         }
         if now.saturating_sub(self.last_progress) >= self.settings.timeouts.user_timeout_us {
-            self.rst_due = true;
-            self.close(io, CloseReason::TimedOut);
+            self.time_out(io);
             return;
         }
         self.timeouts += 1;
@@ -956,15 +941,24 @@ impl Connection {
         if !self.keepalive_idle() {
             return;
         }
-        let timeouts = self.settings.timeouts;
         let silent = now.saturating_sub(self.last_heard);
-        if silent >= timeouts.keepalive_us + KEEPALIVE_PROBES as u64 * KEEPALIVE_INTERVAL_US {
-            self.rst_due = true;
-            self.close(io, CloseReason::TimedOut);
-        } else if silent >= timeouts.keepalive_us + self.probes as u64 * KEEPALIVE_INTERVAL_US {
+        if silent >= self.settings.timeouts.keepalive_us + KEEPALIVE_PROBES as u64 * KEEPALIVE_INTERVAL_US {
+            self.time_out(io);
+        } else if now >= self.keepalive_at() {
             self.send_probe(io);
             self.probes += 1;
         }
+    }
+
+    /// When the next keep-alive probe is due.
+    fn keepalive_at(&self) -> u64 {
+        self.last_heard + self.settings.timeouts.keepalive_us + self.probes as u64 * KEEPALIVE_INTERVAL_US
+    }
+
+    /// Gives up on the peer: reset, closed as timed out.
+    fn time_out(&mut self, io: &mut Io<'_>) {
+        self.rst_due = true;
+        self.close(io, CloseReason::TimedOut);
     }
 
     /// Quiet, with nothing in flight and no window probe: keep-alives watch the peer.
@@ -985,10 +979,7 @@ impl Connection {
         }
         // Only when arm_keepalive would act: with data in flight the RTO watches the peer,
         // and a keep-alive deadline that passes then would ask for a poll at once, forever.
-        let keepalive = self.keepalive_idle().then(|| {
-            let timeouts = self.settings.timeouts;
-            self.last_heard + timeouts.keepalive_us + self.probes as u64 * KEEPALIVE_INTERVAL_US
-        });
+        let keepalive = self.keepalive_idle().then(|| self.keepalive_at());
         let pacing = self.snd.has_work().then(|| self.pacer.next_release(self.cc.pacing_rate(&self.rtt))).flatten();
         [self.rto_at, self.pto_at, self.reorder_at, self.probe_at, self.state_deadline, self.ack_at, keepalive, pacing]
             .into_iter()

@@ -153,6 +153,12 @@ pub struct TcpTotals {
 }
 
 impl TcpTotals {
+    /// Adds a connection's loss counts (while it is open, and once when it is forgotten).
+    fn add_losses(&mut self, stats: &ConnectionStats) {
+        self.retransmitted_segments += stats.retransmitted_segments;
+        self.timeouts += stats.timeouts;
+    }
+
     /// The numbers by the names the host gives them (this order is the stats record's).
     pub fn fields(&self) -> [(&'static str, f64); 7] {
         [
@@ -306,7 +312,6 @@ impl Tcp {
         let mut io = Io { link, scratch: &mut self.scratch, budget: POLL_BUDGET };
         let mut queue = std::mem::take(&mut self.dirty);
         // What the budget does not reach stays first in line for the next poll.
-        let cut = queue.len();
         let mut polled = 0;
         for &id in &queue {
             if io.budget == 0 {
@@ -318,8 +323,7 @@ impl Tcp {
                 slot.conn.poll(now, &mut io);
             }
         }
-        let waiting = queue.split_off(polled.min(cut));
-        self.dirty = waiting;
+        self.dirty = queue.split_off(polled);
         for id in queue {
             self.settle(id, now);
         }
@@ -428,19 +432,13 @@ impl Tcp {
         self.live
     }
 
-    /// Bytes all connections hold.
-    pub fn buffered(&self) -> usize {
-        self.buffered
-    }
-
     /// Lifetime counts, including the connections open now, and what they hold now.
     pub fn totals(&self) -> TcpTotals {
         let mut totals = self.totals;
         let (mut rtt_sum, mut rtt_count) = (0, 0);
         for slot in self.connections.values() {
             let stats = slot.conn.stats();
-            totals.retransmitted_segments += stats.retransmitted_segments;
-            totals.timeouts += stats.timeouts;
+            totals.add_losses(&stats);
             if stats.srtt_us > 0 {
                 rtt_sum += stats.srtt_us;
                 rtt_count += 1;
@@ -532,11 +530,7 @@ impl Tcp {
     fn forget(&mut self, id: u32) {
         let Some(slot) = self.connections.get_mut(&id) else { return };
         let peer = slot.conn.peer;
-        // Count it out as if it were closed and empty.
-        slot.conn.state = State::Closed;
-        let stats = slot.conn.stats();
-        self.totals.retransmitted_segments += stats.retransmitted_segments;
-        self.totals.timeouts += stats.timeouts;
+        self.totals.add_losses(&slot.conn.stats());
         let (live, half_open, bytes) = (slot.counted_live, slot.counted_half_open, slot.counted_bytes);
         let count = self.per_peer.entry(peer).or_default();
         count.live -= live as usize;
@@ -562,7 +556,7 @@ impl Tcp {
     }
 
     fn settings(&self, local: &SocketAddr) -> Settings {
-        let headers = segment::ip_header_len(local) + segment::data_header_len();
+        let headers = wire::ip_header_len(local.ip()) + segment::HEADER_LEN;
         Settings {
             mss: self.config.mtu.saturating_sub(headers).max(536),
             max_receive_window: self.config.max_receive_window,

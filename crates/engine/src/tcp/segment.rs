@@ -8,13 +8,12 @@
 //! References: RFC 9293 §3.1 (header), RFC 7323 §2 (window scale), RFC 2018 (SACK).
 
 use crate::counters::DropReason;
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, TcpSeqNumber};
+use crate::wire;
+use smoltcp::wire::{IpAddress, IpProtocol, TcpPacket, TcpSeqNumber};
 use std::net::{IpAddr, SocketAddr};
 
 pub const MAX_SACK_BLOCKS: usize = 4;
 pub const HEADER_LEN: usize = 20;
-const HOP_LIMIT: u8 = 64;
 
 const OPT_END: u8 = 0;
 const OPT_NOP: u8 = 1;
@@ -189,43 +188,18 @@ impl<'a> Outgoing<'a> {
     }
 }
 
-/// IP header bytes for a packet from `src` to `dst`.
-pub fn ip_header_len(src: &SocketAddr) -> usize {
-    if src.is_ipv4() {
-        20
-    } else {
-        40
-    }
-}
-
-/// The TCP header bytes of a data segment without SACK blocks (what the MSS must leave room for).
-pub fn data_header_len() -> usize {
-    HEADER_LEN
-}
-
 /// Builds `segment` as an IP packet into `out` (replacing its contents). Source and
 /// destination must be of one family.
 pub fn build(segment: &Outgoing<'_>, out: &mut Vec<u8>) {
     let payload_len = segment.payload[0].len() + segment.payload[1].len();
-    let tcp_len = HEADER_LEN + segment.options_len() + payload_len;
-    let ip_len = ip_header_len(&segment.src);
-    out.clear();
-    out.resize(ip_len + tcp_len, 0);
+    let options_len = segment.options_len();
+    let tcp_len = HEADER_LEN + options_len + payload_len;
+    let ip_len = wire::emit_ip(segment.src.ip(), segment.dst.ip(), IpProtocol::Tcp, tcp_len, out)
+        .expect("a TCP segment between address families");
     let (src_ip, dst_ip) = (IpAddress::from(segment.src.ip()), IpAddress::from(segment.dst.ip()));
-    match (segment.src.ip(), segment.dst.ip()) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let repr = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp_len, hop_limit: HOP_LIMIT };
-            repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]), &ChecksumCapabilities::default());
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let repr = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp_len, hop_limit: HOP_LIMIT };
-            repr.emit(&mut Ipv6Packet::new_unchecked(&mut out[..]));
-        }
-        _ => panic!("a TCP segment between address families"),
-    }
     let tcp = &mut out[ip_len..];
     write_options(segment, &mut tcp[HEADER_LEN..]);
-    let data = &mut tcp[HEADER_LEN + segment.options_len()..];
+    let data = &mut tcp[HEADER_LEN + options_len..];
     let (first, second) = data.split_at_mut(segment.payload[0].len());
     first.copy_from_slice(segment.payload[0]);
     second.copy_from_slice(segment.payload[1]);
@@ -235,7 +209,7 @@ pub fn build(segment: &Outgoing<'_>, out: &mut Vec<u8>) {
     packet.set_dst_port(segment.dst.port());
     packet.set_seq_number(TcpSeqNumber(segment.seq as i32));
     packet.set_ack_number(TcpSeqNumber(segment.ack.unwrap_or(0) as i32));
-    packet.set_header_len((HEADER_LEN + segment.options_len()) as u8);
+    packet.set_header_len((HEADER_LEN + options_len) as u8);
     packet.clear_flags();
     packet.set_syn(segment.syn);
     packet.set_fin(segment.fin);
@@ -277,6 +251,7 @@ fn write_options(segment: &Outgoing<'_>, out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smoltcp::wire::{Ipv4Packet, Ipv6Packet};
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()

@@ -109,6 +109,8 @@ pub struct Sender {
     buffer: VecDeque<u8>,
     fin: Fin,
     segments: VecDeque<Sent>,
+    /// How many of `segments` are SACKed: with none (no loss), no ACK scans the record.
+    sacked: usize,
     /// Sequence space sent and neither delivered nor judged lost.
     pipe: usize,
     /// Segments judged lost and not yet sent again, by sequence number.
@@ -143,6 +145,7 @@ impl Sender {
             buffer: VecDeque::new(),
             fin: Fin::No,
             segments: VecDeque::new(),
+            sacked: 0,
             pipe: 0,
             lost: VecDeque::new(),
             rack: Rack::default(),
@@ -172,8 +175,7 @@ impl Sender {
         if self.fin != Fin::No {
             return 0;
         }
-        let room = self.limit.saturating_sub(self.buffer.len());
-        let n = room.min(data.len());
+        let n = self.room().min(data.len());
         self.buffer.extend(&data[..n]);
         n
     }
@@ -363,6 +365,9 @@ impl Sender {
         while let Some(front) = self.segments.front_mut() {
             if seq::at_or_before(front.end(), ack) {
                 let sent = self.segments.pop_front().unwrap_or_else(|| unreachable!());
+                if sent.fate == Fate::Sacked {
+                    self.sacked -= 1;
+                }
                 self.settle(&sent, &mut outcome, &mut newest);
                 if sent.fin {
                     outcome.fin_acked = true;
@@ -407,6 +412,7 @@ impl Sender {
                 }
                 if sent.fate != Fate::Sacked {
                     self.segments[i].fate = Fate::Sacked;
+                    self.sacked += 1;
                     self.settle(&sent, &mut outcome, &mut newest);
                 }
                 i += 1;
@@ -516,6 +522,9 @@ impl Sender {
     }
 
     fn highest_sacked(&self) -> Option<u32> {
+        if self.sacked == 0 {
+            return None;
+        }
         self.segments.iter().rev().find(|s| s.fate == Fate::Sacked).map(|s| s.end())
     }
 
