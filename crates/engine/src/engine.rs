@@ -276,6 +276,10 @@ impl Engine {
     }
 
     /// The configured peers, with their ids.
+    pub fn peer(&self, id: u32) -> Option<&Peer> {
+        self.tunnels.peer(id)
+    }
+
     pub fn peers(&self) -> impl Iterator<Item = (u32, &Peer)> {
         self.tunnels.peers()
     }

@@ -529,8 +529,8 @@ fn data_of(events: &[Event], conn: u32) -> Vec<u8> {
 fn handshake_with_a_boringtun_client() {
     let mut net = Net::new();
     let c = net.add_client(1);
-    assert_eq!(net.server.peers().next().unwrap().1.stats().since_handshake, None);
-    assert_eq!(net.server.peers().next().unwrap().1.public_key, net.clients[c].public_key());
+    assert_eq!(net.server.peer(0).unwrap().stats().since_handshake, None);
+    assert_eq!(net.server.peer(0).unwrap().public_key, net.clients[c].public_key());
 
     net.handshake(c);
 
@@ -540,7 +540,7 @@ fn handshake_with_a_boringtun_client() {
     assert_eq!((message_type(response), response.len()), (2, 92));
     assert!(net.clients[c].errors.is_empty(), "{:?}", net.clients[c].errors);
 
-    let stats = net.server.peers().next().unwrap().1.stats();
+    let stats = net.server.peer(0).unwrap().stats();
     assert!(stats.since_handshake.is_some(), "{stats:?}");
     assert_eq!(stats.endpoint, Some(net.clients[c].endpoint));
     assert_eq!(net.total_dropped(), 0);
@@ -554,7 +554,7 @@ fn handshake_with_a_boringtun_client() {
     let inbox = net.take_inbox(c);
     assert_eq!(inbox.len(), 1);
     assert_eq!(parse_udp(&inbox[0]), (dst, src, b"pong".to_vec()));
-    let stats = net.server.peers().next().unwrap().1.stats();
+    let stats = net.server.peer(0).unwrap().stats();
     assert!(stats.rx_bytes > 0 && stats.tx_bytes > 0, "{stats:?}");
 }
 
@@ -572,7 +572,7 @@ fn server_initiates_the_handshake_to_a_configured_endpoint_and_sends_the_queued_
     let inbox = net.take_inbox(c);
     assert_eq!(inbox.len(), 1, "{:?}", net.clients[c].errors);
     assert_eq!(parse_udp(&inbox[0]), (src, dst, b"first".to_vec()));
-    assert!(net.server.peers().next().unwrap().1.stats().since_handshake.is_some());
+    assert!(net.server.peer(0).unwrap().stats().since_handshake.is_some());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1380,7 +1380,7 @@ fn fuzzed_datagrams_never_panic_and_the_server_keeps_working() {
     assert_eq!(net.total_dropped() - total, count);
     assert!(net.take_events().is_empty());
     assert_eq!(net.dropped(DropReason::UnderLoad) > 0, net.sent.iter().any(|(_, d)| message_type(d) == 3));
-    assert_eq!(net.server.peers().next().unwrap().1.stats().endpoint, Some(net.clients[c].endpoint), "garbage did not move the peer");
+    assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(net.clients[c].endpoint), "garbage did not move the peer");
 
     // Still working: the existing session…
     net.advance(1_100);
@@ -1483,8 +1483,8 @@ fn many_peers_are_kept_apart() {
     net.handshake(a);
     net.handshake(b);
     let (ea, eb) = (net.clients[a].endpoint, net.clients[b].endpoint);
-    assert_eq!(net.server.peers().next().unwrap().1.stats().endpoint, Some(ea));
-    assert_eq!(net.server.peers().nth(1).unwrap().1.stats().endpoint, Some(eb));
+    assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(ea));
+    assert_eq!(net.server.peer(1).unwrap().stats().endpoint, Some(eb));
 
     let dst = addr("8.8.8.8:53");
     let (src_a, src_b) = (addr("10.0.0.2:1111"), addr("10.0.0.3:2222"));
@@ -1540,7 +1540,7 @@ fn replies_follow_a_roaming_client() {
     let (src, dst) = (addr("10.0.0.2:5000"), addr("8.8.8.8:53"));
     let datagram = net.send(c, &udp_packet(src, dst, b"moved"));
     assert_eq!(net.take_events().len(), 1);
-    assert_eq!(net.server.peers().next().unwrap().1.stats().endpoint, Some(new));
+    assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(new));
 
     let sent = net.sent.len();
     net.server.udp_send(net.now, dst, src, b"found you").unwrap();
@@ -1552,7 +1552,7 @@ fn replies_follow_a_roaming_client() {
     // Neither a replayed datagram nor garbage from elsewhere moves the endpoint back.
     net.deliver_from(old, &datagram);
     net.deliver_from(old, &[4; 80]);
-    assert_eq!(net.server.peers().next().unwrap().1.stats().endpoint, Some(new));
+    assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(new));
     // TCP replies follow as well.
     let tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
     net.server.tcp_send(tcp.id, b"x").unwrap();
@@ -1584,11 +1584,11 @@ fn a_forged_cookie_reply_does_not_move_the_endpoint() {
     assert_eq!(message_type(cookie_reply), 3);
     let cookie_reply = cookie_reply.to_vec();
     net.deliver_from(addr("203.0.113.66:6666"), &cookie_reply);
-    assert_eq!(net.server.peers().next().unwrap().1.stats().endpoint, Some(endpoint), "the endpoint stays");
+    assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(endpoint), "the endpoint stays");
     // A real handshake from a new address does move it.
     net.clients[c].endpoint = addr("192.0.2.99:40001");
     net.handshake(c);
-    assert_eq!(net.server.peers().next().unwrap().1.stats().endpoint, Some(addr("192.0.2.99:40001")));
+    assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(addr("192.0.2.99:40001")));
 }
 
 /// A removed peer loses everything at once: its TCP connections close (as reset), its
@@ -1678,7 +1678,7 @@ fn session_survives_three_minutes_with_rekeys() {
         }
         // Whatever else the server sent (keepalives only) decrypted fine.
         assert!(net.take_inbox(c).is_empty(), "at {step} s");
-        if let Some(since) = net.server.peers().next().unwrap().1.stats().since_handshake {
+        if let Some(since) = net.server.peer(0).unwrap().stats().since_handshake {
             max_since = max_since.max(since);
         }
     }
@@ -1686,7 +1686,7 @@ fn session_survives_three_minutes_with_rekeys() {
     // The client rekeyed (every 120 s of sending), so no session got near its 180 s limit.
     assert!(handshakes(&net) >= 2, "handshakes: {}", handshakes(&net));
     assert!(max_since < Duration::from_secs(180), "{max_since:?}");
-    assert!(net.server.peers().next().unwrap().1.stats().since_handshake.unwrap() < Duration::from_secs(120));
+    assert!(net.server.peer(0).unwrap().stats().since_handshake.unwrap() < Duration::from_secs(120));
 
     // Data still flows both ways, TCP included.
     net.server.tcp_send(tcp.id, b"still open").unwrap();

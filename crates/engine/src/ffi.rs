@@ -34,7 +34,7 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 
 #[derive(Default)]
 struct State {
-    netstack: Option<Engine>,
+    engine: Option<Engine>,
     scratch: Vec<u8>,
     /// Where the host writes its commands between pumps (see `commands`).
     commands: Vec<u8>,
@@ -50,9 +50,9 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 /// Runs `f` on the server and the scratch bytes; reports "not started" if there is none.
-fn with_netstack(f: impl FnOnce(&mut Engine, &[u8], &mut Vec<u8>) -> i32) -> i32 {
-    with_state(|state| match state.netstack.as_mut() {
-        Some(netstack) => f(netstack, &state.scratch, &mut state.result),
+fn with_engine(f: impl FnOnce(&mut Engine, &[u8], &mut Vec<u8>) -> i32) -> i32 {
+    with_state(|state| match state.engine.as_mut() {
+        Some(engine) => f(engine, &state.scratch, &mut state.result),
         None => fail(&mut state.result, ERR_NOT_STARTED, "the server is not started"),
     })
 }
@@ -75,15 +75,18 @@ fn request_failed(result: &mut Vec<u8>, error: RequestError) -> i32 {
     fail(result, code, error)
 }
 
+/// Grows `buffer` to at least `len` bytes, keeping what it holds; returns its address.
+fn at_least(buffer: &mut Vec<u8>, len: u32) -> *mut u8 {
+    if buffer.len() < len as usize {
+        buffer.resize(len as usize, 0);
+    }
+    buffer.as_mut_ptr()
+}
+
 /// Makes the command area at least `len` bytes, keeping what it holds, and returns its address.
 #[no_mangle]
 pub extern "C" fn wgn_commands_area(len: u32) -> *mut u8 {
-    with_state(|state| {
-        if state.commands.len() < len as usize {
-            state.commands.resize(len as usize, 0);
-        }
-        state.commands.as_mut_ptr()
-    })
+    with_state(|state| at_least(&mut state.commands, len))
 }
 
 /// One turn of the host's loop: forgets the `events_seen` bytes of the event log the host
@@ -94,15 +97,15 @@ pub extern "C" fn wgn_commands_area(len: u32) -> *mut u8 {
 #[no_mangle]
 pub extern "C" fn wgn_pump(now_ms: f64, events_seen: u32, commands_len: u32, datagrams_len: u32) -> f64 {
     with_state(|state| {
-        let State { netstack, scratch, commands, result } = state;
-        let Some(netstack) = netstack.as_mut() else {
+        let State { engine, scratch, commands, result } = state;
+        let Some(engine) = engine.as_mut() else {
             return fail(result, ERR_NOT_STARTED, "the server is not started") as f64;
         };
-        netstack.consume_events(events_seen as usize);
+        engine.consume_events(events_seen as usize);
         let Some(commands) = commands.get(..commands_len as usize) else {
             return fail(result, ERR_INVALID, "commands are longer than their area") as f64;
         };
-        if let Err(error) = crate::commands::apply(netstack, now_ms, commands) {
+        if let Err(error) = crate::commands::apply(engine, now_ms, commands) {
             return fail(result, ERR_INVALID, error) as f64;
         }
         let Some(mut batch) = scratch.get(..datagrams_len as usize) else {
@@ -117,22 +120,17 @@ pub extern "C" fn wgn_pump(now_ms: f64, events_seen: u32, commands_len: u32, dat
             let Some(datagram) = batch.get(header..header + size) else {
                 return fail(result, ERR_INVALID, "truncated datagram") as f64;
             };
-            netstack.receive(now_ms, from, datagram);
+            engine.receive(now_ms, from, datagram);
             batch = &batch[header + size..];
         }
-        netstack.poll(now_ms)
+        engine.poll(now_ms)
     })
 }
 
 /// Makes the scratch buffer at least `len` bytes and returns its address.
 #[no_mangle]
 pub extern "C" fn wgn_scratch(len: u32) -> *mut u8 {
-    with_state(|state| {
-        if state.scratch.len() < len as usize {
-            state.scratch.resize(len as usize, 0);
-        }
-        state.scratch.as_mut_ptr()
-    })
+    with_state(|state| at_least(&mut state.scratch, len))
 }
 
 #[no_mangle]
@@ -147,12 +145,12 @@ pub extern "C" fn wgn_result_len() -> u32 {
 
 #[no_mangle]
 pub extern "C" fn wgn_events_ptr() -> *const u8 {
-    with_state(|state| state.netstack.as_ref().map_or(std::ptr::null(), |n| n.events().as_ptr()))
+    with_state(|state| state.engine.as_ref().map_or(std::ptr::null(), |n| n.events().as_ptr()))
 }
 
 #[no_mangle]
 pub extern "C" fn wgn_events_len() -> u32 {
-    with_state(|state| state.netstack.as_ref().map_or(0, |n| n.events().len() as u32))
+    with_state(|state| state.engine.as_ref().map_or(0, |n| n.events().len() as u32))
 }
 
 /// Starts the server. Scratch: private key (32 bytes). The buffers are the most a
@@ -174,7 +172,7 @@ pub extern "C" fn wgn_new(now_ms: f64, mtu: u32, receive_buffer: u32, send_buffe
             limits: DEFAULT_LIMITS,
             timeouts: DEFAULT_TIMEOUTS,
         };
-        state.netstack = Some(Engine::new(Config { private_key, tcp, udp: DEFAULT_UDP }, now_ms));
+        state.engine = Some(Engine::new(Config { private_key, tcp, udp: DEFAULT_UDP }, now_ms));
         0
     })
 }
@@ -182,8 +180,8 @@ pub extern "C" fn wgn_new(now_ms: f64, mtu: u32, receive_buffer: u32, send_buffe
 /// Sets the TCP limits (connections per peer, in total, half-open per peer; bytes held in total).
 #[no_mangle]
 pub extern "C" fn wgn_tcp_limits(per_peer: u32, total: u32, half_open_per_peer: u32, buffered_bytes: f64) -> i32 {
-    with_netstack(|netstack, _, _| {
-        netstack.set_tcp_limits(Limits {
+    with_engine(|engine, _, _| {
+        engine.set_tcp_limits(Limits {
             connections_per_peer: per_peer as usize,
             connections: total as usize,
             half_open_per_peer: half_open_per_peer as usize,
@@ -197,8 +195,8 @@ pub extern "C" fn wgn_tcp_limits(per_peer: u32, total: u32, half_open_per_peer: 
 #[no_mangle]
 pub extern "C" fn wgn_tcp_timeouts(half_open_ms: f64, fin_wait_2_ms: f64, keepalive_ms: f64, user_timeout_ms: f64) -> i32 {
     let us = |ms: f64| (ms.max(0.0) * 1000.0) as u64;
-    with_netstack(|netstack, _, _| {
-        netstack.set_tcp_timeouts(Timeouts {
+    with_engine(|engine, _, _| {
+        engine.set_tcp_timeouts(Timeouts {
             half_open_us: us(half_open_ms),
             fin_wait_2_us: us(fin_wait_2_ms),
             keepalive_us: us(keepalive_ms),
@@ -211,8 +209,8 @@ pub extern "C" fn wgn_tcp_timeouts(half_open_ms: f64, fin_wait_2_ms: f64, keepal
 /// Sets the UDP limits: flows per peer, and how long an idle flow lives (ms).
 #[no_mangle]
 pub extern "C" fn wgn_udp_limits(max_flows_per_peer: u32, flow_idle_ms: f64) -> i32 {
-    with_netstack(|netstack, _, _| {
-        netstack.set_udp(UdpConfig { max_flows_per_peer: max_flows_per_peer as usize, flow_idle_us: (flow_idle_ms.max(0.0) * 1000.0) as u64 });
+    with_engine(|engine, _, _| {
+        engine.set_udp(UdpConfig { max_flows_per_peer: max_flows_per_peer as usize, flow_idle_us: (flow_idle_ms.max(0.0) * 1000.0) as u64 });
         0
     })
 }
@@ -220,7 +218,7 @@ pub extern "C" fn wgn_udp_limits(max_flows_per_peer: u32, flow_idle_ms: f64) -> 
 /// Adds a peer; returns its index. Scratch: public key (32), preshared key (32), endpoint (19).
 #[no_mangle]
 pub extern "C" fn wgn_add_peer(persistent_keepalive: u32, has_preshared_key: u32, has_endpoint: u32) -> i32 {
-    with_netstack(|netstack, scratch, result| {
+    with_engine(|engine, scratch, result| {
         let Some(args) = scratch.get(..64 + ADDRESS_SIZE) else {
             return fail(result, ERR_INVALID, "peer arguments are short");
         };
@@ -231,7 +229,7 @@ pub extern "C" fn wgn_add_peer(persistent_keepalive: u32, has_preshared_key: u32
             persistent_keepalive: persistent_keepalive.min(u16::MAX as u32) as u16,
             endpoint: if has_endpoint != 0 { read_address(&args[64..]) } else { None },
         };
-        match netstack.add_peer(peer) {
+        match engine.add_peer(peer) {
             Ok(id) => id as i32,
             Err(error) => fail(result, ERR_INVALID, error),
         }
@@ -242,11 +240,11 @@ pub extern "C" fn wgn_add_peer(persistent_keepalive: u32, has_preshared_key: u32
 /// Scratch: public key (32). Returns its id.
 #[no_mangle]
 pub extern "C" fn wgn_remove_peer() -> i32 {
-    with_netstack(|netstack, scratch, result| {
+    with_engine(|engine, scratch, result| {
         let Some(key) = scratch.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
             return fail(result, ERR_INVALID, "public key must be 32 bytes");
         };
-        match netstack.remove_peer(&key) {
+        match engine.remove_peer(&key) {
             Some(id) => id as i32,
             None => fail(result, ERR_INVALID, "no such peer"),
         }
@@ -256,8 +254,8 @@ pub extern "C" fn wgn_remove_peer() -> i32 {
 /// Turns the tap on (1) or off (0): every inner packet, both ways, becomes an INNER_PACKET event.
 #[no_mangle]
 pub extern "C" fn wgn_set_tap(on: u32) -> i32 {
-    with_netstack(|netstack, _, _| {
-        netstack.set_tap(on != 0);
+    with_engine(|engine, _, _| {
+        engine.set_tap(on != 0);
         0
     })
 }
@@ -265,14 +263,14 @@ pub extern "C" fn wgn_set_tap(on: u32) -> i32 {
 /// Routes a prefix to a peer. Scratch: address (19; the port is ignored).
 #[no_mangle]
 pub extern "C" fn wgn_allow(peer: u32, prefix_len: u32) -> i32 {
-    with_netstack(|netstack, scratch, result| {
+    with_engine(|engine, scratch, result| {
         let Some(addr) = read_address(scratch) else {
             return fail(result, ERR_INVALID, "bad address");
         };
-        if !netstack.peers().any(|(id, _)| id == peer) {
+        if engine.peer(peer).is_none() {
             return fail(result, ERR_INVALID, "unknown peer");
         }
-        match netstack.allow(peer, addr.ip(), prefix_len.min(255) as u8) {
+        match engine.allow(peer, addr.ip(), prefix_len.min(255) as u8) {
             Ok(()) => 0,
             Err(_) => fail(result, ERR_INVALID, format!("prefix length {prefix_len} is too long for {}", addr.ip())),
         }
@@ -283,12 +281,12 @@ pub extern "C" fn wgn_allow(peer: u32, prefix_len: u32) -> i32 {
 /// Scratch: local address (19, port 0 picks one), remote address (19).
 #[no_mangle]
 pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
-    with_netstack(|netstack, scratch, result| {
+    with_engine(|engine, scratch, result| {
         let (Some(local), Some(remote)) = (read_address(scratch), scratch.get(ADDRESS_SIZE..).and_then(read_address))
         else {
             return fail(result, ERR_INVALID, "bad address");
         };
-        match netstack.tcp_connect(now_ms, local, remote) {
+        match engine.tcp_connect(now_ms, local, remote) {
             Ok((id, local)) => {
                 result.clear();
                 write_address(result, local);
@@ -303,7 +301,7 @@ pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
 /// Scratch: source (19), destination (19), then `len` payload bytes.
 #[no_mangle]
 pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
-    with_netstack(|netstack, scratch, result| {
+    with_engine(|engine, scratch, result| {
         let payload_start = 2 * ADDRESS_SIZE;
         let (Some(src), Some(dst), Some(payload)) = (
             read_address(scratch),
@@ -312,7 +310,7 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
         ) else {
             return fail(result, ERR_INVALID, "bad udp arguments");
         };
-        match netstack.udp_send(now_ms, src, dst, payload) {
+        match engine.udp_send(now_ms, src, dst, payload) {
             Ok(()) => 0,
             Err(error) => request_failed(result, error),
         }
@@ -325,10 +323,10 @@ pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
 /// the f64s of `TcpTotals::fields` and of `abi::UDP_TOTALS`.
 #[no_mangle]
 pub extern "C" fn wgn_stats() -> i32 {
-    with_netstack(|netstack, _, out| {
+    with_engine(|engine, _, out| {
         out.clear();
-        out.extend_from_slice(&(netstack.peers().count() as u32).to_le_bytes());
-        for (id, peer) in netstack.peers() {
+        out.extend_from_slice(&(engine.peers().count() as u32).to_le_bytes());
+        for (id, peer) in engine.peers() {
             out.extend_from_slice(&id.to_le_bytes());
             let stats = peer.stats();
             let since = stats.since_handshake.map_or(-1.0, |d| d.as_millis() as f64);
@@ -341,11 +339,11 @@ pub extern "C" fn wgn_stats() -> i32 {
             }
         }
         for reason in DropReason::ALL {
-            out.extend_from_slice(&(netstack.counters().dropped(reason) as f64).to_le_bytes());
+            out.extend_from_slice(&(engine.counters().dropped(reason) as f64).to_le_bytes());
         }
-        out.extend_from_slice(&(netstack.connection_count() as u32).to_le_bytes());
-        let (flows, refused) = netstack.udp_flows();
-        let tcp = netstack.tcp_totals().fields().map(|(_, value)| value);
+        out.extend_from_slice(&(engine.connection_count() as u32).to_le_bytes());
+        let (flows, refused) = engine.udp_flows();
+        let tcp = engine.tcp_totals().fields().map(|(_, value)| value);
         for value in tcp.into_iter().chain([flows as f64, refused as f64]) {
             out.extend_from_slice(&value.to_le_bytes());
         }
@@ -356,8 +354,8 @@ pub extern "C" fn wgn_stats() -> i32 {
 /// Writes one connection's statistics to the result buffer: the f64s of `ConnectionStats::fields`.
 #[no_mangle]
 pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
-    with_netstack(|netstack, _, out| {
-        let Some(stats) = netstack.connection_stats(id) else {
+    with_engine(|engine, _, out| {
+        let Some(stats) = engine.connection_stats(id) else {
             return request_failed(out, RequestError::Tcp(TcpError::UnknownConnection));
         };
         out.clear();
@@ -372,8 +370,8 @@ pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
 /// that it decodes every field (see `abi::write_selftest_events`).
 #[no_mangle]
 pub extern "C" fn wgn_abi_selftest() -> i32 {
-    with_netstack(|netstack, _, _| {
-        netstack.write_selftest_events();
+    with_engine(|engine, _, _| {
+        engine.write_selftest_events();
         0
     })
 }
