@@ -4,7 +4,7 @@
 
 import os from "node:os";
 import { ConfigError, decodeKey, describeValue, encodeKey, isRecord, maskHostBits } from "./config.js";
-import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
+import { endpointText, formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint, Ip } from "./ip.js";
 
 /** What goes into a client's config; every string is in the form `wg` and wg-quick use. */
@@ -180,5 +180,5 @@ function endpoint(value: unknown): string {
     throw new ConfigError("endpoint", value === undefined ? `is required (${ENDPOINT_HINT})` : `expected a string or {host, port}, got ${describeValue(value)}`);
   }
   host = reachableHost(host);
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return endpointText({ host, port });
 }

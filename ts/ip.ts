@@ -96,6 +96,11 @@ function parseIp6(text: string): Uint8Array | undefined {
 }
 
 /** Formats 4 bytes as a dotted quad and 16 bytes in RFC 5952 canonical form. */
+/** An endpoint as people and configs write it: 10.0.0.2:443 or [fd00::2]:443. */
+export function endpointText(endpoint: Endpoint): string {
+  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+}
+
 export function formatIp(ip: Ip | Uint8Array): string {
   const bytes = ip instanceof Uint8Array ? ip : ip.bytes;
   if (bytes.length === 4) return bytes.join(".");

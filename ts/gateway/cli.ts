@@ -3,13 +3,13 @@
 
 import { getServers } from "node:dns";
 import { readFileSync } from "node:fs";
-import { formatIp, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
+import { endpointText, formatIp, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { reachableHost } from "../client-config.js";
 import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
 import { parseProxy, type Proxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
-import { endpointText, FlowLog } from "./flow-log.js";
+import { FlowLog } from "./flow-log.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
 import { PcapWriter } from "./pcap.js";
 

@@ -3,8 +3,7 @@
 // DialError that says how to refuse the client: a reset, or "unreachable".
 
 import net, { type Socket } from "node:net";
-import { parseIp, type Endpoint } from "../ip.js";
-import { endpointText } from "./flow-log.js";
+import { endpointText, parseIp, type Endpoint } from "../ip.js";
 
 /** A proxy from `--via`. */
 export interface Proxy {

@@ -1,7 +1,7 @@
 // The gateway's log: one line per finished flow (text for people, JSON lines with
 // --json), a few events (peers added or removed, unknown peers), and a summary on exit.
 
-import type { Endpoint } from "../ip.js";
+import { endpointText, type Endpoint } from "../ip.js";
 
 /** How a flow ended. */
 export type FlowEnd =
@@ -125,11 +125,6 @@ export class FlowLog {
 function withoutStart(record: FlowRecord): Omit<FlowRecord, "start"> {
   const { start: _start, ...rest } = record;
   return rest;
-}
-
-/** 10.0.0.2:443 or [fd00::2]:443 */
-export function endpointText(endpoint: Endpoint): string {
-  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
 }
 
 /** Local time of day, to the millisecond: 14:03:27.412 */

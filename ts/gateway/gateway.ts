@@ -5,13 +5,13 @@
 
 import type { PeerOptions } from "../config.js";
 import { startServer, type Server, type ServerOptions } from "../host/server.js";
-import { formatIp, parseCidr, type Endpoint } from "../ip.js";
+import { endpointText, formatIp, parseCidr, type Endpoint } from "../ip.js";
 import { qrCode } from "../qr.js";
 import { reachableHost } from "../client-config.js";
 import type { Runtime } from "../runtime/types.js";
 import type { ConfigStore, PeerRecord } from "./config-store.js";
 import { dial, type Proxy } from "./dial.js";
-import { endpointText, type FlowLog } from "./flow-log.js";
+import type { FlowLog } from "./flow-log.js";
 import { forwardTcp } from "./forward.js";
 import type { PcapWriter } from "./pcap.js";
 import { router } from "./route.js";
@@ -124,7 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return flow;
       },
       onUdp: (packet) => {
-        if (!shutdown.signal.aborted) udp.relay(packet, route(packet.dst));
+        if (!shutdown.signal.aborted) udp.relay(packet, route);
       },
       onUnknownPeer: ({ publicKey, endpoint }) => log.unknownPeer(publicKey, endpoint),
       ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),

@@ -63,9 +63,9 @@ describe("UdpRelay", () => {
     const echo = await udpServer((data) => Buffer.concat([Buffer.from("re:"), data]));
     const { relay, sent, ended } = startRelay({ idleMs: 300 });
     const dst = { host: "192.0.2.7", port: 9999 }; // what the client asked for; the test routes it to the echo server
-    relay.relay(packet("one", dst), { to: echo.endpoint });
-    relay.relay(packet("two", dst), { to: echo.endpoint });
-    relay.relay(packet("other", dst, { host: "10.77.0.2", port: 40001 }), { to: echo.endpoint });
+    relay.relay(packet("one", dst), () => ({ to: echo.endpoint }));
+    relay.relay(packet("two", dst), () => ({ to: echo.endpoint }));
+    relay.relay(packet("other", dst, { host: "10.77.0.2", port: 40001 }), () => ({ to: echo.endpoint }));
     await until(() => sent.length === 3);
     // UDP keeps no order (Deno's sockets do reorder here).
     expect(sent.filter((s) => s.to.port === 40000).sort((a, b) => a.data.localeCompare(b.data))).toEqual([
@@ -83,7 +83,7 @@ describe("UdpRelay", () => {
     const resolver = await udpServer((query) => Buffer.concat([query.subarray(0, 2), Buffer.from([0x81, 0x80]), query.subarray(4)]));
     const { relay, sent, ended } = startRelay();
     const virtualResolver = { host: "10.77.0.1", port: 53 };
-    relay.relay(packet(dnsQuery("example.test"), virtualResolver), { to: resolver.endpoint });
+    relay.relay(packet(dnsQuery("example.test"), virtualResolver), () => ({ to: resolver.endpoint }));
     await until(() => ended.length === 1);
     expect(sent[0]).toMatchObject({ from: virtualResolver, to: client });
     expect(ended[0]).toMatchObject({ name: "example.test A", end: "answered", dst: virtualResolver });
@@ -92,7 +92,7 @@ describe("UdpRelay", () => {
   it("ends an unanswered DNS flow after its timeout", async () => {
     const silent = await udpServer(() => undefined);
     const { relay, ended } = startRelay({ dnsTimeoutMs: 200 });
-    relay.relay(packet(dnsQuery("slow.test"), { host: "10.77.0.1", port: 53 }), { to: silent.endpoint });
+    relay.relay(packet(dnsQuery("slow.test"), { host: "10.77.0.1", port: 53 }), () => ({ to: silent.endpoint }));
     await until(() => ended.length === 1);
     expect(ended[0]).toMatchObject({ name: "slow.test A", end: "idle", down: 0 });
   });
@@ -100,7 +100,7 @@ describe("UdpRelay", () => {
   it("ignores datagrams from anyone but the upstream", async () => {
     const echo = await udpServer((data) => data);
     const { relay, sent } = startRelay();
-    relay.relay(packet("hi", { host: "192.0.2.7", port: 7 }), { to: echo.endpoint });
+    relay.relay(packet("hi", { host: "192.0.2.7", port: 7 }), () => ({ to: echo.endpoint }));
     await until(() => sent.length === 1);
     const stranger = createSocket("udp4");
     sockets.push(stranger);
@@ -112,7 +112,7 @@ describe("UdpRelay", () => {
   it("ends open flows with 'shutdown' on close", async () => {
     const echo = await udpServer((data) => data);
     const { relay, ended } = startRelay();
-    relay.relay(packet("x", { host: "192.0.2.7", port: 7 }), { to: echo.endpoint });
+    relay.relay(packet("x", { host: "192.0.2.7", port: 7 }), () => ({ to: echo.endpoint }));
     relay.close();
     expect(ended).toMatchObject([{ end: "shutdown", up: 1 }]);
   });
@@ -122,8 +122,8 @@ describe("UdpRelay, a flow the route turns down", () => {
   it("opens no socket, counts what the client sent, and logs the flow once with why", async () => {
     const { relay, sent, ended } = startRelay({ idleMs: 200 });
     const loopback = { host: "127.0.0.1", port: 5000 };
-    relay.relay(packet("one", loopback), { end: "denied", why: "not there" });
-    relay.relay(packet("two", loopback), { end: "denied", why: "not there" });
+    relay.relay(packet("one", loopback), () => ({ end: "denied", why: "not there" }));
+    relay.relay(packet("two", loopback), () => ({ end: "denied", why: "not there" }));
     expect(relay.size).toBe(1);
     await until(() => ended.length === 1);
     expect(ended).toMatchObject([{ dst: loopback, up: 6, down: 0, end: "denied", error: "not there" }]);

@@ -58,10 +58,13 @@ export class UdpRelay {
     return this.#flows.size;
   }
 
-  /** Sends the client's datagram where `route` says (usually `packet.dst`; the DNS upstream for the virtual resolver), or drops it. */
-  relay(packet: UdpPacket, route: Route): void {
+  /**
+   * Sends the client's datagram where `route` says (usually `packet.dst`; the DNS upstream
+   * for the virtual resolver), or drops it. `route` is asked once per flow, when it opens.
+   */
+  relay(packet: UdpPacket, route: (dst: Endpoint) => Route): void {
     const key = `${packet.peer} ${packet.src.host} ${packet.src.port} ${packet.dst.host} ${packet.dst.port}`;
-    const flow = this.#flows.get(key) ?? this.#open(key, packet, route);
+    const flow = this.#flows.get(key) ?? this.#open(key, packet, route(packet.dst));
     flow.lastActivity = Date.now();
     flow.record.up += packet.data.length;
     if (flow.dns) flow.record.name ??= dnsQuestion(packet.data);

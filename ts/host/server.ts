@@ -271,8 +271,8 @@ export class Server {
     }
   }
 
-  /** One batch: commands and datagrams in, events out, the timer re-armed. Returns the engine's deadline. */
-  #pumpNow(): number {
+  /** One batch: commands and datagrams in, events out, the timer re-armed. */
+  #pumpNow(): void {
     const clock = this.#runtime.clock;
     const now = clock.now();
     const batch = this.#inbound;
@@ -290,7 +290,6 @@ export class Server {
         this.#pump();
       });
     }
-    return deadline;
   }
 
   readonly #events: EventHandler = {

@@ -114,7 +114,7 @@ export class TcpConnection {
 
   /** Resolves to the next chunk of data; an empty array means the client sent FIN (end of stream). */
   read(): Promise<Uint8Array> {
-    this.#acceptOnUse();
+    this.acceptIfPending();
     const chunk = this.#chunks.shift();
     if (chunk) {
       this.#consumed(chunk.length);
@@ -127,7 +127,7 @@ export class TcpConnection {
 
   /** Queues data to send; resolves once all of it is handed to the TCP stack (it has room for it). */
   write(data: Uint8Array | string): Promise<void> {
-    this.#acceptOnUse();
+    this.acceptIfPending();
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
     if (this.#error) return Promise.reject(this.#error);
     if (this.#ending || this.#closed) {
@@ -150,7 +150,7 @@ export class TcpConnection {
 
   /** Sends FIN after the queued data (half-close); reading goes on. Resolves when the FIN is queued. */
   end(): Promise<void> {
-    this.#acceptOnUse();
+    this.acceptIfPending();
     if (!this.#ending && !this.#closed) {
       this.#ending = true;
       this.#flush();
@@ -229,7 +229,7 @@ export class TcpConnection {
 
   // ---- called by the server ----
 
-  /** @internal The handler returned or settled: a connection still pending is taken. */
+  /** @internal A pending connection is taken when it is first used, or when its handler returns. */
   acceptIfPending(): void {
     if (this.#pending) void this.accept();
   }
@@ -288,10 +288,6 @@ export class TcpConnection {
     this.#fail(error);
     this.#established.reject(error);
     this.#markClosed();
-  }
-
-  #acceptOnUse(): void {
-    if (this.#pending) void this.accept();
   }
 
   #flush(): void {

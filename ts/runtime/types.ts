@@ -2,7 +2,7 @@
 // The server is written against these, so tests can swap in an in-memory network
 // and virtual time, and each runtime gets a small adapter.
 
-import type { Endpoint } from "../ip.js";
+import { endpointText, type Endpoint } from "../ip.js";
 
 /** Time as the server sees it: the real clock, or a virtual one in tests. */
 export interface Clock {
@@ -42,7 +42,7 @@ export class AddressInUseError extends Error {
   readonly port: number;
   /** @internal Made by the runtime adapters from their own error, kept as `cause`. */
   constructor(host: string, port: number, cause: unknown) {
-    super(`UDP ${host.includes(":") ? `[${host}]` : host}:${port} is already in use`, { cause });
+    super(`UDP ${endpointText({ host, port })} is already in use`, { cause });
     this.name = "AddressInUseError";
     this.host = host;
     this.port = port;
