@@ -129,10 +129,12 @@ function buildWasm() {
   log(`wasm: dist/wg_netstack.wasm ${kib} KiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+// Host-target builds (the ABI generator, cargo test): any cargo, rustup's or Debian's.
+const hostCargo = () => (hasCmd('cargo') ? 'cargo' : '/usr/bin/cargo');
+
 // ts/wasm/abi.ts is generated from the engine's abi module (the one source of the contract).
 function generateAbi() {
-  const cargo = hasCmd('cargo') ? 'cargo' : '/usr/bin/cargo';
-  const r = spawnSync(cargo, ['run', '-q', '-p', 'wg-netstack-engine', '--bin', 'abi', '--target-dir', 'target/host'],
+  const r = spawnSync(hostCargo(), ['run', '-q', '-p', 'wg-netstack-engine', '--bin', 'abi', '--target-dir', 'target/host'],
     { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) die(`generating ts/wasm/abi.ts failed (exit ${r.status})`);
   const path = join(root, 'ts/wasm/abi.ts');
@@ -160,8 +162,8 @@ function buildTs() {
 }
 
 function cargoTest() {
-  // Host target, any cargo (rustup's or Debian's); separate target dir from the wasm build.
-  const cargo = hasCmd('cargo') ? 'cargo' : '/usr/bin/cargo';
+  // Separate target dir from the wasm build.
+  const cargo = hostCargo();
   log(`cargo test on the host with ${capture(cargo, ['--version']) ?? cargo}`);
   run(cargo, ['test', '-p', 'wg-netstack-engine', '--target-dir', 'target/host']);
 }
