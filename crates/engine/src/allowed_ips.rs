@@ -196,7 +196,7 @@ mod tests {
                 }
             };
             for value in 0..(50 + round * 10) {
-                let v6 = rng.next() % 2 == 0;
+                let v6 = rng.next().is_multiple_of(2);
                 let addr = random_ip(&mut rng, v6);
                 let len = (rng.next() % if v6 { 129 } else { 33 }) as u8;
                 table.insert(addr, len, value).unwrap();
@@ -204,13 +204,9 @@ mod tests {
                 model.push((addr, len, value));
             }
             for _ in 0..2000 {
-                let v6 = rng.next() % 2 == 0;
+                let v6 = rng.next().is_multiple_of(2);
                 let probe = random_ip(&mut rng, v6);
-                let expected = model
-                    .iter()
-                    .filter(|(a, l, _)| same_prefix(*a, probe, *l))
-                    .max_by_key(|(_, l, _)| *l)
-                    .map(|(_, _, v)| *v);
+                let expected = model.iter().filter(|(a, l, _)| same_prefix(*a, probe, *l)).max_by_key(|(_, l, _)| *l).map(|(_, _, v)| *v);
                 assert_eq!(table.lookup(probe), expected, "lookup {probe}");
             }
         }

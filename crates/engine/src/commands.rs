@@ -114,12 +114,19 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
     use crate::engine::Config;
+    use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
     use crate::tcp::TcpConfig;
 
     fn engine() -> Engine {
-        let tcp = TcpConfig { mtu: 1420, max_receive_window: 65536, max_send_buffer: 65536, accept: true, limits: DEFAULT_LIMITS, timeouts: DEFAULT_TIMEOUTS };
+        let tcp = TcpConfig {
+            mtu: 1420,
+            max_receive_window: 65536,
+            max_send_buffer: 65536,
+            accept: true,
+            limits: DEFAULT_LIMITS,
+            timeouts: DEFAULT_TIMEOUTS,
+        };
         Engine::new(Config { private_key: [7; 32], tcp, udp: DEFAULT_UDP }, 0.0)
     }
 

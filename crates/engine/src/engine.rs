@@ -161,8 +161,7 @@ impl Engine {
     /// One UDP datagram from the network.
     pub fn receive(&mut self, now_ms: f64, from: SocketAddr, datagram: &[u8]) {
         let now = self.clock.set(now_ms);
-        let Some((peer, range)) =
-            self.tunnels.receive(now, from, datagram, &mut self.received, &mut self.events, &mut self.counters)
+        let Some((peer, range)) = self.tunnels.receive(now, from, datagram, &mut self.received, &mut self.events, &mut self.counters)
         else {
             return;
         };
@@ -300,11 +299,12 @@ impl Engine {
         self.tcp.totals()
     }
 
-
     /// UDP flows open now, and datagrams refused over the per-peer limit.
     pub fn udp_flows(&self) -> (usize, u64) {
         (self.udp.count(), self.udp.refused)
     }
 }
 
-#[cfg(test)] #[path = "engine_tests.rs"] mod tests;
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

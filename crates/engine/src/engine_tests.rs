@@ -9,14 +9,14 @@
 
 use super::*;
 use crate::counters::DropReason;
-use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
 use crate::events::decode::{decode, Event};
+use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr,
-    Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
+    Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl,
+    TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
 };
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -143,22 +143,12 @@ impl Net {
     ) -> usize {
         let secret = [n; 32];
         let public = *PublicKey::from(&StaticSecret::from(secret)).as_bytes();
-        let config =
-            PeerConfig { public_key: public, preshared_key: None, persistent_keepalive: 0, endpoint: configured_endpoint };
+        let config = PeerConfig { public_key: public, preshared_key: None, persistent_keepalive: 0, endpoint: configured_endpoint };
         let peer = self.server.add_peer(config).unwrap();
         self.server.allow(peer, IpAddr::V4(v4), 32).unwrap();
         self.server.allow(peer, IpAddr::V6(v6), 128).unwrap();
         let tunn = Tunn::new(StaticSecret::from(secret), self.server_public(), None, None, n as u32, None);
-        self.clients.push(Client {
-            tunn,
-            secret,
-            endpoint,
-            v4,
-            peer,
-            inbox: VecDeque::new(),
-            errors: Vec::new(),
-            buf: vec![0; BUF],
-        });
+        self.clients.push(Client { tunn, secret, endpoint, v4, peer, inbox: VecDeque::new(), errors: Vec::new(), buf: vec![0; BUF] });
         self.clients.len() - 1
     }
 
@@ -649,10 +639,7 @@ fn tcp_host_closes_first() {
     assert!(net.take_events().is_empty());
     // The client finishes too: EOF, then closed; the TIME-WAIT leftover is not a connection.
     tcp.send_fin(&mut net);
-    assert_eq!(
-        net.take_events(),
-        vec![Event::TcpEof { conn: tcp.id }, Event::TcpClosed { conn: tcp.id, reason: 0 }]
-    );
+    assert_eq!(net.take_events(), vec![Event::TcpEof { conn: tcp.id }, Event::TcpClosed { conn: tcp.id, reason: 0 }]);
     assert_eq!(net.server.connection_count(), 0);
     // A retransmitted FIN (our ACK was lost) is acknowledged again from TIME-WAIT.
     net.take_inbox(c);
@@ -695,10 +682,7 @@ fn tcp_data_is_delivered_at_once_and_held_against_the_window_until_consumed() {
     let mut tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
     tcp.send_data(&mut net, b"request");
     tcp.send_fin(&mut net);
-    assert_eq!(
-        net.take_events(),
-        vec![Event::TcpData { conn: tcp.id, bytes: b"request".to_vec() }, Event::TcpEof { conn: tcp.id }]
-    );
+    assert_eq!(net.take_events(), vec![Event::TcpData { conn: tcp.id, bytes: b"request".to_vec() }, Event::TcpEof { conn: tcp.id }]);
     let ack = net.segments(c).pop().unwrap();
     assert_eq!((ack.ack, ack.window), (Some(tcp.snd_nxt), 65535 - 7 + 1), "7 bytes held: {ack:?}");
     net.server.tcp_send(tcp.id, b"response").unwrap();
@@ -879,10 +863,7 @@ fn tcp_connect_out_to_a_client() {
 
     // No route, and mixed families, are refused up front.
     assert_eq!(net.server.tcp_connect(net.now, local, addr("10.9.9.9:80")), Err(RequestError::NoRoute));
-    assert_eq!(
-        net.server.tcp_connect(net.now, local, addr("[fd00::2]:80")),
-        Err(RequestError::Tcp(TcpError::Unaddressable))
-    );
+    assert_eq!(net.server.tcp_connect(net.now, local, addr("[fd00::2]:80")), Err(RequestError::Tcp(TcpError::Unaddressable)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1046,10 +1027,7 @@ fn tcp_rst_from_client_and_abort_from_host() {
 #[test]
 fn udp_to_any_destination_and_back() {
     let (mut net, c) = connected();
-    for (src, dst) in [
-        (addr("10.0.0.2:5353"), addr("8.8.8.8:53")),
-        (addr("[fd00::2]:5353"), addr("[2001:4860:4860::8888]:53")),
-    ] {
+    for (src, dst) in [(addr("10.0.0.2:5353"), addr("8.8.8.8:53")), (addr("[fd00::2]:5353"), addr("[2001:4860:4860::8888]:53"))] {
         net.send(c, &udp_packet(src, dst, b"query"));
         assert_eq!(net.take_events(), vec![Event::Udp { peer: 0, src, dst, payload: b"query".to_vec() }]);
         net.server.udp_send(net.now, dst, src, b"answer").unwrap();
@@ -1060,10 +1038,7 @@ fn udp_to_any_destination_and_back() {
     }
     // An empty payload is a datagram too.
     net.send(c, &udp_packet(addr("10.0.0.2:1"), addr("1.1.1.1:9"), b""));
-    assert_eq!(
-        net.take_events(),
-        vec![Event::Udp { peer: 0, src: addr("10.0.0.2:1"), dst: addr("1.1.1.1:9"), payload: vec![] }]
-    );
+    assert_eq!(net.take_events(), vec![Event::Udp { peer: 0, src: addr("10.0.0.2:1"), dst: addr("1.1.1.1:9"), payload: vec![] }]);
 
     let from = addr("8.8.8.8:53");
     assert_eq!(net.server.udp_send(net.now, from, addr("10.9.9.9:5353"), b"x"), Err(RequestError::NoRoute));
@@ -1125,9 +1100,7 @@ fn icmp_echo_is_answered_from_the_destination() {
     assert_eq!(inbox.len(), 1);
     let (from, to, protocol, payload) = parse_ip(&inbox[0]);
     assert_eq!((from, to, protocol), (IpAddr::V6(dst), IpAddr::V6(src), IpProtocol::Icmpv6));
-    let reply =
-        Icmpv6Repr::parse(&dst, &src, &Icmpv6Packet::new_checked(payload).unwrap(), &ChecksumCapabilities::default())
-            .unwrap();
+    let reply = Icmpv6Repr::parse(&dst, &src, &Icmpv6Packet::new_checked(payload).unwrap(), &ChecksumCapabilities::default()).unwrap();
     assert_eq!(reply, Icmpv6Repr::EchoReply { ident: 0x4321, seq_no: 1, data: b"six" });
     assert!(net.take_events().is_empty());
     assert_eq!(net.total_dropped(), 0);
@@ -1656,11 +1629,7 @@ fn session_survives_three_minutes_with_rekeys() {
         if step % 5 == 0 {
             let payload = format!("tick {step}");
             net.send(c, &udp_packet(src, dst, payload.as_bytes()));
-            assert_eq!(
-                net.take_events(),
-                vec![Event::Udp { peer: 0, src, dst, payload: payload.clone().into_bytes() }],
-                "at {step} s"
-            );
+            assert_eq!(net.take_events(), vec![Event::Udp { peer: 0, src, dst, payload: payload.clone().into_bytes() }], "at {step} s");
             net.server.udp_send(net.now, dst, src, payload.as_bytes()).unwrap();
             net.pump();
             let inbox = net.take_inbox(c);

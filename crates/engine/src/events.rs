@@ -212,12 +212,9 @@ pub mod decode {
                     b = &b[1..];
                     Event::InnerPacket { direction, peer: u32_at(&mut b), bytes: bytes_at(&mut b) }
                 }
-                TCP_INCOMING => Event::TcpIncoming {
-                    conn: u32_at(&mut b),
-                    peer: u32_at(&mut b),
-                    remote: addr_at(&mut b),
-                    local: addr_at(&mut b),
-                },
+                TCP_INCOMING => {
+                    Event::TcpIncoming { conn: u32_at(&mut b), peer: u32_at(&mut b), remote: addr_at(&mut b), local: addr_at(&mut b) }
+                }
                 TCP_DATA => Event::TcpData { conn: u32_at(&mut b), bytes: bytes_at(&mut b) },
                 TCP_EOF => Event::TcpEof { conn: u32_at(&mut b) },
                 TCP_WRITABLE => Event::TcpWritable { conn: u32_at(&mut b), room: u32_at(&mut b) },
@@ -227,12 +224,7 @@ pub mod decode {
                     b = &b[1..];
                     Event::TcpClosed { conn, reason }
                 }
-                UDP => Event::Udp {
-                    peer: u32_at(&mut b),
-                    src: addr_at(&mut b),
-                    dst: addr_at(&mut b),
-                    payload: bytes_at(&mut b),
-                },
+                UDP => Event::Udp { peer: u32_at(&mut b), src: addr_at(&mut b), dst: addr_at(&mut b), payload: bytes_at(&mut b) },
                 other => panic!("unknown event kind {other}"),
             });
         }

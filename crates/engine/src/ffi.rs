@@ -15,22 +15,17 @@ use crate::tunnel::PeerConfig;
 use std::cell::RefCell;
 use std::fmt::Display;
 
-use crate::abi::error::{INVALID as ERR_INVALID, LIMIT as ERR_LIMIT, NOT_STARTED as ERR_NOT_STARTED, NOT_WRITABLE as ERR_NOT_WRITABLE, NO_ROUTE as ERR_NO_ROUTE, TOO_BIG as ERR_TOO_BIG, UNADDRESSABLE as ERR_UNADDRESSABLE, UNKNOWN_CONNECTION as ERR_UNKNOWN_CONNECTION};
+use crate::abi::error::{
+    INVALID as ERR_INVALID, LIMIT as ERR_LIMIT, NOT_STARTED as ERR_NOT_STARTED, NOT_WRITABLE as ERR_NOT_WRITABLE, NO_ROUTE as ERR_NO_ROUTE,
+    TOO_BIG as ERR_TOO_BIG, UNADDRESSABLE as ERR_UNADDRESSABLE, UNKNOWN_CONNECTION as ERR_UNKNOWN_CONNECTION,
+};
 
 /// What the server holds unless the host says otherwise (`wgn_tcp_limits`, `wgn_tcp_timeouts`).
-pub const DEFAULT_LIMITS: Limits = Limits {
-    connections_per_peer: 16_384,
-    connections: 65_536,
-    half_open_per_peer: 4_096,
-    buffered_bytes: 256 << 20,
-};
+pub const DEFAULT_LIMITS: Limits =
+    Limits { connections_per_peer: 16_384, connections: 65_536, half_open_per_peer: 4_096, buffered_bytes: 256 << 20 };
 pub const DEFAULT_UDP: UdpConfig = UdpConfig { max_flows_per_peer: 4_096, flow_idle_us: 60_000_000 };
-pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
-    half_open_us: 20_000_000,
-    fin_wait_2_us: 60_000_000,
-    keepalive_us: 60_000_000,
-    user_timeout_us: 60_000_000,
-};
+pub const DEFAULT_TIMEOUTS: Timeouts =
+    Timeouts { half_open_us: 20_000_000, fin_wait_2_us: 60_000_000, keepalive_us: 60_000_000, user_timeout_us: 60_000_000 };
 
 #[derive(Default)]
 struct State {
@@ -210,7 +205,8 @@ pub extern "C" fn wgn_tcp_timeouts(half_open_ms: f64, fin_wait_2_ms: f64, keepal
 #[no_mangle]
 pub extern "C" fn wgn_udp_limits(max_flows_per_peer: u32, flow_idle_ms: f64) -> i32 {
     with_engine(|engine, _, _| {
-        engine.set_udp(UdpConfig { max_flows_per_peer: max_flows_per_peer as usize, flow_idle_us: (flow_idle_ms.max(0.0) * 1000.0) as u64 });
+        engine
+            .set_udp(UdpConfig { max_flows_per_peer: max_flows_per_peer as usize, flow_idle_us: (flow_idle_ms.max(0.0) * 1000.0) as u64 });
         0
     })
 }
@@ -282,8 +278,7 @@ pub extern "C" fn wgn_allow(peer: u32, prefix_len: u32) -> i32 {
 #[no_mangle]
 pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
     with_engine(|engine, scratch, result| {
-        let (Some(local), Some(remote)) = (read_address(scratch), scratch.get(ADDRESS_SIZE..).and_then(read_address))
-        else {
+        let (Some(local), Some(remote)) = (read_address(scratch), scratch.get(ADDRESS_SIZE..).and_then(read_address)) else {
             return fail(result, ERR_INVALID, "bad address");
         };
         match engine.tcp_connect(now_ms, local, remote) {

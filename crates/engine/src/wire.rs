@@ -7,9 +7,8 @@
 use crate::counters::DropReason;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6DstUnreachable, Icmpv6Message,
-    Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket,
-    UdpRepr,
+    Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
+    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -20,8 +19,16 @@ const UDP_HEADER_LEN: usize = 8;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inner<'a> {
     /// A TCP segment, from `src` to `dst` (addresses only); `tcp` is its TCP header and data.
-    Tcp { src: IpAddr, dst: IpAddr, tcp: &'a [u8] },
-    Udp { src: SocketAddr, dst: SocketAddr, payload: &'a [u8] },
+    Tcp {
+        src: IpAddr,
+        dst: IpAddr,
+        tcp: &'a [u8],
+    },
+    Udp {
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &'a [u8],
+    },
     /// An ICMP or ICMPv6 echo request; answer it with [`echo_reply`].
     EchoRequest,
 }
@@ -41,24 +48,13 @@ fn parse_ip(packet: &[u8]) -> Result<Ip<'_>, DropReason> {
             if ip.more_frags() || ip.frag_offset() != 0 {
                 return Err(DropReason::Unsupported);
             }
-            let repr = Ipv4Repr::parse(&ip, &ChecksumCapabilities::default())
-                .map_err(|_| DropReason::InnerMalformed)?;
-            Ok(Ip {
-                src: IpAddr::V4(repr.src_addr),
-                dst: IpAddr::V4(repr.dst_addr),
-                protocol: repr.next_header,
-                payload: ip.payload(),
-            })
+            let repr = Ipv4Repr::parse(&ip, &ChecksumCapabilities::default()).map_err(|_| DropReason::InnerMalformed)?;
+            Ok(Ip { src: IpAddr::V4(repr.src_addr), dst: IpAddr::V4(repr.dst_addr), protocol: repr.next_header, payload: ip.payload() })
         }
         Some(6) => {
             let ip = Ipv6Packet::new_checked(packet).map_err(|_| DropReason::InnerMalformed)?;
             let repr = Ipv6Repr::parse(&ip).map_err(|_| DropReason::InnerMalformed)?;
-            Ok(Ip {
-                src: IpAddr::V6(repr.src_addr),
-                dst: IpAddr::V6(repr.dst_addr),
-                protocol: repr.next_header,
-                payload: ip.payload(),
-            })
+            Ok(Ip { src: IpAddr::V6(repr.src_addr), dst: IpAddr::V6(repr.dst_addr), protocol: repr.next_header, payload: ip.payload() })
         }
         _ => Err(DropReason::InnerMalformed),
     }
@@ -158,7 +154,8 @@ pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Resu
     let data = &ip.payload[..ip.payload.len().min(8)];
     match (ip.src, ip.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let quoted = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
+            let quoted =
+                Ipv4Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
             let reason = match why {
                 Unreachable::Host => Icmpv4DstUnreachable::HostUnreachable,
                 Unreachable::Port => Icmpv4DstUnreachable::PortUnreachable,
@@ -168,7 +165,8 @@ pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Resu
             icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut out[header_len..]), &ChecksumCapabilities::default());
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let quoted = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
+            let quoted =
+                Ipv6Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
             let reason = match why {
                 Unreachable::Host => Icmpv6DstUnreachable::AddrUnreachable,
                 Unreachable::Port => Icmpv6DstUnreachable::PortUnreachable,
@@ -224,13 +222,7 @@ pub enum UdpBuildError {
 }
 
 /// Builds an IP packet holding one UDP datagram, into `out`. `mtu` bounds the whole IP packet.
-pub fn build_udp(
-    src: SocketAddr,
-    dst: SocketAddr,
-    payload: &[u8],
-    mtu: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), UdpBuildError> {
+pub fn build_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8], mtu: usize, out: &mut Vec<u8>) -> Result<(), UdpBuildError> {
     let udp = UdpRepr { src_port: src.port(), dst_port: dst.port() };
     let udp_len = UDP_HEADER_LEN + payload.len();
     if src.is_ipv4() != dst.is_ipv4() {
@@ -242,14 +234,7 @@ pub fn build_udp(
     let header_len = emit_ip(src.ip(), dst.ip(), IpProtocol::Udp, udp_len, out).ok_or(UdpBuildError::MixedFamilies)?;
     let (src_ip, dst_ip) = (IpAddress::from(src.ip()), IpAddress::from(dst.ip()));
     let mut packet = UdpPacket::new_unchecked(&mut out[header_len..]);
-    udp.emit(
-        &mut packet,
-        &src_ip,
-        &dst_ip,
-        payload.len(),
-        |buf| buf.copy_from_slice(payload),
-        &ChecksumCapabilities::default(),
-    );
+    udp.emit(&mut packet, &src_ip, &dst_ip, payload.len(), |buf| buf.copy_from_slice(payload), &ChecksumCapabilities::default());
     Ok(())
 }
 
@@ -267,24 +252,15 @@ mod tests {
         for (src, dst) in [("10.0.0.2:5353", "192.0.2.9:53"), ("[fd00::2]:4000", "[2001:db8::1]:53")] {
             let mut out = Vec::new();
             build_udp(addr(src), addr(dst), b"hello", 1420, &mut out).unwrap();
-            assert_eq!(
-                classify(&out),
-                Ok(Inner::Udp { src: addr(src), dst: addr(dst), payload: b"hello" })
-            );
+            assert_eq!(classify(&out), Ok(Inner::Udp { src: addr(src), dst: addr(dst), payload: b"hello" }));
         }
     }
 
     #[test]
     fn udp_build_refuses_mixed_families_and_oversize() {
         let mut out = Vec::new();
-        assert_eq!(
-            build_udp(addr("10.0.0.2:1"), addr("[fd00::1]:2"), b"x", 1420, &mut out),
-            Err(UdpBuildError::MixedFamilies)
-        );
-        assert_eq!(
-            build_udp(addr("10.0.0.2:1"), addr("10.0.0.1:2"), &[0; 1393], 1420, &mut out),
-            Err(UdpBuildError::TooBig)
-        );
+        assert_eq!(build_udp(addr("10.0.0.2:1"), addr("[fd00::1]:2"), b"x", 1420, &mut out), Err(UdpBuildError::MixedFamilies));
+        assert_eq!(build_udp(addr("10.0.0.2:1"), addr("10.0.0.1:2"), &[0; 1393], 1420, &mut out), Err(UdpBuildError::TooBig));
         assert!(build_udp(addr("10.0.0.2:1"), addr("10.0.0.1:2"), &[0; 1392], 1420, &mut out).is_ok());
     }
 

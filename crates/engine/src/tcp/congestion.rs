@@ -303,7 +303,7 @@ impl Congestion {
     fn enter_probe_bandwidth(&mut self, now: u64) {
         self.mode = Mode::ProbeBandwidth;
         // Any phase but the draining one (Linux picks at random; the round number will do).
-        self.cycle_index = if self.round % 7 == 0 { 0 } else { (self.round % 7 + 1) as usize };
+        self.cycle_index = if self.round.is_multiple_of(7) { 0 } else { (self.round % 7 + 1) as usize };
         self.cycle_start = now;
     }
 
@@ -426,7 +426,18 @@ mod tests {
                 // The newest segment this ACK delivers left one round trip ago.
                 let prior = total.saturating_sub(round_bytes as u64);
                 let sample = round_bytes as f64 * 1e6 / rtt_us as f64;
-                cc.on_ack(now, &Delivery { total, bytes, prior_total: Some(prior), rate: Some(sample), app_limited: false, rtt: Some(rtt_us), in_flight: round_bytes });
+                cc.on_ack(
+                    now,
+                    &Delivery {
+                        total,
+                        bytes,
+                        prior_total: Some(prior),
+                        rate: Some(sample),
+                        app_limited: false,
+                        rtt: Some(rtt_us),
+                        in_flight: round_bytes,
+                    },
+                );
             }
         }
         now
@@ -479,7 +490,18 @@ mod tests {
         for i in 1..=100u64 {
             let prior = total;
             total += 100;
-            cc.on_ack(i * 1_000, &Delivery { total, bytes: 100, prior_total: Some(prior), rate: Some(100_000.0), app_limited: true, rtt: Some(1_000), in_flight: 0 });
+            cc.on_ack(
+                i * 1_000,
+                &Delivery {
+                    total,
+                    bytes: 100,
+                    prior_total: Some(prior),
+                    rate: Some(100_000.0),
+                    app_limited: true,
+                    rtt: Some(1_000),
+                    in_flight: 0,
+                },
+            );
         }
         let rate = cc.pacing_rate(&Rtt::default()).unwrap();
         assert!(rate >= 10.0 * MSS as f64 / 0.001, "paced at {rate} bytes/s");
@@ -499,7 +521,18 @@ mod tests {
         let mut cc = Congestion::new(MSS);
         let now = drive(&mut cc, 30, 10e6, 40_000, 0);
         let total = cc.next_round_total;
-        cc.on_ack(now + 40_000, &Delivery { total: total + 1000, bytes: 1000, prior_total: Some(total), rate: Some(25_000.0), app_limited: true, rtt: Some(40_000), in_flight: 0 });
+        cc.on_ack(
+            now + 40_000,
+            &Delivery {
+                total: total + 1000,
+                bytes: 1000,
+                prior_total: Some(total),
+                rate: Some(25_000.0),
+                app_limited: true,
+                rtt: Some(40_000),
+                in_flight: 0,
+            },
+        );
         assert!((cc.bandwidth() - 10e6).abs() < 1.0);
     }
 
@@ -515,7 +548,18 @@ mod tests {
             now += 41_000;
             let prior = total;
             total += 400_000;
-            cc.on_ack(now, &Delivery { total, bytes: 400_000, prior_total: Some(prior), rate: Some(10e6), app_limited: false, rtt: Some(41_000), in_flight: 2_000 });
+            cc.on_ack(
+                now,
+                &Delivery {
+                    total,
+                    bytes: 400_000,
+                    prior_total: Some(prior),
+                    rate: Some(10e6),
+                    app_limited: false,
+                    rtt: Some(41_000),
+                    in_flight: 2_000,
+                },
+            );
             if cc.mode() == Mode::ProbeRtt {
                 saw_probe_rtt = true;
                 assert!(cc.cwnd() <= MIN_CWND_SEGMENTS * MSS);

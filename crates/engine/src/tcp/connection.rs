@@ -811,10 +811,7 @@ impl Connection {
         let (ack, options) = match self.state {
             State::SynSent => (None, SynOptions { window_scale: Some(own_shift(&self.settings)), ..options }),
             // Answer only with what the peer offered.
-            _ => (
-                Some(self.rcv.nxt),
-                SynOptions { window_scale: self.scaling.then_some(shift), sack_permitted: self.sack_ok, ..options },
-            ),
+            _ => (Some(self.rcv.nxt), SynOptions { window_scale: self.scaling.then_some(shift), sack_permitted: self.sack_ok, ..options }),
         };
         let window = self.rcv.syn_window_field();
         let syn = Outgoing { syn: true, window, syn_options: Some(options), ..Outgoing::control(self.local, self.remote, self.iss, ack) };
@@ -963,7 +960,9 @@ impl Connection {
 
     /// Quiet, with nothing in flight and no window probe: keep-alives watch the peer.
     fn keepalive_idle(&self) -> bool {
-        matches!(self.state, State::Established | State::CloseWait | State::FinWait2) && self.snd.outstanding() == 0 && self.probe_at.is_none()
+        matches!(self.state, State::Established | State::CloseWait | State::FinWait2)
+            && self.snd.outstanding() == 0
+            && self.probe_at.is_none()
     }
 
     /// When the connection next needs a poll; `Some(0)` means at once.

@@ -445,7 +445,7 @@ impl Tcp {
             }
         }
         totals.buffered_bytes = self.buffered;
-        totals.mean_srtt_us = if rtt_count > 0 { rtt_sum / rtt_count } else { 0 };
+        totals.mean_srtt_us = rtt_sum.checked_div(rtt_count).unwrap_or(0);
         totals
     }
 
@@ -467,10 +467,8 @@ impl Tcp {
     fn insert(&mut self, conn: Connection) {
         let id = conn.id;
         self.by_tuple.insert((conn.remote, conn.local), id);
-        self.connections.insert(
-            id,
-            Slot { conn, wake: None, dirty: false, counted_live: false, counted_half_open: false, counted_bytes: 0 },
-        );
+        self.connections
+            .insert(id, Slot { conn, wake: None, dirty: false, counted_live: false, counted_half_open: false, counted_bytes: 0 });
         self.recount(id);
         self.mark(id);
     }

@@ -73,6 +73,11 @@ impl Segment<'_> {
         self.payload.len() + self.syn as usize + self.fin as usize
     }
 
+    /// Takes no sequence space: a bare ACK, window update or RST.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// A SYN without ACK: somebody wants a new connection.
     pub fn opens(&self) -> bool {
         self.syn && self.ack.is_none() && !self.rst
@@ -180,9 +185,7 @@ impl<'a> Outgoing<'a> {
     }
 
     fn options_len(&self) -> usize {
-        let syn = self.syn_options.map_or(0, |o| {
-            4 + if o.sack_permitted { 4 } else { 0 } + if o.window_scale.is_some() { 4 } else { 0 }
-        });
+        let syn = self.syn_options.map_or(0, |o| 4 + if o.sack_permitted { 4 } else { 0 } + if o.window_scale.is_some() { 4 } else { 0 });
         let sack = if self.sack.is_empty() { 0 } else { 4 + 8 * self.sack.len().min(MAX_SACK_BLOCKS) };
         syn + sack
     }
@@ -194,8 +197,8 @@ pub fn build(segment: &Outgoing<'_>, out: &mut Vec<u8>) {
     let payload_len = segment.payload[0].len() + segment.payload[1].len();
     let options_len = segment.options_len();
     let tcp_len = HEADER_LEN + options_len + payload_len;
-    let ip_len = wire::emit_ip(segment.src.ip(), segment.dst.ip(), IpProtocol::Tcp, tcp_len, out)
-        .expect("a TCP segment between address families");
+    let ip_len =
+        wire::emit_ip(segment.src.ip(), segment.dst.ip(), IpProtocol::Tcp, tcp_len, out).expect("a TCP segment between address families");
     let (src_ip, dst_ip) = (IpAddress::from(segment.src.ip()), IpAddress::from(segment.dst.ip()));
     let tcp = &mut out[ip_len..];
     write_options(segment, &mut tcp[HEADER_LEN..]);

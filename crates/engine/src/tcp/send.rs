@@ -243,10 +243,7 @@ impl Sender {
 
     /// The peer's window field arrived on a segment at `seq` acknowledging `ack`.
     pub fn update_window(&mut self, seq_no: u32, ack: u32, window: usize) {
-        if self.wl1 == 0 && self.wl2 == 0
-            || seq::before(self.wl1, seq_no)
-            || (self.wl1 == seq_no && seq::at_or_before(self.wl2, ack))
-        {
+        if self.wl1 == 0 && self.wl2 == 0 || seq::before(self.wl1, seq_no) || (self.wl1 == seq_no && seq::at_or_before(self.wl2, ack)) {
             self.window = window;
             self.max_window = self.max_window.max(window);
             self.wl1 = seq_no;
@@ -331,7 +328,16 @@ impl Sender {
                         self.lost.pop_front();
                     }
                 }
-                *sent = Sent { sent_at: now, retransmitted: true, fate: Fate::InFlight, delivered, delivered_at, first_sent_at, app_limited, ..*sent };
+                *sent = Sent {
+                    sent_at: now,
+                    retransmitted: true,
+                    fate: Fate::InFlight,
+                    delivered,
+                    delivered_at,
+                    first_sent_at,
+                    app_limited,
+                    ..*sent
+                };
                 self.retransmitted_segments += 1;
             }
             return;
@@ -477,8 +483,8 @@ impl Sender {
             if sent.fate != Fate::InFlight {
                 continue;
             }
-            let sent_earlier = sent.sent_at < self.rack.xmit_at
-                || (sent.sent_at == self.rack.xmit_at && seq::before(sent.end(), self.rack.end));
+            let sent_earlier =
+                sent.sent_at < self.rack.xmit_at || (sent.sent_at == self.rack.xmit_at && seq::before(sent.end(), self.rack.end));
             if !sent_earlier {
                 continue;
             }
@@ -596,7 +602,10 @@ mod tests {
         let mut s = sender();
         send_all(&mut s, 10, 300);
         let outcome = s.on_ack(50, 1200, &[], 0);
-        assert_eq!((outcome.acked, outcome.delivered, outcome.rtt_sample, outcome.fin_acked, outcome.lost), (200, 200, Some(40), false, false));
+        assert_eq!(
+            (outcome.acked, outcome.delivered, outcome.rtt_sample, outcome.fin_acked, outcome.lost),
+            (200, 200, Some(40), false, false)
+        );
         // 200 bytes delivered over 40 µs since the flight began.
         let rate = outcome.rate.unwrap();
         assert_eq!((rate.rate, rate.app_limited, rate.prior_delivered), (Some(5_000_000.0), false, 0));

@@ -127,13 +127,15 @@ fn config() -> TcpConfig {
 }
 
 /// Moves `size` bytes from server to client over `path`; gives up after `limit_us` of virtual time.
+/// A packet on the simulated wire: (arrival time, order sent, to the client?, bytes).
+type InFlight = (u64, u64, bool, Vec<u8>);
+
 fn download(size: usize, mut path: Path, seed: u64, limit_us: u64) -> Outcome {
     let mut rng = XorShift::new(seed);
     let mut server = Side::new(config(), seed ^ 1);
     let mut client = Side::new(config(), seed ^ 2);
     let (client_addr, server_addr): (SocketAddr, SocketAddr) = ("10.0.0.2:40000".parse().unwrap(), "198.51.100.7:80".parse().unwrap());
-    // (arrival time, order, to the client?, packet)
-    let mut wire: BinaryHeap<Reverse<(u64, u64, bool, Vec<u8>)>> = BinaryHeap::new();
+    let mut wire: BinaryHeap<Reverse<InFlight>> = BinaryHeap::new();
     let mut order = 0u64;
     let (id, _) = client.tcp.connect(0, 0, client_addr, server_addr).unwrap();
     let (mut written, mut received, mut intact) = (0usize, 0usize, true);
@@ -313,7 +315,6 @@ fn heavy_loss_both_ways_still_completes() {
     assert_eq!((outcome.received, outcome.intact), (size, true));
     assert!(outcome.longest_gap_us < 5_000_000, "a gap of {} ms", outcome.longest_gap_us / 1000);
 }
-
 
 /// A lost SYN leaves the receiving side without an RTT from the handshake (Karn's rule);
 /// its window must still grow, measured from the data (24 seeds, one of which loses a SYN).

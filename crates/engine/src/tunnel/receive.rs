@@ -1,12 +1,12 @@
 //! A datagram from the network: rate-limit, find the peer, decrypt, check the source.
 
 use super::{Tunnels, MAX_DATAGRAM, UNKNOWN_PEERS_REMEMBERED, UNKNOWN_PEER_REPORT_US};
-use std::collections::HashMap;
 use crate::counters::{Counters, DropReason};
 use crate::events::Events;
 use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, TunnResult};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 
