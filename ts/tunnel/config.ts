@@ -5,7 +5,7 @@
 import { ConfigError, decodeKey, encodeKey, maskHostBits } from "../config.js";
 import { formatIp, isHostName, parseCidr, parseHostEndpoint, parseIp, endpointText } from "../ip.js";
 
-/** A parsed wg-quick config: what {@link parseConfig} returns and {@link connectTunnel} takes. */
+/** A parsed wg-quick config: what {@link parseConfig} returns and `connectTunnel` takes. */
 export interface TunnelConfig {
   /** `[Interface] PrivateKey`, base64. */
   privateKey: string;
