@@ -597,3 +597,5 @@ impl Tcp {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod conformance;
