@@ -7,8 +7,10 @@
 //! polls each connection when it has something to do (a segment arrived, the host acted,
 //! or one of its timers is due), within a budget of packets per poll.
 //!
-//! Read `connection.rs` for the state machine, `send.rs` and `recv.rs` for its halves,
-//! `congestion.rs` and `rtt.rs` for the window and the timers, `segment.rs` for the wire.
+//! Read `connection/` for the state machine (its mod.rs maps its files: segment arrival,
+//! output, timers, the host's calls), `send/` (with the SACK scoreboard, RACK and rate
+//! sampling) and `recv.rs` for its halves, `congestion.rs` and `rtt.rs` for the window and
+//! the timers, `segment.rs` for the wire.
 //! References: RFC 9293 (TCP), RFC 7323, RFC 2018, RFC 6298, RFC 8985, RFC 9438.
 
 mod congestion;
