@@ -598,6 +598,6 @@ impl Tcp {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod tests;
