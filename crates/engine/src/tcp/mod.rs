@@ -598,4 +598,6 @@ impl Tcp {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod tests;
