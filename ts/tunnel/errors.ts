@@ -6,14 +6,21 @@ import { ConnectionError } from "../host/tcp-connection.js";
 
 /** Every code a {@link TunnelError} can carry, and what it means here. */
 export const TUNNEL_ERROR_CODES = {
+  /** The destination answered the connect with a reset: nothing listens on that port. */
   ECONNREFUSED: "the destination answered the connect with a reset (nothing listens on that port)",
+  /** The other end reset an open connection. */
   ECONNRESET: "the other end reset an open connection",
+  /** We reset the connection (resetAndDestroy), or the tunnel closed under it. */
   ECONNABORTED: "we reset the connection (resetAndDestroy, or the tunnel closed)",
+  /** A write after the connection closed. */
   EPIPE: "a write after the connection closed",
-  EHOSTUNREACH: "the destination cannot be reached",
+  /** No peer's AllowedIPs cover the address, or we have no tunnel address of its family. */
   ENETUNREACH: "no peer's AllowedIPs cover the address, or we have no tunnel address of its family",
+  /** No answer in time: the WireGuard handshake, a connect, or a DNS query. */
   ETIMEDOUT: "no answer in time: the WireGuard handshake, a connect, or a DNS query",
+  /** The name does not resolve: through the tunnel's DNS, or for an Endpoint the system's resolver. */
   ENOTFOUND: "the name does not resolve (through the tunnel's DNS, or for an Endpoint the system's)",
+  /** The AbortSignal fired. */
   ABORT_ERR: "the AbortSignal fired",
 } as const;
 

@@ -8,6 +8,7 @@
 // window; writes complete when the TCP stack took the bytes, so `write()` returns false
 // once writableHighWaterMark bytes wait.
 
+import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 import type { TcpConnection } from "../host/tcp-connection.js";
 import { isHostName, parseIp } from "../ip.js";
@@ -139,6 +140,7 @@ export class TunnelSocket extends Duplex {
 
   // ---- stream.Duplex ----
 
+  /** @internal */
   override _read(): void {
     this.#wantsData = true;
     if (this.#state === "open") this.#pull();
@@ -171,6 +173,7 @@ export class TunnelSocket extends Duplex {
     }
   }
 
+  /** @internal */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk));
     this.#whenOpen
@@ -185,6 +188,7 @@ export class TunnelSocket extends Duplex {
       );
   }
 
+  /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     // A FIN after what was written (half-close); reading goes on.
     this.#whenOpen.then(() => this.#connection!.end()).then(
@@ -193,6 +197,7 @@ export class TunnelSocket extends Duplex {
     );
   }
 
+  /** @internal */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#state = "closed";
     this.#clearIdleTimer();
@@ -311,7 +316,7 @@ export class TunnelSocket extends Duplex {
   }
 
   /** Our end as `net.Socket#address()` gives it; `{}` before connecting. */
-  address(): { address: string; family: string; port: number } | Record<string, never> {
+  address(): AddressInfo | Record<string, never> {
     const local = this.#connection?.local;
     return local ? { address: local.host, family: this.#family(local.host)!, port: local.port } : {};
   }

@@ -3,6 +3,9 @@
 // peers' endpoints) underneath, sockets, a resolver and HTTP on top.
 
 import { lookup } from "node:dns/promises";
+import type http from "node:http";
+import type https from "node:https";
+import type { Dispatcher } from "undici";
 import { ConfigError, isRecord } from "../config.js";
 import { startServer, type Server, type ServerStats } from "../host/server.js";
 import type { TcpConnection } from "../host/tcp-connection.js";
@@ -11,6 +14,7 @@ import { endpointText, formatIp, parseCidr, parseHostEndpoint, parseIp, type Cid
 import { parseConfig, type TunnelConfig } from "./config.js";
 import { DnsResolver, type ResolveOptions } from "./dns.js";
 import { asTunnelError, TunnelError } from "./errors.js";
+import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
 
 /** Options of {@link connectTunnel}, beside the config. */
@@ -101,6 +105,9 @@ export class Tunnel {
   readonly #resolver: DnsResolver;
   readonly #udpListeners = new Map<string, (data: Uint8Array, from: Endpoint) => void>();
   #server!: Server;
+  #dispatcher: Dispatcher | undefined;
+  #httpAgent: http.Agent | undefined;
+  #httpsAgent: https.Agent | undefined;
 
   /** @internal Use {@link connectTunnel}. */
   constructor(config: TunnelConfig, connectTimeout: number) {
@@ -187,9 +194,40 @@ export class Tunnel {
     return this.#resolver.resolve(name, options);
   }
 
+  /**
+   * `fetch` through the tunnel: `http:` and `https:` (TLS over the tunnel socket, verified
+   * as the runtime's own HTTPS is), names resolved through the tunnel's DNS, streaming
+   * bodies both ways. Runs on npm's `undici` (7 or later), which must be installed.
+   */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    try {
+      return tunnelFetch(this.dispatcher, input, init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** An undici `Dispatcher` whose connections go through the tunnel: `fetch(url, { dispatcher })` with npm's undici, and undici's `request`. */
+  get dispatcher(): Dispatcher {
+    return (this.#dispatcher ??= tunnelDispatcher(this));
+  }
+
+  /** An `http.Agent` (keep-alive) whose sockets are tunnel sockets: `http.get(url, { agent: tunnel.httpAgent })`. */
+  get httpAgent(): http.Agent {
+    return (this.#httpAgent ??= tunnelHttpAgent(this));
+  }
+
+  /** An `https.Agent` (keep-alive) whose TLS runs over tunnel sockets. */
+  get httpsAgent(): https.Agent {
+    return (this.#httpsAgent ??= tunnelHttpsAgent(this));
+  }
+
   /** Closes the tunnel: every connection is reset, the UDP socket closed. */
-  close(): Promise<void> {
-    return this.#server.close();
+  async close(): Promise<void> {
+    this.#httpAgent?.destroy();
+    this.#httpsAgent?.destroy();
+    await this.#dispatcher?.destroy().catch(() => {});
+    await this.#server.close();
   }
 
   /** @internal Datagrams that arrive for us: a DNS answer, say. */
