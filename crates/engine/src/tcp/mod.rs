@@ -37,6 +37,10 @@ use std::net::SocketAddr;
 /// once): keeps one poll from flooding the socket and lets arriving ACKs in between.
 pub const POLL_BUDGET: usize = 256;
 const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+/// A connection that reopens a 4-tuple in TIME-WAIT starts its sequence space this far past
+/// the old one's end, beyond any unscaled window, so the peer cannot take an old duplicate
+/// for new data (as Linux's tcp_timewait_state_process does; RFC 9293 §3.4.1).
+const REOPEN_ISN_GAP: u32 = 65_535 + 2;
 
 /// How many connections and bytes the table holds at most.
 #[derive(Debug, Clone, Copy)]
@@ -240,6 +244,7 @@ impl Tcp {
     /// A segment from `peer`, already parsed.
     pub fn input(&mut self, now: u64, peer: u32, seg: &Segment<'_>, link: &mut dyn Link) {
         let key = (seg.src, seg.dst);
+        let mut reopened_after = None;
         if let Some(&id) = self.by_tuple.get(&key) {
             let yields = self.connections.get(&id).is_some_and(|slot| seg.opens() && slot.conn.yields_to(seg));
             if !yields {
@@ -250,6 +255,7 @@ impl Tcp {
                 self.mark(id);
                 return;
             }
+            reopened_after = self.connections.get(&id).map(|slot| slot.conn.snd.nxt);
             self.forget(id);
         }
         if seg.rst {
@@ -271,7 +277,11 @@ impl Tcp {
         }
         let id = self.new_id();
         let settings = self.settings(&seg.dst);
-        let conn = Connection::incoming(id, peer, seg, self.random(), settings, now);
+        let iss = match reopened_after {
+            Some(old_nxt) => old_nxt.wrapping_add(REOPEN_ISN_GAP),
+            None => self.random(),
+        };
+        let conn = Connection::incoming(id, peer, seg, iss, settings, now);
         link.events().tcp_incoming(id, peer, conn.remote, conn.local);
         self.insert(conn);
     }
@@ -597,5 +607,7 @@ impl Tcp {
     }
 }
 
+#[cfg(test)]
+mod rules_tests;
 #[cfg(test)]
 mod tests;
