@@ -608,6 +608,8 @@ impl Tcp {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod rules_tests;
 #[cfg(test)]
 mod tests;

@@ -25,8 +25,12 @@ impl Connection {
             State::SynSent | State::SynReceived => {
                 if self.handshake_due {
                     self.send_handshake(now, io);
+                } else if self.ack_now && self.state == State::SynReceived {
+                    // RFC 9293 §3.10.7.4: an unacceptable segment gets an ACK here too (and an
+                    // in-window RST or SYN its challenge ACK, RFC 5961 §3.2, §4.2).
+                    self.send_ack(now, io);
                 }
-                self.ack_now = false; // the handshake is the answer
+                self.ack_now = false; // otherwise the handshake is the answer
                 return;
             }
             State::Pending | State::Closed => return,
