@@ -264,3 +264,32 @@ fn rfc6191_a_syn_at_or_below_the_old_sequence_space_leaves_time_wait_in_place() 
         assert_eq!(stack.sent().iter().map(|s| (s.rst, s.ack)).collect::<Vec<_>>(), vec![(false, Some(p.nxt))]);
     }
 }
+
+#[test]
+fn the_table_keys_connections_by_peer_and_4_tuple() {
+    let mut stack = Stack::new();
+    // Two peers whose clients use the same address and port for the same destination.
+    let a = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    let b = open(&mut stack, 2, "10.0.0.2:40000", "198.51.100.7:80", 90_000);
+    assert_ne!(a.conn, b.conn);
+    assert_eq!(stack.tcp.connection_count(), 2);
+    // Each one's data reaches its own connection.
+    stack.inject(b.peer, &Segment { payload: b"from b", ..b.segment() });
+    stack.inject(a.peer, &Segment { payload: b"from a", ..a.segment() });
+    let data: Vec<Event> = stack.events().into_iter().filter(|e| matches!(e, Event::TcpData { .. })).collect();
+    assert_eq!(
+        data,
+        vec![Event::TcpData { conn: b.conn, bytes: b"from b".to_vec() }, Event::TcpData { conn: a.conn, bytes: b"from a".to_vec() }]
+    );
+    // A RST from one peer closes only its own.
+    stack.inject(a.peer, &Segment { rst: true, ..segment(a.addr, a.server, a.nxt.wrapping_add(6), None) });
+    assert_eq!(stack.events(), vec![Event::TcpClosed { conn: a.conn, reason: 1 }]);
+    assert_eq!(stack.tcp.connection_count(), 1);
+    // Our own connections: the same local port may serve one remote through two peers.
+    let remote = addr("10.0.0.9:443");
+    let (first, local) = stack.tcp.connect(stack.now, 1, addr("10.0.0.1:50000"), remote).unwrap();
+    let (second, local_again) = stack.tcp.connect(stack.now, 2, local, remote).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(local, local_again);
+    assert_eq!(stack.tcp.connect(stack.now, 2, local, remote), Err(TcpError::Unaddressable), "but not twice through one peer");
+}
