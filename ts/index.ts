@@ -19,3 +19,5 @@ export type { PeerOptions } from "./config.js";
 export type { Endpoint } from "./ip.js";
 export { AddressInUseError } from "./runtime/types.js";
 export type { Runtime, Clock, DatagramSocket, SocketErrorHandler } from "./runtime/types.js";
+export { parseConfig } from "./tunnel/config.js";
+export type { TunnelConfig, TunnelPeerConfig, ParseConfigOptions } from "./tunnel/config.js";

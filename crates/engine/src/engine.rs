@@ -274,6 +274,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends a peer a keepalive now, starting a handshake if there is no session; false when
+    /// there is no such peer or it has no endpoint.
+    pub fn keepalive(&mut self, now_ms: f64, peer: u32) -> bool {
+        self.clock.set(now_ms);
+        self.tunnels.keepalive(peer, &mut self.events, &mut self.counters)
+    }
+
     /// The configured peers, with their ids.
     pub fn peer(&self, id: u32) -> Option<&Peer> {
         self.tunnels.peer(id)

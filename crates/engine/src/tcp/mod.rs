@@ -37,6 +37,10 @@ use std::net::SocketAddr;
 /// once): keeps one poll from flooding the socket and lets arriving ACKs in between.
 pub const POLL_BUDGET: usize = 256;
 const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+/// A connection that reopens a 4-tuple in TIME-WAIT starts its sequence space this far past
+/// the old one's end, beyond any unscaled window, so the peer cannot take an old duplicate
+/// for new data (as Linux's tcp_timewait_state_process does; RFC 9293 §3.4.1).
+const REOPEN_ISN_GAP: u32 = 65_535 + 2;
 
 /// How many connections and bytes the table holds at most.
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +179,9 @@ impl TcpTotals {
     }
 }
 
+/// A connection's place in the table: its peer, the peer's end, our end.
+type TupleKey = (u32, SocketAddr, SocketAddr);
+
 struct Slot {
     conn: Connection,
     /// The earliest time this connection is in `timers` for.
@@ -195,7 +202,9 @@ struct PeerCount {
 pub struct Tcp {
     config: TcpConfig,
     connections: HashMap<u32, Slot>,
-    by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
+    /// Connections by (peer, remote end, local end): two peers' flows never meet, even
+    /// when their addresses overlap.
+    by_tuple: HashMap<TupleKey, u32>,
     per_peer: HashMap<u32, PeerCount>,
     live: usize,
     buffered: usize,
@@ -239,7 +248,8 @@ impl Tcp {
 
     /// A segment from `peer`, already parsed.
     pub fn input(&mut self, now: u64, peer: u32, seg: &Segment<'_>, link: &mut dyn Link) {
-        let key = (seg.src, seg.dst);
+        let key = (peer, seg.src, seg.dst);
+        let mut reopened_after = None;
         if let Some(&id) = self.by_tuple.get(&key) {
             let yields = self.connections.get(&id).is_some_and(|slot| seg.opens() && slot.conn.yields_to(seg));
             if !yields {
@@ -250,6 +260,7 @@ impl Tcp {
                 self.mark(id);
                 return;
             }
+            reopened_after = self.connections.get(&id).map(|slot| slot.conn.snd.nxt);
             self.forget(id);
         }
         if seg.rst {
@@ -271,7 +282,11 @@ impl Tcp {
         }
         let id = self.new_id();
         let settings = self.settings(&seg.dst);
-        let conn = Connection::incoming(id, peer, seg, self.random(), settings, now);
+        let iss = match reopened_after {
+            Some(old_nxt) => old_nxt.wrapping_add(REOPEN_ISN_GAP),
+            None => self.random(),
+        };
+        let conn = Connection::incoming(id, peer, seg, iss, settings, now);
         link.events().tcp_incoming(id, peer, conn.remote, conn.local);
         self.insert(conn);
     }
@@ -285,8 +300,8 @@ impl Tcp {
         if self.live >= self.config.limits.connections {
             return Err(TcpError::LimitReached);
         }
-        let local = if local.port() != 0 { local } else { self.free_port(local, remote)? };
-        if self.by_tuple.contains_key(&(remote, local)) {
+        let local = if local.port() != 0 { local } else { self.free_port(peer, local, remote)? };
+        if self.by_tuple.contains_key(&(peer, remote, local)) {
             return Err(TcpError::Unaddressable);
         }
         let id = self.new_id();
@@ -468,7 +483,7 @@ impl Tcp {
 
     fn insert(&mut self, conn: Connection) {
         let id = conn.id;
-        self.by_tuple.insert((conn.remote, conn.local), id);
+        self.by_tuple.insert((conn.peer, conn.remote, conn.local), id);
         self.connections
             .insert(id, Slot { conn, wake: None, dirty: false, counted_live: false, counted_half_open: false, counted_bytes: 0 });
         self.recount(id);
@@ -541,7 +556,7 @@ impl Tcp {
             self.per_peer.remove(&peer);
         }
         if let Some(slot) = self.connections.remove(&id) {
-            self.by_tuple.remove(&(slot.conn.remote, slot.conn.local));
+            self.by_tuple.remove(&(slot.conn.peer, slot.conn.remote, slot.conn.local));
         }
     }
 
@@ -583,13 +598,13 @@ impl Tcp {
         (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
     }
 
-    fn free_port(&mut self, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, TcpError> {
+    fn free_port(&mut self, peer: u32, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, TcpError> {
         let span = EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start() + 1;
         for _ in 0..span {
             let port = self.next_port;
             self.next_port = if port == *EPHEMERAL_PORTS.end() { *EPHEMERAL_PORTS.start() } else { port + 1 };
             let candidate = SocketAddr::new(local.ip(), port);
-            if !self.by_tuple.contains_key(&(remote, candidate)) {
+            if !self.by_tuple.contains_key(&(peer, remote, candidate)) {
                 return Ok(candidate);
             }
         }
@@ -599,5 +614,7 @@ impl Tcp {
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod rules_tests;
 #[cfg(test)]
 mod tests;
