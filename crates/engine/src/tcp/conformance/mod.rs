@@ -44,7 +44,13 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+mod rfc2018_6675;
+mod rfc5961;
+mod rfc6298;
+mod rfc8985;
 mod rfc9293;
+mod window;
+mod zero_window;
 
 /// The peer's initial sequence number: close to the wrap, so sequence arithmetic wraps
 /// within the first few kilobytes of every test.

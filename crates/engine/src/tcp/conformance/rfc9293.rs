@@ -535,6 +535,9 @@ fn rfc9293_3_10_7_4_time_wait_old_syn_gets_an_ack() {
         30   > . 2:2(0) ack 2
         40   < S 0:0(0) win 65535 <mss 1000>
         40   > . 2:2(0) ack 2
+        # At RCV.NXT exactly: not above it, so not a new incarnation either.
+        50   < S 2:2(0) win 65535 <mss 1000>
+        50   > . 2:2(0) ack 2
         ",
     );
 }

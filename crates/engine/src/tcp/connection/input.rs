@@ -80,8 +80,10 @@ impl Connection {
             self.establish(now, io); // the window is taken below, as for any ACK
         }
 
-        if seq::after(ack, self.snd.nxt) {
-            self.ack_now = true; // it acknowledges what we never sent
+        // RFC 5961 §5.2: an ACK of what we never sent, or one older than SND.UNA - MAX.SND.WND,
+        // drops the segment; an ACK answers it.
+        if seq::after(ack, self.snd.nxt) || seq::before(ack, self.snd.una.wrapping_sub(self.snd.max_window as u32)) {
+            self.ack_now = true;
             return;
         }
         if seq::at_or_after(ack, self.snd.una) {
