@@ -224,6 +224,9 @@ pub struct Tcp {
 impl Tcp {
     /// `random_seed` must come from the OS: it keys the initial sequence numbers (RFC 6528).
     pub fn new(config: TcpConfig, random_seed: u128) -> Self {
+        let isn = IsnGenerator::new(random_seed);
+        // The first ephemeral port, from the key's hash: the port is seen, the key must not be.
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Tcp {
             config,
             connections: HashMap::new(),
@@ -234,8 +237,8 @@ impl Tcp {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             next_id: 1,
-            next_port: *EPHEMERAL_PORTS.start() + (random_seed % 16384) as u16,
-            isn: IsnGenerator::new(random_seed),
+            next_port: *EPHEMERAL_PORTS.start() + (isn.isn(0, unspecified, unspecified) % 16384) as u16,
+            isn,
             scratch: Vec::new(),
             totals: TcpTotals::default(),
         }
