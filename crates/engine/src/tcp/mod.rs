@@ -15,6 +15,7 @@
 
 mod congestion;
 mod connection;
+mod isn;
 mod recv;
 mod rtt;
 pub mod segment;
@@ -27,6 +28,7 @@ pub use segment::Segment;
 use crate::events::Events;
 use crate::wire::{self, Unreachable};
 use connection::{Connection, Settings};
+use isn::IsnGenerator;
 use segment::Outgoing;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -214,13 +216,17 @@ pub struct Tcp {
     dirty: Vec<u32>,
     next_id: u32,
     next_port: u16,
-    rng: u64,
+    isn: IsnGenerator,
     scratch: Vec<u8>,
     totals: TcpTotals,
 }
 
 impl Tcp {
-    pub fn new(config: TcpConfig, random_seed: u64) -> Self {
+    /// `random_seed` must come from the OS: it keys the initial sequence numbers (RFC 6528).
+    pub fn new(config: TcpConfig, random_seed: u128) -> Self {
+        let isn = IsnGenerator::new(random_seed);
+        // The first ephemeral port, from the key's hash: the port is seen, the key must not be.
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Tcp {
             config,
             connections: HashMap::new(),
@@ -231,8 +237,8 @@ impl Tcp {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             next_id: 1,
-            next_port: *EPHEMERAL_PORTS.start() + (random_seed % 16384) as u16,
-            rng: random_seed | 1,
+            next_port: *EPHEMERAL_PORTS.start() + (isn.isn(0, unspecified, unspecified) % 16384) as u16,
+            isn,
             scratch: Vec::new(),
             totals: TcpTotals::default(),
         }
@@ -284,7 +290,7 @@ impl Tcp {
         let settings = self.settings(&seg.dst);
         let iss = match reopened_after {
             Some(old_nxt) => old_nxt.wrapping_add(REOPEN_ISN_GAP),
-            None => self.random(),
+            None => self.isn.isn(now, seg.dst, seg.src),
         };
         let conn = Connection::incoming(id, peer, seg, iss, settings, now);
         link.events().tcp_incoming(id, peer, conn.remote, conn.local);
@@ -306,7 +312,7 @@ impl Tcp {
         }
         let id = self.new_id();
         let settings = self.settings(&local);
-        let conn = Connection::outgoing(id, peer, local, remote, self.random(), settings, now);
+        let conn = Connection::outgoing(id, peer, local, remote, self.isn.isn(now, local, remote), settings, now);
         self.insert(conn);
         Ok((id, local))
     }
@@ -588,14 +594,6 @@ impl Tcp {
                 return id;
             }
         }
-    }
-
-    /// Initial sequence numbers: unpredictable to anyone outside (xorshift64*, seeded from the OS).
-    fn random(&mut self) -> u32 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
     }
 
     fn free_port(&mut self, peer: u32, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, TcpError> {

@@ -53,7 +53,7 @@ impl Stack {
         Stack::with_seed(0x5eed)
     }
 
-    fn with_seed(seed: u64) -> Stack {
+    fn with_seed(seed: u128) -> Stack {
         let config = TcpConfig {
             mtu: MTU,
             max_receive_window: 1 << 20,
@@ -292,4 +292,36 @@ fn the_table_keys_connections_by_peer_and_4_tuple() {
     assert_ne!(first, second);
     assert_eq!(local, local_again);
     assert_eq!(stack.tcp.connect(stack.now, 2, local, remote), Err(TcpError::Unaddressable), "but not twice through one peer");
+}
+
+/// Our SYN's sequence number for a connect() from `local` to `remote` at the stack's time.
+fn our_iss(stack: &mut Stack, local: SocketAddr, remote: SocketAddr) -> u32 {
+    let (id, _) = stack.tcp.connect(stack.now, 1, local, remote).unwrap();
+    stack.run();
+    let syn = stack.sent();
+    assert!(syn.len() == 1 && syn[0].syn, "{syn:?}");
+    stack.tcp.abort(id, &mut stack.out).unwrap();
+    stack.run();
+    stack.sent();
+    syn[0].seq
+}
+
+#[test]
+fn rfc6528_initial_sequence_numbers_follow_a_4_us_clock_per_4_tuple_under_a_secret() {
+    let (local, remote) = (addr("10.0.0.1:50000"), addr("10.0.0.9:443"));
+    let mut stack = Stack::with_seed(1);
+    stack.advance(1_000_000);
+    let first = our_iss(&mut stack, local, remote);
+    stack.advance(4_000);
+    assert_eq!(our_iss(&mut stack, local, remote), first.wrapping_add(1000), "M ticks every 4 µs");
+    let other_port = our_iss(&mut stack, addr("10.0.0.1:50001"), remote);
+    assert_ne!(other_port.wrapping_sub(first), 1000, "another 4-tuple, another offset");
+    // A SYN-ACK takes its number the same way, from our end and theirs.
+    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    let expected = IsnGenerator::new(1).isn(stack.now - RTT_US, addr("198.51.100.7:80"), addr("10.0.0.2:40000"));
+    assert_eq!(p.our_nxt, expected.wrapping_add(1));
+    // Another secret, other numbers.
+    let mut other = Stack::with_seed(2);
+    other.advance(1_000_000);
+    assert_ne!(our_iss(&mut other, local, remote), first);
 }
