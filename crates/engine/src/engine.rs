@@ -109,7 +109,7 @@ impl Engine {
             clock,
             tunnels: Tunnels::new(config.private_key),
             mtu: config.tcp.mtu,
-            tcp: Tcp::new(config.tcp, OsRng.next_u64()),
+            tcp: Tcp::new(config.tcp, (OsRng.next_u64() as u128) << 64 | OsRng.next_u64() as u128),
             udp: UdpFlows::new(config.udp.max_flows_per_peer, config.udp.flow_idle_us),
             events: Events::default(),
             counters: Counters::default(),

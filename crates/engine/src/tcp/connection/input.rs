@@ -14,10 +14,12 @@ use crate::tcp::{seq, Io};
 
 /// How long an ACK may wait for more data or a reply to ride on.
 const DELAYED_ACK_US: u64 = 20_000;
-const TIME_WAIT_US: u64 = 10_000_000;
+/// TIME-WAIT lasts 2 MSL (RFC 9293 §3.4.2); like Linux (TCP_TIMEWAIT_LEN) we take 60 s.
+const TIME_WAIT_US: u64 = 60_000_000;
 
 impl Connection {
-    /// An older connection's TIME-WAIT may give way to a new SYN that starts past it (RFC 6191).
+    /// An older connection's TIME-WAIT gives way to a new SYN that starts past the old
+    /// sequence space (RFC 9293 §3.10.7.4, RFC 6191 §2); any other SYN gets the old rules.
     pub fn yields_to(&self, syn: &Segment<'_>) -> bool {
         self.state == State::TimeWait && seq::after(syn.seq, self.rcv.nxt)
     }
@@ -78,8 +80,10 @@ impl Connection {
             self.establish(now, io); // the window is taken below, as for any ACK
         }
 
-        if seq::after(ack, self.snd.nxt) {
-            self.ack_now = true; // it acknowledges what we never sent
+        // RFC 5961 §5.2: an ACK of what we never sent, or one older than SND.UNA - MAX.SND.WND,
+        // drops the segment; an ACK answers it.
+        if seq::after(ack, self.snd.nxt) || seq::before(ack, self.snd.una.wrapping_sub(self.snd.max_window as u32)) {
+            self.ack_now = true;
             return;
         }
         if seq::at_or_after(ack, self.snd.una) {
@@ -89,6 +93,11 @@ impl Connection {
         }
         if !acceptable || self.state == State::Closed {
             return;
+        }
+        if self.state == State::FinWait2 {
+            // Half-closed, the peer may send for as long as it likes (RFC 9293 §3.6): the
+            // timeout is for a peer gone silent, so it counts from its last segment.
+            self.state_deadline = Some(now + self.settings.timeouts.fin_wait_2_us);
         }
 
         if seg.payload.is_empty() && !seg.fin {
@@ -254,6 +263,7 @@ impl Connection {
         self.report_closed(io, CloseReason::Closed);
         self.state = State::TimeWait;
         self.state_deadline = Some(now + TIME_WAIT_US);
+        self.snd.release_buffers(); // everything was acknowledged; a minute is long to hold them
         self.rto_at = None;
         self.pto_at = None;
         self.probe_at = None;

@@ -145,8 +145,12 @@ pub struct Connection {
     rto_at: Option<u64>,
     pto_at: Option<u64>,
     reorder_at: Option<u64>,
-    /// Keep-alive or zero-window probe.
+    /// The next zero-window probe.
     probe_at: Option<u64>,
+    /// Zero-window probes sent since the window last opened: their backoff, which an answer
+    /// that leaves the window shut does not end (RFC 1122 4.2.2.17).
+    window_probes: u32,
+    /// Keep-alive probes sent since the peer was last heard from.
     probes: u32,
     /// Pending answer, FIN-WAIT-2 or TIME-WAIT ends.
     state_deadline: Option<u64>,
@@ -212,6 +216,7 @@ impl Connection {
             pto_at: None,
             reorder_at: None,
             probe_at: None,
+            window_probes: 0,
             probes: 0,
             state_deadline: None,
             last_heard: now,

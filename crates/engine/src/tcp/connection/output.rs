@@ -107,6 +107,7 @@ impl Connection {
             self.arm_tail_probe(now);
         }
         self.probe_at = None;
+        self.window_probes = 0;
     }
 
     fn send_ack(&mut self, now: u64, io: &mut Io<'_>) {

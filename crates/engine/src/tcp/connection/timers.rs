@@ -43,8 +43,8 @@ impl Connection {
                 self.time_out(io);
             } else {
                 self.send_probe(io);
-                self.probes += 1;
-                self.probe_at = Some(now + self.rtt.rto().max(1_000_000) * (1 << self.probes.min(6)));
+                self.window_probes += 1;
+                self.probe_at = Some(now + self.rtt.rto().max(1_000_000) * (1 << self.window_probes.min(6)));
             }
         }
         self.arm_keepalive(now, io);
@@ -101,7 +101,8 @@ impl Connection {
     /// RFC 8985 §7.3: send one new segment if allowed, else the last one again, so a lost
     /// tail is found by an ACK instead of a timeout.
     fn send_tail_probe(&mut self, now: u64, io: &mut Io<'_>) {
-        if io.budget == 0 || !self.is_synchronized() {
+        // §7.2: no probe in loss recovery (one armed before it began included).
+        if io.budget == 0 || !self.is_synchronized() || self.recovery_until.is_some() {
             return;
         }
         let planned = self.snd.next_new(false).or_else(|| self.snd.last_in_flight());

@@ -427,6 +427,19 @@ impl Sender {
         }
     }
 
+    /// Memory the buffers hold, used or not.
+    #[cfg(test)]
+    pub fn capacity_bytes(&self) -> usize {
+        self.buffer.capacity() + self.segments.capacity() * std::mem::size_of::<Sent>()
+    }
+
+    /// Frees the buffers' memory (the connection sends nothing more but a bare ACK).
+    pub fn release_buffers(&mut self) {
+        self.buffer = VecDeque::new();
+        self.segments = VecDeque::new();
+        self.lost = VecDeque::new();
+    }
+
     fn shrink_if_idle(&mut self) {
         if self.buffer.is_empty() && self.buffer.capacity() > KEEP_CAPACITY {
             self.buffer = VecDeque::new();
