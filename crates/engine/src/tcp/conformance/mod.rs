@@ -31,10 +31,12 @@
 //! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is polled. Events: `% incoming`, `% established`,
 //! `% data N` (N bytes delivered in order, pattern checked), `% eof`,
 //! `% closed closed|reset|refused|aborted|timeout`. Room grants (TCP_WRITABLE) are not
-//! checked; every other event must be stated.
+//! checked; every other event must be stated. `? iss after N`: our latest ISS lies past
+//! sequence number N of the connection before (our SYN at `0` learns an ISS; at any other
+//! number it is checked against the ISS in use).
 
 use super::segment::{self, SackBlocks, Segment, SynOptions};
-use super::{Link, Refusal, Tcp, TcpConfig};
+use super::{seq, Link, Refusal, Tcp, TcpConfig};
 use crate::events::decode::{decode, Event};
 use crate::events::{CloseReason, Events};
 use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
@@ -44,6 +46,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+mod rfc1122;
 mod rfc2018_6675;
 mod rfc5961;
 mod rfc6298;
@@ -152,8 +155,9 @@ struct Harness {
     sent: VecDeque<(u64, Vec<u8>)>,
     events: VecDeque<(u64, Event)>,
     conn: Option<u32>,
-    /// Our initial sequence number, once seen.
+    /// Our initial sequence number, once seen, and the one before it (a connection before).
     iss: Option<u32>,
+    previous_iss: Option<u32>,
     /// Bytes the host wrote, and bytes it was given, so far.
     written: u32,
     received: u32,
@@ -171,6 +175,7 @@ impl Harness {
             events: VecDeque::new(),
             conn: None,
             iss: None,
+            previous_iss: None,
             written: 0,
             received: 0,
             line: String::new(),
@@ -192,6 +197,7 @@ impl Harness {
         match rest.chars().next() {
             Some('>') => self.expect_segment(&rest[1..]),
             Some('%') => self.expect_event(rest[1..].trim()),
+            Some('?') => self.check(rest[1..].trim()),
             Some('<') => {
                 self.check_quiet();
                 let spec = self.parse_spec(&rest[1..], false);
@@ -376,10 +382,11 @@ impl Harness {
             return;
         }
         let want = self.parse_spec(text, true);
-        if want.syn {
-            // Our SYN or SYN-ACK: our sequence numbers count from here on.
+        if want.syn && want.seq == 0 {
+            // Our SYN or SYN-ACK, at `0`: our sequence numbers count from here on.
             if let Some(tcp) = tcp_bytes(&packet) {
-                self.iss = Some((TcpPacket::new_unchecked(tcp).seq_number().0 as u32).wrapping_sub(want.seq));
+                self.previous_iss = self.iss;
+                self.iss = Some(TcpPacket::new_unchecked(tcp).seq_number().0 as u32);
             }
         }
         let Some(got) = self.read(&packet) else { self.fail("sent a packet that is not TCP") };
@@ -431,6 +438,15 @@ impl Harness {
         };
         if !ok {
             self.fail(format!("the event was {event:?}"));
+        }
+    }
+
+    /// `? iss after N`: our ISS lies past the previous connection's sequence number N.
+    fn check(&self, text: &str) {
+        let n = text.strip_prefix("iss after ").and_then(parse_number).unwrap_or_else(|| self.fail("`? iss after N`"));
+        let (Some(iss), Some(previous)) = (self.iss, self.previous_iss) else { self.fail("no two ISSs seen") };
+        if !seq::after(iss, previous.wrapping_add(n)) {
+            self.fail(format!("our ISS is {} from the previous one", iss.wrapping_sub(previous) as i32));
         }
     }
 

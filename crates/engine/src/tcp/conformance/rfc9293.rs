@@ -556,8 +556,129 @@ fn rfc6191_time_wait_syn_above_rcv_nxt_opens_a_new_connection() {
         40   % incoming
         40   accept
         40   > S. 0:0(0) ack 5001 win 65535 <mss 1000>
+        # Our new sequence space starts past the old one (RFC 1122 4.2.2.13).
+        40   ? iss after 2
         50   < . 5001:5001(0) ack 1 win 1000
         50   % established
         ",
     );
+}
+
+#[test]
+fn rfc9293_3_10_7_4_time_wait_lasts_two_msl_from_the_last_segment() {
+    // 2 MSL = 60 s, as Linux; a repeated FIN starts it again.
+    established(
+        "
+        20     shutdown
+        20     > F. 1:1(0) ack 1
+        30     < F. 1:1(0) ack 2 win 1000
+        30     % eof
+        30     % closed closed
+        30     > . 2:2(0) ack 2
+        60029  < F. 1:1(0) ack 2 win 1000
+        60029  > . 2:2(0) ack 2
+        120028 < F. 1:1(0) ack 2 win 1000
+        120028 > . 2:2(0) ack 2
+        # 60 s of silence: gone, and the next segment meets no connection.
+        180028 < . 2:2(0) ack 2 win 1000
+        180028 > R 2:2(0)
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_6_fin_wait_2_lasts_while_the_peer_still_sends() {
+    // Half-close: the peer may send for as long as it likes after our FIN.
+    established(
+        "
+        20     shutdown
+        20     > F. 1:1(0) ack 1
+        30     < . 1:1(0) ack 2 win 1000
+        50000  < P. 1:101(100) ack 2 win 1000
+        50000  % data 100
+        50000  > . 2:2(0) ack 101
+        100000 < P. 101:201(100) ack 2 win 1000
+        100000 % data 100
+        100000 > . 2:2(0) ack 201
+        150000 < F. 201:201(0) ack 2 win 1000
+        150000 % eof
+        150000 % closed closed
+        150000 > . 2:2(0) ack 202
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_6_fin_wait_2_gives_up_on_a_silent_peer() {
+    // A minute without a word after our FIN was acknowledged (Linux's tcp_fin_timeout).
+    established(
+        "
+        20     shutdown
+        20     > F. 1:1(0) ack 1
+        30     < . 1:1(0) ack 2 win 1000
+        60030  > R. 2:2(0) ack 1
+        60030  % closed timeout
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_8_3_user_timeout_gives_up_on_unacknowledged_data() {
+    // RFC 5482: 60 s without progress; the backed-off RTO is cut short to meet it.
+    established(
+        "
+        20     send 1000
+        20     > P. 1:1001(1000) ack 1
+        80     > P. 1:1001(1000) ack 1
+        220    > P. 1:1001(1000) ack 1
+        620    > P. 1:1001(1000) ack 1
+        1420   > P. 1:1001(1000) ack 1
+        3020   > P. 1:1001(1000) ack 1
+        6220   > P. 1:1001(1000) ack 1
+        12620  > P. 1:1001(1000) ack 1
+        25420  > P. 1:1001(1000) ack 1
+        51020  > P. 1:1001(1000) ack 1
+        60020  > R. 1001:1001(0) ack 1
+        60020  % closed timeout
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_9_abort_sends_rst() {
+    established(
+        "
+        20   < P. 1:101(100) ack 1 win 1000
+        20   % data 100
+        20   > . 1:1(0) ack 101
+        30   abort
+        30   > R. 1:1(0) ack 101
+        30   % closed aborted
+        40   < . 101:101(0) ack 1 win 1000
+        40   > R 1:1(0)
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_9_abort_before_the_syn_left_sends_nothing() {
+    run("
+        0    connect; abort
+        0    % closed aborted
+        ");
+}
+
+#[test]
+fn rfc9293_3_9_data_and_fin_written_during_the_handshake_follow_it() {
+    run("
+        0    connect; send 100; shutdown
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        10   < S. 0:0(0) ack 1 win 65535 <mss 1000,sackOK,wscale 7>
+        10   > FP. 1:101(100) ack 1
+        10   % established
+        20   < F. 1:1(0) ack 102 win 1000
+        20   % eof
+        20   % closed closed
+        20   > . 102:102(0) ack 2
+        ");
 }

@@ -94,6 +94,11 @@ impl Connection {
         if !acceptable || self.state == State::Closed {
             return;
         }
+        if self.state == State::FinWait2 {
+            // Half-closed, the peer may send for as long as it likes (RFC 9293 §3.6): the
+            // timeout is for a peer gone silent, so it counts from its last segment.
+            self.state_deadline = Some(now + self.settings.timeouts.fin_wait_2_us);
+        }
 
         if seg.payload.is_empty() && !seg.fin {
             return;
