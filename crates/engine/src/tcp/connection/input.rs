@@ -156,7 +156,9 @@ impl Connection {
     fn establish(&mut self, now: u64, io: &mut Io<'_>) {
         if self.handshake_retries == 0 {
             // Karn: a SYN sent again leaves it unknown which one was answered.
-            self.rtt.sample(now, now.saturating_sub(self.handshake_sent_at));
+            if let Some(sent_at) = self.handshake_sent_at {
+                self.rtt.sample(now, now.saturating_sub(sent_at));
+            }
         }
         self.state = if self.snd.fin_queued() { State::FinWait1 } else { State::Established };
         self.handshake_due = false;
