@@ -7,8 +7,11 @@
 
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import http from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { fileURLToPath } from "node:url";
 import { fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,6 +85,46 @@ async function connectFailure(tunnel: Tunnel, options: { port: number; host: str
   });
 }
 
+/** Debian's PostgreSQL server binaries (package `postgresql`), newest version first. */
+function postgresBin(): string | undefined {
+  const base = "/usr/lib/postgresql";
+  if (!existsSync(base)) return undefined;
+  const versions = readdirSync(base).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a));
+  return versions.map((version) => join(base, version, "bin")).find((dir) => existsSync(join(dir, "postgres")));
+}
+
+/**
+ * A real PostgreSQL in the server's namespace, listening on the tunnel address, trusting the
+ * tunnel's clients; runs as the `postgres` user (it refuses root). Stopped with the namespace.
+ */
+async function startPostgres(server: WgServer, bin: string): Promise<{ dataDir: string }> {
+  const user = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+  const group = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
+  const [uid, gid] = [Number(user.stdout), Number(group.stdout)];
+  const dataDir = mkdtempSync(join(tmpdir(), "wgn-postgres-"));
+  chownSync(dataDir, uid, gid);
+  const init = spawnSync(join(bin, "initdb"), ["-D", join(dataDir, "data"), "-A", "trust", "-U", "postgres", "--no-sync"], { uid, gid, encoding: "utf8", timeout: 60_000 });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  appendFileSync(join(dataDir, "data/pg_hba.conf"), "host all all 10.0.0.0/24 trust\n");
+  const postgres = server.spawn(
+    "setpriv",
+    ["--reuid=postgres", "--regid=postgres", "--init-groups", join(bin, "postgres"), "-D", join(dataDir, "data"), "-c", `listen_addresses=${SERVER_ADDRESS}`, "-c", `unix_socket_directories=${dataDir}`, "-c", "fsync=off"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let log = "";
+    const timer = setTimeout(() => reject(new Error(`PostgreSQL did not start: ${log}`)), 30_000);
+    postgres.stderr!.on("data", (data) => {
+      log += data;
+      if (log.includes("ready to accept connections")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return { dataDir };
+}
+
 const implementations: WireguardGoImplementation[] = ["debian", "current"];
 
 describe.skipIf(skipReason).each(implementations)("connectTunnel against wireguard-go (%s)", (implementation) => {
@@ -144,6 +187,27 @@ describe.skipIf(skipReason).each(implementations)("connectTunnel against wiregua
     const started = Date.now();
     expect(await connectFailure(tunnel, { port: 80, host: BLACKHOLE, timeout: 1000 })).toMatchObject({ code: "ETIMEDOUT", address: BLACKHOLE });
     expect(Date.now() - started).toBeLessThan(10_000); // only catches a hang; the timeout is 1 s
+  }, T);
+
+  it("runs a query with pg over tunnel.socket() (pg's stream option), by name, a 1.3 MB result intact", async (context) => {
+    const bin = postgresBin();
+    if (!bin) {
+      if (process.env.CI) throw new Error("PostgreSQL is not installed (Debian package postgresql)");
+      return context.skip();
+    }
+    if (implementation !== "debian") return context.skip(); // once is enough: the socket is the same
+    const { dataDir } = await startPostgres(server, bin);
+    try {
+      const client = new pg.Client({ stream: () => tunnel.socket() as never, host: NAME, port: 5432, user: "postgres", database: "postgres" });
+      await client.connect();
+      const result = await client.query("SELECT s, md5(s) AS digest FROM (SELECT string_agg(md5(i::text), '') AS s FROM generate_series(1, 40000) i) t");
+      const { s, digest } = result.rows[0] as { s: string; digest: string };
+      expect(s.length).toBe(40000 * 32);
+      expect(createHash("md5").update(s).digest("hex")).toBe(digest);
+      await client.end();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   }, T);
 
   it("connects again and again with the same key from new processes (handshake timestamps follow the wall clock)", async () => {
