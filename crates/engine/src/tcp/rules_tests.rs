@@ -325,3 +325,15 @@ fn rfc6528_initial_sequence_numbers_follow_a_4_us_clock_per_4_tuple_under_a_secr
     other.advance(1_000_000);
     assert_ne!(our_iss(&mut other, local, remote), first);
 }
+
+#[test]
+fn rfc9293_3_10_5_abort_after_a_syn_sent_at_time_zero_resets() {
+    let mut stack = Stack::new();
+    let (id, local) = stack.tcp.connect(0, 1, addr("10.0.0.1:50000"), addr("10.0.0.9:443")).unwrap();
+    stack.run();
+    assert!(stack.sent()[0].syn);
+    stack.tcp.abort(id, &mut stack.out).unwrap();
+    stack.run();
+    let sent = stack.sent();
+    assert!(sent.len() == 1 && sent[0].rst, "the peer may have our SYN: it hears the abort: {sent:?} from {local}");
+}

@@ -75,7 +75,7 @@ impl Connection {
     /// Resets the connection; the RST goes out on the next poll.
     pub fn abort(&mut self, io: &mut Io<'_>) {
         // Before our SYN went out there is nobody to tell.
-        let unseen = self.state == State::SynSent && self.handshake_sent_at == 0;
+        let unseen = self.state == State::SynSent && self.handshake_sent_at.is_none();
         if !matches!(self.state, State::Closed | State::TimeWait) && !unseen {
             self.rst_due = true;
         }

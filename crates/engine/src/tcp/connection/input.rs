@@ -155,7 +155,9 @@ impl Connection {
 
     fn establish(&mut self, now: u64, io: &mut Io<'_>) {
         if self.handshake_retries == 0 {
-            self.rtt.sample(now, now.saturating_sub(self.handshake_sent_at));
+            if let Some(sent_at) = self.handshake_sent_at {
+                self.rtt.sample(now, now.saturating_sub(sent_at));
+            }
         } else {
             // Karn: a SYN sent again leaves it unknown which one was answered.
             self.rtt.handshake_retransmitted();

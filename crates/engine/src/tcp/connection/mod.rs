@@ -140,7 +140,8 @@ pub struct Connection {
     quickacks: u32,
     rst_due: bool,
     handshake_due: bool,
-    handshake_sent_at: u64,
+    /// When our first SYN or SYN-ACK left (`None` before it did).
+    handshake_sent_at: Option<u64>,
     handshake_retries: u32,
     rto_at: Option<u64>,
     pto_at: Option<u64>,
@@ -210,7 +211,7 @@ impl Connection {
             quickacks: QUICKACKS,
             rst_due: false,
             handshake_due: false,
-            handshake_sent_at: 0,
+            handshake_sent_at: None,
             handshake_retries: 0,
             rto_at: None,
             pto_at: None,

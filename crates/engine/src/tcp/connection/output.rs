@@ -138,8 +138,8 @@ impl Connection {
         let syn = Outgoing { syn: true, window, syn_options: Some(options), ..Outgoing::control(self.local, self.remote, self.iss, ack) };
         io.send(&syn);
         self.handshake_due = false;
-        if self.handshake_retries == 0 && self.handshake_sent_at == 0 {
-            self.handshake_sent_at = now;
+        if self.handshake_retries == 0 && self.handshake_sent_at.is_none() {
+            self.handshake_sent_at = Some(now);
         }
         self.rto_at = Some(now + (HANDSHAKE_RTO_US << self.handshake_retries));
     }

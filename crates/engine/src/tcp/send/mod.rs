@@ -112,8 +112,8 @@ pub struct Sender {
     pub window: usize,
     pub max_window: usize,
     /// The segment and ACK that last updated `window` (RFC 9293 §3.10.7.4).
-    wl1: u32,
-    wl2: u32,
+    /// `None` until the first window arrives.
+    window_from: Option<(u32, u32)>,
     pub mss: usize,
     /// Most the host may have written and not yet acknowledged.
     pub limit: usize,
@@ -123,8 +123,8 @@ pub struct Sender {
     delivered_at: u64,
     /// When the segment that last produced a rate sample was sent.
     first_sent_at: u64,
-    /// Until `delivered` passes this, the host is what limits sending (0: it is not).
-    app_limited_until: u64,
+    /// Until `delivered` passes this, the host is what limits sending (`None`: it is not).
+    app_limited_until: Option<u64>,
 }
 
 impl Sender {
@@ -143,15 +143,14 @@ impl Sender {
             rack: Rack::default(),
             window: 0,
             max_window: 0,
-            wl1: 0,
-            wl2: 0,
+            window_from: None,
             mss,
             limit,
             retransmitted_segments: 0,
             delivered: 0,
             delivered_at: 0,
             first_sent_at: 0,
-            app_limited_until: 0,
+            app_limited_until: None,
         }
     }
 
@@ -228,11 +227,11 @@ impl Sender {
 
     /// The peer's window field arrived on a segment at `seq` acknowledging `ack`.
     pub fn update_window(&mut self, seq_no: u32, ack: u32, window: usize) {
-        if self.wl1 == 0 && self.wl2 == 0 || seq::before(self.wl1, seq_no) || (self.wl1 == seq_no && seq::at_or_before(self.wl2, ack)) {
+        let newer = self.window_from.is_none_or(|(wl1, wl2)| seq::before(wl1, seq_no) || (wl1 == seq_no && seq::at_or_before(wl2, ack)));
+        if newer {
             self.window = window;
             self.max_window = self.max_window.max(window);
-            self.wl1 = seq_no;
-            self.wl2 = ack;
+            self.window_from = Some((seq_no, ack));
         }
     }
 
@@ -303,7 +302,7 @@ impl Sender {
             self.delivered_at = now;
         }
         let (delivered, delivered_at, first_sent_at, app_limited) =
-            (self.delivered, self.delivered_at, self.first_sent_at, self.app_limited_until != 0);
+            (self.delivered, self.delivered_at, self.first_sent_at, self.app_limited_until.is_some());
         if planned.retransmission {
             if let Some(i) = self.find(planned.seq) {
                 let sent = &mut self.segments[i];
@@ -585,6 +584,42 @@ mod tests {
         s.update_window(1, 1000, 1 << 20);
         s.write(&[1; 50]);
         assert_eq!(s.next(10_000).map(|p| p.len), Some(50));
+    }
+
+    #[test]
+    fn rfc9293_3_10_7_4_window_updates_keep_their_order_when_wl1_and_wl2_are_zero() {
+        // Our ISS is 2^32 - 1, so una is 0; the peer's segment at 0 acknowledges 0.
+        let mut s = Sender::new(u32::MAX, MSS, 1 << 20);
+        s.update_window(0, 0, 1000);
+        s.update_window(u32::MAX - 5, 0, 50);
+        assert_eq!(s.window, 1000, "an older segment does not set the window");
+        s.update_window(0, 0, 2000);
+        assert_eq!(s.window, 2000, "the same segment and ACK do");
+    }
+
+    #[test]
+    fn rack_works_from_a_segment_sent_at_time_zero() {
+        let mut s = sender();
+        send_all(&mut s, 0, 300);
+        let mut outcome = s.on_ack(1_000, 1000, &[(1100, 1300)], 0);
+        assert_eq!(s.detect_losses(5_000, 1_000, false, &mut outcome), None);
+        assert!(outcome.lost, "the hole at 1000, sent before the SACKed ones, is lost");
+        assert_eq!(s.next(10_000).map(|p| (p.seq, p.retransmission)), Some((1000, true)));
+    }
+
+    #[test]
+    fn a_flight_sent_while_the_host_had_nothing_more_is_app_limited_until_it_is_delivered() {
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 1 << 20);
+        s.write(&[1; 100]);
+        s.mark_app_limited(); // nothing delivered, nothing in flight
+        send_all(&mut s, 10, 10_000);
+        let outcome = s.on_ack(50, 1100, &[], 0);
+        assert!(outcome.rate.unwrap().app_limited);
+        s.write(&[2; 100]);
+        send_all(&mut s, 60, 10_000);
+        let outcome = s.on_ack(100, 1200, &[], 0);
+        assert!(!outcome.rate.unwrap().app_limited, "the mark ends once its flight is delivered");
     }
 
     #[test]

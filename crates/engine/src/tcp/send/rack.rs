@@ -7,7 +7,8 @@ use crate::tcp::seq;
 /// RACK's state: the most recently sent segment known to have arrived.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Rack {
-    xmit_at: u64,
+    /// When it was sent; `None` until a segment is known to have arrived.
+    xmit_at: Option<u64>,
     end: u32,
     rtt: u64,
     reordering_seen: bool,
@@ -17,8 +18,9 @@ impl Rack {
     /// `sent` was delivered `rtt` after it left: it becomes RACK's reference if it left
     /// last (RFC 8985 §6.2 step 2).
     pub(super) fn on_delivered(&mut self, sent: &Sent, rtt: u64) {
-        if sent.sent_at > self.xmit_at || (sent.sent_at == self.xmit_at && seq::after(sent.end(), self.end)) {
-            *self = Rack { xmit_at: sent.sent_at, end: sent.end(), rtt, ..*self };
+        let later = self.xmit_at.is_none_or(|at| sent.sent_at > at || (sent.sent_at == at && seq::after(sent.end(), self.end)));
+        if later {
+            *self = Rack { xmit_at: Some(sent.sent_at), end: sent.end(), rtt, ..*self };
         }
     }
 
@@ -37,9 +39,7 @@ impl Sender {
     /// Marks segments lost by RACK's rule and returns when the next one would be, if any
     /// is still within its reordering window.
     pub fn detect_losses(&mut self, now: u64, min_rtt: u64, in_recovery: bool, outcome: &mut AckOutcome) -> Option<u64> {
-        if self.rack.xmit_at == 0 {
-            return None;
-        }
+        let rack_xmit_at = self.rack.xmit_at?;
         // RFC 8985 §6.2: no extra wait in recovery until reordering has been seen.
         let reorder_window = if in_recovery && !self.rack.reordering_seen { 0 } else { min_rtt / 4 };
         let mut next_check: Option<u64> = None;
@@ -51,8 +51,7 @@ impl Sender {
             if sent.fate != Fate::InFlight {
                 continue;
             }
-            let sent_earlier =
-                sent.sent_at < self.rack.xmit_at || (sent.sent_at == self.rack.xmit_at && seq::before(sent.end(), self.rack.end));
+            let sent_earlier = sent.sent_at < rack_xmit_at || (sent.sent_at == rack_xmit_at && seq::before(sent.end(), self.rack.end));
             if !sent_earlier {
                 continue;
             }

@@ -20,14 +20,14 @@ impl Sender {
     /// send, or the peer's window is full): samples from what is in flight now show that
     /// limit, not the path's capacity.
     pub fn mark_app_limited(&mut self) {
-        self.app_limited_until = (self.delivered + self.pipe as u64).max(1);
+        self.app_limited_until = Some(self.delivered + self.pipe as u64);
     }
 
     /// The delivery rate over the flight that ended with `sent` (the newest segment just
     /// delivered): bytes delivered since it left, over the longer of its send and ACK spans.
     pub(super) fn rate_sample(&mut self, sent: &Sent, min_rtt: u64) -> RateSample {
-        if self.app_limited_until != 0 && self.delivered > self.app_limited_until {
-            self.app_limited_until = 0;
+        if self.app_limited_until.is_some_and(|until| self.delivered > until) {
+            self.app_limited_until = None;
         }
         self.first_sent_at = sent.sent_at;
         let send_span = sent.sent_at.saturating_sub(sent.first_sent_at);
