@@ -48,6 +48,7 @@ use std::net::SocketAddr;
 
 mod rfc1122;
 mod rfc2018_6675;
+mod rfc5681;
 mod rfc5961;
 mod rfc6298;
 mod rfc6528;
