@@ -31,8 +31,8 @@
 //! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is polled. Events: `% incoming`, `% established`,
 //! `% data N` (N bytes delivered in order, pattern checked), `% eof`,
 //! `% closed closed|reset|refused|aborted|timeout`. Room grants (TCP_WRITABLE) are not
-//! checked; every other event must be stated. `? iss after N`: our latest ISS lies past
-//! sequence number N of the connection before (our SYN at `0` learns an ISS; at any other
+//! checked; every other event must be stated. `? iss after N` (`at N`): our latest ISS
+//! lies past (at) sequence number N of the connection before (our SYN at `0` learns an ISS; at any other
 //! number it is checked against the ISS in use).
 
 use super::segment::{self, SackBlocks, Segment, SynOptions};
@@ -48,8 +48,10 @@ use std::net::SocketAddr;
 
 mod rfc1122;
 mod rfc2018_6675;
+mod rfc5681;
 mod rfc5961;
 mod rfc6298;
+mod rfc6528;
 mod rfc8985;
 mod rfc9293;
 mod window;
@@ -441,11 +443,18 @@ impl Harness {
         }
     }
 
-    /// `? iss after N`: our ISS lies past the previous connection's sequence number N.
+    /// `? iss after N` / `? iss at N`: our ISS lies past, or exactly at, the previous
+    /// connection's sequence number N.
     fn check(&self, text: &str) {
-        let n = text.strip_prefix("iss after ").and_then(parse_number).unwrap_or_else(|| self.fail("`? iss after N`"));
+        let (exact, number) = match (text.strip_prefix("iss after "), text.strip_prefix("iss at ")) {
+            (Some(number), _) => (false, number),
+            (_, Some(number)) => (true, number),
+            _ => self.fail("`? iss after N` or `? iss at N`"),
+        };
+        let n = parse_number(number).unwrap_or_else(|| self.fail("a number"));
         let (Some(iss), Some(previous)) = (self.iss, self.previous_iss) else { self.fail("no two ISSs seen") };
-        if !seq::after(iss, previous.wrapping_add(n)) {
+        let mark = previous.wrapping_add(n);
+        if (exact && iss != mark) || (!exact && !seq::after(iss, mark)) {
             self.fail(format!("our ISS is {} from the previous one", iss.wrapping_sub(previous) as i32));
         }
     }

@@ -682,3 +682,34 @@ fn rfc9293_3_9_data_and_fin_written_during_the_handshake_follow_it() {
         20   > . 102:102(0) ack 2
         ");
 }
+
+#[test]
+fn rfc9293_3_10_7_4_last_ack_repeated_fin_gets_an_ack() {
+    established(
+        "
+        20   < F. 1:1(0) ack 1 win 1000
+        20   % eof
+        20   > . 1:1(0) ack 2
+        30   shutdown
+        30   > F. 1:1(0) ack 2
+        # Their FIN again (our ACK of it was lost), not acknowledging ours.
+        35   < F. 1:1(0) ack 1 win 1000
+        35   > . 2:2(0) ack 2
+        40   < . 2:2(0) ack 2 win 1000
+        40   % closed closed
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_3_syn_sent_segment_without_syn_or_rst_is_dropped() {
+    run("
+        0    connect
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        5    < F 0:0(0) win 1000
+        5    < P 1:101(100) win 1000
+        10   < S. 0:0(0) ack 1 win 65535 <mss 1000>
+        10   > . 1:1(0) ack 1 win 65535
+        10   % established
+        ");
+}

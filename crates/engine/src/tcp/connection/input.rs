@@ -155,10 +155,12 @@ impl Connection {
 
     fn establish(&mut self, now: u64, io: &mut Io<'_>) {
         if self.handshake_retries == 0 {
-            // Karn: a SYN sent again leaves it unknown which one was answered.
             if let Some(sent_at) = self.handshake_sent_at {
                 self.rtt.sample(now, now.saturating_sub(sent_at));
             }
+        } else {
+            // Karn: a SYN sent again leaves it unknown which one was answered.
+            self.rtt.handshake_retransmitted();
         }
         self.state = if self.snd.fin_queued() { State::FinWait1 } else { State::Established };
         self.handshake_due = false;
