@@ -300,6 +300,7 @@ impl Harness {
             window: spec.window.unwrap_or_else(|| self.fail("an injected segment needs `win`")),
             syn_options: options.syn,
             sack,
+            timestamp: None,
             payload: &payload,
         };
         self.tcp.input(self.now, PEER_ID, &segment, &mut self.link);
