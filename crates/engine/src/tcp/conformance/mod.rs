@@ -19,6 +19,8 @@
 //! ```
 //!
 //! Times are milliseconds, absolute or `+` after the previous line (fractions allowed).
+//! The stack is polled after each line, as the host pumps it, except between segments
+//! injected on consecutive lines at one time: those arrive in one batch.
 //! Segments read as in packetdrill: flags (`S` SYN, `F` FIN, `R` RST, `P` PSH, `.` ACK),
 //! `start:end(length)` relative to the sender's initial sequence number (the peer's is
 //! [`PEER_ISN`], ours is learnt from our SYN or SYN-ACK), then `ack N` (required with `.`),
@@ -153,6 +155,8 @@ struct Harness {
     link: Capture,
     now: u64,
     wake: Option<u64>,
+    /// Segments were injected and the stack not yet polled.
+    poll_due: bool,
     /// What the stack sent or told the host, with when, not yet matched by a line.
     sent: VecDeque<(u64, Vec<u8>)>,
     events: VecDeque<(u64, Event)>,
@@ -173,6 +177,7 @@ impl Harness {
             link: Capture { packets: Vec::new(), events: Events::default() },
             now: 0,
             wake: None,
+            poll_due: false,
             sent: VecDeque::new(),
             events: VecDeque::new(),
             conn: None,
@@ -194,14 +199,22 @@ impl Harness {
         if at < self.now {
             self.fail("time goes backwards");
         }
-        self.advance(at);
         let rest = rest.trim();
+        // Segments injected on consecutive lines at one time arrive in one batch.
+        let batch = self.poll_due && rest.starts_with('<') && at == self.now;
+        if self.poll_due && !batch {
+            self.poll_due = false;
+            self.poll();
+        }
+        self.advance(at);
         match rest.chars().next() {
             Some('>') => self.expect_segment(&rest[1..]),
             Some('%') => self.expect_event(rest[1..].trim()),
             Some('?') => self.check(rest[1..].trim()),
             Some('<') => {
-                self.check_quiet();
+                if !batch {
+                    self.check_quiet();
+                }
                 let spec = self.parse_spec(&rest[1..], false);
                 self.inject(&spec);
             }
@@ -276,6 +289,9 @@ impl Harness {
     }
 
     fn finish(&mut self) {
+        if self.poll_due {
+            self.poll();
+        }
         let horizon = self.now + SILENCE_HORIZON_US;
         self.advance(horizon);
         self.check_quiet();
@@ -306,7 +322,7 @@ impl Harness {
         };
         self.tcp.input(self.now, PEER_ID, &segment, &mut self.link);
         self.collect();
-        self.poll();
+        self.poll_due = true;
     }
 
     // ---- the host ----
