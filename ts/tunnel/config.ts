@@ -81,10 +81,9 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Tun
   const interfaces = sections.filter((section) => section.kind === "interface");
   if (interfaces.length === 0) throw new ConfigError("[Interface]", "missing: a config starts with an [Interface] section", 1);
   if (interfaces.length > 1) throw new ConfigError("[Interface]", "given twice: a config has one [Interface]", interfaces[1]!.line);
+  const config = readInterface(interfaces[0]!);
   const peerSections = sections.filter((section) => section.kind === "peer");
   if (peerSections.length === 0) throw new ConfigError("[Peer]", "missing: a config needs at least one [Peer] to connect to", lastLine(text));
-
-  const config = readInterface(interfaces[0]!);
   const seen = new Map<string, number>();
   for (const section of peerSections) {
     const peer = readPeer(section);

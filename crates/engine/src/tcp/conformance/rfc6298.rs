@@ -90,3 +90,21 @@ fn rfc6298_5_2_all_acknowledged_stops_the_timer() {
         ",
     );
 }
+
+#[test]
+fn rfc6298_5_7_a_retransmitted_handshake_leaves_a_three_second_rto() {
+    // Karn leaves no sample from the handshake; the RTO for data starts at 3 s, not 1 s.
+    run("
+        0     < S 0:0(0) win 65535 <mss 1000>
+        0     % incoming
+        0     accept
+        0     > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        1000  > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        1010  < . 1:1(0) ack 1 win 65535
+        1010  % established
+        1020  send 1000
+        1020  > P. 1:1001(1000) ack 1
+        4020  > P. 1:1001(1000) ack 1
+        4030  < . 1:1(0) ack 1001 win 65535
+        ");
+}

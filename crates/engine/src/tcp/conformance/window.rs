@@ -190,3 +190,20 @@ fn rfc9293_3_8_6_2_2_our_window_closes_as_the_host_holds_data() {
         ",
     );
 }
+
+#[test]
+fn rfc9293_3_8_6_2_1_sender_holds_back_a_silly_segment() {
+    // 1200 bytes of window and 3000 to send: one full segment goes; the 200 left over wait
+    // for the window to open (an ACK is due), as long as that is not the last of the data.
+    established(
+        "
+        20   < . 1:1(0) ack 1 win 9
+        30   send 3000
+        30   > . 1:1001(1000) ack 1
+        40   < . 1:1(0) ack 1001 win 16
+        40   > . 1001:2001(1000) ack 1
+        40   > P. 2001:3001(1000) ack 1
+        50   < . 1:1(0) ack 3001 win 16
+        ",
+    );
+}

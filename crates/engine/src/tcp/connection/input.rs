@@ -177,8 +177,9 @@ impl Connection {
         // Karn: a SYN sent again leaves it unknown which one was answered; the echo of our
         // clock does not (RFC 7323 §4.1).
         let own = self.handshake_sent_at.filter(|_| self.handshake_retries == 0).map(|sent_at| now.saturating_sub(sent_at));
-        if let Some(sample) = own.or_else(|| self.echoed_rtt(now, seg.timestamp.map(|ts| ts.ecr))) {
-            self.rtt.sample(now, sample);
+        match own.or_else(|| self.echoed_rtt(now, seg.timestamp.map(|ts| ts.ecr))) {
+            Some(sample) => self.rtt.sample(now, sample),
+            None => self.rtt.handshake_retransmitted(),
         }
         self.state = if self.snd.fin_queued() { State::FinWait1 } else { State::Established };
         self.handshake_due = false;
