@@ -7,8 +7,9 @@
 
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -36,6 +37,30 @@ const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
 for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
 require("http").createServer((req, res) => res.end(req.url === "/port" ? String(req.socket.remotePort) : file))
   .listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
+
+const HTTPS_PORT = 8443;
+const HTTPS_SCRIPT = `
+const fs = require("fs"); const [key, cert] = process.argv.slice(1).map((f) => fs.readFileSync(f));
+const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
+for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+require("https").createServer({ key, cert }, (req, res) => res.end(file))
+  .listen(${HTTPS_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
+
+/** A self-signed certificate for NAME (its own CA), made with openssl. */
+function makeCertificate(dir: string): { key: string; cert: string } {
+  const key = join(dir, "tls.key");
+  const cert = join(dir, "tls.crt");
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${NAME}`, "-addext", `subjectAltName=DNS:${NAME}`], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+  return { key, cert };
+}
+
+/** Runs `body` (an async function body with `connectTunnel` and `config` in scope) in a new Node process; returns what it printed. */
+function runChild(body: string, config: string, env: NodeJS.ProcessEnv = {}): string {
+  const script = `const { connectTunnel } = await import(${JSON.stringify(join(root, "dist/index.js"))}); const config = process.argv[1];\n${body}`;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script, config], { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env } });
+  return `${child.stdout}${child.stderr}`;
+}
 
 function expectedFileHash(): string {
   const file = Buffer.alloc(FILE_SIZE);
@@ -130,9 +155,11 @@ const implementations: WireguardGoImplementation[] = ["debian", "current"];
 describe.skipIf(skipReason).each(implementations)("connectTunnel against wireguard-go (%s)", (implementation) => {
   const clientKey = skipReason ? "" : genkey();
   const serverKey = skipReason ? "" : genkey();
+  const childKey = skipReason ? "" : genkey(); // for new processes, so they leave `tunnel`'s session alone
   let server: WgServer;
   let tunnel: Tunnel;
-  let config: string;
+  let childConfig: string;
+  let certificate: { key: string; cert: string };
 
   beforeAll(async () => {
     await cleanupStaleNamespaces();
@@ -140,20 +167,20 @@ describe.skipIf(skipReason).each(implementations)("connectTunnel against wiregua
       privateKey: serverKey,
       implementation,
       tunnelAddresses: [`${SERVER_ADDRESS}/24`],
-      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+      peers: [
+        { publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] },
+        { publicKey: pubkey(childKey), allowedIps: ["10.0.0.3/32"] },
+      ],
     });
+    certificate = makeCertificate(server.tmpdir);
     const web = server.spawn("node", ["-e", HTTP_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
+    const secureWeb = server.spawn("node", ["-e", HTTPS_SCRIPT, certificate.key, certificate.cert], { stdio: ["ignore", "pipe", "inherit"] });
     const dns = server.spawn("node", [join(root, "test/support/dns-server.mjs"), SERVER_ADDRESS, "53", `${NAME}=${SERVER_ADDRESS}`], { stdio: ["ignore", "pipe", "inherit"] });
-    await Promise.all([waitForLine(web, "listening"), waitForLine(dns, "listening")]);
-    config = clientConfig({
-      privateKey: clientKey,
-      address: "10.0.0.2/32",
-      serverPublicKey: pubkey(serverKey),
-      endpoint: `${server.nsAddress}:${server.listenPort}`,
-      dns: SERVER_ADDRESS,
-      allowedIps: "10.0.0.0/24",
-    });
-    tunnel = await connectTunnel(config);
+    await Promise.all([waitForLine(web, "listening"), waitForLine(secureWeb, "listening"), waitForLine(dns, "listening")]);
+    const config = (privateKey: string, address: string) =>
+      clientConfig({ privateKey, address, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" });
+    childConfig = config(childKey, "10.0.0.3/32");
+    tunnel = await connectTunnel(config(clientKey, "10.0.0.2/32"));
   }, T);
 
   afterAll(async () => {
@@ -210,18 +237,37 @@ describe.skipIf(skipReason).each(implementations)("connectTunnel against wiregua
     }
   }, T);
 
+  it("fetches over https: TLS through the tunnel, checked against the runtime's CAs and NODE_EXTRA_CA_CERTS", async () => {
+    const url = `https://${NAME}:${HTTPS_PORT}/file`;
+    const fetchHash = `const tunnel = await connectTunnel(config);
+      try { const body = await (await tunnel.fetch(${JSON.stringify(url)})).arrayBuffer();
+        console.log("sha256", (await import("node:crypto")).createHash("sha256").update(Buffer.from(body)).digest("hex"));
+      } catch (error) { console.log("failed", error.cause?.code ?? error.code ?? error.message); }
+      await tunnel.close();`;
+    expect(runChild(fetchHash, childConfig, { NODE_EXTRA_CA_CERTS: certificate.cert })).toContain(`sha256 ${expectedFileHash()}`);
+    // Without the CA the certificate is refused, as the runtime's own fetch refuses it.
+    expect(runChild(fetchHash, childConfig, { NODE_EXTRA_CA_CERTS: "" })).toContain("failed DEPTH_ZERO_SELF_SIGNED_CERT");
+
+    // https.get with the https agent, the CA given per request.
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      https
+        .get(url, { agent: tunnel.httpsAgent, ca: readFileSync(certificate.cert) }, (response) => {
+          const chunks: Buffer[] = [];
+          response.on("data", (chunk: Buffer) => chunks.push(chunk));
+          response.on("end", () => resolve(Buffer.concat(chunks)));
+        })
+        .on("error", reject);
+    });
+    expect(createHash("sha256").update(body).digest("hex")).toBe(expectedFileHash());
+  }, T);
+
   it("connects again and again with the same key from new processes (handshake timestamps follow the wall clock)", async () => {
-    // Each child is a new process with a new engine: wireguard-go would drop a handshake whose
+    // Each child is a new process with a new engine: wireguard-go drops a handshake whose
     // TAI64N timestamp is not newer than the last one it took from this key (whitepaper 5.4.2).
-    const script = `
-      const { connectTunnel } = await import(${JSON.stringify(join(root, "dist/index.js"))});
-      const tunnel = await connectTunnel(process.argv[1], { handshakeTimeout: 10000 });
+    const body = `const tunnel = await connectTunnel(config, { handshakeTimeout: 10000 });
       const response = await tunnel.fetch("http://${SERVER_ADDRESS}:${HTTP_PORT}/port");
       console.log("up", response.status);
       await tunnel.close();`;
-    for (let i = 0; i < 2; i++) {
-      const child = spawnSync(process.execPath, ["--input-type=module", "-e", script, config], { encoding: "utf8", timeout: 60_000 });
-      expect(`${child.stdout}${child.stderr}`).toContain("up 200");
-    }
+    for (let i = 0; i < 3; i++) expect(runChild(body, childConfig)).toContain("up 200");
   }, T);
 });

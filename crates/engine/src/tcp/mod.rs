@@ -21,6 +21,7 @@ mod rtt;
 pub mod segment;
 mod send;
 mod seq;
+mod timestamps;
 
 pub use connection::{ConnectionStats, State};
 pub use segment::Segment;
@@ -237,7 +238,7 @@ impl Tcp {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             next_id: 1,
-            next_port: *EPHEMERAL_PORTS.start() + (isn.isn(0, unspecified, unspecified) % 16384) as u16,
+            next_port: *EPHEMERAL_PORTS.start() + (isn.initial(0, unspecified, unspecified).seq % 16384) as u16,
             isn,
             scratch: Vec::new(),
             totals: TcpTotals::default(),
@@ -288,11 +289,11 @@ impl Tcp {
         }
         let id = self.new_id();
         let settings = self.settings(&seg.dst);
-        let iss = match reopened_after {
-            Some(old_nxt) => old_nxt.wrapping_add(REOPEN_ISN_GAP),
-            None => self.isn.isn(now, seg.dst, seg.src),
-        };
-        let conn = Connection::incoming(id, peer, seg, iss, settings, now);
+        let mut initial = self.isn.initial(now, seg.dst, seg.src);
+        if let Some(old_nxt) = reopened_after {
+            initial.seq = old_nxt.wrapping_add(REOPEN_ISN_GAP);
+        }
+        let conn = Connection::incoming(id, peer, seg, initial, settings, now);
         link.events().tcp_incoming(id, peer, conn.remote, conn.local);
         self.insert(conn);
     }
@@ -312,7 +313,7 @@ impl Tcp {
         }
         let id = self.new_id();
         let settings = self.settings(&local);
-        let conn = Connection::outgoing(id, peer, local, remote, self.isn.isn(now, local, remote), settings, now);
+        let conn = Connection::outgoing(id, peer, local, remote, self.isn.initial(now, local, remote), settings, now);
         self.insert(conn);
         Ok((id, local))
     }

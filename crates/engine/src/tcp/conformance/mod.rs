@@ -13,27 +13,30 @@
 //! 0      < S 0:0(0) win 65535 <mss 1000,sackOK,wscale 7>   the peer sends a SYN
 //! 0      % incoming                                        the host hears of it
 //! 0      accept                                            the host acts
-//! 0      > S. 0:0(0) ack 1 <mss 1000,sackOK,wscale 4>      the stack must send this, now
+//! 0      > S. 0:0(0) ack 1 <mss 1000,sackOK,wscale 5>      the stack must send this, now
 //! +10    < . 1:1(0) ack 1 win 1000                         10 ms later
 //! +0     % established
 //! ```
 //!
 //! Times are milliseconds, absolute or `+` after the previous line (fractions allowed).
+//! The stack is polled after each line, as the host pumps it, except between segments
+//! injected on consecutive lines at one time: those arrive in one batch.
+//!
 //! Segments read as in packetdrill: flags (`S` SYN, `F` FIN, `R` RST, `P` PSH, `.` ACK),
 //! `start:end(length)` relative to the sender's initial sequence number (the peer's is
-//! [`PEER_ISN`], ours is learnt from our SYN or SYN-ACK), then `ack N` (required with `.`),
-//! `win N` (unchecked on ours when left out) and `<options>`: `mss N`, `wscale N`, `sackOK`,
-//! `sack a:b c:d`, `nop`; on ours, no options means none, and `<...>` leaves them
-//! unchecked. Payloads carry a known pattern, checked in both directions. `> icmp` is an
-//! ICMP error from us.
+//! [`PEER_ISN`]; ours is learnt from our SYN or SYN-ACK written at `0`, and checked against
+//! the one in use when written at any other number), then `ack N` (required with `.`),
+//! `win N` (unchecked on ours when left out) and `<options>`: `mss N`, `wscale N`,
+//! `sackOK`, `sack a:b c:d`, `nop`. On ours, no options means none, `<...>` leaves them
+//! unchecked and `*:*(N)` the sequence number. Payloads carry a known pattern, checked in
+//! both directions. `> icmp` is an ICMP error from us.
 //!
 //! Host actions: `connect`, `accept`, `refuse rst|icmp`, `send N` (writes N bytes),
-//! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is polled. Events: `% incoming`, `% established`,
-//! `% data N` (N bytes delivered in order, pattern checked), `% eof`,
-//! `% closed closed|reset|refused|aborted|timeout`. Room grants (TCP_WRITABLE) are not
-//! checked; every other event must be stated. `? iss after N` (`at N`): our latest ISS
-//! lies past (at) sequence number N of the connection before (our SYN at `0` learns an ISS; at any other
-//! number it is checked against the ISS in use).
+//! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is
+//! polled. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
+//! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout`. Room grants
+//! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
+//! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before.
 
 use super::segment::{self, SackBlocks, Segment, SynOptions};
 use super::{seq, Link, Refusal, Tcp, TcpConfig};
@@ -74,7 +77,7 @@ pub fn peer() -> SocketAddr {
 }
 
 /// The configuration scripts run with unless they say otherwise: an MTU whose MSS is
-/// 1000, a 1 MiB receive window (window scale 4), keep-alive after two hours as Linux.
+/// 1000, a 1 MiB receive window (window scale 5), keep-alive after two hours as Linux.
 pub fn config() -> TcpConfig {
     TcpConfig {
         mtu: 1040,
@@ -153,6 +156,8 @@ struct Harness {
     link: Capture,
     now: u64,
     wake: Option<u64>,
+    /// Segments were injected and the stack not yet polled.
+    poll_due: bool,
     /// What the stack sent or told the host, with when, not yet matched by a line.
     sent: VecDeque<(u64, Vec<u8>)>,
     events: VecDeque<(u64, Event)>,
@@ -173,6 +178,7 @@ impl Harness {
             link: Capture { packets: Vec::new(), events: Events::default() },
             now: 0,
             wake: None,
+            poll_due: false,
             sent: VecDeque::new(),
             events: VecDeque::new(),
             conn: None,
@@ -194,14 +200,22 @@ impl Harness {
         if at < self.now {
             self.fail("time goes backwards");
         }
-        self.advance(at);
         let rest = rest.trim();
+        // Segments injected on consecutive lines at one time arrive in one batch.
+        let batch = self.poll_due && rest.starts_with('<') && at == self.now;
+        if self.poll_due && !batch {
+            self.poll_due = false;
+            self.poll();
+        }
+        self.advance(at);
         match rest.chars().next() {
             Some('>') => self.expect_segment(&rest[1..]),
             Some('%') => self.expect_event(rest[1..].trim()),
             Some('?') => self.check(rest[1..].trim()),
             Some('<') => {
-                self.check_quiet();
+                if !batch {
+                    self.check_quiet();
+                }
                 let spec = self.parse_spec(&rest[1..], false);
                 self.inject(&spec);
             }
@@ -276,6 +290,9 @@ impl Harness {
     }
 
     fn finish(&mut self) {
+        if self.poll_due {
+            self.poll();
+        }
         let horizon = self.now + SILENCE_HORIZON_US;
         self.advance(horizon);
         self.check_quiet();
@@ -302,11 +319,12 @@ impl Harness {
             window: spec.window.unwrap_or_else(|| self.fail("an injected segment needs `win`")),
             syn_options: options.syn,
             sack,
+            timestamp: None,
             payload: &payload,
         };
         self.tcp.input(self.now, PEER_ID, &segment, &mut self.link);
         self.collect();
-        self.poll();
+        self.poll_due = true;
     }
 
     // ---- the host ----
@@ -651,4 +669,33 @@ fn parse_range(text: &str) -> Option<(u32, u32, u32)> {
 
 fn ms(us: u64) -> String {
     format!("{}", us as f64 / 1000.0)
+}
+
+/// The harness fails what it should: a harness that cannot fail proves nothing.
+mod harness_tests {
+    use super::rfc9293::established;
+
+    #[test]
+    #[should_panic(expected = "unexpected segment")]
+    fn a_segment_the_script_does_not_state_fails() {
+        established("20 send 100\n25 < . 1:1(0) ack 101 win 1000\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "after the last line: unexpected segment at 80")]
+    fn a_timer_firing_after_the_last_line_fails() {
+        established("20 send 100\n20 > P. 1:101(100) ack 1\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "sent at 20 instead")]
+    fn a_segment_at_another_time_fails() {
+        established("20 send 100\n21 > P. 1:101(100) ack 1\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "unexpected event")]
+    fn an_event_the_script_does_not_state_fails() {
+        established("20 < P. 1:101(100) ack 1 win 1000\n20 > . 1:1(0) ack 101\n");
+    }
 }
