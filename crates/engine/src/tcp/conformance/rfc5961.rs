@@ -69,9 +69,11 @@ fn rfc5961_4_2_syn_in_the_window_gets_a_challenge_ack() {
         "
         20   < S 500:500(0) win 65535 <mss 1000>
         20   > . 1:1(0) ack 1
-        # At RCV.NXT exactly, too.
+        # At RCV.NXT exactly, too, and their first SYN come again late.
         30   < S 1:1(0) win 65535 <mss 1000>
         30   > . 1:1(0) ack 1
+        35   < S 0:0(0) win 65535 <mss 1000>
+        35   > . 1:1(0) ack 1
         40   < P. 1:101(100) ack 1 win 1000
         40   % data 100
         40   > . 1:1(0) ack 101
