@@ -4,7 +4,7 @@
 
 import os from "node:os";
 import { ConfigError, decodeKey, describeValue, encodeKey, isRecord, maskHostBits } from "./config.js";
-import { endpointText, formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
+import { endpointText, formatIp, isHostName, parseCidr, parseHostEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint, Ip } from "./ip.js";
 
 /** What goes into a client's config; every string is in the form `wg` and wg-quick use. */
@@ -32,11 +32,6 @@ export interface ClientConfigOptions {
   presharedKey?: string;
 }
 
-const DECIMAL = /^(?:0|[1-9][0-9]*)$/;
-// RFC 1123 labels; a numeric last label is a mistyped IPv4 address, not a name.
-const HOST_NAME = /^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$/i;
-const NUMERIC_LAST_LABEL = /(?:^|\.)[0-9]+\.?$/;
-const isHostName = (text: string) => HOST_NAME.test(text) && !NUMERIC_LAST_LABEL.test(text);
 const ENDPOINT_HINT = "expected like vpn.example.com:51820, 203.0.113.5:51820 or [2001:db8::1]:51820";
 
 /**
@@ -158,17 +153,9 @@ function endpoint(value: unknown): string {
   let host: string;
   let port: number;
   if (typeof value === "string") {
-    const colon = value.lastIndexOf(":");
-    const name = value.slice(0, colon);
-    const portText = value.slice(colon + 1);
-    const parsed = parseEndpoint(value);
-    if (parsed) {
-      ({ host, port } = parsed);
-    } else if (colon > 0 && isHostName(name) && DECIMAL.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535) {
-      [host, port] = [name, Number(portText)];
-    } else {
-      throw new ConfigError("endpoint", `${describeValue(value)} is not host:port (${ENDPOINT_HINT})`);
-    }
+    const parsed = parseHostEndpoint(value);
+    if (!parsed) throw new ConfigError("endpoint", `${describeValue(value)} is not host:port (${ENDPOINT_HINT})`);
+    ({ host, port } = parsed);
   } else if (isRecord(value)) {
     const parsed = typeof value.host === "string" ? parseIp(value.host) : undefined;
     if (parsed) host = formatIp(parsed);

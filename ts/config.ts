@@ -101,14 +101,21 @@ export interface Config {
   peers: PeerConfig[];
 }
 
-/** A bad option: `field` names it (like `peers[1].allowedIps[0]`) and the message says why. */
+/**
+ * A bad option: `field` names it (like `peers[1].allowedIps[0]`, or a config file's key like
+ * `Endpoint`) and the message says why; `line` is the line of the config text, when it
+ * came from one (see `parseConfig`).
+ */
 export class ConfigError extends Error {
-  /** The path of the offending option. */
+  /** The path of the offending option, or the key in a config text. */
   readonly field: string;
-  constructor(field: string, reason: string) {
-    super(`${field}: ${reason}`);
+  /** The 1-based line of the config text holding the problem; undefined for options. */
+  readonly line: number | undefined;
+  constructor(field: string, reason: string, line?: number) {
+    super(line === undefined ? `${field}: ${reason}` : `line ${line}: ${field}: ${reason}`);
     this.name = "ConfigError";
     this.field = field;
+    this.line = line;
   }
 }
 

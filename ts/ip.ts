@@ -171,6 +171,27 @@ export function parseEndpoint(text: string): Endpoint | undefined {
   return { host: formatIp(ip), port };
 }
 
+// RFC 1123 labels; a numeric last label is a mistyped IPv4 address, not a name.
+const HOST_NAME = /^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$/i;
+const NUMERIC_LAST_LABEL = /(?:^|\.)[0-9]+\.?$/;
+
+/** True for a DNS host name (RFC 1123), false for IP literals and anything else. */
+export function isHostName(text: string): boolean {
+  return typeof text === "string" && HOST_NAME.test(text) && !NUMERIC_LAST_LABEL.test(text);
+}
+
+/** Parses an endpoint whose host may also be a DNS name: "vpn.example.com:51820" as well as {@link parseEndpoint}'s forms. */
+export function parseHostEndpoint(text: string): Endpoint | undefined {
+  const literal = parseEndpoint(text);
+  if (literal || typeof text !== "string") return literal;
+  const colon = text.lastIndexOf(":");
+  const name = text.slice(0, colon);
+  const portText = text.slice(colon + 1);
+  if (colon <= 0 || !isHostName(name) || portText.length > 5 || !DECIMAL.test(portText)) return undefined;
+  const port = Number(portText);
+  return port >= 1 && port <= 65535 ? { host: name, port } : undefined;
+}
+
 /** Size of one address in the wasm engine's binary format (from the generated contract). */
 export { ADDRESS_SIZE };
 

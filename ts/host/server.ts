@@ -7,7 +7,7 @@
 // boundary crossing.
 
 import { ConfigError, decodeKey, encodeKey, validateConfig, validatePeer, type Config, type ConfigInput, type PeerConfig, type PeerOptions } from "../config.js";
-import { Engine, EngineError, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
+import { Engine, EngineError, type CloseReason, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
 import { ERROR } from "../wasm/abi.js";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
@@ -214,6 +214,27 @@ export class Server {
     return true;
   }
 
+  /**
+   * Sends a peer a keepalive now, which starts a handshake when there is no session yet, as
+   * `wg` does when PersistentKeepalive is set (WireGuard whitepaper 6.5): a client brings its
+   * tunnel up before its first packet. Returns false when no peer has this key, or it has
+   * no endpoint to send to.
+   */
+  keepalive(publicKey: string): boolean {
+    this.#assertOpen();
+    const key = encodeKey(decodeKey(publicKey, "publicKey"));
+    const id = [...this.#peerKeys].find(([, text]) => text === key)?.[0];
+    if (id === undefined) return false;
+    try {
+      this.#call(() => this.#engine.keepalive(this.#runtime.clock.now(), id));
+    } catch (error) {
+      if (error instanceof EngineError) return false;
+      throw error;
+    }
+    this.#schedule();
+    return true;
+  }
+
   /** Peers (endpoint, last handshake, bytes), dropped packets by reason, open connections, memory. */
   stats(): ServerStats {
     this.#assertOpen();
@@ -321,7 +342,7 @@ export class Server {
       const connecting = this.#connecting.get(conn);
       if (connecting) {
         this.#connecting.delete(conn);
-        connecting.reject(new Error(`connection ${reason}`));
+        connecting.reject(connectFailure(reason));
       }
       this.#connections.get(conn)?.onClosed(reason);
       this.#connections.delete(conn);
@@ -448,6 +469,20 @@ export class Server {
     const own = this.#config.addresses.find((cidr) => cidr.family === family);
     if (!own) throw new Error(`no IPv${family} tunnel address: set the server's \`address\` option or pass \`from\``);
     return { host: formatIp(own), port: 0 };
+  }
+}
+
+/** Why a connection we opened never got established, with Node's code for it. */
+function connectFailure(reason: CloseReason): ConnectionError {
+  switch (reason) {
+    case "refused":
+      return new ConnectionError("connection refused", "ECONNREFUSED");
+    case "timeout":
+      return new ConnectionError("connection timed out", "ETIMEDOUT");
+    case "aborted":
+      return new ConnectionError("connection aborted", "ECONNABORTED");
+    default:
+      return new ConnectionError(`connection ${reason}`, "ECONNRESET");
   }
 }
 

@@ -197,6 +197,11 @@ export class Engine {
     return this.#check(this.#exports.wgn_remove_peer());
   }
 
+  /** Sends a peer a keepalive now (a DATAGRAM event); with no session it starts a handshake. */
+  keepalive(nowMs: number, peer: number): void {
+    this.#check(this.#exports.wgn_keepalive(nowMs, peer));
+  }
+
   /** Reports every inner packet (both ways) as an event, or stops. */
   setTap(on: boolean): void {
     this.#check(this.#exports.wgn_set_tap(on ? 1 : 0));

@@ -15,6 +15,7 @@ export interface EngineExports {
   wgn_add_peer(persistentKeepalive: number, hasPresharedKey: number, hasEndpoint: number): number;
   wgn_allow(peer: number, prefixLen: number): number;
   wgn_remove_peer(): number;
+  wgn_keepalive(nowMs: number, peer: number): number;
   wgn_set_tap(on: number): number;
   wgn_pump(nowMs: number, eventsSeen: number, commandsLen: number, datagramsLen: number): number;
   wgn_tcp_connect(nowMs: number): number;

@@ -109,7 +109,7 @@ impl Engine {
             clock,
             tunnels: Tunnels::new(config.private_key),
             mtu: config.tcp.mtu,
-            tcp: Tcp::new(config.tcp, OsRng.next_u64()),
+            tcp: Tcp::new(config.tcp, (OsRng.next_u64() as u128) << 64 | OsRng.next_u64() as u128),
             udp: UdpFlows::new(config.udp.max_flows_per_peer, config.udp.flow_idle_us),
             events: Events::default(),
             counters: Counters::default(),
@@ -272,6 +272,13 @@ impl Engine {
         })?;
         self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
         Ok(())
+    }
+
+    /// Sends a peer a keepalive now, starting a handshake if there is no session; false when
+    /// there is no such peer or it has no endpoint.
+    pub fn keepalive(&mut self, now_ms: f64, peer: u32) -> bool {
+        self.clock.set(now_ms);
+        self.tunnels.keepalive(peer, &mut self.events, &mut self.counters)
     }
 
     /// The configured peers, with their ids.

@@ -565,6 +565,27 @@ fn server_initiates_the_handshake_to_a_configured_endpoint_and_sends_the_queued_
     assert!(net.server.peer(0).unwrap().stats().since_handshake.is_some());
 }
 
+#[test]
+fn keepalive_to_a_configured_endpoint_starts_the_handshake_then_follows_it() {
+    let mut net = Net::new();
+    let endpoint = addr("192.0.2.78:51820");
+    let c = net.add_client_with(8, Ipv4Addr::new(10, 0, 0, 8), "fd00::8".parse().unwrap(), endpoint, Some(endpoint));
+    assert!(net.server.keepalive(net.now, net.clients[c].peer));
+    net.pump();
+    // An initiation (type 1); once the client answered, keepalives only: data messages
+    // (type 4) of header and tag, 32 bytes (whitepaper 6.5). boringtun confirms the session
+    // with one and then sends the queued one.
+    let sent: Vec<(u8, usize)> = net.sent.iter().map(|(_, bytes)| (message_type(bytes), bytes.len())).collect();
+    assert_eq!(sent, vec![(1, 148), (4, 32), (4, 32)]);
+    assert!(net.clients[c].errors.is_empty(), "{:?}", net.clients[c].errors);
+    assert!(net.server.peer(net.clients[c].peer).unwrap().stats().since_handshake.is_some());
+    assert!(net.take_inbox(c).is_empty(), "a keepalive carries no packet");
+    // No such peer; a peer without an endpoint cannot be reached.
+    assert!(!net.server.keepalive(net.now, 99));
+    let lone = net.add_client(9);
+    assert!(!net.server.keepalive(net.now, net.clients[lone].peer));
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. TCP to any destination
 

@@ -247,6 +247,21 @@ pub extern "C" fn wgn_remove_peer() -> i32 {
     })
 }
 
+/// Sends a peer a keepalive now (its DATAGRAM event is added to the log); with no session
+/// this starts a handshake.
+#[no_mangle]
+pub extern "C" fn wgn_keepalive(now_ms: f64, peer: u32) -> i32 {
+    with_engine(
+        |engine, _, result| {
+            if engine.keepalive(now_ms, peer) {
+                0
+            } else {
+                fail(result, ERR_INVALID, "no such peer, or it has no endpoint")
+            }
+        },
+    )
+}
+
 /// Turns the tap on (1) or off (0): every inner packet, both ways, becomes an INNER_PACKET event.
 #[no_mangle]
 pub extern "C" fn wgn_set_tap(on: u32) -> i32 {

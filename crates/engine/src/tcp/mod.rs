@@ -7,12 +7,15 @@
 //! polls each connection when it has something to do (a segment arrived, the host acted,
 //! or one of its timers is due), within a budget of packets per poll.
 //!
-//! Read `connection.rs` for the state machine, `send.rs` and `recv.rs` for its halves,
-//! `congestion.rs` and `rtt.rs` for the window and the timers, `segment.rs` for the wire.
+//! Read `connection/` for the state machine (its mod.rs maps its files: segment arrival,
+//! output, timers, the host's calls), `send/` (with the SACK scoreboard, RACK and rate
+//! sampling) and `recv.rs` for its halves, `congestion.rs` and `rtt.rs` for the window and
+//! the timers, `segment.rs` for the wire.
 //! References: RFC 9293 (TCP), RFC 7323, RFC 2018, RFC 6298, RFC 8985, RFC 9438.
 
 mod congestion;
 mod connection;
+mod isn;
 mod recv;
 mod rtt;
 pub mod segment;
@@ -25,6 +28,7 @@ pub use segment::Segment;
 use crate::events::Events;
 use crate::wire::{self, Unreachable};
 use connection::{Connection, Settings};
+use isn::IsnGenerator;
 use segment::Outgoing;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -35,6 +39,10 @@ use std::net::SocketAddr;
 /// once): keeps one poll from flooding the socket and lets arriving ACKs in between.
 pub const POLL_BUDGET: usize = 256;
 const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+/// A connection that reopens a 4-tuple in TIME-WAIT starts its sequence space this far past
+/// the old one's end, beyond any unscaled window, so the peer cannot take an old duplicate
+/// for new data (as Linux's tcp_timewait_state_process does; RFC 9293 §3.4.1).
+const REOPEN_ISN_GAP: u32 = 65_535 + 2;
 
 /// How many connections and bytes the table holds at most.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +181,9 @@ impl TcpTotals {
     }
 }
 
+/// A connection's place in the table: its peer, the peer's end, our end.
+type TupleKey = (u32, SocketAddr, SocketAddr);
+
 struct Slot {
     conn: Connection,
     /// The earliest time this connection is in `timers` for.
@@ -193,7 +204,9 @@ struct PeerCount {
 pub struct Tcp {
     config: TcpConfig,
     connections: HashMap<u32, Slot>,
-    by_tuple: HashMap<(SocketAddr, SocketAddr), u32>,
+    /// Connections by (peer, remote end, local end): two peers' flows never meet, even
+    /// when their addresses overlap.
+    by_tuple: HashMap<TupleKey, u32>,
     per_peer: HashMap<u32, PeerCount>,
     live: usize,
     buffered: usize,
@@ -203,13 +216,17 @@ pub struct Tcp {
     dirty: Vec<u32>,
     next_id: u32,
     next_port: u16,
-    rng: u64,
+    isn: IsnGenerator,
     scratch: Vec<u8>,
     totals: TcpTotals,
 }
 
 impl Tcp {
-    pub fn new(config: TcpConfig, random_seed: u64) -> Self {
+    /// `random_seed` must come from the OS: it keys the initial sequence numbers (RFC 6528).
+    pub fn new(config: TcpConfig, random_seed: u128) -> Self {
+        let isn = IsnGenerator::new(random_seed);
+        // The first ephemeral port, from the key's hash: the port is seen, the key must not be.
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Tcp {
             config,
             connections: HashMap::new(),
@@ -220,8 +237,8 @@ impl Tcp {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             next_id: 1,
-            next_port: *EPHEMERAL_PORTS.start() + (random_seed % 16384) as u16,
-            rng: random_seed | 1,
+            next_port: *EPHEMERAL_PORTS.start() + (isn.isn(0, unspecified, unspecified) % 16384) as u16,
+            isn,
             scratch: Vec::new(),
             totals: TcpTotals::default(),
         }
@@ -237,7 +254,8 @@ impl Tcp {
 
     /// A segment from `peer`, already parsed.
     pub fn input(&mut self, now: u64, peer: u32, seg: &Segment<'_>, link: &mut dyn Link) {
-        let key = (seg.src, seg.dst);
+        let key = (peer, seg.src, seg.dst);
+        let mut reopened_after = None;
         if let Some(&id) = self.by_tuple.get(&key) {
             let yields = self.connections.get(&id).is_some_and(|slot| seg.opens() && slot.conn.yields_to(seg));
             if !yields {
@@ -248,6 +266,7 @@ impl Tcp {
                 self.mark(id);
                 return;
             }
+            reopened_after = self.connections.get(&id).map(|slot| slot.conn.snd.nxt);
             self.forget(id);
         }
         if seg.rst {
@@ -269,7 +288,11 @@ impl Tcp {
         }
         let id = self.new_id();
         let settings = self.settings(&seg.dst);
-        let conn = Connection::incoming(id, peer, seg, self.random(), settings, now);
+        let iss = match reopened_after {
+            Some(old_nxt) => old_nxt.wrapping_add(REOPEN_ISN_GAP),
+            None => self.isn.isn(now, seg.dst, seg.src),
+        };
+        let conn = Connection::incoming(id, peer, seg, iss, settings, now);
         link.events().tcp_incoming(id, peer, conn.remote, conn.local);
         self.insert(conn);
     }
@@ -283,13 +306,13 @@ impl Tcp {
         if self.live >= self.config.limits.connections {
             return Err(TcpError::LimitReached);
         }
-        let local = if local.port() != 0 { local } else { self.free_port(local, remote)? };
-        if self.by_tuple.contains_key(&(remote, local)) {
+        let local = if local.port() != 0 { local } else { self.free_port(peer, local, remote)? };
+        if self.by_tuple.contains_key(&(peer, remote, local)) {
             return Err(TcpError::Unaddressable);
         }
         let id = self.new_id();
         let settings = self.settings(&local);
-        let conn = Connection::outgoing(id, peer, local, remote, self.random(), settings, now);
+        let conn = Connection::outgoing(id, peer, local, remote, self.isn.isn(now, local, remote), settings, now);
         self.insert(conn);
         Ok((id, local))
     }
@@ -466,7 +489,7 @@ impl Tcp {
 
     fn insert(&mut self, conn: Connection) {
         let id = conn.id;
-        self.by_tuple.insert((conn.remote, conn.local), id);
+        self.by_tuple.insert((conn.peer, conn.remote, conn.local), id);
         self.connections
             .insert(id, Slot { conn, wake: None, dirty: false, counted_live: false, counted_half_open: false, counted_bytes: 0 });
         self.recount(id);
@@ -539,7 +562,7 @@ impl Tcp {
             self.per_peer.remove(&peer);
         }
         if let Some(slot) = self.connections.remove(&id) {
-            self.by_tuple.remove(&(slot.conn.remote, slot.conn.local));
+            self.by_tuple.remove(&(slot.conn.peer, slot.conn.remote, slot.conn.local));
         }
     }
 
@@ -573,21 +596,13 @@ impl Tcp {
         }
     }
 
-    /// Initial sequence numbers: unpredictable to anyone outside (xorshift64*, seeded from the OS).
-    fn random(&mut self) -> u32 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
-
-    fn free_port(&mut self, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, TcpError> {
+    fn free_port(&mut self, peer: u32, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, TcpError> {
         let span = EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start() + 1;
         for _ in 0..span {
             let port = self.next_port;
             self.next_port = if port == *EPHEMERAL_PORTS.end() { *EPHEMERAL_PORTS.start() } else { port + 1 };
             let candidate = SocketAddr::new(local.ip(), port);
-            if !self.by_tuple.contains_key(&(remote, candidate)) {
+            if !self.by_tuple.contains_key(&(peer, remote, candidate)) {
                 return Ok(candidate);
             }
         }
@@ -595,5 +610,9 @@ impl Tcp {
     }
 }
 
+#[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod rules_tests;
 #[cfg(test)]
 mod tests;

@@ -43,7 +43,8 @@ pub struct Receiver {
 /// Bytes the host consumed over the current measuring interval (about one RTT).
 #[derive(Debug, Default)]
 struct Autotune {
-    since: u64,
+    /// When the current interval began (`None` before the host first consumed).
+    since: Option<u64>,
     consumed: usize,
     /// The most consumed in one interval so far.
     best: usize,
@@ -297,17 +298,15 @@ impl Receiver {
         if rtt == 0 {
             return;
         }
-        if tune.since == 0 {
-            tune.since = now;
-        }
+        let since = *tune.since.get_or_insert(now);
         tune.consumed += bytes;
-        if now.saturating_sub(tune.since) < rtt {
+        if now.saturating_sub(since) < rtt {
             return;
         }
         let per_rtt = tune.consumed;
         let growing = per_rtt > tune.best;
         tune.best = tune.best.max(per_rtt);
-        tune.since = now;
+        tune.since = Some(now);
         tune.consumed = 0;
         let want = if growing { 4 * per_rtt } else { 2 * per_rtt } + 16 * mss;
         if want > self.limit && !self.frozen {
@@ -449,6 +448,14 @@ mod tests {
             r.consumed(now, 0, 1380, 10_000);
         }
         assert!(r.limit() > INITIAL_LIMIT, "limit {}", r.limit());
+    }
+
+    #[test]
+    fn an_autotuning_interval_may_start_at_time_zero() {
+        let mut r = receiver();
+        r.consumed(0, 10_000, 1380, 60 * 1024);
+        r.consumed(10_000, 10_000, 1380, 60 * 1024);
+        assert!(r.limit() > 4 * 60 * 1024, "120 KiB in one round trip, counted from 0: limit {}", r.limit());
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub const MIN_RTO_US: u64 = 200_000;
 pub const MAX_RTO_US: u64 = 60_000_000;
 /// Before any sample (RFC 6298 §2.1).
 pub const INITIAL_RTO_US: u64 = 1_000_000;
+/// Before any sample, once a SYN or SYN-ACK had to be sent again (RFC 6298 §5.7).
+pub const FALLBACK_RTO_US: u64 = 3_000_000;
 /// How long a minimum stays valid before a larger sample may replace it (paths change).
 const MIN_RTT_WINDOW_US: u64 = 10_000_000;
 const MAX_BACKOFF: u32 = 10;
@@ -18,6 +20,8 @@ pub struct Rtt {
     min: u64,
     min_at: u64,
     backoff: u32,
+    /// The handshake was retransmitted: until a sample, the RTO is 3 s.
+    handshake_retransmitted: bool,
 }
 
 impl Rtt {
@@ -52,6 +56,7 @@ impl Rtt {
     /// The retransmission timeout, with backoff applied.
     pub fn rto(&self) -> u64 {
         let base = match self.srtt {
+            None if self.handshake_retransmitted => FALLBACK_RTO_US,
             None => INITIAL_RTO_US,
             Some(srtt) => (srtt + (4 * self.rttvar).max(1_000)).clamp(MIN_RTO_US, MAX_RTO_US),
         };
@@ -61,6 +66,12 @@ impl Rtt {
     /// A retransmission timeout fired: wait twice as long next time (RFC 6298 §5.5).
     pub fn back_off(&mut self) {
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+    }
+
+    /// The handshake completed without a sample because a SYN or SYN-ACK went twice (Karn):
+    /// the RTO for data starts at 3 s (RFC 6298 §5.7), as the path may be that slow.
+    pub fn handshake_retransmitted(&mut self) {
+        self.handshake_retransmitted = true;
     }
 
     /// New data was acknowledged: the path works, the backoff ends.

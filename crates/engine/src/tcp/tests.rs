@@ -80,7 +80,7 @@ struct Side {
 
 impl Side {
     fn new(config: TcpConfig, seed: u64) -> Side {
-        Side { tcp: Tcp::new(config, seed), out: Capture { packets: Vec::new(), events: Events::default() }, wake: Some(0) }
+        Side { tcp: Tcp::new(config, seed.into()), out: Capture { packets: Vec::new(), events: Events::default() }, wake: Some(0) }
     }
 
     fn take_events(&mut self) -> Vec<Event> {

@@ -33,6 +33,20 @@ impl Tunnels {
         }
     }
 
+    /// Sends `peer` a keepalive (an empty data message) now, as `wg` does when a persistent
+    /// keepalive is set: with no session, boringtun queues it and starts a handshake
+    /// (whitepaper 6.5). False when there is no such peer or it has no endpoint.
+    pub fn keepalive(&mut self, peer_id: u32, events: &mut Events, counters: &mut Counters) -> bool {
+        let Some(peer) = Tunnels::peer_mut(&mut self.peers, peer_id) else { return false };
+        let Some(endpoint) = peer.endpoint else { return false };
+        match peer.tunn.encapsulate(&[], &mut self.buf) {
+            TunnResult::WriteToNetwork(datagram) => events.datagram(endpoint, datagram),
+            TunnResult::Err(error) => counters.count(drop_reason(&error)),
+            _ => {}
+        }
+        true
+    }
+
     /// Runs every peer's timers. Call a few times a second; boringtun's timers have
     /// one-second resolution.
     pub fn tick(&mut self, events: &mut Events) {

@@ -3,13 +3,25 @@
 //!
 //! Bytes live in `buffer` from the oldest unacknowledged one (`una`) on. Every segment
 //! sent is remembered with the time it left, so ACKs and SACK blocks give RTT samples
-//! and delivered-byte counts, and RACK (RFC 8985) can tell what was lost: a segment is
-//! lost once a segment sent after it has arrived and a reordering window has passed.
-//! Only lost segments are sent again; `pipe` is RFC 6675's estimate of what is in flight.
-//! Each record also keeps how much had been delivered when it left, so each ACK yields a
-//! delivery-rate sample for congestion control (draft-cheng-iccrg-delivery-rate-estimation).
+//! and delivered-byte counts. Only lost segments are sent again; `pipe` is RFC 6675's
+//! estimate of what is in flight. This file holds the buffer, what to send next
+//! (RFC 9293 §3.8.6.2.1 sender-side silly window avoidance) and the cumulative ACK
+//! (RFC 9293 §3.10.7.4); beside it:
+//!
+//! - `sack.rs`: the scoreboard: which segments are SACKed (RFC 2018) or lost, and the
+//!   resend queue; what a retransmission timeout marks lost (RFC 6298 §5, RFC 6675 §5.1).
+//! - `rack.rs`: RACK (RFC 8985): a segment is lost once a segment sent after it has
+//!   arrived and a reordering window has passed.
+//! - `rate.rs`: delivery-rate samples for congestion control
+//!   (draft-cheng-iccrg-delivery-rate-estimation, Linux's tcp_rate.c).
+
+mod rack;
+mod rate;
+mod sack;
 
 use super::seq;
+use rack::Rack;
+use rate::RateSample;
 use std::collections::VecDeque;
 
 /// Buffers above this are released when they empty, so an idle connection holds nothing.
@@ -65,17 +77,6 @@ pub struct Planned {
     pub retransmission: bool,
 }
 
-/// How fast data got through, measured over the flight the newest delivered segment closed.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct RateSample {
-    /// Bytes per second; `None` when the span was too short to trust.
-    pub rate: Option<f64>,
-    /// Sent while the host had nothing more to send: a floor, not the path's capacity.
-    pub app_limited: bool,
-    /// The connection's delivered count when that segment left (marks round trips).
-    pub prior_delivered: u64,
-}
-
 /// What an ACK told us.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct AckOutcome {
@@ -89,15 +90,6 @@ pub struct AckOutcome {
     /// Segments were newly judged lost.
     pub lost: bool,
     pub rate: Option<RateSample>,
-}
-
-/// RACK's state: the most recently sent segment known to have arrived.
-#[derive(Debug, Default, Clone, Copy)]
-struct Rack {
-    xmit_at: u64,
-    end: u32,
-    rtt: u64,
-    reordering_seen: bool,
 }
 
 #[derive(Debug)]
@@ -120,8 +112,8 @@ pub struct Sender {
     pub window: usize,
     pub max_window: usize,
     /// The segment and ACK that last updated `window` (RFC 9293 §3.10.7.4).
-    wl1: u32,
-    wl2: u32,
+    /// `None` until the first window arrives.
+    window_from: Option<(u32, u32)>,
     pub mss: usize,
     /// Most the host may have written and not yet acknowledged.
     pub limit: usize,
@@ -131,8 +123,8 @@ pub struct Sender {
     delivered_at: u64,
     /// When the segment that last produced a rate sample was sent.
     first_sent_at: u64,
-    /// Until `delivered` passes this, the host is what limits sending (0: it is not).
-    app_limited_until: u64,
+    /// Until `delivered` passes this, the host is what limits sending (`None`: it is not).
+    app_limited_until: Option<u64>,
 }
 
 impl Sender {
@@ -151,23 +143,15 @@ impl Sender {
             rack: Rack::default(),
             window: 0,
             max_window: 0,
-            wl1: 0,
-            wl2: 0,
+            window_from: None,
             mss,
             limit,
             retransmitted_segments: 0,
             delivered: 0,
             delivered_at: 0,
             first_sent_at: 0,
-            app_limited_until: 0,
+            app_limited_until: None,
         }
-    }
-
-    /// Something other than the path holds the sender back (the host has nothing more to
-    /// send, or the peer's window is full): samples from what is in flight now show that
-    /// limit, not the path's capacity.
-    pub fn mark_app_limited(&mut self) {
-        self.app_limited_until = (self.delivered + self.pipe as u64).max(1);
     }
 
     /// Takes what fits of `data`; returns how many bytes.
@@ -243,11 +227,11 @@ impl Sender {
 
     /// The peer's window field arrived on a segment at `seq` acknowledging `ack`.
     pub fn update_window(&mut self, seq_no: u32, ack: u32, window: usize) {
-        if self.wl1 == 0 && self.wl2 == 0 || seq::before(self.wl1, seq_no) || (self.wl1 == seq_no && seq::at_or_before(self.wl2, ack)) {
+        let newer = self.window_from.is_none_or(|(wl1, wl2)| seq::before(wl1, seq_no) || (wl1 == seq_no && seq::at_or_before(wl2, ack)));
+        if newer {
             self.window = window;
             self.max_window = self.max_window.max(window);
-            self.wl1 = seq_no;
-            self.wl2 = ack;
+            self.window_from = Some((seq_no, ack));
         }
     }
 
@@ -318,7 +302,7 @@ impl Sender {
             self.delivered_at = now;
         }
         let (delivered, delivered_at, first_sent_at, app_limited) =
-            (self.delivered, self.delivered_at, self.first_sent_at, self.app_limited_until != 0);
+            (self.delivered, self.delivered_at, self.first_sent_at, self.app_limited_until.is_some());
         if planned.retransmission {
             if let Some(i) = self.find(planned.seq) {
                 let sent = &mut self.segments[i];
@@ -407,23 +391,7 @@ impl Sender {
             self.una = ack;
         }
 
-        for &(start, end) in sack {
-            if !seq::after(start, self.una) || seq::after(end, self.nxt) || !seq::before(start, end) {
-                continue; // stale or bogus (RFC 2018 §4 lets us ignore it)
-            }
-            let mut i = self.segments.partition_point(|s| seq::before(s.seq, start));
-            while let Some(sent) = self.segments.get(i).copied() {
-                if seq::after(sent.end(), end) {
-                    break;
-                }
-                if sent.fate != Fate::Sacked {
-                    self.segments[i].fate = Fate::Sacked;
-                    self.sacked += 1;
-                    self.settle(&sent, &mut outcome, &mut newest);
-                }
-                i += 1;
-            }
-        }
+        self.mark_sacked(sack, &mut outcome, &mut newest);
 
         if outcome.delivered > 0 {
             self.delivered_at = now;
@@ -436,81 +404,12 @@ impl Sender {
                 if !sent.retransmitted {
                     outcome.rtt_sample = Some(rtt);
                 }
-                if sent.sent_at > self.rack.xmit_at || (sent.sent_at == self.rack.xmit_at && seq::after(sent.end(), self.rack.end)) {
-                    self.rack = Rack { xmit_at: sent.sent_at, end: sent.end(), rtt, ..self.rack };
-                }
+                self.rack.on_delivered(&sent, rtt);
             }
-            if let Some(highest) = highest_sacked_before {
-                if !sent.retransmitted && seq::before(sent.end(), highest) {
-                    self.rack.reordering_seen = true;
-                }
-            }
+            self.rack.note_reordering(&sent, highest_sacked_before);
         }
         self.shrink_if_idle();
         outcome
-    }
-
-    /// The delivery rate over the flight that ended with `sent` (the newest segment just
-    /// delivered): bytes delivered since it left, over the longer of its send and ACK spans.
-    fn rate_sample(&mut self, sent: &Sent, min_rtt: u64) -> RateSample {
-        if self.app_limited_until != 0 && self.delivered > self.app_limited_until {
-            self.app_limited_until = 0;
-        }
-        self.first_sent_at = sent.sent_at;
-        let send_span = sent.sent_at.saturating_sub(sent.first_sent_at);
-        let ack_span = self.delivered_at.saturating_sub(sent.delivered_at);
-        let span = send_span.max(ack_span);
-        // A span shorter than the minimum RTT comes from ACKs bunched together: it would overstate the rate.
-        let bytes = self.delivered - sent.delivered;
-        let rate = (span > 0 && span >= min_rtt).then(|| bytes as f64 * 1e6 / span as f64);
-        RateSample { rate, app_limited: sent.app_limited, prior_delivered: sent.delivered }
-    }
-
-    /// Marks segments lost by RACK's rule and returns when the next one would be, if any
-    /// is still within its reordering window.
-    pub fn detect_losses(&mut self, now: u64, min_rtt: u64, in_recovery: bool, outcome: &mut AckOutcome) -> Option<u64> {
-        if self.rack.xmit_at == 0 {
-            return None;
-        }
-        // RFC 8985 §6.2: no extra wait in recovery until reordering has been seen.
-        let reorder_window = if in_recovery && !self.rack.reordering_seen { 0 } else { min_rtt / 4 };
-        let mut next_check: Option<u64> = None;
-        for i in 0..self.segments.len() {
-            let sent = self.segments[i];
-            if !seq::before(sent.seq, self.rack.end) {
-                break;
-            }
-            if sent.fate != Fate::InFlight {
-                continue;
-            }
-            let sent_earlier =
-                sent.sent_at < self.rack.xmit_at || (sent.sent_at == self.rack.xmit_at && seq::before(sent.end(), self.rack.end));
-            if !sent_earlier {
-                continue;
-            }
-            let deadline = sent.sent_at + self.rack.rtt + reorder_window;
-            if now >= deadline {
-                self.segments[i].fate = Fate::Lost;
-                self.pipe -= sent.space();
-                self.insert_lost(sent.seq);
-                outcome.lost = true;
-            } else {
-                next_check = Some(next_check.map_or(deadline, |at: u64| at.min(deadline)));
-            }
-        }
-        next_check
-    }
-
-    /// The retransmission timer fired: everything not SACKed is presumed lost.
-    pub fn on_timeout(&mut self) {
-        self.lost.clear();
-        for sent in self.segments.iter_mut() {
-            if sent.fate != Fate::Sacked {
-                sent.fate = Fate::Lost;
-                self.lost.push_back(sent.seq);
-            }
-        }
-        self.pipe = 0;
     }
 
     /// Delivered data from `sent`: count it and remember the newest for RTT, RACK and rate.
@@ -527,24 +426,17 @@ impl Sender {
         }
     }
 
-    fn highest_sacked(&self) -> Option<u32> {
-        if self.sacked == 0 {
-            return None;
-        }
-        self.segments.iter().rev().find(|s| s.fate == Fate::Sacked).map(|s| s.end())
+    /// Memory the buffers hold, used or not.
+    #[cfg(test)]
+    pub fn capacity_bytes(&self) -> usize {
+        self.buffer.capacity() + self.segments.capacity() * std::mem::size_of::<Sent>()
     }
 
-    /// Index of the segment starting at `seq_no`.
-    fn find(&self, seq_no: u32) -> Option<usize> {
-        let i = self.segments.partition_point(|s| seq::before(s.seq, seq_no));
-        (self.segments.get(i)?.seq == seq_no).then_some(i)
-    }
-
-    fn insert_lost(&mut self, seq_no: u32) {
-        let i = self.lost.partition_point(|&s| seq::before(s, seq_no));
-        if self.lost.get(i) != Some(&seq_no) {
-            self.lost.insert(i, seq_no);
-        }
+    /// Frees the buffers' memory (the connection sends nothing more but a bare ACK).
+    pub fn release_buffers(&mut self) {
+        self.buffer = VecDeque::new();
+        self.segments = VecDeque::new();
+        self.lost = VecDeque::new();
     }
 
     fn shrink_if_idle(&mut self) {
@@ -692,6 +584,42 @@ mod tests {
         s.update_window(1, 1000, 1 << 20);
         s.write(&[1; 50]);
         assert_eq!(s.next(10_000).map(|p| p.len), Some(50));
+    }
+
+    #[test]
+    fn rfc9293_3_10_7_4_window_updates_keep_their_order_when_wl1_and_wl2_are_zero() {
+        // Our ISS is 2^32 - 1, so una is 0; the peer's segment at 0 acknowledges 0.
+        let mut s = Sender::new(u32::MAX, MSS, 1 << 20);
+        s.update_window(0, 0, 1000);
+        s.update_window(u32::MAX - 5, 0, 50);
+        assert_eq!(s.window, 1000, "an older segment does not set the window");
+        s.update_window(0, 0, 2000);
+        assert_eq!(s.window, 2000, "the same segment and ACK do");
+    }
+
+    #[test]
+    fn rack_works_from_a_segment_sent_at_time_zero() {
+        let mut s = sender();
+        send_all(&mut s, 0, 300);
+        let mut outcome = s.on_ack(1_000, 1000, &[(1100, 1300)], 0);
+        assert_eq!(s.detect_losses(5_000, 1_000, false, &mut outcome), None);
+        assert!(outcome.lost, "the hole at 1000, sent before the SACKed ones, is lost");
+        assert_eq!(s.next(10_000).map(|p| (p.seq, p.retransmission)), Some((1000, true)));
+    }
+
+    #[test]
+    fn a_flight_sent_while_the_host_had_nothing_more_is_app_limited_until_it_is_delivered() {
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 1 << 20);
+        s.write(&[1; 100]);
+        s.mark_app_limited(); // nothing delivered, nothing in flight
+        send_all(&mut s, 10, 10_000);
+        let outcome = s.on_ack(50, 1100, &[], 0);
+        assert!(outcome.rate.unwrap().app_limited);
+        s.write(&[2; 100]);
+        send_all(&mut s, 60, 10_000);
+        let outcome = s.on_ack(100, 1200, &[], 0);
+        assert!(!outcome.rate.unwrap().app_limited, "the mark ends once its flight is delivered");
     }
 
     #[test]

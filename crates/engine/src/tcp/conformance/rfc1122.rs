@@ -1,0 +1,94 @@
+//! RFC 1122 host requirements our other scripts do not already hold: delayed ACKs
+//! (4.2.3.2, as RFC 9293 §3.8.6.3), keep-alive (4.2.3.6, RFC 9293 §3.8.4), the receiver's
+//! silly window avoidance (4.2.3.3, RFC 9293 §3.8.6.2.2), and a host that reads no more.
+
+use super::rfc9293::{established, OPEN};
+use super::{config, run_with};
+use crate::ffi::DEFAULT_TIMEOUTS;
+use crate::tcp::TcpConfig;
+
+#[test]
+fn rfc1122_4_2_3_2_every_second_full_segment_is_acked_and_a_lone_one_waits() {
+    // The first sixteen segments are acknowledged one by one (so the sender's window opens
+    // fast, as Linux's quick ACKs); then every second one, and a lone one within 20 ms.
+    let mut script = String::new();
+    let mut seq = 1;
+    for i in 0..16 {
+        script += &format!(
+            "{t} < P. {seq}:{end}(1000) ack 1 win 1000\n{t} % data 1000\n{t} > . 1:1(0) ack {end}\n",
+            t = 20 + i,
+            end = seq + 1000
+        );
+        seq += 1000;
+    }
+    script += &format!("40 < P. {seq}:{end}(1000) ack 1 win 1000\n40 % data 1000\n", end = seq + 1000);
+    seq += 1000;
+    script += &format!("45 < P. {seq}:{end}(1000) ack 1 win 1000\n45 % data 1000\n45 > . 1:1(0) ack {end}\n", end = seq + 1000);
+    seq += 1000;
+    script += &format!("50 < P. {seq}:{end}(1000) ack 1 win 1000\n50 % data 1000\n70 > . 1:1(0) ack {end}\n", end = seq + 1000);
+    established(&script);
+}
+
+#[test]
+fn rfc1122_4_2_3_6_keepalive_probes_an_idle_peer_and_gives_up_on_a_dead_one() {
+    // After 60 s idle a probe (an old sequence number the peer must answer), then one every
+    // 20 s; six unanswered and the connection is reset.
+    let config = TcpConfig { timeouts: DEFAULT_TIMEOUTS, ..config() };
+    run_with(
+        config,
+        &format!(
+            "{OPEN}
+            60010   > . 0:0(0) ack 1
+            60020   < . 1:1(0) ack 1 win 1000
+            120020  > . 0:0(0) ack 1
+            140020  > . 0:0(0) ack 1
+            160020  > . 0:0(0) ack 1
+            180020  > . 0:0(0) ack 1
+            200020  > . 0:0(0) ack 1
+            220020  > . 0:0(0) ack 1
+            240020  > R. 1:1(0) ack 1
+            240020  % closed timeout
+            "
+        ),
+    );
+}
+
+#[test]
+fn rfc1122_4_2_3_3_window_reopens_only_by_a_worthwhile_amount() {
+    // A 3000-byte window (no scaling): the update goes once the host has made room for
+    // min(half the buffer, two segments) = 1500 bytes, not before.
+    run_with(
+        TcpConfig { max_receive_window: 3000, ..config() },
+        "
+        0    < S 0:0(0) win 65535 <mss 1000,sackOK,wscale 7>
+        0    % incoming
+        0    accept
+        0    > S. 0:0(0) ack 1 win 3000 <mss 1000,sackOK,wscale 0>
+        10   < . 1:1(0) ack 1 win 1000
+        10   % established
+        20   < P. 1:3001(3000) ack 1 win 1000
+        20   % data 3000
+        20   > . 1:1(0) ack 3001 win 0
+        30   consume 1000
+        40   consume 500
+        40   > . 1:1(0) ack 3001 win 1500
+        50   < P. 3001:4501(1500) ack 1 win 1000
+        50   % data 1500
+        50   > . 1:1(0) ack 4501 win 0
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_4_data_the_host_discards_is_acked_and_the_window_stays_open() {
+    established(
+        "
+        20   discard
+        20   < P. 1:1001(1000) ack 1 win 1000
+        20   > . 1:1(0) ack 1001 win 2048
+        30   < F. 1001:1001(0) ack 1 win 1000
+        30   % eof
+        30   > . 1:1(0) ack 1002
+        ",
+    );
+}

@@ -1,0 +1,110 @@
+//! RFC 6298: the retransmission timer. One second before any RTT sample (§2.1), SRTT +
+//! 4 RTTVAR after (§2.2–2.3) with Linux's 200 ms floor (where the RFC says 1 s, §2.4),
+//! doubled on each expiry (§5.5), restarted by an ACK of new data (§5.3), stopped when
+//! everything is acknowledged (§5.2); no sample from a retransmitted segment (Karn, §3).
+
+use super::rfc9293::established;
+use super::run;
+
+#[test]
+fn rfc6298_5_timeout_retransmits_and_doubles() {
+    // 10 ms RTT from the handshake: RTO = max(10 + 4 * 5, 200) = 200 ms.
+    established(
+        "
+        20    send 1000
+        20    > P. 1:1001(1000) ack 1
+        # RFC 8985 §7.2: a tail-loss probe first, 2 SRTT + 40 ms after.
+        80    > P. 1:1001(1000) ack 1
+        220   > P. 1:1001(1000) ack 1
+        620   > P. 1:1001(1000) ack 1
+        1420  > P. 1:1001(1000) ack 1
+        3020  > P. 1:1001(1000) ack 1
+        3030  < . 1:1(0) ack 1001 win 1000
+        ",
+    );
+}
+
+#[test]
+fn rfc6298_3_no_rtt_sample_from_a_retransmission() {
+    // The ACK 380 ms after the retransmission would make RTO 441 ms if sampled (Karn).
+    // With it ignored and the backoff ended by new data acknowledged (§5.7 aside), RTO is
+    // back to 200 ms.
+    established(
+        "
+        20    send 1000
+        20    > P. 1:1001(1000) ack 1
+        80    > P. 1:1001(1000) ack 1
+        220   > P. 1:1001(1000) ack 1
+        600   < . 1:1(0) ack 1001 win 1000
+        610   send 1000
+        610   > P. 1001:2001(1000) ack 1
+        670   > P. 1001:2001(1000) ack 1
+        810   > P. 1001:2001(1000) ack 1
+        820   < . 1:1(0) ack 2001 win 1000
+        ",
+    );
+}
+
+#[test]
+fn rfc6298_5_3_ack_of_new_data_restarts_the_timer() {
+    established(
+        "
+        20    send 2000
+        20    > . 1:1001(1000) ack 1
+        20    > P. 1001:2001(1000) ack 1
+        # Two segments out: the tail-loss probe comes 2 SRTT after, at 40 ms.
+        30    < . 1:1(0) ack 1001 win 1000
+        # One segment left, RTT 10 ms: probe at 30 + 2 * 10 + 40, RTO at 30 + 200.
+        90    > P. 1001:2001(1000) ack 1
+        230   > P. 1001:2001(1000) ack 1
+        240   < . 1:1(0) ack 2001 win 1000
+        ",
+    );
+}
+
+#[test]
+fn rfc6298_2_1_handshake_retransmits_from_one_second_and_gives_up() {
+    // SYN-ACK again after 1, 2, 4, 8 s; the handshake is given up after 20 s (half-open timeout).
+    run("
+        0      < S 0:0(0) win 65535 <mss 1000>
+        0      % incoming
+        0      accept
+        0      > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        1000   > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        3000   > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        7000   > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        15000  > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        20000  > R. 1:1(0) ack 1
+        20000  % closed timeout
+        ");
+}
+
+#[test]
+fn rfc6298_5_2_all_acknowledged_stops_the_timer() {
+    // The harness's final minute of silence is the check.
+    established(
+        "
+        20    send 1000
+        20    > P. 1:1001(1000) ack 1
+        30    < . 1:1(0) ack 1001 win 1000
+        ",
+    );
+}
+
+#[test]
+fn rfc6298_5_7_a_retransmitted_handshake_leaves_a_three_second_rto() {
+    // Karn leaves no sample from the handshake; the RTO for data starts at 3 s, not 1 s.
+    run("
+        0     < S 0:0(0) win 65535 <mss 1000>
+        0     % incoming
+        0     accept
+        0     > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        1000  > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        1010  < . 1:1(0) ack 1 win 65535
+        1010  % established
+        1020  send 1000
+        1020  > P. 1:1001(1000) ack 1
+        4020  > P. 1:1001(1000) ack 1
+        4030  < . 1:1(0) ack 1001 win 65535
+        ");
+}

@@ -1,0 +1,51 @@
+//! RACK-TLP (RFC 8985): losses judged by time (a segment is lost once one sent after it
+//! has arrived and a reordering window has passed, §6.2), and the tail-loss probe that
+//! finds a lost tail without waiting for the RTO (§7).
+
+use super::rfc9293::established;
+
+#[test]
+fn rfc8985_7_2_tail_loss_probe_after_two_rtts_sends_the_last_segment() {
+    established(
+        "
+        20    send 3000
+        20    > . 1:1001(1000) ack 1
+        20    > . 1001:2001(1000) ack 1
+        20    > P. 2001:3001(1000) ack 1
+        # PTO = 2 SRTT with more than one segment out.
+        40    > P. 2001:3001(1000) ack 1
+        # Its SACK, an RTT later, shows the first two lost (sent 40 ms before): sent again at once.
+        60    < . 1:1(0) ack 1 win 1000 <sack 2001:3001>
+        60    > . 1:1001(1000) ack 1
+        60    > . 1001:2001(1000) ack 1
+        70    < . 1:1(0) ack 3001 win 1000
+        ",
+    );
+}
+
+#[test]
+fn rfc8985_7_2_tail_loss_probe_waits_for_a_delayed_ack_on_one_segment() {
+    // PTO = 2 SRTT + 40 ms when one segment is out (the peer may delay its ACK).
+    established(
+        "
+        20    send 100
+        20    > P. 1:101(100) ack 1
+        80    > P. 1:101(100) ack 1
+        90    < . 1:1(0) ack 101 win 1000
+        ",
+    );
+}
+
+#[test]
+fn rfc8985_6_2_reordering_within_the_window_is_not_a_loss() {
+    established(
+        "
+        20    send 2000
+        20    > . 1:1001(1000) ack 1
+        20    > P. 1001:2001(1000) ack 1
+        30    < . 1:1(0) ack 1 win 1000 <sack 1001:2001>
+        # The first segment arrives within the reordering window (2.5 ms): nothing is resent.
+        32    < . 1:1(0) ack 2001 win 1000
+        ",
+    );
+}

@@ -1,0 +1,273 @@
+// The client role against a real WireGuard server: wireguard-go (Debian's and the current
+// one) in a namespace, with the kernel's TCP and an HTTP and a DNS server behind it. From
+// the root namespace, only the public API: connectTunnel(), fetch, http.Agent, errors.
+//
+//   root ns: connectTunnel() ──UDP──▶ 10.201.S.2:51820  namespace S: wireguard-go, 10.0.0.1/24
+//                                                        HTTP :8000, DNS :53 (files.test)
+
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { fileURLToPath } from "node:url";
+import { fetch as undiciFetch } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientConfig, connectTunnel, genkey, pubkey, type Tunnel, type TunnelError } from "../../ts/index.js";
+import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
+import type { WireguardGoImplementation } from "./wireguard-go.js";
+
+const skipReason = interopSkipReason();
+if (skipReason) console.log(`[interop] skipping connectTunnel against wireguard-go: ${skipReason}`);
+
+const T = 120_000;
+const SERVER_ADDRESS = "10.0.0.1";
+const HTTP_PORT = 8000;
+const CLOSED_PORT = 8001;
+const BLACKHOLE = "10.0.0.99"; // inside AllowedIPs; wireguard-go has no peer for it and drops it
+const NAME = "files.test";
+const FILE_SIZE = 2 * 1024 * 1024;
+// The file served: bytes from a fixed LCG, so the test knows its hash. /port answers with
+// the client's port as the server sees it, to tell a reused connection from a new one.
+const HTTP_SCRIPT = `
+const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
+for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+require("http").createServer((req, res) => res.end(req.url === "/port" ? String(req.socket.remotePort) : file))
+  .listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
+
+const HTTPS_PORT = 8443;
+const HTTPS_SCRIPT = `
+const fs = require("fs"); const [key, cert] = process.argv.slice(1).map((f) => fs.readFileSync(f));
+const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
+for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+require("https").createServer({ key, cert }, (req, res) => res.end(file))
+  .listen(${HTTPS_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
+
+/** A self-signed certificate for NAME (its own CA), made with openssl. */
+function makeCertificate(dir: string): { key: string; cert: string } {
+  const key = join(dir, "tls.key");
+  const cert = join(dir, "tls.crt");
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${NAME}`, "-addext", `subjectAltName=DNS:${NAME}`], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+  return { key, cert };
+}
+
+/** Runs `body` (an async function body with `connectTunnel` and `config` in scope) in a new Node process; returns what it printed. */
+function runChild(body: string, config: string, env: NodeJS.ProcessEnv = {}): string {
+  const script = `const { connectTunnel } = await import(${JSON.stringify(join(root, "dist/index.js"))}); const config = process.argv[1];\n${body}`;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script, config], { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env } });
+  return `${child.stdout}${child.stderr}`;
+}
+
+function expectedFileHash(): string {
+  const file = Buffer.alloc(FILE_SIZE);
+  let x = 1;
+  for (let i = 0; i < FILE_SIZE; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    file[i] = x >>> 24;
+  }
+  return createHash("sha256").update(file).digest("hex");
+}
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+function waitForLine(child: ChildProcess, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`no "${text}" line; got ${JSON.stringify(seen)}`)), 30_000);
+    child.stdout!.on("data", (data) => {
+      seen += data;
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+function get(url: string, agent: http.Agent): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (response) => {
+        let body = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => (body += chunk));
+        response.on("end", () => resolve(body));
+        response.on("error", reject);
+      })
+      .on("error", reject);
+  });
+}
+
+async function connectFailure(tunnel: Tunnel, options: { port: number; host: string; timeout?: number }): Promise<TunnelError> {
+  return new Promise((resolve, reject) => {
+    const socket = tunnel.connect(options);
+    socket.once("connect", () => reject(new Error("connected")));
+    socket.once("error", (error) => resolve(error as TunnelError));
+  });
+}
+
+/** Debian's PostgreSQL server binaries (package `postgresql`), newest version first. */
+function postgresBin(): string | undefined {
+  const base = "/usr/lib/postgresql";
+  if (!existsSync(base)) return undefined;
+  const versions = readdirSync(base).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a));
+  return versions.map((version) => join(base, version, "bin")).find((dir) => existsSync(join(dir, "postgres")));
+}
+
+/**
+ * A real PostgreSQL in the server's namespace, listening on the tunnel address, trusting the
+ * tunnel's clients; runs as the `postgres` user (it refuses root). Stopped with the namespace.
+ */
+async function startPostgres(server: WgServer, bin: string): Promise<{ dataDir: string }> {
+  const user = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+  const group = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
+  const [uid, gid] = [Number(user.stdout), Number(group.stdout)];
+  const dataDir = mkdtempSync(join(tmpdir(), "wgn-postgres-"));
+  chownSync(dataDir, uid, gid);
+  const init = spawnSync(join(bin, "initdb"), ["-D", join(dataDir, "data"), "-A", "trust", "-U", "postgres", "--no-sync"], { uid, gid, encoding: "utf8", timeout: 60_000 });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  appendFileSync(join(dataDir, "data/pg_hba.conf"), "host all all 10.0.0.0/24 trust\n");
+  const postgres = server.spawn(
+    "setpriv",
+    ["--reuid=postgres", "--regid=postgres", "--init-groups", join(bin, "postgres"), "-D", join(dataDir, "data"), "-c", `listen_addresses=${SERVER_ADDRESS}`, "-c", `unix_socket_directories=${dataDir}`, "-c", "fsync=off"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let log = "";
+    const timer = setTimeout(() => reject(new Error(`PostgreSQL did not start: ${log}`)), 30_000);
+    postgres.stderr!.on("data", (data) => {
+      log += data;
+      if (log.includes("ready to accept connections")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return { dataDir };
+}
+
+const implementations: WireguardGoImplementation[] = ["debian", "current"];
+
+describe.skipIf(skipReason).each(implementations)("connectTunnel against wireguard-go (%s)", (implementation) => {
+  const clientKey = skipReason ? "" : genkey();
+  const serverKey = skipReason ? "" : genkey();
+  const childKey = skipReason ? "" : genkey(); // for new processes, so they leave `tunnel`'s session alone
+  let server: WgServer;
+  let tunnel: Tunnel;
+  let childConfig: string;
+  let certificate: { key: string; cert: string };
+
+  beforeAll(async () => {
+    await cleanupStaleNamespaces();
+    server = await startWgServer({
+      privateKey: serverKey,
+      implementation,
+      tunnelAddresses: [`${SERVER_ADDRESS}/24`],
+      peers: [
+        { publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] },
+        { publicKey: pubkey(childKey), allowedIps: ["10.0.0.3/32"] },
+      ],
+    });
+    certificate = makeCertificate(server.tmpdir);
+    const web = server.spawn("node", ["-e", HTTP_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
+    const secureWeb = server.spawn("node", ["-e", HTTPS_SCRIPT, certificate.key, certificate.cert], { stdio: ["ignore", "pipe", "inherit"] });
+    const dns = server.spawn("node", [join(root, "test/support/dns-server.mjs"), SERVER_ADDRESS, "53", `${NAME}=${SERVER_ADDRESS}`], { stdio: ["ignore", "pipe", "inherit"] });
+    await Promise.all([waitForLine(web, "listening"), waitForLine(secureWeb, "listening"), waitForLine(dns, "listening")]);
+    const config = (privateKey: string, address: string) =>
+      clientConfig({ privateKey, address, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" });
+    childConfig = config(childKey, "10.0.0.3/32");
+    tunnel = await connectTunnel(config(clientKey, "10.0.0.2/32"));
+  }, T);
+
+  afterAll(async () => {
+    await tunnel?.close();
+    await server?.close();
+  }, T);
+
+  it("completes the handshake before it resolves", async () => {
+    const dump = await server.wgDump();
+    expect(dump.peers[0]!.latestHandshake).toBeGreaterThan(0);
+  }, T);
+
+  it("fetches a file by name intact, with tunnel.fetch and with undici's fetch and the dispatcher", async () => {
+    const url = `http://${NAME}:${HTTP_PORT}/file`;
+    const viaTunnel = Buffer.from(await (await tunnel.fetch(url)).arrayBuffer());
+    expect(createHash("sha256").update(viaTunnel).digest("hex")).toBe(expectedFileHash());
+    const viaDispatcher = Buffer.from(await (await undiciFetch(url, { dispatcher: tunnel.dispatcher })).arrayBuffer());
+    expect(createHash("sha256").update(viaDispatcher).digest("hex")).toBe(expectedFileHash());
+  }, T);
+
+  it("serves http.get through httpAgent, reusing one socket for two requests", async () => {
+    const url = `http://${SERVER_ADDRESS}:${HTTP_PORT}/port`;
+    const first = await get(url, tunnel.httpAgent);
+    const second = await get(url, tunnel.httpAgent);
+    expect(Number(first)).toBeGreaterThan(0);
+    expect(second).toBe(first);
+  }, T);
+
+  it("fails a closed port with ECONNREFUSED and a blackholed address with ETIMEDOUT", async () => {
+    expect(await connectFailure(tunnel, { port: CLOSED_PORT, host: SERVER_ADDRESS })).toMatchObject({ code: "ECONNREFUSED", port: CLOSED_PORT });
+    const started = Date.now();
+    expect(await connectFailure(tunnel, { port: 80, host: BLACKHOLE, timeout: 1000 })).toMatchObject({ code: "ETIMEDOUT", address: BLACKHOLE });
+    expect(Date.now() - started).toBeLessThan(10_000); // only catches a hang; the timeout is 1 s
+  }, T);
+
+  it("runs a query with pg over tunnel.socket() (pg's stream option), by name, a 1.3 MB result intact", async (context) => {
+    const bin = postgresBin();
+    if (!bin) {
+      if (process.env.CI) throw new Error("PostgreSQL is not installed (Debian package postgresql)");
+      return context.skip();
+    }
+    if (implementation !== "debian") return context.skip(); // once is enough: the socket is the same
+    const { dataDir } = await startPostgres(server, bin);
+    try {
+      const client = new pg.Client({ stream: () => tunnel.socket() as never, host: NAME, port: 5432, user: "postgres", database: "postgres" });
+      await client.connect();
+      const result = await client.query("SELECT s, md5(s) AS digest FROM (SELECT string_agg(md5(i::text), '') AS s FROM generate_series(1, 40000) i) t");
+      const { s, digest } = result.rows[0] as { s: string; digest: string };
+      expect(s.length).toBe(40000 * 32);
+      expect(createHash("md5").update(s).digest("hex")).toBe(digest);
+      await client.end();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, T);
+
+  it("fetches over https: TLS through the tunnel, checked against the runtime's CAs and NODE_EXTRA_CA_CERTS", async () => {
+    const url = `https://${NAME}:${HTTPS_PORT}/file`;
+    const fetchHash = `const tunnel = await connectTunnel(config);
+      try { const body = await (await tunnel.fetch(${JSON.stringify(url)})).arrayBuffer();
+        console.log("sha256", (await import("node:crypto")).createHash("sha256").update(Buffer.from(body)).digest("hex"));
+      } catch (error) { console.log("failed", error.cause?.code ?? error.code ?? error.message); }
+      await tunnel.close();`;
+    expect(runChild(fetchHash, childConfig, { NODE_EXTRA_CA_CERTS: certificate.cert })).toContain(`sha256 ${expectedFileHash()}`);
+    // Without the CA the certificate is refused, as the runtime's own fetch refuses it.
+    expect(runChild(fetchHash, childConfig, { NODE_EXTRA_CA_CERTS: "" })).toContain("failed DEPTH_ZERO_SELF_SIGNED_CERT");
+
+    // https.get with the https agent, the CA given per request.
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      https
+        .get(url, { agent: tunnel.httpsAgent, ca: readFileSync(certificate.cert) }, (response) => {
+          const chunks: Buffer[] = [];
+          response.on("data", (chunk: Buffer) => chunks.push(chunk));
+          response.on("end", () => resolve(Buffer.concat(chunks)));
+        })
+        .on("error", reject);
+    });
+    expect(createHash("sha256").update(body).digest("hex")).toBe(expectedFileHash());
+  }, T);
+
+  it("connects again and again with the same key from new processes (handshake timestamps follow the wall clock)", async () => {
+    // Each child is a new process with a new engine: wireguard-go drops a handshake whose
+    // TAI64N timestamp is not newer than the last one it took from this key (whitepaper 5.4.2).
+    const body = `const tunnel = await connectTunnel(config, { handshakeTimeout: 10000 });
+      const response = await tunnel.fetch("http://${SERVER_ADDRESS}:${HTTP_PORT}/port");
+      console.log("up", response.status);
+      await tunnel.close();`;
+    for (let i = 0; i < 3; i++) expect(runChild(body, childConfig)).toContain("up 200");
+  }, T);
+});

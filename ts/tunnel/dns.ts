@@ -1,0 +1,250 @@
+// A stub resolver (RFC 1034 5.3.1) that asks the config's DNS servers through the tunnel:
+// A and AAAA questions over UDP, again over TCP when the answer is truncated (RFC 1035
+// 4.2.1, RFC 7766), answers cached for their TTL (RFC 1035 3.2.1). Query ids and source
+// ports are random (RFC 5452).
+
+import { formatIp, parseIp, type Endpoint, type IpFamily } from "../ip.js";
+import type { TcpConnection } from "../host/tcp-connection.js";
+import { TunnelError } from "./errors.js";
+
+/** What the resolver needs from its tunnel. */
+export interface DnsTransport {
+  /** Our tunnel address of a family, if we have one. */
+  localAddress(family: IpFamily): string | undefined;
+  /** Sends one UDP datagram through the tunnel. */
+  sendUdp(data: Uint8Array, from: Endpoint, to: Endpoint): void;
+  /** Calls `onReply` for datagrams arriving at `local` until the returned function is called. */
+  listenUdp(local: Endpoint, onReply: (data: Uint8Array, from: Endpoint) => void): () => void;
+  /** Opens a TCP connection through the tunnel. */
+  connectTcp(to: Endpoint): Promise<TcpConnection>;
+}
+
+/** Options of `tunnel.resolve()`. */
+export interface ResolveOptions {
+  /** 4 for A records only, 6 for AAAA only, 0 (default) for both, IPv4 first. */
+  family?: 0 | 4 | 6;
+}
+
+const TYPE_A = 1;
+const TYPE_AAAA = 28;
+const CLASS_IN = 1;
+const RCODE_NXDOMAIN = 3;
+/** How long to wait for one server's UDP answer before asking the next (or again). */
+const UDP_WAIT_MS = 2_000;
+/** Each server is asked this many times over UDP. */
+const UDP_ATTEMPTS = 2;
+const TCP_WAIT_MS = 5_000;
+/** The most an answer stays cached, whatever its TTL says. */
+const MAX_TTL_S = 3_600;
+const CACHE_LIMIT = 1_024;
+
+interface Answer {
+  addresses: string[];
+  ttl: number;
+}
+
+/** Resolves names through a tunnel; see {@link DnsResolver.resolve}. */
+export class DnsResolver {
+  readonly #servers: string[];
+  readonly #transport: DnsTransport;
+  readonly #cache = new Map<string, { addresses: string[]; expires: number }>();
+
+  constructor(servers: string[], transport: DnsTransport) {
+    this.#servers = servers;
+    this.#transport = transport;
+  }
+
+  /** The addresses of `name` (an IP literal comes back as it is); rejects with ENOTFOUND or ETIMEDOUT. */
+  async resolve(name: string, options: ResolveOptions = {}): Promise<string[]> {
+    const family = options.family ?? 0;
+    const literal = parseIp(name);
+    if (literal) return family === 0 || family === literal.family ? [formatIp(literal)] : notFound(name, `is an IPv${literal.family} address, not IPv${family}`);
+    if (this.#servers.length === 0) return notFound(name, "cannot be resolved: the config has no DNS servers");
+    const types = family === 4 ? [TYPE_A] : family === 6 ? [TYPE_AAAA] : [TYPE_A, TYPE_AAAA];
+    const results = await Promise.allSettled(types.map((type) => this.#lookup(name.replace(/\.$/, "").toLowerCase(), type)));
+    const addresses = results.flatMap((result) => (result.status === "fulfilled" ? result.value : []));
+    if (addresses.length > 0) return addresses;
+    const failure = results.find((result): result is PromiseRejectedResult => result.status === "rejected");
+    if (failure) throw failure.reason;
+    return notFound(name, `has no ${family === 4 ? "A" : family === 6 ? "AAAA" : "A or AAAA"} records`);
+  }
+
+  async #lookup(name: string, type: number): Promise<string[]> {
+    const key = `${type} ${name}`;
+    const cached = this.#cache.get(key);
+    if (cached && cached.expires > Date.now()) return cached.addresses;
+    const answer = await this.#ask(name, type);
+    if (answer.addresses.length === 0) return []; // no negative caching: an empty answer is asked again
+    if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
+    this.#cache.set(key, { addresses: answer.addresses, expires: Date.now() + Math.min(answer.ttl, MAX_TTL_S) * 1000 });
+    return answer.addresses;
+  }
+
+  /** Asks each server in turn; an NXDOMAIN is final, silence or a failure moves on. */
+  async #ask(name: string, type: number): Promise<Answer> {
+    let last: TunnelError | undefined;
+    for (const server of this.#servers) {
+      for (let attempt = 0; attempt < UDP_ATTEMPTS; attempt++) {
+        try {
+          return await this.#askServer(server, name, type);
+        } catch (error) {
+          if (!(error instanceof TunnelError) || error.message.includes("NXDOMAIN")) throw error;
+          last = error;
+          if (error.code !== "ETIMEDOUT") break; // a server that answers badly is not asked again
+        }
+      }
+    }
+    throw last ?? new TunnelError("ENOTFOUND", `${name}: no DNS server to ask`, { syscall: "query", address: name });
+  }
+
+  async #askServer(server: string, name: string, type: number): Promise<Answer> {
+    const family = parseIp(server)!.family;
+    const localHost = this.#transport.localAddress(family);
+    if (!localHost) throw new TunnelError("ENETUNREACH", `DNS server ${server}: we have no IPv${family} tunnel address`, { syscall: "query", address: server });
+    const id = randomId();
+    const query = encodeQuery(id, name, type);
+    const reply = await this.#udp(query, { host: localHost, port: 49152 + Math.floor(Math.random() * 16384) }, { host: server, port: 53 }, id);
+    const parsed = parseReply(reply, id, name, type);
+    if (!parsed.truncated) return answerOf(parsed, name, server);
+    const full = parseReply(await this.#tcp(query, { host: server, port: 53 }), id, name, type);
+    return answerOf(full, name, server);
+  }
+
+  #udp(query: Uint8Array, local: Endpoint, server: Endpoint, id: number): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(new TunnelError("ETIMEDOUT", `DNS server ${server.host}: no answer within ${UDP_WAIT_MS} ms`, { syscall: "query", address: server.host }));
+      }, UDP_WAIT_MS);
+      const stop = this.#transport.listenUdp(local, (data, from) => {
+        // Only the server's answer to this question counts (RFC 5452 9.1).
+        if (from.host !== server.host || from.port !== server.port || data.length < 12 || ((data[0]! << 8) | data[1]!) !== id) return;
+        clearTimeout(timer);
+        stop();
+        resolve(data);
+      });
+      try {
+        this.#transport.sendUdp(query, local, server);
+      } catch (error) {
+        clearTimeout(timer);
+        stop();
+        reject(new TunnelError("ENETUNREACH", `DNS server ${server.host}: ${(error as Error).message}`, { syscall: "query", address: server.host, cause: error }));
+      }
+    });
+  }
+
+  /** RFC 1035 4.2.2: over TCP a message goes with a two-byte length before it. */
+  async #tcp(query: Uint8Array, server: Endpoint): Promise<Uint8Array> {
+    let connection: TcpConnection | undefined;
+    const timer = setTimeout(() => connection?.abort(), TCP_WAIT_MS);
+    try {
+      connection = await this.#transport.connectTcp(server);
+      const framed = new Uint8Array(2 + query.length);
+      framed.set([query.length >> 8, query.length & 0xff]);
+      framed.set(query, 2);
+      await connection.write(framed);
+      let received = new Uint8Array(0);
+      for (;;) {
+        const need = received.length >= 2 ? 2 + ((received[0]! << 8) | received[1]!) : Infinity;
+        if (received.length >= need) return received.subarray(2, need);
+        const chunk = await connection.read();
+        if (chunk.length === 0) throw new Error("the server closed before its whole answer");
+        const joined = new Uint8Array(received.length + chunk.length);
+        joined.set(received);
+        joined.set(chunk, received.length);
+        received = joined;
+      }
+    } catch (error) {
+      throw new TunnelError("ETIMEDOUT", `DNS server ${server.host} over TCP: ${(error as Error).message}`, { syscall: "query", address: server.host, cause: error });
+    } finally {
+      clearTimeout(timer);
+      void connection?.close();
+    }
+  }
+}
+
+function notFound(name: string, why: string): never {
+  throw new TunnelError("ENOTFOUND", `${name} ${why}`, { syscall: "getaddrinfo", address: name });
+}
+
+function randomId(): number {
+  const bytes = crypto.getRandomValues(new Uint8Array(2));
+  return (bytes[0]! << 8) | bytes[1]!;
+}
+
+/** A standard query with recursion desired (RFC 1035 4.1.1). */
+export function encodeQuery(id: number, name: string, type: number): Uint8Array {
+  const labels = name.split(".").map((label) => new TextEncoder().encode(label));
+  const bytes = new Uint8Array(12 + labels.reduce((sum, label) => sum + 1 + label.length, 1) + 4);
+  const view = new DataView(bytes.buffer);
+  view.setUint16(0, id);
+  view.setUint16(2, 0x0100); // RD
+  view.setUint16(4, 1); // QDCOUNT
+  let at = 12;
+  for (const label of labels) {
+    bytes[at++] = label.length;
+    bytes.set(label, at);
+    at += label.length;
+  }
+  bytes[at++] = 0;
+  view.setUint16(at, type);
+  view.setUint16(at + 2, CLASS_IN);
+  return bytes;
+}
+
+interface Reply {
+  rcode: number;
+  truncated: boolean;
+  addresses: string[];
+  ttl: number;
+}
+
+/** Reads a reply to our question; throws a TunnelError for anything that is not one. */
+export function parseReply(data: Uint8Array, id: number, name: string, type: number): Reply {
+  const bad = (why: string) => new TunnelError("ENOTFOUND", `${name}: bad DNS reply (${why})`, { syscall: "query", address: name });
+  if (data.length < 12) throw bad("too short");
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const flags = view.getUint16(2);
+  if (view.getUint16(0) !== id || !(flags & 0x8000)) throw bad("not an answer to our query");
+  const questions = view.getUint16(4);
+  const answers = view.getUint16(6);
+  let at = 12;
+  for (let i = 0; i < questions; i++) at = skipName(data, at, bad) + 4;
+  const addresses: string[] = [];
+  let ttl = MAX_TTL_S;
+  for (let i = 0; i < answers; i++) {
+    at = skipName(data, at, bad);
+    if (at + 10 > data.length) throw bad("answer cut short");
+    const rrType = view.getUint16(at);
+    const rrClass = view.getUint16(at + 2);
+    const rrTtl = view.getUint32(at + 4);
+    const length = view.getUint16(at + 8);
+    at += 10;
+    if (at + length > data.length) throw bad("record cut short");
+    // CNAMEs lead to the records that follow them in the same answer; take every A/AAAA.
+    if (rrClass === CLASS_IN && rrType === type && length === (type === TYPE_A ? 4 : 16)) {
+      addresses.push(formatIp(data.slice(at, at + length)));
+      ttl = Math.min(ttl, rrTtl);
+    }
+    at += length;
+  }
+  return { rcode: flags & 0x000f, truncated: (flags & 0x0200) !== 0, addresses, ttl };
+}
+
+function answerOf(reply: Reply, name: string, server: string): Answer {
+  if (reply.rcode === RCODE_NXDOMAIN) throw new TunnelError("ENOTFOUND", `${name} does not exist (NXDOMAIN from ${server})`, { syscall: "query", address: name });
+  if (reply.rcode !== 0) throw new TunnelError("ENOTFOUND", `${name}: DNS server ${server} failed (rcode ${reply.rcode})`, { syscall: "query", address: name });
+  return { addresses: reply.addresses, ttl: reply.ttl };
+}
+
+/** The offset after a (possibly compressed, RFC 1035 4.1.4) name. */
+function skipName(data: Uint8Array, at: number, bad: (why: string) => Error): number {
+  for (;;) {
+    if (at >= data.length) throw bad("name runs past the end");
+    const length = data[at]!;
+    if (length === 0) return at + 1;
+    if ((length & 0xc0) === 0xc0) return at + 2;
+    if (length > 63) throw bad("bad label");
+    at += 1 + length;
+  }
+}

@@ -1,0 +1,63 @@
+// The one table of what a tunnel's failures are called: the codes Node's own sockets and
+// resolver use (errno names from POSIX connect(2) and getaddrinfo(3)), so code written for
+// `net.Socket` recognises them.
+
+import { ConnectionError } from "../host/tcp-connection.js";
+
+/** Every code a {@link TunnelError} can carry, and what it means here. */
+export const TUNNEL_ERROR_CODES = {
+  /** The destination answered the connect with a reset: nothing listens on that port. */
+  ECONNREFUSED: "the destination answered the connect with a reset (nothing listens on that port)",
+  /** The other end reset an open connection. */
+  ECONNRESET: "the other end reset an open connection",
+  /** We reset the connection (resetAndDestroy), or the tunnel closed under it. */
+  ECONNABORTED: "we reset the connection (resetAndDestroy, or the tunnel closed)",
+  /** A write after the connection closed. */
+  EPIPE: "a write after the connection closed",
+  /** No peer's AllowedIPs cover the address, or we have no tunnel address of its family. */
+  ENETUNREACH: "no peer's AllowedIPs cover the address, or we have no tunnel address of its family",
+  /** No answer in time: the WireGuard handshake, a connect, or a DNS query. */
+  ETIMEDOUT: "no answer in time: the WireGuard handshake, a connect, or a DNS query",
+  /** The name does not resolve: through the tunnel's DNS, or for an Endpoint the system's resolver. */
+  ENOTFOUND: "the name does not resolve (through the tunnel's DNS, or for an Endpoint the system's)",
+  /** The AbortSignal fired. */
+  ABORT_ERR: "the AbortSignal fired",
+} as const;
+
+/** A code from {@link TUNNEL_ERROR_CODES}. */
+export type TunnelErrorCode = keyof typeof TUNNEL_ERROR_CODES;
+
+/** A failure of a tunnel or one of its sockets, with the `code` Node gives the same failure. */
+export class TunnelError extends Error {
+  /** What happened, as Node names it; see {@link TUNNEL_ERROR_CODES}. */
+  readonly code: TunnelErrorCode;
+  /** The call that failed, as in Node's errors: `connect`, `queryA`, `handshake`, … */
+  readonly syscall: string | undefined;
+  /** The address (or name) it was about. */
+  readonly address: string | undefined;
+  /** The port it was about. */
+  readonly port: number | undefined;
+
+  /** @internal Made by the tunnel. */
+  constructor(code: TunnelErrorCode, message: string, details: { syscall?: string; address?: string; port?: number; cause?: unknown } = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = code === "ABORT_ERR" ? "AbortError" : "TunnelError";
+    this.code = code;
+    this.syscall = details.syscall;
+    this.address = details.address;
+    this.port = details.port;
+  }
+}
+
+/** `error` as a TunnelError: a connection's own codes keep their meaning; anything else was the tunnel failing under us. */
+export function asTunnelError(error: unknown, details: { syscall?: string; address?: string; port?: number } = {}): TunnelError {
+  if (error instanceof TunnelError) return error;
+  if (error instanceof ConnectionError) return new TunnelError(error.code, error.message, { ...details, cause: error });
+  const message = error instanceof Error ? error.message : String(error);
+  return new TunnelError("ECONNABORTED", message, { ...details, cause: error });
+}
+
+/** The error for a fired AbortSignal, as Node's own APIs make it (name AbortError, code ABORT_ERR). */
+export function abortError(signal: AbortSignal): TunnelError {
+  return new TunnelError("ABORT_ERR", "The operation was aborted", { cause: signal.reason });
+}

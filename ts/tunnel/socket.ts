@@ -1,0 +1,362 @@
+// TunnelSocket: a TCP connection through the tunnel that behaves as a `net.Socket` does for
+// the libraries that take one (pg, mysql2, ioredis, http.Agent, undici, tls.connect):
+// connect later or at once, 'connect' then 'ready', half-close with allowHalfOpen, timeouts
+// that only tell, the address properties.
+//
+// Flow control is the connection's own: data is read from the connection only while the
+// readable side wants more (push() returned true), so a reader that stops closes the TCP
+// window; writes complete when the TCP stack took the bytes, so `write()` returns false
+// once writableHighWaterMark bytes wait.
+
+import type { AddressInfo } from "node:net";
+import { Duplex } from "node:stream";
+import type { TcpConnection } from "../host/tcp-connection.js";
+import { isHostName, parseIp } from "../ip.js";
+import { abortError, asTunnelError, TunnelError } from "./errors.js";
+
+/** What a socket needs from its tunnel. */
+export interface Dialer {
+  /** Opens a connection to `host` (an IP or a name resolved through the tunnel), or fails with a TunnelError. */
+  dial(host: string, port: number, family: 0 | 4 | 6, signal: AbortSignal): Promise<TcpConnection>;
+  /** Milliseconds a connect may take when the caller gives no `timeout`. */
+  connectTimeout: number;
+}
+
+/** Options of `tunnel.connect()` and `socket.connect()`, as `net.connect` takes them. */
+export interface TunnelConnectOptions {
+  /** The destination port. */
+  port: number;
+  /** An IP address in the tunnel's network, or a name resolved through the tunnel's DNS. */
+  host: string;
+  /** Only addresses of this family for a name: 4, 6, or 0 (default) for either. */
+  family?: 0 | 4 | 6;
+  /**
+   * Milliseconds the connect may take before it fails with `ETIMEDOUT` (default: the tunnel's
+   * `connectTimeout`); once connected it is the idle timeout of `setTimeout()`, as in `net`.
+   */
+  timeout?: number;
+  /** Aborting it destroys the socket with an `AbortError` (code `ABORT_ERR`). */
+  signal?: AbortSignal;
+}
+
+/** Options of `tunnel.socket()`. */
+export interface TunnelSocketOptions {
+  /** Keep the writable side open after the other end's FIN, as `net`'s option (default false: end it too). */
+  allowHalfOpen?: boolean;
+}
+
+const FAMILY_NAMES = { 4: "IPv4", 6: "IPv6" } as const;
+
+/**
+ * A TCP connection through a tunnel, as a `stream.Duplex` that honours `net.Socket`'s contract.
+ * Made by `tunnel.connect()`, or unconnected by `tunnel.socket()` for libraries that call
+ * `connect(port, host)` themselves (pg's `stream` option). Errors carry Node's codes
+ * (see `TUNNEL_ERROR_CODES`).
+ */
+export class TunnelSocket extends Duplex {
+  readonly #dialer: Dialer;
+  #connection: TcpConnection | undefined;
+  #state: "new" | "connecting" | "open" | "closed" = "new";
+  #whenOpen: Promise<void>;
+  #opened!: () => void;
+  #abortDial: AbortController | undefined;
+  #reading = false;
+  #wantsData = false;
+  #resetOnDestroy = false;
+  #bytesRead = 0;
+  #bytesWritten = 0;
+  #idleMs = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #referenced = true;
+
+  /** @internal Made by `tunnel.connect()` and `tunnel.socket()`. */
+  constructor(dialer: Dialer, options: TunnelSocketOptions = {}) {
+    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true, decodeStrings: true });
+    this.#dialer = dialer;
+    this.#whenOpen = new Promise((resolve) => (this.#opened = resolve));
+  }
+
+  /**
+   * Dials through the tunnel, as `net.Socket#connect`: `connect(port, host, onConnect)` or
+   * `connect({ port, host, timeout, signal, family }, onConnect)`. Emits `'connect'` and
+   * `'ready'`, or `'error'` with a coded {@link TunnelError}. Bad arguments throw, as in `net`.
+   */
+  connect(options: TunnelConnectOptions, onConnect?: () => void): this;
+  connect(port: number, host: string, onConnect?: () => void): this;
+  connect(portOrOptions: number | TunnelConnectOptions, hostOrCallback?: string | (() => void), onConnect?: () => void): this {
+    const options: TunnelConnectOptions =
+      typeof portOrOptions === "object" && portOrOptions !== null ? portOrOptions : { port: portOrOptions, host: hostOrCallback as string };
+    const callback = typeof hostOrCallback === "function" ? hostOrCallback : onConnect;
+    checkConnectOptions(options);
+    if (this.#state !== "new") throw new Error(this.#state === "connecting" ? "socket is already connecting" : "socket was already connected");
+    this.#state = "connecting";
+    if (callback) this.once("connect", callback);
+    void this.#connect(options);
+    return this;
+  }
+
+  async #connect(options: TunnelConnectOptions): Promise<void> {
+    const abort = (this.#abortDial = new AbortController());
+    const timeoutMs = options.timeout ?? this.#dialer.connectTimeout;
+    const where = `${options.host}:${options.port}`;
+    const timer = setTimeout(
+      () => abort.abort(new TunnelError("ETIMEDOUT", `connect ETIMEDOUT ${where}: no answer within ${timeoutMs} ms`, { syscall: "connect", address: options.host, port: options.port })),
+      timeoutMs,
+    );
+    const onUserAbort = () => abort.abort(abortError(options.signal!));
+    if (options.signal?.aborted) onUserAbort();
+    options.signal?.addEventListener("abort", onUserAbort, { once: true });
+    try {
+      const dialing = this.#dialer.dial(options.host, options.port, options.family ?? 0, abort.signal);
+      const connection = await Promise.race([
+        dialing,
+        new Promise<never>((_, reject) => {
+          if (abort.signal.aborted) reject(abort.signal.reason);
+          abort.signal.addEventListener("abort", () => reject(abort.signal.reason), { once: true });
+        }),
+      ]).catch((error: unknown) => {
+        // Given up (timeout, abort, destroy): a connection that opens later is reset.
+        void dialing.then((late) => late.abort(), () => {});
+        throw error;
+      });
+      if (this.#state !== "connecting") return connection.abort();
+      this.#connection = connection;
+      this.#state = "open";
+      if (isHostName(options.host)) this.emit("lookup", null, connection.remote.host, parseIp(connection.remote.host)!.family, options.host);
+      if (options.timeout !== undefined) this.setTimeout(options.timeout);
+      this.#opened();
+      this.#touch();
+      this.emit("connect");
+      this.emit("ready");
+      if (this.#wantsData) this.#pull();
+    } catch (error) {
+      if (this.#state === "connecting") this.destroy(asTunnelError(error, { syscall: "connect", address: options.host, port: options.port }));
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onUserAbort);
+      this.#abortDial = undefined;
+    }
+  }
+
+  // ---- stream.Duplex ----
+
+  /** @internal */
+  override _read(): void {
+    this.#wantsData = true;
+    if (this.#state === "open") this.#pull();
+  }
+
+  /** Reads while the readable side wants more; the one reader of the connection. */
+  async #pull(): Promise<void> {
+    if (this.#reading) return;
+    this.#reading = true;
+    const connection = this.#connection!;
+    try {
+      for (;;) {
+        const chunk = await connection.read();
+        if (this.destroyed) return;
+        if (chunk.length === 0) {
+          this.push(null); // the other end's FIN
+          return;
+        }
+        this.#bytesRead += chunk.length;
+        this.#touch();
+        if (!this.push(chunk)) {
+          this.#wantsData = false;
+          return;
+        }
+      }
+    } catch (error) {
+      this.destroy(asTunnelError(error, this.#where()));
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  /** @internal */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk));
+    this.#whenOpen
+      .then(() => this.#connection!.write(data))
+      .then(
+        () => {
+          this.#bytesWritten += data.length;
+          this.#touch();
+          callback();
+        },
+        (error: unknown) => callback(asTunnelError(error, this.#where())),
+      );
+  }
+
+  /** @internal */
+  override _final(callback: (error?: Error | null) => void): void {
+    // A FIN after what was written (half-close); reading goes on.
+    this.#whenOpen.then(() => this.#connection!.end()).then(
+      () => callback(),
+      (error: unknown) => callback(asTunnelError(error, this.#where())),
+    );
+  }
+
+  /** @internal */
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#state = "closed";
+    this.#clearIdleTimer();
+    this.#abortDial?.abort(error ?? new TunnelError("ECONNABORTED", "socket destroyed while connecting", { syscall: "connect" }));
+    const connection = this.#connection;
+    if (connection) {
+      // As closing a kernel socket: FIN after what was handed over, or RST when asked to.
+      if (this.#resetOnDestroy) connection.abort();
+      else void connection.close();
+    }
+    callback(error);
+  }
+
+  // ---- net.Socket ----
+
+  /** Closes with a reset (RST) instead of FIN, as `net.Socket#resetAndDestroy`. */
+  resetAndDestroy(): this {
+    this.#resetOnDestroy = true;
+    return this.destroy();
+  }
+
+  /** Emits `'timeout'` after `ms` without data either way (0 turns it off); it does not close the socket, as in `net`. */
+  setTimeout(ms: number, onTimeout?: () => void): this {
+    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(ms)}`);
+    this.#idleMs = ms;
+    if (onTimeout) {
+      if (ms === 0) this.off("timeout", onTimeout);
+      else this.once("timeout", onTimeout);
+    }
+    this.#touch();
+    return this;
+  }
+
+  /** Accepted for compatibility: segments already go out as soon as the window allows (no Nagle delay here). */
+  setNoDelay(_noDelay = true): this {
+    return this;
+  }
+
+  /** Accepted for compatibility: keep-alive probes follow the tunnel's `tcpKeepalive` setting. */
+  setKeepAlive(_enable = false, _initialDelay = 0): this {
+    return this;
+  }
+
+  /** Lets the process exit while only this socket's idle timer is pending, as `net.Socket#unref` (the tunnel itself stays referenced until closed). */
+  unref(): this {
+    this.#referenced = false;
+    (this.#idleTimer as { unref?: () => void } | undefined)?.unref?.();
+    return this;
+  }
+
+  /** Undoes {@link unref}. */
+  ref(): this {
+    this.#referenced = true;
+    (this.#idleTimer as { ref?: () => void } | undefined)?.ref?.();
+    return this;
+  }
+
+  /** True until the connection is established: not yet dialed, or dialing. */
+  get pending(): boolean {
+    return this.#state === "new" || this.#state === "connecting";
+  }
+
+  /** True while dialing. */
+  get connecting(): boolean {
+    return this.#state === "connecting";
+  }
+
+  /** `'opening'`, `'open'`, `'readOnly'`, `'writeOnly'` or `'closed'`, as `net.Socket#readyState`. */
+  get readyState(): "opening" | "open" | "readOnly" | "writeOnly" | "closed" {
+    if (this.#state === "new" || this.#state === "connecting") return "opening";
+    if (this.#state === "closed" || this.destroyed) return "closed";
+    if (this.readable && this.writable) return "open";
+    if (this.readable) return "readOnly";
+    if (this.writable) return "writeOnly";
+    return "closed";
+  }
+
+  /** Bytes received. */
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /** Bytes handed to the TCP stack. */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  /** The destination's address (an IP), once connected. */
+  get remoteAddress(): string | undefined {
+    return this.#connection?.remote.host;
+  }
+
+  /** The destination port, once connected. */
+  get remotePort(): number | undefined {
+    return this.#connection?.remote.port;
+  }
+
+  /** `'IPv4'` or `'IPv6'`, once connected. */
+  get remoteFamily(): "IPv4" | "IPv6" | undefined {
+    return this.#family(this.#connection?.remote.host);
+  }
+
+  /** Our tunnel address, once connected. */
+  get localAddress(): string | undefined {
+    return this.#connection?.local.host;
+  }
+
+  /** Our port, once connected. */
+  get localPort(): number | undefined {
+    return this.#connection?.local.port;
+  }
+
+  /** `'IPv4'` or `'IPv6'`, once connected. */
+  get localFamily(): "IPv4" | "IPv6" | undefined {
+    return this.#family(this.#connection?.local.host);
+  }
+
+  /** Our end as `net.Socket#address()` gives it; `{}` before connecting. */
+  address(): AddressInfo | Record<string, never> {
+    const local = this.#connection?.local;
+    return local ? { address: local.host, family: this.#family(local.host)!, port: local.port } : {};
+  }
+
+  #family(host: string | undefined): "IPv4" | "IPv6" | undefined {
+    const ip = host === undefined ? undefined : parseIp(host);
+    return ip && FAMILY_NAMES[ip.family];
+  }
+
+  #where() {
+    return { address: this.remoteAddress, port: this.remotePort };
+  }
+
+  /** Activity: the idle timer starts over. */
+  #touch(): void {
+    this.#clearIdleTimer();
+    if (this.#idleMs === 0 || this.#state !== "open") return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      this.emit("timeout");
+    }, this.#idleMs);
+    if (!this.#referenced) (this.#idleTimer as { unref?: () => void }).unref?.();
+  }
+
+  #clearIdleTimer(): void {
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+  }
+}
+
+function checkConnectOptions(options: TunnelConnectOptions): void {
+  const { port, host, family, timeout } = options;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+  }
+  if (typeof host !== "string" || !(parseIp(host) || isHostName(host))) {
+    throw new TypeError(`host must be an IP address or a host name in the tunnel's network, got ${JSON.stringify(host)}`);
+  }
+  if (family !== undefined && family !== 0 && family !== 4 && family !== 6) throw new TypeError(`family must be 0, 4 or 6, got ${String(family)}`);
+  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || !Number.isFinite(timeout))) {
+    throw new RangeError(`timeout must be a positive number of milliseconds, got ${String(timeout)}`);
+  }
+}

@@ -1,0 +1,307 @@
+// The client role end to end on loopback: connectTunnel() joins a wg-netstack server on
+// 127.0.0.1 whose handlers play the network behind it — an echo service, a closed port, an
+// address that never answers, a DNS server (UDP, and TCP for truncated answers).
+
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientConfig } from "../client-config.js";
+import { genkey, pubkey } from "../keys.js";
+import { startServer, type Server } from "../host/server.js";
+import type { TcpConnection } from "../host/tcp-connection.js";
+import type { UdpPacket } from "../host/udp-packet.js";
+import { connectTunnel, type Tunnel } from "./tunnel.js";
+import { TunnelError } from "./errors.js";
+import { encodeQuery } from "./dns.js";
+import type { TunnelSocket } from "./socket.js";
+
+const ECHO = "10.0.0.1";
+const SILENT = "10.0.0.66"; // SYNs there are never answered
+const DNS = "10.0.0.53";
+const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO };
+const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
+const BIG_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`);
+
+let server: Server;
+let tunnel: Tunnel;
+let clientKey: string;
+const dnsQueries = { udp: 0, tcp: 0 };
+/** How each echo connection ended, seen from the service: "end" or an error code. */
+const echoEndings: string[] = [];
+/** What the half-closing service on port 13 heard after its FIN, per connection. */
+const halfCloseHeard: string[] = [];
+
+/** A DNS answer to `query` (RFC 1035 4.1): A records for the name, or NXDOMAIN. */
+function dnsAnswer(query: Uint8Array, overTcp: boolean): Uint8Array {
+  let at = 12;
+  const labels: string[] = [];
+  while (query[at] !== 0) {
+    labels.push(new TextDecoder().decode(query.subarray(at + 1, at + 1 + query[at]!)));
+    at += 1 + query[at]!;
+  }
+  const questionEnd = at + 5;
+  const name = labels.join(".");
+  const type = (query[at + 1]! << 8) | query[at + 2]!;
+  const known = name === BIG_NAME ? BIG_ADDRESSES : NAMES[name] ? [NAMES[name]!] : undefined;
+  const truncated = name === BIG_NAME && !overTcp;
+  const records = type === 1 && known && !truncated ? known : [];
+  const out = [query[0]!, query[1]!, 0x81 | (truncated ? 0x02 : 0), known ? 0x80 : 0x83, 0, 1, 0, records.length, 0, 0, 0, 0];
+  out.push(...query.subarray(12, questionEnd));
+  for (const address of records) out.push(0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, ...address.split(".").map(Number));
+  return new Uint8Array(out);
+}
+
+async function serveTcp(connection: TcpConnection): Promise<void> {
+  const { host, port } = connection.local;
+  if (host === SILENT) return new Promise(() => {}); // never accepted: the SYN goes unanswered
+  if (host === DNS && port === 53) {
+    dnsQueries.tcp++;
+    let received = new Uint8Array(0);
+    for await (const chunk of connection) {
+      received = new Uint8Array([...received, ...chunk]);
+      if (received.length >= 2 && received.length >= 2 + ((received[0]! << 8) | received[1]!)) break;
+    }
+    const answer = dnsAnswer(received.subarray(2), true);
+    await connection.write(new Uint8Array([answer.length >> 8, answer.length & 0xff, ...answer]));
+    return void (await connection.end());
+  }
+  if (host === ECHO && port === 13) {
+    // Says its piece and half-closes first, then reads what still comes.
+    await connection.write(new TextEncoder().encode("bye"));
+    await connection.end();
+    let heard = "";
+    for await (const chunk of connection) heard += new TextDecoder().decode(chunk);
+    return void halfCloseHeard.push(heard);
+  }
+  if (host !== ECHO || port !== 7) return connection.refuse();
+  try {
+    for await (const chunk of connection) await connection.write(chunk);
+    await connection.end();
+    echoEndings.push("end");
+  } catch (error) {
+    echoEndings.push((error as { code?: string }).code ?? String(error));
+  }
+}
+
+function serveUdp(packet: UdpPacket): void {
+  if (packet.dst.host !== DNS || packet.dst.port !== 53) return;
+  dnsQueries.udp++;
+  packet.reply(dnsAnswer(packet.data, false));
+}
+
+beforeAll(async () => {
+  clientKey = genkey();
+  const serverKey = genkey();
+  server = await startServer({
+    privateKey: serverKey,
+    host: "127.0.0.1",
+    port: 0,
+    peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+    onTcp: serveTcp,
+    onUdp: serveUdp,
+  });
+  tunnel = await connectTunnel(configText());
+});
+
+afterAll(async () => {
+  await tunnel?.close();
+  await server?.close();
+});
+
+function configText(overrides: { endpoint?: string; allowedIps?: string } = {}): string {
+  return clientConfig({
+    privateKey: clientKey,
+    address: "10.0.0.2/32",
+    serverPublicKey: server.publicKey,
+    endpoint: overrides.endpoint ?? `127.0.0.1:${server.address.port}`,
+    dns: DNS,
+    allowedIps: overrides.allowedIps ?? "10.0.0.0/16",
+  });
+}
+
+/** Writes `data` then ends, and collects what comes back until the other end's FIN. */
+async function echoRoundTrip(socket: TunnelSocket, data: Uint8Array): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  socket.end(data);
+  await once(socket, "close");
+  return Buffer.concat(chunks);
+}
+
+async function failure(socket: TunnelSocket): Promise<TunnelError> {
+  const [error] = (await once(socket, "error")) as [TunnelError];
+  expect(error).toBeInstanceOf(TunnelError);
+  return error;
+}
+
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+describe("connectTunnel", () => {
+  it("comes up once the handshake completed", () => {
+    const peer = tunnel.stats().peers[0]!;
+    expect(peer.sinceHandshakeMs).toBeDefined();
+    expect(tunnel.publicKey).toBe(pubkey(clientKey));
+  });
+
+  it("rejects with ETIMEDOUT when no handshake completes in time", async () => {
+    // A UDP port where nothing answers: the server's own port with a key it does not know.
+    const stranger = clientConfig({ privateKey: genkey(), address: "10.0.0.9/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}` });
+    const attempt = connectTunnel(stranger, { handshakeTimeout: 300 });
+    await expect(attempt).rejects.toMatchObject({ code: "ETIMEDOUT", syscall: "handshake" });
+  });
+
+  it("rejects, never throws, for a bad config or an Endpoint name that does not resolve", async () => {
+    const bad = connectTunnel("[Interface]\nPrivateKey = x\n");
+    await expect(bad).rejects.toMatchObject({ name: "ConfigError", field: "PrivateKey", line: 2 });
+    // Endpoint names go to `lookup` (the system's resolver by default; tests ask no real resolver).
+    const lookup = async (name: string) => {
+      if (name === "wg.example") return "127.0.0.1";
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: "ENOTFOUND" });
+    };
+    const unresolvable = connectTunnel(configText({ endpoint: "no-such-host.example:51820" }), { lookup });
+    await expect(unresolvable).rejects.toMatchObject({ code: "ENOTFOUND", address: "no-such-host.example" });
+    // Another key, so that this tunnel does not take over the shared one's session.
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.3/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.3/32", serverPublicKey: server.publicKey, endpoint: `wg.example:${server.address.port}` });
+    const named = await connectTunnel(text, { lookup });
+    expect(named.stats().peers[0]!.endpoint).toEqual({ host: "127.0.0.1", port: server.address.port });
+    await named.close();
+  });
+});
+
+describe("TunnelSocket", () => {
+  it("carries data both ways intact and half-closes as net does", async () => {
+    const data = randomBytes(1 << 20);
+    const socket = tunnel.connect(7, ECHO);
+    expect(socket.connecting).toBe(true);
+    expect(socket.pending).toBe(true);
+    await once(socket, "connect");
+    expect(socket.connecting).toBe(false);
+    expect(socket.pending).toBe(false);
+    expect(socket.readyState).toBe("open");
+    expect({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily, localAddress: socket.localAddress }).toEqual({
+      remoteAddress: ECHO,
+      remotePort: 7,
+      remoteFamily: "IPv4",
+      localAddress: "10.0.0.2",
+    });
+    expect(socket.address()).toMatchObject({ address: "10.0.0.2", family: "IPv4" });
+    const back = await echoRoundTrip(socket, data);
+    expect(sha256(back)).toBe(sha256(data));
+    expect(socket.bytesRead).toBe(data.length);
+    expect(socket.bytesWritten).toBe(data.length);
+  });
+
+  it("dials later from tunnel.socket(), taking setNoDelay and setKeepAlive first (as pg does)", async () => {
+    const socket = tunnel.socket();
+    expect(socket.pending).toBe(true);
+    expect(socket.connecting).toBe(false);
+    expect(socket.setNoDelay(true)).toBe(socket);
+    expect(socket.setKeepAlive(true, 1000)).toBe(socket);
+    socket.write("early "); // buffered until connected, as net does
+    const connected = once(socket, "ready");
+    socket.connect(7, ECHO);
+    await connected;
+    expect((await echoRoundTrip(socket, new TextEncoder().encode("bird"))).toString()).toBe("early bird");
+  });
+
+  it("keeps writing after the other end's FIN with allowHalfOpen, and ends with it otherwise", async () => {
+    const halfOpen = tunnel.connect({ port: 13, host: ECHO, allowHalfOpen: true });
+    halfOpen.setEncoding("utf8");
+    const [said] = (await once(halfOpen, "data")) as [string];
+    expect(said).toBe("bye");
+    await once(halfOpen, "end");
+    expect(halfOpen.writable).toBe(true);
+    halfOpen.end("still talking");
+    await once(halfOpen, "close");
+    await until(() => halfCloseHeard.length === 1);
+    expect(halfCloseHeard[0]).toBe("still talking");
+
+    const closing = tunnel.connect(13, ECHO); // allowHalfOpen false, as net's default
+    closing.resume();
+    await once(closing, "end");
+    await once(closing, "close");
+    expect(closing.writable).toBe(false);
+    await until(() => halfCloseHeard.length === 2);
+    expect(halfCloseHeard[1]).toBe("");
+  });
+
+  it("connects by name through the tunnel's DNS", async () => {
+    const socket = tunnel.connect(7, "echo.test");
+    const [, address, family, host] = (await once(socket, "lookup")) as [null, string, number, string];
+    expect({ address, family, host }).toEqual({ address: ECHO, family: 4, host: "echo.test" });
+    expect((await echoRoundTrip(socket, new TextEncoder().encode("by name"))).toString()).toBe("by name");
+  });
+
+  it("emits 'timeout' after setTimeout's idle time and stays open", async () => {
+    const socket = tunnel.connect(7, ECHO);
+    await once(socket, "connect");
+    socket.setTimeout(50);
+    await once(socket, "timeout");
+    expect(socket.destroyed).toBe(false);
+    expect((await echoRoundTrip(socket, new TextEncoder().encode("still here"))).toString()).toBe("still here");
+  });
+
+  it("fails with Node's codes: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ENOTFOUND, ABORT_ERR", async () => {
+    expect(await failure(tunnel.connect(9, ECHO))).toMatchObject({ code: "ECONNREFUSED", syscall: "connect", address: ECHO, port: 9 });
+
+    const started = Date.now();
+    expect(await failure(tunnel.connect({ port: 80, host: SILENT, timeout: 300 }))).toMatchObject({ code: "ETIMEDOUT", address: SILENT });
+    expect(Date.now() - started).toBeLessThan(10_000); // a bound that only catches a hang
+
+    expect(await failure(tunnel.connect(80, "192.0.2.1"))).toMatchObject({ code: "ENETUNREACH" });
+    expect(await failure(tunnel.connect(80, "fd00::1"))).toMatchObject({ code: "ENETUNREACH" });
+    expect(await failure(tunnel.connect(80, "nowhere.test"))).toMatchObject({ code: "ENOTFOUND" });
+
+    const controller = new AbortController();
+    const aborted = tunnel.connect({ port: 80, host: SILENT, signal: controller.signal });
+    controller.abort();
+    expect(await failure(aborted)).toMatchObject({ code: "ABORT_ERR", name: "AbortError" });
+  });
+
+  it("throws for bad arguments, as net does", () => {
+    expect(() => tunnel.connect(0, ECHO)).toThrow(RangeError);
+    expect(() => tunnel.connect(80, "not a host")).toThrow(TypeError);
+  });
+
+  it("resets with resetAndDestroy: the other end sees ECONNRESET", async () => {
+    const socket = tunnel.connect(7, ECHO);
+    await once(socket, "connect");
+    const count = echoEndings.length;
+    socket.write("x");
+    await once(socket, "data");
+    socket.resetAndDestroy();
+    await once(socket, "close");
+    await until(() => echoEndings.length > count);
+    expect(echoEndings.at(-1)).toBe("ECONNRESET");
+  });
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+describe("tunnel.resolve", () => {
+  it("asks the config's DNS server through the tunnel, and caches for the TTL", async () => {
+    const before = dnsQueries.udp;
+    expect(await tunnel.resolve("cached.test", { family: 4 })).toEqual([ECHO]);
+    expect(await tunnel.resolve("CACHED.test.", { family: 4 })).toEqual([ECHO]);
+    expect(dnsQueries.udp - before).toBe(1);
+  });
+
+  it("asks again over TCP when the UDP answer is truncated", async () => {
+    const before = dnsQueries.tcp;
+    expect(await tunnel.resolve(BIG_NAME, { family: 4 })).toEqual(BIG_ADDRESSES);
+    expect(dnsQueries.tcp - before).toBe(1);
+  });
+
+  it("rejects with ENOTFOUND for a name that does not exist, and returns IP literals as they are", async () => {
+    await expect(tunnel.resolve("nowhere.test")).rejects.toMatchObject({ code: "ENOTFOUND" });
+    expect(await tunnel.resolve("10.0.0.7")).toEqual(["10.0.0.7"]);
+  });
+
+  it("writes queries as RFC 1035 4.1 lays them out", () => {
+    expect([...encodeQuery(0x1234, "a.bc", 28)]).toEqual([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 97, 2, 98, 99, 0, 0, 28, 0, 1]);
+  });
+});
