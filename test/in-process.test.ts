@@ -136,6 +136,34 @@ describe("TCP through the tunnel", () => {
     const reply = await clock.until(roundTrip(conn, pattern(5000)));
     expect(text(reply)).toBe("got 5000 bytes");
     await clock.until(conn.closed);
+    expect(conn.errored).toBeNull(); // a clean close
+  });
+
+  it("errored tells a reset from a clean close without taking the data still queued", async () => {
+    let accepted!: TcpConnection;
+    const { clock, client } = await pair({ onTcp: (conn) => void (accepted = conn) });
+    const conn = await clock.until(client.connect({ host: "10.1.1.1", port: 80 }));
+    await clock.until(conn.write("last words"));
+    await clock.until(conn.end());
+    await clock.advance(10);
+    await clock.until(accepted.end());
+    await clock.until(accepted.closed);
+    expect(accepted.errored).toBeNull();
+    expect(text(await accepted.read())).toBe("last words"); // still there for the reader
+    expect(await accepted.read()).toHaveLength(0);
+  });
+
+  it("errored holds the reset, and end() after it rejects: no FIN went out", async () => {
+    let accepted!: TcpConnection;
+    const { clock, client } = await pair({ onTcp: (conn) => void (accepted = conn) });
+    const conn = await clock.until(client.connect({ host: "10.1.1.1", port: 80 }));
+    await clock.advance(10);
+    expect(accepted.errored).toBeNull(); // open
+    conn.abort();
+    await clock.until(accepted.closed);
+    expect(accepted.errored).toMatchObject({ code: "ECONNRESET" });
+    await expect(accepted.end()).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(conn.errored).toMatchObject({ code: "ECONNABORTED" });
   });
 
   it("abort() resets the other side", async () => {

@@ -209,6 +209,20 @@ describe("splice", () => {
     expect(await result).toMatchObject({ up: 0, down: 0, end: "socket-reset" });
   });
 
+  it("passes on a FIN the socket got before the splice began (while the client's handshake completed, or dial read a proxy's reply)", async () => {
+    const { connect, result } = await setup((socket) => void socket.end().resume(), {
+      // Node emits 'end' for a FIN with no data even with nobody listening: it has come and gone.
+      beforeSplice: async (socket) => {
+        while (!socket.readableEnded) await sleep(5);
+      },
+    });
+    const conn = await connect();
+    expect(await readAll(conn)).toHaveLength(0); // the upstream's FIN, passed on
+    await conn.write("late");
+    await conn.end();
+    expect(await result).toEqual({ up: 4, down: 0, end: "closed" });
+  });
+
   it("refuses a socket that would drop half-closes", () => {
     const socket = new net.Socket(); // allowHalfOpen defaults to false
     expect(() => splice({} as TcpConnection, socket)).toThrow(/allowHalfOpen/);

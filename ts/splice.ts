@@ -27,9 +27,11 @@ export interface SpliceResult {
   /** Bytes from the socket to the connection. */
   down: number;
   /**
-   * - `"closed"`: both sides sent FIN and everything was passed on;
+   * - `"closed"`: both sides sent FIN and everything was passed on: the socket took all the
+   *   connection's data, and the client acknowledged all the socket's data and its FIN;
    * - `"connection-reset"`: the connection was reset or failed, so the socket was reset;
-   * - `"socket-reset"`: the socket was reset (ECONNRESET), so the connection was reset;
+   * - `"socket-reset"`: the socket was reset (ECONNRESET, or EPIPE on a write after the
+   *   reset was reported once, as Deno shows it), so the connection was reset;
    * - `"socket-error"`: the socket failed otherwise (see `error`), the connection was reset;
    * - `"aborted"`: the signal fired; both were reset.
    */
@@ -73,6 +75,7 @@ class Splice {
   #upDone = false; // the connection's FIN was passed to the socket
   #socketEnded = false; // the socket's FIN arrived
   #downDone = false; // ... and was passed to the connection
+  #connectionClosed = false; // the connection's FIN exchange is over, or it failed
   #finished = false;
 
   constructor(
@@ -97,6 +100,8 @@ class Splice {
     // A reset while neither direction is waiting on the connection shows only here.
     this.connection.closed.then(() => this.#onConnectionClosed());
     void this.#pumpUp();
+    // Its FIN came before we listened (a proxy's reply, then the target's FIN, read by dial).
+    if (socket.readableEnded) this.#onSocketEnd();
   }
 
   /** Connection → socket: one chunk in flight; waits for the socket to drain. */
@@ -110,7 +115,8 @@ class Splice {
       }
       if (this.#finished) return;
       if (chunk.length === 0) {
-        this.socket.end(() => {
+        this.socket.end((error?: Error | null) => {
+          if (error) return; // destroyed first: its 'close' (or 'error') ends the splice
           this.#upDone = true;
           this.#finishIfDone();
         });
@@ -164,7 +170,7 @@ class Splice {
   readonly #onSocketError = (error: Error & { code?: string }) => {
     if (this.#finished) return;
     this.connection.abort();
-    this.#finish(error.code === "ECONNRESET" ? "socket-reset" : "socket-error", error);
+    this.#finish(error.code === "ECONNRESET" || error.code === "EPIPE" ? "socket-reset" : "socket-error", error);
   };
 
   readonly #onSocketClose = () => {
@@ -177,15 +183,15 @@ class Splice {
   };
 
   #onConnectionClosed(): void {
-    if (this.#finished || (this.#upDone && this.#downDone)) return;
-    // read() tells a reset (rejects) from a close (resolves). A close with data still
-    // owed to the client means it can no longer be delivered: that is a failure too.
-    this.connection.read().then(
-      () => {
-        if (!this.#downDone) this.#connectionFailed(new Error("connection closed before the socket's data was delivered"));
-      },
-      (error) => this.#connectionFailed(error),
-    );
+    if (this.#finished) return;
+    this.#connectionClosed = true;
+    // `errored`, not read(): a read here would take a chunk #pumpUp is about to pass on.
+    const error = this.connection.errored;
+    if (error) return this.#connectionFailed(error);
+    // A clean close needs our FIN; without it, the socket's data can no longer be delivered.
+    if (!this.#downDone) return this.#connectionFailed(new Error("connection closed before the socket's data was delivered"));
+    // What the client sent is still queued in the connection: #pumpUp passes it on.
+    this.#finishIfDone();
   }
 
   #connectionFailed(error: unknown): void {
@@ -201,8 +207,9 @@ class Splice {
     this.#finish("aborted");
   };
 
+  /** "closed" only once the client has acknowledged our FIN, and so every byte before it (RFC 9293 3.6). */
   #finishIfDone(): void {
-    if (this.#upDone && this.#downDone) this.#finish("closed");
+    if (this.#upDone && this.#downDone && this.#connectionClosed) this.#finish("closed");
   }
 
   #finish(end: SpliceResult["end"], error?: Error): void {

@@ -148,13 +148,20 @@ export class TcpConnection {
     return handled(new Promise((resolve, reject) => this.#drains.push({ resolve, reject })));
   }
 
-  /** Sends FIN after the queued data (half-close); reading goes on. Resolves when the FIN is queued. */
+  /**
+   * Sends FIN after the queued data (half-close); reading goes on. Resolves when the FIN is
+   * queued; rejects (with `errored`, or EPIPE) if the connection ended before it could be.
+   */
   end(): Promise<void> {
     this.acceptIfPending();
     if (!this.#ending && !this.#closed) {
       this.#ending = true;
       this.#flush();
     }
+    if (this.#finQueued) return Promise.resolve();
+    // Closed first: our FIN never went out, so the far end did not get a clean end of stream.
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#closed) return Promise.reject(new ConnectionError("connection closed before end()", "EPIPE"));
     return this.drain();
   }
 
@@ -182,9 +189,19 @@ export class TcpConnection {
     this.#link.command((c) => c.abort(this.#id));
   }
 
-  /** Resolves when the connection is fully closed (either way). */
+  /** Resolves when the connection is fully closed (either way); `errored` then says which. */
   get closed(): Promise<void> {
     return this.#whenClosed;
+  }
+
+  /**
+   * Why the connection failed (reset by the client, refused, aborted, timed out, or the
+   * server stopped), as Node's `socket.errored`; `null` while it is open and after a clean
+   * close (both FINs sent and acknowledged). Reading it consumes nothing: use it, not
+   * `read()`, to learn how a connection ended while someone else may still be reading.
+   */
+  get errored(): Error | null {
+    return this.#error ?? null;
   }
 
   /** Retransmissions, timeouts, round-trip time and window of this connection, while it is open. */

@@ -6,7 +6,7 @@ use super::*;
 use crate::events::decode::{decode, Event};
 use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
 use crate::wire::{self, Inner};
-use segment::{SackBlocks, SynOptions};
+use segment::{SackBlocks, SynOptions, Timestamp};
 
 const MTU: usize = 1420;
 /// The path's round trip, as the handshake shows it.
@@ -37,6 +37,7 @@ struct Sent {
     rst: bool,
     window: u16,
     options: SynOptions,
+    timestamp: Option<Timestamp>,
     payload: Vec<u8>,
 }
 
@@ -107,6 +108,7 @@ impl Stack {
                     rst: seg.rst,
                     window: seg.window,
                     options: seg.syn_options,
+                    timestamp: seg.timestamp,
                     payload: seg.payload.to_vec(),
                 }
             })
@@ -137,6 +139,7 @@ fn segment(src: SocketAddr, dst: SocketAddr, seq: u32, ack: Option<u32>) -> Segm
         window: 65535,
         syn_options: SynOptions::default(),
         sack: SackBlocks::default(),
+        timestamp: None,
         payload: &[],
     }
 }
@@ -158,25 +161,39 @@ struct Peer {
     nxt: u32,
     our_nxt: u32,
     conn: u32,
+    /// The peer's timestamps (RFC 7323), when it offers them: its clock and the echo of ours.
+    clock: Option<Timestamp>,
 }
 
 impl Peer {
     fn segment(&self) -> Segment<'static> {
-        segment(self.addr, self.server, self.nxt, Some(self.our_nxt))
+        Segment { timestamp: self.clock, ..segment(self.addr, self.server, self.nxt, Some(self.our_nxt)) }
     }
 
     fn syn(&self, seq: u32) -> Segment<'static> {
         Segment {
             syn: true,
             syn_options: SynOptions { mss: Some(1380), window_scale: Some(7), sack_permitted: true },
+            timestamp: self.clock.map(|clock| Timestamp { ecr: 0, ..clock }),
             ..segment(self.addr, self.server, seq, None)
         }
+    }
+
+    /// The peer's clock moves on to `val`.
+    fn tick(&mut self, val: u32) {
+        self.clock = self.clock.map(|clock| Timestamp { val, ..clock });
     }
 }
 
 /// The peer opens a connection with its ISS `iss`; the host accepts; the handshake completes.
 fn open(stack: &mut Stack, peer: u32, from: &str, to: &str, iss: u32) -> Peer {
-    let mut p = Peer { peer, addr: addr(from), server: addr(to), nxt: iss.wrapping_add(1), our_nxt: 0, conn: 0 };
+    open_with(stack, peer, from, to, iss, None)
+}
+
+/// `open`, the peer's SYN carrying its clock `tsval` if given (RFC 7323).
+fn open_with(stack: &mut Stack, peer: u32, from: &str, to: &str, iss: u32, tsval: Option<u32>) -> Peer {
+    let clock = tsval.map(|val| Timestamp { val, ecr: 0 });
+    let mut p = Peer { peer, addr: addr(from), server: addr(to), nxt: iss.wrapping_add(1), our_nxt: 0, conn: 0, clock };
     stack.inject(peer, &p.syn(iss));
     let conn = incoming(&mut stack.events()).expect("a new connection");
     stack.tcp.accept(stack.now, conn).unwrap();
@@ -185,6 +202,11 @@ fn open(stack: &mut Stack, peer: u32, from: &str, to: &str, iss: u32) -> Peer {
     assert!(syn_ack.len() == 1 && syn_ack[0].syn && syn_ack[0].ack == Some(p.nxt), "{syn_ack:?}");
     p.our_nxt = syn_ack[0].seq.wrapping_add(1);
     p.conn = conn;
+    // RFC 7323 §3.2: our SYN-ACK carries timestamps exactly when the SYN did, echoing its clock.
+    assert_eq!(syn_ack[0].timestamp.map(|ts| ts.ecr), tsval, "{syn_ack:?}");
+    if let (Some(clock), Some(ours)) = (p.clock.as_mut(), syn_ack[0].timestamp) {
+        clock.ecr = ours.val;
+    }
     stack.advance(RTT_US);
     stack.inject(peer, &p.segment());
     assert!(stack.events().iter().any(|e| matches!(e, Event::TcpEstablished { .. })));
@@ -206,8 +228,9 @@ fn into_time_wait(stack: &mut Stack, p: &mut Peer) {
     assert!(ack.len() == 1 && ack[0].ack == Some(p.nxt), "our FIN's ACK and theirs: {ack:?}");
     assert!(stack.events().contains(&Event::TcpClosed { conn: p.conn, reason: 0 }));
     assert_eq!(stack.tcp.connection_count(), 0, "TIME-WAIT is not a live connection");
-    let conn = &stack.tcp.connections[&p.conn].conn;
-    assert_eq!(conn.snd.capacity_bytes(), 0, "a minute in TIME-WAIT holds no buffers");
+    if let Some(slot) = stack.tcp.connections.get(&p.conn) {
+        assert_eq!(slot.conn.snd.capacity_bytes(), 0, "a minute in TIME-WAIT holds no buffers");
+    }
 }
 
 #[test]
@@ -228,6 +251,30 @@ fn rfc9293_3_4_2_time_wait_lasts_sixty_seconds_as_linux_keeps_it() {
     stack.inject(p.peer, &Segment { fin: true, ..segment(p.addr, p.server, p.nxt.wrapping_sub(1), Some(p.our_nxt)) });
     let sent = stack.sent();
     assert!(sent.len() == 1 && sent[0].rst && sent[0].seq == p.our_nxt, "{sent:?}");
+}
+
+#[test]
+fn time_wait_leftovers_are_capped_at_the_connection_limit_as_linux_caps_them() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { connections: 2, ..DEFAULT_LIMITS });
+    let mut peers = Vec::new();
+    for i in 0..3 {
+        let mut p = open(&mut stack, 1, &format!("10.0.0.2:{}", 40000 + i), "198.51.100.7:80", 1000);
+        into_time_wait(&mut stack, &mut p);
+        peers.push(p);
+    }
+    // The first two keep their 4-tuples; the third closed at once: its FIN, sent again, meets no connection.
+    for (i, p) in peers.iter().enumerate() {
+        stack.inject(p.peer, &Segment { fin: true, ..segment(p.addr, p.server, p.nxt.wrapping_sub(1), Some(p.our_nxt)) });
+        let sent = stack.sent();
+        assert_eq!(sent.iter().map(|s| s.rst).collect::<Vec<_>>(), vec![i == 2], "connection {i}: {sent:?}");
+    }
+    // When one leaves TIME-WAIT, its place is free again.
+    stack.advance(61_000_000);
+    let mut p = open(&mut stack, 1, "10.0.0.2:41000", "198.51.100.7:80", 1000);
+    into_time_wait(&mut stack, &mut p);
+    stack.inject(p.peer, &Segment { fin: true, ..segment(p.addr, p.server, p.nxt.wrapping_sub(1), Some(p.our_nxt)) });
+    assert_eq!(stack.sent().iter().map(|s| s.rst).collect::<Vec<_>>(), vec![false]);
 }
 
 #[test]
@@ -318,7 +365,7 @@ fn rfc6528_initial_sequence_numbers_follow_a_4_us_clock_per_4_tuple_under_a_secr
     assert_ne!(other_port.wrapping_sub(first), 1000, "another 4-tuple, another offset");
     // A SYN-ACK takes its number the same way, from our end and theirs.
     let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
-    let expected = IsnGenerator::new(1).isn(stack.now - RTT_US, addr("198.51.100.7:80"), addr("10.0.0.2:40000"));
+    let expected = IsnGenerator::new(1).initial(stack.now - RTT_US, addr("198.51.100.7:80"), addr("10.0.0.2:40000")).seq;
     assert_eq!(p.our_nxt, expected.wrapping_add(1));
     // Another secret, other numbers.
     let mut other = Stack::with_seed(2);
@@ -336,4 +383,168 @@ fn rfc9293_3_10_5_abort_after_a_syn_sent_at_time_zero_resets() {
     stack.run();
     let sent = stack.sent();
     assert!(sent.len() == 1 && sent[0].rst, "the peer may have our SYN: it hears the abort: {sent:?} from {local}");
+}
+
+/// The host writes `bytes`; what we send for it in the next few milliseconds.
+fn host_sends(stack: &mut Stack, p: &Peer, bytes: usize) -> Vec<Sent> {
+    assert_eq!(stack.tcp.send(p.conn, &vec![7; bytes]), Ok(bytes));
+    stack.run();
+    stack.advance(2_000); // the pacer
+    stack.sent()
+}
+
+#[test]
+fn rfc7323_3_2_timestamps_are_on_when_the_peer_offers_them_and_ride_every_segment() {
+    let mut stack = Stack::new();
+    stack.advance(5_000_000);
+    let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
+    let sent = host_sends(&mut stack, &p, 3000);
+    // The option takes 12 bytes of each segment (the peer's MSS and ours are 1380).
+    assert_eq!(sent.iter().map(|s| s.payload.len()).collect::<Vec<_>>(), vec![1368, 1368, 264]);
+    let ours = p.clock.unwrap().ecr;
+    for s in &sent {
+        let ts = s.timestamp.expect("every segment carries timestamps");
+        assert_eq!(ts.ecr, 7000);
+        assert_eq!(
+            ts.val.wrapping_sub(ours),
+            ((stack.now - 2_000) / 1000 - (5_000_000 + RTT_US - RTT_US) / 1000) as u32,
+            "our clock in ms"
+        );
+    }
+    // The peer's newer clock, on a segment at what we acknowledged, is what we echo next.
+    p.tick(7010);
+    p.our_nxt = p.our_nxt.wrapping_add(3000);
+    stack.inject(p.peer, &Segment { payload: b"hi", ..p.segment() });
+    p.nxt = p.nxt.wrapping_add(2);
+    let ack = stack.sent();
+    assert_eq!(ack.iter().map(|s| (s.ack, s.timestamp.map(|ts| ts.ecr))).collect::<Vec<_>>(), vec![(Some(p.nxt), Some(7010))]);
+
+    // A peer that offers none gets none, and full segments.
+    let mut stack = Stack::new();
+    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    let sent = host_sends(&mut stack, &p, 3000);
+    assert_eq!(sent.iter().map(|s| (s.payload.len(), s.timestamp)).collect::<Vec<_>>(), vec![(1380, None), (1380, None), (240, None)]);
+}
+
+#[test]
+fn rfc7323_3_2_our_connect_offers_timestamps_and_keeps_them_only_if_answered() {
+    for answered in [false, true] {
+        let mut stack = Stack::new();
+        stack.advance(1_000_000);
+        let (local, remote) = (addr("10.0.0.1:50000"), addr("10.0.0.9:443"));
+        let (id, _) = stack.tcp.connect(stack.now, 1, local, remote).unwrap();
+        stack.run();
+        let syn = stack.sent();
+        let offer = syn[0].timestamp.expect("our SYN offers timestamps");
+        assert_eq!(offer.ecr, 0);
+        stack.advance(RTT_US);
+        let clock = answered.then_some(Timestamp { val: 99, ecr: offer.val });
+        let syn_ack = Segment {
+            syn: true,
+            syn_options: SynOptions { mss: Some(1380), window_scale: Some(7), sack_permitted: true },
+            timestamp: clock,
+            ..segment(remote, local, 5000, Some(syn[0].seq.wrapping_add(1)))
+        };
+        stack.inject(1, &syn_ack);
+        let ack = stack.sent();
+        assert_eq!(ack.len(), 1);
+        assert_eq!(ack[0].timestamp.map(|ts| ts.ecr), clock.map(|c| c.val), "answered: {answered}");
+        let p = Peer { peer: 1, addr: remote, server: local, nxt: 5001, our_nxt: syn[0].seq.wrapping_add(1), conn: id, clock };
+        let sent = host_sends(&mut stack, &p, 2000);
+        let expected = if answered { vec![1368, 632] } else { vec![1380, 620] };
+        assert_eq!(sent.iter().map(|s| s.payload.len()).collect::<Vec<_>>(), expected);
+        assert!(sent.iter().all(|s| s.timestamp.is_some() == answered));
+    }
+}
+
+#[test]
+fn rfc7323_5_3_paws_drops_an_old_duplicate_and_acknowledges_it() {
+    let mut stack = Stack::new();
+    let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
+    stack.events();
+    p.tick(7100);
+    stack.inject(p.peer, &Segment { payload: b"new", ..p.segment() });
+    p.nxt = p.nxt.wrapping_add(3);
+    assert_eq!(stack.events(), vec![Event::TcpData { conn: p.conn, bytes: b"new".to_vec() }]);
+    stack.sent();
+    // A segment from an older clock reading: an old duplicate, whatever its sequence number.
+    p.tick(7050);
+    stack.inject(p.peer, &Segment { payload: b"old", ..p.segment() });
+    assert_eq!(stack.events(), vec![], "dropped");
+    let ack = stack.sent();
+    assert_eq!(ack.iter().map(|s| (s.ack, s.timestamp.map(|ts| ts.ecr))).collect::<Vec<_>>(), vec![(Some(p.nxt), Some(7100))], "answered");
+    // A RST is not judged by its clock (RFC 7323 §5.3 R1): with the exact sequence number it resets.
+    stack.inject(p.peer, &Segment { rst: true, ..p.segment() });
+    assert_eq!(stack.events(), vec![Event::TcpClosed { conn: p.conn, reason: 1 }]);
+}
+
+#[test]
+fn rfc7323_4_1_the_echo_times_a_retransmission_where_karn_gives_no_sample() {
+    let mut stack = Stack::new();
+    let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
+    assert_eq!(stack.tcp.connection_stats(p.conn).unwrap().srtt_us, RTT_US);
+    let first = host_sends(&mut stack, &p, 100);
+    assert_eq!(first.len(), 1);
+    // Nothing comes back: a tail-loss probe, then the retransmission timeout, send it again.
+    stack.advance(300_000);
+    let again = stack.sent();
+    assert!(!again.is_empty() && again.iter().all(|s| s.payload.len() == 100), "{again:?}");
+    let last = again.last().unwrap().timestamp.unwrap();
+    // The peer's ACK echoes the last copy's clock.
+    p.our_nxt = p.our_nxt.wrapping_add(100);
+    p.clock = Some(Timestamp { val: 7500, ecr: last.val });
+    stack.inject(p.peer, &p.segment());
+    let srtt = stack.tcp.connection_stats(p.conn).unwrap().srtt_us;
+    assert!((15_000..=30_000).contains(&srtt), "a sample of about 100 ms moved the smoothed RTT from 10 ms: {srtt}");
+}
+
+#[test]
+fn rfc6191_with_timestamps_a_newer_clock_reopens_time_wait_and_an_older_does_not() {
+    // (the old connection's clock, the new SYN's offset from rcv.nxt and its clock)
+    let cases = [
+        (Some(7000), -100i32, Some(8000), true),
+        (Some(7000), 5000, Some(6000), false),
+        (None, -100, Some(1), true),
+        (None, -100, None, false),
+    ];
+    for (old_clock, seq_offset, tsval, reopens) in cases {
+        let mut stack = Stack::new();
+        let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, old_clock);
+        into_time_wait(&mut stack, &mut p);
+        p.clock = tsval.map(|val| Timestamp { val, ecr: 0 });
+        stack.inject(p.peer, &p.syn(p.nxt.wrapping_add_signed(seq_offset)));
+        assert_eq!(incoming(&mut stack.events()).is_some(), reopens, "SYN at {seq_offset} with clock {tsval:?} after {old_clock:?}");
+        if !reopens {
+            let sent = stack.sent();
+            assert_eq!(sent.iter().map(|s| (s.syn, s.rst, s.ack)).collect::<Vec<_>>(), vec![(false, false, Some(p.nxt))]);
+        }
+    }
+}
+
+#[test]
+fn rfc7323_4_1_the_echo_times_a_handshake_whose_syn_ack_was_sent_again() {
+    let mut stack = Stack::new();
+    let mut p = Peer {
+        peer: 1,
+        addr: addr("10.0.0.2:40000"),
+        server: addr("198.51.100.7:80"),
+        nxt: 1001,
+        our_nxt: 0,
+        conn: 0,
+        clock: Some(Timestamp { val: 7000, ecr: 0 }),
+    };
+    stack.inject(p.peer, &p.syn(1000));
+    p.conn = incoming(&mut stack.events()).unwrap();
+    stack.tcp.accept(stack.now, p.conn).unwrap();
+    stack.run();
+    let first = stack.sent();
+    // Lost: after a second it goes again.
+    stack.advance(1_000_000);
+    let again = stack.sent();
+    assert!(again.len() == 1 && again[0].syn && again[0].seq == first[0].seq, "{again:?}");
+    stack.advance(30_000);
+    p.our_nxt = again[0].seq.wrapping_add(1);
+    p.clock = Some(Timestamp { val: 8030, ecr: again[0].timestamp.unwrap().val });
+    stack.inject(p.peer, &p.segment());
+    assert_eq!(stack.tcp.connection_stats(p.conn).unwrap().srtt_us, 30_000, "Karn has no sample here; the echo has one");
 }

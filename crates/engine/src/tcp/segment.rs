@@ -1,11 +1,12 @@
 //! TCP segments on the wire, without state: a peer's segment parsed out of its IP
 //! packet, and ours built into one.
 //!
-//! Options are the ones a bulk path needs: MSS, window scale, SACK-permitted and SACK
-//! blocks. Timestamps are not negotiated (RTT is measured from our own send times), so
-//! four SACK blocks fit. Checksums of arriving segments are not verified: they came
+//! Options are the ones a bulk path needs: MSS, window scale, SACK-permitted, SACK
+//! blocks and timestamps (with which three SACK blocks fit in the 40 bytes, else four).
+//! Checksums of arriving segments are not verified: they came
 //! inside an authenticated WireGuard packet, as the kernel's WireGuard also assumes.
-//! References: RFC 9293 §3.1 (header), RFC 7323 §2 (window scale), RFC 2018 (SACK).
+//! References: RFC 9293 §3.1 (header), RFC 7323 §2 (window scale) and §3 (timestamps),
+//! RFC 2018 (SACK).
 
 use crate::counters::DropReason;
 use crate::wire;
@@ -21,6 +22,10 @@ const OPT_MSS: u8 = 2;
 const OPT_WINDOW_SCALE: u8 = 3;
 const OPT_SACK_PERMITTED: u8 = 4;
 const OPT_SACK: u8 = 5;
+const OPT_TIMESTAMPS: u8 = 8;
+/// The timestamps option as laid out (two NOPs, kind, length, TSval, TSecr): what it takes
+/// from each segment's payload once negotiated (RFC 7323 §3.2).
+pub const TIMESTAMPS_LEN: usize = 12;
 
 /// The options only a SYN carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +33,13 @@ pub struct SynOptions {
     pub mss: Option<u16>,
     pub window_scale: Option<u8>,
     pub sack_permitted: bool,
+}
+
+/// RFC 7323 §3: the sender's clock, and the latest clock reading it has from the other side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    pub val: u32,
+    pub ecr: u32,
 }
 
 /// Up to four `[start, end)` ranges the receiver holds beyond its cumulative ACK.
@@ -64,6 +76,7 @@ pub struct Segment<'a> {
     pub window: u16,
     pub syn_options: SynOptions,
     pub sack: SackBlocks,
+    pub timestamp: Option<Timestamp>,
     pub payload: &'a [u8],
 }
 
@@ -106,6 +119,7 @@ pub fn parse(src: IpAddr, dst: IpAddr, tcp: &[u8]) -> Result<Segment<'_>, DropRe
         window: packet.window_len(),
         syn_options: SynOptions::default(),
         sack: SackBlocks::default(),
+        timestamp: None,
         payload: &tcp[header_len..],
     };
     parse_options(&tcp[HEADER_LEN..header_len], &mut segment);
@@ -134,6 +148,11 @@ fn parse_options(mut options: &[u8], segment: &mut Segment<'_>) {
             // RFC 7323 §2.3: a shift above 14 is taken as 14.
             (OPT_WINDOW_SCALE, 1) if segment.syn => segment.syn_options.window_scale = Some(data[0].min(14)),
             (OPT_SACK_PERMITTED, 0) if segment.syn => segment.syn_options.sack_permitted = true,
+            (OPT_TIMESTAMPS, 8) => {
+                let val = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                let ecr = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+                segment.timestamp = Some(Timestamp { val, ecr });
+            }
             (OPT_SACK, n) if n > 0 && n % 8 == 0 => {
                 for block in data.chunks_exact(8) {
                     let start = u32::from_be_bytes([block[0], block[1], block[2], block[3]]);
@@ -161,6 +180,7 @@ pub struct Outgoing<'a> {
     pub window: u16,
     pub syn_options: Option<SynOptions>,
     pub sack: &'a [(u32, u32)],
+    pub timestamp: Option<Timestamp>,
     /// The data, possibly in two pieces (the send buffer is a ring).
     pub payload: [&'a [u8]; 2],
 }
@@ -180,14 +200,22 @@ impl<'a> Outgoing<'a> {
             window: 0,
             syn_options: None,
             sack: &[],
+            timestamp: None,
             payload: [&[], &[]],
         }
     }
 
     fn options_len(&self) -> usize {
         let syn = self.syn_options.map_or(0, |o| 4 + if o.sack_permitted { 4 } else { 0 } + if o.window_scale.is_some() { 4 } else { 0 });
-        let sack = if self.sack.is_empty() { 0 } else { 4 + 8 * self.sack.len().min(MAX_SACK_BLOCKS) };
-        syn + sack
+        let sack = if self.sack.is_empty() { 0 } else { 4 + 8 * self.sack_blocks().len() };
+        let timestamp = if self.timestamp.is_some() { TIMESTAMPS_LEN } else { 0 };
+        syn + sack + timestamp
+    }
+
+    /// The SACK blocks that fit beside the other options (RFC 2018 §3).
+    fn sack_blocks(&self) -> &[(u32, u32)] {
+        let fit = if self.timestamp.is_some() { MAX_SACK_BLOCKS - 1 } else { MAX_SACK_BLOCKS };
+        &self.sack[..self.sack.len().min(fit)]
     }
 }
 
@@ -241,8 +269,13 @@ fn write_options(segment: &Outgoing<'_>, out: &mut [u8]) {
             put(&[OPT_NOP, OPT_WINDOW_SCALE, 3, shift]);
         }
     }
+    if let Some(timestamp) = segment.timestamp {
+        put(&[OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10]);
+        put(&timestamp.val.to_be_bytes());
+        put(&timestamp.ecr.to_be_bytes());
+    }
     if !segment.sack.is_empty() {
-        let blocks = &segment.sack[..segment.sack.len().min(MAX_SACK_BLOCKS)];
+        let blocks = segment.sack_blocks();
         put(&[OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * blocks.len() as u8]);
         for &(start, end) in blocks {
             put(&start.to_be_bytes());
@@ -313,6 +346,39 @@ mod tests {
         assert_eq!(parsed.sack.as_slice(), &blocks);
         assert_eq!(parsed.syn_options, SynOptions::default(), "SYN options are only read from a SYN");
         assert_eq!((parsed.fin, parsed.window, parsed.len()), (true, 512, 12));
+    }
+
+    #[test]
+    fn rfc7323_3_timestamps_round_trip_on_a_syn_and_leave_room_for_three_sack_blocks() {
+        let mut out = Vec::new();
+        let options = SynOptions { mss: Some(1380), window_scale: Some(7), sack_permitted: true };
+        let timestamp = Some(Timestamp { val: 0xdead_beef, ecr: 0 });
+        let syn = Outgoing {
+            syn: true,
+            syn_options: Some(options),
+            timestamp,
+            ..Outgoing::control(addr("10.0.0.1:1"), addr("10.0.0.2:2"), 7, None)
+        };
+        build(&syn, &mut out);
+        let (src, dst, tcp) = tcp_part(&out);
+        let parsed = parse(src, dst, tcp).unwrap();
+        assert_eq!((parsed.syn_options, parsed.timestamp), (options, timestamp));
+        assert_eq!(tcp.len(), HEADER_LEN + 24);
+
+        let blocks = [(10, 20), (30, 40), (50, 60), (70, 80)];
+        let timestamp = Some(Timestamp { val: 5, ecr: u32::MAX });
+        let ack = Outgoing {
+            sack: &blocks,
+            timestamp,
+            payload: [b"x", b""],
+            ..Outgoing::control(addr("10.0.0.1:1"), addr("10.0.0.2:2"), 7, Some(9))
+        };
+        build(&ack, &mut out);
+        let (src, dst, tcp) = tcp_part(&out);
+        let parsed = parse(src, dst, tcp).unwrap();
+        assert_eq!(parsed.timestamp, timestamp);
+        assert_eq!(parsed.sack.as_slice(), &blocks[..3], "40 bytes of options: timestamps and three blocks");
+        assert_eq!((tcp.len(), parsed.payload), (HEADER_LEN + TIMESTAMPS_LEN + 4 + 24 + 1, &b"x"[..]));
     }
 
     #[test]

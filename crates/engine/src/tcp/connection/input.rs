@@ -21,7 +21,16 @@ impl Connection {
     /// An older connection's TIME-WAIT gives way to a new SYN that starts past the old
     /// sequence space (RFC 9293 §3.10.7.4, RFC 6191 §2); any other SYN gets the old rules.
     pub fn yields_to(&self, syn: &Segment<'_>) -> bool {
-        self.state == State::TimeWait && seq::after(syn.seq, self.rcv.nxt)
+        if self.state != State::TimeWait {
+            return false;
+        }
+        match (&self.ts, syn.timestamp) {
+            // A newer clock reading, or the same one with a sequence number past the old.
+            (Some(ts), Some(new)) => seq::after(new.val, ts.recent()) || (new.val == ts.recent() && seq::after(syn.seq, self.rcv.nxt)),
+            // The old connection had no clock to compare with: timestamps will tell old from new.
+            (None, Some(_)) => true,
+            _ => seq::after(syn.seq, self.rcv.nxt),
+        }
     }
 
     pub fn on_segment(&mut self, now: u64, seg: &Segment<'_>, io: &mut Io<'_>) {
@@ -55,12 +64,22 @@ impl Connection {
             }
             return;
         }
+        // RFC 7323 §5.3 R1 (PAWS): an older clock reading is an old duplicate; it is answered.
+        if let (Some(ts), Some(stamp)) = (&self.ts, seg.timestamp) {
+            if ts.rejects(now, stamp.val) {
+                self.ack_now = true;
+                return;
+            }
+        }
         if !acceptable {
             self.ack_now = true;
             if seg.ack.is_none() || self.state == State::SynReceived {
                 return;
             }
             // Its ACK still counts (a zero-window probe, say); its data does not.
+        }
+        if let (true, Some(ts), Some(stamp)) = (acceptable, self.ts.as_mut(), seg.timestamp) {
+            ts.on_acceptable(now, seg.seq, stamp.val);
         }
         if seg.syn {
             if self.state == State::SynReceived && seg.seq == self.rcv.nxt.wrapping_sub(1) {
@@ -77,7 +96,7 @@ impl Connection {
                 self.send_rst_for(ack, io);
                 return;
             }
-            self.establish(now, io); // the window is taken below, as for any ACK
+            self.establish(now, seg, io); // the window is taken below, as for any ACK
         }
 
         // RFC 5961 §5.2: an ACK of what we never sent, or one older than SND.UNA - MAX.SND.WND,
@@ -89,7 +108,7 @@ impl Connection {
         if seq::at_or_after(ack, self.snd.una) {
             self.snd.update_window(seg.seq, ack, (seg.window as usize) << self.send_shift);
             let sack = if self.sack_ok { seg.sack.as_slice() } else { &[] };
-            self.on_ack(now, ack, sack, io);
+            self.on_ack(now, ack, sack, seg.timestamp.map(|ts| ts.ecr), io);
         }
         if !acceptable || self.state == State::Closed {
             return;
@@ -145,22 +164,22 @@ impl Connection {
         if !seg.syn || !ack_ok {
             return; // a simultaneous open is not supported
         }
-        self.take_syn_options(seg);
+        self.take_syn_options(seg, now);
         self.rcv = Receiver::new(seg.seq, self.settings.max_receive_window, self.receive_shift());
         // A SYN's window is never scaled (RFC 7323 §2.2).
         self.snd.update_window(seg.seq, self.snd.una, seg.window as usize);
         self.ack_now = true;
-        self.establish(now, io);
+        self.establish(now, seg, io);
     }
 
-    fn establish(&mut self, now: u64, io: &mut Io<'_>) {
-        if self.handshake_retries == 0 {
-            if let Some(sent_at) = self.handshake_sent_at {
-                self.rtt.sample(now, now.saturating_sub(sent_at));
-            }
-        } else {
-            // Karn: a SYN sent again leaves it unknown which one was answered.
-            self.rtt.handshake_retransmitted();
+    /// `seg` completed the handshake.
+    fn establish(&mut self, now: u64, seg: &Segment<'_>, io: &mut Io<'_>) {
+        // Karn: a SYN sent again leaves it unknown which one was answered; the echo of our
+        // clock does not (RFC 7323 §4.1).
+        let own = self.handshake_sent_at.filter(|_| self.handshake_retries == 0).map(|sent_at| now.saturating_sub(sent_at));
+        match own.or_else(|| self.echoed_rtt(now, seg.timestamp.map(|ts| ts.ecr))) {
+            Some(sample) => self.rtt.sample(now, sample),
+            None => self.rtt.handshake_retransmitted(),
         }
         self.state = if self.snd.fin_queued() { State::FinWait1 } else { State::Established };
         self.handshake_due = false;
@@ -172,9 +191,13 @@ impl Connection {
         }
     }
 
-    fn on_ack(&mut self, now: u64, ack: u32, sack: &[(u32, u32)], io: &mut Io<'_>) {
+    fn on_ack(&mut self, now: u64, ack: u32, sack: &[(u32, u32)], tsecr: Option<u32>, io: &mut Io<'_>) {
         let mut outcome = self.snd.on_ack(now, ack, sack, self.rtt.min());
-        if let Some(sample) = outcome.rtt_sample {
+        // Our own send times are finer than the echo (µs, not ms), so they come first; the
+        // echo also times retransmitted data, where they cannot (RFC 7323 §4.1).
+        let acked_new = outcome.acked > 0 || outcome.fin_acked;
+        let echoed = if acked_new { self.echoed_rtt(now, tsecr) } else { None };
+        if let Some(sample) = outcome.rtt_sample.or(echoed) {
             self.rtt.sample(now, sample);
         }
         if self.recovery_until.is_some_and(|point| seq::at_or_after(ack, point)) {
@@ -223,6 +246,11 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// The round trip our clock's echo shows, with timestamps on.
+    fn echoed_rtt(&self, now: u64, tsecr: Option<u32>) -> Option<u64> {
+        self.ts.as_ref()?.rtt_sample(now, tsecr?)
     }
 
     /// Newly lost segments start a recovery episode: the window shrinks once per episode.

@@ -23,10 +23,12 @@ mod pacer;
 mod timers;
 
 use super::congestion::Congestion;
+use super::isn::Initial;
 use super::recv::Receiver;
 use super::rtt::Rtt;
-use super::segment::Segment;
+use super::segment::{self, Segment};
 use super::send::Sender;
+use super::timestamps::Timestamps;
 use super::{Io, Timeouts};
 use crate::events::CloseReason;
 use pacer::Pacer;
@@ -118,6 +120,9 @@ pub struct Connection {
     pub local: SocketAddr,
     pub state: State,
     iss: u32,
+    /// Our timestamp clock's offset; RFC 7323 timestamps, once both sides offered them.
+    ts_offset: u32,
+    ts: Option<Timestamps>,
     pub snd: Sender,
     pub rcv: Receiver,
     settings: Settings,
@@ -168,9 +173,9 @@ pub struct Connection {
 
 impl Connection {
     /// A peer's SYN for a new connection; it waits for the host's `accept`.
-    pub fn incoming(id: u32, peer: u32, syn: &Segment<'_>, iss: u32, settings: Settings, now: u64) -> Self {
-        let mut conn = Connection::new(id, peer, syn.src, syn.dst, iss, settings, now);
-        conn.take_syn_options(syn);
+    pub fn incoming(id: u32, peer: u32, syn: &Segment<'_>, initial: Initial, settings: Settings, now: u64) -> Self {
+        let mut conn = Connection::new(id, peer, syn.src, syn.dst, initial, settings, now);
+        conn.take_syn_options(syn, now);
         conn.rcv = Receiver::new(syn.seq, settings.max_receive_window, conn.receive_shift());
         conn.state = State::Pending;
         conn.state_deadline = Some(now + settings.timeouts.half_open_us);
@@ -178,14 +183,15 @@ impl Connection {
     }
 
     /// Our own connection to `remote`; the SYN goes out on the next poll.
-    pub fn outgoing(id: u32, peer: u32, local: SocketAddr, remote: SocketAddr, iss: u32, settings: Settings, now: u64) -> Self {
-        let mut conn = Connection::new(id, peer, remote, local, iss, settings, now);
+    pub fn outgoing(id: u32, peer: u32, local: SocketAddr, remote: SocketAddr, initial: Initial, settings: Settings, now: u64) -> Self {
+        let mut conn = Connection::new(id, peer, remote, local, initial, settings, now);
         conn.state = State::SynSent;
         conn.handshake_due = true;
         conn
     }
 
-    fn new(id: u32, peer: u32, remote: SocketAddr, local: SocketAddr, iss: u32, settings: Settings, now: u64) -> Self {
+    fn new(id: u32, peer: u32, remote: SocketAddr, local: SocketAddr, initial: Initial, settings: Settings, now: u64) -> Self {
+        let iss = initial.seq;
         Connection {
             id,
             peer,
@@ -193,6 +199,8 @@ impl Connection {
             local,
             state: State::Closed,
             iss,
+            ts_offset: initial.ts_offset,
+            ts: None,
             snd: Sender::new(iss, settings.mss, INITIAL_SEND_LIMIT.min(settings.max_send_buffer)),
             rcv: Receiver::new(0, settings.max_receive_window, 0),
             settings,
@@ -230,10 +238,15 @@ impl Connection {
         }
     }
 
-    fn take_syn_options(&mut self, syn: &Segment<'_>) {
+    /// What the peer's SYN (or SYN-ACK), which arrived at `now`, agrees to. We offer every
+    /// option we know, so each is on when the peer offers it too.
+    fn take_syn_options(&mut self, syn: &Segment<'_>, now: u64) {
         let options = syn.syn_options;
         let peer_mss = options.mss.unwrap_or(DEFAULT_MSS).max(64) as usize;
-        let mss = self.settings.mss.min(peer_mss);
+        // RFC 7323 §3.2: timestamps, once on, ride every segment and take from its payload.
+        self.ts = syn.timestamp.map(|ts| Timestamps::new(self.ts_offset, ts.val, now, syn.seq.wrapping_add(1)));
+        let option_space = if self.ts.is_some() { segment::TIMESTAMPS_LEN } else { 0 };
+        let mss = self.settings.mss.min(peer_mss) - option_space;
         self.snd.mss = mss;
         self.cc = Congestion::new(mss);
         self.sack_ok = options.sack_permitted;

@@ -5,8 +5,9 @@
 //! is still due. Zero-window and keep-alive probes are built here; `timers.rs` decides when.
 
 use super::{own_shift, Connection, State, HANDSHAKE_RTO_US};
-use crate::tcp::segment::{self, Outgoing, SynOptions};
+use crate::tcp::segment::{self, Outgoing, SynOptions, Timestamp};
 use crate::tcp::send::Planned;
+use crate::tcp::timestamps::Timestamps;
 use crate::tcp::{seq, Io};
 
 impl Connection {
@@ -81,6 +82,7 @@ impl Connection {
 
     pub(super) fn send_segment(&mut self, now: u64, planned: Planned, io: &mut Io<'_>) {
         let window = self.rcv.window_field();
+        let timestamp = self.timestamp(now);
         let sack = if self.sack_ok { self.rcv.sack_blocks() } else { &[] };
         let psh = planned.len > 0 && seq::distance(self.snd.una, seq::add(planned.seq, planned.len)) == self.snd.buffered();
         let segment = Outgoing {
@@ -88,6 +90,7 @@ impl Connection {
             psh,
             window,
             sack,
+            timestamp,
             payload: self.snd.payload(&planned),
             ..Outgoing::control(self.local, self.remote, planned.seq, Some(self.rcv.nxt))
         };
@@ -112,30 +115,46 @@ impl Connection {
 
     fn send_ack(&mut self, now: u64, io: &mut Io<'_>) {
         let window = self.rcv.window_field();
+        let timestamp = self.timestamp(now);
         let sack = if self.sack_ok { self.rcv.sack_blocks() } else { &[] };
-        let ack = Outgoing { window, sack, ..Outgoing::control(self.local, self.remote, self.snd.nxt, Some(self.rcv.nxt)) };
+        let ack = Outgoing { window, sack, timestamp, ..Outgoing::control(self.local, self.remote, self.snd.nxt, Some(self.rcv.nxt)) };
         io.send(&ack);
         self.rcv.note_window_sent(now);
         self.acked_all();
     }
 
     /// A segment with a probe's sequence number (one below `una`): the peer answers with an ACK.
-    pub(super) fn send_probe(&mut self, io: &mut Io<'_>) {
+    pub(super) fn send_probe(&mut self, now: u64, io: &mut Io<'_>) {
         let window = self.rcv.window_field();
-        let probe = Outgoing { window, ..Outgoing::control(self.local, self.remote, self.snd.una.wrapping_sub(1), Some(self.rcv.nxt)) };
+        let timestamp = self.timestamp(now);
+        let probe =
+            Outgoing { window, timestamp, ..Outgoing::control(self.local, self.remote, self.snd.una.wrapping_sub(1), Some(self.rcv.nxt)) };
         io.send(&probe);
     }
 
     fn send_handshake(&mut self, now: u64, io: &mut Io<'_>) {
         let shift = self.rcv.window_shift;
         let options = SynOptions { mss: Some(self.settings.mss as u16), window_scale: Some(shift), sack_permitted: true };
-        let (ack, options) = match self.state {
-            State::SynSent => (None, SynOptions { window_scale: Some(own_shift(&self.settings)), ..options }),
+        let (ack, options, timestamp) = match self.state {
+            State::SynSent => {
+                // Our clock's first reading; no echo yet (RFC 7323 §3.2).
+                let offer = Timestamp { val: Timestamps::clock(self.ts_offset, now), ecr: 0 };
+                (None, SynOptions { window_scale: Some(own_shift(&self.settings)), ..options }, Some(offer))
+            }
             // Answer only with what the peer offered.
-            _ => (Some(self.rcv.nxt), SynOptions { window_scale: self.scaling.then_some(shift), sack_permitted: self.sack_ok, ..options }),
+            _ => {
+                let options = SynOptions { window_scale: self.scaling.then_some(shift), sack_permitted: self.sack_ok, ..options };
+                (Some(self.rcv.nxt), options, self.timestamp(now))
+            }
         };
         let window = self.rcv.syn_window_field();
-        let syn = Outgoing { syn: true, window, syn_options: Some(options), ..Outgoing::control(self.local, self.remote, self.iss, ack) };
+        let syn = Outgoing {
+            syn: true,
+            window,
+            syn_options: Some(options),
+            timestamp,
+            ..Outgoing::control(self.local, self.remote, self.iss, ack)
+        };
         io.send(&syn);
         self.handshake_due = false;
         if self.handshake_retries == 0 && self.handshake_sent_at.is_none() {
@@ -146,6 +165,13 @@ impl Connection {
 
     pub(super) fn send_rst_for(&mut self, ack: u32, io: &mut Io<'_>) {
         io.send(&Outgoing { rst: true, ..Outgoing::control(self.local, self.remote, ack, None) });
+    }
+
+    /// RFC 7323 §3.2: with timestamps on, every segment but a RST carries our clock and the
+    /// echo; what it acknowledges becomes Last.ACK.sent (§4.3).
+    fn timestamp(&mut self, now: u64) -> Option<Timestamp> {
+        let ack = self.rcv.nxt;
+        Some(self.ts.as_mut()?.stamp(now, ack))
     }
 
     fn acked_all(&mut self) {

@@ -42,7 +42,7 @@ impl Connection {
             if now.saturating_sub(self.last_heard) >= self.settings.timeouts.user_timeout_us {
                 self.time_out(io);
             } else {
-                self.send_probe(io);
+                self.send_probe(now, io);
                 self.window_probes += 1;
                 self.probe_at = Some(now + self.rtt.rto().max(1_000_000) * (1 << self.window_probes.min(6)));
             }
@@ -122,7 +122,7 @@ impl Connection {
         if silent >= self.settings.timeouts.keepalive_us + KEEPALIVE_PROBES as u64 * KEEPALIVE_INTERVAL_US {
             self.time_out(io);
         } else if now >= self.keepalive_at() {
-            self.send_probe(io);
+            self.send_probe(now, io);
             self.probes += 1;
         }
     }
