@@ -293,6 +293,15 @@ async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
+describe("server.connect", () => {
+  it("rejects, never throws: a bad address, no route (ENETUNREACH)", async () => {
+    const bad = server.connect({ host: "nowhere", port: 1 });
+    await expect(bad).rejects.toThrow(TypeError);
+    const unrouted = server.connect({ host: "10.9.9.9", port: 1 }, { from: "10.0.0.1" });
+    await expect(unrouted).rejects.toMatchObject({ code: "ENETUNREACH" });
+  });
+});
+
 describe("tunnel.resolve", () => {
   it("asks the config's DNS server through the tunnel, and caches for the TTL", async () => {
     const before = dnsQueries.udp;
