@@ -2,6 +2,7 @@
 // 'message' with rinfo, close(). Bound to a port of every tunnel address of ours.
 
 import { EventEmitter } from "node:events";
+import type { AddressInfo } from "node:net";
 import { parseIp, type Endpoint, type IpFamily } from "../ip.js";
 import { asTunnelError, TunnelError } from "./errors.js";
 
@@ -109,7 +110,7 @@ export class TunnelUdpSocket extends EventEmitter {
   }
 
   /** The bound port, as `dgram`'s `address()`; throws before `bind()`. */
-  address(): { address: string; family: "IPv4" | "IPv6"; port: number } {
+  address(): AddressInfo {
     if (!this.#unbind) throw new Error("the socket is not bound");
     const v4 = this.#transport.localAddress(4);
     const address = v4 ?? this.#transport.localAddress(6)!;
