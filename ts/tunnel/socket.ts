@@ -122,6 +122,12 @@ export class TunnelSocket extends Duplex {
       if (this.#state !== "connecting") return connection.abort();
       this.#connection = connection;
       this.#state = "open";
+      // A reset while nobody reads (paused, or after the FIN) is still news, as in net; learnt
+      // from `errored`, never by reading, so no data is taken from the reader.
+      void connection.closed.then(() => {
+        const error = connection.errored;
+        if (error && !this.destroyed) this.destroy(asTunnelError(error, this.#where()));
+      });
       if (isHostName(options.host)) this.emit("lookup", null, connection.remote.host, parseIp(connection.remote.host)!.family, options.host);
       if (options.timeout !== undefined) this.setTimeout(options.timeout);
       this.#opened();

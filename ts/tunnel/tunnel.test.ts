@@ -73,6 +73,11 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
     for await (const chunk of connection) heard += new TextDecoder().decode(chunk);
     return void halfCloseHeard.push(heard);
   }
+  if (host === ECHO && port === 14) {
+    await connection.accept(); // established on both sides (the client's ACK came)
+    await connection.write(new TextEncoder().encode("x"));
+    return connection.abort(); // a reset, with our byte maybe still unread
+  }
   if (host !== ECHO || port !== 7) return connection.refuse();
   try {
     for await (const chunk of connection) await connection.write(chunk);
@@ -258,6 +263,12 @@ describe("TunnelSocket", () => {
     const aborted = tunnel.connect({ port: 80, host: SILENT, signal: controller.signal });
     controller.abort();
     expect(await failure(aborted)).toMatchObject({ code: "ABORT_ERR", name: "AbortError" });
+  });
+
+  it("reports a reset as ECONNRESET even while nobody reads", async () => {
+    const socket = tunnel.connect(14, ECHO); // no 'data' listener: paused
+    expect(await failure(socket)).toMatchObject({ code: "ECONNRESET" });
+    expect(socket.destroyed).toBe(true);
   });
 
   it("throws for bad arguments, as net does", () => {

@@ -765,3 +765,50 @@ fn rfc9293_3_10_7_4_ack_of_our_fin_on_an_old_segment_still_counts() {
         ",
     );
 }
+
+#[test]
+fn rfc9293_3_10_7_4_close_wait_data_past_their_fin_is_not_taken() {
+    established(
+        "
+        20   < F. 1:1(0) ack 1 win 1000
+        20   % eof
+        20   > . 1:1(0) ack 2
+        30   < P. 2:102(100) ack 1 win 1000
+        30   > . 1:1(0) ack 2
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_4_rst_in_fin_wait_2_and_last_ack_resets() {
+    established(
+        "
+        20   shutdown
+        20   > F. 1:1(0) ack 1
+        30   < . 1:1(0) ack 2 win 1000
+        40   < R. 1:1(0) ack 2 win 0
+        40   % closed reset
+        ",
+    );
+    established(
+        "
+        20   < F. 1:1(0) ack 1 win 1000
+        20   % eof
+        20   > . 1:1(0) ack 2
+        30   shutdown
+        30   > F. 1:1(0) ack 2
+        40   < R 2:2(0) win 0
+        40   % closed reset
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_2_a_syn_the_host_never_answers_is_refused_after_the_half_open_timeout() {
+    run("
+        0      < S 0:0(0) win 65535 <mss 1000>
+        0      % incoming
+        20000  > R. *:*(0) ack 1
+        20000  % closed timeout
+        ");
+}
