@@ -231,6 +231,21 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
     expect(second).toBe(first);
   }, T);
 
+  it("serves an http.Server through tunnel.listen that curl inside the namespace reaches", async () => {
+    const web = http.createServer((request, response) => response.end(`served ${request.url} to ${request.socket.remoteAddress}`));
+    const listener = tunnel.listen(8080, (socket) => web.emit("connection", socket));
+    try {
+      const curl = await server.exec("curl", ["--silent", "--show-error", "--max-time", "20", "http://10.0.0.2:8080/page"]);
+      expect(curl.stderr).toBe("");
+      expect(curl.stdout).toBe(`served /page to ${SERVER_ADDRESS}`);
+      const closed = await server.exec("curl", ["--silent", "--max-time", "20", "http://10.0.0.2:8081/"]);
+      expect(closed.code).toBe(7); // curl: failed to connect (refused)
+    } finally {
+      listener.close();
+      web.close();
+    }
+  }, T);
+
   it("fails a closed port with ECONNREFUSED and a blackholed address with ETIMEDOUT", async () => {
     expect(await connectFailure(tunnel, { port: CLOSED_PORT, host: SERVER_ADDRESS })).toMatchObject({ code: "ECONNREFUSED", port: CLOSED_PORT });
     const started = Date.now();
