@@ -193,6 +193,7 @@ struct Slot {
     /// What this connection counts toward: live and half-open counts, buffered bytes.
     counted_live: bool,
     counted_half_open: bool,
+    counted_time_wait: bool,
     counted_bytes: usize,
 }
 
@@ -210,6 +211,8 @@ pub struct Tcp {
     by_tuple: HashMap<TupleKey, u32>,
     per_peer: HashMap<u32, PeerCount>,
     live: usize,
+    /// Connections in TIME-WAIT: at most as many as `limits.connections`.
+    time_wait: usize,
     buffered: usize,
     /// (time, connection) pairs; an entry is current only if it matches the slot's `wake`.
     timers: BinaryHeap<Reverse<(u64, u32)>>,
@@ -234,6 +237,7 @@ impl Tcp {
             by_tuple: HashMap::new(),
             per_peer: HashMap::new(),
             live: 0,
+            time_wait: 0,
             buffered: 0,
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
@@ -491,8 +495,18 @@ impl Tcp {
     fn insert(&mut self, conn: Connection) {
         let id = conn.id;
         self.by_tuple.insert((conn.peer, conn.remote, conn.local), id);
-        self.connections
-            .insert(id, Slot { conn, wake: None, dirty: false, counted_live: false, counted_half_open: false, counted_bytes: 0 });
+        self.connections.insert(
+            id,
+            Slot {
+                conn,
+                wake: None,
+                dirty: false,
+                counted_live: false,
+                counted_half_open: false,
+                counted_time_wait: false,
+                counted_bytes: 0,
+            },
+        );
         self.recount(id);
         self.mark(id);
     }
@@ -500,7 +514,10 @@ impl Tcp {
     /// After a poll: forget a finished connection, or schedule its next wake.
     fn settle(&mut self, id: u32, now: u64) {
         let Some(slot) = self.connections.get(&id) else { return };
-        if slot.conn.is_finished() {
+        // A connection entering TIME-WAIT past the cap closes at once instead, as Linux's
+        // does past tcp_max_tw_buckets: a minute of leftovers must not grow without bound.
+        let time_wait_over_cap = slot.conn.is_time_wait() && !slot.counted_time_wait && self.time_wait >= self.config.limits.connections;
+        if slot.conn.is_finished() || time_wait_over_cap {
             self.forget(id);
             return;
         }
@@ -526,6 +543,15 @@ impl Tcp {
     fn recount(&mut self, id: u32) {
         let Some(slot) = self.connections.get_mut(&id) else { return };
         let (live, half_open, bytes) = (slot.conn.is_live(), slot.conn.is_half_open(), slot.conn.held_bytes());
+        let time_wait = slot.conn.is_time_wait();
+        if time_wait != slot.counted_time_wait {
+            if time_wait {
+                self.time_wait += 1;
+            } else {
+                self.time_wait -= 1;
+            }
+            slot.counted_time_wait = time_wait;
+        }
         let count = self.per_peer.entry(slot.conn.peer).or_default();
         if live != slot.counted_live {
             if live {
@@ -558,6 +584,7 @@ impl Tcp {
         count.live -= live as usize;
         count.half_open -= half_open as usize;
         self.live -= live as usize;
+        self.time_wait -= slot.counted_time_wait as usize;
         self.buffered -= bytes;
         if count.live == 0 && count.half_open == 0 {
             self.per_peer.remove(&peer);

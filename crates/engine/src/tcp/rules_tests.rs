@@ -228,8 +228,9 @@ fn into_time_wait(stack: &mut Stack, p: &mut Peer) {
     assert!(ack.len() == 1 && ack[0].ack == Some(p.nxt), "our FIN's ACK and theirs: {ack:?}");
     assert!(stack.events().contains(&Event::TcpClosed { conn: p.conn, reason: 0 }));
     assert_eq!(stack.tcp.connection_count(), 0, "TIME-WAIT is not a live connection");
-    let conn = &stack.tcp.connections[&p.conn].conn;
-    assert_eq!(conn.snd.capacity_bytes(), 0, "a minute in TIME-WAIT holds no buffers");
+    if let Some(slot) = stack.tcp.connections.get(&p.conn) {
+        assert_eq!(slot.conn.snd.capacity_bytes(), 0, "a minute in TIME-WAIT holds no buffers");
+    }
 }
 
 #[test]
@@ -250,6 +251,30 @@ fn rfc9293_3_4_2_time_wait_lasts_sixty_seconds_as_linux_keeps_it() {
     stack.inject(p.peer, &Segment { fin: true, ..segment(p.addr, p.server, p.nxt.wrapping_sub(1), Some(p.our_nxt)) });
     let sent = stack.sent();
     assert!(sent.len() == 1 && sent[0].rst && sent[0].seq == p.our_nxt, "{sent:?}");
+}
+
+#[test]
+fn time_wait_leftovers_are_capped_at_the_connection_limit_as_linux_caps_them() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { connections: 2, ..DEFAULT_LIMITS });
+    let mut peers = Vec::new();
+    for i in 0..3 {
+        let mut p = open(&mut stack, 1, &format!("10.0.0.2:{}", 40000 + i), "198.51.100.7:80", 1000);
+        into_time_wait(&mut stack, &mut p);
+        peers.push(p);
+    }
+    // The first two keep their 4-tuples; the third closed at once: its FIN, sent again, meets no connection.
+    for (i, p) in peers.iter().enumerate() {
+        stack.inject(p.peer, &Segment { fin: true, ..segment(p.addr, p.server, p.nxt.wrapping_sub(1), Some(p.our_nxt)) });
+        let sent = stack.sent();
+        assert_eq!(sent.iter().map(|s| s.rst).collect::<Vec<_>>(), vec![i == 2], "connection {i}: {sent:?}");
+    }
+    // When one leaves TIME-WAIT, its place is free again.
+    stack.advance(61_000_000);
+    let mut p = open(&mut stack, 1, "10.0.0.2:41000", "198.51.100.7:80", 1000);
+    into_time_wait(&mut stack, &mut p);
+    stack.inject(p.peer, &Segment { fin: true, ..segment(p.addr, p.server, p.nxt.wrapping_sub(1), Some(p.our_nxt)) });
+    assert_eq!(stack.sent().iter().map(|s| s.rst).collect::<Vec<_>>(), vec![false]);
 }
 
 #[test]

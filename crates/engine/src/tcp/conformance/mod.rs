@@ -27,7 +27,9 @@
 //! [`PEER_ISN`]; ours is learnt from our SYN or SYN-ACK written at `0`, and checked against
 //! the one in use when written at any other number), then `ack N` (required with `.`),
 //! `win N` (unchecked on ours when left out) and `<options>`: `mss N`, `wscale N`,
-//! `sackOK`, `sack a:b c:d`, `nop`. On ours, no options means none, `<...>` leaves them
+//! `sackOK`, `sack a:b c:d`, `TS val N ecr N`, `nop`. Our TSval reads as the time in ms
+//! (our clock's offset is learnt from our first timestamp, and the peer's TSecr is written
+//! the same way); theirs is what the script says. On ours, no options means none, `<...>` leaves them
 //! unchecked and `*:*(N)` the sequence number. Payloads carry a known pattern, checked in
 //! both directions. `> icmp` is an ICMP error from us.
 //!
@@ -38,7 +40,7 @@
 //! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
 //! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before.
 
-use super::segment::{self, SackBlocks, Segment, SynOptions};
+use super::segment::{self, SackBlocks, Segment, SynOptions, Timestamp};
 use super::{seq, Link, Refusal, Tcp, TcpConfig};
 use crate::events::decode::{decode, Event};
 use crate::events::{CloseReason, Events};
@@ -55,6 +57,7 @@ mod rfc5681;
 mod rfc5961;
 mod rfc6298;
 mod rfc6528;
+mod rfc7323;
 mod rfc8985;
 mod rfc9293;
 mod window;
@@ -148,6 +151,8 @@ struct Spec {
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Options {
     syn: SynOptions,
+    /// RFC 7323 TSval and TSecr: ours relative to our clock's offset, theirs as written.
+    timestamp: Option<(u32, u32)>,
     sack: Vec<(u32, u32)>,
 }
 
@@ -162,6 +167,8 @@ struct Harness {
     sent: VecDeque<(u64, Vec<u8>)>,
     events: VecDeque<(u64, Event)>,
     conn: Option<u32>,
+    /// Where our timestamp clock stood at time 0 (RFC 7323 TSval = offset + ms), once seen.
+    ts_offset: Option<u32>,
     /// Our initial sequence number, once seen, and the one before it (a connection before).
     iss: Option<u32>,
     previous_iss: Option<u32>,
@@ -182,6 +189,7 @@ impl Harness {
             sent: VecDeque::new(),
             events: VecDeque::new(),
             conn: None,
+            ts_offset: None,
             iss: None,
             previous_iss: None,
             written: 0,
@@ -308,6 +316,8 @@ impl Harness {
         for &(start, end) in &options.sack {
             sack.push((iss.wrapping_add(start), iss.wrapping_add(end)));
         }
+        let ts_offset = self.ts_offset.unwrap_or(0);
+        let timestamp = options.timestamp.map(|(val, ecr)| Timestamp { val, ecr: ts_offset.wrapping_add(ecr) });
         let segment = Segment {
             src: peer(),
             dst: us(),
@@ -319,7 +329,7 @@ impl Harness {
             window: spec.window.unwrap_or_else(|| self.fail("an injected segment needs `win`")),
             syn_options: options.syn,
             sack,
-            timestamp: None,
+            timestamp,
             payload: &payload,
         };
         self.tcp.input(self.now, PEER_ID, &segment, &mut self.link);
@@ -407,6 +417,12 @@ impl Harness {
             if let Some(tcp) = tcp_bytes(&packet) {
                 self.previous_iss = self.iss;
                 self.iss = Some(TcpPacket::new_unchecked(tcp).seq_number().0 as u32);
+            }
+        }
+        if let (Some(segment), Some((val, _))) = (parse_tcp(&packet), want.options.as_ref().and_then(|o| o.timestamp)) {
+            // Our first timestamp, or our SYN's: our clock's offset is learnt from it.
+            if let Some(ours) = segment.timestamp.filter(|_| self.ts_offset.is_none() || (want.syn && want.seq == 0)) {
+                self.ts_offset = Some(ours.val.wrapping_sub(val));
             }
         }
         let Some(got) = self.read(&packet) else { self.fail("sent a packet that is not TCP") };
@@ -568,6 +584,14 @@ impl Harness {
                 "wscale" => options.syn.window_scale = Some(number() as u8),
                 "sackOK" => options.syn.sack_permitted = true,
                 "nop" => {}
+                "TS" => {
+                    let field = |name: &str| -> u32 {
+                        let mut words = option.split_whitespace();
+                        let value = words.position(|w| w == name).and_then(|_| words.next()).and_then(parse_number);
+                        value.unwrap_or_else(|| self.fail("`TS val N ecr N`"))
+                    };
+                    options.timestamp = Some((field("val"), field("ecr")));
+                }
                 "sack" => {
                     for block in option.split_whitespace().skip(1) {
                         let (start, end) = block
@@ -592,6 +616,8 @@ impl Harness {
             self.fail(format!("a segment from {} to {}", segment.src, segment.dst));
         }
         let iss = self.iss.unwrap_or(0);
+        let ts_offset = self.ts_offset.unwrap_or(0);
+        let timestamp = segment.timestamp.map(|ts| (ts.val.wrapping_sub(ts_offset), ts.ecr));
         let sack = segment.sack.as_slice().iter().map(|&(s, e)| (s.wrapping_sub(PEER_ISN), e.wrapping_sub(PEER_ISN))).collect();
         Some(Spec {
             syn: segment.syn,
@@ -603,7 +629,7 @@ impl Harness {
             len: segment.payload.len() as u32,
             ack: segment.ack.map(|ack| ack.wrapping_sub(PEER_ISN)),
             window: Some(segment.window),
-            options: Some(Options { syn: segment.syn_options, sack }),
+            options: Some(Options { syn: segment.syn_options, timestamp, sack }),
         })
     }
 
@@ -630,6 +656,9 @@ impl Harness {
         if syn.sack_permitted {
             parts.push("sackOK".into());
         }
+        if let Some((val, ecr)) = options.timestamp {
+            parts.push(format!("TS val {val} ecr {ecr}"));
+        }
         if let Some(shift) = syn.window_scale {
             parts.push(format!("wscale {shift}"));
         }
@@ -641,6 +670,13 @@ impl Harness {
             let _ = write!(text, " <{}>", parts.join(","));
         }
         text
+    }
+}
+
+fn parse_tcp(packet: &[u8]) -> Option<Segment<'_>> {
+    match wire::classify(packet) {
+        Ok(Inner::Tcp { src, dst, tcp }) => segment::parse(src, dst, tcp).ok(),
+        _ => None,
     }
 }
 

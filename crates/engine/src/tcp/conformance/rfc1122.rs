@@ -10,7 +10,8 @@ use crate::tcp::TcpConfig;
 #[test]
 fn rfc1122_4_2_3_2_every_second_full_segment_is_acked_and_a_lone_one_waits() {
     // The first sixteen segments are acknowledged one by one (so the sender's window opens
-    // fast, as Linux's quick ACKs); then every second one, and a lone one within 20 ms.
+    // fast, as Linux's quick ACKs); then every second one, a lone one within 20 ms, and
+    // short ones once two full segments' worth is in.
     let mut script = String::new();
     let mut seq = 1;
     for i in 0..16 {
@@ -26,6 +27,15 @@ fn rfc1122_4_2_3_2_every_second_full_segment_is_acked_and_a_lone_one_waits() {
     script += &format!("45 < P. {seq}:{end}(1000) ack 1 win 1000\n45 % data 1000\n45 > . 1:1(0) ack {end}\n", end = seq + 1000);
     seq += 1000;
     script += &format!("50 < P. {seq}:{end}(1000) ack 1 win 1000\n50 % data 1000\n70 > . 1:1(0) ack {end}\n", end = seq + 1000);
+    seq += 1000;
+    // Smaller segments: an ACK once two full segments' worth has arrived.
+    for (i, t) in (80..84).enumerate() {
+        script += &format!("{t} < P. {seq}:{end}(600) ack 1 win 1000\n{t} % data 600\n", end = seq + 600);
+        seq += 600;
+        if i == 3 {
+            script += &format!("{t} > . 1:1(0) ack {seq}\n");
+        }
+    }
     established(&script);
 }
 

@@ -38,7 +38,7 @@ fn rfc9293_3_5_three_way_handshake() {
 fn rfc9293_3_5_active_open() {
     run("
         0    connect
-        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
         10   < S. 0:0(0) ack 1 win 65535 <mss 1000,sackOK,wscale 7>
         10   > . 1:1(0) ack 1 win 2048
         10   % established
@@ -139,7 +139,7 @@ fn rfc9293_3_10_7_2_rst_before_the_host_answers_ends_it() {
 fn rfc9293_3_10_7_3_syn_sent_unacceptable_ack_gets_rst() {
     run("
         0    connect
-        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
         10   < S. 0:0(0) ack 7 win 65535 <mss 1000>
         10   > R 7:7(0)
         20   < S. 0:0(0) ack 1 win 65535 <mss 1000>
@@ -152,7 +152,7 @@ fn rfc9293_3_10_7_3_syn_sent_unacceptable_ack_gets_rst() {
 fn rfc9293_3_10_7_3_syn_sent_rst_with_acceptable_ack_refuses() {
     run("
         0    connect
-        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
         10   < R. 0:0(0) ack 7 win 0
         15   < R 0:0(0) win 0
         20   < R. 0:0(0) ack 1 win 0
@@ -164,9 +164,9 @@ fn rfc9293_3_10_7_3_syn_sent_rst_with_acceptable_ack_refuses() {
 fn rfc9293_3_10_7_3_syn_sent_syn_is_retransmitted_with_backoff() {
     run("
         0     connect
-        0     > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
-        1000  > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
-        3000  > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        0     > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
+        1000  > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 1000 ecr 0,wscale 5>
+        3000  > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 3000 ecr 0,wscale 5>
         3500  < S. 0:0(0) ack 1 win 65535 <mss 1000>
         3500  > . 1:1(0) ack 1 win 65535
         3500  % established
@@ -672,7 +672,7 @@ fn rfc9293_3_9_abort_before_the_syn_left_sends_nothing() {
 fn rfc9293_3_9_data_and_fin_written_during_the_handshake_follow_it() {
     run("
         0    connect; send 100; shutdown
-        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
         10   < S. 0:0(0) ack 1 win 65535 <mss 1000,sackOK,wscale 7>
         10   > FP. 1:101(100) ack 1
         10   % established
@@ -705,7 +705,7 @@ fn rfc9293_3_10_7_4_last_ack_repeated_fin_gets_an_ack() {
 fn rfc9293_3_10_7_3_syn_sent_segment_without_syn_ack_or_rst_is_dropped() {
     run("
         0    connect
-        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
         5    < F 0:0(0) win 1000
         5    < P 1:101(100) win 1000
         # A SYN of their own (a simultaneous open) is not supported: ignored too; so is an
@@ -746,6 +746,22 @@ fn rfc9293_3_10_7_4_time_wait_is_restarted_only_by_their_fin() {
         50000  > . 2:2(0) ack 2
         60031  < . 2:2(0) ack 2 win 1000
         60031  > R 2:2(0)
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_4_ack_of_our_fin_on_an_old_segment_still_counts() {
+    // Unacceptable (it lies before RCV.NXT), so it is answered, but its ACK is taken: FIN-WAIT-2,
+    // whose minute then runs out.
+    established(
+        "
+        20     shutdown
+        20     > F. 1:1(0) ack 1
+        30     < . 0:0(0) ack 2 win 1000
+        30     > . 2:2(0) ack 1
+        60030  > R. 2:2(0) ack 1
+        60030  % closed timeout
         ",
     );
 }

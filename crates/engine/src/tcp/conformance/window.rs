@@ -86,7 +86,7 @@ fn rfc7323_2_2_no_scaling_unless_both_offer() {
 fn rfc7323_2_2_syn_ack_window_is_never_scaled() {
     run("
         0    connect
-        0    > S 0:0(0) win 65535 <mss 1000,sackOK,wscale 5>
+        0    > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
         10   < S. 0:0(0) ack 1 win 1500 <mss 1000,sackOK,wscale 7>
         10   > . 1:1(0) ack 1 win 2048
         10   % established

@@ -105,6 +105,11 @@ impl Connection {
         !matches!(self.state, State::TimeWait | State::Closed)
     }
 
+    /// Only keeping the 4-tuple from old duplicates.
+    pub fn is_time_wait(&self) -> bool {
+        self.state == State::TimeWait
+    }
+
     /// Still in the handshake, or waiting for the host to accept.
     pub fn is_half_open(&self) -> bool {
         matches!(self.state, State::Pending | State::SynReceived | State::SynSent)
