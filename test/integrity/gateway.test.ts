@@ -109,6 +109,16 @@ describe.skipIf(skipReason)("integrity: the gateway with a real WireGuard client
           const { clientReport, upstreamReport, record } = await flow(index);
           expect(clientReport.error).toBeUndefined();
           expect(upstreamReport.error).toBeUndefined();
+          if (via() && scenario.end === "upstream-reset" && record.end === "closed") {
+            // The proxy can hide a reset behind it: Linux may report the upstream's RST to
+            // the proxy's read as end of stream, and a pipe() relay passes that on as FIN.
+            // The gateway then saw FINs only; hold it to what it saw: nothing lost or
+            // changed on its own hops.
+            expect(clientReport.received.firstWrongByte).toBeUndefined();
+            expect(clientReport.received.bytes).toBe(record.down);
+            expect(clientReport.received.ending).toBe("eof");
+            return;
+          }
           expect(integrityProblems(scenario, clientReport, upstreamReport, record.end)).toEqual([]);
           // The log counts what passed the gateway: all of it, on a clean close.
           if (record.end === "closed") expect([record.up, record.down]).toEqual([clientReport.sent.bytes, upstreamReport.sent.bytes]);
