@@ -7,6 +7,7 @@
 //   node build.mjs --cargo-test     Rust unit tests on the host target
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
 //   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
+//   node build.mjs --mutants [seconds]  a bounded mutation run over tcp/ (default 240), see crates/engine/README.md
 //
 // No npm dependencies on purpose: it must run before `npm ci`.
 import { spawnSync } from 'node:child_process';
@@ -16,13 +17,15 @@ import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
-// `--fuzz` may be followed by its duration in seconds.
-const fuzzSeconds = argv[0] === '--fuzz' ? Number(argv[1] ?? 60) : undefined;
-if (fuzzSeconds !== undefined && !(Number.isInteger(fuzzSeconds) && fuzzSeconds > 0)) die(`--fuzz takes whole seconds, got ${argv[1]}`);
-const args = new Set(fuzzSeconds !== undefined ? ['--fuzz'] : argv);
-const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps', '--fuzz'];
+// `--fuzz` and `--mutants` may be followed by how long to run, in seconds.
+const TIMED_FLAGS = { '--fuzz': 60, '--mutants': 240 };
+const timedFlag = argv[0] in TIMED_FLAGS ? argv[0] : undefined;
+const seconds = timedFlag ? Number(argv[1] ?? TIMED_FLAGS[timedFlag]) : undefined;
+if (timedFlag && !(Number.isInteger(seconds) && seconds > 0)) die(`${timedFlag} takes whole seconds, got ${argv[1]}`);
+if (timedFlag && argv.length > 2) die(`${timedFlag} [seconds] takes nothing else`);
+const args = new Set(timedFlag ? [timedFlag] : argv);
+const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps', ...Object.keys(TIMED_FLAGS)];
 for (const a of args) if (!FLAGS.includes(a)) die(`unknown flag ${a} (known: ${FLAGS.join(' ')})`);
-if (args.has('--fuzz') && argv.length > 2) die('--fuzz [seconds] takes nothing else');
 const TARGET = 'wasm32-wasip1';
 const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_engine.wasm');
 
@@ -173,12 +176,19 @@ function cargoTest() {
 const CARGO_FUZZ_VERSION = '0.13.2';
 const FUZZ_TARGETS = ['datagram', 'inner'];
 
+// A cargo subcommand from crates.io at a pinned version, installed once into ~/.cargo/bin.
+function cargoInstall(crate, version) {
+  const subcommand = crate.replace(/^cargo-/, '');
+  if (capture('cargo', [subcommand, '--version']) === `${crate} ${version}`) return;
+  log(`installing ${crate} ${version} (kept in ~/.cargo/bin)`);
+  const t0 = Date.now();
+  run('cargo', ['install', crate, '--version', version, '--locked']);
+  log(`${crate} installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
 function fuzz(seconds) {
   const env = { ...process.env, RUSTC_BOOTSTRAP: '1' };
-  if (capture('cargo', ['fuzz', '--version']) !== `cargo-fuzz ${CARGO_FUZZ_VERSION}`) {
-    log(`installing cargo-fuzz ${CARGO_FUZZ_VERSION} (kept in ~/.cargo/bin)`);
-    run('cargo', ['install', 'cargo-fuzz', '--version', CARGO_FUZZ_VERSION, '--locked']);
-  }
+  cargoInstall('cargo-fuzz', CARGO_FUZZ_VERSION);
   // The harness reaches what it should (seeds open connections...), and known crashes stay fixed.
   run('cargo', ['test', '--manifest-path', 'fuzz/Cargo.toml', '--locked'], { env });
   for (const target of FUZZ_TARGETS) {
@@ -193,6 +203,99 @@ function fuzz(seconds) {
   }
 }
 
+// Mutation testing of our TCP with cargo-mutants (.cargo/mutants.toml, crates/engine/README.md).
+// A bounded run for CI over the functions whose mutants were all measured (MUTANTS_HELD): those
+// on lines changed since the last commit's parent, or else all of them, cut into slices of
+// MUTANTS_PER_RUN; each commit takes the next slice, so a run is the same for the same commit on
+// any machine. It fails on a missed mutant (a change to the code that no test notices) unless
+// KNOWN_MISSED lists it with the reason.
+const CARGO_MUTANTS_VERSION = '27.1.0';
+const MUTANT_FILES = 'crates/engine/src/tcp/**/*.rs';
+const KNOWN_MISSED = 'crates/engine/src/tcp/known-missed-mutants.txt';
+// Segment arrival and ACK processing (RFC 9293 3.10.7, RFC 5961, SACK and RACK on ACK arrival).
+// Grow this as more of tcp/ is measured in full. cargo-mutants 27.1.0 lets every struct-field
+// mutant ("delete field x from struct Y expression") through any name filter: they are always in.
+const MUTANTS_HELD = [
+  'tcp/(recv|seq|connection/input|send/sack|send/rack)\\.rs:',
+  '\\b(Connection::(accept|refuse|incoming|is_synchronized|send_ack|send_rst_for)|Sender::(on_ack|update_window|settle)|Tcp::(input|refuse))\\b',
+];
+// About 7 s each on an idle 2-core machine (build + the engine's tests), after a first build.
+const MUTANTS_PER_RUN = 12;
+const MUTANTS_OUT = 'target/mutants';
+
+// A mutant's name without file, line and column, so that the list survives moves and edits:
+// "replace < with <= in Receiver::hold". (The same mutation twice in one function is one entry.)
+const mutantKey = (name) => name.replace(/^[^:]+:\d+:\d+: /, '');
+
+// KNOWN_MISSED: one mutant a line, "<key> -- <why no test catches it>"; # starts a comment.
+function knownMissedMutants() {
+  const known = new Map();
+  readFileSync(join(root, KNOWN_MISSED), 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '' || line.startsWith('#')) return;
+    const at = line.indexOf(' -- ');
+    if (at < 0 || line.slice(at + 4).trim() === '') die(`${KNOWN_MISSED}:${i + 1}: "<mutant> -- <reason>" expected, got: ${line}`);
+    known.set(line.slice(0, at).trim(), line.slice(at + 4).trim());
+  });
+  return known;
+}
+
+function countMutants(args) {
+  const list = spawnSync('cargo', ['mutants', '--list', ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (list.status !== 0) die(`cargo mutants --list failed (exit ${list.status}): ${list.stderr}`);
+  return list.stdout.split('\n').filter(Boolean).length;
+}
+
+// cargo-mutants arguments that choose this run's mutants.
+function chooseMutants() {
+  let args = ['-f', MUTANT_FILES, ...MUTANTS_HELD.flatMap((re) => ['-F', re])];
+  let what = 'in the held functions';
+  // Lines changed since the last commit's parent (nothing without git or without that parent).
+  const diff = capture('git', ['diff', 'HEAD~1', '--', 'crates/engine/src/tcp']);
+  if (diff) {
+    writeFileSync(join(root, MUTANTS_OUT, 'changed.diff'), `${diff}\n`);
+    const changed = [...args, '--in-diff', join(MUTANTS_OUT, 'changed.diff')];
+    if (countMutants(changed) > 0) [args, what] = [changed, 'on lines the last commit changed'];
+  }
+  const count = countMutants(args);
+  // Each commit takes the next slice (each day, without git).
+  const slices = Math.max(1, Math.ceil(count / MUTANTS_PER_RUN));
+  const turn = Number(capture('git', ['rev-list', '--count', 'HEAD']) ?? Math.floor(Date.now() / 86_400_000)) % slices;
+  log(`mutants: slice ${turn + 1} of ${slices} of the ${count} ${what}`);
+  return [...args, '--shard', `${turn}/${slices}`, '--sharding', 'round-robin'];
+}
+
+function mutants(seconds) {
+  cargoInstall('cargo-mutants', CARGO_MUTANTS_VERSION);
+  const known = knownMissedMutants();
+  mkdirSync(join(root, MUTANTS_OUT), { recursive: true });
+  const t0 = Date.now();
+  // At the time cap cargo-mutants is interrupted as by ^C; the mutants it finished still count.
+  const r = spawnSync('cargo', ['mutants', '-j', '1', ...chooseMutants(), '-o', MUTANTS_OUT],
+    { cwd: root, stdio: 'inherit', timeout: seconds * 1000, killSignal: 'SIGINT', env: { ...process.env, RUST_BACKTRACE: '0' } });
+  const capped = r.error?.code === 'ETIMEDOUT';
+  // cargo-mutants exits 0 (all caught), 2 (some missed) or 3 (some timed out); anything else
+  // (the unmutated tree fails its tests, a build breaks) is a failure of its own.
+  if (!capped && ![0, 2, 3].includes(r.status)) die(`cargo mutants exited with ${r.status ?? r.signal}`);
+  const outcomesFile = join(root, MUTANTS_OUT, 'mutants.out/outcomes.json');
+  const outcomes = existsSync(outcomesFile)
+    ? JSON.parse(readFileSync(outcomesFile, 'utf8')).outcomes.filter((o) => o.scenario !== 'Baseline') : [];
+  if (outcomes.length === 0 && capped) die(`cargo mutants tested no mutant in ${seconds} s: give it more (node build.mjs --mutants <seconds>)`);
+  const named = (summary) => outcomes.filter((o) => o.summary === summary).map((o) => o.scenario.Mutant.name);
+  const missed = named('MissedMutant');
+  const unexpected = missed.filter((name) => !known.has(mutantKey(name)));
+  log(`mutants: ${outcomes.length} tested in ${((Date.now() - t0) / 1000).toFixed(0)} s${capped ? ' (time cap)' : ''}: ` +
+    `${named('CaughtMutant').length} caught, ${missed.length} missed (${missed.length - unexpected.length} known), ` +
+    `${named('Timeout').length} timeout, ${named('Unviable').length} unviable`);
+  for (const name of named('CaughtMutant').filter((n) => known.has(mutantKey(n)))) {
+    log(`mutants: now caught, remove from ${KNOWN_MISSED}: ${mutantKey(name)}`);
+  }
+  if (unexpected.length > 0) {
+    die(`missed mutants: no test failed when the code was changed like this:\n  ${unexpected.join('\n  ')}\n` +
+      `Add a test that fails for each (diffs in ${MUTANTS_OUT}/mutants.out/diff/), or list it in ${KNOWN_MISSED}:\n  ` +
+      `${unexpected.map((name) => `${mutantKey(name)} -- <equivalent: why | not yet covered>`).join('\n  ')}`);
+  }
+}
+
 // ---- main ----
 
 if (args.has('--install-deps')) {
@@ -201,7 +304,9 @@ if (args.has('--install-deps')) {
 } else if (args.has('--cargo-test')) {
   cargoTest();
 } else if (args.has('--fuzz')) {
-  fuzz(fuzzSeconds);
+  fuzz(seconds);
+} else if (args.has('--mutants')) {
+  mutants(seconds);
 } else {
   if (!args.has('--ts-only')) buildWasm();
   if (!args.has('--wasm-only')) buildTs();

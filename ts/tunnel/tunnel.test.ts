@@ -4,6 +4,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig } from "../client-config.js";
 import { genkey, pubkey } from "../keys.js";
@@ -72,6 +73,11 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
     let heard = "";
     for await (const chunk of connection) heard += new TextDecoder().decode(chunk);
     return void halfCloseHeard.push(heard);
+  }
+  if (host === ECHO && port === 14) {
+    await connection.accept(); // established on both sides (the client's ACK came)
+    await connection.write(new TextEncoder().encode("x"));
+    return connection.abort(); // a reset, with our byte maybe still unread
   }
   if (host !== ECHO || port !== 7) return connection.refuse();
   try {
@@ -260,6 +266,12 @@ describe("TunnelSocket", () => {
     expect(await failure(aborted)).toMatchObject({ code: "ABORT_ERR", name: "AbortError" });
   });
 
+  it("reports a reset as ECONNRESET even while nobody reads", async () => {
+    const socket = tunnel.connect(14, ECHO); // no 'data' listener: paused
+    expect(await failure(socket)).toMatchObject({ code: "ECONNRESET" });
+    expect(socket.destroyed).toBe(true);
+  });
+
   it("throws for bad arguments, as net does", () => {
     expect(() => tunnel.connect(0, ECHO)).toThrow(RangeError);
     expect(() => tunnel.connect(80, "not a host")).toThrow(TypeError);
@@ -281,6 +293,36 @@ describe("TunnelSocket", () => {
 async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
 }
+
+describe("tunnel.listen", () => {
+  it("serves an http.Server to the network, and refuses ports nobody listens on", async () => {
+    const web = http.createServer((request, response) => response.end(`hello ${request.url} from ${request.socket.localAddress}`));
+    const listener = tunnel.listen(8080, (socket) => web.emit("connection", socket));
+    expect(() => tunnel.listen(8080, () => {})).toThrow(/EADDRINUSE/);
+    try {
+      const connection = await server.connect({ host: "10.0.0.2", port: 8080 }, { from: ECHO });
+      await connection.write(new TextEncoder().encode("GET /page HTTP/1.0\r\n\r\n"));
+      let reply = "";
+      for await (const chunk of connection) reply += new TextDecoder().decode(chunk);
+      expect(reply).toMatch(/^HTTP\/1\.1 200 OK/);
+      expect(reply).toMatch(/hello \/page from 10\.0\.0\.2$/);
+      await expect(server.connect({ host: "10.0.0.2", port: 8081 }, { from: ECHO })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    } finally {
+      listener.close();
+      web.close();
+    }
+    await expect(server.connect({ host: "10.0.0.2", port: 8080 }, { from: ECHO })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+  });
+});
+
+describe("server.connect", () => {
+  it("rejects, never throws: a bad address, no route (ENETUNREACH)", async () => {
+    const bad = server.connect({ host: "nowhere", port: 1 });
+    await expect(bad).rejects.toThrow(TypeError);
+    const unrouted = server.connect({ host: "10.9.9.9", port: 1 }, { from: "10.0.0.1" });
+    await expect(unrouted).rejects.toMatchObject({ code: "ENETUNREACH" });
+  });
+});
 
 describe("tunnel.resolve", () => {
   it("asks the config's DNS server through the tunnel, and caches for the TTL", async () => {

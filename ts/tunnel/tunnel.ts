@@ -80,6 +80,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
       ...(peer.persistentKeepalive ? { persistentKeepalive: peer.persistentKeepalive } : {}),
     })),
     onUdp: (packet) => tunnel[RECEIVE_UDP](packet),
+    onTcp: (connection) => tunnel[RECEIVE_TCP](connection),
     ...(options.onError ? { onError: options.onError } : {}),
   });
   try {
@@ -93,6 +94,15 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
 
 const START = Symbol("start");
 const RECEIVE_UDP = Symbol("receive udp");
+const RECEIVE_TCP = Symbol("receive tcp");
+
+/** What `tunnel.listen()` returns. */
+export interface TunnelListener {
+  /** The port listened on, on every tunnel address of ours. */
+  readonly port: number;
+  /** Stops accepting: later connections to the port are refused (RST); open ones go on. */
+  close(): void;
+}
 
 /**
  * A joined WireGuard network, made by {@link connectTunnel}: dial TCP with `connect()` or
@@ -104,6 +114,7 @@ export class Tunnel {
   readonly #dialer: Dialer;
   readonly #resolver: DnsResolver;
   readonly #udpListeners = new Map<string, (data: Uint8Array, from: Endpoint) => void>();
+  readonly #tcpListeners = new Map<number, { onConnection: (socket: TunnelSocket) => void; options: TunnelSocketOptions }>();
   #server!: Server;
   #dispatcher: Dispatcher | undefined;
   #httpAgent: http.Agent | undefined;
@@ -228,6 +239,41 @@ export class Tunnel {
     this.#httpsAgent?.destroy();
     await this.#dispatcher?.destroy().catch(() => {});
     await this.#server.close();
+  }
+
+  /**
+   * Accepts TCP connections that peers open to `port` on our tunnel addresses, as
+   * `TunnelSocket`s; `http.createServer(handler).emit("connection", socket)` serves HTTP
+   * into the network with them. Connections to ports nobody listens on are refused (RST).
+   * Throws `EADDRINUSE` (a TunnelError-like Error) if the port is taken.
+   */
+  listen(port: number, onConnection: (socket: TunnelSocket) => void, options: TunnelSocketOptions = {}): TunnelListener {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+    if (typeof onConnection !== "function") throw new TypeError("onConnection must be a function");
+    if (this.#tcpListeners.has(port)) throw Object.assign(new Error(`listen EADDRINUSE: port ${port} of the tunnel is already listened on`), { code: "EADDRINUSE" });
+    const entry = { onConnection, options };
+    this.#tcpListeners.set(port, entry);
+    return {
+      port,
+      close: () => {
+        if (this.#tcpListeners.get(port) === entry) this.#tcpListeners.delete(port);
+      },
+    };
+  }
+
+  /** @internal A peer opens a connection to us: to a listened port of one of our addresses, or refused. */
+  async [RECEIVE_TCP](connection: TcpConnection): Promise<void> {
+    const listener = this.#tcpListeners.get(connection.local.port);
+    const ours = this.#config.address.some((text) => formatIp(parseCidr(text)!) === connection.local.host);
+    if (!listener || !ours) return connection.refuse();
+    await connection.accept();
+    const socket = TunnelSocket.accepted(this.#dialer, connection, listener.options);
+    try {
+      listener.onConnection(socket);
+    } catch (error) {
+      socket.destroy(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
   }
 
   /** @internal Datagrams that arrive for us: a DNS answer, say. */

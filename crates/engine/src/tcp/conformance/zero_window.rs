@@ -10,15 +10,15 @@ fn rfc9293_3_8_6_1_zero_window_is_probed_with_backoff() {
         20     < . 1:1(0) ack 1 win 0
         30     send 1000
         # The probe: an old sequence number, so the peer answers with its window.
-        230    > . 0:0(0) ack 1
+        230    > . 0:0(0) ack 1 win 2048
         240    < . 1:1(0) ack 1 win 0
-        2230   > . 0:0(0) ack 1
+        2230   > . 0:0(0) ack 1 win 2048
         2240   < . 1:1(0) ack 1 win 0
-        6230   > . 0:0(0) ack 1
+        6230   > . 0:0(0) ack 1 win 2048
         6240   < . 1:1(0) ack 1 win 0
-        14230  > . 0:0(0) ack 1
+        14230  > . 0:0(0) ack 1 win 2048
         14240  < . 1:1(0) ack 1 win 0
-        30230  > . 0:0(0) ack 1
+        30230  > . 0:0(0) ack 1 win 2048
         # The window opens in the answer: the data goes at once.
         30240  < . 1:1(0) ack 1 win 1000
         30240  > P. 1:1001(1000) ack 1
@@ -33,7 +33,7 @@ fn rfc9293_3_8_6_1_window_update_ends_the_probing() {
         "
         20     < . 1:1(0) ack 1 win 0
         30     send 1000
-        230    > . 0:0(0) ack 1
+        230    > . 0:0(0) ack 1 win 2048
         240    < . 1:1(0) ack 1 win 0
         # An unprompted window update.
         500    < . 1:1(0) ack 1 win 1000
@@ -41,7 +41,7 @@ fn rfc9293_3_8_6_1_window_update_ends_the_probing() {
         510    < . 1:1(0) ack 1001 win 0
         # Shut again: probing starts over from one RTO.
         520    send 1000
-        720    > . 1000:1000(0) ack 1
+        720    > . 1000:1000(0) ack 1 win 2048
         730    < . 1:1(0) ack 1001 win 1000
         730    > P. 1001:2001(1000) ack 1
         740    < . 1:1(0) ack 2001 win 1000
@@ -56,9 +56,9 @@ fn rfc1122_4_2_2_17_zero_window_data_is_not_sent_into_the_shut_window() {
         "
         20     < . 1:1(0) ack 1 win 0
         30     send 5000
-        230    > . 0:0(0) ack 1
-        2230   > . 0:0(0) ack 1
-        6230   > . 0:0(0) ack 1
+        230    > . 0:0(0) ack 1 win 2048
+        2230   > . 0:0(0) ack 1 win 2048
+        6230   > . 0:0(0) ack 1 win 2048
         6235   < . 1:1(0) ack 1 win 8
         6235   > . 1:1001(1000) ack 1
         6245   < . 1:1(0) ack 1001 win 0
