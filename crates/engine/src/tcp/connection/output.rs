@@ -118,6 +118,7 @@ impl Connection {
         }
         self.probe_at = None;
         self.window_probes = 0;
+        self.window_probe_sent_at = None;
     }
 
     fn send_ack(&mut self, now: u64, io: &mut Io<'_>) {
