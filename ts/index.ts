@@ -24,6 +24,8 @@ export type { TunnelConfig, TunnelPeerConfig, ParseConfigOptions } from "./tunne
 export { connectTunnel, Tunnel } from "./tunnel/tunnel.js";
 export type { TunnelOptions, TunnelListener } from "./tunnel/tunnel.js";
 export { TunnelSocket } from "./tunnel/socket.js";
+export { TunnelUdpSocket } from "./tunnel/udp.js";
+export type { TunnelRemoteInfo } from "./tunnel/udp.js";
 export type { TunnelConnectOptions, TunnelSocketOptions } from "./tunnel/socket.js";
 export { TunnelError, TUNNEL_ERROR_CODES } from "./tunnel/errors.js";
 export type { TunnelErrorCode } from "./tunnel/errors.js";

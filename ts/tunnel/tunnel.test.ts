@@ -90,6 +90,7 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
 }
 
 function serveUdp(packet: UdpPacket): void {
+  if (packet.dst.host === ECHO && packet.dst.port === 7) return packet.reply(packet.data);
   if (packet.dst.host !== DNS || packet.dst.port !== 53) return;
   dnsQueries.udp++;
   packet.reply(dnsAnswer(packet.data, false));
@@ -312,6 +313,39 @@ describe("tunnel.listen", () => {
       web.close();
     }
     await expect(server.connect({ host: "10.0.0.2", port: 8080 }, { from: ECHO })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+  });
+});
+
+describe("tunnel.udp", () => {
+  it("sends and receives datagrams as node:dgram does, by IP and by name", async () => {
+    const udp = tunnel.udp();
+    udp.send("ping", 7, ECHO);
+    const [message, rinfo] = (await once(udp, "message")) as [Buffer, unknown];
+    expect(message.toString()).toBe("ping");
+    expect(rinfo).toEqual({ address: ECHO, family: "IPv4", port: 7, size: 4 });
+    const { port } = udp.address();
+    expect(port).toBeGreaterThanOrEqual(49152);
+
+    // Datagrams anyone in the network sends to our address and port arrive too.
+    server.sendUdp("unasked", { host: "10.0.0.99", port: 5000 }, { host: "10.0.0.2", port });
+    const [unasked, from] = (await once(udp, "message")) as [Buffer, { address: string; port: number }];
+    expect([unasked.toString(), from.address, from.port]).toEqual(["unasked", "10.0.0.99", 5000]);
+
+    udp.send("by name", 7, "echo.test");
+    expect(((await once(udp, "message")) as [Buffer])[0].toString()).toBe("by name");
+
+    const error = await new Promise<Error | null>((resolve) => udp.send("x", 7, "192.0.2.1", resolve));
+    expect(error).toMatchObject({ code: "ENETUNREACH" });
+    udp.close();
+    await once(udp, "close");
+  });
+
+  it("binds a chosen port once: a second bind is EADDRINUSE", async () => {
+    const first = tunnel.udp().bind(5353);
+    expect(() => tunnel.udp().bind(5353)).toThrow(/EADDRINUSE/);
+    first.close();
+    const again = tunnel.udp().bind(5353);
+    again.close();
   });
 });
 

@@ -16,6 +16,7 @@ import { DnsResolver, type ResolveOptions } from "./dns.js";
 import { asTunnelError, TunnelError } from "./errors.js";
 import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
+import { TunnelUdpSocket } from "./udp.js";
 
 /** Options of {@link connectTunnel}, beside the config. */
 export interface TunnelOptions {
@@ -128,11 +129,7 @@ export class Tunnel {
     this.#resolver = new DnsResolver(config.dns, {
       localAddress: (family) => this.#localAddress(family),
       sendUdp: (data, from, to) => this.#server.sendUdp(data, from, to),
-      listenUdp: (local, onReply) => {
-        const key = endpointText(local);
-        this.#udpListeners.set(key, onReply);
-        return () => this.#udpListeners.delete(key);
-      },
+      listenUdp: (local, onReply) => this.#listenUdp([local], onReply),
       connectTcp: (to) => this.#open(to),
     });
   }
@@ -274,6 +271,39 @@ export class Tunnel {
       socket.destroy(error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
+  }
+
+  /** A UDP socket through the tunnel, used as a `node:dgram` socket is (see {@link TunnelUdpSocket}). */
+  udp(): TunnelUdpSocket {
+    return new TunnelUdpSocket({
+      localAddress: (family) => this.#localAddress(family),
+      resolve: async (host) => {
+        if (parseIp(host)) return host;
+        const addresses = await this.#resolver.resolve(host);
+        return addresses.find((address) => this.#routeError(address) === undefined) ?? addresses[0]!;
+      },
+      send: (data, from, to) => {
+        const unroutable = this.#routeError(to.host);
+        if (unroutable) throw new TunnelError("ENETUNREACH", `send ENETUNREACH ${endpointText(to)}: ${unroutable}`, { syscall: "send", address: to.host, port: to.port });
+        this.#server.sendUdp(data, from, to);
+      },
+      bind: (port, onMessage) =>
+        this.#listenUdp(
+          this.#config.address.map((text) => ({ host: formatIp(parseCidr(text)!), port })),
+          onMessage,
+        ),
+    });
+  }
+
+  /** Routes datagrams for these local endpoints to `onMessage`; throws EADDRINUSE when one is taken. Returns the undo. */
+  #listenUdp(locals: Endpoint[], onMessage: (data: Uint8Array, from: Endpoint) => void): () => void {
+    const keys = locals.map(endpointText);
+    const taken = keys.find((key) => this.#udpListeners.has(key));
+    if (taken) throw Object.assign(new Error(`bind EADDRINUSE ${taken}: already bound in the tunnel`), { code: "EADDRINUSE" });
+    for (const key of keys) this.#udpListeners.set(key, onMessage);
+    return () => {
+      for (const key of keys) if (this.#udpListeners.get(key) === onMessage) this.#udpListeners.delete(key);
+    };
   }
 
   /** @internal Datagrams that arrive for us: a DNS answer, say. */

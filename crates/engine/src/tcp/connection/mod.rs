@@ -140,6 +140,8 @@ pub struct Connection {
     /// The connection would send more but this poll's budget ran out.
     starved: bool,
     ack_now: bool,
+    /// A data segment had no room for all the SACK blocks: a pure ACK follows with them.
+    sack_left_out: bool,
     ack_at: Option<u64>,
     unacked_bytes: usize,
     quickacks: u32,
@@ -216,6 +218,7 @@ impl Connection {
             recovery_until: None,
             starved: false,
             ack_now: false,
+            sack_left_out: false,
             ack_at: None,
             unacked_bytes: 0,
             quickacks: QUICKACKS,
