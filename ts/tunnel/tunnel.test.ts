@@ -29,6 +29,10 @@ let clientKey: string;
 const dnsQueries = { udp: 0, tcp: 0 };
 /** How each echo connection ended, seen from the service: "end" or an error code. */
 const echoEndings: string[] = [];
+const SOURCE_CHUNK = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 0xff);
+const SOURCE_SIZE = 32 * 1024 * 1024;
+/** Bytes the port-19 source has handed to its TCP so far. */
+let sourceWritten = 0;
 /** What the half-closing service on port 13 heard after its FIN, per connection. */
 const halfCloseHeard: string[] = [];
 
@@ -73,6 +77,14 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
     let heard = "";
     for await (const chunk of connection) heard += new TextDecoder().decode(chunk);
     return void halfCloseHeard.push(heard);
+  }
+  if (host === ECHO && port === 19) {
+    // chargen: SOURCE_SIZE bytes of a fixed pattern as fast as the window lets them go.
+    for (let at = 0; at < SOURCE_SIZE; at += SOURCE_CHUNK.length) {
+      await connection.write(SOURCE_CHUNK);
+      sourceWritten += SOURCE_CHUNK.length;
+    }
+    return void (await connection.end());
   }
   if (host === ECHO && port === 14) {
     await connection.accept(); // established on both sides (the client's ACK came)
@@ -239,6 +251,37 @@ describe("TunnelSocket", () => {
     const [, address, family, host] = (await once(socket, "lookup")) as [null, string, number, string];
     expect({ address, family, host }).toEqual({ address: ECHO, family: 4, host: "echo.test" });
     expect((await echoRoundTrip(socket, new TextEncoder().encode("by name"))).toString()).toBe("by name");
+  });
+
+  it("holds back a fast sender while the reader is paused (TCP's window closes), then delivers everything", async () => {
+    sourceWritten = 0;
+    const socket = tunnel.connect(19, ECHO);
+    await once(socket, "connect");
+    // Reading starts, then pauses (as a pipe to a slow destination does): wait until the
+    // sender stalls (its writes stop completing).
+    const first = (await once(socket, "data")) as [Buffer];
+    socket.pause();
+    let last = -1;
+    for (let i = 0; i < 200 && sourceWritten !== last; i++) {
+      last = sourceWritten;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(sourceWritten).toBeLessThan(SOURCE_SIZE);
+    // What waits here is bounded by the readable side's high-water mark and one chunk.
+    expect(socket.readableLength).toBeLessThanOrEqual(socket.readableHighWaterMark + 64 * 1024);
+    const hash = createHash("sha256").update(first[0]);
+    let received = first[0].length;
+    socket.removeAllListeners("data");
+    socket.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      received += chunk.length;
+    });
+    socket.resume();
+    await once(socket, "end");
+    expect(received).toBe(SOURCE_SIZE);
+    const expected = createHash("sha256");
+    for (let at = 0; at < SOURCE_SIZE; at += SOURCE_CHUNK.length) expected.update(SOURCE_CHUNK);
+    expect(hash.digest("hex")).toBe(expected.digest("hex"));
   });
 
   it("emits 'timeout' after setTimeout's idle time and stays open", async () => {
