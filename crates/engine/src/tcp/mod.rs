@@ -1,6 +1,6 @@
 //! Where TCP state lives: every connection through the tunnel, to any address and port.
 //!
-//! A SYN for an unseen (source, destination) pair makes a connection that waits for the
+//! A SYN for an unseen (peer, source, destination) makes a connection that waits for the
 //! host to accept or refuse it, so the host learns the destination the client asked for
 //! and may decide before the handshake completes. A segment for no connection gets a RST.
 //! The table enforces the limits that keep one peer from exhausting the server, and
@@ -10,8 +10,10 @@
 //! Read `connection/` for the state machine (its mod.rs maps its files: segment arrival,
 //! output, timers, the host's calls), `send/` (with the SACK scoreboard, RACK and rate
 //! sampling) and `recv.rs` for its halves, `congestion.rs` and `rtt.rs` for the window and
-//! the timers, `segment.rs` for the wire.
-//! References: RFC 9293 (TCP), RFC 7323, RFC 2018, RFC 6298, RFC 8985, RFC 9438.
+//! the timers, `timestamps.rs` for RFC 7323's clock and PAWS, `isn.rs` for initial sequence
+//! numbers, `segment.rs` for the wire.
+//! References: RFC 9293 (TCP), RFC 7323, RFC 2018, RFC 6298, RFC 8985, RFC 9438, RFC 6528,
+//! RFC 6191.
 
 mod congestion;
 mod connection;

@@ -18,7 +18,8 @@
 //! +0     % established
 //! ```
 //!
-//! Times are milliseconds, absolute or `+` after the previous line (fractions allowed).
+//! Times are milliseconds, absolute or `+` after the previous line (fractions allowed);
+//! `A~B` before a segment we send lets it go any time from A to B (as pacing spaces them).
 //! The stack is polled after each line, as the host pumps it, except between segments
 //! injected on consecutive lines at one time: those arrive in one batch.
 //!
@@ -216,11 +217,18 @@ impl Harness {
 
     fn step(&mut self, text: &str) {
         let (time, rest) = text.split_once(char::is_whitespace).unwrap_or_else(|| self.fail("a time and something to do"));
+        let rest = rest.trim();
+        if let Some((from, to)) = time.split_once('~') {
+            if !rest.starts_with('>') {
+                self.fail("a time range is for segments we send");
+            }
+            let (from, to) = (self.parse_time(from), self.parse_time(to));
+            return self.expect_segment_between(from, to, &rest[1..]);
+        }
         let at = self.parse_time(time);
         if at < self.now {
             self.fail("time goes backwards");
         }
-        let rest = rest.trim();
         // Segments injected on consecutive lines at one time arrive in one batch.
         let batch = self.poll_due && rest.starts_with('<') && at == self.now;
         if self.poll_due && !batch {
@@ -409,6 +417,31 @@ impl Harness {
     }
 
     // ---- what the stack must do ----
+
+    /// `A~B > ...`: the next segment we send goes at some time from A to B (paced segments
+    /// leave as the pacing rate allows); the clock moves to when it went.
+    fn expect_segment_between(&mut self, from: u64, to: u64, text: &str) {
+        if self.poll_due {
+            self.poll_due = false;
+            self.poll();
+        }
+        let mut spins = 0;
+        while self.sent.is_empty() {
+            let Some(wake) = self.wake.filter(|&wake| wake <= to) else { break };
+            spins += 1;
+            if spins > 100_000 {
+                self.fail(format!("the stack keeps asking for a poll at {}", ms(wake)));
+            }
+            self.now = self.now.max(wake);
+            self.poll();
+        }
+        match self.sent.front() {
+            Some(&(at, _)) if (from..=to).contains(&at) => self.now = self.now.max(at),
+            Some((at, packet)) => self.fail(format!("sent at {}: > {}", ms(*at), self.describe(packet))),
+            None => self.fail(format!("nothing was sent by {}", ms(to))),
+        }
+        self.expect_segment(text);
+    }
 
     fn expect_segment(&mut self, text: &str) {
         let Some((at, packet)) = self.sent.pop_front() else {

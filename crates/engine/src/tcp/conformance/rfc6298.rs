@@ -124,3 +124,23 @@ fn rfc6298_5_5_syn_retransmitted_five_times_then_refused() {
         63000  % closed refused
         ");
 }
+
+#[test]
+fn rfc6298_5_4_after_a_timeout_a_partial_ack_leaves_the_rest_to_send_again() {
+    // Everything outstanding was presumed lost; an ACK into the middle of the second
+    // segment: its rest and the third go again, nothing else.
+    established(
+        "
+        20    send 3000
+        20    > . 1:1001(1000) ack 1
+        20    > . 1001:2001(1000) ack 1
+        20    > P. 2001:3001(1000) ack 1
+        40    > P. 2001:3001(1000) ack 1
+        220   > . 1:1001(1000) ack 1
+        230   < . 1:1(0) ack 1501 win 1000
+        230   > . 1501:2001(500) ack 1
+        230   > P. 2001:3001(1000) ack 1
+        240   < . 1:1(0) ack 3001 win 1000
+        ",
+    );
+}
