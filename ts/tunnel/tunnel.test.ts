@@ -14,6 +14,7 @@ import type { UdpPacket } from "../host/udp-packet.js";
 import { connectTunnel, type Tunnel } from "./tunnel.js";
 import { TunnelError } from "./errors.js";
 import { encodeQuery } from "./dns.js";
+import { parseConfig } from "./config.js";
 import type { TunnelSocket } from "./socket.js";
 
 const ECHO = "10.0.0.1";
@@ -162,6 +163,19 @@ describe("connectTunnel", () => {
     expect(tunnel.publicKey).toBe(pubkey(clientKey));
   });
 
+  it("takes parseConfig()'s result as well as the text", async () => {
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.4/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.4/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/16" });
+    const other = await connectTunnel(parseConfig(text));
+    try {
+      const socket = other.connect(7, ECHO);
+      expect((await echoRoundTrip(socket, new TextEncoder().encode("parsed"))).toString()).toBe("parsed");
+    } finally {
+      await other.close();
+    }
+  });
+
   it("rejects with ETIMEDOUT when no handshake completes in time", async () => {
     // A UDP port where nothing answers: the server's own port with a key it does not know.
     const stranger = clientConfig({ privateKey: genkey(), address: "10.0.0.9/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}` });
@@ -284,13 +298,28 @@ describe("TunnelSocket", () => {
     expect(hash.digest("hex")).toBe(expected.digest("hex"));
   });
 
-  it("emits 'timeout' after setTimeout's idle time and stays open", async () => {
+  it("emits 'timeout' after setTimeout's idle time and stays open; activity starts it over", async () => {
     const socket = tunnel.connect(7, ECHO);
     await once(socket, "connect");
     socket.setTimeout(50);
     await once(socket, "timeout");
     expect(socket.destroyed).toBe(false);
-    expect((await echoRoundTrip(socket, new TextEncoder().encode("still here"))).toString()).toBe("still here");
+    // Writing every 100 ms for 1.5 s with a 500 ms idle time: no 'timeout' (each write and
+    // each echo starts it over; the margin is wide so that a loaded machine does not matter).
+    let timeouts = 0;
+    socket.on("timeout", () => timeouts++);
+    socket.setTimeout(500);
+    const echoed: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => echoed.push(chunk));
+    for (let i = 0; i < 15; i++) {
+      socket.write("x");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(timeouts).toBe(0);
+    socket.setTimeout(0);
+    socket.end("still here");
+    await once(socket, "close");
+    expect(Buffer.concat(echoed).toString()).toBe(`${"x".repeat(15)}still here`);
   });
 
   it("fails with Node's codes: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ENOTFOUND, ABORT_ERR", async () => {
