@@ -39,7 +39,8 @@
 //! polled. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
 //! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout`. Room grants
 //! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
-//! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before.
+//! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before;
+//! `? total NAME N`: a lifetime count of the table, by its `stats().tcp` name, is N.
 
 use super::segment::{self, SackBlocks, Segment, SynOptions, Timestamp};
 use super::{seq, Link, Refusal, Tcp, TcpConfig};
@@ -52,6 +53,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+mod limits;
 mod rfc1122;
 mod rfc2018_6675;
 mod rfc5681;
@@ -526,6 +528,9 @@ impl Harness {
     /// `? iss after N` / `? iss at N`: our ISS lies past, or exactly at, the previous
     /// connection's sequence number N.
     fn check(&self, text: &str) {
+        if let Some(rest) = text.strip_prefix("total ") {
+            return self.check_total(rest);
+        }
         let (exact, number) = match (text.strip_prefix("iss after "), text.strip_prefix("iss at ")) {
             (Some(number), _) => (false, number),
             (_, Some(number)) => (true, number),
@@ -536,6 +541,17 @@ impl Harness {
         let mark = previous.wrapping_add(n);
         if (exact && iss != mark) || (!exact && !seq::after(iss, mark)) {
             self.fail(format!("our ISS is {} from the previous one", iss.wrapping_sub(previous) as i32));
+        }
+    }
+
+    /// `? total NAME N`: the table's lifetime count NAME (as `stats().tcp` names it) is N.
+    fn check_total(&self, text: &str) {
+        let (name, want) = text.split_once(' ').unwrap_or_else(|| self.fail("`? total NAME N`"));
+        let want: f64 = want.trim().parse().unwrap_or_else(|_| self.fail("a number"));
+        let fields = self.tcp.totals().fields();
+        let Some(&(_, got)) = fields.iter().find(|(field, _)| *field == name) else { self.fail(format!("no total named {name}")) };
+        if got != want {
+            self.fail(format!("{name} is {got}"));
         }
     }
 

@@ -20,6 +20,9 @@ fn rfc6298_5_timeout_retransmits_and_doubles() {
         1420  > P. 1:1001(1000) ack 1
         3020  > P. 1:1001(1000) ack 1
         3030  < . 1:1(0) ack 1001 win 1000
+        # Four timeouts; five segments sent again (the tail-loss probe one of them).
+        3030  ? total timeouts 4
+        3030  ? total retransmittedSegments 5
         ",
     );
 }

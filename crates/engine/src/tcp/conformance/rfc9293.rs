@@ -62,6 +62,7 @@ fn rfc9293_3_10_7_1_closed_segment_without_ack_gets_rst_ack_past_it() {
         0    > R. 0:0(0) ack 200
         0    < F 300:300(0) win 1000
         0    > R. 0:0(0) ack 301
+        0    ? total resetUnknown 2
         ");
 }
 
@@ -82,6 +83,7 @@ fn rfc9293_3_10_7_2_listen_syn_refused_when_not_accepting() {
         "
         0    < S 0:0(0) win 65535 <mss 1000>
         0    > R. 0:0(0) ack 1
+        0    ? total refusedNotAccepting 1
         ",
     );
 }
