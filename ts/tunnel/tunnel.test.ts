@@ -421,6 +421,16 @@ describe("tunnel.udp", () => {
   });
 });
 
+describe("tunnel.ping", () => {
+  it("gets an echo reply (the server's engine answers for any address) and says why it cannot", async () => {
+    const rtt = await tunnel.ping(ECHO);
+    expect(rtt).toBeGreaterThanOrEqual(0);
+    expect(await tunnel.ping("echo.test")).toBeGreaterThanOrEqual(0);
+    await expect(tunnel.ping("192.0.2.1")).rejects.toMatchObject({ code: "ENETUNREACH" });
+    await expect(tunnel.ping("nowhere.test")).rejects.toMatchObject({ code: "ENOTFOUND" });
+  });
+});
+
 describe("server.connect", () => {
   it("rejects, never throws: a bad address, no route (ENETUNREACH)", async () => {
     const bad = server.connect({ host: "nowhere", port: 1 });
