@@ -36,7 +36,7 @@
 //!
 //! Host actions: `connect`, `accept`, `refuse rst|icmp`, `send N` (writes N bytes),
 //! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is
-//! polled. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
+//! polled; `ACTION fails`: the host's request must be turned down. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
 //! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout`. Room grants
 //! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
 //! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before;
@@ -371,6 +371,11 @@ impl Harness {
     }
 
     fn act_once(&mut self, text: &str) {
+        // `... fails`: the host's request must be turned down.
+        let (text, must_fail) = match text.strip_suffix(" fails") {
+            Some(text) => (text, true),
+            None => (text, false),
+        };
         let mut words = text.split_whitespace();
         let verb = words.next().unwrap_or_default();
         let argument = words.next();
@@ -413,12 +418,32 @@ impl Harness {
             "discard" => self.tcp.discard(id),
             _ => self.fail(format!("unknown action `{verb}`")),
         };
-        if let Err(error) = result {
-            self.fail(format!("{verb}: {error}"));
+        match result {
+            Err(error) if !must_fail => self.fail(format!("{verb}: {error}")),
+            Ok(()) if must_fail => self.fail(format!("{verb} was done")),
+            _ => {}
         }
     }
 
     // ---- what the stack must do ----
+
+    /// `> icmp`: destination unreachable, to the peer, quoting its SYN's ports and sequence
+    /// number (RFC 792 / RFC 4443: the IP header and the first 8 bytes of the segment).
+    fn check_unreachable(&self, packet: &[u8]) {
+        let (header, protocol, unreachable) = if packet[0] >> 4 == 4 { (20, packet[9], 3) } else { (40, packet[6], 1) };
+        let tcp = header + 8 + header;
+        let quoted = packet.get(tcp..tcp + 8).unwrap_or_else(|| self.fail("an ICMP error too short to quote the SYN"));
+        let port = |at: usize| u16::from_be_bytes([quoted[at], quoted[at + 1]]);
+        let seq = u32::from_be_bytes([quoted[4], quoted[5], quoted[6], quoted[7]]);
+        let icmp = if header == 20 { 1 } else { 58 };
+        let ok = protocol == icmp
+            && packet[header] == unreachable
+            && (port(0), port(2)) == (self.ends.peer.port(), self.ends.us.port())
+            && seq == PEER_ISN;
+        if !ok {
+            self.fail(format!("not an unreachable quoting their SYN: {packet:02x?}"));
+        }
+    }
 
     /// `A~B > ...`: the next segment we send goes at some time from A to B (paced segments
     /// leave as the pacing rate allows); the clock moves to when it went.
@@ -457,7 +482,7 @@ impl Harness {
             if packet_is_tcp(&packet) {
                 self.fail(format!("sent > {} instead of ICMP", self.describe(&packet)));
             }
-            return;
+            return self.check_unreachable(&packet);
         }
         let want = self.parse_spec(text, true);
         if want.syn && want.seq == 0 {

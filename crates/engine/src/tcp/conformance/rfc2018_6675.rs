@@ -97,3 +97,18 @@ fn rfc2018_8_sack_blocks_beyond_what_was_sent_are_ignored() {
         ",
     );
 }
+
+#[test]
+fn rfc2018_4_our_data_carries_the_sack_blocks_too() {
+    established(
+        "
+        20   < P. 1001:2001(1000) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 1001:2001>
+        30   send 100
+        30   > P. 1:101(100) ack 1 <sack 1001:2001>
+        40   < P. 1:1001(1000) ack 101 win 1000
+        40   % data 2000
+        40   > . 101:101(0) ack 2001
+        ",
+    );
+}
