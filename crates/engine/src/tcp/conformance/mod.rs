@@ -40,7 +40,8 @@
 //! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout`. Room grants
 //! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
 //! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before;
-//! `? total NAME N`: a lifetime count of the table, by its `stats().tcp` name, is N.
+//! `? total NAME N`: a lifetime count of the table, by its `stats().tcp` name, is N;
+//! `? room N`: the host has been granted N bytes of room to write (TCP_WRITABLE) in all.
 
 use super::segment::{self, SackBlocks, Segment, SynOptions, Timestamp};
 use super::{seq, Link, Refusal, Tcp, TcpConfig};
@@ -175,6 +176,8 @@ struct Harness {
     link: Capture,
     now: u64,
     wake: Option<u64>,
+    /// Room granted to the host (TCP_WRITABLE) so far, in bytes.
+    room: u64,
     /// Segments were injected and the stack not yet polled.
     poll_due: bool,
     /// What the stack sent or told the host, with when, not yet matched by a line.
@@ -201,6 +204,7 @@ impl Harness {
             now: 0,
             wake: None,
             poll_due: false,
+            room: 0,
             sent: VecDeque::new(),
             events: VecDeque::new(),
             conn: None,
@@ -298,7 +302,7 @@ impl Harness {
         }
         for event in decode(self.link.events.as_bytes()) {
             match event {
-                Event::TcpWritable { .. } => {}
+                Event::TcpWritable { room, .. } => self.room += room as u64,
                 Event::TcpIncoming { conn, .. } => {
                     self.conn = Some(conn);
                     self.events.push_back((self.now, event));
@@ -555,6 +559,13 @@ impl Harness {
     fn check(&self, text: &str) {
         if let Some(rest) = text.strip_prefix("total ") {
             return self.check_total(rest);
+        }
+        if let Some(rest) = text.strip_prefix("room ") {
+            let want: u64 = rest.trim().parse().unwrap_or_else(|_| self.fail("`? room N`"));
+            if self.room != want {
+                self.fail(format!("the host was granted {} bytes of room", self.room));
+            }
+            return;
         }
         let (exact, number) = match (text.strip_prefix("iss after "), text.strip_prefix("iss at ")) {
             (Some(number), _) => (false, number),
