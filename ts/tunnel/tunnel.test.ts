@@ -87,6 +87,12 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
     }
     return void (await connection.end());
   }
+  if (host === ECHO && port === 80) {
+    // Just enough HTTP/1.1: one response per connection.
+    await connection.read();
+    await connection.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"));
+    return void (await connection.end());
+  }
   if (host === ECHO && port === 14) {
     await connection.accept(); // established on both sides (the client's ACK came)
     await connection.write(new TextEncoder().encode("x"));
@@ -418,6 +424,20 @@ describe("tunnel.udp", () => {
     first.close();
     const again = tunnel.udp().bind(5353);
     again.close();
+  });
+});
+
+describe("HTTP", () => {
+  it("fetches with tunnel.fetch", async () => {
+    const response = await tunnel.fetch(`http://${ECHO}/`);
+    expect([response.status, await response.text()]).toEqual([200, "hello"]);
+  });
+
+  // Only Node's own fetch takes an undici dispatcher; Deno's and Bun's would ignore it and
+  // dial the address outside the tunnel, so they do not run this.
+  it.skipIf("Deno" in globalThis || "Bun" in globalThis)("serves Node's built-in fetch through tunnel.dispatcher (undici 7 with Node 20's undici 6)", async () => {
+    const response = await fetch(`http://${ECHO}/`, { dispatcher: tunnel.dispatcher } as RequestInit);
+    expect([response.status, await response.text()]).toEqual([200, "hello"]);
   });
 });
 
