@@ -182,6 +182,19 @@ describe("connectTunnel", () => {
     }
   });
 
+  it("closes: its open sockets fail with ECONNABORTED, and it says it has closed", async () => {
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.5/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.5/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/16" });
+    const other = await connectTunnel(text);
+    const socket = other.connect(7, ECHO);
+    await once(socket, "connect");
+    const failed = failure(socket);
+    await other.close();
+    expect(await failed).toMatchObject({ code: "ECONNABORTED" });
+    await other.closed;
+  });
+
   it("rejects with ETIMEDOUT when no handshake completes in time", async () => {
     // A UDP port where nothing answers: the server's own port with a key it does not know.
     const stranger = clientConfig({ privateKey: genkey(), address: "10.0.0.9/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}` });
