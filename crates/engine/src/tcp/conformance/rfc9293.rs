@@ -876,3 +876,31 @@ fn rfc2018_4_overlapping_out_of_order_segments_make_one_block() {
         ",
     );
 }
+
+#[test]
+fn rfc9293_3_10_7_2_host_refuses_over_ipv6_with_icmp_unreachable() {
+    super::run_between(
+        super::ipv6(),
+        super::config(),
+        "
+        0    < S 0:0(0) win 65535 <mss 1000>
+        0    % incoming
+        5    refuse icmp
+        5    > icmp
+        5    % closed refused
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_2_a_connection_accepted_cannot_be_refused() {
+    run("
+        0    < S 0:0(0) win 65535 <mss 1000>
+        0    % incoming
+        0    accept
+        0    > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        5    refuse rst fails
+        10   < . 1:1(0) ack 1 win 1000
+        10   % established
+        ");
+}
