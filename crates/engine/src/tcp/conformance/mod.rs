@@ -406,12 +406,14 @@ impl Harness {
             "send" => {
                 let n = number(self);
                 let data: Vec<u8> = (self.written..self.written + n).map(pattern).collect();
-                let taken = self.tcp.send(id, &data);
-                if taken != Ok(n as usize) {
-                    self.fail(format!("send took {taken:?}"));
+                match self.tcp.send(id, &data) {
+                    Ok(taken) if taken == n as usize => {
+                        self.written += n;
+                        Ok(())
+                    }
+                    Ok(taken) => self.fail(format!("send took {taken} bytes")),
+                    Err(error) => Err(error),
                 }
-                self.written += n;
-                Ok(())
             }
             "consume" => {
                 let n = number(self);

@@ -904,3 +904,23 @@ fn rfc9293_3_10_7_2_a_connection_accepted_cannot_be_refused() {
         10   % established
         ");
 }
+
+#[test]
+fn rfc9293_3_10_4_close_before_the_handshake_ends_sends_fin_after_it() {
+    // Passive open: the host accepts, writes and closes at once; the data and FIN follow
+    // the handshake's ACK, and nothing more may be written (RFC 9293 §3.10.2: "connection closing").
+    run("
+        0    < S 0:0(0) win 65535 <mss 1000>
+        0    % incoming
+        0    accept; send 100; shutdown
+        0    > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        5    send 10 fails
+        10   < . 1:1(0) ack 1 win 65535
+        10   % established
+        10   > FP. 1:101(100) ack 1
+        20   < F. 1:1(0) ack 102 win 65535
+        20   % eof
+        20   % closed closed
+        20   > . 102:102(0) ack 2
+        ");
+}
