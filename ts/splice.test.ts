@@ -223,6 +223,16 @@ describe("splice", () => {
     expect(await result).toEqual({ up: 4, down: 0, end: "closed" });
   });
 
+  it("resets the client when the socket's owner destroys it after the upstream's FIN", async () => {
+    const { connect, result, upstreamSocket } = await setup((socket) => void socket.end("bye"));
+    const conn = await connect();
+    expect((await readAll(conn)).toString()).toBe("bye"); // the upstream's FIN, passed on
+    (await upstreamSocket).destroy(); // a close, no error: our data can no longer go anywhere
+    expect(await result).toMatchObject({ up: 0, down: 3, end: "socket-reset" });
+    await conn.closed;
+    expect(conn.errored).toMatchObject({ code: "ECONNRESET" });
+  });
+
   it("refuses a socket that would drop half-closes", () => {
     const socket = new net.Socket(); // allowHalfOpen defaults to false
     expect(() => splice({} as TcpConnection, socket)).toThrow(/allowHalfOpen/);
