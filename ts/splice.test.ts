@@ -133,6 +133,21 @@ describe("splice", () => {
     expect(await result).toMatchObject({ up: 5, end: "connection-reset" });
   });
 
+  it("resets the upstream when the client resets while the splice waits on the upstream's socket, not on the connection", async () => {
+    // The upstream has ended its side and reads nothing: the splice waits for the socket to
+    // drain, no read is pending on the connection, and the reset shows only as its close.
+    let upstream!: net.Socket;
+    const { connect, passed, result, upstreamSocket } = await setup((socket) => void (upstream = socket.end().pause()));
+    const conn = await connect();
+    expect(await readAll(conn)).toHaveLength(0);
+    void conn.write(new Uint8Array(16 * MiB)).catch(() => {});
+    for (let last = -1; passed.up !== last; await sleep(200)) last = passed.up; // until the upstream's buffers are full
+    conn.abort();
+    expect(await result).toMatchObject({ end: "connection-reset" });
+    expect((await upstreamSocket).destroyed).toBe(true); // reset (how the upstream's kernel shows it is its own affair)
+    upstream.destroy(); // it reads nothing, so it would never notice
+  }, 60_000);
+
   it("resets the client when the upstream resets", async () => {
     const { connect, result } = await setup((socket) => {
       socket.once("data", () => socket.resetAndDestroy());
