@@ -87,6 +87,12 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
     }
     return void (await connection.end());
   }
+  if (host === ECHO && port === 80) {
+    // Just enough HTTP/1.1: one response per connection.
+    await connection.read();
+    await connection.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"));
+    return void (await connection.end());
+  }
   if (host === ECHO && port === 14) {
     await connection.accept(); // established on both sides (the client's ACK came)
     await connection.write(new TextEncoder().encode("x"));
@@ -174,6 +180,19 @@ describe("connectTunnel", () => {
     } finally {
       await other.close();
     }
+  });
+
+  it("closes: its open sockets fail with ECONNABORTED, and it says it has closed", async () => {
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.5/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.5/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/16" });
+    const other = await connectTunnel(text);
+    const socket = other.connect(7, ECHO);
+    await once(socket, "connect");
+    const failed = failure(socket);
+    await other.close();
+    expect(await failed).toMatchObject({ code: "ECONNABORTED" });
+    await other.closed;
   });
 
   it("rejects with ETIMEDOUT when no handshake completes in time", async () => {
@@ -418,6 +437,30 @@ describe("tunnel.udp", () => {
     first.close();
     const again = tunnel.udp().bind(5353);
     again.close();
+  });
+});
+
+describe("HTTP", () => {
+  it("fetches with tunnel.fetch", async () => {
+    const response = await tunnel.fetch(`http://${ECHO}/`);
+    expect([response.status, await response.text()]).toEqual([200, "hello"]);
+  });
+
+  // Only Node's own fetch takes an undici dispatcher; Deno's and Bun's would ignore it and
+  // dial the address outside the tunnel, so they do not run this.
+  it.skipIf("Deno" in globalThis || "Bun" in globalThis)("serves Node's built-in fetch through tunnel.dispatcher (undici 7 with Node 20's undici 6)", async () => {
+    const response = await fetch(`http://${ECHO}/`, { dispatcher: tunnel.dispatcher } as RequestInit);
+    expect([response.status, await response.text()]).toEqual([200, "hello"]);
+  });
+});
+
+describe("tunnel.ping", () => {
+  it("gets an echo reply (the server's engine answers for any address) and says why it cannot", async () => {
+    const rtt = await tunnel.ping(ECHO);
+    expect(rtt).toBeGreaterThanOrEqual(0);
+    expect(await tunnel.ping("echo.test")).toBeGreaterThanOrEqual(0);
+    await expect(tunnel.ping("192.0.2.1")).rejects.toMatchObject({ code: "ENETUNREACH" });
+    await expect(tunnel.ping("nowhere.test")).rejects.toMatchObject({ code: "ENOTFOUND" });
   });
 });
 

@@ -545,14 +545,10 @@ impl Tcp {
     fn recount(&mut self, id: u32) {
         let Some(slot) = self.connections.get_mut(&id) else { return };
         let (live, half_open, bytes) = (slot.conn.is_live(), slot.conn.is_half_open(), slot.conn.held_bytes());
-        let time_wait = slot.conn.is_time_wait();
-        if time_wait != slot.counted_time_wait {
-            if time_wait {
-                self.time_wait += 1;
-            } else {
-                self.time_wait -= 1;
-            }
-            slot.counted_time_wait = time_wait;
+        // A connection leaves TIME-WAIT only to be forgotten, which uncounts it.
+        if slot.conn.is_time_wait() && !slot.counted_time_wait {
+            self.time_wait += 1;
+            slot.counted_time_wait = true;
         }
         let count = self.per_peer.entry(slot.conn.peer).or_default();
         if live != slot.counted_live {

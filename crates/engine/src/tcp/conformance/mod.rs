@@ -36,11 +36,12 @@
 //!
 //! Host actions: `connect`, `accept`, `refuse rst|icmp`, `send N` (writes N bytes),
 //! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is
-//! polled. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
+//! polled; `ACTION fails`: the host's request must be turned down. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
 //! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout`. Room grants
 //! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
 //! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before;
-//! `? total NAME N`: a lifetime count of the table, by its `stats().tcp` name, is N.
+//! `? total NAME N`: a lifetime count of the table, by its `stats().tcp` name, is N;
+//! `? room N`: the host has been granted N bytes of room to write (TCP_WRITABLE) in all.
 
 use super::segment::{self, SackBlocks, Segment, SynOptions, Timestamp};
 use super::{seq, Link, Refusal, Tcp, TcpConfig};
@@ -175,6 +176,8 @@ struct Harness {
     link: Capture,
     now: u64,
     wake: Option<u64>,
+    /// Room granted to the host (TCP_WRITABLE) so far, in bytes.
+    room: u64,
     /// Segments were injected and the stack not yet polled.
     poll_due: bool,
     /// What the stack sent or told the host, with when, not yet matched by a line.
@@ -201,6 +204,7 @@ impl Harness {
             now: 0,
             wake: None,
             poll_due: false,
+            room: 0,
             sent: VecDeque::new(),
             events: VecDeque::new(),
             conn: None,
@@ -298,7 +302,7 @@ impl Harness {
         }
         for event in decode(self.link.events.as_bytes()) {
             match event {
-                Event::TcpWritable { .. } => {}
+                Event::TcpWritable { room, .. } => self.room += room as u64,
                 Event::TcpIncoming { conn, .. } => {
                     self.conn = Some(conn);
                     self.events.push_back((self.now, event));
@@ -371,6 +375,11 @@ impl Harness {
     }
 
     fn act_once(&mut self, text: &str) {
+        // `... fails`: the host's request must be turned down.
+        let (text, must_fail) = match text.strip_suffix(" fails") {
+            Some(text) => (text, true),
+            None => (text, false),
+        };
         let mut words = text.split_whitespace();
         let verb = words.next().unwrap_or_default();
         let argument = words.next();
@@ -397,12 +406,14 @@ impl Harness {
             "send" => {
                 let n = number(self);
                 let data: Vec<u8> = (self.written..self.written + n).map(pattern).collect();
-                let taken = self.tcp.send(id, &data);
-                if taken != Ok(n as usize) {
-                    self.fail(format!("send took {taken:?}"));
+                match self.tcp.send(id, &data) {
+                    Ok(taken) if taken == n as usize => {
+                        self.written += n;
+                        Ok(())
+                    }
+                    Ok(taken) => self.fail(format!("send took {taken} bytes")),
+                    Err(error) => Err(error),
                 }
-                self.written += n;
-                Ok(())
             }
             "consume" => {
                 let n = number(self);
@@ -413,12 +424,32 @@ impl Harness {
             "discard" => self.tcp.discard(id),
             _ => self.fail(format!("unknown action `{verb}`")),
         };
-        if let Err(error) = result {
-            self.fail(format!("{verb}: {error}"));
+        match result {
+            Err(error) if !must_fail => self.fail(format!("{verb}: {error}")),
+            Ok(()) if must_fail => self.fail(format!("{verb} was done")),
+            _ => {}
         }
     }
 
     // ---- what the stack must do ----
+
+    /// `> icmp`: destination unreachable, to the peer, quoting its SYN's ports and sequence
+    /// number (RFC 792 / RFC 4443: the IP header and the first 8 bytes of the segment).
+    fn check_unreachable(&self, packet: &[u8]) {
+        let (header, protocol, unreachable) = if packet[0] >> 4 == 4 { (20, packet[9], 3) } else { (40, packet[6], 1) };
+        let tcp = header + 8 + header;
+        let quoted = packet.get(tcp..tcp + 8).unwrap_or_else(|| self.fail("an ICMP error too short to quote the SYN"));
+        let port = |at: usize| u16::from_be_bytes([quoted[at], quoted[at + 1]]);
+        let seq = u32::from_be_bytes([quoted[4], quoted[5], quoted[6], quoted[7]]);
+        let icmp = if header == 20 { 1 } else { 58 };
+        let ok = protocol == icmp
+            && packet[header] == unreachable
+            && (port(0), port(2)) == (self.ends.peer.port(), self.ends.us.port())
+            && seq == PEER_ISN;
+        if !ok {
+            self.fail(format!("not an unreachable quoting their SYN: {packet:02x?}"));
+        }
+    }
 
     /// `A~B > ...`: the next segment we send goes at some time from A to B (paced segments
     /// leave as the pacing rate allows); the clock moves to when it went.
@@ -457,7 +488,7 @@ impl Harness {
             if packet_is_tcp(&packet) {
                 self.fail(format!("sent > {} instead of ICMP", self.describe(&packet)));
             }
-            return;
+            return self.check_unreachable(&packet);
         }
         let want = self.parse_spec(text, true);
         if want.syn && want.seq == 0 {
@@ -530,6 +561,13 @@ impl Harness {
     fn check(&self, text: &str) {
         if let Some(rest) = text.strip_prefix("total ") {
             return self.check_total(rest);
+        }
+        if let Some(rest) = text.strip_prefix("room ") {
+            let want: u64 = rest.trim().parse().unwrap_or_else(|_| self.fail("`? room N`"));
+            if self.room != want {
+                self.fail(format!("the host was granted {} bytes of room", self.room));
+            }
+            return;
         }
         let (exact, number) = match (text.strip_prefix("iss after "), text.strip_prefix("iss at ")) {
             (Some(number), _) => (false, number),

@@ -16,6 +16,8 @@ fn rfc6298_5_timeout_retransmits_and_doubles() {
         # RFC 8985 §7.2: a tail-loss probe first, 2 SRTT + 40 ms after.
         80    > P. 1:1001(1000) ack 1
         220   > P. 1:1001(1000) ack 1
+        # A duplicate ACK acknowledges nothing new: the backoff stands.
+        300   < . 1:1(0) ack 1 win 1000
         620   > P. 1:1001(1000) ack 1
         1420  > P. 1:1001(1000) ack 1
         3020  > P. 1:1001(1000) ack 1
