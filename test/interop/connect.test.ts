@@ -168,6 +168,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
       "--forward", `tcp:127.0.0.1:0=${SERVER_ADDRESS}:${CLOSED_PORT}`,
       "--forward", `udp:0=${SERVER_ADDRESS}:53`,
       "--socks5", `${SOCKS_LOGIN}@0`,
+      "--http", `${SOCKS_LOGIN}@0`,
       "--pcap", join(dir, "tunnel.pcap"),
     ]);
     up = await connect.find((event) => event.type === "up");
@@ -182,7 +183,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
   it("prints one event when the tunnel is up, naming every door (on 127.0.0.1 by default)", () => {
     expect(up.addresses).toEqual(["10.0.0.2"]);
     expect(up.publicKey).toBe(pubkey(clientKey));
-    expect(up.listening).toHaveLength(4);
+    expect(up.listening).toHaveLength(5);
     expect(door(up, "tcp", `${NAME}:${HTTP_PORT}`).host).toBe("127.0.0.1");
     expect(door(up, "udp", `${SERVER_ADDRESS}:53`).host).toBe("127.0.0.1");
   });
@@ -222,6 +223,22 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     expect(refused.stderr).toMatch(/refused|\(5\)/i); // curl 7 prints the REP code, curl 8 its meaning
     const wrongLogin = run("curl", ["-sS", "--max-time", "30", "--socks5-hostname", `user:wrong@127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
     expect(wrongLogin.status).not.toBe(0);
+  }, T);
+
+  it("downloads a file intact with curl -x through the HTTP proxy, absolute-URI and CONNECT, by name", async () => {
+    const { port } = door(up, "http", "*");
+    for (const tunnelFlag of ["", "--proxytunnel"]) {
+      const curl = run("sh", ["-c", `curl -sS --max-time 30 ${tunnelFlag} -x http://${SOCKS_LOGIN}@127.0.0.1:${port} http://${NAME}:${HTTP_PORT}/file | sha256sum`]);
+      expect(curl.stderr, tunnelFlag).toBe("");
+      expect(curl.stdout.split(" ")[0], tunnelFlag).toBe(expectedFileHash());
+    }
+    const flows = async () => connect.events.filter((event) => event.type === "flow" && event.peer === "http" && event.end === "closed" && event.name === NAME);
+    for (let i = 0; i < 100 && (await flows()).length < 2; i++) await sleep(50);
+    expect((await flows()).length).toBe(2);
+    const noLogin = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-x", `http://127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
+    expect(noLogin.stdout).toBe("407");
+    const refused = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-x", `http://${SOCKS_LOGIN}@127.0.0.1:${port}`, `http://${SERVER_ADDRESS}:${CLOSED_PORT}/`]);
+    expect(refused.stdout).toBe("502");
   }, T);
 
   it("asks the network's DNS server through SOCKS5 UDP ASSOCIATE", async () => {

@@ -10,6 +10,7 @@ import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
 import { startTcpForward, startUdpForward, type Door } from "./forward.js";
+import { startHttpProxy } from "./http-proxy.js";
 import { startSocks5, type Credentials } from "./socks5.js";
 
 export const CONNECT_USAGE = `Usage:
@@ -21,6 +22,8 @@ Options:
   --forward udp:[HOST:]LPORT=RHOST:RPORT  the same for UDP datagrams; repeatable
   --socks5 [USER:PASS@][HOST:]PORT        a SOCKS5 proxy (RFC 1928) into the network: CONNECT with names resolved through the tunnel
                                           (as socks5h) and UDP ASSOCIATE; USER:PASS requires RFC 1929 login
+  --http [USER:PASS@][HOST:]PORT          an HTTP proxy into the network: CONNECT and absolute-URI (http:) requests;
+                                          USER:PASS requires Proxy-Authorization Basic
   --handshake-timeout SECONDS             how long to wait for the first handshake (default 10)
   --pcap FILE                             write the decrypted packets to FILE (pcap, opens in Wireshark)
   --json                                  log JSON lines instead of text
@@ -44,12 +47,13 @@ export interface ConnectCommand {
   config: string;
   forwards: Forward[];
   socks5?: ProxyListen;
+  http?: ProxyListen;
   handshakeTimeoutMs?: number;
   pcap?: string;
   json: boolean;
 }
 
-const CONNECT_FLAGS = { known: ["forward", "socks5", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward"]) };
+const CONNECT_FLAGS = { known: ["forward", "socks5", "http", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward"]) };
 const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
 /** Reads `connect`'s words (after "connect"); throws a UsageError. */
@@ -66,6 +70,7 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
   if (flags["handshake-timeout"] !== undefined) command.handshakeTimeoutMs = integer(flags["handshake-timeout"], "--handshake-timeout", 1, 3600) * 1000;
   if (flags.pcap !== undefined) command.pcap = flags.pcap;
   if (flags.socks5 !== undefined) command.socks5 = parseProxyListen(flags.socks5, "--socks5");
+  if (flags.http !== undefined) command.http = parseProxyListen(flags.http, "--http");
   return command;
 }
 
@@ -161,6 +166,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       doors.push(await (forward.protocol === "tcp" ? startTcpForward(options) : startUdpForward(options)));
     }
     if (command.socks5) doors.push(await startSocks5({ tunnel, log, signal: shutdown.signal, ...command.socks5 }));
+    if (command.http) doors.push(await startHttpProxy({ tunnel, log, signal: shutdown.signal, ...command.http }));
     const addresses = config.address.map((cidr) => formatIp(parseCidr(cidr)!));
     const where = doors.map((door) => door.description).join(", ");
     log.event("up", `tunnel up: ${addresses.join(", ")} (public key ${tunnel.publicKey})${where ? `; ${where}` : ""}`, {

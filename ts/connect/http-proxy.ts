@@ -1,0 +1,98 @@
+// The HTTP proxy of `wg-netstack connect --http`: CONNECT tunnels and absolute-URI
+// requests (one per upstream connection), both into the tunnel, names resolved through
+// it; Proxy-Authorization Basic when a login is set.
+
+import { once } from "node:events";
+import net from "node:net";
+import { endpointText } from "../ip.js";
+import { dialTunnel, TcpFlow, type Door } from "./forward.js";
+import { reset } from "./relay.js";
+import type { ProxyOptions } from "./socks5.js";
+import { basicAuthMatches, errorResponse, headEnd, HttpProxyError, MAX_HEAD_BYTES, parseProxyRequest, statusForError } from "./http-proxy-wire.js";
+
+const HEAD_TIMEOUT_MS = 30_000;
+
+export async function startHttpProxy(options: ProxyOptions): Promise<Door> {
+  const flows = new Set<Promise<void>>();
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const flow = serveHttp(client, options)
+      .catch(() => reset(client))
+      .finally(() => flows.delete(flow));
+    flows.add(flow);
+  });
+  server.listen(options.listen.port, options.listen.host);
+  await Promise.race([once(server, "listening"), once(server, "error").then(([error]) => Promise.reject(error))]);
+  const address = endpointText({ host: options.listen.host, port: (server.address() as net.AddressInfo).port });
+  return {
+    protocol: "http",
+    address,
+    target: "*",
+    description: `http ${address}`,
+    close: async () => {
+      server.close();
+      await Promise.all(flows);
+    },
+  };
+}
+
+/** The request head and whatever came after it, or undefined if the client left first. */
+function readHead(client: net.Socket, signal: AbortSignal): Promise<{ head: string; rest: Uint8Array } | undefined> {
+  return new Promise((resolve, reject) => {
+    let buffer = Buffer.alloc(0);
+    const finish = (result?: { head: string; rest: Uint8Array }, error?: Error) => {
+      clearTimeout(timer);
+      client.off("data", onData);
+      client.off("end", onGone);
+      client.off("close", onGone);
+      signal.removeEventListener("abort", onGone);
+      client.pause();
+      if (error) reject(error);
+      else resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const end = headEnd(buffer);
+      if (end >= 0) return finish({ head: buffer.subarray(0, end).toString("latin1"), rest: buffer.subarray(end) });
+      if (buffer.length > MAX_HEAD_BYTES) finish(undefined, new HttpProxyError(431, `the request head is over ${MAX_HEAD_BYTES} bytes`));
+    };
+    const onGone = () => finish();
+    const timer = setTimeout(onGone, HEAD_TIMEOUT_MS);
+    client.on("data", onData);
+    client.on("end", onGone);
+    client.on("close", onGone);
+    signal.addEventListener("abort", onGone, { once: true });
+  });
+}
+
+async function serveHttp(client: net.Socket, options: ProxyOptions): Promise<void> {
+  client.on("error", () => {});
+  let request;
+  let rest: Uint8Array;
+  try {
+    const read = await readHead(client, options.signal);
+    if (!read) return reset(client);
+    rest = read.rest;
+    request = parseProxyRequest(read.head);
+    if (options.credentials && !basicAuthMatches(request.authorization, options.credentials)) {
+      client.end(errorResponse(407, "this proxy needs a login", ['Proxy-Authenticate: Basic realm="wg-netstack"']));
+      return;
+    }
+  } catch (error) {
+    const status = error instanceof HttpProxyError ? error.status : 400;
+    client.end(errorResponse(status, (error as Error).message));
+    return;
+  }
+  const target = { host: request.host, port: request.port };
+  const flow = new TcpFlow(client, "http", target, options.log);
+  const dialed = await dialTunnel(options.tunnel, target, options.signal);
+  if ("end" in dialed) {
+    client.end(errorResponse(statusForError(dialed.code), `cannot reach ${endpointText(target)}: ${dialed.error ?? dialed.end}`));
+    flow.done({ up: 0, down: 0, ...dialed });
+    return;
+  }
+  if (request.forwardHead === undefined) client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+  else dialed.socket.write(request.forwardHead);
+  if (rest.length > 0) client.unshift(Buffer.from(rest));
+  client.resume();
+  await flow.relay(dialed.socket, options.signal);
+}
