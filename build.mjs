@@ -19,7 +19,7 @@ const root = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 // `--fuzz` and `--mutants` may be followed by how long to run, in seconds.
 const TIMED_FLAGS = { '--fuzz': 60, '--mutants': 240 };
-const timedFlag = argv[0] in TIMED_FLAGS ? argv[0] : undefined;
+const timedFlag = Object.hasOwn(TIMED_FLAGS, argv[0] ?? '') ? argv[0] : undefined;
 const seconds = timedFlag ? Number(argv[1] ?? TIMED_FLAGS[timedFlag]) : undefined;
 if (timedFlag && !(Number.isInteger(seconds) && seconds > 0)) die(`${timedFlag} takes whole seconds, got ${argv[1]}`);
 if (timedFlag && argv.length > 2) die(`${timedFlag} [seconds] takes nothing else`);
