@@ -22,8 +22,10 @@ export type { Runtime, Clock, DatagramSocket, SocketErrorHandler } from "./runti
 export { parseConfig } from "./tunnel/config.js";
 export type { TunnelConfig, TunnelPeerConfig, ParseConfigOptions } from "./tunnel/config.js";
 export { connectTunnel, Tunnel } from "./tunnel/tunnel.js";
-export type { TunnelOptions } from "./tunnel/tunnel.js";
+export type { TunnelOptions, TunnelListener } from "./tunnel/tunnel.js";
 export { TunnelSocket } from "./tunnel/socket.js";
+export { TunnelUdpSocket } from "./tunnel/udp.js";
+export type { TunnelRemoteInfo } from "./tunnel/udp.js";
 export type { TunnelConnectOptions, TunnelSocketOptions } from "./tunnel/socket.js";
 export { TunnelError, TUNNEL_ERROR_CODES } from "./tunnel/errors.js";
 export type { TunnelErrorCode } from "./tunnel/errors.js";

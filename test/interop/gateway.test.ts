@@ -7,7 +7,7 @@
 //                                 │                     HTTP, TCP/UDP echo, DNS
 //                                 └── SOCKS5 test proxy on 127.0.0.1 (after the restart)
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigStore } from "../../ts/gateway/config-store.js";
+import { GATEWAY_MAIN, reconnect, RUNTIME_COMMAND, startGateway, waitForLine } from "../support/gateway-process.js";
 import { startSocks5Proxy, type TestProxy } from "../support/test-proxies.js";
 import { CLIENT_TASKS_PATH, createNamespace, interopSkipReason, startWgClient, type Netns, type WgClient } from "./netns.js";
 
@@ -45,65 +46,8 @@ function expectedFileHash(): string {
 }
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
-const main = join(root, "dist/gateway/main.js");
-const runtime = "Deno" in globalThis ? [process.execPath, "run", "-A"] : [process.execPath];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resolves once `child` prints a line containing `text`. */
-function waitForLine(child: ChildProcess, text: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`no "${text}" line; got ${JSON.stringify(seen)}`)), 30_000);
-    child.stdout!.on("data", (data) => {
-      seen += data;
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-}
-
-/** `wg-netstack serve --json` as a child process, its JSON lines collected. */
-function startGateway(conf: string, args: string[]) {
-  const child = spawn(runtime[0]!, [...runtime.slice(1), main, "serve", "--json", "--conf", conf, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  const events: Record<string, any>[] = [];
-  let stderr = ""; // with --json the configs and QR codes go there, and any error
-  child.stderr!.on("data", (data) => (stderr += data));
-  let buffered = "";
-  child.stdout!.on("data", (data) => {
-    const lines = (buffered + data).split("\n");
-    buffered = lines.pop()!;
-    events.push(...lines.map((line) => JSON.parse(line)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  /** The first event that matches, waiting for it. */
-  const find = async (match: (event: Record<string, any>) => boolean, timeoutMs = 15_000) => {
-    for (const start = Date.now(); ; await sleep(50)) {
-      const event = events.find(match);
-      if (event) return event;
-      if (Date.now() - start > timeoutMs || child.exitCode !== null) throw new Error(`no such event; got ${JSON.stringify(events)}; stderr: ${stderr.slice(-2000)}`);
-    }
-  };
-  return {
-    events,
-    find,
-    flowTo: (port: number) => find((e) => e.type === "flow" && e.dst.port === port),
-    /** SIGINT, as Ctrl-C; resolves with the exit code. */
-    stop: async () => {
-      if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
-      return exited;
-    },
-  };
-}
-
-/** A client drops its session and handshakes again with the same config, as when the tunnel is switched off and on. */
-async function reconnect(client: WgClient, serverPublicKey: string): Promise<void> {
-  const wg = (...args: string[]) => client.exec("wg", ["set", client.iface, "peer", serverPublicKey, ...args]);
-  expect((await wg("remove")).code).toBe(0);
-  expect((await wg("endpoint", `${client.endpoint.host}:${client.endpoint.port}`, "allowed-ips", "0.0.0.0/0,::/0")).code).toBe(0);
-}
-
+const main = GATEWAY_MAIN;
+const runtime = RUNTIME_COMMAND;
 /** curl in the client's namespace: the SHA-256 of the body, or curl's failure. */
 async function download(client: WgClient, url: string, maxTime = 30) {
   const result = await client.exec("sh", ["-c", `curl -sS --max-time ${maxTime} -o /tmp/wgn-$$ ${url}; code=$?; sha256sum < /tmp/wgn-$$; rm -f /tmp/wgn-$$; exit $code`], { timeoutMs: 90_000 });

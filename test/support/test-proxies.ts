@@ -39,12 +39,13 @@ export function startSocks5Proxy(options: TestProxyOptions = {}): Promise<TestPr
     targets.push(addressType === 1 ? `${host}:${port}` : `[${host}]:${port}`);
     if (command !== 1) return void client.end(new Uint8Array([5, 7, 0, 1, 0, 0, 0, 0, 0, 0]));
     const upstream = track(net.connect({ host, port, allowHalfOpen: true }));
+    // A failure reply only while connecting: later, the relay resets the client.
+    const refuse = (error: NodeJS.ErrnoException) => client.end(new Uint8Array([5, error.code === "ECONNREFUSED" ? 5 : 4, 0, 1, 0, 0, 0, 0, 0, 0]));
+    upstream.once("error", refuse);
     upstream.once("connect", () => {
+      upstream.off("error", refuse);
       client.write(new Uint8Array([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
       relay(client, upstream);
-    });
-    upstream.once("error", (error: NodeJS.ErrnoException) => {
-      client.end(new Uint8Array([5, error.code === "ECONNREFUSED" ? 5 : 4, 0, 1, 0, 0, 0, 0, 0, 0]));
     });
   });
 }
@@ -64,11 +65,14 @@ export function startHttpConnectProxy(options: TestProxyOptions = {}): Promise<T
     const colon = authority.lastIndexOf(":");
     const host = authority.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
     const upstream = track(net.connect({ host, port: Number(authority.slice(colon + 1)), allowHalfOpen: true }));
+    // A failure reply only while connecting: later, the relay resets the client.
+    const refuse = () => client.end("HTTP/1.1 502 Bad Gateway\r\n\r\n");
+    upstream.once("error", refuse);
     upstream.once("connect", () => {
+      upstream.off("error", refuse);
       client.write("HTTP/1.1 200 Connection established\r\n\r\n");
       relay(client, upstream);
     });
-    upstream.once("error", () => client.end("HTTP/1.1 502 Bad Gateway\r\n\r\n"));
   });
 }
 

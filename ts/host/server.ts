@@ -9,7 +9,7 @@
 import { ConfigError, decodeKey, encodeKey, validateConfig, validatePeer, type Config, type ConfigInput, type PeerConfig, type PeerOptions } from "../config.js";
 import { Engine, EngineError, type CloseReason, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
 import { ERROR } from "../wasm/abi.js";
-import { formatIp, parseIp, type Endpoint } from "../ip.js";
+import { endpointText, formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
 import { ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
@@ -178,12 +178,21 @@ export class Server {
 
   /** Opens a TCP connection through the tunnel to a client-side address (the peer is chosen by `allowedIps`). */
   connect(to: Endpoint, options: ConnectOptions = {}): Promise<TcpConnection> {
-    this.#assertOpen();
-    const remote = checkEndpoint(to, "to");
-    const local = this.#localEndpoint(remote, options.from);
-    const opened = this.#call(() => this.#engine.tcpConnect(this.#runtime.clock.now(), local, remote));
-    this.#schedule();
-    return new Promise((resolve, reject) => this.#connecting.set(opened.id, { remote, local: opened.local, room: 0, resolve, reject }));
+    // A promise API: every failure is a rejection, never a throw.
+    try {
+      this.#assertOpen();
+      const remote = checkEndpoint(to, "to");
+      const local = this.#localEndpoint(remote, options.from);
+      const opened = this.#call(() => this.#engine.tcpConnect(this.#runtime.clock.now(), local, remote));
+      this.#schedule();
+      return new Promise((resolve, reject) => this.#connecting.set(opened.id, { remote, local: opened.local, room: 0, resolve, reject }));
+    } catch (error) {
+      if (error instanceof EngineError && error.code === ERROR.NO_ROUTE) {
+        const unreachable = new Error(`connect ENETUNREACH ${endpointText(to)}: no peer's allowedIps cover it`, { cause: error });
+        return Promise.reject(Object.assign(unreachable, { code: "ENETUNREACH" }));
+      }
+      return Promise.reject(error);
+    }
   }
 
   /**

@@ -114,7 +114,7 @@ persistentkeepalive = off
     ];
     for (const [text, field, line, message] of cases) {
       const error = failure(text);
-      expect({ field: error.field, line: error.line }, `${error.message}\n${text}`).toEqual({ field, line });
+      expect({ field: error.field, line: error.line, text }).toEqual({ field, line, text });
       expect(error.message).toMatch(message);
       expect(error.message).toMatch(new RegExp(`^line ${line}: `));
     }

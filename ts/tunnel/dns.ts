@@ -13,7 +13,7 @@ export interface DnsTransport {
   localAddress(family: IpFamily): string | undefined;
   /** Sends one UDP datagram through the tunnel. */
   sendUdp(data: Uint8Array, from: Endpoint, to: Endpoint): void;
-  /** Calls `onReply` for datagrams arriving at `local` until the returned function is called. */
+  /** Calls `onReply` for datagrams arriving at `local` until the returned function is called; throws if that port is taken. */
   listenUdp(local: Endpoint, onReply: (data: Uint8Array, from: Endpoint) => void): () => void;
   /** Opens a TCP connection through the tunnel. */
   connectTcp(to: Endpoint): Promise<TcpConnection>;
@@ -103,26 +103,37 @@ export class DnsResolver {
     if (!localHost) throw new TunnelError("ENETUNREACH", `DNS server ${server}: we have no IPv${family} tunnel address`, { syscall: "query", address: server });
     const id = randomId();
     const query = encodeQuery(id, name, type);
-    const reply = await this.#udp(query, { host: localHost, port: 49152 + Math.floor(Math.random() * 16384) }, { host: server, port: 53 }, id);
+    const reply = await this.#udp(query, localHost, { host: server, port: 53 }, id);
     const parsed = parseReply(reply, id, name, type);
     if (!parsed.truncated) return answerOf(parsed, name, server);
     const full = parseReply(await this.#tcp(query, { host: server, port: 53 }), id, name, type);
     return answerOf(full, name, server);
   }
 
-  #udp(query: Uint8Array, local: Endpoint, server: Endpoint, id: number): Promise<Uint8Array> {
+  /** Asks from a random source port (RFC 5452 9.2), another one when it is taken. */
+  #udp(query: Uint8Array, localHost: string, server: Endpoint, id: number): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
+      let local: Endpoint = { host: localHost, port: 0 };
       const timer = setTimeout(() => {
-        stop();
+        stop?.();
         reject(new TunnelError("ETIMEDOUT", `DNS server ${server.host}: no answer within ${UDP_WAIT_MS} ms`, { syscall: "query", address: server.host }));
       }, UDP_WAIT_MS);
-      const stop = this.#transport.listenUdp(local, (data, from) => {
+      const onReply = (data: Uint8Array, from: Endpoint) => {
         // Only the server's answer to this question counts (RFC 5452 9.1).
         if (from.host !== server.host || from.port !== server.port || data.length < 12 || ((data[0]! << 8) | data[1]!) !== id) return;
         clearTimeout(timer);
-        stop();
+        stop?.();
         resolve(data);
-      });
+      };
+      let stop: (() => void) | undefined;
+      for (let attempt = 0; !stop; attempt++) {
+        local = { host: localHost, port: 49152 + Math.floor(Math.random() * 16384) };
+        try {
+          stop = this.#transport.listenUdp(local, onReply);
+        } catch (error) {
+          if (attempt >= 16) throw error;
+        }
+      }
       try {
         this.#transport.sendUdp(query, local, server);
       } catch (error) {

@@ -49,7 +49,9 @@ let undiciModule: UndiciModule | undefined;
 function undici(): UndiciModule {
   if (undiciModule) return undiciModule;
   try {
-    undiciModule = createRequire(import.meta.url)("undici") as UndiciModule;
+    // The package's own file: Bun maps the bare name "undici" to a built-in stand-in whose
+    // fetch ignores `dispatcher` (it would dial outside the tunnel).
+    undiciModule = createRequire(import.meta.url)("undici/index.js") as UndiciModule;
   } catch (error) {
     throw new Error("tunnel.fetch and tunnel.dispatcher need npm's `undici` (7 or later): npm install undici", { cause: error });
   }

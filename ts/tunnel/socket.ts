@@ -120,15 +120,11 @@ export class TunnelSocket extends Duplex {
         throw error;
       });
       if (this.#state !== "connecting") return connection.abort();
-      this.#connection = connection;
-      this.#state = "open";
       if (isHostName(options.host)) this.emit("lookup", null, connection.remote.host, parseIp(connection.remote.host)!.family, options.host);
       if (options.timeout !== undefined) this.setTimeout(options.timeout);
-      this.#opened();
-      this.#touch();
+      this.#attach(connection);
       this.emit("connect");
       this.emit("ready");
-      if (this.#wantsData) this.#pull();
     } catch (error) {
       if (this.#state === "connecting") this.destroy(asTunnelError(error, { syscall: "connect", address: options.host, port: options.port }));
     } finally {
@@ -136,6 +132,28 @@ export class TunnelSocket extends Duplex {
       options.signal?.removeEventListener("abort", onUserAbort);
       this.#abortDial = undefined;
     }
+  }
+
+  /** @internal An accepted connection (from `tunnel.listen()`), open from the start. */
+  static accepted(dialer: Dialer, connection: TcpConnection, options: TunnelSocketOptions = {}): TunnelSocket {
+    const socket = new TunnelSocket(dialer, options);
+    socket.#attach(connection);
+    return socket;
+  }
+
+  /** Takes an established connection: reads may start, writes waiting for it go out. */
+  #attach(connection: TcpConnection): void {
+    this.#connection = connection;
+    this.#state = "open";
+    // A reset while nobody reads (paused, or after the FIN) is still news, as in net; learnt
+    // from `errored`, never by reading, so no data is taken from the reader.
+    void connection.closed.then(() => {
+      const error = connection.errored;
+      if (error && !this.destroyed) this.destroy(asTunnelError(error, this.#where()));
+    });
+    this.#opened();
+    this.#touch();
+    if (this.#wantsData) this.#pull();
   }
 
   // ---- stream.Duplex ----

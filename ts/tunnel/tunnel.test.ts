@@ -4,6 +4,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig } from "../client-config.js";
 import { genkey, pubkey } from "../keys.js";
@@ -73,6 +74,11 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
     for await (const chunk of connection) heard += new TextDecoder().decode(chunk);
     return void halfCloseHeard.push(heard);
   }
+  if (host === ECHO && port === 14) {
+    await connection.accept(); // established on both sides (the client's ACK came)
+    await connection.write(new TextEncoder().encode("x"));
+    return connection.abort(); // a reset, with our byte maybe still unread
+  }
   if (host !== ECHO || port !== 7) return connection.refuse();
   try {
     for await (const chunk of connection) await connection.write(chunk);
@@ -84,6 +90,7 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
 }
 
 function serveUdp(packet: UdpPacket): void {
+  if (packet.dst.host === ECHO && packet.dst.port === 7) return packet.reply(packet.data);
   if (packet.dst.host !== DNS || packet.dst.port !== 53) return;
   dnsQueries.udp++;
   packet.reply(dnsAnswer(packet.data, false));
@@ -260,6 +267,12 @@ describe("TunnelSocket", () => {
     expect(await failure(aborted)).toMatchObject({ code: "ABORT_ERR", name: "AbortError" });
   });
 
+  it("reports a reset as ECONNRESET even while nobody reads", async () => {
+    const socket = tunnel.connect(14, ECHO); // no 'data' listener: paused
+    expect(await failure(socket)).toMatchObject({ code: "ECONNRESET" });
+    expect(socket.destroyed).toBe(true);
+  });
+
   it("throws for bad arguments, as net does", () => {
     expect(() => tunnel.connect(0, ECHO)).toThrow(RangeError);
     expect(() => tunnel.connect(80, "not a host")).toThrow(TypeError);
@@ -281,6 +294,69 @@ describe("TunnelSocket", () => {
 async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
 }
+
+describe("tunnel.listen", () => {
+  it("serves an http.Server to the network, and refuses ports nobody listens on", async () => {
+    const web = http.createServer((request, response) => response.end(`hello ${request.url} from ${request.socket.localAddress}`));
+    const listener = tunnel.listen(8080, (socket) => web.emit("connection", socket));
+    expect(() => tunnel.listen(8080, () => {})).toThrow(/EADDRINUSE/);
+    try {
+      const connection = await server.connect({ host: "10.0.0.2", port: 8080 }, { from: ECHO });
+      await connection.write(new TextEncoder().encode("GET /page HTTP/1.0\r\n\r\n"));
+      let reply = "";
+      for await (const chunk of connection) reply += new TextDecoder().decode(chunk);
+      expect(reply).toMatch(/^HTTP\/1\.1 200 OK/);
+      expect(reply).toMatch(/hello \/page from 10\.0\.0\.2$/);
+      await expect(server.connect({ host: "10.0.0.2", port: 8081 }, { from: ECHO })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    } finally {
+      listener.close();
+      web.close();
+    }
+    await expect(server.connect({ host: "10.0.0.2", port: 8080 }, { from: ECHO })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+  });
+});
+
+describe("tunnel.udp", () => {
+  it("sends and receives datagrams as node:dgram does, by IP and by name", async () => {
+    const udp = tunnel.udp();
+    udp.send("ping", 7, ECHO);
+    const [message, rinfo] = (await once(udp, "message")) as [Buffer, unknown];
+    expect(message.toString()).toBe("ping");
+    expect(rinfo).toEqual({ address: ECHO, family: "IPv4", port: 7, size: 4 });
+    const { port } = udp.address();
+    expect(port).toBeGreaterThanOrEqual(49152);
+
+    // Datagrams anyone in the network sends to our address and port arrive too.
+    server.sendUdp("unasked", { host: "10.0.0.99", port: 5000 }, { host: "10.0.0.2", port });
+    const [unasked, from] = (await once(udp, "message")) as [Buffer, { address: string; port: number }];
+    expect([unasked.toString(), from.address, from.port]).toEqual(["unasked", "10.0.0.99", 5000]);
+
+    udp.send("by name", 7, "echo.test");
+    expect(((await once(udp, "message")) as [Buffer])[0].toString()).toBe("by name");
+
+    const error = await new Promise<Error | null>((resolve) => udp.send("x", 7, "192.0.2.1", resolve));
+    expect(error).toMatchObject({ code: "ENETUNREACH" });
+    udp.close();
+    await once(udp, "close");
+  });
+
+  it("binds a chosen port once: a second bind is EADDRINUSE", async () => {
+    const first = tunnel.udp().bind(5353);
+    expect(() => tunnel.udp().bind(5353)).toThrow(/EADDRINUSE/);
+    first.close();
+    const again = tunnel.udp().bind(5353);
+    again.close();
+  });
+});
+
+describe("server.connect", () => {
+  it("rejects, never throws: a bad address, no route (ENETUNREACH)", async () => {
+    const bad = server.connect({ host: "nowhere", port: 1 });
+    await expect(bad).rejects.toThrow(TypeError);
+    const unrouted = server.connect({ host: "10.9.9.9", port: 1 }, { from: "10.0.0.1" });
+    await expect(unrouted).rejects.toMatchObject({ code: "ENETUNREACH" });
+  });
+});
 
 describe("tunnel.resolve", () => {
   it("asks the config's DNS server through the tunnel, and caches for the TTL", async () => {

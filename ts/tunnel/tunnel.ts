@@ -16,6 +16,7 @@ import { DnsResolver, type ResolveOptions } from "./dns.js";
 import { asTunnelError, TunnelError } from "./errors.js";
 import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
+import { TunnelUdpSocket } from "./udp.js";
 
 /** Options of {@link connectTunnel}, beside the config. */
 export interface TunnelOptions {
@@ -80,6 +81,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
       ...(peer.persistentKeepalive ? { persistentKeepalive: peer.persistentKeepalive } : {}),
     })),
     onUdp: (packet) => tunnel[RECEIVE_UDP](packet),
+    onTcp: (connection) => tunnel[RECEIVE_TCP](connection),
     ...(options.onError ? { onError: options.onError } : {}),
   });
   try {
@@ -93,6 +95,15 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
 
 const START = Symbol("start");
 const RECEIVE_UDP = Symbol("receive udp");
+const RECEIVE_TCP = Symbol("receive tcp");
+
+/** What `tunnel.listen()` returns. */
+export interface TunnelListener {
+  /** The port listened on, on every tunnel address of ours. */
+  readonly port: number;
+  /** Stops accepting: later connections to the port are refused (RST); open ones go on. */
+  close(): void;
+}
 
 /**
  * A joined WireGuard network, made by {@link connectTunnel}: dial TCP with `connect()` or
@@ -104,6 +115,7 @@ export class Tunnel {
   readonly #dialer: Dialer;
   readonly #resolver: DnsResolver;
   readonly #udpListeners = new Map<string, (data: Uint8Array, from: Endpoint) => void>();
+  readonly #tcpListeners = new Map<number, { onConnection: (socket: TunnelSocket) => void; options: TunnelSocketOptions }>();
   #server!: Server;
   #dispatcher: Dispatcher | undefined;
   #httpAgent: http.Agent | undefined;
@@ -117,11 +129,7 @@ export class Tunnel {
     this.#resolver = new DnsResolver(config.dns, {
       localAddress: (family) => this.#localAddress(family),
       sendUdp: (data, from, to) => this.#server.sendUdp(data, from, to),
-      listenUdp: (local, onReply) => {
-        const key = endpointText(local);
-        this.#udpListeners.set(key, onReply);
-        return () => this.#udpListeners.delete(key);
-      },
+      listenUdp: (local, onReply) => this.#listenUdp([local], onReply),
       connectTcp: (to) => this.#open(to),
     });
   }
@@ -228,6 +236,74 @@ export class Tunnel {
     this.#httpsAgent?.destroy();
     await this.#dispatcher?.destroy().catch(() => {});
     await this.#server.close();
+  }
+
+  /**
+   * Accepts TCP connections that peers open to `port` on our tunnel addresses, as
+   * `TunnelSocket`s; `http.createServer(handler).emit("connection", socket)` serves HTTP
+   * into the network with them. Connections to ports nobody listens on are refused (RST).
+   * Throws `EADDRINUSE` (a TunnelError-like Error) if the port is taken.
+   */
+  listen(port: number, onConnection: (socket: TunnelSocket) => void, options: TunnelSocketOptions = {}): TunnelListener {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+    if (typeof onConnection !== "function") throw new TypeError("onConnection must be a function");
+    if (this.#tcpListeners.has(port)) throw Object.assign(new Error(`listen EADDRINUSE: port ${port} of the tunnel is already listened on`), { code: "EADDRINUSE" });
+    const entry = { onConnection, options };
+    this.#tcpListeners.set(port, entry);
+    return {
+      port,
+      close: () => {
+        if (this.#tcpListeners.get(port) === entry) this.#tcpListeners.delete(port);
+      },
+    };
+  }
+
+  /** @internal A peer opens a connection to us: to a listened port of one of our addresses, or refused. */
+  async [RECEIVE_TCP](connection: TcpConnection): Promise<void> {
+    const listener = this.#tcpListeners.get(connection.local.port);
+    const ours = this.#config.address.some((text) => formatIp(parseCidr(text)!) === connection.local.host);
+    if (!listener || !ours) return connection.refuse();
+    await connection.accept();
+    const socket = TunnelSocket.accepted(this.#dialer, connection, listener.options);
+    try {
+      listener.onConnection(socket);
+    } catch (error) {
+      socket.destroy(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+
+  /** A UDP socket through the tunnel, used as a `node:dgram` socket is (see {@link TunnelUdpSocket}). */
+  udp(): TunnelUdpSocket {
+    return new TunnelUdpSocket({
+      localAddress: (family) => this.#localAddress(family),
+      resolve: async (host) => {
+        if (parseIp(host)) return host;
+        const addresses = await this.#resolver.resolve(host);
+        return addresses.find((address) => this.#routeError(address) === undefined) ?? addresses[0]!;
+      },
+      send: (data, from, to) => {
+        const unroutable = this.#routeError(to.host);
+        if (unroutable) throw new TunnelError("ENETUNREACH", `send ENETUNREACH ${endpointText(to)}: ${unroutable}`, { syscall: "send", address: to.host, port: to.port });
+        this.#server.sendUdp(data, from, to);
+      },
+      bind: (port, onMessage) =>
+        this.#listenUdp(
+          this.#config.address.map((text) => ({ host: formatIp(parseCidr(text)!), port })),
+          onMessage,
+        ),
+    });
+  }
+
+  /** Routes datagrams for these local endpoints to `onMessage`; throws EADDRINUSE when one is taken. Returns the undo. */
+  #listenUdp(locals: Endpoint[], onMessage: (data: Uint8Array, from: Endpoint) => void): () => void {
+    const keys = locals.map(endpointText);
+    const taken = keys.find((key) => this.#udpListeners.has(key));
+    if (taken) throw Object.assign(new Error(`bind EADDRINUSE ${taken}: already bound in the tunnel`), { code: "EADDRINUSE" });
+    for (const key of keys) this.#udpListeners.set(key, onMessage);
+    return () => {
+      for (const key of keys) if (this.#udpListeners.get(key) === onMessage) this.#udpListeners.delete(key);
+    };
   }
 
   /** @internal Datagrams that arrive for us: a DNS answer, say. */

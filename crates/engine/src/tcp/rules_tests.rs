@@ -38,6 +38,9 @@ struct Sent {
     window: u16,
     options: SynOptions,
     timestamp: Option<Timestamp>,
+    sack_blocks: usize,
+    /// The IP packet's length.
+    ip_len: usize,
     payload: Vec<u8>,
 }
 
@@ -109,6 +112,8 @@ impl Stack {
                     window: seg.window,
                     options: seg.syn_options,
                     timestamp: seg.timestamp,
+                    sack_blocks: seg.sack.as_slice().len(),
+                    ip_len: packet.len(),
                     payload: seg.payload.to_vec(),
                 }
             })
@@ -547,4 +552,30 @@ fn rfc7323_4_1_the_echo_times_a_handshake_whose_syn_ack_was_sent_again() {
     p.clock = Some(Timestamp { val: 8030, ecr: again[0].timestamp.unwrap().val });
     stack.inject(p.peer, &p.segment());
     assert_eq!(stack.tcp.connection_stats(p.conn).unwrap().srtt_us, 30_000, "Karn has no sample here; the echo has one");
+}
+
+#[test]
+fn rfc6691_sack_blocks_come_out_of_the_mss_and_the_rest_ride_a_pure_ack() {
+    for tsval in [None, Some(7000)] {
+        let mut stack = Stack::new();
+        let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, tsval);
+        // Two holes: we hold two ranges past rcv.nxt, so two SACK blocks wait to be told.
+        for offset in [100u32, 300] {
+            stack.inject(
+                p.peer,
+                &Segment { payload: b"past a hole", ..segment(p.addr, p.server, p.nxt.wrapping_add(offset), Some(p.our_nxt)) },
+            );
+        }
+        p.clock = None;
+        stack.sent();
+        let sent = host_sends(&mut stack, &p, 3000);
+        assert!(sent.iter().all(|s| s.ip_len <= MTU), "nothing over the MTU: {sent:?}");
+        // Full segments leave no room for a block; the short last one has room for both.
+        let mss = if tsval.is_some() { 1368 } else { 1380 };
+        let data: Vec<(usize, usize)> = sent.iter().filter(|s| !s.payload.is_empty()).map(|s| (s.payload.len(), s.sack_blocks)).collect();
+        assert_eq!(data, vec![(mss, 0), (mss, 0), (3000 - 2 * mss, 2)], "{tsval:?}");
+        // What the full ones left out follows at once on a pure ACK.
+        let first_pure = sent.iter().position(|s| s.payload.is_empty()).expect("a pure ACK");
+        assert!(first_pure >= 2 && sent[first_pure].sack_blocks == 2, "{sent:?}");
+    }
 }

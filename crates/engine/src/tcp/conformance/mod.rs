@@ -70,13 +70,19 @@ pub const PEER_ISN: u32 = 0xFFFF_F000;
 const SILENCE_HORIZON_US: u64 = 60_000_000;
 const PEER_ID: u32 = 1;
 
-/// The stack under test is at `US`; the peer (the script) is at `PEER`.
-pub fn us() -> SocketAddr {
-    "192.0.2.1:80".parse().unwrap()
+/// Where the stack under test is, and where the peer (the script) is.
+#[derive(Debug, Clone, Copy)]
+pub struct Ends {
+    pub us: SocketAddr,
+    pub peer: SocketAddr,
 }
 
-pub fn peer() -> SocketAddr {
-    "198.51.100.2:40000".parse().unwrap()
+pub fn ipv4() -> Ends {
+    Ends { us: "192.0.2.1:80".parse().unwrap(), peer: "198.51.100.2:40000".parse().unwrap() }
+}
+
+pub fn ipv6() -> Ends {
+    Ends { us: "[2001:db8::1]:80".parse().unwrap(), peer: "[2001:db8::2]:40000".parse().unwrap() }
 }
 
 /// The configuration scripts run with unless they say otherwise: an MTU whose MSS is
@@ -98,7 +104,11 @@ pub fn run(script: &str) {
 }
 
 pub fn run_with(config: TcpConfig, script: &str) {
-    let mut harness = Harness::new(config);
+    run_between(ipv4(), config, script);
+}
+
+pub fn run_between(ends: Ends, config: TcpConfig, script: &str) {
+    let mut harness = Harness::new(ends, config);
     for (number, line) in script.lines().enumerate() {
         let text = line.split('#').next().unwrap_or("").trim();
         if text.is_empty() {
@@ -157,6 +167,7 @@ struct Options {
 }
 
 struct Harness {
+    ends: Ends,
     tcp: Tcp,
     link: Capture,
     now: u64,
@@ -179,8 +190,9 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(config: TcpConfig) -> Harness {
+    fn new(ends: Ends, config: TcpConfig) -> Harness {
         Harness {
+            ends,
             tcp: Tcp::new(config, 0x5EED),
             link: Capture { packets: Vec::new(), events: Events::default() },
             now: 0,
@@ -319,8 +331,8 @@ impl Harness {
         let ts_offset = self.ts_offset.unwrap_or(0);
         let timestamp = options.timestamp.map(|(val, ecr)| Timestamp { val, ecr: ts_offset.wrapping_add(ecr) });
         let segment = Segment {
-            src: peer(),
-            dst: us(),
+            src: self.ends.peer,
+            dst: self.ends.us,
             seq: PEER_ISN.wrapping_add(spec.seq),
             ack: spec.ack.map(|ack| iss.wrapping_add(ack)),
             syn: spec.syn,
@@ -356,7 +368,8 @@ impl Harness {
             argument.and_then(|n| n.parse().ok()).unwrap_or_else(|| harness.fail(format!("`{verb}` takes a number")))
         };
         if verb == "connect" {
-            let (id, _) = self.tcp.connect(self.now, PEER_ID, us(), peer()).unwrap_or_else(|e| self.fail(format!("connect: {e}")));
+            let (id, _) =
+                self.tcp.connect(self.now, PEER_ID, self.ends.us, self.ends.peer).unwrap_or_else(|e| self.fail(format!("connect: {e}")));
             self.conn = Some(id);
             return;
         }
@@ -458,7 +471,7 @@ impl Harness {
         }
         let conn = self.conn;
         let ok = match (kind, &event) {
-            ("incoming", Event::TcpIncoming { remote, local, .. }) => *remote == peer() && *local == us(),
+            ("incoming", Event::TcpIncoming { remote, local, .. }) => *remote == self.ends.peer && *local == self.ends.us,
             ("established", Event::TcpEstablished { conn: id, .. }) => Some(*id) == conn,
             ("eof", Event::TcpEof { conn: id }) => Some(*id) == conn,
             ("closed", Event::TcpClosed { conn: id, reason }) => {
@@ -612,7 +625,7 @@ impl Harness {
         let Ok(Inner::Tcp { src, dst, tcp }) = wire::classify(packet) else { return None };
         let header = TcpPacket::new_checked(tcp).ok()?;
         let segment = segment::parse(src, dst, tcp).ok()?;
-        if (segment.src, segment.dst) != (us(), peer()) {
+        if (segment.src, segment.dst) != (self.ends.us, self.ends.peer) {
             self.fail(format!("a segment from {} to {}", segment.src, segment.dst));
         }
         let iss = self.iss.unwrap_or(0);

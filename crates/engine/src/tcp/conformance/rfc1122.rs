@@ -48,14 +48,14 @@ fn rfc1122_4_2_3_6_keepalive_probes_an_idle_peer_and_gives_up_on_a_dead_one() {
         config,
         &format!(
             "{OPEN}
-            60010   > . 0:0(0) ack 1
+            60010   > . 0:0(0) ack 1 win 2048
             60020   < . 1:1(0) ack 1 win 1000
-            120020  > . 0:0(0) ack 1
-            140020  > . 0:0(0) ack 1
-            160020  > . 0:0(0) ack 1
-            180020  > . 0:0(0) ack 1
-            200020  > . 0:0(0) ack 1
-            220020  > . 0:0(0) ack 1
+            120020  > . 0:0(0) ack 1 win 2048
+            140020  > . 0:0(0) ack 1 win 2048
+            160020  > . 0:0(0) ack 1 win 2048
+            180020  > . 0:0(0) ack 1 win 2048
+            200020  > . 0:0(0) ack 1 win 2048
+            220020  > . 0:0(0) ack 1 win 2048
             240020  > R. 1:1(0) ack 1
             240020  % closed timeout
             "

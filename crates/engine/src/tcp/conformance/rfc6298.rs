@@ -108,3 +108,19 @@ fn rfc6298_5_7_a_retransmitted_handshake_leaves_a_three_second_rto() {
         4030  < . 1:1(0) ack 1001 win 65535
         ");
 }
+
+#[test]
+fn rfc6298_5_5_syn_retransmitted_five_times_then_refused() {
+    // 1, 2, 4, 8 and 16 s apart; 32 s after the last, the connection is given up (RFC 9293
+    // §3.8.3 leaves how long to the implementation; Linux tries a sixth time).
+    run("
+        0      connect
+        0      > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
+        1000   > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 1000 ecr 0,wscale 5>
+        3000   > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 3000 ecr 0,wscale 5>
+        7000   > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 7000 ecr 0,wscale 5>
+        15000  > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 15000 ecr 0,wscale 5>
+        31000  > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 31000 ecr 0,wscale 5>
+        63000  % closed refused
+        ");
+}

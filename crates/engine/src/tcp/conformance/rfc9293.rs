@@ -765,3 +765,112 @@ fn rfc9293_3_10_7_4_ack_of_our_fin_on_an_old_segment_still_counts() {
         ",
     );
 }
+
+#[test]
+fn rfc9293_3_10_7_4_close_wait_data_past_their_fin_is_not_taken() {
+    established(
+        "
+        20   < F. 1:1(0) ack 1 win 1000
+        20   % eof
+        20   > . 1:1(0) ack 2
+        30   < P. 2:102(100) ack 1 win 1000
+        30   > . 1:1(0) ack 2
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_4_rst_in_fin_wait_2_and_last_ack_resets() {
+    established(
+        "
+        20   shutdown
+        20   > F. 1:1(0) ack 1
+        30   < . 1:1(0) ack 2 win 1000
+        40   < R. 1:1(0) ack 2 win 0
+        40   % closed reset
+        ",
+    );
+    established(
+        "
+        20   < F. 1:1(0) ack 1 win 1000
+        20   % eof
+        20   > . 1:1(0) ack 2
+        30   shutdown
+        30   > F. 1:1(0) ack 2
+        40   < R 2:2(0) win 0
+        40   % closed reset
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_2_a_syn_the_host_never_answers_is_refused_after_the_half_open_timeout() {
+    run("
+        0      < S 0:0(0) win 65535 <mss 1000>
+        0      % incoming
+        20000  > R. *:*(0) ack 1
+        20000  % closed timeout
+        ");
+}
+
+#[test]
+fn rfc9293_3_10_7_4_a_segment_partly_received_before_gives_only_its_new_bytes() {
+    established(
+        "
+        20   < P. 1:101(100) ack 1 win 1000
+        20   % data 100
+        20   > . 1:1(0) ack 101
+        30   < P. 51:201(150) ack 1 win 1000
+        30   % data 100
+        30   > . 1:1(0) ack 201
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_4_a_segment_past_the_right_edge_is_trimmed_and_its_fin_dropped() {
+    super::run_with(
+        super::super::TcpConfig { max_receive_window: 3000, ..super::config() },
+        "
+        0    < S 0:0(0) win 65535 <mss 1000,sackOK,wscale 7>
+        0    % incoming
+        0    accept
+        0    > S. 0:0(0) ack 1 win 3000 <mss 1000,sackOK,wscale 0>
+        10   < . 1:1(0) ack 1 win 1000
+        10   % established
+        20   < P. 1:1001(1000) ack 1 win 1000
+        20   % data 1000
+        20   > . 1:1(0) ack 1001 win 2000
+        20   < P. 1001:2501(1500) ack 1 win 1000
+        20   % data 1500
+        20   > . 1:1(0) ack 2501 win 500
+        # 500 bytes of room: the rest, and the FIN behind it, wait for a later segment.
+        30   < FP. 2501:3501(1000) ack 1 win 1000
+        30   % data 500
+        30   > . 1:1(0) ack 3001 win 0
+        40   consume 3000
+        40   > . 1:1(0) ack 3001 win 3000
+        50   < FP. 3001:3501(500) ack 1 win 1000
+        50   % data 500
+        50   % eof
+        50   > . 1:1(0) ack 3502 win 2500
+        ",
+    );
+}
+
+#[test]
+fn rfc2018_4_overlapping_out_of_order_segments_make_one_block() {
+    established(
+        "
+        20   < P. 1001:2001(1000) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 1001:2001>
+        20   < P. 1501:2501(1000) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 1001:2501>
+        20   < P. 501:1101(600) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 501:2501>
+        20   < P. 1:501(500) ack 1 win 1000
+        20   % data 2500
+        20   > . 1:1(0) ack 2501
+        ",
+    );
+}

@@ -4,7 +4,7 @@
 //! never moves its right edge back and closes as the host holds data unread.
 
 use super::rfc9293::established;
-use super::{config, run, run_with};
+use super::{config, ipv6, run, run_between, run_with};
 
 #[test]
 fn rfc9293_3_7_1_mss_honoured_both_ways() {
@@ -204,6 +204,27 @@ fn rfc9293_3_8_6_2_1_sender_holds_back_a_silly_segment() {
         40   > . 1001:2001(1000) ack 1
         40   > P. 2001:3001(1000) ack 1
         50   < . 1:1(0) ack 3001 win 16
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_7_1_mss_over_ipv6_is_the_mtu_less_60() {
+    // MTU 1040: 980 bytes of payload beside 40 of IPv6 and 20 of TCP header.
+    run_between(
+        ipv6(),
+        config(),
+        "
+        0    < S 0:0(0) win 65535 <mss 1440>
+        0    % incoming
+        0    accept
+        0    > S. 0:0(0) ack 1 win 65535 <mss 980>
+        10   < . 1:1(0) ack 1 win 65535
+        10   % established
+        20   send 1000
+        20   > . 1:981(980) ack 1
+        20   > P. 981:1001(20) ack 1
+        30   < . 1:1(0) ack 1001 win 65535
         ",
     );
 }

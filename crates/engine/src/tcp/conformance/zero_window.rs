@@ -1,7 +1,10 @@
 //! Zero-window probing (RFC 9293 §3.8.6.1, RFC 1122 4.2.2.17): a sender facing a shut
 //! window probes it after an RTO, then ever less often for as long as the peer answers.
 
-use super::rfc9293::established;
+use super::rfc9293::{established, OPEN};
+use super::{config, run_with};
+use crate::ffi::DEFAULT_TIMEOUTS;
+use crate::tcp::TcpConfig;
 
 #[test]
 fn rfc9293_3_8_6_1_zero_window_is_probed_with_backoff() {
@@ -10,15 +13,15 @@ fn rfc9293_3_8_6_1_zero_window_is_probed_with_backoff() {
         20     < . 1:1(0) ack 1 win 0
         30     send 1000
         # The probe: an old sequence number, so the peer answers with its window.
-        230    > . 0:0(0) ack 1
+        230    > . 0:0(0) ack 1 win 2048
         240    < . 1:1(0) ack 1 win 0
-        2230   > . 0:0(0) ack 1
+        2230   > . 0:0(0) ack 1 win 2048
         2240   < . 1:1(0) ack 1 win 0
-        6230   > . 0:0(0) ack 1
+        6230   > . 0:0(0) ack 1 win 2048
         6240   < . 1:1(0) ack 1 win 0
-        14230  > . 0:0(0) ack 1
+        14230  > . 0:0(0) ack 1 win 2048
         14240  < . 1:1(0) ack 1 win 0
-        30230  > . 0:0(0) ack 1
+        30230  > . 0:0(0) ack 1 win 2048
         # The window opens in the answer: the data goes at once.
         30240  < . 1:1(0) ack 1 win 1000
         30240  > P. 1:1001(1000) ack 1
@@ -33,7 +36,7 @@ fn rfc9293_3_8_6_1_window_update_ends_the_probing() {
         "
         20     < . 1:1(0) ack 1 win 0
         30     send 1000
-        230    > . 0:0(0) ack 1
+        230    > . 0:0(0) ack 1 win 2048
         240    < . 1:1(0) ack 1 win 0
         # An unprompted window update.
         500    < . 1:1(0) ack 1 win 1000
@@ -41,7 +44,7 @@ fn rfc9293_3_8_6_1_window_update_ends_the_probing() {
         510    < . 1:1(0) ack 1001 win 0
         # Shut again: probing starts over from one RTO.
         520    send 1000
-        720    > . 1000:1000(0) ack 1
+        720    > . 1000:1000(0) ack 1 win 2048
         730    < . 1:1(0) ack 1001 win 1000
         730    > P. 1001:2001(1000) ack 1
         740    < . 1:1(0) ack 2001 win 1000
@@ -56,15 +59,71 @@ fn rfc1122_4_2_2_17_zero_window_data_is_not_sent_into_the_shut_window() {
         "
         20     < . 1:1(0) ack 1 win 0
         30     send 5000
-        230    > . 0:0(0) ack 1
-        2230   > . 0:0(0) ack 1
-        6230   > . 0:0(0) ack 1
+        230    > . 0:0(0) ack 1 win 2048
+        2230   > . 0:0(0) ack 1 win 2048
+        6230   > . 0:0(0) ack 1 win 2048
         6235   < . 1:1(0) ack 1 win 8
         6235   > . 1:1001(1000) ack 1
         6245   < . 1:1(0) ack 1001 win 0
         6245   abort
         6245   > R. 1001:1001(0) ack 1
         6245   % closed aborted
+        ",
+    );
+}
+
+#[test]
+fn rfc1122_4_2_2_17_probes_back_off_to_a_minute_and_no_keepalive_joins_them() {
+    // With keep-alive after 60 s (the default): the zero-window probes are what watch the
+    // peer; their interval stops doubling at 64 s.
+    let config = TcpConfig { timeouts: DEFAULT_TIMEOUTS, ..config() };
+    run_with(
+        config,
+        &format!(
+            "{OPEN}
+            20      < . 1:1(0) ack 1 win 0
+            30      send 1000
+            230     > . 0:0(0) ack 1 win 2048
+            240     < . 1:1(0) ack 1 win 0
+            2230    > . 0:0(0) ack 1 win 2048
+            2240    < . 1:1(0) ack 1 win 0
+            6230    > . 0:0(0) ack 1 win 2048
+            6240    < . 1:1(0) ack 1 win 0
+            14230   > . 0:0(0) ack 1 win 2048
+            14240   < . 1:1(0) ack 1 win 0
+            30230   > . 0:0(0) ack 1 win 2048
+            30240   < . 1:1(0) ack 1 win 0
+            62230   > . 0:0(0) ack 1 win 2048
+            62240   < . 1:1(0) ack 1 win 0
+            126230  > . 0:0(0) ack 1 win 2048
+            126240  < . 1:1(0) ack 1 win 0
+            190230  > . 0:0(0) ack 1 win 2048
+            190240  < . 1:1(0) ack 1 win 1000
+            190240  > P. 1:1001(1000) ack 1
+            190250  < . 1:1(0) ack 1001 win 1000
+            190250  abort
+            190250  > R. 1001:1001(0) ack 1
+            190250  % closed aborted
+            "
+        ),
+    );
+}
+
+#[test]
+fn rfc1122_4_2_2_17_a_peer_silent_to_the_probes_is_given_up_after_the_user_timeout() {
+    established(
+        "
+        20      < . 1:1(0) ack 1 win 0
+        30      send 1000
+        230     > . 0:0(0) ack 1 win 2048
+        240     < . 1:1(0) ack 1 win 0
+        2230    > . 0:0(0) ack 1 win 2048
+        6230    > . 0:0(0) ack 1 win 2048
+        14230   > . 0:0(0) ack 1 win 2048
+        30230   > . 0:0(0) ack 1 win 2048
+        # 60 s since they were last heard from, at the next probe's time.
+        62230   > R. 1:1(0) ack 1 win 0
+        62230   % closed timeout
         ",
     );
 }

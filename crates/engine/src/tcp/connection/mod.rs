@@ -140,6 +140,8 @@ pub struct Connection {
     /// The connection would send more but this poll's budget ran out.
     starved: bool,
     ack_now: bool,
+    /// A data segment had no room for all the SACK blocks: a pure ACK follows with them.
+    sack_left_out: bool,
     ack_at: Option<u64>,
     unacked_bytes: usize,
     quickacks: u32,
@@ -156,6 +158,8 @@ pub struct Connection {
     /// Zero-window probes sent since the window last opened: their backoff, which an answer
     /// that leaves the window shut does not end (RFC 1122 4.2.2.17).
     window_probes: u32,
+    /// When the last of them went out.
+    window_probe_sent_at: Option<u64>,
     /// Keep-alive probes sent since the peer was last heard from.
     probes: u32,
     /// Pending answer, FIN-WAIT-2 or TIME-WAIT ends.
@@ -214,6 +218,7 @@ impl Connection {
             recovery_until: None,
             starved: false,
             ack_now: false,
+            sack_left_out: false,
             ack_at: None,
             unacked_bytes: 0,
             quickacks: QUICKACKS,
@@ -226,6 +231,7 @@ impl Connection {
             reorder_at: None,
             probe_at: None,
             window_probes: 0,
+            window_probe_sent_at: None,
             probes: 0,
             state_deadline: None,
             last_heard: now,

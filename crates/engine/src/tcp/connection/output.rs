@@ -42,7 +42,8 @@ impl Connection {
             acked = self.send_data(now, io);
         }
         let delayed_ack_due = self.ack_at.is_some_and(|at| now >= at);
-        if !acked && (self.ack_now || delayed_ack_due || self.rcv.window_update_due(self.rcv_mss)) {
+        let due = self.ack_now || delayed_ack_due || self.rcv.window_update_due(self.rcv_mss);
+        if (!acked && due) || self.sack_left_out {
             self.send_ack(now, io);
         }
     }
@@ -83,7 +84,12 @@ impl Connection {
     pub(super) fn send_segment(&mut self, now: u64, planned: Planned, io: &mut Io<'_>) {
         let window = self.rcv.window_field();
         let timestamp = self.timestamp(now);
-        let sack = if self.sack_ok { self.rcv.sack_blocks() } else { &[] };
+        let held = if self.sack_ok { self.rcv.sack_blocks() } else { &[] };
+        // RFC 6691: options come out of the segment's MSS, so only the SACK blocks that fit
+        // beside the data ride on it (4 bytes, then 8 a block); a pure ACK carries them all.
+        let room = self.snd.mss.saturating_sub(planned.len);
+        let fit = if room >= 12 { ((room - 4) / 8).min(held.len()) } else { 0 };
+        let (sack, left_out) = (&held[..fit], fit < held.len());
         let psh = planned.len > 0 && seq::distance(self.snd.una, seq::add(planned.seq, planned.len)) == self.snd.buffered();
         let segment = Outgoing {
             fin: planned.fin,
@@ -95,6 +101,7 @@ impl Connection {
             ..Outgoing::control(self.local, self.remote, planned.seq, Some(self.rcv.nxt))
         };
         io.send(&segment);
+        self.sack_left_out |= left_out;
         self.rcv.note_window_sent(now);
         let wire_bytes = planned.len + segment::HEADER_LEN;
         self.pacer.spend(wire_bytes);
@@ -111,6 +118,7 @@ impl Connection {
         }
         self.probe_at = None;
         self.window_probes = 0;
+        self.window_probe_sent_at = None;
     }
 
     fn send_ack(&mut self, now: u64, io: &mut Io<'_>) {
@@ -119,6 +127,7 @@ impl Connection {
         let sack = if self.sack_ok { self.rcv.sack_blocks() } else { &[] };
         let ack = Outgoing { window, sack, timestamp, ..Outgoing::control(self.local, self.remote, self.snd.nxt, Some(self.rcv.nxt)) };
         io.send(&ack);
+        self.sack_left_out = false;
         self.rcv.note_window_sent(now);
         self.acked_all();
     }

@@ -39,11 +39,15 @@ impl Connection {
         }
         if self.probe_at.is_some_and(|at| now >= at) {
             self.probe_at = None;
-            if now.saturating_sub(self.last_heard) >= self.settings.timeouts.user_timeout_us {
+            // RFC 1122 4.2.2.17: a peer that answers the probes may keep its window shut for
+            // ever; only one silent since the last probe, for the user timeout, is given up on.
+            let unanswered = self.window_probe_sent_at.is_none_or(|sent| self.last_heard < sent);
+            if unanswered && now.saturating_sub(self.last_heard) >= self.settings.timeouts.user_timeout_us {
                 self.time_out(io);
             } else {
                 self.send_probe(now, io);
                 self.window_probes += 1;
+                self.window_probe_sent_at = Some(now);
                 self.probe_at = Some(now + self.rtt.rto().max(1_000_000) * (1 << self.window_probes.min(6)));
             }
         }

@@ -1,0 +1,71 @@
+// `wg-netstack serve` as a child process for the real-client tests, under the runtime
+// running the tests: its JSON lines collected, events awaited.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { WgClient } from "../interop/netns.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+export const GATEWAY_MAIN = join(root, "dist/gateway/main.js");
+/** How to run a program under the runtime running the tests. */
+export const RUNTIME_COMMAND = "Deno" in globalThis ? [process.execPath, "run", "-A"] : [process.execPath];
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves once `child` prints a line containing `text`. */
+export function waitForLine(child: ChildProcess, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`no "${text}" line; got ${JSON.stringify(seen)}`)), 30_000);
+    child.stdout!.on("data", (data) => {
+      seen += data;
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+/** `wg-netstack serve --json` as a child process, its JSON lines collected. */
+export function startGateway(conf: string, args: string[]) {
+  const child = spawn(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, "serve", "--json", "--conf", conf, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const events: Record<string, any>[] = [];
+  let stderr = ""; // with --json the configs and QR codes go there, and any error
+  child.stderr!.on("data", (data) => (stderr += data));
+  let buffered = "";
+  child.stdout!.on("data", (data) => {
+    const lines = (buffered + data).split("\n");
+    buffered = lines.pop()!;
+    events.push(...lines.map((line) => JSON.parse(line)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  /** The first event that matches, waiting for it. */
+  const find = async (match: (event: Record<string, any>) => boolean, timeoutMs = 15_000) => {
+    for (const start = Date.now(); ; await sleep(50)) {
+      const event = events.find(match);
+      if (event) return event;
+      if (Date.now() - start > timeoutMs || child.exitCode !== null) throw new Error(`no such event; got ${JSON.stringify(events)}; stderr: ${stderr.slice(-2000)}`);
+    }
+  };
+  return {
+    events,
+    find,
+    flowTo: (port: number) => find((e) => e.type === "flow" && e.dst.port === port),
+    /** SIGINT, as Ctrl-C; resolves with the exit code. */
+    stop: async () => {
+      if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
+      return exited;
+    },
+  };
+}
+
+/** A client drops its session and handshakes again with the same config, as when the tunnel is switched off and on. */
+export async function reconnect(client: WgClient, serverPublicKey: string): Promise<void> {
+  const wg = async (...args: string[]) => {
+    const result = await client.exec("wg", ["set", client.iface, "peer", serverPublicKey, ...args]);
+    if (result.code !== 0) throw new Error(`wg set ${args.join(" ")}: ${result.stderr}`);
+  };
+  await wg("remove");
+  await wg("endpoint", `${client.endpoint.host}:${client.endpoint.port}`, "allowed-ips", "0.0.0.0/0,::/0");
+}
