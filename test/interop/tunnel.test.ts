@@ -267,6 +267,11 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
     expect(replies[0]).toBe(`hello over udp from ${SERVER_ADDRESS}:${ECHO_PORT}`);
   }, T);
 
+  it("pings the server's kernel by name, and times out on a blackholed address", async () => {
+    expect(await tunnel.ping(NAME)).toBeGreaterThanOrEqual(0);
+    await expect(tunnel.ping(BLACKHOLE, { timeout: 1000 })).rejects.toMatchObject({ code: "ETIMEDOUT" });
+  }, T);
+
   it("fails a closed port with ECONNREFUSED and a blackholed address with ETIMEDOUT", async () => {
     expect(await connectFailure(tunnel, { port: CLOSED_PORT, host: SERVER_ADDRESS })).toMatchObject({ code: "ECONNREFUSED", port: CLOSED_PORT });
     const started = Date.now();

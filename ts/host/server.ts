@@ -105,6 +105,11 @@ export class Server {
   #peerKeys = new Map<number, string>();
   /** Connections we opened, until established; `room` is what they may write already. */
   #connecting = new Map<number, { remote: Endpoint; local: Endpoint; room: number; resolve(conn: TcpConnection): void; reject(error: Error): void }>();
+  /** Pings waiting for their echo reply, by "address seq"; called with the time it came. */
+  #pings = new Map<string, (at: number) => void>();
+  /** Our ICMP echo identifier, random per server; and the last sequence number used. */
+  readonly #pingIdent = Math.floor(Math.random() * 0x10000);
+  #pingSeq = 0;
   #closing = false;
   #closed = false;
   #error: Error | undefined;
@@ -190,6 +195,41 @@ export class Server {
       if (error instanceof EngineError && error.code === ERROR.NO_ROUTE) {
         const unreachable = new Error(`connect ENETUNREACH ${endpointText(to)}: no peer's allowedIps cover it`, { cause: error });
         return Promise.reject(Object.assign(unreachable, { code: "ENETUNREACH" }));
+      }
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Pings an address through the tunnel (ICMP or ICMPv6 echo, from our `address` of its
+   * family or `from`) and resolves to the round trip in milliseconds. Rejects with an Error
+   * whose `code` is `ETIMEDOUT` when no answer comes within `timeout` (default 5,000 ms),
+   * or `ENETUNREACH` when no peer's allowedIps cover the address.
+   */
+  ping(host: string, options: { from?: string; timeout?: number } = {}): Promise<number> {
+    try {
+      this.#assertOpen();
+      const to = checkEndpoint({ host, port: 0 }, "host").host;
+      const from = this.#localEndpoint({ host: to, port: 0 }, options.from).host;
+      const timeout = options.timeout ?? 5_000;
+      const seq = (this.#pingSeq = (this.#pingSeq + 1) & 0xffff);
+      const key = `${to} ${seq}`;
+      const started = this.#runtime.clock.now();
+      this.#call(() => this.#engine.ping(started, from, to, this.#pingIdent, seq));
+      this.#schedule();
+      return new Promise((resolve, reject) => {
+        const timer = this.#runtime.clock.setTimer(timeout, () => {
+          this.#pings.delete(key);
+          reject(Object.assign(new Error(`ping ETIMEDOUT ${to}: no echo reply within ${timeout} ms`), { code: "ETIMEDOUT" }));
+        });
+        this.#pings.set(key, (at) => {
+          this.#runtime.clock.clearTimer(timer);
+          resolve(at - started);
+        });
+      });
+    } catch (error) {
+      if (error instanceof EngineError && error.code === ERROR.NO_ROUTE) {
+        return Promise.reject(Object.assign(new Error(`ping ENETUNREACH ${host}: no peer's allowedIps cover it`, { cause: error }), { code: "ENETUNREACH" }));
       }
       return Promise.reject(error);
     }
@@ -357,6 +397,13 @@ export class Server {
       this.#connections.delete(conn);
     },
     unknownPeer: (publicKey, endpoint) => this.#handle(() => this.#options.onUnknownPeer?.({ publicKey: encodeKey(publicKey), endpoint })),
+    echoReply: (_peer, host, ident, seq) => {
+      if (ident !== this.#pingIdent) return;
+      const key = `${host} ${seq}`;
+      const answered = this.#pings.get(key);
+      this.#pings.delete(key);
+      answered?.(this.#runtime.clock.now());
+    },
     innerPacket: (direction, peer, packet) => this.#handle(() => this.#options.tap?.(packet, { direction, peer: this.#peerKey(peer) })),
     udp: (peer, src, dst, payload) => {
       const packet = new UdpPacket(payload, src, dst, this.#peerKey(peer), (data) => this.sendUdp(data, dst, src));

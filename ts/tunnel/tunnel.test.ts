@@ -14,6 +14,7 @@ import type { UdpPacket } from "../host/udp-packet.js";
 import { connectTunnel, type Tunnel } from "./tunnel.js";
 import { TunnelError } from "./errors.js";
 import { encodeQuery } from "./dns.js";
+import { parseConfig } from "./config.js";
 import type { TunnelSocket } from "./socket.js";
 
 const ECHO = "10.0.0.1";
@@ -29,6 +30,10 @@ let clientKey: string;
 const dnsQueries = { udp: 0, tcp: 0 };
 /** How each echo connection ended, seen from the service: "end" or an error code. */
 const echoEndings: string[] = [];
+const SOURCE_CHUNK = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 0xff);
+const SOURCE_SIZE = 32 * 1024 * 1024;
+/** Bytes the port-19 source has handed to its TCP so far. */
+let sourceWritten = 0;
 /** What the half-closing service on port 13 heard after its FIN, per connection. */
 const halfCloseHeard: string[] = [];
 
@@ -73,6 +78,20 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
     let heard = "";
     for await (const chunk of connection) heard += new TextDecoder().decode(chunk);
     return void halfCloseHeard.push(heard);
+  }
+  if (host === ECHO && port === 19) {
+    // chargen: SOURCE_SIZE bytes of a fixed pattern as fast as the window lets them go.
+    for (let at = 0; at < SOURCE_SIZE; at += SOURCE_CHUNK.length) {
+      await connection.write(SOURCE_CHUNK);
+      sourceWritten += SOURCE_CHUNK.length;
+    }
+    return void (await connection.end());
+  }
+  if (host === ECHO && port === 80) {
+    // Just enough HTTP/1.1: one response per connection.
+    await connection.read();
+    await connection.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"));
+    return void (await connection.end());
   }
   if (host === ECHO && port === 14) {
     await connection.accept(); // established on both sides (the client's ACK came)
@@ -148,6 +167,32 @@ describe("connectTunnel", () => {
     const peer = tunnel.stats().peers[0]!;
     expect(peer.sinceHandshakeMs).toBeDefined();
     expect(tunnel.publicKey).toBe(pubkey(clientKey));
+  });
+
+  it("takes parseConfig()'s result as well as the text", async () => {
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.4/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.4/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/16" });
+    const other = await connectTunnel(parseConfig(text));
+    try {
+      const socket = other.connect(7, ECHO);
+      expect((await echoRoundTrip(socket, new TextEncoder().encode("parsed"))).toString()).toBe("parsed");
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("closes: its open sockets fail with ECONNABORTED, and it says it has closed", async () => {
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.5/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.5/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/16" });
+    const other = await connectTunnel(text);
+    const socket = other.connect(7, ECHO);
+    await once(socket, "connect");
+    const failed = failure(socket);
+    await other.close();
+    expect(await failed).toMatchObject({ code: "ECONNABORTED" });
+    await other.closed;
   });
 
   it("rejects with ETIMEDOUT when no handshake completes in time", async () => {
@@ -241,13 +286,59 @@ describe("TunnelSocket", () => {
     expect((await echoRoundTrip(socket, new TextEncoder().encode("by name"))).toString()).toBe("by name");
   });
 
-  it("emits 'timeout' after setTimeout's idle time and stays open", async () => {
+  it("holds back a fast sender while the reader is paused (TCP's window closes), then delivers everything", async () => {
+    sourceWritten = 0;
+    const socket = tunnel.connect(19, ECHO);
+    await once(socket, "connect");
+    // Reading starts, then pauses (as a pipe to a slow destination does): wait until the
+    // sender stalls (its writes stop completing).
+    const first = (await once(socket, "data")) as [Buffer];
+    socket.pause();
+    let last = -1;
+    for (let i = 0; i < 200 && sourceWritten !== last; i++) {
+      last = sourceWritten;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(sourceWritten).toBeLessThan(SOURCE_SIZE);
+    // What waits here is bounded by the readable side's high-water mark and one chunk.
+    expect(socket.readableLength).toBeLessThanOrEqual(socket.readableHighWaterMark + 64 * 1024);
+    const hash = createHash("sha256").update(first[0]);
+    let received = first[0].length;
+    socket.removeAllListeners("data");
+    socket.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      received += chunk.length;
+    });
+    socket.resume();
+    await once(socket, "end");
+    expect(received).toBe(SOURCE_SIZE);
+    const expected = createHash("sha256");
+    for (let at = 0; at < SOURCE_SIZE; at += SOURCE_CHUNK.length) expected.update(SOURCE_CHUNK);
+    expect(hash.digest("hex")).toBe(expected.digest("hex"));
+  });
+
+  it("emits 'timeout' after setTimeout's idle time and stays open; activity starts it over", async () => {
     const socket = tunnel.connect(7, ECHO);
     await once(socket, "connect");
     socket.setTimeout(50);
     await once(socket, "timeout");
     expect(socket.destroyed).toBe(false);
-    expect((await echoRoundTrip(socket, new TextEncoder().encode("still here"))).toString()).toBe("still here");
+    // Writing every 100 ms for 1.5 s with a 500 ms idle time: no 'timeout' (each write and
+    // each echo starts it over; the margin is wide so that a loaded machine does not matter).
+    let timeouts = 0;
+    socket.on("timeout", () => timeouts++);
+    socket.setTimeout(500);
+    const echoed: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => echoed.push(chunk));
+    for (let i = 0; i < 15; i++) {
+      socket.write("x");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(timeouts).toBe(0);
+    socket.setTimeout(0);
+    socket.end("still here");
+    await once(socket, "close");
+    expect(Buffer.concat(echoed).toString()).toBe(`${"x".repeat(15)}still here`);
   });
 
   it("fails with Node's codes: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ENOTFOUND, ABORT_ERR", async () => {
@@ -346,6 +437,30 @@ describe("tunnel.udp", () => {
     first.close();
     const again = tunnel.udp().bind(5353);
     again.close();
+  });
+});
+
+describe("HTTP", () => {
+  it("fetches with tunnel.fetch", async () => {
+    const response = await tunnel.fetch(`http://${ECHO}/`);
+    expect([response.status, await response.text()]).toEqual([200, "hello"]);
+  });
+
+  // Only Node's own fetch takes an undici dispatcher; Deno's and Bun's would ignore it and
+  // dial the address outside the tunnel, so they do not run this.
+  it.skipIf("Deno" in globalThis || "Bun" in globalThis)("serves Node's built-in fetch through tunnel.dispatcher (undici 7 with Node 20's undici 6)", async () => {
+    const response = await fetch(`http://${ECHO}/`, { dispatcher: tunnel.dispatcher } as RequestInit);
+    expect([response.status, await response.text()]).toEqual([200, "hello"]);
+  });
+});
+
+describe("tunnel.ping", () => {
+  it("gets an echo reply (the server's engine answers for any address) and says why it cannot", async () => {
+    const rtt = await tunnel.ping(ECHO);
+    expect(rtt).toBeGreaterThanOrEqual(0);
+    expect(await tunnel.ping("echo.test")).toBeGreaterThanOrEqual(0);
+    await expect(tunnel.ping("192.0.2.1")).rejects.toMatchObject({ code: "ENETUNREACH" });
+    await expect(tunnel.ping("nowhere.test")).rejects.toMatchObject({ code: "ENOTFOUND" });
   });
 });
 

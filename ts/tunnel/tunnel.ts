@@ -273,15 +273,34 @@ export class Tunnel {
     }
   }
 
+  /**
+   * Pings a host (an IP, or a name resolved through the tunnel) with an ICMP echo request
+   * and resolves to the round trip in milliseconds. Rejects with `ETIMEDOUT` after `timeout`
+   * (default 5,000 ms), `ENETUNREACH`, or `ENOTFOUND`.
+   */
+  async ping(host: string, options: { timeout?: number } = {}): Promise<number> {
+    const address = parseIp(host) ? host : await this.#resolveRoutable(host);
+    const unroutable = this.#routeError(address);
+    if (unroutable) throw new TunnelError("ENETUNREACH", `ping ENETUNREACH ${address}: ${unroutable}`, { syscall: "ping", address });
+    try {
+      return await this.#server.ping(address, options);
+    } catch (error) {
+      const code = (error as { code?: string }).code === "ETIMEDOUT" ? "ETIMEDOUT" : "ECONNABORTED";
+      throw new TunnelError(code, (error as Error).message, { syscall: "ping", address, cause: error });
+    }
+  }
+
+  /** The address of a name to use: one we can route and have an address for, else the first. */
+  async #resolveRoutable(name: string): Promise<string> {
+    const addresses = await this.#resolver.resolve(name);
+    return addresses.find((address) => this.#routeError(address) === undefined) ?? addresses[0]!;
+  }
+
   /** A UDP socket through the tunnel, used as a `node:dgram` socket is (see {@link TunnelUdpSocket}). */
   udp(): TunnelUdpSocket {
     return new TunnelUdpSocket({
       localAddress: (family) => this.#localAddress(family),
-      resolve: async (host) => {
-        if (parseIp(host)) return host;
-        const addresses = await this.#resolver.resolve(host);
-        return addresses.find((address) => this.#routeError(address) === undefined) ?? addresses[0]!;
-      },
+      resolve: async (host) => (parseIp(host) ? host : this.#resolveRoutable(host)),
       send: (data, from, to) => {
         const unroutable = this.#routeError(to.host);
         if (unroutable) throw new TunnelError("ENETUNREACH", `send ENETUNREACH ${endpointText(to)}: ${unroutable}`, { syscall: "send", address: to.host, port: to.port });

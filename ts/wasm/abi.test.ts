@@ -22,6 +22,7 @@ function recorder(): { calls: unknown[][]; handler: EventHandler } {
     udp: record("udp"),
     unknownPeer: record("unknownPeer"),
     innerPacket: record("innerPacket"),
+    echoReply: record("echoReply"),
   };
   return { calls, handler };
 }
@@ -68,6 +69,7 @@ describe("the ABI", () => {
       ["tcpEstablished", 8, 4],
       ["unknownPeer", new Array(32).fill(0xab), { host: "fd00::1", port: 1 }],
       ["innerPacket", "out", 9, [0x45, 0]],
+      ["echoReply", 10, "fd00::7", 0x1234, 0xfffe],
     ]);
     // One of each kind: a kind added to the engine without a case here fails above.
     expect(calls).toHaveLength(Object.keys(EVENT).length);

@@ -15,6 +15,7 @@ export const EVENT = {
   TCP_ESTABLISHED: 8,
   UNKNOWN_PEER: 9,
   INNER_PACKET: 10,
+  ECHO_REPLY: 11,
 } as const;
 
 /** The byte that opens each command the host writes. */

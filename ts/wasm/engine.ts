@@ -41,6 +41,8 @@ export interface EventHandler {
   unknownPeer(publicKey: Uint8Array, from: Endpoint): void;
   /** With the tap on: an inner packet from a peer ("in") or to it ("out"). */
   innerPacket(direction: "in" | "out", peer: number, packet: Uint8Array): void;
+  /** An answer to our `ping`: from `host`, with its identifier and sequence number. */
+  echoReply(peer: number, host: string, ident: number, seq: number): void;
 }
 
 export type CloseReason = (typeof CLOSE_REASONS)[number];
@@ -197,6 +199,14 @@ export class Engine {
     return this.#check(this.#exports.wgn_remove_peer());
   }
 
+  /** Sends an ICMP (v6) echo request from `src` to `dst` through the tunnel; the answer is an echoReply event. */
+  ping(nowMs: number, src: string, dst: string, ident: number, seq: number): void {
+    const args = this.#scratch(2 * ADDRESS_SIZE);
+    encodeAddress(args, 0, this.#ip(src), 0);
+    encodeAddress(args, ADDRESS_SIZE, this.#ip(dst), 0);
+    this.#check(this.#exports.wgn_ping(nowMs, ident, seq));
+  }
+
   /** Sends a peer a keepalive now (a DATAGRAM event); with no session it starts a handshake. */
   keepalive(nowMs: number, peer: number): void {
     this.#check(this.#exports.wgn_keepalive(nowMs, peer));
@@ -311,6 +321,13 @@ export class Engine {
           const direction = r.u8() === 0 ? "in" : "out";
           const peer = r.u32();
           handler.innerPacket(direction, peer, r.copy());
+          break;
+        }
+        case EVENT.ECHO_REPLY: {
+          const peer = r.u32();
+          const from = r.address();
+          const ident = r.u32();
+          handler.echoReply(peer, from.host, ident, r.u32());
           break;
         }
         default:

@@ -16,6 +16,7 @@ export interface EngineExports {
   wgn_allow(peer: number, prefixLen: number): number;
   wgn_remove_peer(): number;
   wgn_keepalive(nowMs: number, peer: number): number;
+  wgn_ping(nowMs: number, ident: number, seq: number): number;
   wgn_set_tap(on: number): number;
   wgn_pump(nowMs: number, eventsSeen: number, commandsLen: number, datagramsLen: number): number;
   wgn_tcp_connect(nowMs: number): number;

@@ -38,6 +38,7 @@ numbered!(
         TCP_ESTABLISHED = 8,
         UNKNOWN_PEER = 9,
         INNER_PACKET = 10,
+        ECHO_REPLY = 11,
     }
 );
 
@@ -88,6 +89,7 @@ pub fn write_selftest_events(events: &mut Events) {
     events.tcp_established(8, 4);
     events.unknown_peer(&[0xab; 32], addr("[fd00::1]:1"));
     events.inner_packet(Direction::ToPeer, 9, &[0x45, 0]);
+    events.echo_reply(10, "fd00::7".parse().unwrap_or_else(|_| unreachable!()), 0x1234, 0xfffe);
 }
 
 /// ts/wasm/abi.ts.

@@ -181,6 +181,7 @@ impl Engine {
                     self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
                 }
             }
+            Ok(Inner::EchoReply { src, ident, seq }) => self.events.echo_reply(peer, src, ident, seq),
             Ok(Inner::EchoRequest) => {
                 if wire::echo_reply(packet, &mut self.built).is_ok() {
                     self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
@@ -270,6 +271,16 @@ impl Engine {
             UdpBuildError::MixedFamilies => RequestError::MixedFamilies,
             UdpBuildError::TooBig => RequestError::TooBig,
         })?;
+        self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
+        Ok(())
+    }
+
+    /// Pings `dst` from `src` through the tunnel (ICMP or ICMPv6 echo request); the answer
+    /// comes back as an ECHO_REPLY event with the same identifier and sequence number.
+    pub fn ping(&mut self, now_ms: f64, src: IpAddr, dst: IpAddr, ident: u16, seq: u16) -> Result<(), RequestError> {
+        self.clock.set(now_ms);
+        self.tunnels.route(dst).ok_or(RequestError::NoRoute)?;
+        wire::echo_request(src, dst, ident, seq, &[0; 16], &mut self.built).ok_or(RequestError::MixedFamilies)?;
         self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
         Ok(())
     }

@@ -566,6 +566,26 @@ fn server_initiates_the_handshake_to_a_configured_endpoint_and_sends_the_queued_
 }
 
 #[test]
+fn ping_goes_out_as_an_echo_request_and_its_reply_comes_back_as_an_event() {
+    for (src, dst) in [("192.0.2.200", "10.0.0.2"), ("fd00::99", "fd00::2")] {
+        let (mut net, c) = connected();
+        let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+        net.server.ping(net.now, src, dst, 0x4242, 7).unwrap();
+        net.pump();
+        let request = net.take_inbox(c).pop().expect("the client got the echo request");
+        // The client's stack answers it, as any host does (RFC 792, RFC 4443 4.2).
+        let mut reply = Vec::new();
+        wire::echo_reply(&request, &mut reply).unwrap();
+        net.send(c, &reply);
+        let peer = net.clients[c].peer;
+        assert_eq!(net.take_events(), vec![Event::EchoReply { peer, from: SocketAddr::new(dst, 0), ident: 0x4242, seq: 7 }]);
+    }
+    let (mut net, _) = connected();
+    let nowhere: IpAddr = "203.0.113.9".parse().unwrap();
+    assert!(matches!(net.server.ping(net.now, "10.0.0.1".parse().unwrap(), nowhere, 1, 1), Err(RequestError::NoRoute)));
+}
+
+#[test]
 fn keepalive_to_a_configured_endpoint_starts_the_handshake_then_follows_it() {
     let mut net = Net::new();
     let endpoint = addr("192.0.2.78:51820");

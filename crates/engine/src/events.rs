@@ -14,11 +14,12 @@
 //! | 8 `TCP_ESTABLISHED` | conn u32, peer u32 — the handshake completed (either direction) |
 //! | 9 `UNKNOWN_PEER` | public key (32 bytes), from: address — a handshake from a key we do not know |
 //! | 10 `INNER_PACKET` | direction u8 (0 from a peer, 1 to it), peer u32, len u32, bytes — with the tap on |
+//! | 11 `ECHO_REPLY` | peer u32, from: address (port 0), identifier u32, sequence u32 — an answer to our ping |
 //!
 //! An address is the 19-byte format of [`crate::addr`].
 
 use crate::addr::write_address;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub use crate::abi::event::*;
 
@@ -141,6 +142,14 @@ impl Events {
         self.bytes(packet);
     }
 
+    pub fn echo_reply(&mut self, peer: u32, from: IpAddr, ident: u16, seq: u16) {
+        self.buf.push(ECHO_REPLY);
+        self.u32(peer);
+        write_address(&mut self.buf, SocketAddr::new(from, 0));
+        self.u32(ident as u32);
+        self.u32(seq as u32);
+    }
+
     pub fn udp(&mut self, peer: u32, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
         self.buf.push(UDP);
         self.u32(peer);
@@ -177,6 +186,7 @@ pub mod decode {
         TcpWritable { conn: u32, room: u32 },
         TcpClosed { conn: u32, reason: u8 },
         Udp { peer: u32, src: SocketAddr, dst: SocketAddr, payload: Vec<u8> },
+        EchoReply { peer: u32, from: SocketAddr, ident: u32, seq: u32 },
     }
 
     pub fn decode(mut b: &[u8]) -> Vec<Event> {
@@ -225,6 +235,7 @@ pub mod decode {
                     Event::TcpClosed { conn, reason }
                 }
                 UDP => Event::Udp { peer: u32_at(&mut b), src: addr_at(&mut b), dst: addr_at(&mut b), payload: bytes_at(&mut b) },
+                ECHO_REPLY => Event::EchoReply { peer: u32_at(&mut b), from: addr_at(&mut b), ident: u32_at(&mut b), seq: u32_at(&mut b) },
                 other => panic!("unknown event kind {other}"),
             });
         }

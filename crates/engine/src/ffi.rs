@@ -247,6 +247,21 @@ pub extern "C" fn wgn_remove_peer() -> i32 {
     })
 }
 
+/// Pings through the tunnel (ICMP echo); the answer is an ECHO_REPLY event.
+/// Scratch: source address (19, port ignored), destination address (19, port ignored).
+#[no_mangle]
+pub extern "C" fn wgn_ping(now_ms: f64, ident: u32, seq: u32) -> i32 {
+    with_engine(|engine, scratch, result| {
+        let (Some(src), Some(dst)) = (read_address(scratch), scratch.get(ADDRESS_SIZE..).and_then(read_address)) else {
+            return fail(result, ERR_INVALID, "bad address");
+        };
+        match engine.ping(now_ms, src.ip(), dst.ip(), ident as u16, seq as u16) {
+            Ok(()) => 0,
+            Err(error) => request_failed(result, error),
+        }
+    })
+}
+
 /// Sends a peer a keepalive now (its DATAGRAM event is added to the log); with no session
 /// this starts a handshake.
 #[no_mangle]

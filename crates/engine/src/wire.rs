@@ -31,6 +31,12 @@ pub enum Inner<'a> {
     },
     /// An ICMP or ICMPv6 echo request; answer it with [`echo_reply`].
     EchoRequest,
+    /// An ICMP or ICMPv6 echo reply (to a ping of ours, made with [`echo_request`]).
+    EchoReply {
+        src: IpAddr,
+        ident: u16,
+        seq: u16,
+    },
 }
 
 /// The IP header fields the classification needs.
@@ -89,6 +95,7 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
             }
             match icmp.msg_type() {
                 Icmpv4Message::EchoRequest => Ok(Inner::EchoRequest),
+                Icmpv4Message::EchoReply => Ok(Inner::EchoReply { src: ip.src, ident: icmp.echo_ident(), seq: icmp.echo_seq_no() }),
                 _ => Err(DropReason::Unsupported),
             }
         }
@@ -102,6 +109,7 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
             }
             match icmp.msg_type() {
                 Icmpv6Message::EchoRequest => Ok(Inner::EchoRequest),
+                Icmpv6Message::EchoReply => Ok(Inner::EchoReply { src: ip.src, ident: icmp.echo_ident(), seq: icmp.echo_seq_no() }),
                 _ => Err(DropReason::Unsupported),
             }
         }
@@ -137,6 +145,25 @@ pub fn echo_reply(request: &[u8], out: &mut Vec<u8>) -> Result<(), DropReason> {
         }
     }
     Ok(())
+}
+
+/// Builds an ICMP or ICMPv6 echo request (RFC 792; RFC 4443 4.1) with `data` after the
+/// identifier and sequence number. None when the families differ.
+pub fn echo_request(src: IpAddr, dst: IpAddr, ident: u16, seq_no: u16, data: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => {
+            let icmp = Icmpv4Repr::EchoRequest { ident, seq_no, data };
+            let header_len = emit_ip(src, dst, IpProtocol::Icmp, icmp.buffer_len(), out)?;
+            icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut out[header_len..]), &ChecksumCapabilities::default());
+        }
+        (IpAddr::V6(src6), IpAddr::V6(dst6)) => {
+            let icmp = Icmpv6Repr::EchoRequest { ident, seq_no, data };
+            let header_len = emit_ip(src, dst, IpProtocol::Icmpv6, icmp.buffer_len(), out)?;
+            icmp.emit(&src6, &dst6, &mut Icmpv6Packet::new_unchecked(&mut out[header_len..]), &ChecksumCapabilities::default());
+        }
+        _ => return None,
+    }
+    Some(())
 }
 
 /// Why a destination is unreachable, for [`unreachable`].

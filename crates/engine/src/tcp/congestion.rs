@@ -69,7 +69,8 @@ pub struct Congestion {
     pacing_rate: f64,
     /// The highest rate of each of the last rounds, by round number.
     bandwidth: [(u64, f64); BANDWIDTH_ROUNDS as usize],
-    rt_prop: u64,
+    /// The path's round-trip propagation time (`None` before a sample), and when it was last confirmed.
+    rt_prop: Option<u64>,
     rt_prop_at: u64,
     round: u64,
     next_round_total: u64,
@@ -100,7 +101,7 @@ impl Congestion {
             cwnd: INITIAL_WINDOW_SEGMENTS * mss,
             pacing_rate: 0.0,
             bandwidth: [(0, 0.0); BANDWIDTH_ROUNDS as usize],
-            rt_prop: 0,
+            rt_prop: None,
             rt_prop_at: 0,
             round: 0,
             next_round_total: 0,
@@ -195,7 +196,8 @@ impl Congestion {
 
     fn bdp(&self, gain: f64) -> Option<usize> {
         let bandwidth = self.bandwidth();
-        (bandwidth > 0.0 && self.rt_prop > 0).then(|| (gain * bandwidth * self.rt_prop as f64 / 1e6) as usize)
+        let rt_prop = self.rt_prop?;
+        (bandwidth > 0.0).then(|| (gain * bandwidth * rt_prop as f64 / 1e6) as usize)
     }
 
     /// A round ends when a segment sent after it began is delivered.
@@ -263,7 +265,7 @@ impl Congestion {
             return;
         }
         let gain = CYCLE[self.cycle_index];
-        let elapsed = now.saturating_sub(self.cycle_start) > self.rt_prop;
+        let elapsed = now.saturating_sub(self.cycle_start) > self.rt_prop.unwrap_or(0);
         let advance = match gain {
             // Probe until the extra is really in flight (or a loss says the path is full).
             g if g > 1.0 => elapsed && (self.in_recovery || self.bdp(g).is_none_or(|target| ack.in_flight >= target)),
@@ -309,14 +311,14 @@ impl Congestion {
 
     fn update_rt_prop(&mut self, now: u64, ack: &Delivery, round_start: bool) {
         // No sample yet is not an old sample: the clock is the host's, not the connection's.
-        let expired = self.rt_prop > 0 && now > self.rt_prop_at + RT_PROP_WINDOW_US;
+        let expired = self.rt_prop.is_some() && now > self.rt_prop_at + RT_PROP_WINDOW_US;
         if let Some(rtt) = ack.rtt {
-            if self.rt_prop == 0 || rtt <= self.rt_prop || expired {
-                self.rt_prop = rtt.max(1);
+            if self.rt_prop.is_none_or(|rt_prop| rtt <= rt_prop) || expired {
+                self.rt_prop = Some(rtt.max(1));
                 self.rt_prop_at = now;
             }
         }
-        if expired && self.mode != Mode::ProbeRtt && self.rt_prop > 0 {
+        if expired && self.mode != Mode::ProbeRtt {
             // Not refreshed in ten seconds: drain the queue for a moment to see the path's own delay.
             self.save_cwnd();
             self.mode = Mode::ProbeRtt;
@@ -363,7 +365,7 @@ impl Congestion {
         }
         // Never slower than the first window per round trip: a request/response flow's own
         // samples are tiny (a few bytes per round trip) and must not throttle its replies.
-        let floor = if self.rt_prop > 0 { (INITIAL_WINDOW_SEGMENTS * self.mss) as f64 * 1e6 / self.rt_prop as f64 } else { 0.0 };
+        let floor = self.rt_prop.map_or(0.0, |rt_prop| (INITIAL_WINDOW_SEGMENTS * self.mss) as f64 * 1e6 / rt_prop as f64);
         let rate = (self.pacing_gain() * bandwidth * PACING_MARGIN).max(floor);
         // In startup the rate only rises: early samples are small.
         if self.filled_pipe || rate > self.pacing_rate {

@@ -1,6 +1,6 @@
 //! Where TCP state lives: every connection through the tunnel, to any address and port.
 //!
-//! A SYN for an unseen (source, destination) pair makes a connection that waits for the
+//! A SYN for an unseen (peer, source, destination) makes a connection that waits for the
 //! host to accept or refuse it, so the host learns the destination the client asked for
 //! and may decide before the handshake completes. A segment for no connection gets a RST.
 //! The table enforces the limits that keep one peer from exhausting the server, and
@@ -10,8 +10,10 @@
 //! Read `connection/` for the state machine (its mod.rs maps its files: segment arrival,
 //! output, timers, the host's calls), `send/` (with the SACK scoreboard, RACK and rate
 //! sampling) and `recv.rs` for its halves, `congestion.rs` and `rtt.rs` for the window and
-//! the timers, `segment.rs` for the wire.
-//! References: RFC 9293 (TCP), RFC 7323, RFC 2018, RFC 6298, RFC 8985, RFC 9438.
+//! the timers, `timestamps.rs` for RFC 7323's clock and PAWS, `isn.rs` for initial sequence
+//! numbers, `segment.rs` for the wire.
+//! References: RFC 9293 (TCP), RFC 7323, RFC 2018, RFC 6298, RFC 8985, RFC 9438, RFC 6528,
+//! RFC 6191.
 
 mod congestion;
 mod connection;
@@ -543,14 +545,10 @@ impl Tcp {
     fn recount(&mut self, id: u32) {
         let Some(slot) = self.connections.get_mut(&id) else { return };
         let (live, half_open, bytes) = (slot.conn.is_live(), slot.conn.is_half_open(), slot.conn.held_bytes());
-        let time_wait = slot.conn.is_time_wait();
-        if time_wait != slot.counted_time_wait {
-            if time_wait {
-                self.time_wait += 1;
-            } else {
-                self.time_wait -= 1;
-            }
-            slot.counted_time_wait = time_wait;
+        // A connection leaves TIME-WAIT only to be forgotten, which uncounts it.
+        if slot.conn.is_time_wait() && !slot.counted_time_wait {
+            self.time_wait += 1;
+            slot.counted_time_wait = true;
         }
         let count = self.per_peer.entry(slot.conn.peer).or_default();
         if live != slot.counted_live {

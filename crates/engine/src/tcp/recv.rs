@@ -50,7 +50,7 @@ struct Autotune {
     best: usize,
     /// The round trip as the receiver sees it (a pure receiver may have no other; see
     /// `Receiver::note_window_sent`), and the measurement under way: (sequence, time).
-    rtt: u64,
+    rtt: Option<u64>,
     probe: Option<(u32, u64)>,
 }
 
@@ -131,7 +131,7 @@ impl Receiver {
     /// estimate, used until the receiver has measured one.
     pub fn consumed(&mut self, now: u64, srtt: u64, mss: usize, bytes: usize) {
         self.unconsumed = self.unconsumed.saturating_sub(bytes);
-        let rtt = if self.tune.rtt > 0 { self.tune.rtt } else { srtt };
+        let rtt = self.tune.rtt.unwrap_or(srtt);
         self.autotune(now, rtt, mss, bytes);
     }
 
@@ -153,7 +153,10 @@ impl Receiver {
         let sample = now.saturating_sub(since).max(1);
         // Favour the smaller: a window takes longer than a round trip when the sender is slow.
         let tune = &mut self.tune;
-        tune.rtt = if tune.rtt == 0 || sample < tune.rtt { sample } else { tune.rtt + (sample - tune.rtt) / 8 };
+        tune.rtt = Some(match tune.rtt {
+            Some(rtt) if sample >= rtt => rtt + (sample - rtt) / 8,
+            _ => sample,
+        });
     }
 
     /// The window field for an outgoing segment; remembers the edge it advertises.
@@ -441,7 +444,7 @@ mod tests {
             seq = seq.wrapping_add(1380);
             r.consumed(now, 0, 1380, got);
         }
-        assert!((39_000..=41_000).contains(&r.tune.rtt), "measured {} µs", r.tune.rtt);
+        assert!(r.tune.rtt.is_some_and(|rtt| (39_000..=41_000).contains(&rtt)), "measured {:?} µs", r.tune.rtt);
         // Consuming faster than a window per round trip now grows the window.
         for _ in 0..200 {
             now += 1_000;

@@ -17,8 +17,8 @@ const MAX_BACKOFF: u32 = 10;
 pub struct Rtt {
     srtt: Option<u64>,
     rttvar: u64,
-    min: u64,
-    min_at: u64,
+    /// The smallest recent sample and when it was taken.
+    min: Option<(u64, u64)>,
     backoff: u32,
     /// The handshake was retransmitted: until a sample, the RTO is 3 s.
     handshake_retransmitted: bool,
@@ -37,9 +37,8 @@ impl Rtt {
                 self.srtt = Some((7 * srtt + rtt) / 8);
             }
         }
-        if self.min == 0 || rtt <= self.min || now.saturating_sub(self.min_at) > MIN_RTT_WINDOW_US {
-            self.min = rtt;
-            self.min_at = now;
+        if self.min.is_none_or(|(min, at)| rtt <= min || now.saturating_sub(at) > MIN_RTT_WINDOW_US) {
+            self.min = Some((rtt, now));
         }
     }
 
@@ -50,7 +49,7 @@ impl Rtt {
 
     /// The smallest recent sample (0 before the first).
     pub fn min(&self) -> u64 {
-        self.min
+        self.min.map_or(0, |(min, _)| min)
     }
 
     /// The retransmission timeout, with backoff applied.

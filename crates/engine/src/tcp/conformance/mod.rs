@@ -18,7 +18,8 @@
 //! +0     % established
 //! ```
 //!
-//! Times are milliseconds, absolute or `+` after the previous line (fractions allowed).
+//! Times are milliseconds, absolute or `+` after the previous line (fractions allowed);
+//! `A~B` before a segment we send lets it go any time from A to B (as pacing spaces them).
 //! The stack is polled after each line, as the host pumps it, except between segments
 //! injected on consecutive lines at one time: those arrive in one batch.
 //!
@@ -35,10 +36,12 @@
 //!
 //! Host actions: `connect`, `accept`, `refuse rst|icmp`, `send N` (writes N bytes),
 //! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is
-//! polled. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
+//! polled; `ACTION fails`: the host's request must be turned down. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
 //! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout`. Room grants
 //! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
-//! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before.
+//! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before;
+//! `? total NAME N`: a lifetime count of the table, by its `stats().tcp` name, is N;
+//! `? room N`: the host has been granted N bytes of room to write (TCP_WRITABLE) in all.
 
 use super::segment::{self, SackBlocks, Segment, SynOptions, Timestamp};
 use super::{seq, Link, Refusal, Tcp, TcpConfig};
@@ -51,6 +54,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+mod limits;
 mod rfc1122;
 mod rfc2018_6675;
 mod rfc5681;
@@ -172,6 +176,8 @@ struct Harness {
     link: Capture,
     now: u64,
     wake: Option<u64>,
+    /// Room granted to the host (TCP_WRITABLE) so far, in bytes.
+    room: u64,
     /// Segments were injected and the stack not yet polled.
     poll_due: bool,
     /// What the stack sent or told the host, with when, not yet matched by a line.
@@ -198,6 +204,7 @@ impl Harness {
             now: 0,
             wake: None,
             poll_due: false,
+            room: 0,
             sent: VecDeque::new(),
             events: VecDeque::new(),
             conn: None,
@@ -216,11 +223,18 @@ impl Harness {
 
     fn step(&mut self, text: &str) {
         let (time, rest) = text.split_once(char::is_whitespace).unwrap_or_else(|| self.fail("a time and something to do"));
+        let rest = rest.trim();
+        if let Some((from, to)) = time.split_once('~') {
+            if !rest.starts_with('>') {
+                self.fail("a time range is for segments we send");
+            }
+            let (from, to) = (self.parse_time(from), self.parse_time(to));
+            return self.expect_segment_between(from, to, &rest[1..]);
+        }
         let at = self.parse_time(time);
         if at < self.now {
             self.fail("time goes backwards");
         }
-        let rest = rest.trim();
         // Segments injected on consecutive lines at one time arrive in one batch.
         let batch = self.poll_due && rest.starts_with('<') && at == self.now;
         if self.poll_due && !batch {
@@ -288,7 +302,7 @@ impl Harness {
         }
         for event in decode(self.link.events.as_bytes()) {
             match event {
-                Event::TcpWritable { .. } => {}
+                Event::TcpWritable { room, .. } => self.room += room as u64,
                 Event::TcpIncoming { conn, .. } => {
                     self.conn = Some(conn);
                     self.events.push_back((self.now, event));
@@ -361,6 +375,11 @@ impl Harness {
     }
 
     fn act_once(&mut self, text: &str) {
+        // `... fails`: the host's request must be turned down.
+        let (text, must_fail) = match text.strip_suffix(" fails") {
+            Some(text) => (text, true),
+            None => (text, false),
+        };
         let mut words = text.split_whitespace();
         let verb = words.next().unwrap_or_default();
         let argument = words.next();
@@ -387,12 +406,14 @@ impl Harness {
             "send" => {
                 let n = number(self);
                 let data: Vec<u8> = (self.written..self.written + n).map(pattern).collect();
-                let taken = self.tcp.send(id, &data);
-                if taken != Ok(n as usize) {
-                    self.fail(format!("send took {taken:?}"));
+                match self.tcp.send(id, &data) {
+                    Ok(taken) if taken == n as usize => {
+                        self.written += n;
+                        Ok(())
+                    }
+                    Ok(taken) => self.fail(format!("send took {taken} bytes")),
+                    Err(error) => Err(error),
                 }
-                self.written += n;
-                Ok(())
             }
             "consume" => {
                 let n = number(self);
@@ -403,12 +424,57 @@ impl Harness {
             "discard" => self.tcp.discard(id),
             _ => self.fail(format!("unknown action `{verb}`")),
         };
-        if let Err(error) = result {
-            self.fail(format!("{verb}: {error}"));
+        match result {
+            Err(error) if !must_fail => self.fail(format!("{verb}: {error}")),
+            Ok(()) if must_fail => self.fail(format!("{verb} was done")),
+            _ => {}
         }
     }
 
     // ---- what the stack must do ----
+
+    /// `> icmp`: destination unreachable, to the peer, quoting its SYN's ports and sequence
+    /// number (RFC 792 / RFC 4443: the IP header and the first 8 bytes of the segment).
+    fn check_unreachable(&self, packet: &[u8]) {
+        let (header, protocol, unreachable) = if packet[0] >> 4 == 4 { (20, packet[9], 3) } else { (40, packet[6], 1) };
+        let tcp = header + 8 + header;
+        let quoted = packet.get(tcp..tcp + 8).unwrap_or_else(|| self.fail("an ICMP error too short to quote the SYN"));
+        let port = |at: usize| u16::from_be_bytes([quoted[at], quoted[at + 1]]);
+        let seq = u32::from_be_bytes([quoted[4], quoted[5], quoted[6], quoted[7]]);
+        let icmp = if header == 20 { 1 } else { 58 };
+        let ok = protocol == icmp
+            && packet[header] == unreachable
+            && (port(0), port(2)) == (self.ends.peer.port(), self.ends.us.port())
+            && seq == PEER_ISN;
+        if !ok {
+            self.fail(format!("not an unreachable quoting their SYN: {packet:02x?}"));
+        }
+    }
+
+    /// `A~B > ...`: the next segment we send goes at some time from A to B (paced segments
+    /// leave as the pacing rate allows); the clock moves to when it went.
+    fn expect_segment_between(&mut self, from: u64, to: u64, text: &str) {
+        if self.poll_due {
+            self.poll_due = false;
+            self.poll();
+        }
+        let mut spins = 0;
+        while self.sent.is_empty() {
+            let Some(wake) = self.wake.filter(|&wake| wake <= to) else { break };
+            spins += 1;
+            if spins > 100_000 {
+                self.fail(format!("the stack keeps asking for a poll at {}", ms(wake)));
+            }
+            self.now = self.now.max(wake);
+            self.poll();
+        }
+        match self.sent.front() {
+            Some(&(at, _)) if (from..=to).contains(&at) => self.now = self.now.max(at),
+            Some((at, packet)) => self.fail(format!("sent at {}: > {}", ms(*at), self.describe(packet))),
+            None => self.fail(format!("nothing was sent by {}", ms(to))),
+        }
+        self.expect_segment(text);
+    }
 
     fn expect_segment(&mut self, text: &str) {
         let Some((at, packet)) = self.sent.pop_front() else {
@@ -422,7 +488,7 @@ impl Harness {
             if packet_is_tcp(&packet) {
                 self.fail(format!("sent > {} instead of ICMP", self.describe(&packet)));
             }
-            return;
+            return self.check_unreachable(&packet);
         }
         let want = self.parse_spec(text, true);
         if want.syn && want.seq == 0 {
@@ -493,6 +559,16 @@ impl Harness {
     /// `? iss after N` / `? iss at N`: our ISS lies past, or exactly at, the previous
     /// connection's sequence number N.
     fn check(&self, text: &str) {
+        if let Some(rest) = text.strip_prefix("total ") {
+            return self.check_total(rest);
+        }
+        if let Some(rest) = text.strip_prefix("room ") {
+            let want: u64 = rest.trim().parse().unwrap_or_else(|_| self.fail("`? room N`"));
+            if self.room != want {
+                self.fail(format!("the host was granted {} bytes of room", self.room));
+            }
+            return;
+        }
         let (exact, number) = match (text.strip_prefix("iss after "), text.strip_prefix("iss at ")) {
             (Some(number), _) => (false, number),
             (_, Some(number)) => (true, number),
@@ -503,6 +579,17 @@ impl Harness {
         let mark = previous.wrapping_add(n);
         if (exact && iss != mark) || (!exact && !seq::after(iss, mark)) {
             self.fail(format!("our ISS is {} from the previous one", iss.wrapping_sub(previous) as i32));
+        }
+    }
+
+    /// `? total NAME N`: the table's lifetime count NAME (as `stats().tcp` names it) is N.
+    fn check_total(&self, text: &str) {
+        let (name, want) = text.split_once(' ').unwrap_or_else(|| self.fail("`? total NAME N`"));
+        let want: f64 = want.trim().parse().unwrap_or_else(|_| self.fail("a number"));
+        let fields = self.tcp.totals().fields();
+        let Some(&(_, got)) = fields.iter().find(|(field, _)| *field == name) else { self.fail(format!("no total named {name}")) };
+        if got != want {
+            self.fail(format!("{name} is {got}"));
         }
     }
 

@@ -102,3 +102,22 @@ fn rfc9293_3_10_7_4_data_the_host_discards_is_acked_and_the_window_stays_open() 
         ",
     );
 }
+
+#[test]
+fn rfc1122_4_2_3_6_no_keepalive_outside_the_synchronized_states_that_wait_on_the_peer() {
+    // TIME-WAIT with keep-alive after 60 s: it ends after its 60 s, silently.
+    let config = TcpConfig { timeouts: DEFAULT_TIMEOUTS, ..config() };
+    run_with(
+        config,
+        &format!(
+            "{OPEN}
+            20      shutdown
+            20      > F. 1:1(0) ack 1
+            30      < F. 1:1(0) ack 2 win 1000
+            30      % eof
+            30      % closed closed
+            30      > . 2:2(0) ack 2
+            "
+        ),
+    );
+}

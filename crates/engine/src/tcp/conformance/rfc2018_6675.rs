@@ -97,3 +97,50 @@ fn rfc2018_8_sack_blocks_beyond_what_was_sent_are_ignored() {
         ",
     );
 }
+
+#[test]
+fn rfc2018_4_our_data_carries_the_sack_blocks_too() {
+    established(
+        "
+        20   < P. 1001:2001(1000) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 1001:2001>
+        30   send 100
+        30   > P. 1:101(100) ack 1 <sack 1001:2001>
+        40   < P. 1:1001(1000) ack 101 win 1000
+        40   % data 2000
+        40   > . 101:101(0) ack 2001
+        ",
+    );
+}
+
+#[test]
+fn rfc2018_4_a_segment_across_held_blocks_fills_the_gaps_between_them() {
+    // Held: 1001:1101 and 1201:1301. 901:1401 covers both and the gaps around them: one
+    // block; the hole before it filled, every byte comes out once, in order.
+    established(
+        "
+        20   < P. 1001:1101(100) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 1001:1101>
+        20   < P. 1201:1301(100) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 1201:1301 1001:1101>
+        20   < P. 901:1401(500) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 901:1401>
+        20   < P. 1:901(900) ack 1 win 1000
+        20   % data 1400
+        20   > . 1:1(0) ack 1401
+        ",
+    );
+}
+
+#[test]
+fn rfc2018_4_in_order_data_overlapping_what_is_held_comes_out_once() {
+    established(
+        "
+        20   < P. 1001:2001(1000) ack 1 win 1000
+        20   > . 1:1(0) ack 1 <sack 1001:2001>
+        20   < P. 1:1501(1500) ack 1 win 1000
+        20   % data 2000
+        20   > . 1:1(0) ack 2001
+        ",
+    );
+}

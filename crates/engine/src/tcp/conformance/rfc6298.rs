@@ -16,10 +16,15 @@ fn rfc6298_5_timeout_retransmits_and_doubles() {
         # RFC 8985 §7.2: a tail-loss probe first, 2 SRTT + 40 ms after.
         80    > P. 1:1001(1000) ack 1
         220   > P. 1:1001(1000) ack 1
+        # A duplicate ACK acknowledges nothing new: the backoff stands.
+        300   < . 1:1(0) ack 1 win 1000
         620   > P. 1:1001(1000) ack 1
         1420  > P. 1:1001(1000) ack 1
         3020  > P. 1:1001(1000) ack 1
         3030  < . 1:1(0) ack 1001 win 1000
+        # Four timeouts; five segments sent again (the tail-loss probe one of them).
+        3030  ? total timeouts 4
+        3030  ? total retransmittedSegments 5
         ",
     );
 }
@@ -123,4 +128,24 @@ fn rfc6298_5_5_syn_retransmitted_five_times_then_refused() {
         31000  > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 31000 ecr 0,wscale 5>
         63000  % closed refused
         ");
+}
+
+#[test]
+fn rfc6298_5_4_after_a_timeout_a_partial_ack_leaves_the_rest_to_send_again() {
+    // Everything outstanding was presumed lost; an ACK into the middle of the second
+    // segment: its rest and the third go again, nothing else.
+    established(
+        "
+        20    send 3000
+        20    > . 1:1001(1000) ack 1
+        20    > . 1001:2001(1000) ack 1
+        20    > P. 2001:3001(1000) ack 1
+        40    > P. 2001:3001(1000) ack 1
+        220   > . 1:1001(1000) ack 1
+        230   < . 1:1(0) ack 1501 win 1000
+        230   > . 1501:2001(500) ack 1
+        230   > P. 2001:3001(1000) ack 1
+        240   < . 1:1(0) ack 3001 win 1000
+        ",
+    );
 }

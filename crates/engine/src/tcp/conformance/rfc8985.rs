@@ -49,3 +49,51 @@ fn rfc8985_6_2_reordering_within_the_window_is_not_a_loss() {
         ",
     );
 }
+
+#[test]
+fn rfc8985_7_3_tail_loss_probe_sends_new_data_when_it_may() {
+    // Ten segments fill the initial window; the eleventh waits for an ACK. None comes: the
+    // probe, 2 SRTT after the last segment went, is that eleventh segment, not a resend.
+    established(
+        "
+        20   send 11000
+        20   > . 1:1001(1000) ack 1
+        20~30 > . 1001:2001(1000) ack 1
+        20~30 > . 2001:3001(1000) ack 1
+        20~30 > . 3001:4001(1000) ack 1
+        20~30 > . 4001:5001(1000) ack 1
+        20~30 > . 5001:6001(1000) ack 1
+        20~30 > . 6001:7001(1000) ack 1
+        20~30 > . 7001:8001(1000) ack 1
+        20~30 > . 8001:9001(1000) ack 1
+        20~30 > . 9001:10001(1000) ack 1
+        40~60 > P. 10001:11001(1000) ack 1
+        70   < . 1:1(0) ack 11001 win 1000
+        ",
+    );
+}
+
+#[test]
+fn rfc8985_6_2_once_reordering_is_seen_recovery_waits_a_quarter_rtt() {
+    // The second segment arrives after the third (reordering); the first is lost. In the
+    // recovery that follows, a later loss is called only after the reordering window
+    // (min RTT / 4 = 2.5 ms), not at once as when no reordering was seen.
+    established(
+        "
+        20    send 6000
+        20    > . 1:1001(1000) ack 1
+        20    > . 1001:2001(1000) ack 1
+        20    > . 2001:3001(1000) ack 1
+        20    > . 3001:4001(1000) ack 1
+        20    > . 4001:5001(1000) ack 1
+        20    > P. 5001:6001(1000) ack 1
+        30    < . 1:1(0) ack 1 win 1000 <sack 2001:3001>
+        31    < . 1:1(0) ack 1 win 1000 <sack 1001:3001>
+        32.5  > . 1:1001(1000) ack 1
+        40    < . 1:1(0) ack 1 win 1000 <sack 5001:6001 1001:3001>
+        42.5  > . 3001:4001(1000) ack 1
+        42.5  > . 4001:5001(1000) ack 1
+        50    < . 1:1(0) ack 6001 win 1000
+        ",
+    );
+}

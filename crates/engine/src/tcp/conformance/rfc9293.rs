@@ -62,6 +62,7 @@ fn rfc9293_3_10_7_1_closed_segment_without_ack_gets_rst_ack_past_it() {
         0    > R. 0:0(0) ack 200
         0    < F 300:300(0) win 1000
         0    > R. 0:0(0) ack 301
+        0    ? total resetUnknown 2
         ");
 }
 
@@ -82,6 +83,7 @@ fn rfc9293_3_10_7_2_listen_syn_refused_when_not_accepting() {
         "
         0    < S 0:0(0) win 65535 <mss 1000>
         0    > R. 0:0(0) ack 1
+        0    ? total refusedNotAccepting 1
         ",
     );
 }
@@ -873,4 +875,52 @@ fn rfc2018_4_overlapping_out_of_order_segments_make_one_block() {
         20   > . 1:1(0) ack 2501
         ",
     );
+}
+
+#[test]
+fn rfc9293_3_10_7_2_host_refuses_over_ipv6_with_icmp_unreachable() {
+    super::run_between(
+        super::ipv6(),
+        super::config(),
+        "
+        0    < S 0:0(0) win 65535 <mss 1000>
+        0    % incoming
+        5    refuse icmp
+        5    > icmp
+        5    % closed refused
+        ",
+    );
+}
+
+#[test]
+fn rfc9293_3_10_7_2_a_connection_accepted_cannot_be_refused() {
+    run("
+        0    < S 0:0(0) win 65535 <mss 1000>
+        0    % incoming
+        0    accept
+        0    > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        5    refuse rst fails
+        10   < . 1:1(0) ack 1 win 1000
+        10   % established
+        ");
+}
+
+#[test]
+fn rfc9293_3_10_4_close_before_the_handshake_ends_sends_fin_after_it() {
+    // Passive open: the host accepts, writes and closes at once; the data and FIN follow
+    // the handshake's ACK, and nothing more may be written (RFC 9293 §3.10.2: "connection closing").
+    run("
+        0    < S 0:0(0) win 65535 <mss 1000>
+        0    % incoming
+        0    accept; send 100; shutdown
+        0    > S. 0:0(0) ack 1 win 65535 <mss 1000>
+        5    send 10 fails
+        10   < . 1:1(0) ack 1 win 65535
+        10   % established
+        10   > FP. 1:101(100) ack 1
+        20   < F. 1:1(0) ack 102 win 65535
+        20   % eof
+        20   % closed closed
+        20   > . 102:102(0) ack 2
+        ");
 }

@@ -228,3 +228,41 @@ fn rfc9293_3_7_1_mss_over_ipv6_is_the_mtu_less_60() {
         ",
     );
 }
+
+#[test]
+fn receive_window_grows_with_what_the_host_reads_per_round_trip() {
+    // As Linux's receive-buffer autotuning: the host read 20000 bytes in a round trip (10 ms)
+    // and the rate is rising, so the buffer grows to 4 x 20000 + 16 segments = 96000 bytes.
+    established(
+        "
+        20   < P. 1:1001(1000) ack 1 win 1000
+        20   < P. 1001:2001(1000) ack 1 win 1000
+        20   < P. 2001:3001(1000) ack 1 win 1000
+        20   < P. 3001:4001(1000) ack 1 win 1000
+        20   < P. 4001:5001(1000) ack 1 win 1000
+        20   < P. 5001:6001(1000) ack 1 win 1000
+        20   < P. 6001:7001(1000) ack 1 win 1000
+        20   < P. 7001:8001(1000) ack 1 win 1000
+        20   < P. 8001:9001(1000) ack 1 win 1000
+        20   < P. 9001:10001(1000) ack 1 win 1000
+        20   < P. 10001:11001(1000) ack 1 win 1000
+        20   < P. 11001:12001(1000) ack 1 win 1000
+        20   < P. 12001:13001(1000) ack 1 win 1000
+        20   < P. 13001:14001(1000) ack 1 win 1000
+        20   < P. 14001:15001(1000) ack 1 win 1000
+        20   < P. 15001:16001(1000) ack 1 win 1000
+        20   < P. 16001:17001(1000) ack 1 win 1000
+        20   < P. 17001:18001(1000) ack 1 win 1000
+        20   < P. 18001:19001(1000) ack 1 win 1000
+        20   < P. 19001:20001(1000) ack 1 win 1000
+        20   % data 20000
+        # One batch, one ACK: (65536 - 20000) >> 5.
+        20   > . 1:1(0) ack 20001 win 1423
+        20   consume 10000
+        20   > . 1:1(0) ack 20001 win 1735
+        # A round trip after the host began reading: 96000 >> 5.
+        31   consume 10000
+        31   > . 1:1(0) ack 20001 win 3000
+        ",
+    );
+}

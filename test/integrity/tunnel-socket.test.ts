@@ -1,0 +1,86 @@
+// The integrity suite for the client role's socket: every close order in roles.mjs between a
+// TunnelSocket (the client, as net.Socket users drive it) and the tunnel server's own
+// TcpConnection (the upstream), two real stacks on loopback UDP, bytes checked end to end.
+//
+//   TunnelSocket (connectTunnel) ─tunnel─▶ onTcp's TcpConnection
+//
+// There is no relay in between, so no verdict to check: the scenario's expected end stands in.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type TcpConnection, type Tunnel } from "../../ts/index.js";
+import { flowKeys, integrityProblems, play, SCENARIOS, Side, socketSide } from "./roles.mjs";
+
+type Scenario = { client(side: Side): Promise<unknown>; upstream(side: Side): Promise<unknown>; slow?: string; end: string };
+type Report = Awaited<ReturnType<typeof play>>;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A Side over a TcpConnection (as in splice.test.ts): reads chunk by chunk, pausing when the role is a slow reader. */
+function connectionSide(conn: TcpConnection, options: ConstructorParameters<typeof Side>[1]): Side {
+  let paused = Promise.resolve();
+  const side = new Side(
+    {
+      write: (bytes: Uint8Array) => conn.write(bytes),
+      end: () => void conn.end().catch(() => {}),
+      reset: () => conn.abort(),
+      pause: (ms: number) => void (paused = sleep(ms)),
+    },
+    options,
+  );
+  void (async () => {
+    try {
+      for (;;) {
+        await paused;
+        const chunk = await conn.read();
+        if (chunk.length === 0) return side.onEnd("eof");
+        side.onData(chunk);
+      }
+    } catch (error) {
+      side.onEnd((error as NodeJS.ErrnoException).code ?? String(error));
+    }
+  })();
+  return side;
+}
+
+const T = 90_000;
+
+describe("integrity: TunnelSocket, client role (connectTunnel's socket against a tunnel server's connection)", () => {
+  let server: Server;
+  let tunnel: Tunnel;
+  let current: { scenario: Scenario; keys: ReturnType<typeof flowKeys>; upstream: (report: Report) => void };
+
+  beforeAll(async () => {
+    const clientKey = genkey();
+    server = await startServer({
+      privateKey: genkey(),
+      host: "127.0.0.1",
+      port: 0,
+      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+      onTcp: (conn) => {
+        const { scenario, keys, upstream } = current;
+        const side = connectionSide(conn, { slow: scenario.slow === "upstream", sendKey: keys.upstream, receiveKey: keys.client });
+        return play(scenario.upstream, side).then(upstream);
+      },
+    });
+    tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
+  }, T);
+
+  afterAll(async () => {
+    await tunnel?.close();
+    await server?.close();
+  });
+
+  for (const [name, scenario] of Object.entries(SCENARIOS) as [string, Scenario][]) {
+    it(name, async () => {
+      const keys = flowKeys();
+      let upstreamDone!: (report: Report) => void;
+      const upstreamReport = new Promise<Report>((resolve) => (upstreamDone = resolve));
+      current = { scenario, keys, upstream: upstreamDone };
+      const socket = tunnel.connect({ port: 8080, host: "10.0.0.1", allowHalfOpen: true });
+      const side = socketSide(socket, { slow: scenario.slow === "client", sendKey: keys.client, receiveKey: keys.upstream });
+      side.kernelSocket = false; // our own stack: a reset must show as an error, never as an end
+      const [client, upstream] = await Promise.all([play(scenario.client, side), upstreamReport]);
+      expect(integrityProblems(scenario, client, upstream, scenario.end)).toEqual([]);
+    }, T);
+  }
+});
