@@ -206,8 +206,8 @@ function fuzz(seconds) {
 // Mutation testing of our TCP with cargo-mutants (.cargo/mutants.toml, crates/engine/README.md).
 // A bounded run for CI over the functions whose mutants were all measured (MUTANTS_HELD): those
 // on lines changed since the last commit's parent, or else all of them, cut into slices of
-// MUTANTS_PER_RUN; each commit takes the next slice, so a run is the same for the same commit on
-// any machine. It fails on a missed mutant (a change to the code that no test notices) unless
+// MUTANTS_PER_RUN; each commit to tcp/ takes the next slice, so a run is the same for the same
+// commit on any machine. It fails on a missed mutant (a change to the code that no test notices) unless
 // KNOWN_MISSED lists it with the reason.
 const CARGO_MUTANTS_VERSION = '27.1.0';
 const MUTANT_FILES = 'crates/engine/src/tcp/**/*.rs';
@@ -258,9 +258,11 @@ function chooseMutants() {
     if (countMutants(changed) > 0) [args, what] = [changed, 'on lines the last commit changed'];
   }
   const count = countMutants(args);
-  // Each commit takes the next slice (each day, without git).
+  // Each commit that changes tcp/ takes the next slice (each day, without git): commits
+  // elsewhere keep the slice, so a run checked before them still holds after.
   const slices = Math.max(1, Math.ceil(count / MUTANTS_PER_RUN));
-  const turn = Number(capture('git', ['rev-list', '--count', 'HEAD']) ?? Math.floor(Date.now() / 86_400_000)) % slices;
+  const tcpCommits = capture('git', ['rev-list', '--count', 'HEAD', '--', 'crates/engine/src/tcp']);
+  const turn = Number(tcpCommits ?? Math.floor(Date.now() / 86_400_000)) % slices;
   log(`mutants: slice ${turn + 1} of ${slices} of the ${count} ${what}`);
   return [...args, '--shard', `${turn}/${slices}`, '--sharding', 'round-robin'];
 }
