@@ -274,6 +274,12 @@ pub fn walk_events(mut log: &[u8], mut datagram: impl FnMut(SocketAddr, &[u8]), 
                 bytes(&mut log);
                 seen.udp += 1;
             }
+            events::ECHO_REPLY => {
+                u32_at(&mut log);
+                address(&mut log);
+                u32_at(&mut log);
+                u32_at(&mut log);
+            }
             kind => panic!("unknown event kind {kind}"),
         }
     }

@@ -12,19 +12,16 @@ import type { Runtime } from "../runtime/types.js";
 import { FlowLog } from "./flow-log.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
 import { PcapWriter } from "./pcap.js";
+import { integer, parseFlags, UsageError } from "../cli/flags.js";
+import { parseConnectCommand, runConnect } from "../connect/command.js";
 
-/** A bad command line: the message is the one line the user sees. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
 export const USAGE = `Usage:
   wg-netstack [serve] [options]   run the gateway: every flow a peer sends is relayed to where it was going, and logged
   wg-netstack peer add NAME       add a peer to the config folder and print its config (a running gateway picks it up)
   wg-netstack peer remove NAME    remove a peer (a running gateway drops it at once)
+  wg-netstack connect CONFIG      join the network of a wg-quick config and forward local ports into it (connect --help)
 
 Options:
   --conf DIR              config folder (keys, peers, client configs); default ${defaultConfigDir()}
@@ -78,10 +75,10 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
     if (action !== "add" && action !== "remove") throw new UsageError(`peer: expected "peer add NAME" or "peer remove NAME"`);
     command = `peer-${action}`;
   } else if (words[0] !== undefined && !words[0].startsWith("-")) {
-    throw new UsageError(`unknown command ${JSON.stringify(words[0])} (commands: serve, peer add, peer remove)`);
+    throw new UsageError(`unknown command ${JSON.stringify(words[0])} (commands: serve, peer add, peer remove, connect)`);
   }
 
-  const { flags, positionals } = parseFlags(words, command === "serve" ? SERVE_FLAGS : PEER_FLAGS);
+  const { flags, positionals } = parseFlags(words, { known: command === "serve" ? SERVE_FLAGS : PEER_FLAGS, boolean: BOOLEAN_FLAGS });
   if (flags.help !== undefined) return { command: "help" };
   const conf = flags.conf ?? defaultConfigDir(env);
 
@@ -114,42 +111,6 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   if (flags["max-flows"] !== undefined) serve.maxFlows = integer(flags["max-flows"], "--max-flows", 1, 1 << 20);
   if (flags.pcap !== undefined) serve.pcap = flags.pcap;
   return serve;
-}
-
-/** `--name value`, `--name=value`, boolean `--name`; `-h` is `--help`. */
-function parseFlags(words: string[], known: string[]): { flags: Record<string, string>; positionals: string[] } {
-  const flags: Record<string, string> = {};
-  const positionals: string[] = [];
-  for (let i = 0; i < words.length; i++) {
-    const word = words[i]!;
-    if (word === "-h") {
-      flags.help = "";
-      continue;
-    }
-    if (!word.startsWith("--")) {
-      if (word.startsWith("-") && word !== "-") throw new UsageError(`unknown option ${word} (see --help)`);
-      positionals.push(word);
-      continue;
-    }
-    const equals = word.indexOf("=");
-    const name = word.slice(2, equals < 0 ? undefined : equals);
-    if (!known.includes(name)) throw new UsageError(`unknown option --${name} (see --help)`);
-    if (BOOLEAN_FLAGS.has(name)) {
-      if (equals >= 0) throw new UsageError(`--${name} takes no value`);
-      flags[name] = "";
-      continue;
-    }
-    const value = equals >= 0 ? word.slice(equals + 1) : words[++i];
-    if (value === undefined || value === "") throw new UsageError(`--${name} needs a value (see --help)`);
-    flags[name] = value;
-  }
-  return { flags, positionals };
-}
-
-function integer(text: string, flag: string, min: number, max: number): number {
-  const value = Number(text);
-  if (!/^[0-9]+$/.test(text) || value < min || value > max) throw new UsageError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  return value;
 }
 
 /** HOST:PORT, [V6]:PORT, or PORT alone (every address); port 0 picks a free one. */
@@ -220,6 +181,14 @@ export interface Io {
 /** Runs the command; resolves with the exit code. */
 export async function main(argv: string[], io: Io): Promise<number> {
   try {
+    if (argv[0] === "connect") {
+      const connect = parseConnectCommand(argv.slice(1));
+      if (connect.command === "help") {
+        io.out(connect.text);
+        return 0;
+      }
+      return await runConnect(connect, io);
+    }
     const command = parseCommand(argv, io.env);
     switch (command.command) {
       case "help":

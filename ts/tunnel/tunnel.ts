@@ -31,6 +31,8 @@ export interface TunnelOptions {
   lookup?: (hostname: string) => Promise<string>;
   /** Called when the tunnel fails and closes (the engine failed, the UDP socket closed). Default: `console.error`. */
   onError?: (error: Error) => void;
+  /** Sees every decrypted inner packet, both ways (as `startServer`'s `tap`): for a pcap file. It must not keep the packet. */
+  tap?: (packet: Uint8Array) => void;
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -83,6 +85,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
     onUdp: (packet) => tunnel[RECEIVE_UDP](packet),
     onTcp: (connection) => tunnel[RECEIVE_TCP](connection),
     ...(options.onError ? { onError: options.onError } : {}),
+    ...(options.tap ? { tap: options.tap } : {}),
   });
   try {
     await tunnel[START](server, handshakeTimeout);

@@ -108,7 +108,9 @@ mod tests {
         // Older modulo 2^32.
         let ts = Timestamps::new(0, 5, 0, 1);
         assert!(ts.rejects(10, u32::MAX - 5));
-        assert!(!ts.rejects(RECENT_VALID_US, u32::MAX - 5), "24 days idle: TS.Recent is no longer valid (RFC 7323 §5.5)");
+        const DAY_US: u64 = 86_400 * 1_000_000;
+        assert!(ts.rejects(24 * DAY_US - 1, u32::MAX - 5));
+        assert!(!ts.rejects(24 * DAY_US, u32::MAX - 5), "24 days idle: TS.Recent is no longer valid (RFC 7323 §5.5)");
     }
 
     #[test]
@@ -118,5 +120,8 @@ mod tests {
         assert_eq!(ts.rtt_sample(35_000, sent), Some(25_000));
         assert_eq!(ts.rtt_sample(10_500, sent), Some(1), "under a tick: the smallest sample");
         assert_eq!(ts.rtt_sample(10_000, sent.wrapping_add(5)), None, "an echo from the future");
+        // Anything 2^30 ticks (12 days) old or more is taken for one from the future.
+        assert_eq!(ts.rtt_sample(10_000, sent.wrapping_sub((1 << 30) - 1)), Some(((1 << 30) - 1) * 1000));
+        assert_eq!(ts.rtt_sample(10_000, sent.wrapping_sub(1 << 30)), None);
     }
 }

@@ -1,0 +1,260 @@
+// `wg-netstack connect CONFIG` (the real process, under the runtime running the tests)
+// against a wireguard-go server in a namespace with an HTTP and a DNS server behind it.
+// Only real clients talk to the local doors: curl, dig, and the flow log checked.
+//
+//   root ns: curl/dig ─▶ 127.0.0.1 doors ─ wg-netstack connect ──UDP──▶ namespace: wireguard-go 10.0.0.1/24
+//                                                                        HTTP :8000, DNS :53 (files.test)
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { once } from "node:events";
+import net from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientConfig, genkey, pubkey } from "../../ts/index.js";
+import { GATEWAY_MAIN, RUNTIME_COMMAND, waitForLine } from "../support/gateway-process.js";
+import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
+
+const skipReason = interopSkipReason();
+if (skipReason) console.log(`[interop] skipping wg-netstack connect against wireguard-go: ${skipReason}`);
+
+const T = 120_000;
+const SERVER_ADDRESS = "10.0.0.1";
+const HTTP_PORT = 8000;
+const CLOSED_PORT = 8001;
+const NAME = "files.test";
+const FILE_SIZE = 1024 * 1024;
+const SOCKS_LOGIN = "user:pa:ss";
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+// Bytes from a fixed LCG, so the test knows their hash.
+const HTTP_SCRIPT = `
+const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
+for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+require("http").createServer((req, res) => res.end(file)).listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
+
+function expectedFileHash(): string {
+  const file = Buffer.alloc(FILE_SIZE);
+  let x = 1;
+  for (let i = 0; i < FILE_SIZE; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    file[i] = x >>> 24;
+  }
+  return createHash("sha256").update(file).digest("hex");
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `wg-netstack connect CONFIG --json ARGS` as a child process, its JSON lines collected. */
+function startConnect(configPath: string, args: string[]) {
+  const child: ChildProcess = spawn(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, "connect", configPath, "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const events: Record<string, any>[] = [];
+  let stderr = "";
+  child.stderr!.on("data", (data) => (stderr += data));
+  let buffered = "";
+  child.stdout!.on("data", (data) => {
+    const lines = (buffered + data).split("\n");
+    buffered = lines.pop()!;
+    events.push(...lines.map((line) => JSON.parse(line)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const find = async (match: (event: Record<string, any>) => boolean, timeoutMs = 20_000) => {
+    for (const start = Date.now(); ; await sleep(50)) {
+      const event = events.find(match);
+      if (event) return event;
+      if (Date.now() - start > timeoutMs || child.exitCode !== null) throw new Error(`no such event; got ${JSON.stringify(events)}; stderr: ${stderr.slice(-2000)}`);
+    }
+  };
+  return {
+    events,
+    find,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
+      return exited;
+    },
+  };
+}
+
+/** The local address of the door leading to `to` (its port picked by the system). */
+function door(up: Record<string, any>, protocol: string, to: string): { host: string; port: number } {
+  const found = up.listening.find((entry: any) => entry.protocol === protocol && entry.to === to);
+  const [, host, port] = /^(.*):(\d+)$/.exec(found.address)!;
+  return { host: host!, port: Number(port) };
+}
+
+/** A tiny SOCKS5 UDP ASSOCIATE client (RFC 1928 section 7): one A query for `name` to `dnsServer`:53; the first answer's address. */
+async function socksUdpDnsQuery(proxyPort: number, login: string, dnsServer: string, name: string): Promise<string> {
+  const control = net.connect({ port: proxyPort, host: "127.0.0.1" });
+  await once(control, "connect");
+  let received = Buffer.alloc(0);
+  const read = async (length: number) => {
+    while (received.length < length) {
+      const [chunk] = (await once(control, "data")) as [Buffer];
+      received = Buffer.concat([received, chunk]);
+    }
+    const message = received.subarray(0, length);
+    received = received.subarray(length);
+    return message;
+  };
+  const [user, pass] = [login.slice(0, login.indexOf(":")), login.slice(login.indexOf(":") + 1)];
+  control.write(Buffer.from([5, 1, 2]));
+  expect([...(await read(2))]).toEqual([5, 2]);
+  control.write(Buffer.concat([Buffer.from([1, user.length]), Buffer.from(user), Buffer.from([pass.length]), Buffer.from(pass)]));
+  expect([...(await read(2))]).toEqual([1, 0]);
+  control.write(Buffer.from([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+  const reply = await read(10); // VER REP RSV ATYP=1 BND.ADDR(4) BND.PORT(2)
+  expect(reply[1]).toBe(0);
+  const relayHost = [...reply.subarray(4, 8)].join(".");
+  const relayPort = reply.readUInt16BE(8);
+  const udp = createSocket("udp4");
+  try {
+    const labels = name.split(".").map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)]));
+    const query = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+    const header = Buffer.from([0, 0, 0, 1, ...dnsServer.split(".").map(Number), 0, 53]);
+    udp.send(Buffer.concat([header, query]), relayPort, relayHost);
+    const [answer] = (await Promise.race([once(udp, "message"), sleep(20_000).then(() => [undefined])])) as [Buffer | undefined];
+    if (!answer) throw new Error("no answer through UDP ASSOCIATE");
+    expect([...answer.subarray(0, 10)]).toEqual([...header]); // the sender's address comes back in the header
+    return [...answer.subarray(answer.length - 4)].join(".");
+  } finally {
+    udp.close();
+    control.destroy();
+  }
+}
+
+function run(command: string, args: string[]) {
+  return spawnSync(command, args, { encoding: "utf8", timeout: 60_000 });
+}
+
+const haveDig = run("sh", ["-c", "command -v dig"]).status === 0;
+if (!skipReason && !haveDig) {
+  if (process.env.CI) throw new Error("the connect test needs dig (Debian package dnsutils)");
+  console.log("[interop] skipping the dig checks: dig is not installed (Debian package dnsutils)");
+}
+
+describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
+  const clientKey = skipReason ? "" : genkey();
+  const serverKey = skipReason ? "" : genkey();
+  let server: WgServer;
+  let dir: string;
+  let configPath: string;
+  let connect: ReturnType<typeof startConnect>;
+  let up: Record<string, any>;
+
+  beforeAll(async () => {
+    await cleanupStaleNamespaces();
+    server = await startWgServer({
+      privateKey: serverKey,
+      implementation: "current",
+      tunnelAddresses: [`${SERVER_ADDRESS}/24`],
+      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+    });
+    const web = server.spawn("node", ["-e", HTTP_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
+    const dns = server.spawn("node", [join(root, "test/support/dns-server.mjs"), SERVER_ADDRESS, "53", `${NAME}=${SERVER_ADDRESS}`], { stdio: ["ignore", "pipe", "inherit"] });
+    await Promise.all([waitForLine(web, "listening"), waitForLine(dns, "listening")]);
+    dir = mkdtempSync(join(tmpdir(), "wgn-connect-"));
+    configPath = join(dir, "wg0.conf");
+    writeFileSync(
+      configPath,
+      clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" }),
+    );
+    connect = startConnect(configPath, [
+      "--forward", `tcp:0=${NAME}:${HTTP_PORT}`,
+      "--forward", `tcp:127.0.0.1:0=${SERVER_ADDRESS}:${CLOSED_PORT}`,
+      "--forward", `udp:0=${SERVER_ADDRESS}:53`,
+      "--socks5", `${SOCKS_LOGIN}@0`,
+      "--pcap", join(dir, "tunnel.pcap"),
+    ]);
+    up = await connect.find((event) => event.type === "up");
+  }, T);
+
+  afterAll(async () => {
+    await connect?.stop();
+    await server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, T);
+
+  it("prints one event when the tunnel is up, naming every door (on 127.0.0.1 by default)", () => {
+    expect(up.addresses).toEqual(["10.0.0.2"]);
+    expect(up.publicKey).toBe(pubkey(clientKey));
+    expect(up.listening).toHaveLength(4);
+    expect(door(up, "tcp", `${NAME}:${HTTP_PORT}`).host).toBe("127.0.0.1");
+    expect(door(up, "udp", `${SERVER_ADDRESS}:53`).host).toBe("127.0.0.1");
+  });
+
+  it("downloads a file intact with curl through a TCP forward to a name, and logs the flow", async () => {
+    const { port } = door(up, "tcp", `${NAME}:${HTTP_PORT}`);
+    const curl = run("sh", ["-c", `curl -sS --max-time 30 http://127.0.0.1:${port}/file | sha256sum`]);
+    expect(curl.stderr).toBe("");
+    expect(curl.stdout.split(" ")[0]).toBe(expectedFileHash());
+    const flow = await connect.find((event) => event.type === "flow" && event.protocol === "tcp" && event.name === NAME);
+    expect(flow).toMatchObject({ dst: { host: SERVER_ADDRESS, port: HTTP_PORT }, end: "closed" });
+    expect(flow.down).toBeGreaterThan(FILE_SIZE);
+  }, T);
+
+  it("resets a local connection whose target refuses, and logs it as refused", async () => {
+    const { port } = door(up, "tcp", `${SERVER_ADDRESS}:${CLOSED_PORT}`);
+    const curl = run("curl", ["-sS", "--max-time", "30", `http://127.0.0.1:${port}/`]);
+    expect(curl.status).not.toBe(0);
+    const flow = await connect.find((event) => event.type === "flow" && event.dst.port === CLOSED_PORT);
+    expect(flow.end).toBe("refused");
+  }, T);
+
+  it.skipIf(!haveDig)("answers dig through a UDP forward to the network's DNS server", async () => {
+    const { port } = door(up, "udp", `${SERVER_ADDRESS}:53`);
+    const dig = run("dig", ["+short", "+tries=1", "+time=10", "-p", String(port), "@127.0.0.1", NAME, "A"]);
+    expect(dig.stdout.trim()).toBe(SERVER_ADDRESS);
+  }, T);
+
+  it("downloads a file intact with curl --socks5-hostname, the name resolved through the tunnel", async () => {
+    const { port } = door(up, "socks5", "*");
+    const curl = run("sh", ["-c", `curl -sS --max-time 30 --socks5-hostname ${SOCKS_LOGIN}@127.0.0.1:${port} http://${NAME}:${HTTP_PORT}/file | sha256sum`]);
+    expect(curl.stderr).toBe("");
+    expect(curl.stdout.split(" ")[0]).toBe(expectedFileHash());
+    const flow = await connect.find((event) => event.type === "flow" && event.peer === "socks5" && event.protocol === "tcp" && event.end === "closed");
+    expect(flow).toMatchObject({ name: NAME, dst: { host: SERVER_ADDRESS, port: HTTP_PORT } });
+    const refused = run("curl", ["-sS", "--max-time", "30", "--socks5-hostname", `${SOCKS_LOGIN}@127.0.0.1:${port}`, `http://${SERVER_ADDRESS}:${CLOSED_PORT}/`]);
+    expect(refused.stderr).toMatch(/refused|\(5\)/i); // curl 7 prints the REP code, curl 8 its meaning
+    const wrongLogin = run("curl", ["-sS", "--max-time", "30", "--socks5-hostname", `user:wrong@127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
+    expect(wrongLogin.status).not.toBe(0);
+  }, T);
+
+  it("asks the network's DNS server through SOCKS5 UDP ASSOCIATE", async () => {
+    const { port } = door(up, "socks5", "*");
+    expect(await socksUdpDnsQuery(port, SOCKS_LOGIN, SERVER_ADDRESS, NAME)).toBe(SERVER_ADDRESS);
+  }, T);
+
+  it("on SIGINT closes every flow, prints the summary and exits 0", async () => {
+    expect(await connect.stop()).toBe(0);
+    const summary = await connect.find((event) => event.type === "summary");
+    expect(summary.tcp).toBeGreaterThanOrEqual(2);
+    expect(summary.ends.closed).toBeGreaterThanOrEqual(1);
+    expect(summary.udp).toBe(haveDig ? 2 : 1);
+  }, T);
+});
+
+describe("wg-netstack connect's exit codes", () => {
+  const command = (...args: string[]) => spawnSync(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, "connect", ...args], { encoding: "utf8", timeout: 30_000 });
+
+  it("exits 2 with one line on stderr for a bad flag, a missing file, or a bad config", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wgn-connect-bad-"));
+    try {
+      const bad = join(dir, "bad.conf");
+      writeFileSync(bad, "[Interface]\nPrivateKey = nope\n");
+      for (const args of [[bad, "--forward", "tcp:80"], [bad, "--frob"], [join(dir, "missing.conf")], [bad], []]) {
+        const result = command(...args);
+        expect(result.status, JSON.stringify(args)).toBe(2);
+        expect(result.stdout).toBe("");
+        expect(result.stderr.trim().split("\n"), JSON.stringify(args)).toHaveLength(1);
+        expect(result.stderr).toMatch(/^wg-netstack: /);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, T);
+});

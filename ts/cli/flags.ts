@@ -1,0 +1,64 @@
+// Command-line flags shared by every wg-netstack command (serve, peer, connect): one
+// parser, one error type, so each command reads and rejects flags the same way.
+
+/** A bad command line: the message is the one line the user sees (exit code 2). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** What a command accepts: its flags, which of them take no value, and which may be repeated. */
+export interface FlagSpec {
+  known: string[];
+  boolean: Set<string>;
+  repeatable?: Set<string>;
+}
+
+export interface ParsedFlags {
+  /** The last value of each flag given ("" for a boolean one). */
+  flags: Record<string, string>;
+  /** Every value of a repeatable flag, in order. */
+  repeated: Record<string, string[]>;
+  positionals: string[];
+}
+
+/** `--name value`, `--name=value`, boolean `--name`; `-h` is `--help`. Throws a UsageError. */
+export function parseFlags(words: string[], spec: FlagSpec): ParsedFlags {
+  const flags: Record<string, string> = {};
+  const repeated: Record<string, string[]> = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === "-h") {
+      flags.help = "";
+      continue;
+    }
+    if (!word.startsWith("--")) {
+      if (word.startsWith("-") && word !== "-") throw new UsageError(`unknown option ${word} (see --help)`);
+      positionals.push(word);
+      continue;
+    }
+    const equals = word.indexOf("=");
+    const name = word.slice(2, equals < 0 ? undefined : equals);
+    if (!spec.known.includes(name)) throw new UsageError(`unknown option --${name} (see --help)`);
+    if (spec.boolean.has(name)) {
+      if (equals >= 0) throw new UsageError(`--${name} takes no value`);
+      flags[name] = "";
+      continue;
+    }
+    const value = equals >= 0 ? word.slice(equals + 1) : words[++i];
+    if (value === undefined || value === "") throw new UsageError(`--${name} needs a value (see --help)`);
+    flags[name] = value;
+    if (spec.repeatable?.has(name)) (repeated[name] ??= []).push(value);
+  }
+  return { flags, repeated, positionals };
+}
+
+/** A whole number from `min` to `max`, or a UsageError naming the flag. */
+export function integer(text: string, flag: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < min || value > max) throw new UsageError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return value;
+}

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { UsageError } from "../cli/flags.js";
+import { listenEndpoint, parseConnectCommand, parseForward } from "./command.js";
+
+describe("parseForward", () => {
+  it("reads tcp and udp forwards, the listening host defaulting to 127.0.0.1", () => {
+    expect(parseForward("tcp:5432=db.internal:5432")).toEqual({ protocol: "tcp", listen: { host: "127.0.0.1", port: 5432 }, target: { host: "db.internal", port: 5432 } });
+    expect(parseForward("udp:0.0.0.0:5353=10.0.0.1:53")).toEqual({ protocol: "udp", listen: { host: "0.0.0.0", port: 5353 }, target: { host: "10.0.0.1", port: 53 } });
+    expect(parseForward("tcp:[::1]:8080=[fd00::1]:80")).toEqual({ protocol: "tcp", listen: { host: "::1", port: 8080 }, target: { host: "fd00::1", port: 80 } });
+  });
+
+  it("rejects malformed forwards with a UsageError naming the flag", () => {
+    for (const bad of ["tcp:80", "sctp:80=a:1", "tcp:host.name:80=a:1", "tcp:80=a", "tcp:80=a:0", "tcp:70000=a:1", "tcp:::1:80=a:1", "tcp:[10.0.0.1]:80=a:1", "udp:=a:1", "tcp:80=a:1=b"]) {
+      expect(() => parseForward(bad), bad).toThrow(UsageError);
+      expect(() => parseForward(bad), bad).toThrow(/^--forward /);
+    }
+  });
+
+  it("takes port 0 (a free port) for listening", () => {
+    expect(listenEndpoint("0")).toEqual({ host: "127.0.0.1", port: 0 });
+  });
+});
+
+describe("parseConnectCommand", () => {
+  it("needs exactly one CONFIG and keeps every --forward in order", () => {
+    expect(() => parseConnectCommand([])).toThrow(/expected a CONFIG file/);
+    expect(() => parseConnectCommand(["a.conf", "b.conf"])).toThrow(/unexpected argument "b.conf"/);
+    const command = parseConnectCommand(["wg0.conf", "--forward", "tcp:1=a:1", "--forward=udp:2=b:2", "--json"]);
+    expect(command).toMatchObject({ command: "connect", config: "wg0.conf", json: true });
+    expect(command.command === "connect" && command.forwards.map((forward) => forward.listen.port)).toEqual([1, 2]);
+  });
+
+  it("gives help, and rejects unknown flags", () => {
+    expect(parseConnectCommand(["--help"]).command).toBe("help");
+    expect(() => parseConnectCommand(["wg0.conf", "--listen", "1"])).toThrow(/unknown option --listen/);
+    expect(() => parseConnectCommand(["wg0.conf", "--handshake-timeout", "0"])).toThrow(/--handshake-timeout/);
+  });
+});

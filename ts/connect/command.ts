@@ -1,0 +1,189 @@
+// `wg-netstack connect CONFIG`: joins the WireGuard network of a wg-quick config and opens
+// local doors into it (TCP and UDP port forwards), with the gateway's flow log and pcap.
+
+import { readFileSync } from "node:fs";
+import { ConfigError } from "../config.js";
+import { integer, parseFlags, UsageError } from "../cli/flags.js";
+import { FlowLog } from "../gateway/flow-log.js";
+import { PcapWriter } from "../gateway/pcap.js";
+import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
+import { parseConfig } from "../tunnel/config.js";
+import { connectTunnel } from "../tunnel/tunnel.js";
+import { startTcpForward, startUdpForward, type Door } from "./forward.js";
+import { startSocks5, type Credentials } from "./socks5.js";
+
+export const CONNECT_USAGE = `Usage:
+  wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file and forward local ports into it
+
+Options:
+  --forward tcp:[HOST:]LPORT=RHOST:RPORT  listen on HOST:LPORT (default 127.0.0.1) and forward each TCP connection to RHOST:RPORT
+                                          in the network (RHOST may be a name, resolved through the tunnel's DNS); repeatable
+  --forward udp:[HOST:]LPORT=RHOST:RPORT  the same for UDP datagrams; repeatable
+  --socks5 [USER:PASS@][HOST:]PORT        a SOCKS5 proxy (RFC 1928) into the network: CONNECT with names resolved through the tunnel
+                                          (as socks5h) and UDP ASSOCIATE; USER:PASS requires RFC 1929 login
+  --handshake-timeout SECONDS             how long to wait for the first handshake (default 10)
+  --pcap FILE                             write the decrypted packets to FILE (pcap, opens in Wireshark)
+  --json                                  log JSON lines instead of text
+  -h, --help                              this help`;
+
+export interface Forward {
+  protocol: "tcp" | "udp";
+  listen: Endpoint;
+  /** Where in the network: an IP, or a name resolved through the tunnel. */
+  target: Endpoint;
+}
+
+/** Where a proxy listens, and the login it requires if any. */
+export interface ProxyListen {
+  listen: Endpoint;
+  credentials?: Credentials;
+}
+
+export interface ConnectCommand {
+  command: "connect";
+  config: string;
+  forwards: Forward[];
+  socks5?: ProxyListen;
+  handshakeTimeoutMs?: number;
+  pcap?: string;
+  json: boolean;
+}
+
+const CONNECT_FLAGS = { known: ["forward", "socks5", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward"]) };
+const DEFAULT_LISTEN_HOST = "127.0.0.1";
+
+/** Reads `connect`'s words (after "connect"); throws a UsageError. */
+export function parseConnectCommand(words: string[]): ConnectCommand | { command: "help"; text: string } {
+  const { flags, repeated, positionals } = parseFlags(words, CONNECT_FLAGS);
+  if (flags.help !== undefined) return { command: "help", text: CONNECT_USAGE };
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "connect: expected a CONFIG file (a wg-quick config)" : `connect: unexpected argument ${JSON.stringify(positionals[1])}`);
+  const command: ConnectCommand = {
+    command: "connect",
+    config: positionals[0]!,
+    forwards: (repeated.forward ?? []).map(parseForward),
+    json: flags.json !== undefined,
+  };
+  if (flags["handshake-timeout"] !== undefined) command.handshakeTimeoutMs = integer(flags["handshake-timeout"], "--handshake-timeout", 1, 3600) * 1000;
+  if (flags.pcap !== undefined) command.pcap = flags.pcap;
+  if (flags.socks5 !== undefined) command.socks5 = parseProxyListen(flags.socks5, "--socks5");
+  return command;
+}
+
+/** `tcp:[HOST:]LPORT=RHOST:RPORT` or `udp:…`; HOST an IP ([v6] in brackets), RHOST an IP or a name. */
+export function parseForward(text: string): Forward {
+  const bad = (why: string) => new UsageError(`--forward ${JSON.stringify(text)}: ${why} (expected tcp:[HOST:]LPORT=RHOST:RPORT or udp:…)`);
+  const match = /^(tcp|udp):([^=]+)=(.+)$/.exec(text);
+  if (!match) throw bad("not understood");
+  const listen = listenEndpoint(match[2]!);
+  if (!listen) throw bad(`${JSON.stringify(match[2])} is not [HOST:]PORT with HOST an IP address`);
+  const target = parseHostEndpoint(match[3]!);
+  if (!target) throw bad(`${JSON.stringify(match[3])} is not HOST:PORT`);
+  return { protocol: match[1] as "tcp" | "udp", listen, target };
+}
+
+/** `[USER:PASS@][HOST:]PORT`: the password may hold ':' and '@' (the last '@' ends it). */
+export function parseProxyListen(text: string, flag: string): ProxyListen {
+  const at = text.lastIndexOf("@");
+  const listen = listenEndpoint(text.slice(at + 1));
+  if (!listen) throw new UsageError(`${flag}: expected [USER:PASS@][HOST:]PORT with HOST an IP address, got ${JSON.stringify(text)}`);
+  if (at < 0) return { listen };
+  const login = text.slice(0, at);
+  const colon = login.indexOf(":");
+  const user = login.slice(0, colon);
+  const pass = login.slice(colon + 1);
+  // RFC 1929 section 2: each is 1 to 255 bytes.
+  const size = (part: string) => new TextEncoder().encode(part).length;
+  if (colon <= 0 || size(pass) === 0 || size(user) > 255 || size(pass) > 255) throw new UsageError(`${flag}: the login must be USER:PASS, each 1 to 255 bytes`);
+  return { listen, credentials: { user, pass } };
+}
+
+/** PORT, IP:PORT or [V6]:PORT (port 0 picks a free one); the host defaults to 127.0.0.1. */
+export function listenEndpoint(text: string): Endpoint | undefined {
+  const match = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?([0-9]{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const hostText = match[1] ?? match[2];
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  if (hostText === undefined) return { host: DEFAULT_LISTEN_HOST, port };
+  const ip = parseIp(hostText);
+  if (!ip || (ip.family === 6) !== (match[1] !== undefined)) return undefined;
+  return { host: formatIp(ip), port };
+}
+
+export interface ConnectIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** Resolves on SIGINT or SIGTERM. */
+  stopRequested: Promise<void>;
+}
+
+/** Runs `connect` until stopped; resolves with the exit code. Throws a UsageError (exit 2) for a bad config. */
+export async function runConnect(command: ConnectCommand, io: ConnectIo): Promise<number> {
+  let text: string;
+  try {
+    text = readFileSync(command.config, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read ${command.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let config;
+  try {
+    config = parseConfig(text, { onWarning: (message) => io.err(`wg-netstack: ${command.config}: ${message}`) });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(`${command.config}: ${error.message}`);
+    throw error;
+  }
+  let pcap: PcapWriter | undefined;
+  if (command.pcap !== undefined) {
+    try {
+      pcap = await PcapWriter.open(command.pcap);
+    } catch (error) {
+      throw new UsageError(`--pcap: cannot write ${command.pcap}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+  const log = new FlowLog(io.out, { json: command.json });
+  const shutdown = new AbortController();
+  const doors: Door[] = [];
+  let tunnel;
+  try {
+    tunnel = await connectTunnel(config, {
+      ...(command.handshakeTimeoutMs ? { handshakeTimeout: command.handshakeTimeoutMs } : {}),
+      ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),
+      onError: (error) => io.err(`wg-netstack: the tunnel failed: ${error.message}`),
+    });
+  } catch (error) {
+    await pcap?.close();
+    throw error;
+  }
+  let code = 0;
+  try {
+    for (const forward of command.forwards) {
+      const options = { tunnel, target: forward.target, listen: forward.listen, log, signal: shutdown.signal };
+      doors.push(await (forward.protocol === "tcp" ? startTcpForward(options) : startUdpForward(options)));
+    }
+    if (command.socks5) doors.push(await startSocks5({ tunnel, log, signal: shutdown.signal, ...command.socks5 }));
+    const addresses = config.address.map((cidr) => formatIp(parseCidr(cidr)!));
+    const where = doors.map((door) => door.description).join(", ");
+    log.event("up", `tunnel up: ${addresses.join(", ")} (public key ${tunnel.publicKey})${where ? `; ${where}` : ""}`, {
+      addresses,
+      publicKey: tunnel.publicKey,
+      listening: doors.map((door) => ({ protocol: door.protocol, address: door.address, to: door.target })),
+    });
+    const failed = await Promise.race([io.stopRequested.then(() => false), tunnel.closed.then(() => true)]);
+    if (failed) code = 1;
+  } catch (error) {
+    const errno = (error as NodeJS.ErrnoException).code;
+    io.err(`wg-netstack: ${errno === "EADDRINUSE" || errno === "EACCES" || errno === "EADDRNOTAVAIL" ? `cannot listen: ${(error as Error).message}` : (error as Error).message}`);
+    code = 1;
+  } finally {
+    shutdown.abort();
+    await Promise.all(doors.map((door) => door.close()));
+    await tunnel.close();
+    if (pcap) {
+      await pcap.close();
+      if (pcap.error) log.event("warning", `warning: pcap: ${pcap.error.message}`, { message: `pcap: ${pcap.error.message}` });
+    }
+    log.summary();
+  }
+  return code;
+}
+

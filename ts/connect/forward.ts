@@ -1,0 +1,206 @@
+// Local port forwards into the tunnel: a TCP listener whose connections are relayed to a
+// tunnel socket each, and a UDP socket whose clients each get a tunnel UDP socket.
+
+import { createSocket, type Socket as DatagramSocket } from "node:dgram";
+import { once } from "node:events";
+import net from "node:net";
+import type { FlowEnd, FlowLog } from "../gateway/flow-log.js";
+import { endpointText, parseIp, type Endpoint } from "../ip.js";
+import type { Tunnel } from "../tunnel/tunnel.js";
+import type { TunnelSocket } from "../tunnel/socket.js";
+import type { TunnelUdpSocket } from "../tunnel/udp.js";
+import { relay, reset } from "./relay.js";
+
+/** A local listener that leads into the tunnel. */
+export interface Door {
+  protocol: "tcp" | "udp" | "socks5" | "http";
+  /** Where it listens, as HOST:PORT. */
+  address: string;
+  /** Where it leads, as HOST:PORT. */
+  target: string;
+  /** For the "tunnel up" line. */
+  description: string;
+  /** Stops listening and waits for its flows to be logged (the shutdown signal ends them). */
+  close(): Promise<void>;
+}
+
+export interface ForwardOptions {
+  tunnel: Tunnel;
+  listen: Endpoint;
+  target: Endpoint;
+  log: FlowLog;
+  /** Fires at shutdown: every flow is reset and logged as "shutdown". */
+  signal: AbortSignal;
+}
+
+/** A UDP flow with no datagram either way for this long is closed (RFC 4787 REQ-5: at least 2 minutes). */
+const UDP_IDLE_MS = 120_000;
+
+/** Where a local socket really listens (port 0 becomes the port picked). */
+function boundText(host: string, port: number): string {
+  return endpointText({ host, port });
+}
+
+export async function startTcpForward(options: ForwardOptions): Promise<Door> {
+  const { tunnel, target, log, signal } = options;
+  const flows = new Set<Promise<void>>();
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
+    const flow = forwardConnection(client, tunnel, target, log, signal).finally(() => flows.delete(flow));
+    flows.add(flow);
+  });
+  server.listen(options.listen.port, options.listen.host);
+  await Promise.race([once(server, "listening"), once(server, "error").then(([error]) => Promise.reject(error))]);
+  const address = boundText(options.listen.host, (server.address() as net.AddressInfo).port);
+  const targetText = endpointText(target);
+  return {
+    protocol: "tcp",
+    address,
+    target: targetText,
+    description: `tcp ${address} -> ${targetText}`,
+    close: async () => {
+      server.close();
+      await Promise.all(flows);
+    },
+  };
+}
+
+/** Dials the target through the tunnel, then relays; a failed dial resets the client (as a refused connect would look). */
+async function forwardConnection(client: net.Socket, tunnel: Tunnel, target: Endpoint, log: FlowLog, signal: AbortSignal): Promise<void> {
+  const flow = new TcpFlow(client, "forward", target, log);
+  const dialed = await dialTunnel(tunnel, target, signal);
+  if ("end" in dialed) {
+    reset(client);
+    return flow.done({ up: 0, down: 0, ...dialed });
+  }
+  client.resume();
+  await flow.relay(dialed.socket, signal);
+}
+
+/** One proxied TCP connection's record: started when the client connected, logged once when done. */
+export class TcpFlow {
+  readonly #start = Date.now();
+  readonly #src: Endpoint;
+  #dst: Endpoint;
+
+  constructor(
+    readonly client: net.Socket,
+    readonly door: string,
+    readonly target: Endpoint,
+    readonly log: FlowLog,
+  ) {
+    this.#src = { host: client.remoteAddress ?? "?", port: client.remotePort ?? 0 };
+    this.#dst = target;
+    client.on("error", () => {}); // told through the relay's result, or irrelevant once reset
+  }
+
+  /** Relays the client to the connected `upstream` until both are done, and logs it. */
+  async relay(upstream: TunnelSocket, signal: AbortSignal): Promise<void> {
+    this.#dst = { host: upstream.remoteAddress ?? this.target.host, port: this.target.port };
+    const result = await relay(this.client, upstream, signal);
+    this.done({ up: result.up, down: result.down, end: result.end, ...(result.error ? { error: result.error.message } : {}) });
+  }
+
+  done(fields: { up: number; down: number; end: FlowEnd; error?: string }): void {
+    const named = parseIp(this.target.host) ? {} : { name: this.target.host };
+    this.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.door, protocol: "tcp", src: this.#src, dst: this.#dst, ...fields, ...named });
+  }
+}
+
+/** Opens a half-open tunnel socket to `target`, or says how it failed (with the tunnel's error code). */
+export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: AbortSignal): Promise<{ socket: TunnelSocket } | { end: FlowEnd; error?: string; code?: string }> {
+  const upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
+  const failure = await new Promise<(Error & { code?: string }) | undefined>((resolve) => {
+    const aborted = () => resolve(undefined);
+    upstream.once("connect", () => {
+      signal.removeEventListener("abort", aborted);
+      resolve(undefined);
+    });
+    upstream.once("error", resolve);
+    signal.addEventListener("abort", aborted, { once: true });
+  });
+  if (signal.aborted) {
+    upstream.destroy();
+    return { end: "shutdown" };
+  }
+  if (failure) {
+    upstream.destroy();
+    return { end: failure.code === "ECONNREFUSED" ? "refused" : "unreachable", error: failure.message, ...(failure.code ? { code: failure.code } : {}) };
+  }
+  upstream.on("error", () => {}); // until the relay listens
+  return { socket: upstream };
+}
+
+export async function startUdpForward(options: ForwardOptions): Promise<Door> {
+  const { tunnel, target, log, signal } = options;
+  const family = parseIp(options.listen.host)?.family === 6 ? "udp6" : "udp4";
+  const local: DatagramSocket = createSocket({ type: family });
+  const flows = new Map<string, UdpFlow>();
+  local.bind(options.listen.port, options.listen.host);
+  await Promise.race([once(local, "listening"), once(local, "error").then(([error]) => Promise.reject(error))]);
+  local.on("error", () => {}); // a send to a client that went away (ICMP) must not crash us
+
+  const finish = (flow: UdpFlow, end: FlowEnd, error?: string) => {
+    if (flows.get(flow.key) !== flow) return;
+    flows.delete(flow.key);
+    clearTimeout(flow.idle);
+    flow.socket.close();
+    const dst = flow.dst ?? target;
+    log.flow({ start: flow.start, durationMs: Date.now() - flow.start, peer: "forward", protocol: "udp", src: flow.src, dst, up: flow.up, down: flow.down, end, ...(error ? { error } : {}), ...(parseIp(target.host) ? {} : { name: target.host }) });
+  };
+  const touch = (flow: UdpFlow) => {
+    clearTimeout(flow.idle);
+    flow.idle = setTimeout(() => finish(flow, "idle"), UDP_IDLE_MS);
+    flow.idle.unref?.();
+  };
+
+  local.on("message", (data, rinfo) => {
+    if (signal.aborted) return;
+    const src = { host: rinfo.address, port: rinfo.port };
+    const key = endpointText(src);
+    let flow = flows.get(key);
+    if (!flow) {
+      const socket = tunnel.udp();
+      const created: UdpFlow = { key, src, socket, start: Date.now(), up: 0, down: 0 };
+      flow = created;
+      flows.set(key, created);
+      socket.on("message", (reply: Buffer, from) => {
+        created.down += reply.length;
+        created.dst = { host: from.address, port: from.port };
+        touch(created);
+        local.send(reply, src.port, src.host);
+      });
+      socket.on("error", (error: Error) => finish(created, "unreachable", error.message));
+    }
+    flow.up += data.length;
+    touch(flow);
+    const current = flow;
+    flow.socket.send(data, target.port, target.host, (error) => {
+      if (error) finish(current, "unreachable", error.message);
+    });
+  });
+
+  const address = boundText(options.listen.host, local.address().port);
+  const targetText = endpointText(target);
+  return {
+    protocol: "udp",
+    address,
+    target: targetText,
+    description: `udp ${address} -> ${targetText}`,
+    close: async () => {
+      for (const flow of [...flows.values()]) finish(flow, "shutdown");
+      await new Promise<void>((resolve) => local.close(() => resolve()));
+    },
+  };
+}
+
+interface UdpFlow {
+  key: string;
+  src: Endpoint;
+  /** Who answered, once someone has. */
+  dst?: Endpoint;
+  socket: TunnelUdpSocket;
+  start: number;
+  up: number;
+  down: number;
+  idle?: ReturnType<typeof setTimeout>;
+}

@@ -1,0 +1,89 @@
+// relay: moves bytes between a local socket and a tunnel socket, both ways, until both
+// are done. Backpressure: a side whose peer will not take more is paused until 'drain'.
+// A FIN is passed on as a FIN (end()) and the other direction goes on. How each side
+// ended is learnt from its events ('end', 'error', 'close'), never from a read: an
+// error or an early close on one side resets the other (issue 14's lesson).
+
+import type { Duplex } from "node:stream";
+
+export interface RelayResult {
+  /** Bytes from the local client to the tunnel. */
+  up: number;
+  /** Bytes from the tunnel to the local client. */
+  down: number;
+  /**
+   * - `"closed"`: both sides ended and closed cleanly;
+   * - `"client-reset"`: the local side failed or closed early, so the tunnel side was reset;
+   * - `"upstream-reset"`: the tunnel side was reset (ECONNRESET), so the client was reset;
+   * - `"upstream-error"`: the tunnel side failed otherwise;
+   * - `"shutdown"`: the signal fired; both were reset.
+   */
+  end: "closed" | "client-reset" | "upstream-reset" | "upstream-error" | "shutdown";
+  error?: Error;
+}
+
+/**
+ * Relays `client` (a net.Socket made with `allowHalfOpen: true`) to `upstream` (a
+ * connected TunnelSocket, also half-open) and back. Resolves (never rejects) once both
+ * have closed.
+ */
+export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal): Promise<RelayResult> {
+  if (client.destroyed || upstream.destroyed) {
+    // One side went before the relay could listen: its 'close' has come and gone.
+    const end = client.destroyed ? "client-reset" : "upstream-reset";
+    reset(client);
+    reset(upstream);
+    return Promise.resolve({ up: 0, down: 0, end, error: new Error("closed before the relay began") });
+  }
+  return new Promise((resolve) => {
+    const counts = { up: 0, down: 0 };
+    let outcome: Omit<RelayResult, "up" | "down"> | undefined;
+    let open = 2;
+
+    const fail = (end: RelayResult["end"], error?: Error) => {
+      outcome ??= error ? { end, error } : { end };
+      reset(client);
+      reset(upstream);
+    };
+    const pipe = (from: Duplex, to: Duplex, count: "up" | "down") => {
+      from.on("data", (chunk: Buffer) => {
+        counts[count] += chunk.length;
+        if (to.destroyed) return;
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once("drain", () => from.resume());
+        }
+      });
+      // Writes go out in order: the FIN follows the data already queued.
+      from.on("end", () => {
+        if (!to.destroyed) to.end();
+      });
+    };
+    pipe(client, upstream, "up");
+    pipe(upstream, client, "down");
+
+    client.on("error", (error: Error) => fail("client-reset", error));
+    upstream.on("error", (error: Error & { code?: string }) => fail(error.code === "ECONNRESET" ? "upstream-reset" : "upstream-error", error));
+    const onClose = (side: Duplex, end: RelayResult["end"]) => () => {
+      // A clean close only after its FIN came in and ours went out; otherwise data was cut.
+      if (!(side.readableEnded && side.writableFinished)) fail(end, new Error(`${end === "client-reset" ? "the local socket" : "the tunnel socket"} closed before the relay was done`));
+      if (--open === 0) {
+        signal?.removeEventListener("abort", abort);
+        resolve({ ...counts, ...(outcome ?? { end: "closed" }) });
+      }
+    };
+    client.on("close", onClose(client, "client-reset"));
+    upstream.on("close", onClose(upstream, "upstream-reset"));
+    const abort = () => fail("shutdown");
+    if (signal?.aborted) abort();
+    else signal?.addEventListener("abort", abort);
+  });
+}
+
+/** RST when the socket can, else a plain close. */
+export function reset(socket: Duplex): void {
+  if (socket.destroyed) return;
+  const resettable = socket as Duplex & { resetAndDestroy?: () => void };
+  if (typeof resettable.resetAndDestroy === "function") resettable.resetAndDestroy();
+  else socket.destroy();
+}
