@@ -289,8 +289,9 @@ function mutants(seconds) {
   log(`mutants: ${outcomes.length} tested in ${((Date.now() - t0) / 1000).toFixed(0)} s${capped ? ' (time cap)' : ''}: ` +
     `${named('CaughtMutant').length} caught, ${missed.length} missed (${missed.length - unexpected.length} known), ` +
     `${named('Timeout').length} timeout, ${named('Unviable').length} unviable`);
+  // An entry covers its mutation anywhere in the function: caught here, it may still be missed elsewhere.
   for (const name of named('CaughtMutant').filter((n) => known.has(mutantKey(n)))) {
-    log(`mutants: now caught, remove from ${KNOWN_MISSED}: ${mutantKey(name)}`);
+    log(`mutants: caught ${name}, listed in ${KNOWN_MISSED}: remove the entry unless it is missed elsewhere in the function`);
   }
   if (unexpected.length > 0) {
     die(`missed mutants: no test failed when the code was changed like this:\n  ${unexpected.join('\n  ')}\n` +
