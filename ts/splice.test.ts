@@ -17,6 +17,8 @@ afterEach(async () => {
 
 interface Setup {
   client: Server;
+  /** The public key of the server that splices. */
+  serverKey: string;
   /** Resolves with the splice's result for the next connection. */
   result: Promise<SpliceResult>;
   /** Bytes that passed the splice so far, per direction. */
@@ -56,7 +58,7 @@ async function setup(
     },
   });
   cleanups.push(pair.close);
-  return { client: pair.client, result, passed, upstreamSocket, connect: () => pair.client.connect({ host: "127.0.0.1", port }) };
+  return { client: pair.client, serverKey: pair.server.publicKey, result, passed, upstreamSocket, connect: () => pair.client.connect({ host: "127.0.0.1", port }) };
 }
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
@@ -89,7 +91,7 @@ describe("splice", () => {
 
   it("relays 50 MiB up intact; the upstream answers after the client's FIN", async () => {
     const data = randomBytes(50 * MiB);
-    const { connect, result } = await setup((socket) => {
+    const { connect, passed, result } = await setup((socket) => {
       const hash = createHash("sha256");
       socket.on("data", (chunk) => hash.update(chunk));
       socket.on("end", () => socket.end(hash.digest("hex")));
@@ -100,6 +102,7 @@ describe("splice", () => {
     await sending;
     expect(reply).toBe(sha256(data));
     expect(await result).toEqual({ up: data.length, down: 64, end: "closed" });
+    expect(passed).toEqual({ up: data.length, down: 64 }); // onChunk saw every chunk
   }, 60_000);
 
   it("keeps the client's direction open after the upstream half-closes", async () => {
@@ -132,6 +135,21 @@ describe("splice", () => {
     expect(await upstreamError).toBe("ECONNRESET");
     expect(await result).toMatchObject({ up: 5, end: "connection-reset" });
   });
+
+  it("resets the upstream when the client resets while the splice waits on the upstream's socket, not on the connection", async () => {
+    // The upstream has ended its side and reads nothing: the splice waits for the socket to
+    // drain, no read is pending on the connection, and the reset shows only as its close.
+    let upstream!: net.Socket;
+    const { connect, passed, result, upstreamSocket } = await setup((socket) => void (upstream = socket.end().pause()));
+    const conn = await connect();
+    expect(await readAll(conn)).toHaveLength(0);
+    void conn.write(new Uint8Array(16 * MiB)).catch(() => {});
+    for (let last = -1; passed.up !== last; await sleep(200)) last = passed.up; // until the upstream's buffers are full
+    conn.abort();
+    expect(await result).toMatchObject({ end: "connection-reset" });
+    expect((await upstreamSocket).destroyed).toBe(true); // reset (how the upstream's kernel shows it is its own affair)
+    upstream.destroy(); // it reads nothing, so it would never notice
+  }, 60_000);
 
   it("resets the client when the upstream resets", async () => {
     const { connect, result } = await setup((socket) => {
@@ -221,6 +239,53 @@ describe("splice", () => {
     await conn.write("late");
     await conn.end();
     expect(await result).toEqual({ up: 4, down: 0, end: "closed" });
+  });
+
+  it("resets the client when the socket's owner destroys it after the upstream's FIN", async () => {
+    const { connect, result, upstreamSocket } = await setup((socket) => void socket.end("bye"));
+    const conn = await connect();
+    expect((await readAll(conn)).toString()).toBe("bye"); // the upstream's FIN, passed on
+    (await upstreamSocket).destroy(); // a close, no error: our data can no longer go anywhere
+    expect(await result).toMatchObject({ up: 0, down: 3, end: "socket-reset" });
+    await conn.closed;
+    expect(conn.errored).toMatchObject({ code: "ECONNRESET" });
+  });
+
+  it("is not 'closed' before the client acknowledges our FIN", async () => {
+    const controller = new AbortController();
+    let upstream!: net.Socket;
+    let upstreamEnded!: Promise<unknown>;
+    const { connect, client, serverKey, result } = await setup(
+      (socket) => {
+        upstream = socket;
+        upstreamEnded = new Promise((resolve) => socket.on("end", resolve).resume());
+      },
+      { signal: controller.signal },
+    );
+    const conn = await connect();
+    await conn.end();
+    await upstreamEnded; // the client's FIN went through
+    client.removePeer(serverKey); // the client goes silent: it will acknowledge nothing more
+    upstream.end("last words"); // the splice queues them and our FIN
+    expect(await Promise.race([result, sleep(1000).then(() => "still waiting")])).toBe("still waiting");
+    controller.abort();
+    expect(await result).toMatchObject({ end: "aborted" });
+  });
+
+  it("ends at once, resetting both, when its signal has already fired", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const { connect, result } = await setup(() => {}, { signal: controller.signal });
+    const conn = await connect();
+    await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await result).toEqual({ up: 0, down: 0, end: "aborted" });
+  });
+
+  it("takes a socket closed without an error before the splice began as a reset", async () => {
+    const { connect, result } = await setup((socket) => void socket.on("end", () => socket.end()).resume(), { beforeSplice: async (socket) => socket.destroy() });
+    const conn = await connect();
+    await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await result).toMatchObject({ up: 0, down: 0, end: "socket-reset" });
   });
 
   it("refuses a socket that would drop half-closes", () => {

@@ -10,6 +10,7 @@ import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
 import { startTcpForward, startUdpForward, type Door } from "./forward.js";
+import { startSocks5, type Credentials } from "./socks5.js";
 
 export const CONNECT_USAGE = `Usage:
   wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file and forward local ports into it
@@ -18,6 +19,8 @@ Options:
   --forward tcp:[HOST:]LPORT=RHOST:RPORT  listen on HOST:LPORT (default 127.0.0.1) and forward each TCP connection to RHOST:RPORT
                                           in the network (RHOST may be a name, resolved through the tunnel's DNS); repeatable
   --forward udp:[HOST:]LPORT=RHOST:RPORT  the same for UDP datagrams; repeatable
+  --socks5 [USER:PASS@][HOST:]PORT        a SOCKS5 proxy (RFC 1928) into the network: CONNECT with names resolved through the tunnel
+                                          (as socks5h) and UDP ASSOCIATE; USER:PASS requires RFC 1929 login
   --handshake-timeout SECONDS             how long to wait for the first handshake (default 10)
   --pcap FILE                             write the decrypted packets to FILE (pcap, opens in Wireshark)
   --json                                  log JSON lines instead of text
@@ -30,16 +33,23 @@ export interface Forward {
   target: Endpoint;
 }
 
+/** Where a proxy listens, and the login it requires if any. */
+export interface ProxyListen {
+  listen: Endpoint;
+  credentials?: Credentials;
+}
+
 export interface ConnectCommand {
   command: "connect";
   config: string;
   forwards: Forward[];
+  socks5?: ProxyListen;
   handshakeTimeoutMs?: number;
   pcap?: string;
   json: boolean;
 }
 
-const CONNECT_FLAGS = { known: ["forward", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward"]) };
+const CONNECT_FLAGS = { known: ["forward", "socks5", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward"]) };
 const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
 /** Reads `connect`'s words (after "connect"); throws a UsageError. */
@@ -55,6 +65,7 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
   };
   if (flags["handshake-timeout"] !== undefined) command.handshakeTimeoutMs = integer(flags["handshake-timeout"], "--handshake-timeout", 1, 3600) * 1000;
   if (flags.pcap !== undefined) command.pcap = flags.pcap;
+  if (flags.socks5 !== undefined) command.socks5 = parseProxyListen(flags.socks5, "--socks5");
   return command;
 }
 
@@ -68,6 +79,22 @@ export function parseForward(text: string): Forward {
   const target = parseHostEndpoint(match[3]!);
   if (!target) throw bad(`${JSON.stringify(match[3])} is not HOST:PORT`);
   return { protocol: match[1] as "tcp" | "udp", listen, target };
+}
+
+/** `[USER:PASS@][HOST:]PORT`: the password may hold ':' and '@' (the last '@' ends it). */
+export function parseProxyListen(text: string, flag: string): ProxyListen {
+  const at = text.lastIndexOf("@");
+  const listen = listenEndpoint(text.slice(at + 1));
+  if (!listen) throw new UsageError(`${flag}: expected [USER:PASS@][HOST:]PORT with HOST an IP address, got ${JSON.stringify(text)}`);
+  if (at < 0) return { listen };
+  const login = text.slice(0, at);
+  const colon = login.indexOf(":");
+  const user = login.slice(0, colon);
+  const pass = login.slice(colon + 1);
+  // RFC 1929 section 2: each is 1 to 255 bytes.
+  const size = (part: string) => new TextEncoder().encode(part).length;
+  if (colon <= 0 || size(pass) === 0 || size(user) > 255 || size(pass) > 255) throw new UsageError(`${flag}: the login must be USER:PASS, each 1 to 255 bytes`);
+  return { listen, credentials: { user, pass } };
 }
 
 /** PORT, IP:PORT or [V6]:PORT (port 0 picks a free one); the host defaults to 127.0.0.1. */
@@ -133,6 +160,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       const options = { tunnel, target: forward.target, listen: forward.listen, log, signal: shutdown.signal };
       doors.push(await (forward.protocol === "tcp" ? startTcpForward(options) : startUdpForward(options)));
     }
+    if (command.socks5) doors.push(await startSocks5({ tunnel, log, signal: shutdown.signal, ...command.socks5 }));
     const addresses = config.address.map((cidr) => formatIp(parseCidr(cidr)!));
     const where = doors.map((door) => door.description).join(", ");
     log.event("up", `tunnel up: ${addresses.join(", ")} (public key ${tunnel.publicKey})${where ? `; ${where}` : ""}`, {

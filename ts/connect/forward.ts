@@ -7,12 +7,13 @@ import net from "node:net";
 import type { FlowEnd, FlowLog } from "../gateway/flow-log.js";
 import { endpointText, parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
+import type { TunnelSocket } from "../tunnel/socket.js";
 import type { TunnelUdpSocket } from "../tunnel/udp.js";
 import { relay, reset } from "./relay.js";
 
 /** A local listener that leads into the tunnel. */
 export interface Door {
-  protocol: "tcp" | "udp";
+  protocol: "tcp" | "udp" | "socks5" | "http";
   /** Where it listens, as HOST:PORT. */
   address: string;
   /** Where it leads, as HOST:PORT. */
@@ -65,28 +66,68 @@ export async function startTcpForward(options: ForwardOptions): Promise<Door> {
 
 /** Dials the target through the tunnel, then relays; a failed dial resets the client (as a refused connect would look). */
 async function forwardConnection(client: net.Socket, tunnel: Tunnel, target: Endpoint, log: FlowLog, signal: AbortSignal): Promise<void> {
-  const start = Date.now();
-  const src = { host: client.remoteAddress ?? "?", port: client.remotePort ?? 0 };
-  client.on("error", () => {}); // told through the relay's result, or irrelevant once reset
-  const record = (fields: { up: number; down: number; end: FlowEnd; error?: string; dst?: Endpoint }) =>
-    log.flow({ start, durationMs: Date.now() - start, peer: "forward", protocol: "tcp", src, dst: fields.dst ?? target, up: fields.up, down: fields.down, end: fields.end, ...(fields.error ? { error: fields.error } : {}), ...(parseIp(target.host) ? {} : { name: target.host }) });
-  const upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
-  const dialed = await new Promise<Error | undefined>((resolve) => {
-    upstream.once("connect", () => resolve(undefined));
-    upstream.once("error", resolve);
-    signal.addEventListener("abort", () => resolve(new Error("shutting down")), { once: true });
-  });
-  if (dialed || signal.aborted) {
+  const flow = new TcpFlow(client, "forward", target, log);
+  const dialed = await dialTunnel(tunnel, target, signal);
+  if ("end" in dialed) {
     reset(client);
-    upstream.destroy();
-    const code = (dialed as { code?: string } | undefined)?.code;
-    const end: FlowEnd = signal.aborted ? "shutdown" : code === "ECONNREFUSED" ? "refused" : "unreachable";
-    return record({ up: 0, down: 0, end, ...(dialed && !signal.aborted ? { error: dialed.message } : {}) });
+    return flow.done({ up: 0, down: 0, ...dialed });
   }
-  const dst = { host: upstream.remoteAddress ?? target.host, port: target.port };
   client.resume();
-  const result = await relay(client, upstream, signal);
-  record({ up: result.up, down: result.down, end: result.end, dst, ...(result.error ? { error: result.error.message } : {}) });
+  await flow.relay(dialed.socket, signal);
+}
+
+/** One proxied TCP connection's record: started when the client connected, logged once when done. */
+export class TcpFlow {
+  readonly #start = Date.now();
+  readonly #src: Endpoint;
+  #dst: Endpoint;
+
+  constructor(
+    readonly client: net.Socket,
+    readonly door: string,
+    readonly target: Endpoint,
+    readonly log: FlowLog,
+  ) {
+    this.#src = { host: client.remoteAddress ?? "?", port: client.remotePort ?? 0 };
+    this.#dst = target;
+    client.on("error", () => {}); // told through the relay's result, or irrelevant once reset
+  }
+
+  /** Relays the client to the connected `upstream` until both are done, and logs it. */
+  async relay(upstream: TunnelSocket, signal: AbortSignal): Promise<void> {
+    this.#dst = { host: upstream.remoteAddress ?? this.target.host, port: this.target.port };
+    const result = await relay(this.client, upstream, signal);
+    this.done({ up: result.up, down: result.down, end: result.end, ...(result.error ? { error: result.error.message } : {}) });
+  }
+
+  done(fields: { up: number; down: number; end: FlowEnd; error?: string }): void {
+    const named = parseIp(this.target.host) ? {} : { name: this.target.host };
+    this.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.door, protocol: "tcp", src: this.#src, dst: this.#dst, ...fields, ...named });
+  }
+}
+
+/** Opens a half-open tunnel socket to `target`, or says how it failed (with the tunnel's error code). */
+export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: AbortSignal): Promise<{ socket: TunnelSocket } | { end: FlowEnd; error?: string; code?: string }> {
+  const upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
+  const failure = await new Promise<(Error & { code?: string }) | undefined>((resolve) => {
+    const aborted = () => resolve(undefined);
+    upstream.once("connect", () => {
+      signal.removeEventListener("abort", aborted);
+      resolve(undefined);
+    });
+    upstream.once("error", resolve);
+    signal.addEventListener("abort", aborted, { once: true });
+  });
+  if (signal.aborted) {
+    upstream.destroy();
+    return { end: "shutdown" };
+  }
+  if (failure) {
+    upstream.destroy();
+    return { end: failure.code === "ECONNREFUSED" ? "refused" : "unreachable", error: failure.message, ...(failure.code ? { code: failure.code } : {}) };
+  }
+  upstream.on("error", () => {}); // until the relay listens
+  return { socket: upstream };
 }
 
 export async function startUdpForward(options: ForwardOptions): Promise<Door> {

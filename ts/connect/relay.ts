@@ -28,6 +28,13 @@ export interface RelayResult {
  * have closed.
  */
 export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal): Promise<RelayResult> {
+  if (client.destroyed || upstream.destroyed) {
+    // One side went before the relay could listen: its 'close' has come and gone.
+    const end = client.destroyed ? "client-reset" : "upstream-reset";
+    reset(client);
+    reset(upstream);
+    return Promise.resolve({ up: 0, down: 0, end, error: new Error("closed before the relay began") });
+  }
   return new Promise((resolve) => {
     const counts = { up: 0, down: 0 };
     let outcome: Omit<RelayResult, "up" | "down"> | undefined;

@@ -1,0 +1,122 @@
+import { once } from "node:events";
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../index.js";
+import { FlowLog } from "../gateway/flow-log.js";
+import type { Door } from "./forward.js";
+import { startSocks5 } from "./socks5.js";
+import { encodeReply, encodeUdpDatagram, parseGreeting, parseRequest, parseUdpDatagram, parseUserPass, REPLY, SocksError } from "./socks5-wire.js";
+
+const bytes = (...values: number[]) => new Uint8Array(values);
+
+describe("SOCKS5 messages", () => {
+  it("waits for whole messages, then parses them", () => {
+    expect(parseGreeting(bytes(5, 2, 0))).toBeUndefined();
+    expect(parseGreeting(bytes(5, 2, 0, 2, 99))).toEqual({ value: [0, 2], length: 4 });
+    expect(parseUserPass(bytes(1, 1, 0x61, 2, 0x62))).toBeUndefined();
+    expect(parseUserPass(bytes(1, 1, 0x61, 2, 0x62, 0x63))).toEqual({ value: { user: "a", pass: "bc" }, length: 6 });
+    const name = [...new TextEncoder().encode("files.test")];
+    expect(parseRequest(bytes(5, 1, 0, 3, name.length, ...name, 0x1f))).toBeUndefined();
+    expect(parseRequest(bytes(5, 1, 0, 3, name.length, ...name, 0x1f, 0x40))).toEqual({ value: { command: 1, address: { host: "files.test", port: 8000, isName: true } }, length: 7 + name.length });
+    expect(parseRequest(bytes(5, 1, 0, 1, 10, 0, 0, 1, 0, 80))!.value.address).toEqual({ host: "10.0.0.1", port: 80, isName: false });
+    expect(parseRequest(bytes(5, 1, 0, 4, 0xfd, ...new Array(14).fill(0), 1, 0, 53))!.value.address).toEqual({ host: "fd00::1", port: 53, isName: false });
+  });
+
+  it("rejects malformed messages with the reply RFC 1928 has for them", () => {
+    expect(() => parseGreeting(bytes(4, 1, 0))).toThrow(SocksError);
+    expect(() => parseGreeting(bytes(5, 0))).toThrow(/no method/);
+    expect(() => parseUserPass(bytes(5, 1, 0x61))).toThrow(/RFC 1929/);
+    const badType = (() => {
+      try {
+        parseRequest(bytes(5, 1, 0, 9, 1, 2, 3, 4, 0, 80));
+      } catch (error) {
+        return (error as SocksError).reply;
+      }
+    })();
+    expect(badType).toBe(REPLY.addressTypeNotSupported);
+    expect(() => parseRequest(bytes(5, 1, 0, 3, 0, 0, 80))).toThrow(/empty domain/);
+  });
+
+  it("reads and writes UDP ASSOCIATE datagrams, dropping fragments", () => {
+    const datagram = encodeUdpDatagram({ host: "10.0.0.1", port: 53 }, bytes(1, 2, 3));
+    expect([...datagram]).toEqual([0, 0, 0, 1, 10, 0, 0, 1, 0, 53, 1, 2, 3]);
+    expect(parseUdpDatagram(datagram)).toEqual({ address: { host: "10.0.0.1", port: 53, isName: false }, data: bytes(1, 2, 3) });
+    expect(parseUdpDatagram(bytes(0, 0, 1, 1, 10, 0, 0, 1, 0, 53, 9))).toBeUndefined();
+    expect(() => parseUdpDatagram(bytes(0, 0, 0))).toThrow(SocksError);
+    expect(() => parseUdpDatagram(bytes(0, 0, 0, 1, 10, 0))).toThrow(SocksError);
+    expect([...encodeReply(REPLY.connectionRefused)]).toEqual([5, 5, 0, 1, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+/** Sends `messages` one after another to the proxy and returns every byte it answered before closing. */
+async function exchange(port: number, ...messages: Uint8Array[]): Promise<number[]> {
+  const socket = net.connect({ port, host: "127.0.0.1" });
+  const received: number[] = [];
+  socket.on("data", (chunk) => received.push(...chunk));
+  socket.on("error", () => {});
+  await once(socket, "connect");
+  for (const message of messages) socket.write(message);
+  await once(socket, "close");
+  return received;
+}
+
+describe("the SOCKS5 proxy against a tunnel on loopback", () => {
+  let server: Server;
+  let tunnel: Tunnel;
+  let open: Door;
+  let guarded: Door;
+  const shutdown = new AbortController();
+  const lines: string[] = [];
+
+  beforeAll(async () => {
+    const clientKey = genkey();
+    server = await startServer({
+      privateKey: genkey(),
+      host: "127.0.0.1",
+      port: 0,
+      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+      onTcp: (conn) => conn.refuse(), // every port closed: RST
+    });
+    tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
+    const log = new FlowLog((line) => lines.push(line), { json: true });
+    open = await startSocks5({ tunnel, listen: { host: "127.0.0.1", port: 0 }, log, signal: shutdown.signal });
+    guarded = await startSocks5({ tunnel, listen: { host: "127.0.0.1", port: 0 }, credentials: { user: "u", pass: "p:w@d" }, log, signal: shutdown.signal });
+  });
+
+  afterAll(async () => {
+    shutdown.abort();
+    await Promise.all([open?.close(), guarded?.close()]);
+    await tunnel?.close();
+    await server?.close();
+  });
+
+  const port = (door: Door) => Number(door.address.split(":").pop());
+  const connectTo = (a: number, b: number, c: number, d: number, p: number) => bytes(5, 1, 0, 1, a, b, c, d, p >> 8, p & 0xff);
+
+  it("answers a refused connect with REP 5 and an unroutable one with REP 3", async () => {
+    expect(await exchange(port(open), bytes(5, 1, 0), connectTo(10, 0, 0, 1, 80))).toEqual([5, 0, ...encodeReply(REPLY.connectionRefused)]);
+    expect(await exchange(port(open), bytes(5, 1, 0), connectTo(192, 168, 7, 7, 80))).toEqual([5, 0, ...encodeReply(REPLY.networkUnreachable)]);
+  });
+
+  it("answers BIND with REP 7 and an unknown address type with REP 8", async () => {
+    expect(await exchange(port(open), bytes(5, 1, 0), bytes(5, 2, 0, 1, 10, 0, 0, 1, 0, 80))).toEqual([5, 0, ...encodeReply(REPLY.commandNotSupported)]);
+    expect(await exchange(port(open), bytes(5, 1, 0), bytes(5, 1, 0, 7, 10, 0, 0, 1, 0, 80))).toEqual([5, 0, ...encodeReply(REPLY.addressTypeNotSupported)]);
+  });
+
+  it("closes on a greeting that is not SOCKS5, and refuses clients without an acceptable method", async () => {
+    expect(await exchange(port(open), new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"))).toEqual([]);
+    expect(await exchange(port(guarded), bytes(5, 1, 0))).toEqual([5, 0xff]);
+  });
+
+  it("requires the RFC 1929 login when one is set", async () => {
+    const login = (user: string, pass: string) => bytes(1, user.length, ...new TextEncoder().encode(user), pass.length, ...new TextEncoder().encode(pass));
+    expect(await exchange(port(guarded), bytes(5, 1, 2), login("u", "wrong"))).toEqual([5, 2, 1, 1]);
+    expect(await exchange(port(guarded), bytes(5, 1, 2), login("u", "p:w@d"), connectTo(10, 0, 0, 1, 80))).toEqual([5, 2, 1, 0, ...encodeReply(REPLY.connectionRefused)]);
+  });
+
+  it("logs the refused connects as flows", () => {
+    const flows = lines.map((line) => JSON.parse(line)).filter((event) => event.type === "flow");
+    expect(flows.map((flow) => flow.end)).toContain("refused");
+    expect(flows.every((flow) => flow.peer === "socks5")).toBe(true);
+  });
+});
