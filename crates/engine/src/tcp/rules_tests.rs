@@ -576,3 +576,14 @@ fn rfc6691_sack_blocks_come_out_of_the_mss_and_the_rest_ride_a_pure_ack() {
         assert!(first_pure >= 2 && sent[first_pure].sack_blocks == 2, "{sent:?}");
     }
 }
+
+#[test]
+fn rfc7323_4_1_a_duplicate_ack_gives_no_round_trip_sample() {
+    let mut stack = Stack::new();
+    let p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
+    assert_eq!(stack.tcp.connection_stats(p.conn).unwrap().srtt_us, RTT_US);
+    // Half a second later, an ACK of nothing new still echoing our SYN-ACK's clock.
+    stack.advance(500_000);
+    stack.inject(p.peer, &p.segment());
+    assert_eq!(stack.tcp.connection_stats(p.conn).unwrap().srtt_us, RTT_US, "only an ACK of new data times the path");
+}
