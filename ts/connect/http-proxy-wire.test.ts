@@ -25,7 +25,7 @@ describe("the HTTP proxy's request head", () => {
 
   it("answers malformed heads with 400", () => {
     for (const head of ["GET /relative HTTP/1.1\r\n\r\n", "CONNECT files.test HTTP/1.1\r\n\r\n", "CONNECT a:99999 HTTP/1.1\r\n\r\n", "GET http://x/ HTTP/2\r\n\r\n", "G@T http://x/ HTTP/1.1\r\n\r\n", "GET http://x/ HTTP/1.1\r\nBad Field: 1\r\n\r\n", "GET http://x/ HTTP/1.1\r\n folded\r\n\r\n", "GET https://x/ HTTP/1.1\r\n\r\n", "\r\n\r\n"]) {
-      expect(statusOf(head), head).toBe(400);
+      expect(statusOf(head)).toBe(400);
     }
   });
 
