@@ -136,7 +136,10 @@ describe("splice", () => {
     expect(await result).toMatchObject({ up: 5, end: "connection-reset" });
   });
 
-  it("resets the upstream when the client resets while the splice waits on the upstream's socket, not on the connection", async () => {
+  // Not under Deno: its node:net closes a socket whole on end() while paused, so the splice's
+  // writes fail with EPIPE (reported "socket-reset", rightly) and this test's premise — an
+  // upstream half-closed and not reading — cannot be built there.
+  it.skipIf("Deno" in globalThis)("resets the upstream when the client resets while the splice waits on the upstream's socket, not on the connection", async () => {
     // The upstream has ended its side and reads nothing: the splice waits for the socket to
     // drain, no read is pending on the connection, and the reset shows only as its close.
     let upstream!: net.Socket;
