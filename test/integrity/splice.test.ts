@@ -11,39 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TcpConnection } from "../../ts/index.js";
 import { splice, type SpliceResult } from "../../ts/splice.js";
 import { startLoopbackPair } from "../support/loopback-stacks.js";
-import { flowKeys, integrityProblems, play, SCENARIOS, Side, socketSide } from "./roles.mjs";
-
-type Scenario = { client(side: Side): Promise<unknown>; upstream(side: Side): Promise<unknown>; slow?: string; end: string };
-type Report = Awaited<ReturnType<typeof play>>;
+import { connectionSide, type Report, type Scenario } from "./connection-side.js";
+import { flowKeys, integrityProblems, play, SCENARIOS, socketSide } from "./roles.mjs";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** A Side over a TcpConnection: reads chunk by chunk, pausing when the role is a slow reader. */
-function connectionSide(conn: TcpConnection, options: ConstructorParameters<typeof Side>[1]): Side {
-  let paused = Promise.resolve();
-  const side = new Side(
-    {
-      write: (bytes: Uint8Array) => conn.write(bytes),
-      end: () => void conn.end().catch(() => {}), // a failed end shows as the far side's ending
-      reset: () => conn.abort(),
-      pause: (ms: number) => void (paused = sleep(ms)),
-    },
-    options,
-  );
-  void (async () => {
-    try {
-      for (;;) {
-        await paused;
-        const chunk = await conn.read();
-        if (chunk.length === 0) return side.onEnd("eof");
-        side.onData(chunk);
-      }
-    } catch (error) {
-      side.onEnd((error as NodeJS.ErrnoException).code ?? String(error));
-    }
-  })();
-  return side;
-}
 
 /** What one flow needs from a topology: start it and say how its splice ended. */
 interface Flow {
