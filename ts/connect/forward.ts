@@ -2,7 +2,7 @@
 // tunnel socket each, and a UDP socket whose clients each get a tunnel UDP socket.
 
 import { createSocket, type Socket as DatagramSocket } from "node:dgram";
-import { once } from "node:events";
+import { type EventEmitter, once } from "node:events";
 import net from "node:net";
 import type { FlowEnd, FlowLog } from "../gateway/flow-log.js";
 import { endpointText, parseIp, type Endpoint } from "../ip.js";
@@ -41,27 +41,45 @@ function boundText(host: string, port: number): string {
   return endpointText({ host, port });
 }
 
-export async function startTcpForward(options: ForwardOptions): Promise<Door> {
+export function startTcpForward(options: ForwardOptions): Promise<Door> {
   const { tunnel, target, log, signal } = options;
+  const targetText = endpointText(target);
+  const door = (address: string) => ({ protocol: "tcp" as const, target: targetText, description: `tcp ${address} -> ${targetText}` });
+  // Paused until the tunnel side is dialled: nothing is read that could not be passed on.
+  return openTcpDoor(options.listen, (client) => forwardConnection(client, tunnel, target, log, signal), door, { pauseOnConnect: true });
+}
+
+/**
+ * Listens on `listen` and runs `serve` for each client; the door's close() stops listening and
+ * waits for every flow to end and be logged.
+ */
+export async function openTcpDoor(
+  listen: Endpoint,
+  serve: (client: net.Socket) => Promise<void>,
+  label: (address: string) => Pick<Door, "protocol" | "target" | "description">,
+  { pauseOnConnect = false } = {},
+): Promise<Door> {
   const flows = new Set<Promise<void>>();
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
-    const flow = forwardConnection(client, tunnel, target, log, signal).finally(() => flows.delete(flow));
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect }, (client) => {
+    const flow = serve(client).finally(() => flows.delete(flow));
     flows.add(flow);
   });
-  server.listen(options.listen.port, options.listen.host);
-  await Promise.race([once(server, "listening"), once(server, "error").then(([error]) => Promise.reject(error))]);
-  const address = boundText(options.listen.host, (server.address() as net.AddressInfo).port);
-  const targetText = endpointText(target);
+  server.listen(listen.port, listen.host);
+  await listening(server);
+  const address = boundText(listen.host, (server.address() as net.AddressInfo).port);
   return {
-    protocol: "tcp",
+    ...label(address),
     address,
-    target: targetText,
-    description: `tcp ${address} -> ${targetText}`,
     close: async () => {
       server.close();
       await Promise.all(flows);
     },
   };
+}
+
+/** Resolves once a server or datagram socket listens; rejects with the error if binding fails. */
+export function listening(emitter: EventEmitter): Promise<unknown> {
+  return Promise.race([once(emitter, "listening"), once(emitter, "error").then(([error]) => Promise.reject(error))]);
 }
 
 /** Dials the target through the tunnel, then relays; a failed dial resets the client (as a refused connect would look). */
@@ -136,7 +154,7 @@ export async function startUdpForward(options: ForwardOptions): Promise<Door> {
   const local: DatagramSocket = createSocket({ type: family });
   const flows = new Map<string, UdpFlow>();
   local.bind(options.listen.port, options.listen.host);
-  await Promise.race([once(local, "listening"), once(local, "error").then(([error]) => Promise.reject(error))]);
+  await listening(local);
   local.on("error", () => {}); // a send to a client that went away (ICMP) must not crash us
 
   const finish = (flow: UdpFlow, end: FlowEnd, error?: string) => {

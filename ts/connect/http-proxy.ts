@@ -2,37 +2,18 @@
 // requests (one per upstream connection), both into the tunnel, names resolved through
 // it; Proxy-Authorization Basic when a login is set.
 
-import { once } from "node:events";
 import net from "node:net";
 import { endpointText } from "../ip.js";
-import { dialTunnel, TcpFlow, type Door } from "./forward.js";
+import { dialTunnel, openTcpDoor, TcpFlow, type Door } from "./forward.js";
 import { reset } from "./relay.js";
 import type { ProxyOptions } from "./socks5.js";
 import { basicAuthMatches, errorResponse, headEnd, HttpProxyError, MAX_HEAD_BYTES, parseProxyRequest, statusForError } from "./http-proxy-wire.js";
 
 const HEAD_TIMEOUT_MS = 30_000;
 
-export async function startHttpProxy(options: ProxyOptions): Promise<Door> {
-  const flows = new Set<Promise<void>>();
-  const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    const flow = serveHttp(client, options)
-      .catch(() => reset(client))
-      .finally(() => flows.delete(flow));
-    flows.add(flow);
-  });
-  server.listen(options.listen.port, options.listen.host);
-  await Promise.race([once(server, "listening"), once(server, "error").then(([error]) => Promise.reject(error))]);
-  const address = endpointText({ host: options.listen.host, port: (server.address() as net.AddressInfo).port });
-  return {
-    protocol: "http",
-    address,
-    target: "*",
-    description: `http ${address}`,
-    close: async () => {
-      server.close();
-      await Promise.all(flows);
-    },
-  };
+export function startHttpProxy(options: ProxyOptions): Promise<Door> {
+  const door = (address: string) => ({ protocol: "http" as const, target: "*", description: `http ${address}` });
+  return openTcpDoor(options.listen, (client) => serveHttp(client, options).catch(() => reset(client)), door);
 }
 
 /** The request head and whatever came after it, or undefined if the client left first. */

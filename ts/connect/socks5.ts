@@ -4,13 +4,12 @@
 // is closed; nothing else is affected.
 
 import { createSocket } from "node:dgram";
-import { once } from "node:events";
 import net from "node:net";
 import type { FlowLog } from "../gateway/flow-log.js";
-import { endpointText, parseIp, type Endpoint } from "../ip.js";
+import { parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import type { Door } from "./forward.js";
-import { dialTunnel, TcpFlow } from "./forward.js";
+import { dialTunnel, listening, openTcpDoor, TcpFlow } from "./forward.js";
 import { reset } from "./relay.js";
 import {
   CMD_CONNECT,
@@ -48,27 +47,9 @@ export interface ProxyOptions {
 /** A client that has not finished its handshake by then is dropped. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-export async function startSocks5(options: ProxyOptions): Promise<Door> {
-  const flows = new Set<Promise<void>>();
-  const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    const flow = serveSocks(client, options)
-      .catch(() => reset(client))
-      .finally(() => flows.delete(flow));
-    flows.add(flow);
-  });
-  server.listen(options.listen.port, options.listen.host);
-  await Promise.race([once(server, "listening"), once(server, "error").then(([error]) => Promise.reject(error))]);
-  const address = endpointText({ host: options.listen.host, port: (server.address() as net.AddressInfo).port });
-  return {
-    protocol: "socks5",
-    address,
-    target: "*",
-    description: `socks5 ${address}`,
-    close: async () => {
-      server.close();
-      await Promise.all(flows);
-    },
-  };
+export function startSocks5(options: ProxyOptions): Promise<Door> {
+  const door = (address: string) => ({ protocol: "socks5" as const, target: "*", description: `socks5 ${address}` });
+  return openTcpDoor(options.listen, (client) => serveSocks(client, options).catch(() => reset(client)), door);
 }
 
 /** Reads whole messages off a socket: each `next(parse)` waits until `parse` sees a complete one. */
@@ -191,7 +172,7 @@ async function associateUdp(control: net.Socket, options: ProxyOptions): Promise
   relaySocket.on("error", () => {});
   try {
     relaySocket.bind(0, options.listen.host);
-    await Promise.race([once(relaySocket, "listening"), once(relaySocket, "error").then(([error]) => Promise.reject(error))]);
+    await listening(relaySocket);
   } catch {
     control.end(encodeReply(REPLY.generalFailure));
     return;
