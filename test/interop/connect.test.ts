@@ -5,7 +5,7 @@
 //   root ns: curl/dig ─▶ 127.0.0.1 doors ─ wg-netstack connect ──UDP──▶ namespace: wireguard-go 10.0.0.1/24
 //                                                                        HTTP :8000, DNS :53 (files.test)
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { once } from "node:events";
@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig, genkey, pubkey } from "../../ts/index.js";
-import { GATEWAY_MAIN, RUNTIME_COMMAND, waitForLine } from "../support/gateway-process.js";
+import { GATEWAY_MAIN, RUNTIME_COMMAND, startCommand, waitForLine } from "../support/gateway-process.js";
 import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
 
 const skipReason = interopSkipReason();
@@ -51,33 +51,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `wg-netstack connect CONFIG --json ARGS` as a child process, its JSON lines collected. */
 function startConnect(configPath: string, args: string[]) {
-  const child: ChildProcess = spawn(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, "connect", configPath, "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  const events: Record<string, any>[] = [];
-  let stderr = "";
-  child.stderr!.on("data", (data) => (stderr += data));
-  let buffered = "";
-  child.stdout!.on("data", (data) => {
-    const lines = (buffered + data).split("\n");
-    buffered = lines.pop()!;
-    events.push(...lines.map((line) => JSON.parse(line)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  const find = async (match: (event: Record<string, any>) => boolean, timeoutMs = 20_000) => {
-    for (const start = Date.now(); ; await sleep(50)) {
-      const event = events.find(match);
-      if (event) return event;
-      if (Date.now() - start > timeoutMs || child.exitCode !== null) throw new Error(`no such event; got ${JSON.stringify(events)}; stderr: ${stderr.slice(-2000)}`);
-    }
-  };
-  return {
-    events,
-    find,
-    stderr: () => stderr,
-    stop: async () => {
-      if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
-      return exited;
-    },
-  };
+  return startCommand(["connect", configPath, "--json", ...args], 20_000);
 }
 
 /** The local address of the door leading to `to` (its port picked by the system). */

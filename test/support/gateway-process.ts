@@ -27,9 +27,12 @@ export function waitForLine(child: ChildProcess, text: string): Promise<void> {
   });
 }
 
-/** `wg-netstack serve --json` as a child process, its JSON lines collected. */
-export function startGateway(conf: string, args: string[]) {
-  const child = spawn(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, "serve", "--json", "--conf", conf, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * `wg-netstack ARGS` (with --json) as a child process under the runtime running the tests, its
+ * JSON lines collected; `find` waits for an event (up to `findTimeoutMs`), `stop` sends SIGINT.
+ */
+export function startCommand(args: string[], findTimeoutMs: number) {
+  const child = spawn(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const events: Record<string, any>[] = [];
   let stderr = ""; // with --json the configs and QR codes go there, and any error
   child.stderr!.on("data", (data) => (stderr += data));
@@ -41,7 +44,7 @@ export function startGateway(conf: string, args: string[]) {
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
   /** The first event that matches, waiting for it. */
-  const find = async (match: (event: Record<string, any>) => boolean, timeoutMs = 15_000) => {
+  const find = async (match: (event: Record<string, any>) => boolean, timeoutMs = findTimeoutMs) => {
     for (const start = Date.now(); ; await sleep(50)) {
       const event = events.find(match);
       if (event) return event;
@@ -51,13 +54,19 @@ export function startGateway(conf: string, args: string[]) {
   return {
     events,
     find,
-    flowTo: (port: number) => find((e) => e.type === "flow" && e.dst.port === port),
+    stderr: () => stderr,
     /** SIGINT, as Ctrl-C; resolves with the exit code. */
     stop: async () => {
       if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
       return exited;
     },
   };
+}
+
+/** `wg-netstack serve --json` as a child process, its JSON lines collected. */
+export function startGateway(conf: string, args: string[]) {
+  const gateway = startCommand(["serve", "--json", "--conf", conf, ...args], 15_000);
+  return { ...gateway, flowTo: (port: number) => gateway.find((e) => e.type === "flow" && e.dst.port === port) };
 }
 
 /** A client drops its session and handshakes again with the same config, as when the tunnel is switched off and on. */
