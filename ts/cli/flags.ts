@@ -1,6 +1,8 @@
 // Command-line flags shared by every wg-netstack command (serve, peer, connect): one
 // parser, one error type, so each command reads and rejects flags the same way.
 
+import { PcapWriter } from "../gateway/pcap.js";
+
 /** A bad command line: the message is the one line the user sees (exit code 2). */
 export class UsageError extends Error {
   constructor(message: string) {
@@ -61,4 +63,14 @@ export function integer(text: string, flag: string, min: number, max: number): n
   const value = Number(text);
   if (!/^[0-9]+$/.test(text) || value < min || value > max) throw new UsageError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return value;
+}
+
+/** The file `--pcap FILE` names, opened for writing (none without the flag); a UsageError if it cannot be. */
+export async function openPcapFlag(path: string | undefined): Promise<PcapWriter | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    return await PcapWriter.open(path);
+  } catch (error) {
+    throw new UsageError(`--pcap: cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }

@@ -3,9 +3,8 @@
 
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../config.js";
-import { integer, parseFlags, UsageError } from "../cli/flags.js";
+import { integer, openPcapFlag, parseFlags, UsageError } from "../cli/flags.js";
 import { FlowLog } from "../gateway/flow-log.js";
-import { PcapWriter } from "../gateway/pcap.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
@@ -137,14 +136,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     if (error instanceof ConfigError) throw new UsageError(`${command.config}: ${error.message}`);
     throw error;
   }
-  let pcap: PcapWriter | undefined;
-  if (command.pcap !== undefined) {
-    try {
-      pcap = await PcapWriter.open(command.pcap);
-    } catch (error) {
-      throw new UsageError(`--pcap: cannot write ${command.pcap}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-  }
+  const pcap = await openPcapFlag(command.pcap);
   const log = new FlowLog(io.out, { json: command.json });
   const shutdown = new AbortController();
   const doors: Door[] = [];

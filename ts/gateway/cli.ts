@@ -11,8 +11,7 @@ import { parseProxy, type Proxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
 import { FlowLog } from "./flow-log.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
-import { PcapWriter } from "./pcap.js";
-import { integer, parseFlags, UsageError } from "../cli/flags.js";
+import { integer, openPcapFlag, parseFlags, UsageError } from "../cli/flags.js";
 import { parseConnectCommand, runConnect } from "../connect/command.js";
 
 export { UsageError };
@@ -232,14 +231,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
   const dnsUpstream = command.dnsUpstream ?? systemResolver();
   const store = new ConfigStore(command.conf);
   store.server(); // a bad key file is exit 2 before anything starts
-  let pcap: PcapWriter | undefined;
-  if (command.pcap !== undefined) {
-    try {
-      pcap = await PcapWriter.open(command.pcap);
-    } catch (error) {
-      throw new UsageError(`--pcap: cannot write ${command.pcap}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-  }
+  const pcap = await openPcapFlag(command.pcap);
   // With --json, stdout is JSON lines only: configs and QR codes go to stderr.
   const log = new FlowLog(io.out, { json: command.json });
   let gateway: Gateway;
