@@ -5,7 +5,7 @@
 //   node build.mjs --wasm-only      only the wasm
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
-//   node build.mjs --lint           formatter and linters (rustfmt, clippy), seconds: first in `npm test`
+//   node build.mjs --lint           formatter and linters (rustfmt, clippy, Biome): first in `npm test`
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
 //   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
 //   node build.mjs --mutants [seconds]  a bounded mutation run over tcp/ (default 420), see crates/engine/README.md
@@ -61,6 +61,7 @@ const hasCmd = (cmd) => capture('sh', ['-c', `command -v ${cmd}`]) !== null;
 // Packages from `pkgs` that dpkg does not report as installed (all of them off Debian).
 function missingDebs(pkgs) {
   // dpkg-query exits 1 when some name is unknown but still lists the known ones, so read stdout.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} syntax, not a JS template
   const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\\n', ...pkgs], { encoding: 'utf8' });
   const installed = (r.stdout ?? '').split('\n').filter((l) => / ii/.test(l)).map((l) => l.split(' ')[0]);
   return pkgs.filter((p) => !installed.includes(p));
@@ -188,6 +189,8 @@ function lint() {
     // A lint is allowed only where the code says why (#[allow(clippy::...)] with a comment).
     run(cargo, ['clippy', '--manifest-path', manifest, '--all-targets', '--target-dir', targetDir, '--', '-D', 'warnings']);
   }
+  // TypeScript and JavaScript: biome.jsonc says which rules and why.
+  run(join(root, 'node_modules/.bin/biome'), ['lint', '--error-on-warnings']);
   log('lint: clean');
 }
 

@@ -7,7 +7,7 @@ import { endpointText, formatIp, parseEndpoint, parseIp, type Endpoint } from ".
 import { reachableHost } from "../client-config.js";
 import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
-import { parseProxy, type Proxy } from "./dial.js";
+import { parseProxy, type UpstreamProxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
 import { FlowLog } from "./flow-log.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
@@ -44,7 +44,7 @@ export interface ServeCommand {
   listen?: { host?: string; port: number };
   endpoint?: { host: string; port?: number };
   mtu?: number;
-  via?: Proxy;
+  via?: UpstreamProxy;
   dnsUpstream?: Endpoint;
   allowLoopback: boolean;
   allowLinkLocal: boolean;
