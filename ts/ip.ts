@@ -224,3 +224,13 @@ export function decodeAddress(source: Uint8Array, offset: number): Endpoint & { 
   const port = source[offset + 17]! | (source[offset + 18]! << 8);
   return { family, host: formatIp(bytes), port };
 }
+
+/** True when `ip` is inside `cidr`. */
+export function cidrCovers(cidr: Cidr, ip: Ip): boolean {
+  if (cidr.family !== ip.family) return false;
+  for (let bit = 0; bit < cidr.prefix; bit += 8) {
+    const mask = 0xff00 >> Math.min(8, cidr.prefix - bit);
+    if (((cidr.bytes[bit / 8]! ^ ip.bytes[bit / 8]!) & mask) !== 0) return false;
+  }
+  return true;
+}
