@@ -5,6 +5,7 @@
 //   node build.mjs --wasm-only      only the wasm
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
+//   node build.mjs --lint           formatter and linters (rustfmt, clippy), seconds: first in `npm test`
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
 //   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
 //   node build.mjs --mutants [seconds]  a bounded mutation run over tcp/ (default 420), see crates/engine/README.md
@@ -24,7 +25,7 @@ const seconds = timedFlag ? Number(argv[1] ?? TIMED_FLAGS[timedFlag]) : undefine
 if (timedFlag && !(Number.isInteger(seconds) && seconds > 0)) die(`${timedFlag} takes whole seconds, got ${argv[1]}`);
 if (timedFlag && argv.length > 2) die(`${timedFlag} [seconds] takes nothing else`);
 const args = new Set(timedFlag ? [timedFlag] : argv);
-const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps', ...Object.keys(TIMED_FLAGS)];
+const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--lint', '--install-deps', ...Object.keys(TIMED_FLAGS)];
 for (const a of args) if (!FLAGS.includes(a)) die(`unknown flag ${a} (known: ${FLAGS.join(' ')})`);
 const TARGET = 'wasm32-wasip1';
 const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_engine.wasm');
@@ -171,6 +172,25 @@ function cargoTest() {
   run(cargo, ['test', '-p', 'wg-netstack-engine', '--target-dir', 'target/host']);
 }
 
+// Every lint CI enforces, fast, so `npm test` fails before its long steps. The fuzz crate is its
+// own workspace (fuzz/Cargo.toml), so each workspace is checked on its own.
+const RUST_WORKSPACES = [
+  { manifest: 'Cargo.toml', targetDir: 'target/host' }, // the dir cargoTest() builds in
+  { manifest: 'fuzz/Cargo.toml', targetDir: 'fuzz/target' }, // the dir fuzz() builds in
+];
+function lint() {
+  const cargo = hostCargo();
+  for (const tool of ['fmt', 'clippy']) {
+    if (capture(cargo, [tool, '--version']) === null) die(`cargo ${tool} missing: rustup component add ${tool === 'fmt' ? 'rustfmt' : tool}`);
+  }
+  for (const { manifest, targetDir } of RUST_WORKSPACES) {
+    run(cargo, ['fmt', '--check', '--manifest-path', manifest]);
+    // A lint is allowed only where the code says why (#[allow(clippy::...)] with a comment).
+    run(cargo, ['clippy', '--manifest-path', manifest, '--all-targets', '--target-dir', targetDir, '--', '-D', 'warnings']);
+  }
+  log('lint: clean');
+}
+
 // The fuzz targets (fuzz/): cargo-fuzz on the host toolchain. They use no nightly feature
 // but cargo-fuzz passes -Z flags, which a stable rustc takes with RUSTC_BOOTSTRAP=1.
 const CARGO_FUZZ_VERSION = '0.13.2';
@@ -307,6 +327,8 @@ if (args.has('--install-deps')) {
   log('system packages present');
 } else if (args.has('--cargo-test')) {
   cargoTest();
+} else if (args.has('--lint')) {
+  lint();
 } else if (args.has('--fuzz')) {
   fuzz(seconds);
 } else if (args.has('--mutants')) {
