@@ -41,7 +41,7 @@ describe("integrity: connect's TCP forward (a local socket relayed to a tunnel s
     });
     tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
     const log = new FlowLog((line) => flows.push(JSON.parse(line)), { json: true });
-    door = await startTcpForward({ tunnel, listen: { host: "127.0.0.1", port: 0 }, target: { host: "10.0.0.1", port: 8080 }, log, signal: shutdown.signal });
+    door = await startTcpForward({ tunnel, listen: { host: "127.0.0.1", port: 0 }, target: { host: "10.0.0.1", port: 8080 }, log, peerOf: () => server.publicKey, signal: shutdown.signal });
   }, T);
 
   afterAll(async () => {
