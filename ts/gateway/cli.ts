@@ -7,7 +7,7 @@ import { endpointText, formatIp, parseEndpoint, parseIp, type Endpoint } from ".
 import { reachableHost } from "../client-config.js";
 import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
-import { parseProxy, type Proxy } from "./dial.js";
+import { parseProxy, type UpstreamProxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
 import { FlowLog, type FlowRecord, type OpenFlow } from "./flow-log.js";
 import { newToken } from "../web/access.js";
@@ -48,7 +48,7 @@ export interface ServeCommand {
   listen?: { host?: string; port: number };
   endpoint?: { host: string; port?: number };
   mtu?: number;
-  via?: Proxy;
+  via?: UpstreamProxy;
   dnsUpstream?: Endpoint;
   allowLoopback: boolean;
   allowLinkLocal: boolean;

@@ -11,7 +11,7 @@ import { qrCode } from "../qr.js";
 import { reachableHost } from "../client-config.js";
 import type { Runtime } from "../runtime/types.js";
 import type { ConfigStore, PeerRecord } from "./config-store.js";
-import { dial, type Proxy } from "./dial.js";
+import { dial, type UpstreamProxy } from "./dial.js";
 import type { FlowLog, FlowRecord, OpenFlow } from "./flow-log.js";
 import { forwardTcp } from "./forward.js";
 import type { PcapWriter } from "./pcap.js";
@@ -39,7 +39,7 @@ export interface GatewayOptions {
   /** Inner MTU, for the server and the client configs. */
   mtu?: number;
   /** Relayed TCP goes through this proxy. */
-  via?: Proxy;
+  via?: UpstreamProxy;
   /** Where DNS queries to the gateway's tunnel address go. */
   dnsUpstream: Endpoint;
   /** Let peers reach this host's loopback (127.0.0.0/8, ::1); default no: such flows are denied and logged. */
