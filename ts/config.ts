@@ -151,6 +151,7 @@ const PEER_OPTION_NAMES = ["publicKey", "allowedIps", "endpoint", "persistentKee
 // Checked by tsc: an option added to ServerOptions or PeerOptions must be listed above.
 type ListsAll<T, Names extends readonly string[]> = [Exclude<keyof T, Names[number]>] extends [never] ? true : false;
 type MustBeTrue<T extends true> = T;
+// biome-ignore lint/correctness/noUnusedVariables: never used, only checked by tsc
 type OptionNamesListed = [
   MustBeTrue<ListsAll<ServerOptions, typeof OPTION_NAMES>>,
   MustBeTrue<ListsAll<PeerOptions, typeof PEER_OPTION_NAMES>>,

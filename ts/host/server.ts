@@ -137,7 +137,7 @@ export class Server {
       limits: config.limits,
     });
     this.#publicKey = encodeKey(this.#engine.publicKey(config.privateKey));
-    config.peers.forEach((peer, index) => this.#addPeer(peer, `peers[${index}]`));
+    for (const [index, peer] of config.peers.entries()) this.#addPeer(peer, `peers[${index}]`);
     if (this.#options.tap) this.#engine.setTap(true);
     // A socket closed under us fails the server; its other errors are only reported.
     const onSocketError = (error: Error, fatal: boolean) => (fatal ? void this.#fail(error) : this.#report(error));
