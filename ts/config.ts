@@ -4,6 +4,7 @@
 import type { ServerOptions } from "./host/server.js";
 import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint } from "./ip.js";
+import { OPTIONS } from "./wasm/abi.js";
 
 /** A WireGuard peer the server accepts (a client), as in a `[Peer]` section. */
 export interface PeerOptions {
@@ -382,21 +383,22 @@ export function validateConfig(input: unknown): Config {
   }
 
   const port = integer(input, "port", 0, 65535, 51820);
-  const mtu = integer(input, "mtu", 1280, 65535, 1420);
-  const tcpReceiveBuffer = integer(input, "tcpReceiveBuffer", 4096, 67108864, 4 << 20);
-  const tcpSendBuffer = integer(input, "tcpSendBuffer", 4096, 67108864, 4 << 20);
-  const HOUR = 3_600_000;
+  // The ranges and defaults the engine shares (crates/engine/src/abi.rs, `option`).
+  const option = (name: keyof typeof OPTIONS) => integer(input, name, OPTIONS[name].min, OPTIONS[name].max, OPTIONS[name].default);
+  const mtu = option("mtu");
+  const tcpReceiveBuffer = option("tcpReceiveBuffer");
+  const tcpSendBuffer = option("tcpSendBuffer");
   const limits: Limits = {
-    tcpMaxConnectionsPerPeer: integer(input, "tcpMaxConnectionsPerPeer", 1, 1 << 20, 16_384),
-    tcpMaxConnections: integer(input, "tcpMaxConnections", 1, 1 << 20, 65_536),
-    tcpMaxHalfOpenPerPeer: integer(input, "tcpMaxHalfOpenPerPeer", 1, 1 << 20, 4_096),
-    maxBufferedBytes: integer(input, "maxBufferedBytes", 1 << 20, 2 ** 31, 256 << 20),
-    udpMaxFlowsPerPeer: integer(input, "udpMaxFlowsPerPeer", 1, 1 << 20, 4_096),
-    tcpHalfOpenTimeout: integer(input, "tcpHalfOpenTimeout", 1_000, HOUR, 20_000),
-    tcpFinWait2Timeout: integer(input, "tcpFinWait2Timeout", 1_000, HOUR, 60_000),
-    tcpKeepalive: integer(input, "tcpKeepalive", 1_000, 24 * HOUR, 60_000),
-    tcpUserTimeout: integer(input, "tcpUserTimeout", 1_000, 24 * HOUR, 60_000),
-    udpFlowTimeout: integer(input, "udpFlowTimeout", 1_000, 24 * HOUR, 60_000),
+    tcpMaxConnectionsPerPeer: option("tcpMaxConnectionsPerPeer"),
+    tcpMaxConnections: option("tcpMaxConnections"),
+    tcpMaxHalfOpenPerPeer: option("tcpMaxHalfOpenPerPeer"),
+    maxBufferedBytes: option("maxBufferedBytes"),
+    udpMaxFlowsPerPeer: option("udpMaxFlowsPerPeer"),
+    tcpHalfOpenTimeout: option("tcpHalfOpenTimeout"),
+    tcpFinWait2Timeout: option("tcpFinWait2Timeout"),
+    tcpKeepalive: option("tcpKeepalive"),
+    tcpUserTimeout: option("tcpUserTimeout"),
+    udpFlowTimeout: option("udpFlowTimeout"),
   };
 
   let addresses: Cidr[] = [];
