@@ -9,9 +9,7 @@
 use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use smoltcp::wire::{
-    Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber, UdpPacket,
-};
+use smoltcp::wire::{Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber, UdpPacket};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -388,7 +386,9 @@ impl World {
                 }
                 TunnResult::Done => return,
                 // A malformed datagram from the server is a bug in it.
-                TunnResult::Err(error @ (WireGuardError::InvalidPacket | WireGuardError::IncorrectPacketLength | WireGuardError::WrongPacketType)) => {
+                TunnResult::Err(
+                    error @ (WireGuardError::InvalidPacket | WireGuardError::IncorrectPacketLength | WireGuardError::WrongPacketType),
+                ) => {
                     panic!("the server sent a malformed datagram: {error:?}")
                 }
                 // Anything else is what a real client meets too (a packet that crossed a

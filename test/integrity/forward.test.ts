@@ -7,7 +7,7 @@
 
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type TcpConnection, type Tunnel } from "../../ts/index.js";
+import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../../ts/index.js";
 import { startTcpForward, type Door } from "../../ts/connect/forward.js";
 import { FlowLog } from "../../ts/gateway/flow-log.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
@@ -41,7 +41,7 @@ describe("integrity: connect's TCP forward (a local socket relayed to a tunnel s
     });
     tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
     const log = new FlowLog((line) => flows.push(JSON.parse(line)), { json: true });
-    door = await startTcpForward({ tunnel, listen: { host: "127.0.0.1", port: 0 }, target: { host: "10.0.0.1", port: 8080 }, log, signal: shutdown.signal });
+    door = await startTcpForward({ tunnel, listen: { host: "127.0.0.1", port: 0 }, target: { host: "10.0.0.1", port: 8080 }, log, peerOf: () => server.publicKey, signal: shutdown.signal });
   }, T);
 
   afterAll(async () => {
