@@ -36,7 +36,7 @@ const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_engine.w
 const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-libc', 'clang-19', 'llvm-19'];
 // What the integration tests (vitest) drive: a real WireGuard peer in a network namespace;
 // tshark reads back the gateway's pcap files; dig asks DNS through connect's forwards and proxies. g++ builds libFuzzer for the fuzz targets.
-const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils'];
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'nftables'];
 
 const log = (msg) => console.log(`[build] ${msg}`);
 function die(msg) {
