@@ -5,7 +5,7 @@
 //   node build.mjs --wasm-only      only the wasm
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
-//   node build.mjs --lint           formatter and linters (rustfmt, clippy, Biome), no import circles: first in `npm test`
+//   node build.mjs --lint           formatter and linters (rustfmt, clippy, Biome), imports (scripts/check-imports.mjs): first in `npm test`
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
 //   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
 //   node build.mjs --mutants [seconds]  a bounded mutation run over tcp/ (default 420), see crates/engine/README.md
@@ -192,7 +192,7 @@ function lint() {
   }
   // TypeScript and JavaScript: biome.jsonc says which rules and why.
   run(join(root, 'node_modules/.bin/biome'), ['lint', '--error-on-warnings']);
-  run(process.execPath, [join(root, 'scripts/import-circles.mjs')]);
+  run(process.execPath, [join(root, 'scripts/check-imports.mjs')]);
   log('lint: clean');
 }
 
