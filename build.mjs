@@ -5,7 +5,7 @@
 //   node build.mjs --wasm-only      only the wasm
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
-//   node build.mjs --lint           formatter and linters (rustfmt, clippy), seconds: first in `npm test`
+//   node build.mjs --lint           formatter and linters (rustfmt, clippy, Biome), imports (scripts/check-imports.mjs): first in `npm test`
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
 //   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
 //   node build.mjs --mutants [seconds]  a bounded mutation run over tcp/ (default 420), see crates/engine/README.md
@@ -36,7 +36,9 @@ const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_engine.w
 const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-libc', 'clang-19', 'llvm-19'];
 // What the integration tests (vitest) drive: a real WireGuard peer in a network namespace;
 // tshark reads back the gateway's pcap files; dig asks DNS through connect's forwards and proxies. g++ builds libFuzzer for the fuzz targets.
-const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'nftables'];
+// chromium (driven by playwright-core) opens serve --web's page; zbarimg decodes its QR code from a screenshot.
+// nft (nftables) makes connect's test namespace answer SYNs with ICMP unreachable.
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools', 'nftables'];
 
 const log = (msg) => console.log(`[build] ${msg}`);
 function die(msg) {
@@ -61,6 +63,7 @@ const hasCmd = (cmd) => capture('sh', ['-c', `command -v ${cmd}`]) !== null;
 // Packages from `pkgs` that dpkg does not report as installed (all of them off Debian).
 function missingDebs(pkgs) {
   // dpkg-query exits 1 when some name is unknown but still lists the known ones, so read stdout.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} syntax, not a JS template
   const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\\n', ...pkgs], { encoding: 'utf8' });
   const installed = (r.stdout ?? '').split('\n').filter((l) => / ii/.test(l)).map((l) => l.split(' ')[0]);
   return pkgs.filter((p) => !installed.includes(p));
@@ -188,6 +191,9 @@ function lint() {
     // A lint is allowed only where the code says why (#[allow(clippy::...)] with a comment).
     run(cargo, ['clippy', '--manifest-path', manifest, '--all-targets', '--target-dir', targetDir, '--', '-D', 'warnings']);
   }
+  // TypeScript and JavaScript: biome.jsonc says which rules and why.
+  run(join(root, 'node_modules/.bin/biome'), ['lint', '--error-on-warnings']);
+  run(process.execPath, [join(root, 'scripts/check-imports.mjs')]);
   log('lint: clean');
 }
 

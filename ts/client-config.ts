@@ -2,10 +2,10 @@
 // Every value is validated before it is written, so the text never carries a
 // stray newline or "=" that would change what wg-quick reads.
 
-import os from "node:os";
 import { ConfigError, decodeKey, describeValue, encodeKey, isRecord, maskHostBits } from "./config.js";
 import { endpointText, formatIp, isHostName, parseCidr, parseHostEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint, Ip } from "./ip.js";
+import { interfaceAddresses } from "./runtime/system.js";
 
 /** What goes into a client's config; every string is in the form `wg` and wg-quick use. */
 export interface ClientConfigOptions {
@@ -90,7 +90,7 @@ export function clientConfig(options: ClientConfigOptions): string {
 /**
  * Turns an unspecified address (0.0.0.0 or ::), which a server binds to but a client
  * cannot reach, into an address of this machine of the same family: the first
- * non-internal, non-link-local one of `os.networkInterfaces()`, else loopback
+ * non-internal, non-link-local address of its network interfaces, else loopback
  * (127.0.0.1 or ::1). A guess, right for clients on the same network; any other
  * host, IP or name, comes back unchanged.
  *
@@ -99,9 +99,8 @@ export function clientConfig(options: ClientConfigOptions): string {
 export function reachableHost(host: string): string {
   const ip = parseIp(host);
   if (!ip || ip.bytes.some((byte) => byte !== 0)) return host;
-  const family = ip.family === 4 ? "IPv4" : "IPv6";
-  for (const address of Object.values(os.networkInterfaces()).flat()) {
-    if (!address || address.internal || address.family !== family) continue;
+  for (const address of interfaceAddresses()) {
+    if (address.internal || address.family !== ip.family) continue;
     const local = parseIp(address.address);
     // fe80:: addresses only work with a zone (%eth0), which differs on the client.
     if (local && !(local.family === 6 && local.bytes[0] === 0xfe && (local.bytes[1]! & 0xc0) === 0x80)) {

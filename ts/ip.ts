@@ -78,7 +78,7 @@ function parseIp6(text: string): Uint8Array | undefined {
   let words: number[];
   if (halves.length === 1) {
     const all = parseGroups(text, true);
-    if (!all || all.length !== 8) return undefined;
+    if (all?.length !== 8) return undefined;
     words = all;
   } else {
     const head = parseGroups(halves[0]!, false);

@@ -7,7 +7,7 @@
 
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type TcpConnection, type Tunnel } from "../../ts/index.js";
+import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../../ts/index.js";
 import { startTcpForward, type Door } from "../../ts/connect/forward.js";
 import { FlowLog } from "../../ts/gateway/flow-log.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";

@@ -2,7 +2,7 @@
 // requests (one per upstream connection), both into the tunnel, names resolved through
 // it; Proxy-Authorization Basic when a login is set.
 
-import net from "node:net";
+import type net from "node:net";
 import { endpointText } from "../ip.js";
 import { dialTunnel, openTcpDoor, TcpFlow, type Door } from "./forward.js";
 import { reset } from "./relay.js";

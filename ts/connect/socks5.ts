@@ -4,7 +4,7 @@
 // is closed; nothing else is affected.
 
 import { createSocket } from "node:dgram";
-import net from "node:net";
+import type net from "node:net";
 import { parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import type { Door, FlowContext } from "./forward.js";

@@ -1,7 +1,7 @@
 import net, { type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startHttpConnectProxy, startSocks5Proxy, type TestProxy } from "../../test/support/test-proxies.js";
-import { dial, DialError, parseProxy, type Proxy } from "./dial.js";
+import { dial, DialError, parseProxy, type UpstreamProxy } from "./dial.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -70,7 +70,7 @@ describe("dial", () => {
 
   for (const [name, start] of [["SOCKS5", startSocks5Proxy], ["HTTP CONNECT", startHttpConnectProxy]] as const) {
     describe(`through ${name}`, () => {
-      const via = (p: TestProxy, auth = ""): Proxy => parseProxy(`${name === "SOCKS5" ? "socks5" : "http"}://${auth}127.0.0.1:${p.port}`);
+      const via = (p: TestProxy, auth = ""): UpstreamProxy => parseProxy(`${name === "SOCKS5" ? "socks5" : "http"}://${auth}127.0.0.1:${p.port}`);
 
       it("reaches IPv4 and IPv6 targets and keeps the bytes right after the handshake", async () => {
         const p = await proxy(() => start());

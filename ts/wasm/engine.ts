@@ -6,9 +6,9 @@
 // (crates/engine/src/events.rs) it leaves. Every number of the contract comes from
 // abi.ts, which the build generates from the engine.
 
-import { readFileSync } from "node:fs";
 import { decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
 import type { Limits } from "../config.js";
+import { engineWasm } from "../runtime/system.js";
 import { ADDRESS_SIZE, CLOSE_REASONS, COMMAND, CONNECTION_STATS, DROP_REASONS, EVENT, PEER_STATS, TCP_TOTALS, UDP_TOTALS } from "./abi.js";
 import type { EngineExports } from "./exports.js";
 import { wasiImports, type WasiOutput } from "./wasi.js";
@@ -129,9 +129,9 @@ export interface StartOptions {
 
 let cachedModule: WebAssembly.Module | undefined;
 
-/** The compiled engine, shared by all instances. The path works from ts/wasm/ and dist/wasm/. */
+/** The compiled engine, shared by all instances. */
 function engineModule(): WebAssembly.Module {
-  cachedModule ??= new WebAssembly.Module(readFileSync(new URL("../../dist/wg_netstack.wasm", import.meta.url)));
+  cachedModule ??= new WebAssembly.Module(engineWasm());
   return cachedModule;
 }
 
