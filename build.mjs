@@ -37,7 +37,8 @@ const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-l
 // What the integration tests (vitest) drive: a real WireGuard peer in a network namespace;
 // tshark reads back the gateway's pcap files; dig asks DNS through connect's forwards and proxies. g++ builds libFuzzer for the fuzz targets.
 // chromium (driven by playwright-core) opens serve --web's page; zbarimg decodes its QR code from a screenshot.
-const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools'];
+// nft (nftables) makes connect's test namespace answer SYNs with ICMP unreachable.
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools', 'nftables'];
 
 const log = (msg) => console.log(`[build] ${msg}`);
 function die(msg) {

@@ -87,9 +87,10 @@ describe("the npm tarball", () => {
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("holds the prebuilt wasm, JS and type declarations, and no install scripts", () => {
+  it("holds the prebuilt wasm, JS and type declarations, the web page, and no install scripts", () => {
     const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).split("\n");
-    for (const file of ["package/dist/wg_netstack.wasm", "package/dist/index.js", "package/dist/index.d.ts", "package/README.md"]) {
+    // dist/web/: serve --web's page and its server, whose HTML, style and script are inline in page.js.
+    for (const file of ["package/dist/wg_netstack.wasm", "package/dist/index.js", "package/dist/index.d.ts", "package/README.md", "package/dist/web/page.js", "package/dist/web/server.js"]) {
       expect(files).toContain(file);
     }
     expect(files.some((f) => f.includes("crates/") || f.endsWith(".rs") || f.includes(".test."))).toBe(false);
