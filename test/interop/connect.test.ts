@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig, connectTunnel, genkey, pubkey, TunnelError } from "../../ts/index.js";
 import { GATEWAY_MAIN, RUNTIME_COMMAND, startCommand, waitForLine } from "../support/gateway-process.js";
+import { postgresBin, startPostgres } from "../support/postgres.js";
 import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
 
 const skipReason = interopSkipReason();
@@ -40,6 +41,7 @@ const REVERSE_FILE_SIZE = 16 * 1024 * 1024;
 const HOST_UNREACHABLE_PORT = 8002;
 const NET_UNREACHABLE_PORT = 8003;
 const LIBRARY_ADDRESS = "10.0.0.3";
+const POSTGRES_PORT = 5432;
 
 /** Rejects SYNs to two ports with ICMP errors, as a firewall in the network would (RFC 1122 4.2.3.9's case). */
 const REJECT_RULES = `table ip wgn_reject {
@@ -160,6 +162,12 @@ if (!skipReason && !haveDig) {
   if (process.env.CI) throw new Error("the connect test needs dig (Debian package dnsutils)");
   console.log("[interop] skipping the dig checks: dig is not installed (Debian package dnsutils)");
 }
+const postgres = skipReason ? undefined : postgresBin();
+const havePsql = run("sh", ["-c", "command -v psql"]).status === 0;
+if (!skipReason && !(postgres && havePsql)) {
+  if (process.env.CI) throw new Error("the connect test needs PostgreSQL and psql (Debian package postgresql)");
+  console.log("[interop] skipping the psql check: PostgreSQL or psql is not installed (Debian package postgresql)");
+}
 const haveNft = run("sh", ["-c", "command -v nft"]).status === 0;
 if (!skipReason && !haveNft) {
   if (process.env.CI) throw new Error("the connect test needs nft (Debian package nftables)");
@@ -215,6 +223,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
       "--forward", `tcp:127.0.0.1:0=${SERVER_ADDRESS}:${CLOSED_PORT}`,
       "--forward", `udp:0=${SERVER_ADDRESS}:53`,
       "--forward", `tcp:0=${SERVER_ADDRESS}:${HOST_UNREACHABLE_PORT}`,
+      "--forward", `tcp:0=${NAME}:${POSTGRES_PORT}`,
       "--socks5", `${SOCKS_LOGIN}@0`,
       "--http", `${SOCKS_LOGIN}@0`,
       "--reverse", `tcp:${REVERSE_PORT}=127.0.0.1:${(localHttp.address() as net.AddressInfo).port}`,
@@ -236,7 +245,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
   it("prints one event when the tunnel is up, naming every door (on 127.0.0.1 by default)", () => {
     expect(up.addresses).toEqual(["10.0.0.2"]);
     expect(up.publicKey).toBe(pubkey(clientKey));
-    expect(up.listening).toHaveLength(9);
+    expect(up.listening).toHaveLength(10);
     expect(up.listening).toContainEqual({ protocol: "reverse-tcp", address: `${CLIENT_ADDRESS}:${REVERSE_PORT}`, to: `127.0.0.1:${(localHttp.address() as net.AddressInfo).port}` });
     expect(door(up, "tcp", `${NAME}:${HTTP_PORT}`).host).toBe("127.0.0.1");
     expect(door(up, "udp", `${SERVER_ADDRESS}:53`).host).toBe("127.0.0.1");
@@ -334,6 +343,24 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
       s.send("hello 1", ${REVERSE_UDP_PORT}, "${CLIENT_ADDRESS}"); setTimeout(() => process.exit(3), 20000).unref();`;
     const result = await server.exec("node", ["-e", script], { timeoutMs: 30_000 });
     expect(result.stdout.trim()).toBe("echo hello 1");
+  }, T);
+
+  it.skipIf(!(postgres && havePsql))("runs psql through a --forward to a real PostgreSQL by name, a 1.3 MB result intact", async () => {
+    const { dataDir } = await startPostgres(server, postgres!, SERVER_ADDRESS, "10.0.0.0/24");
+    try {
+      const { port } = door(up, "tcp", `${NAME}:${POSTGRES_PORT}`);
+      const query = "SELECT string_agg(md5(i::text), '') FROM generate_series(1, 40000) i";
+      const psql = spawnSync("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-tA", "-c", query], { encoding: "utf8", timeout: 60_000, maxBuffer: 1 << 24 });
+      expect(psql.stderr).toBe("");
+      let expected = "";
+      for (let i = 1; i <= 40000; i++) expected += createHash("md5").update(String(i)).digest("hex");
+      expect(psql.stdout).toBe(`${expected}\n`);
+      const flow = await connect.find((event) => event.type === "flow" && event.dst.port === POSTGRES_PORT);
+      expect(flow).toMatchObject({ name: NAME, via: `forward 127.0.0.1:${port}`, end: "closed" });
+      expect(flow.down).toBeGreaterThan(40000 * 32);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   }, T);
 
   it.skipIf(!haveNft)("fails a connect answered by ICMP host or net unreachable at once, with EHOSTUNREACH or ENETUNREACH (library)", async () => {
