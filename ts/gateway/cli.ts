@@ -11,7 +11,7 @@ import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
 import { parseProxy, type UpstreamProxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
 import { FlowLog, type FlowRecord, type OpenFlow } from "./flow-log.js";
-import { newToken } from "../web/access.js";
+import { loopbackOnly, newToken } from "../web/access.js";
 import { FlowBoard } from "../web/board.js";
 import { startWebServer, type WebServer } from "../web/server.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
@@ -300,9 +300,7 @@ async function startWeb(where: { host: string; port: number }, gateway: Gateway,
     const code = (error as NodeJS.ErrnoException).code;
     throw new Error(`--web: cannot listen on tcp ${endpointText(where)}: ${code ?? (error as Error).message}`);
   }
-  const ip = parseIp(where.host);
-  const loopback = ip !== undefined && (ip.family === 4 ? ip.bytes[0] === 127 : ip.bytes.every((byte, i) => byte === (i === 15 ? 1 : 0)));
-  if (!loopback) {
+  if (!loopbackOnly(where.host)) {
     const message = `the web page listens on ${endpointText(web.address)}, which other machines may reach: whoever has its token can add peers and read the traffic`;
     log.event("warning", `warning: ${message}`, { message });
   }

@@ -40,7 +40,7 @@ describe.skipIf(skipReason)("serve --web under each runtime", () => {
   });
 
   for (const [runtime, command] of Object.entries(RUNTIMES)) {
-    it(`${runtime}: the page loads, shows a flow as it ends, adds a peer; the gateway stops with the page open`, async () => {
+    it(`${runtime}: the page loads, shows a flow open and then ended, adds a peer; the gateway stops with the page open`, async () => {
       const conf = mkdtempSync(join(tmpdir(), `wgn-web-${runtime}-`));
       const args = ["serve", "--json", "--conf", conf, "--listen", "127.0.0.1:0", "--dns-upstream", "127.0.0.1:9", "--allow-loopback", "--web", "127.0.0.1:0"];
       const gateway = startCommand(args, HANG_MS, command);
@@ -61,6 +61,8 @@ describe.skipIf(skipReason)("serve --web under each runtime", () => {
           const conn = await client.connect({ host: "127.0.0.1", port: echoPort });
           await conn.write("hello through the tunnel");
           expect(new TextDecoder().decode(await conn.read())).toBe("hello through the tunnel");
+          // Open, it shows as open; once both sides end, the same row shows how it ended.
+          await page.locator("#flows tbody tr.open", { hasText: `→ 127.0.0.1:${echoPort}` }).waitFor({ timeout: HANG_MS });
           await conn.end();
           for await (const _ of conn); // the echo server's FIN
         } finally {
