@@ -160,8 +160,7 @@ const KEY_TEXT_SIZE = 44;
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const KEY_HINT = 'expected 44 base64 characters ending in "=", as printed by "wg genkey" or "wg pubkey"';
 
-/** Describes a bad value for an error message; long strings are cut short. */
-/** A short, safe rendering of a bad value for an error message. */
+/** A short, safe rendering of a bad value for an error message; long strings are cut short. */
 export function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
@@ -266,13 +265,31 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-function integer(options: Record<string, unknown>, field: string, min: number, max: number, fallback: number, path = field): number {
-  const value = options[field];
-  if (value === undefined) return fallback;
+/** The inner MTU: from IPv6's minimum link MTU (RFC 8200 section 5) to the largest IP packet without jumbograms (the engine's range, crates/engine/src/abi.rs). */
+export const MTU_MIN = OPTIONS.mtu.min;
+export const MTU_MAX = OPTIONS.mtu.max;
+
+/** `value` when it is an integer from `min` to `max`; undefined when absent; otherwise a ConfigError naming `field`. */
+export function integerOption(value: unknown, field: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(path, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
+    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
   }
   return value;
+}
+
+/**
+ * The number `text` writes in decimal digits when it is from `min` to `max`, else undefined: no
+ * sign, no fraction, and no leading zero (`010` is eight to tools that read C's octal).
+ */
+export function wholeNumber(text: string, min: number, max: number): number | undefined {
+  if (!/^(?:0|[1-9][0-9]{0,15})$/.test(text)) return undefined;
+  const value = Number(text);
+  return value >= min && value <= max ? value : undefined;
+}
+
+function integer(options: Record<string, unknown>, field: string, min: number, max: number, fallback: number, path = field): number {
+  return integerOption(options[field], path, min, max) ?? fallback;
 }
 
 function cidr(value: unknown, field: string): Cidr {

@@ -25,7 +25,7 @@ import { ERROR } from "../wasm/abi.js";
 import { endpointText, formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
-import { ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
+import { closeError, ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
 import { UdpPacket } from "./udp-packet.js";
 
 /** Everything `startServer` takes: the WireGuard and TCP settings plus the handlers. */
@@ -547,16 +547,7 @@ export class Server {
 
 /** Why a connection we opened never got established, with Node's code for it. */
 function connectFailure(reason: CloseReason): ConnectionError {
-  switch (reason) {
-    case "refused":
-      return new ConnectionError("connection refused", "ECONNREFUSED");
-    case "timeout":
-      return new ConnectionError("connection timed out", "ETIMEDOUT");
-    case "aborted":
-      return new ConnectionError("connection aborted", "ECONNABORTED");
-    default:
-      return new ConnectionError(`connection ${reason}`, "ECONNRESET");
-  }
+  return closeError(reason) ?? new ConnectionError("connection closed", "ECONNRESET");
 }
 
 function checkEndpoint(endpoint: Endpoint, name: string): Endpoint {

@@ -43,7 +43,7 @@ export const ERROR = {
 } as const;
 
 /** How a TCP connection ended, by the number in TCP_CLOSED. */
-export const CLOSE_REASONS = ["closed", "reset", "refused", "aborted", "timeout"] as const;
+export const CLOSE_REASONS = ["closed", "reset", "refused", "aborted", "timeout", "host-unreachable", "net-unreachable"] as const;
 
 /** The dropped-packet counters, in the order the stats hold them. */
 export const DROP_REASONS = ["malformed", "authFailed", "unknownPeer", "replay", "noSession", "underLoad", "sourceNotAllowed", "innerMalformed", "unsupported", "noRoute", "noEndpoint"] as const;

@@ -6,9 +6,9 @@
 // it leaves. The records' layouts, the exports' typings and every number of the contract
 // come from abi.ts, which the build generates from the engine (crates/engine/src/abi.rs).
 
-import { readFileSync } from "node:fs";
 import { decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
 import type { Limits } from "../config.js";
+import { engineWasm } from "../runtime/system.js";
 import {
   ADDRESS_SIZE,
   CLOSE_REASONS,
@@ -148,9 +148,9 @@ export interface StartOptions {
 
 let cachedModule: WebAssembly.Module | undefined;
 
-/** The compiled engine, shared by all instances. The path works from ts/wasm/ and dist/wasm/. */
+/** The compiled engine, shared by all instances. */
 function engineModule(): WebAssembly.Module {
-  cachedModule ??= new WebAssembly.Module(readFileSync(new URL("../../dist/wg_netstack.wasm", import.meta.url)));
+  cachedModule ??= new WebAssembly.Module(engineWasm());
   return cachedModule;
 }
 

@@ -10,6 +10,7 @@
 use super::*;
 use crate::counters::DropReason;
 use crate::events::decode::{decode, Event};
+use crate::events::CloseReason;
 use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
@@ -905,6 +906,32 @@ fn tcp_connect_out_to_a_client() {
     // No route, and mixed families, are refused up front.
     assert_eq!(net.server.tcp_connect(net.now, local, addr("10.9.9.9:80")), Err(RequestError::NoRoute));
     assert_eq!(net.server.tcp_connect(net.now, local, addr("[fd00::2]:80")), Err(RequestError::Tcp(TcpError::Unaddressable)));
+}
+
+#[test]
+fn an_icmp_unreachable_from_the_peer_ends_our_connect_and_a_stray_one_is_counted() {
+    let (mut net, c) = connected();
+    let (id, _) = net.server.tcp_connect(net.now, addr("192.0.2.200:0"), addr("10.0.0.2:7002")).unwrap();
+    net.pump();
+    net.take_events();
+    let syn = net.segments(c).pop().unwrap();
+    // What the peer's side answers our SYN with, quoting it (sequence number `seq`).
+    let answer = |seq: u32, why: Unreachable| {
+        let mut icmp = Vec::new();
+        wire::unreachable(&tcp_packet(syn.src, syn.dst, TcpControl::Syn, seq, None, 65535, None, &[]), why, &mut icmp).unwrap();
+        icmp
+    };
+    // Not our SYN's sequence number: dropped, counted, the connect goes on.
+    net.send(c, &answer(syn.seq.wrapping_add(1), Unreachable::Host));
+    assert_eq!((net.take_events(), net.dropped(DropReason::Unsupported)), (vec![], 1));
+    // Our SYN's: the connect ends as host unreachable.
+    net.send(c, &answer(syn.seq, Unreachable::Port));
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: id, reason: CloseReason::HostUnreachable as u8 }]);
+    assert_eq!(net.server.connection_count(), 0);
+    // Once it is gone, the same answer finds nothing.
+    net.send(c, &answer(syn.seq, Unreachable::Net));
+    assert_eq!((net.take_events(), net.dropped(DropReason::Unsupported)), (vec![], 2));
+    assert_eq!(net.dropped(DropReason::InnerMalformed), 0);
 }
 
 // ---------------------------------------------------------------------------------------

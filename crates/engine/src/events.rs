@@ -27,11 +27,22 @@ pub enum CloseReason {
     /// The remote stopped answering (handshake, data, keep-alive or close), or the host
     /// never accepted it in time.
     TimedOut = 4,
+    /// Our SYN met an ICMP host, port or protocol unreachable (or administratively prohibited).
+    HostUnreachable = 5,
+    /// Our SYN met an ICMP net unreachable (or ICMPv6 no route).
+    NetUnreachable = 6,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 5] =
-        [CloseReason::Closed, CloseReason::Reset, CloseReason::Refused, CloseReason::Aborted, CloseReason::TimedOut];
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::Closed,
+        CloseReason::Reset,
+        CloseReason::Refused,
+        CloseReason::Aborted,
+        CloseReason::TimedOut,
+        CloseReason::HostUnreachable,
+        CloseReason::NetUnreachable,
+    ];
 
     /// The name the host gives it.
     pub fn name(self) -> &'static str {
@@ -41,6 +52,8 @@ impl CloseReason {
             CloseReason::Refused => "refused",
             CloseReason::Aborted => "aborted",
             CloseReason::TimedOut => "timeout",
+            CloseReason::HostUnreachable => "host-unreachable",
+            CloseReason::NetUnreachable => "net-unreachable",
         }
     }
 }
