@@ -5,7 +5,7 @@
 //   node build.mjs --wasm-only      only the wasm
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
-//   node build.mjs --lint           formatter and linters (rustfmt, clippy, Biome): first in `npm test`
+//   node build.mjs --lint           formatter and linters (rustfmt, clippy, Biome), imports (scripts/check-imports.mjs): first in `npm test`
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
 //   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
 //   node build.mjs --mutants [seconds]  a bounded mutation run over tcp/ (default 420), see crates/engine/README.md
@@ -37,7 +37,8 @@ const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-l
 // What the integration tests (vitest) drive: a real WireGuard peer in a network namespace;
 // tshark reads back the gateway's pcap files; dig asks DNS through connect's forwards and proxies. g++ builds libFuzzer for the fuzz targets.
 // chromium (driven by playwright-core) opens serve --web's page; zbarimg decodes its QR code from a screenshot.
-const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools'];
+// nft (nftables) makes connect's test namespace answer SYNs with ICMP unreachable.
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools', 'nftables'];
 
 const log = (msg) => console.log(`[build] ${msg}`);
 function die(msg) {
@@ -182,9 +183,11 @@ const RUST_WORKSPACES = [
 ];
 function lint() {
   const cargo = hostCargo();
-  for (const tool of ['fmt', 'clippy']) {
-    if (capture(cargo, [tool, '--version']) === null) die(`cargo ${tool} missing: rustup component add ${tool === 'fmt' ? 'rustfmt' : tool}`);
-  }
+  // rustup's minimal profile leaves both out: add them where rustup is (CI's toolchain).
+  const components = ['rustfmt', 'clippy'];
+  const missing = () => components.filter((c) => capture(cargo, [c === 'rustfmt' ? 'fmt' : c, '--version']) === null);
+  if (missing().length > 0 && hasCmd('rustup')) run('rustup', ['component', 'add', ...missing()]);
+  if (missing().length > 0) die(`cargo ${missing().join(' and ')} missing: rustup component add ${missing().join(' ')}`);
   for (const { manifest, targetDir } of RUST_WORKSPACES) {
     run(cargo, ['fmt', '--check', '--manifest-path', manifest]);
     // A lint is allowed only where the code says why (#[allow(clippy::...)] with a comment).
@@ -192,6 +195,7 @@ function lint() {
   }
   // TypeScript and JavaScript: biome.jsonc says which rules and why.
   run(join(root, 'node_modules/.bin/biome'), ['lint', '--error-on-warnings']);
+  run(process.execPath, [join(root, 'scripts/check-imports.mjs')]);
   log('lint: clean');
 }
 

@@ -2,7 +2,7 @@
 // cookie or a Bearer header for reads; only the header for changes.
 
 import { describe, expect, it } from "vitest";
-import { checkAccess, cookie, COOKIE_NAME, newToken, tokenCookie } from "./access.js";
+import { checkAccess, cookie, COOKIE_NAME, loopbackOnly, newToken, tokenCookie } from "./access.js";
 
 const token = newToken();
 const facts = (method: string, given: { query?: string; cookie?: string; authorization?: string } = {}) => ({
@@ -47,5 +47,12 @@ describe("the token and its cookie", () => {
     expect(cookie(`a=1; ${COOKIE_NAME}=${token}; b=2`, COOKIE_NAME)).toBe(token);
     expect(cookie(`x${COOKIE_NAME}=nope`, COOKIE_NAME)).toBeUndefined();
     expect(cookie(undefined, COOKIE_NAME)).toBeUndefined();
+  });
+});
+
+describe("loopbackOnly", () => {
+  it("is true for loopback addresses only: serve warns about every other bind", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]) expect(loopbackOnly(host), host).toBe(true);
+    for (const host of ["0.0.0.0", "::", "192.0.2.1", "10.0.0.1", "fe80::1", "2001:db8::1", "::ffff:192.0.2.1", "localhost"]) expect(loopbackOnly(host), host).toBe(false);
   });
 });

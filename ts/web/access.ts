@@ -6,6 +6,8 @@
 // while a header can only be set by our page's script, which another origin cannot read.
 
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import { isHostLocal } from "../gateway/route.js";
+import { parseIp } from "../ip.js";
 
 export const COOKIE_NAME = "wg_netstack_token";
 
@@ -58,4 +60,12 @@ function same(given: string, token: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Whether a page bound to `host` answers this machine only: a loopback address (127.0.0.0/8, ::1), not every address (0.0.0.0, ::). */
+export function loopbackOnly(host: string): boolean {
+  const ip = parseIp(host);
+  if (!ip) return false;
+  const everyAddress = ip.family === 4 ? ip.bytes[0] === 0 : ip.bytes.every((byte) => byte === 0);
+  return isHostLocal(ip) && !everyAddress;
 }

@@ -93,11 +93,11 @@ header h1 { font-size: 18px; margin: 0; font-weight: 600; }
 header .muted { color: #aab2c3; font-weight: 400; }
 main { padding: 16px 24px 40px; max-width: 1400px; margin: 0 auto; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; margin-bottom: 16px; }
-section.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; background: none; border: 0; padding: 0; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; min-width: 0; }
+section.cards { display: flex; flex-wrap: wrap; gap: 12px; background: none; border: 0; padding: 0; }
+.card { flex: 1 1 auto; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .value { font-size: 16px; font-weight: 600; overflow-wrap: anywhere; }
-.card.wide { grid-column: span 2; }
+.card .value { font-size: 15px; font-weight: 600; white-space: nowrap; }
+.card.mono .value { font: 600 12.5px ui-monospace, Menlo, Consolas, monospace; line-height: 22px; }
 h2 { font-size: 16px; margin: 0; } h3 { font-size: 15px; margin: 0; }
 .bar { display: flex; align-items: center; justify-content: space-between; gap: 12px; flex-wrap: wrap; margin-bottom: 8px; }
 .inline { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
@@ -221,16 +221,16 @@ export function pageScript(): void {
   // ---- status ----
   const renderStatus = (status: Status) => {
     const cards: [string, string, string?][] = [
-      ["Public key", status.publicKey, "wide"],
-      ["UDP", status.udp],
+      ["Public key", status.publicKey, "mono"],
+      ["Listening (UDP)", status.udp],
       ["Endpoint in configs", status.endpoint],
       ["Uptime", duration(status.uptimeMs)],
       ["Peers", String(status.peers)],
-      ["Flows", `${status.flows.open} open · ${status.flows.flows} done`],
-      ["Bytes up / down", `${bytes(status.flows.up)} / ${bytes(status.flows.down)}`],
+      ["Flows open / done", `${status.flows.open} / ${status.flows.flows}`],
+      ["Flow bytes ↑ / ↓", `${bytes(status.flows.up)} / ${bytes(status.flows.down)}`],
     ];
     byId("status").replaceChildren(
-      ...cards.map(([label, value, wide]) => element("div", { class: `card ${wide ?? ""}` }, element("div", { class: "label" }, label), element("div", { class: "value" }, value))),
+      ...cards.map(([label, value, kind]) => element("div", { class: `card ${kind ?? ""}` }, element("div", { class: "label" }, label), element("div", { class: "value", title: value }, value))),
     );
   };
 

@@ -110,8 +110,12 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
   const sendStats = () => send("stats", { status: status(), peers: peers() });
   const unlisten = board.listen((event: BoardEvent) => send(event.type, event.flow));
   const ticker = setInterval(() => {
-    rates.sample(gateway.stats().peers, Date.now());
-    sendStats();
+    try {
+      rates.sample(gateway.stats().peers, Date.now());
+      sendStats();
+    } catch {
+      // The server failed and closed: serve is stopping, and closes this page with it.
+    }
   }, STATS_INTERVAL_MS);
 
   const peerNamed = (name: string): PeerRecord => {
