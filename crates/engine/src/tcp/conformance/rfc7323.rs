@@ -150,6 +150,21 @@ fn rfc7323_4_1_an_ack_of_nothing_new_takes_no_rtt_sample() {
 }
 
 #[test]
+fn rfc7323_3_2_a_zero_window_probe_carries_timestamps() {
+    established_ts(
+        "
+        20   < . 1:1(0) ack 1 win 0 <TS val 120 ecr 10>
+        30   send 1000
+        230  > . 0:0(0) ack 1 <TS val 230 ecr 120>
+        240  < . 1:1(0) ack 1 win 1000 <TS val 340 ecr 230>
+        240  > . 1:989(988) ack 1 <TS val 240 ecr 340>
+        240  > P. 989:1001(12) ack 1 <TS val 240 ecr 340>
+        250  < . 1:1(0) ack 1001 win 1000 <TS val 350 ecr 240>
+        ",
+    );
+}
+
+#[test]
 fn rfc7323_3_2_three_sack_blocks_fit_beside_timestamps() {
     established_ts(
         "
