@@ -183,9 +183,11 @@ const RUST_WORKSPACES = [
 ];
 function lint() {
   const cargo = hostCargo();
-  for (const tool of ['fmt', 'clippy']) {
-    if (capture(cargo, [tool, '--version']) === null) die(`cargo ${tool} missing: rustup component add ${tool === 'fmt' ? 'rustfmt' : tool}`);
-  }
+  // rustup's minimal profile leaves both out: add them where rustup is (CI's toolchain).
+  const components = ['rustfmt', 'clippy'];
+  const missing = () => components.filter((c) => capture(cargo, [c === 'rustfmt' ? 'fmt' : c, '--version']) === null);
+  if (missing().length > 0 && hasCmd('rustup')) run('rustup', ['component', 'add', ...missing()]);
+  if (missing().length > 0) die(`cargo ${missing().join(' and ')} missing: rustup component add ${missing().join(' ')}`);
   for (const { manifest, targetDir } of RUST_WORKSPACES) {
     run(cargo, ['fmt', '--check', '--manifest-path', manifest]);
     // A lint is allowed only where the code says why (#[allow(clippy::...)] with a comment).

@@ -2,7 +2,7 @@
 // Every value is validated before it is written, so the text never carries a
 // stray newline or "=" that would change what wg-quick reads.
 
-import { ConfigError, decodeKey, describeValue, encodeKey, isRecord, maskHostBits } from "./config.js";
+import { ConfigError, decodeKey, describeValue, encodeKey, integerOption, isRecord, maskHostBits, MTU_MAX, MTU_MIN } from "./config.js";
 import { endpointText, formatIp, isHostName, parseCidr, parseHostEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint, Ip } from "./ip.js";
 import { interfaceAddresses } from "./runtime/system.js";
@@ -67,7 +67,7 @@ export function clientConfig(options: ClientConfigOptions): string {
   if (input.address === undefined) throw new ConfigError("address", "is required (the client's tunnel address, like 10.0.0.2/32)");
   const addresses = list(input.address, "address", prefix).map(formatCidr);
   const dns = input.dns === undefined ? [] : list(input.dns, "dns", ip).map((item) => formatIp(item));
-  const mtu = integer(input.mtu, "mtu", 1280, 65535);
+  const mtu = integerOption(input.mtu, "mtu", MTU_MIN, MTU_MAX);
   const serverPublicKey = key(input.serverPublicKey, "serverPublicKey");
   const presharedKey = input.presharedKey === undefined ? undefined : key(input.presharedKey, "presharedKey");
   const allowedIps =
@@ -75,7 +75,7 @@ export function clientConfig(options: ClientConfigOptions): string {
       ? ["0.0.0.0/0", "::/0"]
       : list(input.allowedIps, "allowedIps", prefix).map((item) => formatCidr(maskHostBits(item)));
   const peerEndpoint = endpoint(input.endpoint);
-  const keepalive = integer(input.persistentKeepalive, "persistentKeepalive", 0, 65535);
+  const keepalive = integerOption(input.persistentKeepalive, "persistentKeepalive", 0, 65535);
 
   const lines = ["[Interface]", `PrivateKey = ${privateKey}`, `Address = ${addresses.join(", ")}`];
   if (dns.length > 0) lines.push(`DNS = ${dns.join(", ")}`);
@@ -116,14 +116,6 @@ function key(value: unknown, field: string): string {
   return encodeKey(decodeKey(value, field));
 }
 
-function integer(value: unknown, field: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
-  }
-  return value;
-}
-
 /** A string or a non-empty array of strings, each parsed; errors name `field` or `field[i]`. */
 function list<T>(value: unknown, field: string, parse: (item: unknown, field: string) => T): T[] {
   if (typeof value === "string") return [parse(value, field)];
@@ -161,7 +153,7 @@ function endpoint(value: unknown): string {
     else if (typeof value.host === "string" && isHostName(value.host)) host = value.host;
     else throw new ConfigError("endpoint.host", `${describeValue(value.host)} is not an IP address or host name`);
     if (value.port === undefined) throw new ConfigError("endpoint.port", "is required (the server's UDP port, like 51820)");
-    port = integer(value.port, "endpoint.port", 1, 65535)!;
+    port = integerOption(value.port, "endpoint.port", 1, 65535)!;
   } else {
     throw new ConfigError("endpoint", value === undefined ? `is required (${ENDPOINT_HINT})` : `expected a string or {host, port}, got ${describeValue(value)}`);
   }

@@ -332,8 +332,10 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
 
   it("resets a connection from the network when the local service refuses (--reverse to a closed port), and logs it", async () => {
     const curl = await server.exec("curl", ["-sS", "--max-time", "30", `http://${CLIENT_ADDRESS}:${REVERSE_CLOSED_PORT}/`]);
-    expect(curl.code).not.toBe(0);
-    expect(curl.stderr).toMatch(/refused|reset/i);
+    // A RST: to its SYN when our reset comes before the accept went out (curl exit 7,
+    // cannot connect), else right after the handshake (exit 56, reset).
+    expect([7, 56]).toContain(curl.code);
+    expect(curl.stdout).toBe("");
     const flow = await connect.find((event) => event.type === "flow" && event.via === `reverse ${CLIENT_ADDRESS}:${REVERSE_CLOSED_PORT}`);
     expect(flow).toMatchObject({ end: "refused", name: "localhost", src: { host: SERVER_ADDRESS } });
   }, T);

@@ -14,7 +14,7 @@ import { startTcpReverse, startUdpReverse } from "./reverse.js";
 import { startSocks5, type Credentials } from "./socks5.js";
 
 export const CONNECT_USAGE = `Usage:
-  wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file and forward local ports into it
+  wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file: proxies and port forwards into it, and back
 
 Options:
   --forward tcp:[HOST:]LPORT=RHOST:RPORT  listen on HOST:LPORT (default 127.0.0.1) and forward each TCP connection to RHOST:RPORT

@@ -82,7 +82,7 @@ export async function openTcpDoor(
   { pauseOnConnect = false } = {},
 ): Promise<Door> {
   const flows = new Set<Promise<void>>();
-  let via = "";
+  let via = ""; // set once listening (the port is known then), before any client can arrive
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect }, (client) => {
     const flow = serve(client, via).finally(() => flows.delete(flow));
     flows.add(flow);

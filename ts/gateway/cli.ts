@@ -5,6 +5,7 @@ import { getServers } from "node:dns";
 import { readFileSync } from "node:fs";
 import { endpointText, formatIp, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { reachableHost } from "../client-config.js";
+import { MTU_MAX, MTU_MIN } from "../config.js";
 import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
 import { parseProxy, type UpstreamProxy } from "./dial.js";
@@ -30,7 +31,7 @@ Options:
   --peers N               make sure peer1 ... peerN exist (default 1)
   --listen HOST:PORT      UDP address to listen on (default every address, IPv4 and IPv6, port ${DEFAULT_PORT}); PORT alone is every address
   --endpoint HOST[:PORT]  the address written into client configs (default a guess at this machine's, and the listening port)
-  --mtu N                 inner MTU for the gateway and the client configs, 1280..65535
+  --mtu N                 inner MTU for the gateway and the client configs, ${MTU_MIN}..${MTU_MAX}
   --via URL               send relayed TCP through socks5://[user:pass@]HOST:PORT or http://[user:pass@]HOST:PORT (CONNECT)
   --dns-upstream IP[:PORT] where DNS queries to the gateway go (default the first nameserver in /etc/resolv.conf)
   --allow-loopback        let peers reach this host's loopback (127.0.0.0/8, ::1); refused by default. The LAN is always reachable
@@ -103,7 +104,7 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   if (flags.peers !== undefined) serve.peers = integer(flags.peers, "--peers", 0, 250);
   if (flags.listen !== undefined) serve.listen = listenAddress(flags.listen, "--listen");
   if (flags.endpoint !== undefined) serve.endpoint = configEndpoint(flags.endpoint);
-  if (flags.mtu !== undefined) serve.mtu = integer(flags.mtu, "--mtu", 1280, 65535);
+  if (flags.mtu !== undefined) serve.mtu = integer(flags.mtu, "--mtu", MTU_MIN, MTU_MAX);
   if (flags.via !== undefined) {
     try {
       serve.via = parseProxy(flags.via);

@@ -60,12 +60,11 @@ describe("dial", () => {
     expect(await exchange(socket, "ping")).toBe("hello;ping");
   });
 
-  it("fails fast with a reset refusal when the target refuses", async () => {
-    const started = Date.now();
+  it("fails with a reset refusal when the target refuses, not at its timeout", async () => {
+    // At the timeout it would fail as "unreachable", "no answer ... within": the refusal shows it did not wait.
     const error = await dialError(dial({ host: "127.0.0.1", port: await closedPort() }));
     expect(error).toBeInstanceOf(DialError);
     expect(error).toMatchObject({ refusal: "reset", message: expect.stringContaining("ECONNREFUSED") });
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   for (const [name, start] of [["SOCKS5", startSocks5Proxy], ["HTTP CONNECT", startHttpConnectProxy]] as const) {

@@ -210,9 +210,9 @@ impl Engine {
         next as f64 / 1000.0
     }
 
-    /// Replaces the event log with one event of each kind (see `abi::write_selftest_events`).
+    /// Replaces the event log with one event of each kind (see `Events::write_selftest`).
     pub fn write_selftest_events(&mut self) {
-        crate::abi::write_selftest_events(&mut self.events);
+        self.events.write_selftest();
     }
 
     /// Events not yet cleared, in the format of [`crate::events`].

@@ -1037,17 +1037,15 @@ fn tcp_send_buffer_full_reports_writable_when_drained() {
 /// them in order: data then FIN. Writing past the grant is the host's bug, reported.
 #[test]
 fn tcp_commands_write_within_the_grant_in_order() {
-    use crate::abi::command::{SEND, SHUTDOWN};
+    use crate::abi::Command;
     use crate::commands::{apply, CommandError};
     let mut net = Net::with_tcp(TcpConfig { max_send_buffer: 4096, ..tcp_config() });
     let c = net.add_client(1);
     net.handshake(c);
     let tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
     let send = |conn: u32, bytes: &[u8]| {
-        let mut command = vec![SEND];
-        command.extend_from_slice(&conn.to_le_bytes());
-        command.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        command.extend_from_slice(bytes);
+        let mut command = Vec::new();
+        Command::Send { conn, bytes }.write(&mut command);
         command
     };
     // finish_open saw the first grant: 4096 bytes. All of it in one batch...
@@ -1057,7 +1055,9 @@ fn tcp_commands_write_within_the_grant_in_order() {
     // ...and a byte more, before an ACK frees room, is the host's bug.
     let past = apply(&mut net.server, net.now, &send(tcp.id, &[3]));
     assert_eq!(past, Err(CommandError::PastGrant { conn: tcp.id, sent: 1, taken: 0 }));
-    assert_eq!(apply(&mut net.server, net.now, &[SHUTDOWN].iter().chain(&tcp.id.to_le_bytes()).copied().collect::<Vec<_>>()), Ok(()));
+    let mut shutdown = Vec::new();
+    Command::<&[u8]>::Shutdown { conn: tcp.id }.write(&mut shutdown);
+    assert_eq!(apply(&mut net.server, net.now, &shutdown), Ok(()));
     net.pump();
     let segments = net.segments(c);
     let received: Vec<u8> = segments.iter().flat_map(|s| s.payload.clone()).collect();
