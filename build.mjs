@@ -251,6 +251,10 @@ const MUTANTS_HELD = [
 // About 7 s each on an idle 2-core machine (build + the engine's tests), after a first build.
 const MUTANTS_PER_RUN = 12;
 const MUTANTS_OUT = 'target/mutants';
+// cargo-mutants builds in a copy of the tree, by default in the copy's own target/: every run
+// would build the dependencies again (3 minutes of the cap). One lasting target dir keeps them:
+// only the engine crate is rebuilt for each mutant (-j 1, so builds never share it at once).
+const MUTANTS_TARGET = 'target/mutants-build';
 
 // A mutant's name without file, line and column, so that the list survives moves and edits:
 // "replace < with <= in Receiver::hold". (The same mutation twice in one function is one entry.)
@@ -302,7 +306,7 @@ function mutants(seconds) {
   const t0 = Date.now();
   // At the time cap cargo-mutants is interrupted as by ^C; the mutants it finished still count.
   const r = spawnSync('cargo', ['mutants', '-j', '1', ...chooseMutants(), '-o', MUTANTS_OUT],
-    { cwd: root, stdio: 'inherit', timeout: seconds * 1000, killSignal: 'SIGINT', env: { ...process.env, RUST_BACKTRACE: '0' } });
+    { cwd: root, stdio: 'inherit', timeout: seconds * 1000, killSignal: 'SIGINT', env: { ...process.env, RUST_BACKTRACE: '0', CARGO_TARGET_DIR: join(root, MUTANTS_TARGET) } });
   const capped = r.error?.code === 'ETIMEDOUT';
   // cargo-mutants exits 0 (all caught), 2 (some missed) or 3 (some timed out); anything else
   // (the unmutated tree fails its tests, a build breaks) is a failure of its own.
