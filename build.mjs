@@ -5,6 +5,7 @@
 //   node build.mjs --wasm-only      only the wasm
 //   node build.mjs --ts-only        only tsc
 //   node build.mjs --cargo-test     Rust unit tests on the host target
+//   node build.mjs --lint           formatter and linters (rustfmt, clippy, Biome), imports (scripts/check-imports.mjs): first in `npm test`
 //   node build.mjs --install-deps   apt-install the toolchain AND the packages the tests use (CI)
 //   node build.mjs --fuzz [seconds] fuzz each fuzz target for that long (default 60), see fuzz/README.md
 //   node build.mjs --mutants [seconds]  a bounded mutation run over tcp/ (default 420), see crates/engine/README.md
@@ -24,7 +25,7 @@ const seconds = timedFlag ? Number(argv[1] ?? TIMED_FLAGS[timedFlag]) : undefine
 if (timedFlag && !(Number.isInteger(seconds) && seconds > 0)) die(`${timedFlag} takes whole seconds, got ${argv[1]}`);
 if (timedFlag && argv.length > 2) die(`${timedFlag} [seconds] takes nothing else`);
 const args = new Set(timedFlag ? [timedFlag] : argv);
-const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--install-deps', ...Object.keys(TIMED_FLAGS)];
+const FLAGS = ['--wasm-only', '--ts-only', '--cargo-test', '--lint', '--install-deps', ...Object.keys(TIMED_FLAGS)];
 for (const a of args) if (!FLAGS.includes(a)) die(`unknown flag ${a} (known: ${FLAGS.join(' ')})`);
 const TARGET = 'wasm32-wasip1';
 const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_engine.wasm');
@@ -35,7 +36,9 @@ const WASM_OUT = join(root, 'target/wasm', TARGET, 'release/wg_netstack_engine.w
 const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-libc', 'clang-19', 'llvm-19'];
 // What the integration tests (vitest) drive: a real WireGuard peer in a network namespace;
 // tshark reads back the gateway's pcap files; dig asks DNS through connect's forwards and proxies. g++ builds libFuzzer for the fuzz targets.
-const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils'];
+// chromium (driven by playwright-core) opens serve --web's page; zbarimg decodes its QR code from a screenshot.
+// nft (nftables) makes connect's test namespace answer SYNs with ICMP unreachable.
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools', 'nftables'];
 
 const log = (msg) => console.log(`[build] ${msg}`);
 function die(msg) {
@@ -60,6 +63,7 @@ const hasCmd = (cmd) => capture('sh', ['-c', `command -v ${cmd}`]) !== null;
 // Packages from `pkgs` that dpkg does not report as installed (all of them off Debian).
 function missingDebs(pkgs) {
   // dpkg-query exits 1 when some name is unknown but still lists the known ones, so read stdout.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} syntax, not a JS template
   const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\\n', ...pkgs], { encoding: 'utf8' });
   const installed = (r.stdout ?? '').split('\n').filter((l) => / ii/.test(l)).map((l) => l.split(' ')[0]);
   return pkgs.filter((p) => !installed.includes(p));
@@ -169,6 +173,30 @@ function cargoTest() {
   const cargo = hostCargo();
   log(`cargo test on the host with ${capture(cargo, ['--version']) ?? cargo}`);
   run(cargo, ['test', '-p', 'wg-netstack-engine', '--target-dir', 'target/host']);
+}
+
+// Every lint CI enforces, fast, so `npm test` fails before its long steps. The fuzz crate is its
+// own workspace (fuzz/Cargo.toml), so each workspace is checked on its own.
+const RUST_WORKSPACES = [
+  { manifest: 'Cargo.toml', targetDir: 'target/host' }, // the dir cargoTest() builds in
+  { manifest: 'fuzz/Cargo.toml', targetDir: 'fuzz/target' }, // the dir fuzz() builds in
+];
+function lint() {
+  const cargo = hostCargo();
+  // rustup's minimal profile leaves both out: add them where rustup is (CI's toolchain).
+  const components = ['rustfmt', 'clippy'];
+  const missing = () => components.filter((c) => capture(cargo, [c === 'rustfmt' ? 'fmt' : c, '--version']) === null);
+  if (missing().length > 0 && hasCmd('rustup')) run('rustup', ['component', 'add', ...missing()]);
+  if (missing().length > 0) die(`cargo ${missing().join(' and ')} missing: rustup component add ${missing().join(' ')}`);
+  for (const { manifest, targetDir } of RUST_WORKSPACES) {
+    run(cargo, ['fmt', '--check', '--manifest-path', manifest]);
+    // A lint is allowed only where the code says why (#[allow(clippy::...)] with a comment).
+    run(cargo, ['clippy', '--manifest-path', manifest, '--all-targets', '--target-dir', targetDir, '--', '-D', 'warnings']);
+  }
+  // TypeScript and JavaScript: biome.jsonc says which rules and why.
+  run(join(root, 'node_modules/.bin/biome'), ['lint', '--error-on-warnings']);
+  run(process.execPath, [join(root, 'scripts/check-imports.mjs')]);
+  log('lint: clean');
 }
 
 // The fuzz targets (fuzz/): cargo-fuzz on the host toolchain. They use no nightly feature
@@ -307,6 +335,8 @@ if (args.has('--install-deps')) {
   log('system packages present');
 } else if (args.has('--cargo-test')) {
   cargoTest();
+} else if (args.has('--lint')) {
+  lint();
 } else if (args.has('--fuzz')) {
   fuzz(seconds);
 } else if (args.has('--mutants')) {

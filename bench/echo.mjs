@@ -240,5 +240,5 @@ try {
   // First run.
 }
 all[runtime] = result;
-writeFileSync(file, JSON.stringify(all, null, 2) + "\n");
+writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`);
 

@@ -101,12 +101,12 @@ async function pair(dist) {
   const time = { client: 0, server: 0 };
   /** One round of the loop; returns false when nothing moved. */
   const step = () => {
-    let t = performance.now();
+    const t = performance.now();
     const at = now();
     for (; s.room > 0; s.room -= Math.min(s.room, CHUNK.length)) client.engine.commands.send(conn, CHUNK.subarray(0, s.room));
     const clientNext = client.engine.pump(at, s.toClient.splice(0));
     client.engine.takeEvents(clientEvents);
-    let t2 = performance.now();
+    const t2 = performance.now();
     time.client += t2 - t;
     const moved = s.toServer.length + s.toClient.length;
     s.datagrams += s.toServer.length;
@@ -197,4 +197,4 @@ try {
 }
 const version = globalThis.Deno ? Deno.version.deno : globalThis.Bun ? Bun.version : process.version;
 all[runtime] = { date: new Date().toISOString(), version, params: { seconds: SECONDS, mib: MIB, rounds: ROUNDS }, results };
-writeFileSync(file, JSON.stringify(all, null, 2) + "\n");
+writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`);

@@ -20,5 +20,5 @@ await Promise.all(
       }),
   ),
 );
-process.stdout.write(JSON.stringify({ listening: ports }) + "\n");
+process.stdout.write(`${JSON.stringify({ listening: ports })}\n`);
 process.once("SIGTERM", () => process.exit(0));

@@ -27,7 +27,7 @@ async function upload(conn) {
     bytes += chunk.length;
     hash.update(chunk);
   }
-  await conn.write(new TextEncoder().encode(JSON.stringify({ bytes, sha256: hash.digest("hex") }) + "\n"));
+  await conn.write(new TextEncoder().encode(`${JSON.stringify({ bytes, sha256: hash.digest("hex") })}\n`));
   await conn.end();
 }
 

@@ -33,11 +33,11 @@ const server = await startServer({
 });
 
 const runtime = process.versions.bun ? `bun ${process.versions.bun}` : globalThis.Deno ? `deno ${Deno.version.deno}` : `node ${process.versions.node}`;
-process.stdout.write(JSON.stringify({ port: server.address.port, publicKey: pubkey(privateKey), runtime }) + "\n");
+process.stdout.write(`${JSON.stringify({ port: server.address.port, publicKey: pubkey(privateKey), runtime })}\n`);
 
 process.stdin.on("data", () => {});
 process.stdin.on("end", async () => {
   const stats = server.stats();
   await server.close();
-  process.stdout.write(JSON.stringify({ stats }) + "\n", () => process.exit(0));
+  process.stdout.write(`${JSON.stringify({ stats })}\n`, () => process.exit(0));
 });

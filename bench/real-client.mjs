@@ -267,7 +267,7 @@ const report = {
   results,
 };
 fs.mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
-fs.writeFileSync(path.join(ROOT, "bench/results/real-client.json"), JSON.stringify(report, null, 2) + "\n");
+fs.writeFileSync(path.join(ROOT, "bench/results/real-client.json"), `${JSON.stringify(report, null, 2)}\n`);
 console.log(table());
 const ccs = [...new Set(results.map((e) => e.kernelCongestionControl))];
 console.log(`\n${report.seconds} s; kernel TCP congestion control: ${ccs.join(", ")}; wireguard-go: ${Object.entries(versions.wireguardGo).map(([k, v]) => `${k} = ${v}`).join(", ")}; results in bench/results/real-client.json`);

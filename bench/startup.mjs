@@ -76,7 +76,7 @@ for (const [name, r] of Object.entries(results)) {
 mkdirSync(new URL("results/", import.meta.url), { recursive: true });
 writeFileSync(
   new URL("results/startup.json", import.meta.url),
-  JSON.stringify({ date: new Date().toISOString(), runs, versions: versions(), results }, null, 2) + "\n",
+  `${JSON.stringify({ date: new Date().toISOString(), runs, versions: versions(), results }, null, 2)}\n`,
 );
 
 function versions() {

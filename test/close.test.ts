@@ -80,7 +80,8 @@ describe("server.close()", () => {
       while (!closing) await new Promise((resolve) => setTimeout(resolve, 10));
       await closing;
       const hung = (ms: number) => new Promise((resolve) => setTimeout(() => resolve("hung"), ms).unref());
-      expect(await Promise.race([hung(1_000), Promise.all(handed.map((conn) => conn.closed))])).not.toBe("hung");
+      // Settled already, or soon: the bound only catches one left open for good.
+      expect(await Promise.race([hung(10_000), Promise.all(handed.map((conn) => conn.closed))])).not.toBe("hung");
       expect(handed.length).toBe(10);
       expect(live.size).toBe(0);
       // At the client, those handed over were reset and the others refused; none was left hanging.

@@ -3,7 +3,7 @@
 // imports and works under Node, Deno and Bun with no Rust toolchain in reach.
 // Needs `node build.mjs` first (the test command does it).
 
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -41,6 +41,31 @@ console.log(JSON.stringify({ received, same, handshake }));
 await client.close(); await server.close();
 `;
 
+// A TypeScript user of the package: the public API, the Node-shaped parts included, used
+// with their types. A project with no @types/node of its own and `"types": []`.
+const CONSUMER = `
+import { connectTunnel, genkey, pubkey, startServer, type ServerOptions, type TunnelSocket } from "wg-netstack";
+import type { Agent } from "node:http";
+const options: ServerOptions = {
+  privateKey: genkey(),
+  peers: [{ publicKey: pubkey(genkey()), allowedIps: ["10.0.0.2/32"] }],
+  onTcp: async (connection) => { for await (const chunk of connection) await connection.write(chunk); },
+};
+export async function serve(): Promise<number> {
+  const server = await startServer(options);
+  await server.close();
+  return server.address.port;
+}
+export async function through(config: string): Promise<[number, Agent, object]> {
+  const tunnel = await connectTunnel(config);
+  const socket: TunnelSocket = tunnel.connect(80, "10.0.0.1");
+  socket.setNoDelay(true).end(new Uint8Array([1]));
+  const response = await tunnel.fetch("http://10.0.0.1/");
+  return [response.status, tunnel.httpAgent, tunnel.dispatcher];
+}
+`;
+const CONSUMER_TSCONFIG = { compilerOptions: { target: "ES2022", module: "NodeNext", strict: true, noEmit: true, types: [] }, files: ["consumer.ts"] };
+
 describe("the npm tarball", () => {
   let dir: string;
   let tarball: string;
@@ -56,19 +81,36 @@ describe("the npm tarball", () => {
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user", private: true, type: "module" }));
     execFileSync("npm", ["install", "--no-audit", "--no-fund", tarball], { cwd: project, stdio: "ignore" });
     writeFileSync(join(project, "main.js"), PROGRAM);
+    writeFileSync(join(project, "consumer.ts"), CONSUMER);
+    writeFileSync(join(project, "tsconfig.json"), JSON.stringify(CONSUMER_TSCONFIG));
   }, 120_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("holds the prebuilt wasm, JS and type declarations, and no install scripts", () => {
+  it("holds the prebuilt wasm, JS and type declarations, the web page, and no install scripts", () => {
     const files = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).split("\n");
-    for (const file of ["package/dist/wg_netstack.wasm", "package/dist/index.js", "package/dist/index.d.ts", "package/README.md"]) {
+    // dist/web/: serve --web's page and its server, whose HTML, style and script are inline in page.js.
+    for (const file of ["package/dist/wg_netstack.wasm", "package/dist/index.js", "package/dist/index.d.ts", "package/README.md", "package/dist/web/page.js", "package/dist/web/server.js"]) {
       expect(files).toContain(file);
     }
     expect(files.some((f) => f.includes("crates/") || f.endsWith(".rs") || f.includes(".test."))).toBe(false);
     const manifest = JSON.parse(readFileSync(join(dir, "project/node_modules/wg-netstack/package.json"), "utf8"));
     for (const hook of ["preinstall", "install", "postinstall", "prepare"]) expect(manifest.scripts?.[hook]).toBeUndefined();
   });
+
+  // The Node-shaped parts are typed with Node's types: the package brings @types/node, as a
+  // dependency its index.d.ts refers to (README, "Install"). No skipLibCheck: every .d.ts is checked.
+  it("type-checks in a project with no @types/node of its own, under tsc and deno check", () => {
+    const project = join(dir, "project");
+    expect(JSON.parse(readFileSync(join(project, "package.json"), "utf8")).devDependencies).toBeUndefined();
+    const check = (command: string, args: string[]) =>
+      spawnSync(command, args, { cwd: project, encoding: "utf8", timeout: 120_000, env: { HOME: process.env.HOME, PATH: process.env.PATH } });
+    const tsc = check(`${root}node_modules/.bin/tsc`, ["-p", "."]);
+    expect(tsc.stdout + tsc.stderr).toBe("");
+    expect(tsc.status).toBe(0);
+    const deno = check(`${root}node_modules/.bin/deno`, ["check", "consumer.ts"]);
+    expect(deno.status, deno.stderr).toBe(0);
+  }, 180_000);
 
   it.each(Object.keys(RUNTIMES))("installs and works under %s with no Rust toolchain on PATH", (runtime) => {
     const [command, ...args] = RUNTIMES[runtime]!;

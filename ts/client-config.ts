@@ -2,10 +2,10 @@
 // Every value is validated before it is written, so the text never carries a
 // stray newline or "=" that would change what wg-quick reads.
 
-import os from "node:os";
-import { ConfigError, decodeKey, describeValue, encodeKey, isRecord, maskHostBits } from "./config.js";
+import { ConfigError, decodeKey, describeValue, encodeKey, integerOption, isRecord, maskHostBits, MTU_MAX, MTU_MIN } from "./config.js";
 import { endpointText, formatIp, isHostName, parseCidr, parseHostEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint, Ip } from "./ip.js";
+import { interfaceAddresses } from "./runtime/system.js";
 
 /** What goes into a client's config; every string is in the form `wg` and wg-quick use. */
 export interface ClientConfigOptions {
@@ -67,7 +67,7 @@ export function clientConfig(options: ClientConfigOptions): string {
   if (input.address === undefined) throw new ConfigError("address", "is required (the client's tunnel address, like 10.0.0.2/32)");
   const addresses = list(input.address, "address", prefix).map(formatCidr);
   const dns = input.dns === undefined ? [] : list(input.dns, "dns", ip).map((item) => formatIp(item));
-  const mtu = integer(input.mtu, "mtu", 1280, 65535);
+  const mtu = integerOption(input.mtu, "mtu", MTU_MIN, MTU_MAX);
   const serverPublicKey = key(input.serverPublicKey, "serverPublicKey");
   const presharedKey = input.presharedKey === undefined ? undefined : key(input.presharedKey, "presharedKey");
   const allowedIps =
@@ -75,7 +75,7 @@ export function clientConfig(options: ClientConfigOptions): string {
       ? ["0.0.0.0/0", "::/0"]
       : list(input.allowedIps, "allowedIps", prefix).map((item) => formatCidr(maskHostBits(item)));
   const peerEndpoint = endpoint(input.endpoint);
-  const keepalive = integer(input.persistentKeepalive, "persistentKeepalive", 0, 65535);
+  const keepalive = integerOption(input.persistentKeepalive, "persistentKeepalive", 0, 65535);
 
   const lines = ["[Interface]", `PrivateKey = ${privateKey}`, `Address = ${addresses.join(", ")}`];
   if (dns.length > 0) lines.push(`DNS = ${dns.join(", ")}`);
@@ -90,7 +90,7 @@ export function clientConfig(options: ClientConfigOptions): string {
 /**
  * Turns an unspecified address (0.0.0.0 or ::), which a server binds to but a client
  * cannot reach, into an address of this machine of the same family: the first
- * non-internal, non-link-local one of `os.networkInterfaces()`, else loopback
+ * non-internal, non-link-local address of its network interfaces, else loopback
  * (127.0.0.1 or ::1). A guess, right for clients on the same network; any other
  * host, IP or name, comes back unchanged.
  *
@@ -99,9 +99,8 @@ export function clientConfig(options: ClientConfigOptions): string {
 export function reachableHost(host: string): string {
   const ip = parseIp(host);
   if (!ip || ip.bytes.some((byte) => byte !== 0)) return host;
-  const family = ip.family === 4 ? "IPv4" : "IPv6";
-  for (const address of Object.values(os.networkInterfaces()).flat()) {
-    if (!address || address.internal || address.family !== family) continue;
+  for (const address of interfaceAddresses()) {
+    if (address.internal || address.family !== ip.family) continue;
     const local = parseIp(address.address);
     // fe80:: addresses only work with a zone (%eth0), which differs on the client.
     if (local && !(local.family === 6 && local.bytes[0] === 0xfe && (local.bytes[1]! & 0xc0) === 0x80)) {
@@ -115,14 +114,6 @@ export function reachableHost(host: string): string {
 
 function key(value: unknown, field: string): string {
   return encodeKey(decodeKey(value, field));
-}
-
-function integer(value: unknown, field: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
-  }
-  return value;
 }
 
 /** A string or a non-empty array of strings, each parsed; errors name `field` or `field[i]`. */
@@ -162,7 +153,7 @@ function endpoint(value: unknown): string {
     else if (typeof value.host === "string" && isHostName(value.host)) host = value.host;
     else throw new ConfigError("endpoint.host", `${describeValue(value.host)} is not an IP address or host name`);
     if (value.port === undefined) throw new ConfigError("endpoint.port", "is required (the server's UDP port, like 51820)");
-    port = integer(value.port, "endpoint.port", 1, 65535)!;
+    port = integerOption(value.port, "endpoint.port", 1, 65535)!;
   } else {
     throw new ConfigError("endpoint", value === undefined ? `is required (${ENDPOINT_HINT})` : `expected a string or {host, port}, got ${describeValue(value)}`);
   }

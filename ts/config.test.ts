@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { type Limits, ConfigError, decodeKey, encodeKey, validateConfig } from "./config.js";
+import { type Limits, ConfigError, decodeKey, encodeKey, validateConfig, wholeNumber } from "./config.js";
 import { formatIp } from "./ip.js";
 import type { Cidr } from "./ip.js";
 
@@ -99,6 +99,20 @@ describe("keys", () => {
     expect(() => decodeKey(undefined, "privateKey")).toThrow(/^privateKey: is required/);
     expect(() => decodeKey(null, "privateKey")).toThrow(/got null$/);
     expect(() => decodeKey(new Uint8Array(32), "privateKey")).toThrow(/got object$/);
+  });
+});
+
+describe("wholeNumber: the one rule for numbers written as text (config files, flags)", () => {
+  it("reads plain decimal digits within the range", () => {
+    expect(wholeNumber("0", 0, 10)).toBe(0);
+    expect(wholeNumber("1420", 1280, 65535)).toBe(1420);
+    expect(wholeNumber("65535", 1280, 65535)).toBe(65535);
+  });
+
+  it("refuses signs, fractions, exponents, spaces, a leading zero and what is out of range", () => {
+    for (const text of ["", "-1", "+1", "1280.5", "1e3", "0x10", " 1420", "1420 ", "01420", "1279", "65536", "99999999999999999"]) {
+      expect(wholeNumber(text, 1280, 65535), text).toBeUndefined();
+    }
   });
 });
 

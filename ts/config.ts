@@ -1,9 +1,9 @@
 // Validates user options once, up front, so every later layer can trust them.
 // Each problem becomes a ConfigError whose message starts with the field path.
 
-import type { ServerOptions } from "./host/server.js";
 import { formatIp, parseCidr, parseEndpoint, parseIp } from "./ip.js";
 import type { Cidr, Endpoint } from "./ip.js";
+import { OPTIONS } from "./wasm/abi.js";
 
 /** A WireGuard peer the server accepts (a client), as in a `[Peer]` section. */
 export interface PeerOptions {
@@ -123,7 +123,7 @@ export class ConfigError extends Error {
 const HANDLER_NAMES = ["onTcp", "onUdp", "onError", "onUnknownPeer", "tap"] as const;
 
 /** Every option `startServer` knows: a misspelt name is an error, not a silent default. */
-const OPTION_NAMES = [
+export const OPTION_NAMES = [
   "privateKey",
   "peers",
   "host",
@@ -148,21 +148,19 @@ const OPTION_NAMES = [
 
 const PEER_OPTION_NAMES = ["publicKey", "allowedIps", "endpoint", "persistentKeepalive", "presharedKey"] as const;
 
-// Checked by tsc: an option added to ServerOptions or PeerOptions must be listed above.
-type ListsAll<T, Names extends readonly string[]> = [Exclude<keyof T, Names[number]>] extends [never] ? true : false;
-type MustBeTrue<T extends true> = T;
-type OptionNamesListed = [
-  MustBeTrue<ListsAll<ServerOptions, typeof OPTION_NAMES>>,
-  MustBeTrue<ListsAll<PeerOptions, typeof PEER_OPTION_NAMES>>,
-];
+// Checked by tsc: an option added to PeerOptions must be listed above (and one added to
+// ServerOptions in OPTION_NAMES: checked beside it, in host/server.ts, the layer above).
+export type ListsAll<T, Names extends readonly string[]> = [Exclude<keyof T, Names[number]>] extends [never] ? true : false;
+export type MustBeTrue<T extends true> = T;
+// biome-ignore lint/correctness/noUnusedVariables: never used, only checked by tsc
+type PeerOptionNamesListed = MustBeTrue<ListsAll<PeerOptions, typeof PEER_OPTION_NAMES>>;
 
 const KEY_SIZE = 32;
 const KEY_TEXT_SIZE = 44;
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const KEY_HINT = 'expected 44 base64 characters ending in "=", as printed by "wg genkey" or "wg pubkey"';
 
-/** Describes a bad value for an error message; long strings are cut short. */
-/** A short, safe rendering of a bad value for an error message. */
+/** A short, safe rendering of a bad value for an error message; long strings are cut short. */
 export function describeValue(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
@@ -267,13 +265,31 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-function integer(options: Record<string, unknown>, field: string, min: number, max: number, fallback: number, path = field): number {
-  const value = options[field];
-  if (value === undefined) return fallback;
+/** The inner MTU: from IPv6's minimum link MTU (RFC 8200 section 5) to the largest IP packet without jumbograms (the engine's range, crates/engine/src/abi.rs). */
+export const MTU_MIN = OPTIONS.mtu.min;
+export const MTU_MAX = OPTIONS.mtu.max;
+
+/** `value` when it is an integer from `min` to `max`; undefined when absent; otherwise a ConfigError naming `field`. */
+export function integerOption(value: unknown, field: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(path, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
+    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${describeValue(value)}`);
   }
   return value;
+}
+
+/**
+ * The number `text` writes in decimal digits when it is from `min` to `max`, else undefined: no
+ * sign, no fraction, and no leading zero (`010` is eight to tools that read C's octal).
+ */
+export function wholeNumber(text: string, min: number, max: number): number | undefined {
+  if (!/^(?:0|[1-9][0-9]{0,15})$/.test(text)) return undefined;
+  const value = Number(text);
+  return value >= min && value <= max ? value : undefined;
+}
+
+function integer(options: Record<string, unknown>, field: string, min: number, max: number, fallback: number, path = field): number {
+  return integerOption(options[field], path, min, max) ?? fallback;
 }
 
 function cidr(value: unknown, field: string): Cidr {
@@ -382,21 +398,22 @@ export function validateConfig(input: unknown): Config {
   }
 
   const port = integer(input, "port", 0, 65535, 51820);
-  const mtu = integer(input, "mtu", 1280, 65535, 1420);
-  const tcpReceiveBuffer = integer(input, "tcpReceiveBuffer", 4096, 67108864, 4 << 20);
-  const tcpSendBuffer = integer(input, "tcpSendBuffer", 4096, 67108864, 4 << 20);
-  const HOUR = 3_600_000;
+  // The ranges and defaults the engine shares (crates/engine/src/abi.rs, `option`).
+  const option = (name: keyof typeof OPTIONS) => integer(input, name, OPTIONS[name].min, OPTIONS[name].max, OPTIONS[name].default);
+  const mtu = option("mtu");
+  const tcpReceiveBuffer = option("tcpReceiveBuffer");
+  const tcpSendBuffer = option("tcpSendBuffer");
   const limits: Limits = {
-    tcpMaxConnectionsPerPeer: integer(input, "tcpMaxConnectionsPerPeer", 1, 1 << 20, 16_384),
-    tcpMaxConnections: integer(input, "tcpMaxConnections", 1, 1 << 20, 65_536),
-    tcpMaxHalfOpenPerPeer: integer(input, "tcpMaxHalfOpenPerPeer", 1, 1 << 20, 4_096),
-    maxBufferedBytes: integer(input, "maxBufferedBytes", 1 << 20, 2 ** 31, 256 << 20),
-    udpMaxFlowsPerPeer: integer(input, "udpMaxFlowsPerPeer", 1, 1 << 20, 4_096),
-    tcpHalfOpenTimeout: integer(input, "tcpHalfOpenTimeout", 1_000, HOUR, 20_000),
-    tcpFinWait2Timeout: integer(input, "tcpFinWait2Timeout", 1_000, HOUR, 60_000),
-    tcpKeepalive: integer(input, "tcpKeepalive", 1_000, 24 * HOUR, 60_000),
-    tcpUserTimeout: integer(input, "tcpUserTimeout", 1_000, 24 * HOUR, 60_000),
-    udpFlowTimeout: integer(input, "udpFlowTimeout", 1_000, 24 * HOUR, 60_000),
+    tcpMaxConnectionsPerPeer: option("tcpMaxConnectionsPerPeer"),
+    tcpMaxConnections: option("tcpMaxConnections"),
+    tcpMaxHalfOpenPerPeer: option("tcpMaxHalfOpenPerPeer"),
+    maxBufferedBytes: option("maxBufferedBytes"),
+    udpMaxFlowsPerPeer: option("udpMaxFlowsPerPeer"),
+    tcpHalfOpenTimeout: option("tcpHalfOpenTimeout"),
+    tcpFinWait2Timeout: option("tcpFinWait2Timeout"),
+    tcpKeepalive: option("tcpKeepalive"),
+    tcpUserTimeout: option("tcpUserTimeout"),
+    udpFlowTimeout: option("udpFlowTimeout"),
   };
 
   let addresses: Cidr[] = [];

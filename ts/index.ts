@@ -4,6 +4,11 @@
 // pump) → wasm/ (the binding to the engine) → crates/engine (decryption in tunnel/, TCP state in
 // tcp/) → back out as host/tcp-connection.ts and host/udp-packet.ts objects.
 
+// The Node-shaped parts (TunnelSocket is a stream.Duplex, the http agents, undici's
+// dispatcher) are typed with Node's types: this line makes the published types load them from
+// @types/node, a dependency, so a project without it (or with `"types": []`) still type-checks.
+/// <reference types="node" preserve="true" />
+
 export { startServer, Server } from "./host/server.js";
 export type { ServerOptions, ServerStats, PeerStats, ConnectOptions } from "./host/server.js";
 export { TcpConnection, ConnectionError } from "./host/tcp-connection.js";

@@ -78,7 +78,7 @@ function parseIp6(text: string): Uint8Array | undefined {
   let words: number[];
   if (halves.length === 1) {
     const all = parseGroups(text, true);
-    if (!all || all.length !== 8) return undefined;
+    if (all?.length !== 8) return undefined;
     words = all;
   } else {
     const head = parseGroups(halves[0]!, false);
@@ -223,4 +223,14 @@ export function decodeAddress(source: Uint8Array, offset: number): Endpoint & { 
   const bytes = source.subarray(offset + 1, offset + 1 + (family === 4 ? 4 : 16));
   const port = source[offset + 17]! | (source[offset + 18]! << 8);
   return { family, host: formatIp(bytes), port };
+}
+
+/** True when `ip` is inside `cidr`. */
+export function cidrCovers(cidr: Cidr, ip: Ip): boolean {
+  if (cidr.family !== ip.family) return false;
+  for (let bit = 0; bit < cidr.prefix; bit += 8) {
+    const mask = 0xff00 >> Math.min(8, cidr.prefix - bit);
+    if (((cidr.bytes[bit / 8]! ^ ip.bytes[bit / 8]!) & mask) !== 0) return false;
+  }
+  return true;
 }

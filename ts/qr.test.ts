@@ -40,6 +40,7 @@ function svgModules(svg: string): { size: number; data: number[] } {
 
 /** Reads the modules back from the terminal text: each character is two modules, top and bottom. */
 function terminalModules(text: string): { size: number; data: number[] } {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the terminal's colour codes, which this strips
   const lines = text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((line) => line.length > 0);
   const size = lines[0]!.length - 2; // one light column each side
   const data = new Array<number>(size * size).fill(0);

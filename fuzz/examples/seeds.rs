@@ -107,10 +107,13 @@ fn inner_seeds() {
         ]),
     );
     // Nobody reads: the window closes; then the client probes it.
-    let fill: Vec<_> = (0..8u32)
-        .map(|i| step(0, ACK | NO_POLL, tcp(client, server, TcpControl::Psh, 1001 + i * 1300, Some(0), &[b'x'; 1300])))
-        .collect();
-    write("inner", "tcp-window-full", &then([fill, vec![step(4, ACK, tcp(client, server, TcpControl::None, 11401, Some(0), b"y"))]].concat()));
+    let fill: Vec<_> =
+        (0..8u32).map(|i| step(0, ACK | NO_POLL, tcp(client, server, TcpControl::Psh, 1001 + i * 1300, Some(0), &[b'x'; 1300]))).collect();
+    write(
+        "inner",
+        "tcp-window-full",
+        &then([fill, vec![step(4, ACK, tcp(client, server, TcpControl::None, 11401, Some(0), b"y"))]].concat()),
+    );
     // Idle past keep-alives, the session's lifetime and the connection timeout.
     write("inner", "tcp-idle", &then(vec![step(6, ACK, tcp(client, server, TcpControl::None, 1001, Some(0), &[])), step(7, 0, vec![])]));
     let syns: Vec<_> = (0..40u16)

@@ -9,17 +9,13 @@
 use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use smoltcp::wire::{
-    Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber, UdpPacket,
-};
+use smoltcp::wire::{Icmpv4Packet, Icmpv6Packet, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, TcpSeqNumber, UdpPacket};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
-use wg_netstack_engine::abi::command;
-use wg_netstack_engine::addr::{read_address, ADDRESS_SIZE};
+use wg_netstack_engine::abi::{Command, Event, Reader};
 use wg_netstack_engine::commands;
-use wg_netstack_engine::events;
 use wg_netstack_engine::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
 use wg_netstack_engine::tcp::TcpConfig;
 use wg_netstack_engine::tunnel::PeerConfig;
@@ -194,93 +190,38 @@ pub enum HostAction {
 pub fn act(server: &mut Engine, actions: &[HostAction]) -> bool {
     let mut commands = Vec::new();
     for &action in actions {
-        let (kind, id) = match action {
-            HostAction::Accept(id) => (command::ACCEPT, id),
-            HostAction::Consume(id, _) => (command::CONSUMED, id),
-            HostAction::Write(id, _) => (command::SEND, id),
-            HostAction::Shutdown(id) => (command::SHUTDOWN, id),
+        let command = match action {
+            HostAction::Accept(conn) => Command::Accept { conn },
+            HostAction::Consume(conn, bytes) => Command::Consumed { conn, bytes: bytes as u32 },
+            HostAction::Write(conn, room) => Command::Send { conn, bytes: &HOST_DATA[..room.min(HOST_DATA.len())] },
+            HostAction::Shutdown(conn) => Command::Shutdown { conn },
         };
-        commands.push(kind);
-        commands.extend_from_slice(&id.to_le_bytes());
-        match action {
-            HostAction::Consume(_, bytes) => commands.extend_from_slice(&(bytes as u32).to_le_bytes()),
-            HostAction::Write(_, room) => {
-                let data = &HOST_DATA[..room.min(HOST_DATA.len())];
-                commands.extend_from_slice(&(data.len() as u32).to_le_bytes());
-                commands.extend_from_slice(data);
-            }
-            _ => {}
-        }
+        command.write(&mut commands);
     }
     commands::apply(server, now(), &commands).expect("the harness keeps the command contract");
     !actions.is_empty()
 }
 
-/// Walks the event log the way the host does, panicking if it is malformed (the host
-/// would misread it), hands each datagram to `datagram`, and notes the host's answers.
-pub fn walk_events(mut log: &[u8], mut datagram: impl FnMut(SocketAddr, &[u8]), actions: &mut Vec<HostAction>) -> Seen {
-    fn take<'a>(log: &mut &'a [u8], n: usize) -> &'a [u8] {
-        assert!(log.len() >= n, "event log cut short");
-        let (head, rest) = log.split_at(n);
-        *log = rest;
-        head
-    }
-    fn u32_at(log: &mut &[u8]) -> u32 {
-        u32::from_le_bytes(take(log, 4).try_into().unwrap())
-    }
-    fn address(log: &mut &[u8]) -> SocketAddr {
-        read_address(take(log, ADDRESS_SIZE)).expect("a valid address in the event log")
-    }
-    fn bytes<'a>(log: &mut &'a [u8]) -> &'a [u8] {
-        let len = u32_at(log) as usize;
-        take(log, len)
-    }
+/// Walks the event log with the engine's own decoder, panicking if it is malformed (the
+/// host would misread it), hands each datagram to `datagram`, and notes the host's answers.
+pub fn walk_events(log: &[u8], mut datagram: impl FnMut(SocketAddr, &[u8]), actions: &mut Vec<HostAction>) -> Seen {
     let mut seen = Seen::default();
-    while !log.is_empty() {
-        match take(&mut log, 1)[0] {
-            events::DATAGRAM => {
-                let to = address(&mut log);
-                datagram(to, bytes(&mut log));
+    let mut r = Reader::new(log);
+    while !r.is_done() {
+        let at = r.at();
+        match Event::read(&mut r).unwrap_or_else(|| panic!("malformed event log at byte {at}")) {
+            Event::Datagram { to, bytes } => {
+                datagram(to, bytes);
                 seen.datagrams += 1;
             }
-            events::TCP_INCOMING => {
-                let id = u32_at(&mut log);
-                take(&mut log, 4);
-                address(&mut log);
-                address(&mut log);
-                actions.push(HostAction::Accept(id));
-            }
-            events::TCP_ESTABLISHED => {
-                take(&mut log, 8);
-                seen.tcp_opened += 1;
-            }
-            events::TCP_DATA => {
-                let id = u32_at(&mut log);
-                actions.push(HostAction::Consume(id, bytes(&mut log).len()));
-            }
-            events::TCP_EOF => actions.push(HostAction::Shutdown(u32_at(&mut log))),
-            events::TCP_WRITABLE => {
-                let id = u32_at(&mut log);
-                actions.push(HostAction::Write(id, u32_at(&mut log) as usize));
-            }
-            events::TCP_CLOSED => {
-                take(&mut log, 5);
-                seen.tcp_closed += 1;
-            }
-            events::UDP => {
-                u32_at(&mut log);
-                address(&mut log);
-                address(&mut log);
-                bytes(&mut log);
-                seen.udp += 1;
-            }
-            events::ECHO_REPLY => {
-                u32_at(&mut log);
-                address(&mut log);
-                u32_at(&mut log);
-                u32_at(&mut log);
-            }
-            kind => panic!("unknown event kind {kind}"),
+            Event::TcpIncoming { conn, .. } => actions.push(HostAction::Accept(conn)),
+            Event::TcpEstablished { .. } => seen.tcp_opened += 1,
+            Event::TcpData { conn, bytes } => actions.push(HostAction::Consume(conn, bytes.len())),
+            Event::TcpEof { conn } => actions.push(HostAction::Shutdown(conn)),
+            Event::TcpWritable { conn, room } => actions.push(HostAction::Write(conn, room as usize)),
+            Event::TcpClosed { .. } => seen.tcp_closed += 1,
+            Event::Udp { .. } => seen.udp += 1,
+            Event::EchoReply { .. } | Event::UnknownPeer { .. } | Event::InnerPacket { .. } => {}
         }
     }
     seen
@@ -445,7 +386,9 @@ impl World {
                 }
                 TunnResult::Done => return,
                 // A malformed datagram from the server is a bug in it.
-                TunnResult::Err(error @ (WireGuardError::InvalidPacket | WireGuardError::IncorrectPacketLength | WireGuardError::WrongPacketType)) => {
+                TunnResult::Err(
+                    error @ (WireGuardError::InvalidPacket | WireGuardError::IncorrectPacketLength | WireGuardError::WrongPacketType),
+                ) => {
                     panic!("the server sent a malformed datagram: {error:?}")
                 }
                 // Anything else is what a real client meets too (a packet that crossed a

@@ -3,8 +3,8 @@
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet,
-    Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, TcpTimestampRepr, UdpPacket, UdpRepr,
+    Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl,
+    TcpPacket, TcpRepr, TcpSeqNumber, TcpTimestampRepr, UdpPacket, UdpRepr,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -75,9 +75,7 @@ pub fn ping(src: IpAddr, dst: IpAddr, data: &[u8]) -> Vec<u8> {
         }
         _ => {
             let repr = Icmpv4Repr::EchoRequest { ident: 7, seq_no: 1, data };
-            ip(src, dst, IpProtocol::Icmp, repr.buffer_len(), |bytes| {
-                repr.emit(&mut Icmpv4Packet::new_unchecked(bytes), &checksums)
-            })
+            ip(src, dst, IpProtocol::Icmp, repr.buffer_len(), |bytes| repr.emit(&mut Icmpv4Packet::new_unchecked(bytes), &checksums))
         }
     }
 }

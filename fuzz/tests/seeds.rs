@@ -1,9 +1,9 @@
 //! The harness reaches what it is meant to: the seeds open connections, get UDP through
 //! and are answered. Without these checks a harness can fuzz nothing but its own parser.
 
+use smoltcp::wire::TcpControl;
 use std::fs;
 use std::path::PathBuf;
-use smoltcp::wire::TcpControl;
 use wg_netstack_fuzz::packets::tcp;
 use wg_netstack_fuzz::{datagram_target, encode, tag, Seen, World, FIX, NO_POLL};
 

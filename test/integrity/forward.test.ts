@@ -50,7 +50,7 @@ const HTTP_REPLY = "HTTP/1.1 200 Connection Established\r\n\r\n";
 
 interface DoorKind {
   name: string;
-  open(options: { tunnel: Tunnel; log: FlowLog; signal: AbortSignal }): Promise<Door>;
+  open(options: { tunnel: Tunnel; log: FlowLog; peerOf: (host: string) => string; signal: AbortSignal }): Promise<Door>;
   /** A proxy's: what the client sends before its data, and a reader of the answer that checks it says yes. */
   handshake?: { request: Uint8Array; readReply(socket: net.Socket): Promise<void> };
 }
@@ -62,11 +62,11 @@ const listen = { host: "127.0.0.1", port: 0 };
 const DOORS: DoorKind[] = [
   {
     name: "--forward tcp:",
-    open: ({ tunnel, log, signal }) => startTcpForward({ tunnel, listen, target: TARGET, log, signal }),
+    open: (options) => startTcpForward({ ...options, listen, target: TARGET }),
   },
   {
     name: "--socks5",
-    open: ({ tunnel, log, signal }) => startSocks5({ tunnel, listen, log, signal }),
+    open: (options) => startSocks5({ ...options, listen }),
     handshake: {
       request: SOCKS5_REQUEST,
       readReply: async (socket) => {
@@ -78,7 +78,7 @@ const DOORS: DoorKind[] = [
   },
   {
     name: "--http (CONNECT)",
-    open: ({ tunnel, log, signal }) => startHttpProxy({ tunnel, listen, log, signal }),
+    open: (options) => startHttpProxy({ ...options, listen }),
     handshake: {
       request: new TextEncoder().encode(HTTP_REQUEST),
       readReply: async (socket) => expect((await readExactly(socket, HTTP_REPLY.length)).toString("latin1")).toBe(HTTP_REPLY),
@@ -109,7 +109,7 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
     });
     tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
     const log = new FlowLog((line) => flows.push(JSON.parse(line)), { json: true });
-    for (const kind of DOORS) doors.set(kind.name, await kind.open({ tunnel, log, signal: shutdown.signal }));
+    for (const kind of DOORS) doors.set(kind.name, await kind.open({ tunnel, log, peerOf: () => server.publicKey, signal: shutdown.signal }));
   }, T);
 
   afterAll(async () => {

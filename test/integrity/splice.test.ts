@@ -8,7 +8,6 @@
 
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TcpConnection } from "../../ts/index.js";
 import { splice, type SpliceResult } from "../../ts/splice.js";
 import { startLoopbackPair } from "../support/loopback-stacks.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
@@ -60,7 +59,10 @@ describe("integrity: splice, server role (a tunnel connection relayed to a net u
     });
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     // A socket that took a RST as end of stream stays half-open (see roles.mjs): close it ourselves.
-    closers.push(() => new Promise((resolve) => (sockets.forEach((socket) => socket.destroy()), upstream.close(() => resolve()))));
+    closers.push(() => new Promise((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      upstream.close(() => resolve());
+    }));
     const target = { host: "127.0.0.1", port: (upstream.address() as net.AddressInfo).port };
     const pair = await startLoopbackPair({
       onTcp: async (conn) => {
@@ -120,7 +122,10 @@ describe("integrity: splice, client role (a net client relayed into the tunnel w
       current.splice.resolve(await splice(conn, socket));
     });
     await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-    closers.push(() => new Promise((resolve) => (sockets.forEach((socket) => socket.destroy()), proxy.close(() => resolve()))));
+    closers.push(() => new Promise((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      proxy.close(() => resolve());
+    }));
     const proxyPort = (proxy.address() as net.AddressInfo).port;
 
     run = async (scenario) => {

@@ -7,7 +7,7 @@
 // There is no relay in between, so no verdict to check: the scenario's expected end stands in.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type TcpConnection, type Tunnel } from "../../ts/index.js";
+import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../../ts/index.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
 import { flowKeys, integrityProblems, play, SCENARIOS, socketSide } from "./roles.mjs";
 

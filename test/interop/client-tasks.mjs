@@ -52,14 +52,14 @@ let finished = false;
 function finish(obj, code = obj && obj.error !== undefined ? 1 : 0) {
   if (finished) return;
   finished = true;
-  process.stdout.write(JSON.stringify(obj) + "\n", () => process.exit(code));
+  process.stdout.write(`${JSON.stringify(obj)}\n`, () => process.exit(code));
 }
 function fail(error, code = 1, extra = {}) {
   finish({ error: String(error), ...extra }, code);
 }
 
 function errText(err) {
-  return err && err.code ? `${err.code}: ${err.message}` : String(err && err.message ? err.message : err);
+  return err?.code ? `${err.code}: ${err.message}` : String(err?.message ? err.message : err);
 }
 
 function needInt(name, v) {
@@ -248,13 +248,13 @@ function echoServer([portS], flags) {
   });
   const info = net.createServer((s) => {
     s.on("error", () => s.destroy());
-    s.end(JSON.stringify(socketInfo(s)) + "\n");
+    s.end(`${JSON.stringify(socketInfo(s))}\n`);
   });
   const udp = dgram.createSocket({ type: net.isIPv4(host) ? "udp4" : "udp6", ipv6Only: false });
   udp.on("message", (msg, rinfo) => udp.send(msg, rinfo.port, rinfo.address));
   let ready = 0;
   const onReady = () => {
-    if (++ready === 3) process.stdout.write(JSON.stringify({ listening: true, host, port }) + "\n");
+    if (++ready === 3) process.stdout.write(`${JSON.stringify({ listening: true, host, port })}\n`);
   };
   for (const s of [tcp, info, udp]) s.on("error", (err) => fail(errText(err)));
   tcp.listen({ port, host, ipv6Only: false }, onReady);
@@ -415,7 +415,7 @@ function tcpMany([host, portS, countS], flags) {
         connecting--;
         if (++served === count) {
           clearTimeout(timer);
-          process.stdout.write(JSON.stringify({ served, ms: Math.round(performance.now() - t0) }) + "\n");
+          process.stdout.write(`${JSON.stringify({ served, ms: Math.round(performance.now() - t0) })}\n`);
         }
         openNext();
       });

@@ -4,19 +4,23 @@
 //
 //   root ns: curl/dig ─▶ 127.0.0.1 doors ─ wg-netstack connect ──UDP──▶ namespace: wireguard-go 10.0.0.1/24
 //                                                                        HTTP :8000, DNS :53 (files.test)
+//   and back (--reverse): curl / a UDP client in the namespace ─▶ 10.0.0.2:REVERSE_PORT ─▶ services on 127.0.0.1
+//   The namespace's nftables answers SYNs to two ports with ICMP host and net unreachable.
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket as DatagramSocket } from "node:dgram";
 import { once } from "node:events";
+import http from "node:http";
 import net from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, genkey, pubkey } from "../../ts/index.js";
+import { clientConfig, connectTunnel, genkey, pubkey, TunnelError } from "../../ts/index.js";
 import { GATEWAY_MAIN, RUNTIME_COMMAND, startCommand, waitForLine } from "../support/gateway-process.js";
+import { postgresBin, startPostgres } from "../support/postgres.js";
 import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
 
 const skipReason = interopSkipReason();
@@ -29,6 +33,24 @@ const CLOSED_PORT = 8001;
 const NAME = "files.test";
 const FILE_SIZE = 1024 * 1024;
 const SOCKS_LOGIN = "user:pa:ss";
+const CLIENT_ADDRESS = "10.0.0.2";
+const REVERSE_PORT = 8080;
+const REVERSE_CLOSED_PORT = 8081;
+const REVERSE_UDP_PORT = 5353;
+const REVERSE_FILE_SIZE = 16 * 1024 * 1024;
+const HOST_UNREACHABLE_PORT = 8002;
+const NET_UNREACHABLE_PORT = 8003;
+const LIBRARY_ADDRESS = "10.0.0.3";
+const POSTGRES_PORT = 5432;
+
+/** Rejects SYNs to two ports with ICMP errors, as a firewall in the network would (RFC 1122 4.2.3.9's case). */
+const REJECT_RULES = `table ip wgn_reject {
+  chain input {
+    type filter hook input priority 0;
+    tcp dport ${HOST_UNREACHABLE_PORT} reject with icmp type host-unreachable
+    tcp dport ${NET_UNREACHABLE_PORT} reject with icmp type net-unreachable
+  }
+}`;
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
 // Bytes from a fixed LCG, so the test knows their hash.
@@ -37,14 +59,44 @@ const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
 for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
 require("http").createServer((req, res) => res.end(file)).listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
 
-function expectedFileHash(): string {
-  const file = Buffer.alloc(FILE_SIZE);
+function lcgFile(size: number): Buffer {
+  const file = Buffer.alloc(size);
   let x = 1;
-  for (let i = 0; i < FILE_SIZE; i++) {
+  for (let i = 0; i < size; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
     file[i] = x >>> 24;
   }
-  return createHash("sha256").update(file).digest("hex");
+  return file;
+}
+
+function expectedFileHash(): string {
+  return createHash("sha256").update(lcgFile(FILE_SIZE)).digest("hex");
+}
+
+/** The local service behind --reverse: GET sends `file`; POST answers the SHA-256 and size of the body. */
+async function startLocalHttp(file: Buffer): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== "POST") return res.end(file);
+    const hash = createHash("sha256");
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      size += chunk.length;
+    });
+    req.on("end", () => res.end(`${hash.digest("hex")} ${size}`));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return server;
+}
+
+/** A port on 127.0.0.1 where nothing listens (bound, then closed). */
+async function closedLocalPort(): Promise<number> {
+  const server = net.createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -110,15 +162,31 @@ if (!skipReason && !haveDig) {
   if (process.env.CI) throw new Error("the connect test needs dig (Debian package dnsutils)");
   console.log("[interop] skipping the dig checks: dig is not installed (Debian package dnsutils)");
 }
+const postgres = skipReason ? undefined : postgresBin();
+const havePsql = run("sh", ["-c", "command -v psql"]).status === 0;
+if (!skipReason && !(postgres && havePsql)) {
+  if (process.env.CI) throw new Error("the connect test needs PostgreSQL and psql (Debian package postgresql)");
+  console.log("[interop] skipping the psql check: PostgreSQL or psql is not installed (Debian package postgresql)");
+}
+const haveNft = run("sh", ["-c", "command -v nft"]).status === 0;
+if (!skipReason && !haveNft) {
+  if (process.env.CI) throw new Error("the connect test needs nft (Debian package nftables)");
+  console.log("[interop] skipping the ICMP unreachable checks: nft is not installed (Debian package nftables)");
+}
 
 describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
   const clientKey = skipReason ? "" : genkey();
   const serverKey = skipReason ? "" : genkey();
+  const libraryKey = skipReason ? "" : genkey();
   let server: WgServer;
   let dir: string;
   let configPath: string;
   let connect: ReturnType<typeof startConnect>;
   let up: Record<string, any>;
+  const reverseFile = lcgFile(REVERSE_FILE_SIZE);
+  let localHttp: http.Server;
+  let localUdp: DatagramSocket;
+  let localClosedPort: number;
 
   beforeAll(async () => {
     await cleanupStaleNamespaces();
@@ -126,23 +194,41 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
       privateKey: serverKey,
       implementation: "current",
       tunnelAddresses: [`${SERVER_ADDRESS}/24`],
-      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+      peers: [
+        { publicKey: pubkey(clientKey), allowedIps: [`${CLIENT_ADDRESS}/32`] },
+        { publicKey: pubkey(libraryKey), allowedIps: [`${LIBRARY_ADDRESS}/32`] },
+      ],
     });
+    if (haveNft) {
+      const nft = await server.exec("nft", ["-f", "-"], { input: REJECT_RULES });
+      if (nft.code !== 0) throw new Error(`nft: ${nft.stderr}`);
+    }
     const web = server.spawn("node", ["-e", HTTP_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
     const dns = server.spawn("node", [join(root, "test/support/dns-server.mjs"), SERVER_ADDRESS, "53", `${NAME}=${SERVER_ADDRESS}`], { stdio: ["ignore", "pipe", "inherit"] });
     await Promise.all([waitForLine(web, "listening"), waitForLine(dns, "listening")]);
+    localHttp = await startLocalHttp(reverseFile);
+    localClosedPort = await closedLocalPort();
+    localUdp = createSocket("udp4");
+    localUdp.on("message", (data, rinfo) => localUdp.send(Buffer.concat([Buffer.from("echo "), data]), rinfo.port, rinfo.address));
+    localUdp.bind(0, "127.0.0.1");
+    await once(localUdp, "listening");
     dir = mkdtempSync(join(tmpdir(), "wgn-connect-"));
     configPath = join(dir, "wg0.conf");
     writeFileSync(
       configPath,
-      clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" }),
+      clientConfig({ privateKey: clientKey, address: `${CLIENT_ADDRESS}/32`, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" }),
     );
     connect = startConnect(configPath, [
       "--forward", `tcp:0=${NAME}:${HTTP_PORT}`,
       "--forward", `tcp:127.0.0.1:0=${SERVER_ADDRESS}:${CLOSED_PORT}`,
       "--forward", `udp:0=${SERVER_ADDRESS}:53`,
+      "--forward", `tcp:0=${SERVER_ADDRESS}:${HOST_UNREACHABLE_PORT}`,
+      "--forward", `tcp:0=${NAME}:${POSTGRES_PORT}`,
       "--socks5", `${SOCKS_LOGIN}@0`,
       "--http", `${SOCKS_LOGIN}@0`,
+      "--reverse", `tcp:${REVERSE_PORT}=127.0.0.1:${(localHttp.address() as net.AddressInfo).port}`,
+      "--reverse", `tcp:${REVERSE_CLOSED_PORT}=localhost:${localClosedPort}`,
+      "--reverse", `udp:${REVERSE_UDP_PORT}=127.0.0.1:${localUdp.address().port}`,
       "--pcap", join(dir, "tunnel.pcap"),
     ]);
     up = await connect.find((event) => event.type === "up");
@@ -151,13 +237,16 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
   afterAll(async () => {
     await connect?.stop();
     await server?.close();
+    localHttp?.close();
+    localUdp?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, T);
 
   it("prints one event when the tunnel is up, naming every door (on 127.0.0.1 by default)", () => {
     expect(up.addresses).toEqual(["10.0.0.2"]);
     expect(up.publicKey).toBe(pubkey(clientKey));
-    expect(up.listening).toHaveLength(5);
+    expect(up.listening).toHaveLength(10);
+    expect(up.listening).toContainEqual({ protocol: "reverse-tcp", address: `${CLIENT_ADDRESS}:${REVERSE_PORT}`, to: `127.0.0.1:${(localHttp.address() as net.AddressInfo).port}` });
     expect(door(up, "tcp", `${NAME}:${HTTP_PORT}`).host).toBe("127.0.0.1");
     expect(door(up, "udp", `${SERVER_ADDRESS}:53`).host).toBe("127.0.0.1");
   });
@@ -168,7 +257,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     expect(curl.stderr).toBe("");
     expect(curl.stdout.split(" ")[0]).toBe(expectedFileHash());
     const flow = await connect.find((event) => event.type === "flow" && event.protocol === "tcp" && event.name === NAME);
-    expect(flow).toMatchObject({ dst: { host: SERVER_ADDRESS, port: HTTP_PORT }, end: "closed" });
+    expect(flow).toMatchObject({ peer: pubkey(serverKey), via: `forward 127.0.0.1:${port}`, src: { host: "127.0.0.1" }, dst: { host: SERVER_ADDRESS, port: HTTP_PORT }, end: "closed" });
     expect(flow.down).toBeGreaterThan(FILE_SIZE);
   }, T);
 
@@ -191,8 +280,8 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     const curl = run("sh", ["-c", `curl -sS --max-time 30 --socks5-hostname ${SOCKS_LOGIN}@127.0.0.1:${port} http://${NAME}:${HTTP_PORT}/file | sha256sum`]);
     expect(curl.stderr).toBe("");
     expect(curl.stdout.split(" ")[0]).toBe(expectedFileHash());
-    const flow = await connect.find((event) => event.type === "flow" && event.peer === "socks5" && event.protocol === "tcp" && event.end === "closed");
-    expect(flow).toMatchObject({ name: NAME, dst: { host: SERVER_ADDRESS, port: HTTP_PORT } });
+    const flow = await connect.find((event) => event.type === "flow" && event.via?.startsWith("socks5 ") && event.protocol === "tcp" && event.end === "closed");
+    expect(flow).toMatchObject({ peer: pubkey(serverKey), via: `socks5 127.0.0.1:${port}`, name: NAME, dst: { host: SERVER_ADDRESS, port: HTTP_PORT } });
     const refused = run("curl", ["-sS", "--max-time", "30", "--socks5-hostname", `${SOCKS_LOGIN}@127.0.0.1:${port}`, `http://${SERVER_ADDRESS}:${CLOSED_PORT}/`]);
     expect(refused.stderr).toMatch(/refused|\(5\)/i); // curl 7 prints the REP code, curl 8 its meaning
     const wrongLogin = run("curl", ["-sS", "--max-time", "30", "--socks5-hostname", `user:wrong@127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
@@ -206,7 +295,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
       expect(curl.stderr).toBe("");
       expect(curl.stdout.split(" ")[0]).toBe(expectedFileHash());
     }
-    const flows = async () => connect.events.filter((event) => event.type === "flow" && event.peer === "http" && event.end === "closed" && event.name === NAME);
+    const flows = async () => connect.events.filter((event) => event.type === "flow" && event.via === `http 127.0.0.1:${port}` && event.end === "closed" && event.name === NAME);
     for (let i = 0; i < 100 && (await flows()).length < 2; i++) await sleep(50);
     expect((await flows()).length).toBe(2);
     const noLogin = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-x", `http://127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
@@ -220,12 +309,100 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     expect(await socksUdpDnsQuery(port, SOCKS_LOGIN, SERVER_ADDRESS, NAME)).toBe(SERVER_ADDRESS);
   }, T);
 
+  it("serves a local HTTP server to curl in the namespace with --reverse tcp: 16 MiB down and up intact, flows logged", async () => {
+    const url = `http://${CLIENT_ADDRESS}:${REVERSE_PORT}/`;
+    const down = await server.exec("sh", ["-c", `curl -sS --max-time 60 ${url} | sha256sum`], { timeoutMs: 90_000 });
+    expect(down.stderr).toBe("");
+    expect(down.stdout.split(" ")[0]).toBe(createHash("sha256").update(reverseFile).digest("hex"));
+    const upload = join(server.tmpdir, "upload.bin");
+    const up16 = await server.exec("sh", ["-c", `head -c ${REVERSE_FILE_SIZE} /dev/urandom > ${upload} && sha256sum < ${upload} && curl -sS --max-time 60 --data-binary @${upload} ${url}`], { timeoutMs: 90_000 });
+    expect(up16.stderr).toBe("");
+    const [sent, answer] = up16.stdout.trim().split("\n");
+    expect(answer).toBe(`${sent!.split(" ")[0]} ${REVERSE_FILE_SIZE}`);
+    const localPort = (localHttp.address() as net.AddressInfo).port;
+    const flows = async () => connect.events.filter((event) => event.type === "flow" && event.via === `reverse ${CLIENT_ADDRESS}:${REVERSE_PORT}`);
+    for (let i = 0; i < 100 && (await flows()).length < 2; i++) await sleep(50);
+    const [downFlow, upFlow] = await flows();
+    for (const flow of [downFlow, upFlow]) {
+      expect(flow).toMatchObject({ peer: pubkey(serverKey), protocol: "tcp", src: { host: SERVER_ADDRESS }, dst: { host: "127.0.0.1", port: localPort }, end: "closed" });
+    }
+    expect(downFlow.down).toBeGreaterThan(REVERSE_FILE_SIZE);
+    expect(upFlow.up).toBeGreaterThan(REVERSE_FILE_SIZE);
+  }, T);
+
+  it("resets a connection from the network when the local service refuses (--reverse to a closed port), and logs it", async () => {
+    const curl = await server.exec("curl", ["-sS", "--max-time", "30", `http://${CLIENT_ADDRESS}:${REVERSE_CLOSED_PORT}/`]);
+    // A RST: to its SYN when our reset comes before the accept went out (curl exit 7,
+    // cannot connect), else right after the handshake (exit 56, reset).
+    expect([7, 56]).toContain(curl.code);
+    expect(curl.stdout).toBe("");
+    const flow = await connect.find((event) => event.type === "flow" && event.via === `reverse ${CLIENT_ADDRESS}:${REVERSE_CLOSED_PORT}`);
+    expect(flow).toMatchObject({ end: "refused", name: "localhost", src: { host: SERVER_ADDRESS } });
+  }, T);
+
+  it("passes a UDP client's datagrams in the namespace to a local UDP service and back with --reverse udp", async () => {
+    const script = `const s = require("dgram").createSocket("udp4"); s.on("message", (m) => { console.log(m.toString()); s.close(); });
+      s.send("hello 1", ${REVERSE_UDP_PORT}, "${CLIENT_ADDRESS}"); setTimeout(() => process.exit(3), 20000).unref();`;
+    const result = await server.exec("node", ["-e", script], { timeoutMs: 30_000 });
+    expect(result.stdout.trim()).toBe("echo hello 1");
+  }, T);
+
+  it.skipIf(!(postgres && havePsql))("runs psql through a --forward to a real PostgreSQL by name, a 1.3 MB result intact", async () => {
+    const { dataDir } = await startPostgres(server, postgres!, SERVER_ADDRESS, "10.0.0.0/24");
+    try {
+      const { port } = door(up, "tcp", `${NAME}:${POSTGRES_PORT}`);
+      const query = "SELECT string_agg(md5(i::text), '') FROM generate_series(1, 40000) i";
+      const psql = spawnSync("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-tA", "-c", query], { encoding: "utf8", timeout: 60_000, maxBuffer: 1 << 24 });
+      expect(psql.stderr).toBe("");
+      let expected = "";
+      for (let i = 1; i <= 40000; i++) expected += createHash("md5").update(String(i)).digest("hex");
+      expect(psql.stdout).toBe(`${expected}\n`);
+      const flow = await connect.find((event) => event.type === "flow" && event.dst.port === POSTGRES_PORT);
+      expect(flow).toMatchObject({ name: NAME, via: `forward 127.0.0.1:${port}`, end: "closed" });
+      expect(flow.down).toBeGreaterThan(40000 * 32);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, T);
+
+  it.skipIf(!haveNft)("fails a connect answered by ICMP host or net unreachable at once, with EHOSTUNREACH or ENETUNREACH (library)", async () => {
+    const tunnel = await connectTunnel(
+      clientConfig({ privateKey: libraryKey, address: `${LIBRARY_ADDRESS}/32`, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, allowedIps: "10.0.0.0/24" }),
+    );
+    try {
+      for (const [port, code] of [[HOST_UNREACHABLE_PORT, "EHOSTUNREACH"], [NET_UNREACHABLE_PORT, "ENETUNREACH"]] as const) {
+        // Were the ICMP error ignored, the SYN would be retried until the timeout: ETIMEDOUT after 30 s.
+        const socket = tunnel.connect({ port, host: SERVER_ADDRESS, timeout: 30_000 });
+        const [error] = (await once(socket, "error")) as [TunnelError];
+        expect(error).toBeInstanceOf(TunnelError);
+        expect(error).toMatchObject({ code, syscall: "connect", address: SERVER_ADDRESS, port });
+        expect(error.message).toMatch(new RegExp(`^connect ${code} ${SERVER_ADDRESS}:${port}: `));
+      }
+    } finally {
+      await tunnel.close();
+    }
+  }, T);
+
+  it.skipIf(!haveNft)("resets a local connection whose target answers ICMP host unreachable, and logs it as unreachable", async () => {
+    const { port } = door(up, "tcp", `${SERVER_ADDRESS}:${HOST_UNREACHABLE_PORT}`);
+    const curl = run("curl", ["-sS", "--max-time", "30", `http://127.0.0.1:${port}/`]);
+    expect(curl.status).not.toBe(0);
+    const flow = await connect.find((event) => event.type === "flow" && event.dst.port === HOST_UNREACHABLE_PORT);
+    expect(flow).toMatchObject({ end: "unreachable", peer: pubkey(serverKey) });
+    expect(flow.error).toMatch(/EHOSTUNREACH/);
+    const socks = door(up, "socks5", "*");
+    const viaSocks = run("curl", ["-sS", "--max-time", "30", "--socks5", `${SOCKS_LOGIN}@127.0.0.1:${socks.port}`, `http://${SERVER_ADDRESS}:${NET_UNREACHABLE_PORT}/`]);
+    expect(viaSocks.stderr).toMatch(/network unreachable|\(3\)/i); // REP 3; curl 7 prints the code, curl 8 its meaning
+  }, T);
+
   it("on SIGINT closes every flow, prints the summary and exits 0", async () => {
     expect(await connect.stop()).toBe(0);
     const summary = await connect.find((event) => event.type === "summary");
     expect(summary.tcp).toBeGreaterThanOrEqual(2);
     expect(summary.ends.closed).toBeGreaterThanOrEqual(1);
-    expect(summary.udp).toBe(haveDig ? 2 : 1);
+    expect(summary.udp).toBe(haveDig ? 3 : 2);
+    const reverseUdp = await connect.find((event) => event.type === "flow" && event.via === `reverse ${CLIENT_ADDRESS}:${REVERSE_UDP_PORT}`);
+    expect(reverseUdp).toMatchObject({ peer: pubkey(serverKey), protocol: "udp", src: { host: SERVER_ADDRESS }, dst: { host: "127.0.0.1", port: localUdp.address().port }, up: 7, down: 12, end: "shutdown" });
   }, T);
 });
 

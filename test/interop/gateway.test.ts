@@ -54,7 +54,11 @@ async function download(client: WgClient, url: string, maxTime = 30) {
   return { code: result.code, stderr: result.stderr, sha256: result.stdout.split(" ")[0] };
 }
 
-/** What the client's kernel says when it connects: the error code, and how long it took. */
+/**
+ * What the client's kernel says when it connects: the error code, and how long it took (logged,
+ * not asserted: a busy machine may take any time). Unanswered, the kernel would retry its SYN
+ * for about two minutes, past the 30 s this waits: a gateway that never answers fails here.
+ */
 async function connectFailure(client: WgClient, host: string, port: number): Promise<{ code: string; ms: number }> {
   const script = `const start = Date.now(); require("node:net").connect(${port}, "${host}")
     .on("connect", () => (console.log(JSON.stringify({ code: "connected" })), process.exit()))
@@ -119,8 +123,8 @@ describe.skipIf(skipReason)("wg-netstack serve with a real WireGuard client", ()
 
   it("refuses a connection to a closed port at once: the client sees connection refused", async () => {
     const result = await connectFailure(client, testHost.nsAddress, CLOSED_PORT);
-    expect(result.code).toBe("ECONNREFUSED");
-    expect(result.ms).toBeLessThan(1000);
+    console.log(`[interop] refused at the client after ${result.ms} ms`);
+    expect(result.code).toBe("ECONNREFUSED"); // an RST, not a timeout
     expect(await gateway.flowTo(CLOSED_PORT)).toMatchObject({ end: "refused", error: expect.stringContaining("ECONNREFUSED") });
   }, T);
 
@@ -131,8 +135,8 @@ describe.skipIf(skipReason)("wg-netstack serve with a real WireGuard client", ()
     // Bun's node:net reports a connect's EHOSTUNREACH as ECONNREFUSED (oven-sh/bun#37093):
     // a gateway under Bun cannot tell, and refuses.
     const [code, end] = "Bun" in globalThis ? ["ECONNREFUSED", "refused"] : ["EHOSTUNREACH", "unreachable"];
-    expect(result.code).toBe(code);
-    expect(result.ms).toBeLessThan(5000);
+    console.log(`[interop] ${code} at the client after ${result.ms} ms`);
+    expect(result.code).toBe(code); // an ICMP unreachable (or RST), not a timeout
     expect(await gateway.find((e) => e.type === "flow" && e.dst.host === nobody)).toMatchObject({ end, error: expect.stringContaining(code) });
   }, T);
 

@@ -310,7 +310,8 @@ describe.skipIf(skipReason)("faults with a real client", () => {
       await closing;
       console.log(`[interop] close() inside onTcp: ${connections.length} connections handed over`);
       expect(connections.length).toBeGreaterThanOrEqual(100);
-      expect(await allSettleWithin(connections.map((c) => c.closed), 1_000)).toBe(true);
+      // Settled already, or soon: the bound only catches one left open for good.
+      expect(await allSettleWithin(connections.map((c) => c.closed), 10_000)).toBe(true);
       // Nothing runs on after close: no timer armed now, nor a little later.
       expect(live.size).toBe(0);
       await sleep(300);
@@ -338,7 +339,8 @@ describe.skipIf(skipReason)("faults with a real client", () => {
       const established = await client.exec("ss", ["-Htn", "state", "established"]);
       console.log(`[interop] close() with 3,000 open connections took ${ms} ms; the client saw ${JSON.stringify(outcome)}, ${established.stdout.split("\n").filter(Boolean).length} left established`);
       expect(outcome).toEqual({ closed: 3000, errors: { ECONNRESET: 3000 } });
-      expect(await allSettleWithin(connections.map((c) => c.closed), 1_000)).toBe(true);
+      // Settled already, or soon: the bound only catches one left open for good.
+      expect(await allSettleWithin(connections.map((c) => c.closed), 10_000)).toBe(true);
     } finally {
       await client.close();
       await server.close();
@@ -401,7 +403,9 @@ describe.skipIf(skipReason)("faults with a real client", () => {
       const ms = Date.now() - vanished;
       console.log(`[interop] a write to a vanished client failed after ${ms} ms (tcpUserTimeout ${tcpUserTimeout} ms): ${error.message}`);
       expect((error as { code?: string }).code).toBe("ETIMEDOUT");
-      expect(ms).toBeLessThan(tcpUserTimeout + 1_000);
+      // The timing itself is the engine's, on virtual time (rfc9293_3_8_3_user_timeout_...); here a bound that tells
+      // the 3 s asked for from the 60 s default, however busy the machine.
+      expect(ms).toBeLessThan(30_000);
       expect(server.stats().connections).toBe(0);
     } finally {
       await client.close();

@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CLIENT_TASKS_PATH,
   cleanupStaleNamespaces,
-  createNamespace,
   harnessInternals,
   interopSkipReason,
   parseWgDump,
@@ -31,7 +30,7 @@ const SERVER_WG_PORT = 51820;
 
 function genKeyPair(): { privateKey: string; publicKey: string } {
   const privateKey = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim();
-  const publicKey = execFileSync("wg", ["pubkey"], { input: privateKey + "\n", encoding: "utf8" }).trim();
+  const publicKey = execFileSync("wg", ["pubkey"], { input: `${privateKey}\n`, encoding: "utf8" }).trim();
   return { privateKey, publicKey };
 }
 

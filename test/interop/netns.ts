@@ -734,7 +734,6 @@ export interface WgClient extends WgNamespace {
 }
 
 export interface TaskResult extends ExecResult {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
 }
 
@@ -761,7 +760,7 @@ export async function runClientTask(
 
 function writeSecret(dir: string, file: string, content: string): string {
   const p = path.join(dir, file);
-  fs.writeFileSync(p, content.trim() + "\n", { mode: 0o600, flag: "wx" });
+  fs.writeFileSync(p, `${content.trim()}\n`, { mode: 0o600, flag: "wx" });
   return p;
 }
 

@@ -7,7 +7,7 @@
 
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { tmpdir } from "node:os";
@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { fetch as undiciFetch } from "undici/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig, connectTunnel, genkey, pubkey, type Tunnel, type TunnelError } from "../../ts/index.js";
+import { postgresBin, startPostgres } from "../support/postgres.js";
 import { CLIENT_TASKS_PATH, cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
 import type { WireguardGoImplementation } from "./wireguard-go.js";
 
@@ -125,46 +126,6 @@ async function connectFailure(tunnel: Tunnel, options: { port: number; host: str
     socket.once("connect", () => reject(new Error("connected")));
     socket.once("error", (error) => resolve(error as TunnelError));
   });
-}
-
-/** Debian's PostgreSQL server binaries (package `postgresql`), newest version first. */
-function postgresBin(): string | undefined {
-  const base = "/usr/lib/postgresql";
-  if (!existsSync(base)) return undefined;
-  const versions = readdirSync(base).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a));
-  return versions.map((version) => join(base, version, "bin")).find((dir) => existsSync(join(dir, "postgres")));
-}
-
-/**
- * A real PostgreSQL in the server's namespace, listening on the tunnel address, trusting the
- * tunnel's clients; runs as the `postgres` user (it refuses root). Stopped with the namespace.
- */
-async function startPostgres(server: WgServer, bin: string): Promise<{ dataDir: string }> {
-  const user = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
-  const group = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
-  const [uid, gid] = [Number(user.stdout), Number(group.stdout)];
-  const dataDir = mkdtempSync(join(tmpdir(), "wgn-postgres-"));
-  chownSync(dataDir, uid, gid);
-  const init = spawnSync(join(bin, "initdb"), ["-D", join(dataDir, "data"), "-A", "trust", "-U", "postgres", "--no-sync"], { uid, gid, encoding: "utf8", timeout: 60_000 });
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
-  appendFileSync(join(dataDir, "data/pg_hba.conf"), "host all all 10.0.0.0/24 trust\n");
-  const postgres = server.spawn(
-    "setpriv",
-    ["--reuid=postgres", "--regid=postgres", "--init-groups", join(bin, "postgres"), "-D", join(dataDir, "data"), "-c", `listen_addresses=${SERVER_ADDRESS}`, "-c", `unix_socket_directories=${dataDir}`, "-c", "fsync=off"],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    let log = "";
-    const timer = setTimeout(() => reject(new Error(`PostgreSQL did not start: ${log}`)), 30_000);
-    postgres.stderr!.on("data", (data) => {
-      log += data;
-      if (log.includes("ready to accept connections")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  return { dataDir };
 }
 
 const implementations: WireguardGoImplementation[] = ["debian", "current"];
@@ -281,7 +242,7 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
 
   // Once is enough (the socket is the same either way): with Debian's wireguard-go.
   it.skipIf(!postgres || implementation !== "debian")("runs a query with pg over tunnel.socket() (pg's stream option), by name, a 1.3 MB result intact", async () => {
-    const { dataDir } = await startPostgres(server, postgres!);
+    const { dataDir } = await startPostgres(server, postgres!, SERVER_ADDRESS, "10.0.0.0/24");
     try {
       const client = new pg.Client({ stream: () => tunnel.socket() as never, host: NAME, port: 5432, user: "postgres", database: "postgres" });
       await client.connect();

@@ -30,9 +30,10 @@ export function waitForLine(child: ChildProcess, text: string): Promise<void> {
 /**
  * `wg-netstack ARGS` (with --json) as a child process under the runtime running the tests, its
  * JSON lines collected; `find` waits for an event (up to `findTimeoutMs`), `stop` sends SIGINT.
+ * `runtime` runs it under another runtime (the command that runs a script).
  */
-export function startCommand(args: string[], findTimeoutMs: number) {
-  const child = spawn(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export function startCommand(args: string[], findTimeoutMs: number, runtime = RUNTIME_COMMAND) {
+  const child = spawn(runtime[0]!, [...runtime.slice(1), GATEWAY_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const events: Record<string, any>[] = [];
   let stderr = ""; // with --json the configs and QR codes go there, and any error
   child.stderr!.on("data", (data) => (stderr += data));

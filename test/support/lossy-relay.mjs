@@ -460,14 +460,14 @@ async function main() {
     up: parseProfile(flags.up ?? ""),
     down: parseProfile(flags.down ?? ""),
   });
-  process.stdout.write(JSON.stringify({ listen: relay.listen, source: relay.source }) + "\n");
+  process.stdout.write(`${JSON.stringify({ listen: relay.listen, source: relay.source })}\n`);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     const counters = relay.counters();
     await relay.close();
-    process.stdout.write(JSON.stringify({ counters }) + "\n", () => process.exit(0));
+    process.stdout.write(`${JSON.stringify({ counters })}\n`, () => process.exit(0));
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

@@ -17,7 +17,7 @@ export async function resolve(specifier, context, nextResolve) {
     return await nextResolve(specifier, context);
   } catch (err) {
     if (!specifier.endsWith(".js") || !context.parentURL?.endsWith(".ts")) throw err;
-    return nextResolve(specifier.slice(0, -3) + ".ts", context);
+    return nextResolve(`${specifier.slice(0, -3)}.ts`, context);
   }
 }
 

@@ -89,7 +89,7 @@ export function blake2s(data, outLen = 32, key = new Uint8Array(0)) {
   }
   const out = new Uint8Array(32);
   const view = new DataView(out.buffer);
-  h.forEach((word, i) => view.setUint32(i * 4, word, true));
+  for (const [i, word] of h.entries()) view.setUint32(i * 4, word, true);
   return out.slice(0, outLen);
 }
 
@@ -153,7 +153,7 @@ async function main([host, portText, publicKey, perSecondText, ...replayText]) {
       sockets[next++ % sockets.length].send(data, port, host);
     }
   }, 10);
-  process.stdout.write(JSON.stringify({ flooding: true }) + "\n");
+  process.stdout.write(`${JSON.stringify({ flooding: true })}\n`);
   process.stdin.setEncoding("utf8");
   let input = "";
   for await (const chunk of process.stdin) {
@@ -162,7 +162,7 @@ async function main([host, portText, publicKey, perSecondText, ...replayText]) {
   }
   clearInterval(timer);
   await new Promise((resolve) => setTimeout(resolve, 200)); // the last replies
-  process.stdout.write(JSON.stringify({ sent, cookieReplies, otherReplies }) + "\n", () => process.exit(0));
+  process.stdout.write(`${JSON.stringify({ sent, cookieReplies, otherReplies })}\n`, () => process.exit(0));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main(process.argv.slice(2));

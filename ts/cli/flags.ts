@@ -1,6 +1,7 @@
 // Command-line flags shared by every wg-netstack command (serve, peer, connect): one
 // parser, one error type, so each command reads and rejects flags the same way.
 
+import { wholeNumber } from "../config.js";
 import { PcapWriter } from "../gateway/pcap.js";
 
 /** A bad command line: the message is the one line the user sees (exit code 2). */
@@ -60,8 +61,8 @@ export function parseFlags(words: string[], spec: FlagSpec): ParsedFlags {
 
 /** A whole number from `min` to `max`, or a UsageError naming the flag. */
 export function integer(text: string, flag: string, min: number, max: number): number {
-  const value = Number(text);
-  if (!/^[0-9]+$/.test(text) || value < min || value > max) throw new UsageError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  const value = wholeNumber(text, min, max);
+  if (value === undefined) throw new UsageError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return value;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../cli/flags.js";
-import { listenEndpoint, parseConnectCommand, parseForward } from "./command.js";
+import { listenEndpoint, parseConnectCommand, parseForward, parseReverse } from "./command.js";
 
 describe("parseForward", () => {
   it("reads tcp and udp forwards, the listening host defaulting to 127.0.0.1", () => {
@@ -21,6 +21,21 @@ describe("parseForward", () => {
   });
 });
 
+describe("parseReverse", () => {
+  it("reads tcp and udp reverse forwards to a local IP or name", () => {
+    expect(parseReverse("tcp:80=127.0.0.1:8080")).toEqual({ protocol: "tcp", port: 80, target: { host: "127.0.0.1", port: 8080 } });
+    expect(parseReverse("udp:53=localhost:5353")).toEqual({ protocol: "udp", port: 53, target: { host: "localhost", port: 5353 } });
+    expect(parseReverse("tcp:443=[::1]:8443")).toEqual({ protocol: "tcp", port: 443, target: { host: "::1", port: 8443 } });
+  });
+
+  it("rejects malformed ones with a UsageError naming the flag", () => {
+    for (const bad of ["tcp:80", "tcp:0=a:1", "tcp:70000=a:1", "tcp:1.2.3.4:80=a:1", "tcp:80=a", "tcp:80=a:0", "icmp:80=a:1", "tcp:=a:1"]) {
+      expect(() => parseReverse(bad)).toThrow(UsageError);
+      expect(() => parseReverse(bad)).toThrow(/^--reverse /);
+    }
+  });
+});
+
 describe("parseConnectCommand", () => {
   it("needs exactly one CONFIG and keeps every --forward in order", () => {
     expect(() => parseConnectCommand([])).toThrow(/expected a CONFIG file/);
@@ -34,5 +49,11 @@ describe("parseConnectCommand", () => {
     expect(parseConnectCommand(["--help"]).command).toBe("help");
     expect(() => parseConnectCommand(["wg0.conf", "--listen", "1"])).toThrow(/unknown option --listen/);
     expect(() => parseConnectCommand(["wg0.conf", "--handshake-timeout", "0"])).toThrow(/--handshake-timeout/);
+  });
+
+  it("keeps every --reverse, and rejects one tunnel port given twice for the same protocol", () => {
+    const command = parseConnectCommand(["wg0.conf", "--reverse", "tcp:80=127.0.0.1:8080", "--reverse", "udp:80=127.0.0.1:8080"]);
+    expect(command.command === "connect" && command.reverses.map((reverse) => reverse.protocol)).toEqual(["tcp", "udp"]);
+    expect(() => parseConnectCommand(["wg0.conf", "--reverse", "tcp:80=127.0.0.1:1", "--reverse", "tcp:80=127.0.0.1:2"])).toThrow(/given twice/);
   });
 });

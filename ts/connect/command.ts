@@ -8,17 +8,21 @@ import { FlowLog } from "../gateway/flow-log.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
-import { startTcpForward, startUdpForward, type Door } from "./forward.js";
+import { peerLookup, startTcpForward, startUdpForward, type Door } from "./forward.js";
 import { startHttpProxy } from "./http-proxy.js";
+import { startTcpReverse, startUdpReverse } from "./reverse.js";
 import { startSocks5, type Credentials } from "./socks5.js";
 
 export const CONNECT_USAGE = `Usage:
-  wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file and forward local ports into it
+  wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file: proxies and port forwards into it, and back
 
 Options:
   --forward tcp:[HOST:]LPORT=RHOST:RPORT  listen on HOST:LPORT (default 127.0.0.1) and forward each TCP connection to RHOST:RPORT
                                           in the network (RHOST may be a name, resolved through the tunnel's DNS); repeatable
   --forward udp:[HOST:]LPORT=RHOST:RPORT  the same for UDP datagrams; repeatable
+  --reverse tcp:RPORT=HOST:PORT           accept TCP connections from the network on port RPORT of our tunnel address and forward
+                                          each to HOST:PORT on this machine (HOST an IP or a name the system resolves); repeatable
+  --reverse udp:RPORT=HOST:PORT           the same for UDP datagrams; repeatable
   --socks5 [USER:PASS@][HOST:]PORT        a SOCKS5 proxy (RFC 1928) into the network: CONNECT with names resolved through the tunnel
                                           (as socks5h) and UDP ASSOCIATE; USER:PASS requires RFC 1929 login
   --http [USER:PASS@][HOST:]PORT          an HTTP proxy into the network: CONNECT and absolute-URI (http:) requests;
@@ -41,10 +45,20 @@ export interface ProxyListen {
   credentials?: Credentials;
 }
 
+/** A port on our tunnel address that leads to a service on this machine. */
+export interface Reverse {
+  protocol: "tcp" | "udp";
+  /** The port on our tunnel addresses. */
+  port: number;
+  /** The local service: an IP, or a name the system resolves. */
+  target: Endpoint;
+}
+
 export interface ConnectCommand {
   command: "connect";
   config: string;
   forwards: Forward[];
+  reverses: Reverse[];
   socks5?: ProxyListen;
   http?: ProxyListen;
   handshakeTimeoutMs?: number;
@@ -52,7 +66,7 @@ export interface ConnectCommand {
   json: boolean;
 }
 
-const CONNECT_FLAGS = { known: ["forward", "socks5", "http", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward"]) };
+const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward", "reverse"]) };
 const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
 /** Reads `connect`'s words (after "connect"); throws a UsageError. */
@@ -64,8 +78,15 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
     command: "connect",
     config: positionals[0]!,
     forwards: (repeated.forward ?? []).map(parseForward),
+    reverses: (repeated.reverse ?? []).map(parseReverse),
     json: flags.json !== undefined,
   };
+  const taken = new Set<string>();
+  for (const reverse of command.reverses) {
+    const key = `${reverse.protocol}:${reverse.port}`;
+    if (taken.has(key)) throw new UsageError(`--reverse: ${reverse.protocol} port ${reverse.port} of the tunnel is given twice`);
+    taken.add(key);
+  }
   if (flags["handshake-timeout"] !== undefined) command.handshakeTimeoutMs = integer(flags["handshake-timeout"], "--handshake-timeout", 1, 3600) * 1000;
   if (flags.pcap !== undefined) command.pcap = flags.pcap;
   if (flags.socks5 !== undefined) command.socks5 = parseProxyListen(flags.socks5, "--socks5");
@@ -83,6 +104,18 @@ export function parseForward(text: string): Forward {
   const target = parseHostEndpoint(match[3]!);
   if (!target) throw bad(`${JSON.stringify(match[3])} is not HOST:PORT`);
   return { protocol: match[1] as "tcp" | "udp", listen, target };
+}
+
+/** `tcp:RPORT=HOST:PORT` or `udp:…`; HOST an IP ([v6] in brackets) or a name. */
+export function parseReverse(text: string): Reverse {
+  const bad = (why: string) => new UsageError(`--reverse ${JSON.stringify(text)}: ${why} (expected tcp:RPORT=HOST:PORT or udp:…)`);
+  const match = /^(tcp|udp):([0-9]{1,5})=(.+)$/.exec(text);
+  if (!match) throw bad("not understood");
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) throw bad(`the tunnel port must be from 1 to 65535`);
+  const target = parseHostEndpoint(match[3]!);
+  if (!target) throw bad(`${JSON.stringify(match[3])} is not HOST:PORT`);
+  return { protocol: match[1] as "tcp" | "udp", port, target };
 }
 
 /** `[USER:PASS@][HOST:]PORT`: the password may hold ':' and '@' (the last '@' ends it). */
@@ -152,13 +185,19 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     throw error;
   }
   let code = 0;
+  const shared = { tunnel, log, peerOf: peerLookup(config.peers), signal: shutdown.signal };
   try {
     for (const forward of command.forwards) {
-      const options = { tunnel, target: forward.target, listen: forward.listen, log, signal: shutdown.signal };
+      const options = { ...shared, target: forward.target, listen: forward.listen };
       doors.push(await (forward.protocol === "tcp" ? startTcpForward(options) : startUdpForward(options)));
     }
-    if (command.socks5) doors.push(await startSocks5({ tunnel, log, signal: shutdown.signal, ...command.socks5 }));
-    if (command.http) doors.push(await startHttpProxy({ tunnel, log, signal: shutdown.signal, ...command.http }));
+    const tunnelAddress = formatIp(parseCidr(config.address[0]!)!);
+    for (const reverse of command.reverses) {
+      const options = { ...shared, port: reverse.port, target: reverse.target, tunnelAddress };
+      doors.push(reverse.protocol === "tcp" ? startTcpReverse(options) : startUdpReverse(options));
+    }
+    if (command.socks5) doors.push(await startSocks5({ ...shared, ...command.socks5 }));
+    if (command.http) doors.push(await startHttpProxy({ ...shared, ...command.http }));
     const addresses = config.address.map((cidr) => formatIp(parseCidr(cidr)!));
     const where = doors.map((door) => door.description).join(", ");
     log.event("up", `tunnel up: ${addresses.join(", ")} (public key ${tunnel.publicKey})${where ? `; ${where}` : ""}`, {

@@ -5,7 +5,7 @@ import { createSocket, type Socket as DatagramSocket } from "node:dgram";
 import { type EventEmitter, once } from "node:events";
 import net from "node:net";
 import type { FlowEnd, FlowLog } from "../gateway/flow-log.js";
-import { endpointText, parseIp, type Endpoint } from "../ip.js";
+import { cidrCovers, endpointText, parseCidr, parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import type { TunnelSocket } from "../tunnel/socket.js";
 import type { TunnelUdpSocket } from "../tunnel/udp.js";
@@ -13,7 +13,8 @@ import { relay, reset } from "./relay.js";
 
 /** A local listener that leads into the tunnel. */
 export interface Door {
-  protocol: "tcp" | "udp" | "socks5" | "http";
+  /** A forward's protocol, a proxy's kind, or a reverse forward's (it listens on our tunnel address). */
+  protocol: "tcp" | "udp" | "socks5" | "http" | "reverse-tcp" | "reverse-udp";
   /** Where it listens, as HOST:PORT. */
   address: string;
   /** Where it leads, as HOST:PORT. */
@@ -24,13 +25,35 @@ export interface Door {
   close(): Promise<void>;
 }
 
-export interface ForwardOptions {
+/** What each door's flow records need: the log, and which WireGuard peer an address goes through. */
+export interface FlowContext {
+  log: FlowLog;
+  /** The public key of the peer whose AllowedIPs hold `host` ("-" when none do). */
+  peerOf(host: string): string;
+}
+
+export interface ForwardOptions extends FlowContext {
   tunnel: Tunnel;
   listen: Endpoint;
   target: Endpoint;
-  log: FlowLog;
   /** Fires at shutdown: every flow is reset and logged as "shutdown". */
   signal: AbortSignal;
+}
+
+/** The door a flow came through, for its record's `via`: `socks5 127.0.0.1:1080`, `forward 127.0.0.1:8080`. */
+export function viaText(kind: "tcp" | "udp" | "socks5" | "http" | "reverse", address: string): string {
+  return `${kind === "tcp" || kind === "udp" ? "forward" : kind} ${address}`;
+}
+
+/** A lookup of the peer an address routes to, as WireGuard routes: the longest AllowedIPs prefix that holds it. */
+export function peerLookup(peers: { publicKey: string; allowedIps: string[] }[]): (host: string) => string {
+  const routes = peers
+    .flatMap((peer) => peer.allowedIps.map((text) => ({ cidr: parseCidr(text)!, peer: peer.publicKey })))
+    .sort((a, b) => b.cidr.prefix - a.cidr.prefix);
+  return (host) => {
+    const ip = parseIp(host);
+    return (ip && routes.find((route) => cidrCovers(route.cidr, ip))?.peer) ?? "-";
+  };
 }
 
 /** A UDP flow with no datagram either way for this long is closed (RFC 4787 REQ-5: at least 2 minutes). */
@@ -42,33 +65,35 @@ function boundText(host: string, port: number): string {
 }
 
 export function startTcpForward(options: ForwardOptions): Promise<Door> {
-  const { tunnel, target, log, signal } = options;
-  const targetText = endpointText(target);
+  const targetText = endpointText(options.target);
   const door = (address: string) => ({ protocol: "tcp" as const, target: targetText, description: `tcp ${address} -> ${targetText}` });
   // Paused until the tunnel side is dialled: nothing is read that could not be passed on.
-  return openTcpDoor(options.listen, (client) => forwardConnection(client, tunnel, target, log, signal), door, { pauseOnConnect: true });
+  return openTcpDoor(options.listen, (client, via) => forwardConnection(client, via, options), door, { pauseOnConnect: true });
 }
 
 /**
- * Listens on `listen` and runs `serve` for each client; the door's close() stops listening and
- * waits for every flow to end and be logged.
+ * Listens on `listen` and runs `serve` for each client (with the door's `via` text); the door's
+ * close() stops listening and waits for every flow to end and be logged.
  */
 export async function openTcpDoor(
   listen: Endpoint,
-  serve: (client: net.Socket) => Promise<void>,
-  label: (address: string) => Pick<Door, "protocol" | "target" | "description">,
+  serve: (client: net.Socket, via: string) => Promise<void>,
+  label: (address: string) => Pick<Door, "target" | "description"> & { protocol: "tcp" | "socks5" | "http" },
   { pauseOnConnect = false } = {},
 ): Promise<Door> {
   const flows = new Set<Promise<void>>();
+  let via = ""; // set once listening (the port is known then), before any client can arrive
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect }, (client) => {
-    const flow = serve(client).finally(() => flows.delete(flow));
+    const flow = serve(client, via).finally(() => flows.delete(flow));
     flows.add(flow);
   });
   server.listen(listen.port, listen.host);
   await listening(server);
   const address = boundText(listen.host, (server.address() as net.AddressInfo).port);
+  const labels = label(address);
+  via = viaText(labels.protocol, address);
   return {
-    ...label(address),
+    ...labels,
     address,
     close: async () => {
       server.close();
@@ -83,8 +108,9 @@ export function listening(emitter: EventEmitter): Promise<unknown> {
 }
 
 /** Dials the target through the tunnel, then relays; a failed dial resets the client (as a refused connect would look). */
-async function forwardConnection(client: net.Socket, tunnel: Tunnel, target: Endpoint, log: FlowLog, signal: AbortSignal): Promise<void> {
-  const flow = new TcpFlow(client, "forward", target, log);
+async function forwardConnection(client: net.Socket, via: string, options: ForwardOptions): Promise<void> {
+  const { tunnel, target, signal } = options;
+  const flow = new TcpFlow(client, via, target, options);
   const dialed = await dialTunnel(tunnel, target, signal);
   if ("end" in dialed) {
     reset(client);
@@ -102,9 +128,9 @@ export class TcpFlow {
 
   constructor(
     readonly client: net.Socket,
-    readonly door: string,
+    readonly via: string,
     readonly target: Endpoint,
-    readonly log: FlowLog,
+    readonly context: FlowContext,
   ) {
     this.#src = { host: client.remoteAddress ?? "?", port: client.remotePort ?? 0 };
     this.#dst = target;
@@ -120,7 +146,8 @@ export class TcpFlow {
 
   done(fields: { up: number; down: number; end: FlowEnd; error?: string }): void {
     const named = parseIp(this.target.host) ? {} : { name: this.target.host };
-    this.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.door, protocol: "tcp", src: this.#src, dst: this.#dst, ...fields, ...named });
+    const dst = this.#dst;
+    this.context.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.context.peerOf(dst.host), via: this.via, protocol: "tcp", src: this.#src, dst, ...fields, ...named });
   }
 }
 
@@ -149,12 +176,14 @@ export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: Abort
 }
 
 export async function startUdpForward(options: ForwardOptions): Promise<Door> {
-  const { tunnel, target, log, signal } = options;
+  const { tunnel, target, log, signal, peerOf } = options;
   const family = parseIp(options.listen.host)?.family === 6 ? "udp6" : "udp4";
   const local: DatagramSocket = createSocket({ type: family });
   const flows = new Map<string, UdpFlow>();
   local.bind(options.listen.port, options.listen.host);
   await listening(local);
+  const address = boundText(options.listen.host, local.address().port);
+  const via = viaText("udp", address);
   local.on("error", () => {}); // a send to a client that went away (ICMP) must not crash us
 
   const finish = (flow: UdpFlow, end: FlowEnd, error?: string) => {
@@ -163,7 +192,7 @@ export async function startUdpForward(options: ForwardOptions): Promise<Door> {
     clearTimeout(flow.idle);
     flow.socket.close();
     const dst = flow.dst ?? target;
-    log.flow({ start: flow.start, durationMs: Date.now() - flow.start, peer: "forward", protocol: "udp", src: flow.src, dst, up: flow.up, down: flow.down, end, ...(error ? { error } : {}), ...(parseIp(target.host) ? {} : { name: target.host }) });
+    log.flow({ start: flow.start, durationMs: Date.now() - flow.start, peer: peerOf(dst.host), via, protocol: "udp", src: flow.src, dst, up: flow.up, down: flow.down, end, ...(error ? { error } : {}), ...(parseIp(target.host) ? {} : { name: target.host }) });
   };
   const touch = (flow: UdpFlow) => {
     clearTimeout(flow.idle);
@@ -197,7 +226,6 @@ export async function startUdpForward(options: ForwardOptions): Promise<Door> {
     });
   });
 
-  const address = boundText(options.listen.host, local.address().port);
   const targetText = endpointText(target);
   return {
     protocol: "udp",

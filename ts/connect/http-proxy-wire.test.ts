@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { basicAuthMatches, errorResponse, headEnd, HttpProxyError, parseProxyRequest, statusForError } from "./http-proxy-wire.js";
+import { basicAuthMatches, errorResponse, headEnd, type HttpProxyError, parseProxyRequest, statusForError } from "./http-proxy-wire.js";
 
 const statusOf = (head: string) => {
   try {

@@ -2,7 +2,7 @@
 // requests (one per upstream connection), both into the tunnel, names resolved through
 // it; Proxy-Authorization Basic when a login is set.
 
-import net from "node:net";
+import type net from "node:net";
 import { endpointText } from "../ip.js";
 import { dialTunnel, openTcpDoor, TcpFlow, type Door } from "./forward.js";
 import { reset } from "./relay.js";
@@ -13,7 +13,7 @@ const HEAD_TIMEOUT_MS = 30_000;
 
 export function startHttpProxy(options: ProxyOptions): Promise<Door> {
   const door = (address: string) => ({ protocol: "http" as const, target: "*", description: `http ${address}` });
-  return openTcpDoor(options.listen, (client) => serveHttp(client, options).catch(() => reset(client)), door);
+  return openTcpDoor(options.listen, (client, via) => serveHttp(client, via, options).catch(() => reset(client)), door);
 }
 
 /** The request head and whatever came after it, or undefined if the client left first. */
@@ -45,7 +45,7 @@ function readHead(client: net.Socket, signal: AbortSignal): Promise<{ head: stri
   });
 }
 
-async function serveHttp(client: net.Socket, options: ProxyOptions): Promise<void> {
+async function serveHttp(client: net.Socket, via: string, options: ProxyOptions): Promise<void> {
   client.on("error", () => {});
   let request;
   let rest: Uint8Array;
@@ -64,7 +64,7 @@ async function serveHttp(client: net.Socket, options: ProxyOptions): Promise<voi
     return;
   }
   const target = { host: request.host, port: request.port };
-  const flow = new TcpFlow(client, "http", target, options.log);
+  const flow = new TcpFlow(client, via, target, options);
   const dialed = await dialTunnel(options.tunnel, target, options.signal);
   if ("end" in dialed) {
     client.end(errorResponse(statusForError(dialed.code), `cannot reach ${endpointText(target)}: ${dialed.error ?? dialed.end}`));

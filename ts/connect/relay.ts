@@ -15,8 +15,8 @@ export interface RelayResult {
   /**
    * - `"closed"`: both sides ended and closed cleanly;
    * - `"client-reset"`: the local side failed or closed early, so the tunnel side was reset;
-   * - `"upstream-reset"`: the tunnel side was reset (ECONNRESET, or EPIPE: written after it
-   *   was gone), so the client was reset;
+   * - `"upstream-reset"`: the upstream was reset (ECONNRESET, or EPIPE on a write after the
+   *   reset, as Deno reports it for a net.Socket), so the client was reset;
    * - `"upstream-error"`: the tunnel side failed otherwise;
    * - `"shutdown"`: the signal fired; both were reset.
    */
@@ -74,7 +74,7 @@ export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal, ea
     pipe(upstream, client, "down");
 
     client.on("error", (error: Error) => fail("client-reset", error));
-    upstream.on("error", (error: Error & { code?: string }) => fail(isReset(error) ? "upstream-reset" : "upstream-error", error));
+    upstream.on("error", (error: Error & { code?: string }) => fail(error.code === "ECONNRESET" || error.code === "EPIPE" ? "upstream-reset" : "upstream-error", error));
     const onClose = (side: Duplex, end: RelayResult["end"]) => () => {
       // A clean close only after its FIN came in and ours went out; otherwise data was cut.
       if (!(side.readableEnded && side.writableFinished)) fail(end, new Error(`${end === "client-reset" ? "the local socket" : "the tunnel socket"} closed before the relay was done`));
@@ -89,11 +89,6 @@ export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal, ea
     if (signal?.aborted) abort();
     else signal?.addEventListener("abort", abort);
   });
-}
-
-/** The far end is gone: reset (RFC 9293 3.10.7.4), or EPIPE for a write after that, as a kernel reports it once the reset was told. */
-function isReset(error: Error & { code?: string }): boolean {
-  return error.code === "ECONNRESET" || error.code === "EPIPE";
 }
 
 /** RST when the socket can, else a plain close. */

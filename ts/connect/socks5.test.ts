@@ -3,7 +3,7 @@ import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../index.js";
 import { FlowLog } from "../gateway/flow-log.js";
-import type { Door } from "./forward.js";
+import { peerLookup, type Door } from "./forward.js";
 import { startSocks5 } from "./socks5.js";
 import { encodeReply, encodeUdpDatagram, parseGreeting, parseRequest, parseUdpDatagram, parseUserPass, REPLY, SocksError } from "./socks5-wire.js";
 
@@ -79,8 +79,9 @@ describe("the SOCKS5 proxy against a tunnel on loopback", () => {
     });
     tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
     const log = new FlowLog((line) => lines.push(line), { json: true });
-    open = await startSocks5({ tunnel, listen: { host: "127.0.0.1", port: 0 }, log, signal: shutdown.signal });
-    guarded = await startSocks5({ tunnel, listen: { host: "127.0.0.1", port: 0 }, credentials: { user: "u", pass: "p:w@d" }, log, signal: shutdown.signal });
+    const peerOf = peerLookup([{ publicKey: server.publicKey, allowedIps: ["10.0.0.0/24"] }]);
+    open = await startSocks5({ tunnel, listen: { host: "127.0.0.1", port: 0 }, log, peerOf, signal: shutdown.signal });
+    guarded = await startSocks5({ tunnel, listen: { host: "127.0.0.1", port: 0 }, credentials: { user: "u", pass: "p:w@d" }, log, peerOf, signal: shutdown.signal });
   });
 
   afterAll(async () => {
@@ -114,9 +115,12 @@ describe("the SOCKS5 proxy against a tunnel on loopback", () => {
     expect(await exchange(port(guarded), bytes(5, 1, 2), login("u", "p:w@d"), connectTo(10, 0, 0, 1, 80))).toEqual([5, 2, 1, 0, ...encodeReply(REPLY.connectionRefused)]);
   });
 
-  it("logs the refused connects as flows", () => {
+  it("logs the refused connects as flows: through which peer, via which door", () => {
     const flows = lines.map((line) => JSON.parse(line)).filter((event) => event.type === "flow");
-    expect(flows.map((flow) => flow.end)).toContain("refused");
-    expect(flows.every((flow) => flow.peer === "socks5")).toBe(true);
+    const refused = flows.filter((flow) => flow.end === "refused" && flow.dst.host === "10.0.0.1");
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((flow) => flow.peer === server.publicKey && /^socks5 127\.0\.0\.1:\d+$/.test(flow.via))).toBe(true);
+    // No peer's AllowedIPs hold it: no peer to name.
+    expect(flows.find((flow) => flow.dst.host === "192.168.7.7")).toMatchObject({ peer: "-", end: "unreachable" });
   });
 });

@@ -4,11 +4,10 @@
 // is closed; nothing else is affected.
 
 import { createSocket } from "node:dgram";
-import net from "node:net";
-import type { FlowLog } from "../gateway/flow-log.js";
+import type net from "node:net";
 import { parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
-import type { Door } from "./forward.js";
+import type { Door, FlowContext } from "./forward.js";
 import { dialTunnel, listening, openTcpDoor, TcpFlow } from "./forward.js";
 import { reset } from "./relay.js";
 import {
@@ -35,12 +34,11 @@ export interface Credentials {
   pass: string;
 }
 
-export interface ProxyOptions {
+export interface ProxyOptions extends FlowContext {
   tunnel: Tunnel;
   listen: Endpoint;
   /** Required of clients when given. */
   credentials?: Credentials;
-  log: FlowLog;
   signal: AbortSignal;
 }
 
@@ -49,7 +47,7 @@ const HANDSHAKE_TIMEOUT_MS = 30_000;
 
 export function startSocks5(options: ProxyOptions): Promise<Door> {
   const door = (address: string) => ({ protocol: "socks5" as const, target: "*", description: `socks5 ${address}` });
-  return openTcpDoor(options.listen, (client) => serveSocks(client, options).catch(() => reset(client)), door);
+  return openTcpDoor(options.listen, (client, via) => serveSocks(client, via, options).catch(() => reset(client)), door);
 }
 
 /** Reads whole messages off a socket: each `next(parse)` waits until `parse` sees a complete one. */
@@ -100,7 +98,7 @@ class MessageReader {
   }
 }
 
-async function serveSocks(client: net.Socket, options: ProxyOptions): Promise<void> {
+async function serveSocks(client: net.Socket, via: string, options: ProxyOptions): Promise<void> {
   client.on("error", () => {});
   const reader = new MessageReader(client);
   const giveUp = () => reset(client);
@@ -139,13 +137,13 @@ async function serveSocks(client: net.Socket, options: ProxyOptions): Promise<vo
   const target = { host: request.address.host, port: request.address.port };
   if (request.command === CMD_UDP_ASSOCIATE) {
     reader.release();
-    return associateUdp(client, options);
+    return associateUdp(client, via, options);
   }
   if (request.command !== CMD_CONNECT) {
     client.end(encodeReply(REPLY.commandNotSupported));
     return;
   }
-  const flow = new TcpFlow(client, "socks5", target, options.log);
+  const flow = new TcpFlow(client, via, target, options);
   const dialed = await dialTunnel(options.tunnel, target, options.signal);
   if ("end" in dialed) {
     client.end(encodeReply(replyForError(dialed.code)));
@@ -164,7 +162,7 @@ async function serveSocks(client: net.Socket, options: ProxyOptions): Promise<vo
  * datagrams into the tunnel and answers back, for as long as the TCP connection lasts.
  * Only the client's own IP may use it; fragments are dropped (we do not reassemble).
  */
-async function associateUdp(control: net.Socket, options: ProxyOptions): Promise<void> {
+async function associateUdp(control: net.Socket, via: string, options: ProxyOptions): Promise<void> {
   const start = Date.now();
   const clientIp = control.remoteAddress ?? "";
   const relaySocket = createSocket({ type: parseIp(options.listen.host)?.family === 6 ? "udp6" : "udp4" });
@@ -218,13 +216,15 @@ async function associateUdp(control: net.Socket, options: ProxyOptions): Promise
   });
   tunnelSocket.close();
   relaySocket.close();
+  const dst = lastTarget ?? { host: "0.0.0.0", port: 0 };
   options.log.flow({
     start,
     durationMs: Date.now() - start,
-    peer: "socks5",
+    peer: options.peerOf(dst.host),
+    via,
     protocol: "udp",
     src: client ?? { host: clientIp, port: control.remotePort ?? 0 },
-    dst: lastTarget ?? { host: "0.0.0.0", port: 0 },
+    dst,
     up,
     down,
     end: options.signal.aborted ? "shutdown" : "closed",

@@ -53,6 +53,11 @@ describe("parseCommand", () => {
     expect(serve("--endpoint", "[2001:db8::1]:443").endpoint).toEqual({ host: "2001:db8::1", port: 443 });
     expect(serve("--endpoint", "2001:db8::1").endpoint).toEqual({ host: "2001:db8::1" });
     expect(serve("--dns-upstream", "[::1]:5353").dnsUpstream).toEqual({ host: "::1", port: 5353 });
+    // The web page listens on loopback unless told otherwise.
+    expect(serve("--web", "8080").web).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(serve("--web", "0.0.0.0:80").web).toEqual({ host: "0.0.0.0", port: 80 });
+    expect(serve("--web", "[::1]:8080").web).toEqual({ host: "::1", port: 8080 });
+    expect(serve().web).toBeUndefined();
   });
 
   it("reads peer add and peer remove", () => {
@@ -67,6 +72,8 @@ describe("parseCommand", () => {
       [["--peers", "-1"], /^--peers: expected an integer from 0 to 250, got "-1"$/],
       [["--listen", "localhost:1"], /^--listen: expected IP:PORT/],
       [["--listen", "::1:51820"], /^--listen: expected IP:PORT/],
+      [["--web", "localhost:8080"], /^--web: expected IP:PORT/],
+      [["--web", "70000"], /^--web port: expected an integer from 0 to 65535/],
       [["--endpoint", "[nope]:1"], /^--endpoint: expected/],
       [["--via", "ftp://x:1"], /^--via: .*socks5:\/\/ or http:\/\//],
       [["--dns-upstream", "dns.example.test"], /^--dns-upstream: expected IP/],

@@ -5,11 +5,15 @@ import { getServers } from "node:dns";
 import { readFileSync } from "node:fs";
 import { endpointText, formatIp, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { reachableHost } from "../client-config.js";
+import { MTU_MAX, MTU_MIN } from "../config.js";
 import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
-import { parseProxy, type Proxy } from "./dial.js";
+import { parseProxy, type UpstreamProxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
-import { FlowLog } from "./flow-log.js";
+import { FlowLog, type FlowRecord, type OpenFlow } from "./flow-log.js";
+import { loopbackOnly, newToken } from "../web/access.js";
+import { FlowBoard } from "../web/board.js";
+import { startWebServer, type WebServer } from "../web/server.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
 import { integer, openPcapFlag, parseFlags, UsageError } from "../cli/flags.js";
 import { parseConnectCommand, runConnect } from "../connect/command.js";
@@ -27,13 +31,14 @@ Options:
   --peers N               make sure peer1 ... peerN exist (default 1)
   --listen HOST:PORT      UDP address to listen on (default every address, IPv4 and IPv6, port ${DEFAULT_PORT}); PORT alone is every address
   --endpoint HOST[:PORT]  the address written into client configs (default a guess at this machine's, and the listening port)
-  --mtu N                 inner MTU for the gateway and the client configs, 1280..65535
+  --mtu N                 inner MTU for the gateway and the client configs, ${MTU_MIN}..${MTU_MAX}
   --via URL               send relayed TCP through socks5://[user:pass@]HOST:PORT or http://[user:pass@]HOST:PORT (CONNECT)
   --dns-upstream IP[:PORT] where DNS queries to the gateway go (default the first nameserver in /etc/resolv.conf)
   --allow-loopback        let peers reach this host's loopback (127.0.0.0/8, ::1); refused by default. The LAN is always reachable
   --allow-link-local      let peers reach link-local addresses (169.254.0.0/16, fe80::/10: a cloud's metadata service); refused by default
   --max-flows N           TCP connections, and UDP flows, each peer may have open (default ${DEFAULT_MAX_FLOWS_PER_PEER}); each holds a socket here
   --pcap FILE             write the decrypted packets to FILE (pcap, opens in Wireshark)
+  --web [HOST:]PORT       serve a web page (status, peers, QR codes, live flows, captures) on HOST (default 127.0.0.1); its URL with a token is printed
   --json                  log JSON lines instead of text (configs and QR codes then go to stderr)
   -h, --help              this help`;
 
@@ -44,12 +49,13 @@ export interface ServeCommand {
   listen?: { host?: string; port: number };
   endpoint?: { host: string; port?: number };
   mtu?: number;
-  via?: Proxy;
+  via?: UpstreamProxy;
   dnsUpstream?: Endpoint;
   allowLoopback: boolean;
   allowLinkLocal: boolean;
   maxFlows?: number;
   pcap?: string;
+  web?: { host: string; port: number };
   json: boolean;
 }
 
@@ -59,7 +65,7 @@ export type Command =
   | { command: "peer-remove"; conf: string; name: string }
   | { command: "help" };
 
-const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "allow-loopback", "allow-link-local", "max-flows", "pcap", "json", "help"];
+const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "allow-loopback", "allow-link-local", "max-flows", "pcap", "web", "json", "help"];
 const PEER_FLAGS = ["conf", "help"];
 const BOOLEAN_FLAGS = new Set(["json", "help", "allow-loopback", "allow-link-local"]);
 
@@ -96,9 +102,9 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
     json: flags.json !== undefined,
   };
   if (flags.peers !== undefined) serve.peers = integer(flags.peers, "--peers", 0, 250);
-  if (flags.listen !== undefined) serve.listen = listenAddress(flags.listen);
+  if (flags.listen !== undefined) serve.listen = listenAddress(flags.listen, "--listen");
   if (flags.endpoint !== undefined) serve.endpoint = configEndpoint(flags.endpoint);
-  if (flags.mtu !== undefined) serve.mtu = integer(flags.mtu, "--mtu", 1280, 65535);
+  if (flags.mtu !== undefined) serve.mtu = integer(flags.mtu, "--mtu", MTU_MIN, MTU_MAX);
   if (flags.via !== undefined) {
     try {
       serve.via = parseProxy(flags.via);
@@ -109,18 +115,22 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   if (flags["dns-upstream"] !== undefined) serve.dnsUpstream = ipEndpoint(flags["dns-upstream"], "--dns-upstream", 53);
   if (flags["max-flows"] !== undefined) serve.maxFlows = integer(flags["max-flows"], "--max-flows", 1, 1 << 20);
   if (flags.pcap !== undefined) serve.pcap = flags.pcap;
+  if (flags.web !== undefined) {
+    const web = listenAddress(flags.web, "--web");
+    serve.web = { host: web.host ?? "127.0.0.1", port: web.port };
+  }
   return serve;
 }
 
 /** HOST:PORT, [V6]:PORT, or PORT alone (every address); port 0 picks a free one. */
-function listenAddress(text: string): { host?: string; port: number } {
+function listenAddress(text: string, flag: string): { host?: string; port: number } {
   const match = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?([0-9]+)$/.exec(text);
   const hostText = match?.[1] ?? match?.[2];
   const ip = hostText === undefined ? undefined : parseIp(hostText);
   if (!match || (hostText !== undefined && (!ip || (ip.family === 6) !== (match[1] !== undefined)))) {
-    throw new UsageError(`--listen: expected IP:PORT, [IPv6]:PORT or PORT, got ${JSON.stringify(text)}`);
+    throw new UsageError(`${flag}: expected IP:PORT, [IPv6]:PORT or PORT, got ${JSON.stringify(text)}`);
   }
-  const port = integer(match[3]!, "--listen port", 0, 65535);
+  const port = integer(match[3]!, `${flag} port`, 0, 65535);
   return ip ? { host: formatIp(ip), port } : { port };
 }
 
@@ -234,6 +244,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
   const pcap = await openPcapFlag(command.pcap);
   // With --json, stdout is JSON lines only: configs and QR codes go to stderr.
   const log = new FlowLog(io.out, { json: command.json });
+  const board = command.web ? new FlowBoard() : undefined;
   let gateway: Gateway;
   try {
     gateway = await startGateway({
@@ -249,6 +260,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
       ...(command.maxFlows === undefined ? {} : { maxFlowsPerPeer: command.maxFlows }),
       ...(io.runtime ? { runtime: io.runtime } : {}),
       ...(pcap ? { pcap } : {}),
+      ...(board ? { onFlowOpen: (flow: OpenFlow) => board.open(flow), onFlowEnd: (record: FlowRecord) => board.end(record), taps: true } : {}),
       log,
       show: command.json ? io.err : io.out,
     });
@@ -260,11 +272,38 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
     }
     throw error;
   }
+  let web: WebServer | undefined;
+  if (command.web && board) {
+    try {
+      web = await startWeb(command.web, gateway, store, board, log);
+    } catch (error) {
+      await gateway.stop();
+      throw error;
+    }
+  }
   const failure = await Promise.race([io.stopRequested.then(() => undefined), gateway.failed]);
+  await web?.close();
   await gateway.stop();
   if (!failure) return 0;
   // The flows are closed and summed up; nothing more can be forwarded. The server's
   // error reads "wg-netstack server failed: why".
   io.err(failure.message);
   return 1;
+}
+
+/** The web page of `--web`: its URL, with the token, is printed once; a page others can reach is warned about. */
+async function startWeb(where: { host: string; port: number }, gateway: Gateway, store: ConfigStore, board: FlowBoard, log: FlowLog): Promise<WebServer> {
+  let web: WebServer;
+  try {
+    web = await startWebServer({ ...where, token: newToken(), gateway, store, board });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(`--web: cannot listen on tcp ${endpointText(where)}: ${code ?? (error as Error).message}`);
+  }
+  if (!loopbackOnly(where.host)) {
+    const message = `the web page listens on ${endpointText(web.address)}, which other machines may reach: whoever has its token can add peers and read the traffic`;
+    log.event("warning", `warning: ${message}`, { message });
+  }
+  log.event("web", `web page: ${web.url}`, { url: web.url, address: web.address });
+  return web;
 }

@@ -1,7 +1,7 @@
 import net, { type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startHttpConnectProxy, startSocks5Proxy, type TestProxy } from "../../test/support/test-proxies.js";
-import { dial, DialError, parseProxy, type Proxy } from "./dial.js";
+import { dial, DialError, parseProxy, type UpstreamProxy } from "./dial.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -60,17 +60,16 @@ describe("dial", () => {
     expect(await exchange(socket, "ping")).toBe("hello;ping");
   });
 
-  it("fails fast with a reset refusal when the target refuses", async () => {
-    const started = Date.now();
+  it("fails with a reset refusal when the target refuses, not at its timeout", async () => {
+    // At the timeout it would fail as "unreachable", "no answer ... within": the refusal shows it did not wait.
     const error = await dialError(dial({ host: "127.0.0.1", port: await closedPort() }));
     expect(error).toBeInstanceOf(DialError);
     expect(error).toMatchObject({ refusal: "reset", message: expect.stringContaining("ECONNREFUSED") });
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   for (const [name, start] of [["SOCKS5", startSocks5Proxy], ["HTTP CONNECT", startHttpConnectProxy]] as const) {
     describe(`through ${name}`, () => {
-      const via = (p: TestProxy, auth = ""): Proxy => parseProxy(`${name === "SOCKS5" ? "socks5" : "http"}://${auth}127.0.0.1:${p.port}`);
+      const via = (p: TestProxy, auth = ""): UpstreamProxy => parseProxy(`${name === "SOCKS5" ? "socks5" : "http"}://${auth}127.0.0.1:${p.port}`);
 
       it("reaches IPv4 and IPv6 targets and keeps the bytes right after the handshake", async () => {
         const p = await proxy(() => start());

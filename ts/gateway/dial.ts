@@ -6,7 +6,7 @@ import net, { type Socket } from "node:net";
 import { endpointText, parseIp, type Endpoint } from "../ip.js";
 
 /** A proxy from `--via`. */
-export interface Proxy {
+export interface UpstreamProxy {
   protocol: "socks5" | "http";
   host: string;
   port: number;
@@ -29,7 +29,7 @@ export class DialError extends Error {
 }
 
 /** Parses `socks5://[user:pass@]HOST:PORT` or `http://[user:pass@]HOST:PORT`; throws an Error saying what is wrong. */
-export function parseProxy(text: string): Proxy {
+export function parseProxy(text: string): UpstreamProxy {
   let url: URL;
   try {
     url = new URL(text);
@@ -42,7 +42,7 @@ export function parseProxy(text: string): Proxy {
     throw new Error(`${JSON.stringify(text)}: a proxy URL has no path, query or fragment`);
   }
   if (!url.hostname) throw new Error(`${JSON.stringify(text)}: the proxy URL names no host`);
-  const proxy: Proxy = {
+  const proxy: UpstreamProxy = {
     protocol,
     host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
     // URL drops a scheme's default port (80 for http:); socks5: has none, 1080 is SOCKS's.
@@ -57,7 +57,7 @@ export function parseProxy(text: string): Proxy {
 
 export interface DialOptions {
   /** Through this proxy; else straight to the target. */
-  via?: Proxy;
+  via?: UpstreamProxy;
   /** Give up after this long (ms) with an "unreachable" DialError. */
   timeoutMs?: number;
   /** Aborting gives up at once (a "reset" DialError). */
@@ -121,7 +121,7 @@ const SOCKS_REPLIES: Record<number, [string, Refusal]> = {
   8: ["address type not supported", "reset"],
 };
 
-async function socks5Connect(socket: Socket, replies: ReplyReader, target: Endpoint, proxy: Proxy): Promise<void> {
+async function socks5Connect(socket: Socket, replies: ReplyReader, target: Endpoint, proxy: UpstreamProxy): Promise<void> {
   const fail = (why: string, refusal: Refusal = "reset") => new DialError(`SOCKS5 proxy ${endpointText(proxy)}: ${why}`, refusal);
   const withPassword = proxy.username !== undefined;
   socket.write(new Uint8Array(withPassword ? [5, 2, 0, 2] : [5, 1, 0])); // methods: none, user/password
@@ -155,7 +155,7 @@ async function socks5Connect(socket: Socket, replies: ReplyReader, target: Endpo
 
 const MAX_RESPONSE_HEAD = 16 * 1024;
 
-async function httpConnect(socket: Socket, replies: ReplyReader, target: Endpoint, proxy: Proxy): Promise<void> {
+async function httpConnect(socket: Socket, replies: ReplyReader, target: Endpoint, proxy: UpstreamProxy): Promise<void> {
   const authority = endpointText(target);
   const credentials = proxy.username === undefined ? "" : `Proxy-Authorization: Basic ${Buffer.from(`${proxy.username}:${proxy.password}`).toString("base64")}\r\n`;
   socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${credentials}\r\n`);

@@ -21,8 +21,14 @@ export interface FlowRecord {
   /** When it started, ms since the epoch. */
   start: number;
   durationMs: number;
-  /** The peer's name in the config folder (or its key when it has none). */
+  /**
+   * The WireGuard peer the flow went through: serve names it from its config folder (or its
+   * key when it has none); connect gives the key of the peer whose AllowedIPs hold the
+   * network side's address ("-" when none do).
+   */
   peer: string;
+  /** connect only: the door the flow came through, as `forward 127.0.0.1:8080`, `socks5 …`, `http …` or `reverse 10.0.0.2:80`. */
+  via?: string;
   protocol: "tcp" | "udp";
   /** The client's tunnel address. */
   src: Endpoint;
@@ -38,6 +44,9 @@ export interface FlowRecord {
   /** Why, for ends that come from an error. */
   error?: string;
 }
+
+/** A flow as it opens: what its record will say, before it ends. */
+export type OpenFlow = Pick<FlowRecord, "start" | "peer" | "protocol" | "src" | "dst">;
 
 /** Lines of unknown-peer reports per minute, whatever the number of keys. */
 const UNKNOWN_PEER_LINES_PER_MINUTE = 10;
@@ -77,9 +86,10 @@ export class FlowLog {
       return;
     }
     const name = record.name ? ` ${record.name}` : "";
+    const via = record.via ? ` via ${record.via}` : "";
     const error = record.error ? ` (${record.error})` : "";
     this.#write(
-      `${clockTime(record.start)} ${record.peer} ${record.protocol} ${endpointText(record.src)} -> ${endpointText(record.dst)}${name}` +
+      `${clockTime(record.start)} ${record.peer} ${record.protocol} ${endpointText(record.src)} -> ${endpointText(record.dst)}${name}${via}` +
         ` up ${bytesText(record.up)} down ${bytesText(record.down)} ${durationText(record.durationMs)} ${record.end}${error}`,
     );
   }

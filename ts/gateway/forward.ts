@@ -7,7 +7,7 @@ import type { TcpConnection } from "../host/tcp-connection.js";
 import type { Endpoint } from "../ip.js";
 import { splice, type SpliceResult } from "../splice.js";
 import { DialError } from "./dial.js";
-import type { FlowEnd, FlowRecord } from "./flow-log.js";
+import type { FlowEnd, FlowRecord, OpenFlow } from "./flow-log.js";
 import type { Route } from "./route.js";
 import { dnsQuestion, httpHost, tlsServerName } from "./sniff.js";
 
@@ -18,6 +18,8 @@ export interface TcpForwardOptions {
   dial(target: Endpoint): Promise<Socket>;
   /** The name to log for a peer's public key. */
   peerName(publicKey: string): string;
+  /** Called once as the client's SYN arrives (for a live view); `onFlowEnd` follows with the same start. */
+  onFlowOpen?(flow: OpenFlow): void;
   /** Called once when the flow is over. */
   onFlowEnd(record: FlowRecord): void;
   /** Aborts at shutdown: the flow is reset both ways and logged as "shutdown". */
@@ -43,6 +45,7 @@ export async function forwardTcp(conn: TcpConnection, options: TcpForwardOptions
     dst: conn.local,
     ...fields,
   });
+  options.onFlowOpen?.({ start, peer: options.peerName(conn.peer), protocol: "tcp", src: conn.remote, dst: conn.local });
 
   const route: Route = options.signal.aborted ? { end: "refused", why: "the gateway is stopping" } : options.route(conn.local);
   if (!("to" in route)) {

@@ -148,13 +148,12 @@ describe("gateway", () => {
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({ type: "summary", flows: 1, tcp: 1 });
   });
 
-  it("refuses the client's connection when the destination refuses, within a second", async () => {
+  it("refuses the client's connection when the destination refuses, not at the dial's timeout", async () => {
     const closed = await closedPort();
     const { store, lines, join: joinAs } = await runGateway();
     const client = await joinAs(store.peers()[0]!);
-    const started = Date.now();
+    // A refusal (RST), where the dial's timeout would end the flow "unreachable": it did not wait.
     await expect(client.connect({ host: "127.0.0.1", port: closed })).rejects.toThrow("connection refused");
-    expect(Date.now() - started).toBeLessThan(1000);
     await until(() => flows(lines).some((flow) => flow.dst.port === closed));
     expect(flows(lines).find((flow) => flow.dst.port === closed)).toMatchObject({ end: "refused", error: expect.stringContaining("ECONNREFUSED") });
   });

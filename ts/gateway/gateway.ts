@@ -3,15 +3,16 @@
 // connection and UDP flow forwarded to where the client sent it, DNS to the gateway's
 // own tunnel address relayed to a real resolver, one log line per flow.
 
+import { readFileSync } from "node:fs";
 import type { PeerOptions } from "../config.js";
-import { startServer, type Server, type ServerOptions } from "../host/server.js";
+import { startServer, type Server, type ServerOptions, type ServerStats } from "../host/server.js";
 import { endpointText, formatIp, parseCidr, type Endpoint } from "../ip.js";
 import { qrCode } from "../qr.js";
 import { reachableHost } from "../client-config.js";
 import type { Runtime } from "../runtime/types.js";
 import type { ConfigStore, PeerRecord } from "./config-store.js";
-import { dial, type Proxy } from "./dial.js";
-import type { FlowLog } from "./flow-log.js";
+import { dial, type UpstreamProxy } from "./dial.js";
+import type { FlowLog, FlowRecord, OpenFlow } from "./flow-log.js";
 import { forwardTcp } from "./forward.js";
 import type { PcapWriter } from "./pcap.js";
 import { router } from "./route.js";
@@ -38,7 +39,7 @@ export interface GatewayOptions {
   /** Inner MTU, for the server and the client configs. */
   mtu?: number;
   /** Relayed TCP goes through this proxy. */
-  via?: Proxy;
+  via?: UpstreamProxy;
   /** Where DNS queries to the gateway's tunnel address go. */
   dnsUpstream: Endpoint;
   /** Let peers reach this host's loopback (127.0.0.0/8, ::1); default no: such flows are denied and logged. */
@@ -50,6 +51,11 @@ export interface GatewayOptions {
   /** Decrypted packets are written here. */
   pcap?: PcapWriter;
   log: FlowLog;
+  /** Told of every flow as it opens (the web page's live table); the log, and `onFlowEnd`, get it when it ends. */
+  onFlowOpen?(flow: OpenFlow): void;
+  onFlowEnd?(record: FlowRecord): void;
+  /** Lets `tap()` add packet listeners while running (the web page's captures): every packet is then copied out of the engine. */
+  taps?: boolean;
   /** Shows a peer's config and QR code (stdout for people, stderr with --json). */
   show(text: string): void;
   /** How often the config folder is read for added or removed peers; default 1 s. */
@@ -60,10 +66,25 @@ export interface GatewayOptions {
   runtime?: Runtime;
 }
 
+/** Listens to decrypted packets, both ways; `peer` is the peer's public key. */
+export type PacketListener = (packet: Uint8Array, peer: string) => void;
+
 export interface Gateway {
   /** The UDP address the server listens on. */
   readonly address: Endpoint;
   readonly publicKey: string;
+  /** Where clients reach the gateway, as written into their configs ("host:port"). */
+  readonly endpoint: string;
+  /** The peers being served, by name. */
+  peers(): PeerRecord[];
+  /** Each peer's endpoint, last handshake and bytes, and the server's counters. */
+  stats(): ServerStats;
+  /** Applies the peers added to or removed from the config folder now, rather than at the next poll. */
+  syncPeers(): void;
+  /** A peer's wg-quick config: the file in the folder, written first if missing. */
+  clientConfig(peer: PeerRecord): string;
+  /** Adds a packet listener (needs the `taps` option or a pcap); returns its removal. */
+  tap(listener: PacketListener): () => void;
   /** Resolves if the server fails on its own (the wasm engine trapped, its socket closed): nothing is forwarded any more. */
   readonly failed: Promise<Error>;
   /** Ends every flow (logged as "shutdown"), closes the server and the pcap file, writes the summary. */
@@ -79,6 +100,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const names = new Map([...active].map(([publicKey, peer]) => [publicKey, peer.name]));
   const peerName = (publicKey: string) => names.get(publicKey) ?? publicKey;
   const { pcap } = options;
+  const listeners = new Set<PacketListener>();
+  if (pcap) listeners.add((packet) => pcap.write(packet));
+  const flowEnded = (record: FlowRecord) => {
+    log.flow(record);
+    options.onFlowEnd?.(record);
+  };
 
   const shutdown = new AbortController();
   const tcpFlows = new Set<Promise<void>>();
@@ -92,7 +119,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxFlows = options.maxFlowsPerPeer ?? DEFAULT_MAX_FLOWS_PER_PEER;
   const udp = new UdpRelay({
     send: (data, from, to) => server.sendUdp(data, from, to),
-    onFlowEnd: (record) => log.flow(record),
+    ...(options.onFlowOpen ? { onFlowOpen: options.onFlowOpen } : {}),
+    onFlowEnd: flowEnded,
     peerName,
     idleMs: udpIdleMs,
   });
@@ -116,7 +144,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           // The resolver is local to the host; only other traffic goes through --via.
           dial: (target) => dial(target, { signal: shutdown.signal, ...(options.via && target !== options.dnsUpstream ? { via: options.via } : {}) }),
           peerName,
-          onFlowEnd: (record) => log.flow(record),
+          ...(options.onFlowOpen ? { onFlowOpen: options.onFlowOpen } : {}),
+          onFlowEnd: flowEnded,
           signal: shutdown.signal,
         });
         tcpFlows.add(flow);
@@ -127,7 +156,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         if (!shutdown.signal.aborted) udp.relay(packet, route);
       },
       onUnknownPeer: ({ publicKey, endpoint }) => log.unknownPeer(publicKey, endpoint),
-      ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),
+      ...(pcap || options.taps
+        ? {
+            tap: (packet: Uint8Array, { peer }: { peer: string }) => {
+              for (const listener of listeners) listener(packet, peer);
+            },
+          }
+        : {}),
       onError: (error) => {
         // The server's own failure is not logged here: it ends the gateway, whose caller says why.
         if (error !== server?.error) log.event("error", `error: ${error.message}`, { message: error.message });
@@ -138,8 +173,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const endpoint = configEndpoint(server.address, options.endpoint);
   store.saveEndpoint(endpoint);
+  const writeConfig = (peer: PeerRecord) => store.writeClientConfig(peer, { endpoint, ...(options.mtu === undefined ? {} : { mtu: options.mtu }) });
   const showPeer = async (peer: PeerRecord) => {
-    const { path, text } = store.writeClientConfig(peer, { endpoint, ...(options.mtu === undefined ? {} : { mtu: options.mtu }) });
+    const { path, text } = writeConfig(peer);
     options.show(`peer ${peer.name} (${path}):\n\n${text}\n${await qrCode(text, "terminal")}`);
   };
 
@@ -155,7 +191,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   // Peers added or removed in the folder (by `peer add` / `peer remove`) apply now.
   let folderProblem = "";
-  const poll = setInterval(() => {
+  const syncPeers = () => {
+    if (shutdown.signal.aborted) return;
     let current: Map<string, PeerRecord>;
     try {
       current = new Map(store.peers().map((peer) => [peer.publicKey, peer]));
@@ -187,12 +224,29 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       showPeer(peer).catch((error: Error) => log.event("error", `error: ${error.message}`, { message: error.message }));
     }
     active = current;
-  }, options.pollMs ?? 1000);
+  };
+  const poll = setInterval(syncPeers, options.pollMs ?? 1000);
   void server.closed.then(() => clearInterval(poll)); // a closed server takes no peers
 
   return {
     address: server.address,
     publicKey: server.publicKey,
+    endpoint,
+    peers: () => [...active.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    stats: () => server.stats(),
+    syncPeers,
+    clientConfig(peer) {
+      try {
+        return readFileSync(store.clientConfigPath(peer.name), "utf8");
+      } catch {
+        return writeConfig(peer).text;
+      }
+    },
+    tap(listener) {
+      if (!pcap && !options.taps) throw new Error("this gateway was started without taps");
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     failed,
     async stop() {
       clearInterval(poll);

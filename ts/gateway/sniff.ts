@@ -6,7 +6,7 @@
 /** The SNI host name in a TLS ClientHello (possibly split over several TLS records). */
 export function tlsServerName(bytes: Uint8Array): string | undefined {
   const hello = handshakeBytes(bytes);
-  if (!hello || hello[0] !== 1) return undefined; // 1 = ClientHello
+  if (hello?.[0] !== 1) return undefined; // 1 = ClientHello
   const reader = new Reader(hello, 4, 4 + uint(hello, 1, 3));
   reader.skip(2 + 32); // client version, random
   reader.skip(reader.u8()); // session id

@@ -6,13 +6,26 @@
 // actions only queue commands and schedule a pump, so a burst of them costs one
 // boundary crossing.
 
-import { ConfigError, decodeKey, encodeKey, validateConfig, validatePeer, type Config, type ConfigInput, type PeerConfig, type PeerOptions } from "../config.js";
+import {
+  ConfigError,
+  decodeKey,
+  encodeKey,
+  type OPTION_NAMES,
+  validateConfig,
+  validatePeer,
+  type Config,
+  type ConfigInput,
+  type ListsAll,
+  type MustBeTrue,
+  type PeerConfig,
+  type PeerOptions,
+} from "../config.js";
 import { Engine, EngineError, type CloseReason, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
 import { ERROR } from "../wasm/abi.js";
 import { endpointText, formatIp, parseIp, type Endpoint } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
-import { ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
+import { closeError, ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
 import { UdpPacket } from "./udp-packet.js";
 
 /** Everything `startServer` takes: the WireGuard and TCP settings plus the handlers. */
@@ -37,6 +50,10 @@ export interface ServerOptions extends ConfigInput {
   /** The UDP socket and clock to use; by default the best one for Node, Deno or Bun. Tests pass an in-memory network with virtual time. */
   runtime?: Runtime;
 }
+
+// Checked by tsc: validateConfig refuses an option OPTION_NAMES does not list, as misspelt.
+// biome-ignore lint/correctness/noUnusedVariables: never used, only checked by tsc
+type OptionNamesListed = MustBeTrue<ListsAll<ServerOptions, typeof OPTION_NAMES>>;
 
 /** One peer's state, as `wg show` would tell it. */
 export interface PeerStats {
@@ -137,7 +154,7 @@ export class Server {
       limits: config.limits,
     });
     this.#publicKey = encodeKey(this.#engine.publicKey(config.privateKey));
-    config.peers.forEach((peer, index) => this.#addPeer(peer, `peers[${index}]`));
+    for (const [index, peer] of config.peers.entries()) this.#addPeer(peer, `peers[${index}]`);
     if (this.#options.tap) this.#engine.setTap(true);
     // A socket closed under us fails the server; its other errors are only reported.
     const onSocketError = (error: Error, fatal: boolean) => (fatal ? void this.#fail(error) : this.#report(error));
@@ -530,16 +547,7 @@ export class Server {
 
 /** Why a connection we opened never got established, with Node's code for it. */
 function connectFailure(reason: CloseReason): ConnectionError {
-  switch (reason) {
-    case "refused":
-      return new ConnectionError("connection refused", "ECONNREFUSED");
-    case "timeout":
-      return new ConnectionError("connection timed out", "ETIMEDOUT");
-    case "aborted":
-      return new ConnectionError("connection aborted", "ECONNABORTED");
-    default:
-      return new ConnectionError(`connection ${reason}`, "ECONNRESET");
-  }
+  return closeError(reason) ?? new ConnectionError("connection closed", "ECONNRESET");
 }
 
 function checkEndpoint(endpoint: Endpoint, name: string): Endpoint {

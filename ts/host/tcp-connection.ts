@@ -8,7 +8,7 @@
 // as it frees up (TCP_WRITABLE); writes take it as it comes, and `write()` resolves when
 // its last bytes are handed to the engine.
 
-import type { Commands, TcpConnectionStats } from "../wasm/engine.js";
+import type { CloseReason, Commands, TcpConnectionStats } from "../wasm/engine.js";
 import type { Endpoint } from "../ip.js";
 
 /** What a connection needs from its server. */
@@ -33,11 +33,35 @@ interface Waiter<T> {
 export class ConnectionError extends Error {
   constructor(
     message: string,
-    /** What happened, as Node names it: reset by the peer, refused, aborted by us, timed out, or written after close. */
-    readonly code: "ECONNRESET" | "ECONNREFUSED" | "ECONNABORTED" | "ETIMEDOUT" | "EPIPE",
+    /**
+     * What happened, as Node names it: reset by the peer, refused, aborted by us, timed out,
+     * written after close, or an ICMP host or net unreachable answering the connect.
+     */
+    readonly code: "ECONNRESET" | "ECONNREFUSED" | "ECONNABORTED" | "ETIMEDOUT" | "EPIPE" | "EHOSTUNREACH" | "ENETUNREACH",
   ) {
     super(message);
     this.name = "ConnectionError";
+  }
+}
+
+/** The error for how the engine says a connection ended (none for a clean close), with Node's code. */
+export function closeError(reason: CloseReason): ConnectionError | undefined {
+  switch (reason) {
+    case "closed":
+      return undefined;
+    case "reset":
+      return new ConnectionError("connection reset by peer", "ECONNRESET");
+    case "refused":
+      return new ConnectionError("connection refused", "ECONNREFUSED");
+    case "aborted":
+      return new ConnectionError("connection aborted", "ECONNABORTED");
+    case "timeout":
+      return new ConnectionError("connection timed out", "ETIMEDOUT");
+    // An ICMP destination unreachable answered our SYN (RFC 1122 4.2.3.9).
+    case "host-unreachable":
+      return new ConnectionError("no route to host (ICMP host unreachable)", "EHOSTUNREACH");
+    case "net-unreachable":
+      return new ConnectionError("network is unreachable (ICMP net unreachable)", "ENETUNREACH");
   }
 }
 
@@ -280,14 +304,12 @@ export class TcpConnection {
   }
 
   /** @internal */
-  onClosed(reason: "closed" | "reset" | "refused" | "aborted" | "timeout"): void {
+  onClosed(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#pending = false;
-    if (reason === "reset") this.#fail(new ConnectionError("connection reset by peer", "ECONNRESET"));
-    else if (reason === "refused") this.#fail(new ConnectionError("connection refused", "ECONNREFUSED"));
-    else if (reason === "aborted") this.#fail(new ConnectionError("connection aborted", "ECONNABORTED"));
-    else if (reason === "timeout") this.#fail(new ConnectionError("connection timed out", "ETIMEDOUT"));
+    const error = closeError(reason);
+    if (error) this.#fail(error);
     else {
       this.#eof = true;
       this.#settleReaders();

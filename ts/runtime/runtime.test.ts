@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { AddressInUseError, genkey, startServer, type Runtime, type SocketErrorHandler } from "../index.js";
-import { denoRuntime, hasDenoUdp } from "./deno.js";
+import { hasDenoUdp } from "./deno.js";
 import { defaultRuntime } from "./index.js";
 import { nodeRuntime } from "./node.js";
 

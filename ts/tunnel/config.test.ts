@@ -96,7 +96,7 @@ persistentkeepalive = off
       [minimal("AllowedIPs = 10.0.0.0/24,\n"), "AllowedIPs", 7, /empty item/],
       [minimal(""), "AllowedIPs", 5, /required/],
       [minimal("AllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 70000\n"), "PersistentKeepalive", 8, /0 to 65535/],
-      [minimal("AllowedIPs = 0.0.0.0/0\nPublicKey = " + OTHER + "\n"), "PublicKey", 8, /given twice/],
+      [minimal(`AllowedIPs = 0.0.0.0/0\nPublicKey = ${OTHER}\n`), "PublicKey", 8, /given twice/],
       [minimal("AllowedIPs = 0.0.0.0/0\nPostUp = x\n"), "PostUp", 8, /unknown key in \[Peer\]/],
       [minimal("AllowedIPs = 0.0.0.0/0\nPresharedKey = abc\n"), "PresharedKey", 8, /44 base64 characters/],
       [minimal().replace(`PrivateKey = ${PRIVATE}`, "PrivateKey = nope"), "PrivateKey", 2, /44 base64/],
@@ -106,11 +106,11 @@ persistentkeepalive = off
       [minimal().replace("Address = 10.0.0.2/32", "Address = 10.0.0.2/32\nDNS = 10.0.0.1/8"), "DNS", 4, /neither/],
       [minimal().replace("[Peer]", "[Peers]"), "[Peers]", 5, /unknown section/],
       [`PrivateKey = ${PRIVATE}\n`, "PrivateKey", 1, /before any/],
-      [minimal() + "garbage\n", "garbage", 8, /Key = Value/],
+      [`${minimal()}garbage\n`, "garbage", 8, /Key = Value/],
       [`[Interface]\nAddress = 10.0.0.2/32\n[Peer]\nPublicKey = ${SERVER}\nAllowedIPs = 0.0.0.0/0\n`, "PrivateKey", 1, /required/],
       [`[Interface]\nPrivateKey = ${PRIVATE}\nAddress = 10.0.0.2/32\n`, "[Peer]", 4, /at least one/],
-      [minimal() + `[Interface]\n`, "[Interface]", 8, /twice/],
-      [minimal() + `[Peer]\nPublicKey = ${SERVER}\nAllowedIPs = 10.0.0.0/8\n`, "PublicKey", 9, /same peer as the \[Peer\] on line 5/],
+      [`${minimal()}[Interface]\n`, "[Interface]", 8, /twice/],
+      [`${minimal()}[Peer]\nPublicKey = ${SERVER}\nAllowedIPs = 10.0.0.0/8\n`, "PublicKey", 9, /same peer as the \[Peer\] on line 5/],
     ];
     for (const [text, field, line, message] of cases) {
       const error = failure(text);
@@ -121,7 +121,7 @@ persistentkeepalive = off
   });
 
   it("never echoes a key in an error", () => {
-    const secret = PRIVATE.slice(0, 40) + "!!!=";
+    const secret = `${PRIVATE.slice(0, 40)}!!!=`;
     const error = failure(minimal().replace(PRIVATE, secret));
     expect(error.message).not.toContain(secret.slice(0, 20));
   });

@@ -2,7 +2,7 @@
 // wg(8) CONFIGURATION FILE FORMAT) into a plain object. Values are checked with the same
 // helpers as `startServer`'s options; an error names the key and its line.
 
-import { ConfigError, decodeKey, encodeKey, maskHostBits } from "../config.js";
+import { ConfigError, decodeKey, encodeKey, maskHostBits, MTU_MAX, MTU_MIN, wholeNumber } from "../config.js";
 import { formatIp, isHostName, parseCidr, parseHostEndpoint, parseIp, endpointText } from "../ip.js";
 
 /** A parsed wg-quick config: what {@link parseConfig} returns and `connectTunnel` takes. */
@@ -187,10 +187,11 @@ function key(entry: { value: string; line: number; name: string }): string {
 
 function integer(entry: { value: string; line: number; name: string } | undefined, min: number, max: number): number | undefined {
   if (!entry) return undefined;
-  if (!/^(?:0|[1-9][0-9]{0,9})$/.test(entry.value) || Number(entry.value) < min || Number(entry.value) > max) {
+  const value = wholeNumber(entry.value, min, max);
+  if (value === undefined) {
     throw new ConfigError(entry.name, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(entry.value)}`, entry.line);
   }
-  return Number(entry.value);
+  return value;
 }
 
 function prefixes(section: Section, key: string, mask: boolean): string[] {
@@ -215,7 +216,7 @@ function readInterface(section: Section): TunnelConfig {
     else throw new ConfigError(name, `${JSON.stringify(item)} is neither an IP address nor a search domain`, line);
   }
   const config: TunnelConfig = { privateKey, address, dns, dnsSearch, peers: [] };
-  const mtu = integer(single(section, "mtu"), 1280, 65535);
+  const mtu = integer(single(section, "mtu"), MTU_MIN, MTU_MAX);
   if (mtu !== undefined) config.mtu = mtu;
   const listenPort = integer(single(section, "listenport"), 0, 65535);
   if (listenPort !== undefined) config.listenPort = listenPort;

@@ -14,8 +14,10 @@ export const TUNNEL_ERROR_CODES = {
   ECONNABORTED: "we reset the connection (resetAndDestroy, or the tunnel closed)",
   /** A write after the connection closed. */
   EPIPE: "a write after the connection closed",
-  /** No peer's AllowedIPs cover the address, or we have no tunnel address of its family. */
-  ENETUNREACH: "no peer's AllowedIPs cover the address, or we have no tunnel address of its family",
+  /** No peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered the connect. */
+  ENETUNREACH: "no peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered the connect",
+  /** An ICMP host, port or protocol unreachable (or administratively prohibited) answered the connect. */
+  EHOSTUNREACH: "an ICMP host, port or protocol unreachable (or administratively prohibited) answered the connect",
   /** No answer in time: the WireGuard handshake, a connect, or a DNS query. */
   ETIMEDOUT: "no answer in time: the WireGuard handshake, a connect, or a DNS query",
   /** The name does not resolve: through the tunnel's DNS, or for an Endpoint the system's resolver. */

@@ -19,6 +19,7 @@ import type { TunnelSocket } from "./socket.js";
 
 const ECHO = "10.0.0.1";
 const SILENT = "10.0.0.66"; // SYNs there are never answered
+const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable
 const DNS = "10.0.0.53";
 const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO };
 const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
@@ -60,6 +61,7 @@ function dnsAnswer(query: Uint8Array, overTcp: boolean): Uint8Array {
 async function serveTcp(connection: TcpConnection): Promise<void> {
   const { host, port } = connection.local;
   if (host === SILENT) return new Promise(() => {}); // never accepted: the SYN goes unanswered
+  if (host === REJECTED) return connection.refuse("unreachable");
   if (host === DNS && port === 53) {
     dnsQueries.tcp++;
     let received = new Uint8Array(0);
@@ -341,8 +343,14 @@ describe("TunnelSocket", () => {
     expect(Buffer.concat(echoed).toString()).toBe(`${"x".repeat(15)}still here`);
   });
 
-  it("fails with Node's codes: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ENOTFOUND, ABORT_ERR", async () => {
+  it("fails with Node's codes: ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, ENETUNREACH, ENOTFOUND, ABORT_ERR", async () => {
     expect(await failure(tunnel.connect(9, ECHO))).toMatchObject({ code: "ECONNREFUSED", syscall: "connect", address: ECHO, port: 9 });
+
+    // ICMP host unreachable for the SYN ends the connect at once (else ETIMEDOUT after 30 s);
+    // the cause is server.connect()'s own error, with the same code.
+    const rejected = await failure(tunnel.connect({ port: 80, host: REJECTED, timeout: 30_000 }));
+    expect(rejected).toMatchObject({ code: "EHOSTUNREACH", syscall: "connect", address: REJECTED, port: 80 });
+    expect(rejected.cause).toMatchObject({ name: "ConnectionError", code: "EHOSTUNREACH" });
 
     const started = Date.now();
     expect(await failure(tunnel.connect({ port: 80, host: SILENT, timeout: 300 }))).toMatchObject({ code: "ETIMEDOUT", address: SILENT });

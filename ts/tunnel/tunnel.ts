@@ -2,7 +2,6 @@
 // config and dials into it: a client-role server (`startServer` with our `address` and the
 // peers' endpoints) underneath, sockets, a resolver and HTTP on top.
 
-import { lookup } from "node:dns/promises";
 import type http from "node:http";
 import type https from "node:https";
 import type { Dispatcher } from "undici";
@@ -10,7 +9,8 @@ import { ConfigError, isRecord } from "../config.js";
 import { startServer, type Server, type ServerStats } from "../host/server.js";
 import type { TcpConnection } from "../host/tcp-connection.js";
 import type { UdpPacket } from "../host/udp-packet.js";
-import { endpointText, formatIp, parseCidr, parseHostEndpoint, parseIp, type Cidr, type Endpoint, type Ip, type IpFamily } from "../ip.js";
+import { cidrCovers, endpointText, formatIp, parseCidr, parseHostEndpoint, parseIp, type Cidr, type Endpoint, type IpFamily } from "../ip.js";
+import { lookupHost } from "../runtime/system.js";
 import { parseConfig, type TunnelConfig } from "./config.js";
 import { DnsResolver, type ResolveOptions } from "./dns.js";
 import { asTunnelError, TunnelError } from "./errors.js";
@@ -64,7 +64,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
   const handshakeTimeout = timeoutOption(options.handshakeTimeout, "handshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT_MS);
   const connectTimeout = timeoutOption(options.connectTimeout, "connectTimeout", DEFAULT_CONNECT_TIMEOUT_MS);
 
-  const lookupName = options.lookup ?? (async (hostname: string) => (await lookup(hostname)).address);
+  const lookupName = options.lookup ?? lookupHost;
   const endpoints = await Promise.all(parsed.peers.map((peer, i) => resolveEndpoint(peer.endpoint, `peers[${i}].endpoint`, lookupName)));
   // One socket for every peer: dual-stack when an endpoint is IPv6.
   const host = endpoints.some((endpoint) => endpoint && parseIp(endpoint.host)!.family === 6) ? "::" : "0.0.0.0";
@@ -360,7 +360,7 @@ export class Tunnel {
   /** Why `host` cannot be reached through the tunnel, or undefined if it can. */
   #routeError(host: string): string | undefined {
     const ip = parseIp(host)!;
-    if (!this.#routes.some((route) => covers(route.cidr, ip))) return "no peer's AllowedIPs cover it";
+    if (!this.#routes.some((route) => cidrCovers(route.cidr, ip))) return "no peer's AllowedIPs cover it";
     if (!this.#localAddress(ip.family)) return `we have no IPv${ip.family} tunnel address (Address in the config)`;
     return undefined;
   }
@@ -372,16 +372,6 @@ export class Tunnel {
     }
     return undefined;
   }
-}
-
-/** True when `ip` is inside `cidr`. */
-function covers(cidr: Cidr, ip: Ip): boolean {
-  if (cidr.family !== ip.family) return false;
-  for (let bit = 0; bit < cidr.prefix; bit += 8) {
-    const mask = 0xff00 >> Math.min(8, cidr.prefix - bit);
-    if (((cidr.bytes[bit / 8]! ^ ip.bytes[bit / 8]!) & mask) !== 0) return false;
-  }
-  return true;
 }
 
 /** An Endpoint with its name resolved by the system's resolver (the outer network's). */

@@ -1,11 +1,12 @@
-// The contract checked from both sides: the engine writes one event of each kind with known
-// values (crates/engine/src/abi.rs, write_selftest_events), and the decoder must read every
-// field back. Together with the Rust test that ts/wasm/abi.ts is current, a change on
-// one side that the other does not follow fails here.
+// The contract checked from both sides, in wasm: the engine writes one event of each kind
+// with known values (crates/engine/src/events.rs, `write_selftest`) and the generated
+// reader must hand every field back; the host writes one command of each kind with known
+// values and the engine must read every field back. Together with the Rust test that
+// ts/wasm/abi.ts is current, a change to a layout on one side only fails here.
 
 import { describe, expect, it } from "vitest";
 import { Engine, type EventHandler } from "./engine.js";
-import { EVENT } from "./abi.js";
+import { COMMAND, EVENT, EXPORT_PARAMS } from "./abi.js";
 import { parseIp } from "../ip.js";
 
 function recorder(): { calls: unknown[][]; handler: EventHandler } {
@@ -53,9 +54,27 @@ function startedEngine(): Engine {
 }
 
 describe("the ABI", () => {
-  it("decodes every field of every event kind the engine writes", () => {
+  it("reads every field of every event the engine writes, and the engine every field of every command", () => {
     const engine = startedEngine();
-    engine.writeSelftestEvents();
+    engine.commands.send(0x01020304, new Uint8Array([1, 2, 3]));
+    engine.commands.consumed(5, 0xfffffffe);
+    engine.commands.accept(6);
+    engine.commands.refuse(7, "unreachable");
+    engine.commands.shutdown(8);
+    engine.commands.abort(9);
+    engine.commands.discard(0x80000001);
+    const commands = engine.abiSelftest();
+    expect(commands).toEqual([
+      "Send { conn: 16909060, bytes: [1, 2, 3] }",
+      "Consumed { conn: 5, bytes: 4294967294 }",
+      "Accept { conn: 6 }",
+      "Refuse { conn: 7, how: 1 }",
+      "Shutdown { conn: 8 }",
+      "Abort { conn: 9 }",
+      "Discard { conn: 2147483649 }",
+    ]);
+    // One of each kind: a kind added to the contract without a case here fails.
+    expect(commands).toHaveLength(Object.keys(COMMAND).length);
     const { calls, handler } = recorder();
     engine.takeEvents(handler);
     expect(calls).toEqual([
@@ -75,6 +94,13 @@ describe("the ABI", () => {
     expect(calls).toHaveLength(Object.keys(EVENT).length);
   });
 
+  it("has exactly the exports of the contract, each with its parameters", () => {
+    const engine = startedEngine();
+    const functions = Object.entries(engine.exports).filter(([name]) => name.startsWith("wgn_"));
+    const arity = Object.fromEntries(functions.map(([name, f]) => [name, (f as (...args: number[]) => number).length]));
+    expect(arity).toEqual(Object.fromEntries(Object.entries(EXPORT_PARAMS).map(([name, params]) => [name, params.length])));
+  });
+
   it("keeps writing commands after the engine's memory grows under them", () => {
     const engine = startedEngine();
     const before = engine.memoryBytes;
@@ -91,7 +117,7 @@ describe("the ABI", () => {
     const engine = startedEngine();
     engine.addPeer(new Uint8Array(32).fill(9), undefined, 0, { host: "127.0.0.1", port: 9 });
     engine.allow(0, parseIp("10.0.0.2")!, 32);
-    engine.writeSelftestEvents();
+    engine.abiSelftest();
     const sent: number[] = [];
     const { handler } = recorder();
     handler.datagram = (to, bytes) => sent.push(to.port, bytes[0]!);

@@ -3,14 +3,33 @@
 // batches, both ways straight in wasm memory: the host writes its requests into the
 // command area (crates/engine/src/commands.rs) and the datagrams into scratch, one pump
 // applies them and runs TCP, and the host walks the event log
-// (crates/engine/src/events.rs) it leaves. Every number of the contract comes from
-// abi.ts, which the build generates from the engine.
+// it leaves. The records' layouts, the exports' typings and every number of the contract
+// come from abi.ts, which the build generates from the engine (crates/engine/src/abi.rs).
 
-import { readFileSync } from "node:fs";
 import { decodeAddress, encodeAddress, parseIp, type Endpoint, type Ip } from "../ip.js";
 import type { Limits } from "../config.js";
-import { ADDRESS_SIZE, CLOSE_REASONS, COMMAND, CONNECTION_STATS, DROP_REASONS, EVENT, PEER_STATS, TCP_TOTALS, UDP_TOTALS } from "./abi.js";
-import type { EngineExports } from "./exports.js";
+import { engineWasm } from "../runtime/system.js";
+import {
+  ADDRESS_SIZE,
+  CLOSE_REASONS,
+  CONNECTION_STATS,
+  DROP_REASONS,
+  type CommandArea,
+  type EngineExports,
+  type EventFields,
+  type EventLog,
+  PEER_STATS,
+  readEvent,
+  TCP_TOTALS,
+  UDP_TOTALS,
+  writeAbort,
+  writeAccept,
+  writeConsumed,
+  writeDiscard,
+  writeRefuse,
+  writeSend,
+  writeShutdown,
+} from "./abi.js";
 import { wasiImports, type WasiOutput } from "./wasi.js";
 
 /** A negative return from the engine: a refused request, not a failure of the engine. */
@@ -129,9 +148,9 @@ export interface StartOptions {
 
 let cachedModule: WebAssembly.Module | undefined;
 
-/** The compiled engine, shared by all instances. The path works from ts/wasm/ and dist/wasm/. */
+/** The compiled engine, shared by all instances. */
 function engineModule(): WebAssembly.Module {
-  cachedModule ??= new WebAssembly.Module(readFileSync(new URL("../../dist/wg_netstack.wasm", import.meta.url)));
+  cachedModule ??= new WebAssembly.Module(engineWasm());
   return cachedModule;
 }
 
@@ -141,8 +160,9 @@ export class Engine {
   #hostIps = new Map<string, Ip>();
   /** Requests for the next pump. */
   readonly commands: Commands;
-  /** The last datagram destination decoded (see `#peerEndpoint`). */
-  #lastPeer: { bytes: Uint8Array; endpoint: Endpoint } | undefined;
+  /** Turns each event's fields into the handler's arguments. */
+  readonly #events = new EventAdapter();
+  readonly #addresses = new LastAddress();
   /** Bytes of the event log walked since the last pump. */
   #eventsSeen = 0;
   /** Counts calls into the engine between pumps: any may move the event log or grow memory. */
@@ -254,92 +274,30 @@ export class Engine {
    * walked too.
    */
   takeEvents(handler: EventHandler): void {
-    let r = new Reader(new Uint8Array(0));
-    r.at = this.#eventsSeen;
+    this.#events.handler = handler;
+    let log: EventLogView | undefined;
     let calls = -1;
     for (;;) {
       if (calls !== this.#calls) {
         // Addresses and lengths come back from wasm as i32: read them unsigned, or memory
         // past 2 GiB shows up as negative offsets.
         calls = this.#calls;
-        const at = r.at;
-        const log = this.#exports.wgn_events_ptr() >>> 0;
-        r = new Reader(new Uint8Array(this.#exports.memory.buffer, log, this.#exports.wgn_events_len() >>> 0));
-        r.at = at;
+        const bytes = new Uint8Array(this.#exports.memory.buffer, this.#exports.wgn_events_ptr() >>> 0, this.#exports.wgn_events_len() >>> 0);
+        log = new EventLogView(bytes, this.#addresses);
       }
-      if (r.at >= r.bytes.length) break;
-      const kind = r.u8();
-      switch (kind) {
-        case EVENT.DATAGRAM: {
-          const to = this.#peerEndpoint(r);
-          handler.datagram(to, pooledCopy(r.take(r.u32())));
-          break;
-        }
-        case EVENT.TCP_INCOMING: {
-          const conn = r.u32();
-          const peer = r.u32();
-          const remote = r.address();
-          handler.tcpIncoming(conn, peer, remote, r.address());
-          break;
-        }
-        case EVENT.TCP_DATA: {
-          const conn = r.u32();
-          handler.tcpData(conn, r.copy());
-          break;
-        }
-        case EVENT.TCP_EOF:
-          handler.tcpEof(r.u32());
-          break;
-        case EVENT.TCP_WRITABLE: {
-          const conn = r.u32();
-          handler.tcpWritable(conn, r.u32());
-          break;
-        }
-        case EVENT.TCP_CLOSED: {
-          const conn = r.u32();
-          handler.tcpClosed(conn, CLOSE_REASONS[r.u8()] ?? "reset");
-          break;
-        }
-        case EVENT.UDP: {
-          const peer = r.u32();
-          const src = r.address();
-          const dst = r.address();
-          handler.udp(peer, src, dst, r.copy());
-          break;
-        }
-        case EVENT.TCP_ESTABLISHED: {
-          const conn = r.u32();
-          handler.tcpEstablished(conn, r.u32());
-          break;
-        }
-        case EVENT.UNKNOWN_PEER: {
-          const key = r.take(32).slice();
-          handler.unknownPeer(key, r.address());
-          break;
-        }
-        case EVENT.INNER_PACKET: {
-          const direction = r.u8() === 0 ? "in" : "out";
-          const peer = r.u32();
-          handler.innerPacket(direction, peer, r.copy());
-          break;
-        }
-        case EVENT.ECHO_REPLY: {
-          const peer = r.u32();
-          const from = r.address();
-          const ident = r.u32();
-          handler.echoReply(peer, from.host, ident, r.u32());
-          break;
-        }
-        default:
-          throw new Error(`unknown engine event kind ${kind}`);
-      }
-      this.#eventsSeen = r.at;
+      if (this.#eventsSeen >= log!.bytes.length) break;
+      this.#eventsSeen = readEvent(log!, this.#eventsSeen, this.#events);
     }
   }
 
-  /** @internal Replaces the event log with one event of each kind (the ABI test). */
-  writeSelftestEvents(): void {
-    this.#check(this.#exports.wgn_abi_selftest());
+  /**
+   * @internal The ABI's self-test: replaces the event log with one event of each kind, and
+   * returns the commands written since the last pump as the engine read them, one a line
+   * (they are not applied).
+   */
+  abiSelftest(): string[] {
+    this.#check(this.#exports.wgn_abi_selftest(this.commands.take()));
+    return new TextDecoder().decode(this.#result()).split("\n").filter((line) => line !== "");
   }
 
   /** Opens a connection; returns its id and the local address used (the port picked when 0). */
@@ -405,24 +363,6 @@ export class Engine {
     return code;
   }
 
-  /**
-   * A datagram's destination, as the Endpoint object of the previous datagram when the
-   * address bytes are the same (nearly always: a burst goes to one peer), so an address is
-   * not formatted into a string per datagram. Only the runtime adapter sees these objects.
-   */
-  #peerEndpoint(r: Reader): Endpoint {
-    const bytes = r.bytes.subarray(r.at, r.at + ADDRESS_SIZE);
-    const last = this.#lastPeer;
-    let same = last !== undefined;
-    for (let i = 0; same && i < ADDRESS_SIZE; i++) same = bytes[i] === last!.bytes[i];
-    if (same) {
-      r.at += ADDRESS_SIZE;
-      return last!.endpoint;
-    }
-    this.#lastPeer = { bytes: bytes.slice(), endpoint: r.address() };
-    return this.#lastPeer.endpoint;
-  }
-
   /** Hosts are IP literals from the socket or validated config; parsed once each. */
   #ip(host: string): Ip {
     let ip = this.#hostIps.get(host);
@@ -457,12 +397,89 @@ function pooledCopy(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
+/** Hands each event's fields to the host's handler as it wants them: copies, names. */
+class EventAdapter implements EventFields<Endpoint> {
+  handler: EventHandler | undefined;
+
+  datagram(to: Endpoint, bytes: Uint8Array): void {
+    this.handler!.datagram(to, pooledCopy(bytes));
+  }
+  tcpIncoming(conn: number, peer: number, remote: Endpoint, local: Endpoint): void {
+    this.handler!.tcpIncoming(conn, peer, remote, local);
+  }
+  tcpData(conn: number, bytes: Uint8Array): void {
+    this.handler!.tcpData(conn, bytes.slice());
+  }
+  tcpEof(conn: number): void {
+    this.handler!.tcpEof(conn);
+  }
+  tcpWritable(conn: number, room: number): void {
+    this.handler!.tcpWritable(conn, room);
+  }
+  tcpClosed(conn: number, reason: number): void {
+    this.handler!.tcpClosed(conn, CLOSE_REASONS[reason] ?? "reset");
+  }
+  udp(peer: number, src: Endpoint, dst: Endpoint, payload: Uint8Array): void {
+    this.handler!.udp(peer, src, dst, payload.slice());
+  }
+  tcpEstablished(conn: number, peer: number): void {
+    this.handler!.tcpEstablished(conn, peer);
+  }
+  unknownPeer(publicKey: Uint8Array, from: Endpoint): void {
+    this.handler!.unknownPeer(publicKey, from);
+  }
+  innerPacket(direction: number, peer: number, bytes: Uint8Array): void {
+    this.handler!.innerPacket(direction === 0 ? "in" : "out", peer, bytes.slice());
+  }
+  echoReply(peer: number, from: Endpoint, ident: number, seq: number): void {
+    this.handler!.echoReply(peer, from.host, ident, seq);
+  }
+}
+
 /**
- * Writes the host's requests into the engine's command area (the format is in
- * crates/engine/src/commands.rs); the next pump applies them, in order. Nothing crosses the
- * boundary until then, except to grow the area.
+ * The last address read from the event log, as one frozen Endpoint object: the next address
+ * with the same bytes (nearly always: a burst of datagrams goes to one peer) is that object,
+ * so an address is not formatted into a string per datagram.
  */
-export class Commands {
+class LastAddress {
+  #bytes = new Uint8Array(ADDRESS_SIZE);
+  #endpoint: Endpoint | undefined;
+
+  read(log: Uint8Array, at: number): Endpoint {
+    const bytes = log.subarray(at, at + ADDRESS_SIZE);
+    let same = this.#endpoint !== undefined;
+    for (let i = 0; same && i < ADDRESS_SIZE; i++) same = bytes[i] === this.#bytes[i];
+    if (!same) {
+      this.#bytes.set(bytes);
+      const { host, port } = decodeAddress(log, at);
+      this.#endpoint = Object.freeze({ host, port });
+    }
+    return this.#endpoint!;
+  }
+}
+
+/** The event log in wasm memory, as `readEvent` reads it. */
+class EventLogView implements EventLog<Endpoint> {
+  readonly view: DataView;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly addresses: LastAddress,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  }
+
+  address(at: number): Endpoint {
+    return this.addresses.read(this.bytes, at);
+  }
+}
+
+/**
+ * Writes the host's requests into the engine's command area (their layouts are generated
+ * into abi.ts); the next pump applies them, in order. Nothing crosses the boundary until
+ * then, except to grow the area.
+ */
+export class Commands implements CommandArea {
   readonly #exports: EngineExports;
   readonly #onGrow: () => void;
   #ptr = 0;
@@ -479,42 +496,37 @@ export class Commands {
 
   /** Queues `data` to send: at most the room TCP_WRITABLE granted, less what was sent since. */
   send(conn: number, data: Uint8Array): void {
-    this.#start(COMMAND.SEND, conn, 4 + data.length);
-    this.#u32(data.length);
-    this.#bytes.set(data, this.#len);
-    this.#len += data.length;
+    writeSend(this, conn, data);
   }
 
   /** The host read `bytes` of the connection's data: its window opens by as much. */
   consumed(conn: number, bytes: number): void {
-    this.#start(COMMAND.CONSUMED, conn, 4);
-    this.#u32(bytes);
+    writeConsumed(this, conn, bytes);
   }
 
   /** Completes the handshake of a connection from a TCP_INCOMING event (sends the SYN-ACK). */
   accept(conn: number): void {
-    this.#start(COMMAND.ACCEPT, conn, 0);
+    writeAccept(this, conn);
   }
 
   /** Turns down a connection from a TCP_INCOMING event, with RST or ICMP unreachable. */
   refuse(conn: number, how: "reset" | "unreachable"): void {
-    this.#start(COMMAND.REFUSE, conn, 1);
-    this.#bytes[this.#len++] = how === "unreachable" ? 1 : 0;
+    writeRefuse(this, conn, how === "unreachable" ? 1 : 0);
   }
 
   /** FIN after what was sent. */
   shutdown(conn: number): void {
-    this.#start(COMMAND.SHUTDOWN, conn, 0);
+    writeShutdown(this, conn);
   }
 
   /** RST. */
   abort(conn: number): void {
-    this.#start(COMMAND.ABORT, conn, 0);
+    writeAbort(this, conn);
   }
 
   /** Drops what arrives on the connection from now on, keeping its window open. */
   discard(conn: number): void {
-    this.#start(COMMAND.DISCARD, conn, 0);
+    writeDiscard(this, conn);
   }
 
   /** @internal Bytes written since the last pump; the pump applies them, so the area starts over. */
@@ -524,9 +536,19 @@ export class Commands {
     return len;
   }
 
-  /** Writes a command's kind and connection, with room for `more` bytes after them. */
-  #start(kind: number, conn: number, more: number): void {
-    const needed = this.#len + 5 + more;
+  /** @internal The area as the generated writers see it. */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /** @internal */
+  get view(): DataView {
+    return this.#view;
+  }
+
+  /** @internal Room for `len` more bytes; returns where they go. */
+  reserve(len: number): number {
+    const needed = this.#len + len;
     if (needed > this.#capacity) {
       this.#capacity = Math.max(needed, 2 * this.#capacity, 4096);
       this.#ptr = this.#exports.wgn_commands_area(this.#capacity) >>> 0;
@@ -538,27 +560,19 @@ export class Commands {
       this.#bytes = new Uint8Array(this.#exports.memory.buffer, this.#ptr, this.#capacity);
       this.#view = new DataView(this.#bytes.buffer, this.#ptr, this.#capacity);
     }
-    this.#bytes[this.#len++] = kind;
-    this.#u32(conn);
-  }
-
-  #u32(value: number): void {
-    this.#view.setUint32(this.#len, value, true);
-    this.#len += 4;
+    const at = this.#len;
+    this.#len = needed;
+    return at;
   }
 }
 
-/** Walks the engine's little-endian byte formats (events, stats). */
+/** Walks the engine's little-endian result records (stats, an address). */
 class Reader {
   at = 0;
   readonly #view: DataView;
 
   constructor(readonly bytes: Uint8Array) {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  }
-
-  u8(): number {
-    return this.bytes[this.at++]!;
   }
 
   u32(): number {
@@ -575,16 +589,6 @@ class Reader {
     const { host, port } = decodeAddress(this.bytes, this.at);
     this.at += ADDRESS_SIZE;
     return { host, port };
-  }
-
-  take(n: number): Uint8Array {
-    this.at += n;
-    return this.bytes.subarray(this.at - n, this.at);
-  }
-
-  /** A u32 length, then a copy of that many bytes. */
-  copy(): Uint8Array {
-    return this.take(this.u32()).slice();
   }
 
   /** One f64 for each name, in order. */

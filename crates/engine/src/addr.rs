@@ -3,7 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-pub use crate::abi::ADDRESS_SIZE;
+/// Bytes of an address.
+pub const ADDRESS_SIZE: usize = 19;
 
 pub fn write_address(out: &mut Vec<u8>, addr: SocketAddr) {
     let mut bytes = [0u8; ADDRESS_SIZE];

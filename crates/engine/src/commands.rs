@@ -1,23 +1,14 @@
-//! What the host asks of the engine, batched like the events that go the other way: between
-//! pumps the host writes its requests into one buffer in wasm memory, and the engine applies
-//! them in order at the start of the next pump — one call across the boundary, not one per
-//! request.
-//!
-//! | kind (`abi::command`) | fields after the kind byte (little-endian) |
-//! |------|----------------------------|
-//! | `SEND` | conn u32, len u32, bytes — at most what TCP_WRITABLE granted |
-//! | `CONSUMED` | conn u32, bytes u32 — the host read that much of TCP_DATA |
-//! | `ACCEPT` | conn u32 |
-//! | `REFUSE` | conn u32, how u8 (0 RST, 1 ICMP unreachable) |
-//! | `SHUTDOWN` | conn u32 — FIN after what was sent |
-//! | `ABORT` | conn u32 — RST |
-//! | `DISCARD` | conn u32 — drop what arrives from now on |
+//! Applies what the host asks of the engine. Requests are batched like the events that go
+//! the other way: between pumps the host writes them into one buffer in wasm memory, and
+//! the engine applies them in order at the start of the next pump — one call across the
+//! boundary, not one per request. Their kinds and fields are defined once, in
+//! [`crate::abi::Command`].
 //!
 //! A request for a connection that has gone is dropped: the host hears of the close from
 //! its events. (UDP sends are not commands: the caller learns at once whether a peer's
 //! allowedIps reach the destination.)
 
-use crate::abi::command::*;
+use crate::abi::{Command, Reader};
 use crate::engine::Engine;
 use crate::tcp::Refusal;
 use std::fmt;
@@ -44,76 +35,31 @@ impl fmt::Display for CommandError {
 
 /// Applies every command in `buf`, in order.
 pub fn apply(engine: &mut Engine, now_ms: f64, buf: &[u8]) -> Result<(), CommandError> {
-    let mut r = Reader { buf, at: 0 };
-    while r.at < buf.len() {
-        let start = r.at;
-        let malformed = CommandError::Malformed { at: start };
-        let kind = r.u8().ok_or(malformed.clone())?;
+    let mut r = Reader::new(buf);
+    while !r.is_done() {
+        let at = r.at();
+        let Some(command) = Command::read(&mut r) else { return Err(CommandError::Malformed { at }) };
         // A refusal means the connection closed before the request got here: its events say so.
-        let _ = match kind {
-            SEND => {
-                let (conn, data) = (r.u32(), r.bytes());
-                let (Some(conn), Some(data)) = (conn, data) else { return Err(malformed) };
-                match engine.tcp_send(conn, data) {
-                    Ok(taken) if taken < data.len() => {
-                        return Err(CommandError::PastGrant { conn, sent: data.len(), taken });
-                    }
-                    other => other.map(|_| ()),
-                }
-            }
-            CONSUMED => {
-                let (Some(conn), Some(bytes)) = (r.u32(), r.u32()) else { return Err(malformed) };
-                engine.tcp_consumed(now_ms, conn, bytes as usize)
-            }
-            REFUSE => {
-                let (Some(conn), Some(how)) = (r.u32(), r.u8()) else { return Err(malformed) };
-                engine.tcp_refuse(conn, if how == 1 { Refusal::Unreachable } else { Refusal::Reset })
-            }
-            ACCEPT | SHUTDOWN | ABORT | DISCARD => {
-                let Some(conn) = r.u32() else { return Err(malformed) };
-                match kind {
-                    ACCEPT => engine.tcp_accept(now_ms, conn),
-                    SHUTDOWN => engine.tcp_shutdown(conn),
-                    ABORT => engine.tcp_abort(conn),
-                    _ => engine.tcp_discard(conn),
-                }
-            }
-            _ => return Err(malformed),
+        let _ = match command {
+            Command::Send { conn, bytes } => match engine.tcp_send(conn, bytes) {
+                Ok(taken) if taken < bytes.len() => return Err(CommandError::PastGrant { conn, sent: bytes.len(), taken }),
+                other => other.map(|_| ()),
+            },
+            Command::Consumed { conn, bytes } => engine.tcp_consumed(now_ms, conn, bytes as usize),
+            Command::Accept { conn } => engine.tcp_accept(now_ms, conn),
+            Command::Refuse { conn, how } => engine.tcp_refuse(conn, if how == 1 { Refusal::Unreachable } else { Refusal::Reset }),
+            Command::Shutdown { conn } => engine.tcp_shutdown(conn),
+            Command::Abort { conn } => engine.tcp_abort(conn),
+            Command::Discard { conn } => engine.tcp_discard(conn),
         };
     }
     Ok(())
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let bytes = self.buf.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(bytes)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    /// A u32 length, then that many bytes.
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()? as usize;
-        self.take(len)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::command::*;
     use crate::engine::Config;
     use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
     use crate::tcp::TcpConfig;

@@ -23,7 +23,8 @@ pub enum DropReason {
     SourceNotAllowed,
     /// A decrypted packet that is not a valid IPv4/IPv6 packet, or has a bad IPv4 header or ICMP checksum.
     InnerMalformed,
-    /// A decrypted packet of a protocol or kind we do not handle (fragments, IGMP, ICMP other than echo…).
+    /// A decrypted packet of a protocol or kind we do not handle (fragments, IGMP, ICMP other
+    /// than echo and the destination unreachable that answers a connect of ours…).
     Unsupported,
     /// An outgoing packet whose destination no peer's `allowedIps` covers.
     NoRoute,

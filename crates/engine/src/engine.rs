@@ -6,7 +6,7 @@
 
 use crate::allowed_ips::PrefixTooLong;
 use crate::clock::Clock;
-use crate::counters::Counters;
+use crate::counters::{Counters, DropReason};
 use crate::events::{Direction, Events};
 use crate::tcp::{self, ConnectionStats, Limits, Link, Refusal, Tcp, TcpConfig, TcpError, TcpTotals, Timeouts};
 use crate::tunnel::{Peer, PeerConfig, TunnelError, Tunnels, BUFFER_SIZE};
@@ -182,6 +182,12 @@ impl Engine {
                 }
             }
             Ok(Inner::EchoReply { src, ident, seq }) => self.events.echo_reply(peer, src, ident, seq),
+            Ok(Inner::TcpUnreachable { why, quoted }) => {
+                // One that answers none of our connects (late, forged, or about another flow) is dropped.
+                if !self.tcp.unreachable(peer, &quoted, why, &mut link!(self)) {
+                    self.counters.count(DropReason::Unsupported);
+                }
+            }
             Ok(Inner::EchoRequest) => {
                 if wire::echo_reply(packet, &mut self.built).is_ok() {
                     self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
@@ -204,9 +210,9 @@ impl Engine {
         next as f64 / 1000.0
     }
 
-    /// Replaces the event log with one event of each kind (see `abi::write_selftest_events`).
+    /// Replaces the event log with one event of each kind (see `Events::write_selftest`).
     pub fn write_selftest_events(&mut self) {
-        crate::abi::write_selftest_events(&mut self.events);
+        self.events.write_selftest();
     }
 
     /// Events not yet cleared, in the format of [`crate::events`].

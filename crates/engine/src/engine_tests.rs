@@ -10,6 +10,7 @@
 use super::*;
 use crate::counters::DropReason;
 use crate::events::decode::{decode, Event};
+use crate::events::CloseReason;
 use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
@@ -907,6 +908,32 @@ fn tcp_connect_out_to_a_client() {
     assert_eq!(net.server.tcp_connect(net.now, local, addr("[fd00::2]:80")), Err(RequestError::Tcp(TcpError::Unaddressable)));
 }
 
+#[test]
+fn an_icmp_unreachable_from_the_peer_ends_our_connect_and_a_stray_one_is_counted() {
+    let (mut net, c) = connected();
+    let (id, _) = net.server.tcp_connect(net.now, addr("192.0.2.200:0"), addr("10.0.0.2:7002")).unwrap();
+    net.pump();
+    net.take_events();
+    let syn = net.segments(c).pop().unwrap();
+    // What the peer's side answers our SYN with, quoting it (sequence number `seq`).
+    let answer = |seq: u32, why: Unreachable| {
+        let mut icmp = Vec::new();
+        wire::unreachable(&tcp_packet(syn.src, syn.dst, TcpControl::Syn, seq, None, 65535, None, &[]), why, &mut icmp).unwrap();
+        icmp
+    };
+    // Not our SYN's sequence number: dropped, counted, the connect goes on.
+    net.send(c, &answer(syn.seq.wrapping_add(1), Unreachable::Host));
+    assert_eq!((net.take_events(), net.dropped(DropReason::Unsupported)), (vec![], 1));
+    // Our SYN's: the connect ends as host unreachable.
+    net.send(c, &answer(syn.seq, Unreachable::Port));
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: id, reason: CloseReason::HostUnreachable as u8 }]);
+    assert_eq!(net.server.connection_count(), 0);
+    // Once it is gone, the same answer finds nothing.
+    net.send(c, &answer(syn.seq, Unreachable::Net));
+    assert_eq!((net.take_events(), net.dropped(DropReason::Unsupported)), (vec![], 2));
+    assert_eq!(net.dropped(DropReason::InnerMalformed), 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // 3. Backpressure
 
@@ -1010,17 +1037,15 @@ fn tcp_send_buffer_full_reports_writable_when_drained() {
 /// them in order: data then FIN. Writing past the grant is the host's bug, reported.
 #[test]
 fn tcp_commands_write_within_the_grant_in_order() {
-    use crate::abi::command::{SEND, SHUTDOWN};
+    use crate::abi::Command;
     use crate::commands::{apply, CommandError};
     let mut net = Net::with_tcp(TcpConfig { max_send_buffer: 4096, ..tcp_config() });
     let c = net.add_client(1);
     net.handshake(c);
     let tcp = open(&mut net, c, addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
     let send = |conn: u32, bytes: &[u8]| {
-        let mut command = vec![SEND];
-        command.extend_from_slice(&conn.to_le_bytes());
-        command.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        command.extend_from_slice(bytes);
+        let mut command = Vec::new();
+        Command::Send { conn, bytes }.write(&mut command);
         command
     };
     // finish_open saw the first grant: 4096 bytes. All of it in one batch...
@@ -1030,7 +1055,9 @@ fn tcp_commands_write_within_the_grant_in_order() {
     // ...and a byte more, before an ACK frees room, is the host's bug.
     let past = apply(&mut net.server, net.now, &send(tcp.id, &[3]));
     assert_eq!(past, Err(CommandError::PastGrant { conn: tcp.id, sent: 1, taken: 0 }));
-    assert_eq!(apply(&mut net.server, net.now, &[SHUTDOWN].iter().chain(&tcp.id.to_le_bytes()).copied().collect::<Vec<_>>()), Ok(()));
+    let mut shutdown = Vec::new();
+    Command::<&[u8]>::Shutdown { conn: tcp.id }.write(&mut shutdown);
+    assert_eq!(apply(&mut net.server, net.now, &shutdown), Ok(()));
     net.pump();
     let segments = net.segments(c);
     let received: Vec<u8> = segments.iter().flat_map(|s| s.payload.clone()).collect();

@@ -1,24 +1,7 @@
-//! What the host reads after each call: a flat little-endian byte log of events,
-//! in the order they happened. No per-event allocation and no JSON; the host walks
-//! it with a `DataView` straight out of wasm memory.
-//!
-//! | kind | fields after the kind byte |
-//! |------|----------------------------|
-//! | 1 `DATAGRAM` | to: address, len u32, bytes — send this UDP datagram |
-//! | 2 `TCP_INCOMING` | conn u32, peer u32, remote: address, local: address — a SYN: accept or refuse it |
-//! | 3 `TCP_DATA` | conn u32, len u32, bytes |
-//! | 4 `TCP_EOF` | conn u32 — the remote sent FIN and all data was delivered |
-//! | 5 `TCP_WRITABLE` | conn u32, room u32 — the host may write `room` more bytes (added to what it had) |
-//! | 6 `TCP_CLOSED` | conn u32, reason u8 (see [`CloseReason`]) |
-//! | 7 `UDP` | peer u32, src: address, dst: address, len u32, bytes |
-//! | 8 `TCP_ESTABLISHED` | conn u32, peer u32 — the handshake completed (either direction) |
-//! | 9 `UNKNOWN_PEER` | public key (32 bytes), from: address — a handshake from a key we do not know |
-//! | 10 `INNER_PACKET` | direction u8 (0 from a peer, 1 to it), peer u32, len u32, bytes — with the tap on |
-//! | 11 `ECHO_REPLY` | peer u32, from: address (port 0), identifier u32, sequence u32 — an answer to our ping |
-//!
-//! An address is the 19-byte format of [`crate::addr`].
+//! The event log the host reads after each call: the records of [`crate::abi::Event`]
+//! (their kinds, fields and order are defined there, once), appended as things happen.
 
-use crate::addr::write_address;
+use crate::abi::{Event, Reader};
 use std::net::{IpAddr, SocketAddr};
 
 pub use crate::abi::event::*;
@@ -44,11 +27,22 @@ pub enum CloseReason {
     /// The remote stopped answering (handshake, data, keep-alive or close), or the host
     /// never accepted it in time.
     TimedOut = 4,
+    /// Our SYN met an ICMP host, port or protocol unreachable (or administratively prohibited).
+    HostUnreachable = 5,
+    /// Our SYN met an ICMP net unreachable (or ICMPv6 no route).
+    NetUnreachable = 6,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 5] =
-        [CloseReason::Closed, CloseReason::Reset, CloseReason::Refused, CloseReason::Aborted, CloseReason::TimedOut];
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::Closed,
+        CloseReason::Reset,
+        CloseReason::Refused,
+        CloseReason::Aborted,
+        CloseReason::TimedOut,
+        CloseReason::HostUnreachable,
+        CloseReason::NetUnreachable,
+    ];
 
     /// The name the host gives it.
     pub fn name(self) -> &'static str {
@@ -58,6 +52,8 @@ impl CloseReason {
             CloseReason::Refused => "refused",
             CloseReason::Aborted => "aborted",
             CloseReason::TimedOut => "timeout",
+            CloseReason::HostUnreachable => "host-unreachable",
+            CloseReason::NetUnreachable => "net-unreachable",
         }
     }
 }
@@ -82,162 +78,93 @@ impl Events {
     }
 
     pub fn datagram(&mut self, to: SocketAddr, bytes: &[u8]) {
-        self.buf.push(DATAGRAM);
-        write_address(&mut self.buf, to);
-        self.bytes(bytes);
+        Event::Datagram { to, bytes }.write(&mut self.buf);
     }
 
     pub fn tcp_incoming(&mut self, conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr) {
-        self.buf.push(TCP_INCOMING);
-        self.u32(conn);
-        self.u32(peer);
-        write_address(&mut self.buf, remote);
-        write_address(&mut self.buf, local);
+        Event::<&[u8]>::TcpIncoming { conn, peer, remote, local }.write(&mut self.buf);
     }
 
-    /// Appends a TCP_DATA header for `len` bytes and returns the space to fill,
+    /// Appends a TCP_DATA event for `len` bytes and returns the space to fill,
     /// so data can be copied once, straight from the socket buffer.
     pub fn tcp_data(&mut self, conn: u32, len: usize) -> &mut [u8] {
-        self.buf.push(TCP_DATA);
-        self.u32(conn);
-        self.u32(len as u32);
-        let start = self.buf.len();
-        self.buf.resize(start + len, 0);
-        &mut self.buf[start..]
+        Event::TcpData { conn, bytes: &[][..] }.write(&mut self.buf);
+        // The payload is a record's last field: set its length, then make its room.
+        let end = self.buf.len();
+        self.buf[end - 4..].copy_from_slice(&(len as u32).to_le_bytes());
+        self.buf.resize(end + len, 0);
+        &mut self.buf[end..]
     }
 
     pub fn tcp_established(&mut self, conn: u32, peer: u32) {
-        self.buf.push(TCP_ESTABLISHED);
-        self.u32(conn);
-        self.u32(peer);
+        Event::<&[u8]>::TcpEstablished { conn, peer }.write(&mut self.buf);
     }
 
     pub fn tcp_eof(&mut self, conn: u32) {
-        self.buf.push(TCP_EOF);
-        self.u32(conn);
+        Event::<&[u8]>::TcpEof { conn }.write(&mut self.buf);
     }
 
     pub fn tcp_writable(&mut self, conn: u32, room: usize) {
-        self.buf.push(TCP_WRITABLE);
-        self.u32(conn);
-        self.u32(room as u32);
+        Event::<&[u8]>::TcpWritable { conn, room: room as u32 }.write(&mut self.buf);
     }
 
     pub fn tcp_closed(&mut self, conn: u32, reason: CloseReason) {
-        self.buf.push(TCP_CLOSED);
-        self.u32(conn);
-        self.buf.push(reason as u8);
+        Event::<&[u8]>::TcpClosed { conn, reason: reason as u8 }.write(&mut self.buf);
     }
 
     pub fn unknown_peer(&mut self, public_key: &[u8; 32], from: SocketAddr) {
-        self.buf.push(UNKNOWN_PEER);
-        self.buf.extend_from_slice(public_key);
-        write_address(&mut self.buf, from);
+        Event::<&[u8]>::UnknownPeer { public_key: *public_key, from }.write(&mut self.buf);
     }
 
     pub fn inner_packet(&mut self, direction: Direction, peer: u32, packet: &[u8]) {
-        self.buf.push(INNER_PACKET);
-        self.buf.push(direction as u8);
-        self.u32(peer);
-        self.bytes(packet);
+        Event::InnerPacket { direction: direction as u8, peer, bytes: packet }.write(&mut self.buf);
     }
 
     pub fn echo_reply(&mut self, peer: u32, from: IpAddr, ident: u16, seq: u16) {
-        self.buf.push(ECHO_REPLY);
-        self.u32(peer);
-        write_address(&mut self.buf, SocketAddr::new(from, 0));
-        self.u32(ident as u32);
-        self.u32(seq as u32);
+        let from = SocketAddr::new(from, 0);
+        Event::<&[u8]>::EchoReply { peer, from, ident: ident.into(), seq: seq.into() }.write(&mut self.buf);
     }
 
     pub fn udp(&mut self, peer: u32, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
-        self.buf.push(UDP);
-        self.u32(peer);
-        write_address(&mut self.buf, src);
-        write_address(&mut self.buf, dst);
-        self.bytes(payload);
+        Event::Udp { peer, src, dst, payload }.write(&mut self.buf);
     }
 
-    fn u32(&mut self, value: u32) {
-        self.buf.extend_from_slice(&value.to_le_bytes());
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        self.u32(bytes.len() as u32);
-        self.buf.extend_from_slice(bytes);
+    /// Replaces the log with one event of each kind, with known values: the host's test
+    /// that it reads every field back (ts/wasm/abi.test.ts holds the same values).
+    pub fn write_selftest(&mut self) {
+        let addr = |text: &str| text.parse().unwrap_or_else(|_| unreachable!());
+        self.clear();
+        self.datagram(addr("192.0.2.1:51820"), &[1, 2, 3]);
+        self.tcp_incoming(0x0102_0304, 2, addr("10.0.0.2:40000"), addr("[2001:db8::1]:443"));
+        self.tcp_data(0x0102_0304, 4).copy_from_slice(&[9, 8, 7, 6]);
+        self.tcp_eof(5);
+        self.tcp_writable(6, 70_000);
+        self.tcp_closed(7, CloseReason::TimedOut);
+        self.udp(3, addr("10.0.0.2:5353"), addr("8.8.8.8:53"), b"dns");
+        self.tcp_established(8, 4);
+        self.unknown_peer(&[0xab; 32], addr("[fd00::1]:1"));
+        self.inner_packet(Direction::ToPeer, 9, &[0x45, 0]);
+        self.echo_reply(10, "fd00::7".parse().unwrap_or_else(|_| unreachable!()), 0x1234, 0xfffe);
     }
 }
 
-/// Decoded events, for tests: the host does the same walk in TypeScript.
-#[cfg(test)]
+/// Reading the log back in Rust, for the engine's tests and the fuzz harness: the same
+/// decoder the generated TypeScript mirrors.
 pub mod decode {
     use super::*;
-    use crate::addr::{read_address, ADDRESS_SIZE};
 
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum Event {
-        Datagram { to: SocketAddr, bytes: Vec<u8> },
-        TcpIncoming { conn: u32, peer: u32, remote: SocketAddr, local: SocketAddr },
-        TcpData { conn: u32, bytes: Vec<u8> },
-        TcpEstablished { conn: u32, peer: u32 },
-        UnknownPeer { public_key: [u8; 32], from: SocketAddr },
-        InnerPacket { direction: u8, peer: u32, bytes: Vec<u8> },
-        TcpEof { conn: u32 },
-        TcpWritable { conn: u32, room: u32 },
-        TcpClosed { conn: u32, reason: u8 },
-        Udp { peer: u32, src: SocketAddr, dst: SocketAddr, payload: Vec<u8> },
-        EchoReply { peer: u32, from: SocketAddr, ident: u32, seq: u32 },
-    }
+    /// An event that owns its payload.
+    pub type Event = crate::abi::Event<Vec<u8>>;
 
-    pub fn decode(mut b: &[u8]) -> Vec<Event> {
+    /// Every event of `log`, in order. Panics, naming the byte, if the log is malformed:
+    /// the host would misread it.
+    pub fn decode(log: &[u8]) -> Vec<Event> {
+        let mut r = Reader::new(log);
         let mut out = Vec::new();
-        fn u32_at(b: &mut &[u8]) -> u32 {
-            let v = u32::from_le_bytes(b[..4].try_into().unwrap());
-            *b = &b[4..];
-            v
-        }
-        fn addr_at(b: &mut &[u8]) -> SocketAddr {
-            let a = read_address(b).unwrap();
-            *b = &b[ADDRESS_SIZE..];
-            a
-        }
-        fn bytes_at(b: &mut &[u8]) -> Vec<u8> {
-            let len = u32_at(b) as usize;
-            let v = b[..len].to_vec();
-            *b = &b[len..];
-            v
-        }
-        while let Some((&kind, rest)) = b.split_first() {
-            b = rest;
-            out.push(match kind {
-                DATAGRAM => Event::Datagram { to: addr_at(&mut b), bytes: bytes_at(&mut b) },
-                TCP_ESTABLISHED => Event::TcpEstablished { conn: u32_at(&mut b), peer: u32_at(&mut b) },
-                UNKNOWN_PEER => {
-                    let public_key = b[..32].try_into().unwrap();
-                    b = &b[32..];
-                    Event::UnknownPeer { public_key, from: addr_at(&mut b) }
-                }
-                INNER_PACKET => {
-                    let direction = b[0];
-                    b = &b[1..];
-                    Event::InnerPacket { direction, peer: u32_at(&mut b), bytes: bytes_at(&mut b) }
-                }
-                TCP_INCOMING => {
-                    Event::TcpIncoming { conn: u32_at(&mut b), peer: u32_at(&mut b), remote: addr_at(&mut b), local: addr_at(&mut b) }
-                }
-                TCP_DATA => Event::TcpData { conn: u32_at(&mut b), bytes: bytes_at(&mut b) },
-                TCP_EOF => Event::TcpEof { conn: u32_at(&mut b) },
-                TCP_WRITABLE => Event::TcpWritable { conn: u32_at(&mut b), room: u32_at(&mut b) },
-                TCP_CLOSED => {
-                    let conn = u32_at(&mut b);
-                    let reason = b[0];
-                    b = &b[1..];
-                    Event::TcpClosed { conn, reason }
-                }
-                UDP => Event::Udp { peer: u32_at(&mut b), src: addr_at(&mut b), dst: addr_at(&mut b), payload: bytes_at(&mut b) },
-                ECHO_REPLY => Event::EchoReply { peer: u32_at(&mut b), from: addr_at(&mut b), ident: u32_at(&mut b), seq: u32_at(&mut b) },
-                other => panic!("unknown event kind {other}"),
-            });
+        while !r.is_done() {
+            let at = r.at();
+            let event = crate::abi::Event::read(&mut r).unwrap_or_else(|| panic!("malformed event log at byte {at}"));
+            out.push(event.map(<[u8]>::to_vec));
         }
         out
     }

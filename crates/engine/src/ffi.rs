@@ -7,6 +7,7 @@
 //! buffer (`wgn_events_*`), and so do the host's batched commands (`wgn_commands_area`). Return values: non-negative on success; negative is an
 //! error code, with a message in the result buffer.
 
+use crate::abi::{option, Command, Reader};
 use crate::addr::{read_address, write_address, ADDRESS_SIZE};
 use crate::counters::DropReason;
 use crate::engine::{Config, Engine, RequestError, UdpConfig};
@@ -20,12 +21,33 @@ use crate::abi::error::{
     TOO_BIG as ERR_TOO_BIG, UNADDRESSABLE as ERR_UNADDRESSABLE, UNKNOWN_CONNECTION as ERR_UNKNOWN_CONNECTION,
 };
 
-/// What the server holds unless the host says otherwise (`wgn_tcp_limits`, `wgn_tcp_timeouts`).
-pub const DEFAULT_LIMITS: Limits =
-    Limits { connections_per_peer: 16_384, connections: 65_536, half_open_per_peer: 4_096, buffered_bytes: 256 << 20 };
-pub const DEFAULT_UDP: UdpConfig = UdpConfig { max_flows_per_peer: 4_096, flow_idle_us: 60_000_000 };
-pub const DEFAULT_TIMEOUTS: Timeouts =
-    Timeouts { half_open_us: 20_000_000, fin_wait_2_us: 60_000_000, keepalive_us: 60_000_000, user_timeout_us: 60_000_000 };
+/// What the server holds unless the host says otherwise (`wgn_tcp_limits`, `wgn_tcp_timeouts`,
+/// `wgn_udp_limits`): the defaults of `abi::option`, the host's too.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    connections_per_peer: option::TCP_MAX_CONNECTIONS_PER_PEER.default as usize,
+    connections: option::TCP_MAX_CONNECTIONS.default as usize,
+    half_open_per_peer: option::TCP_MAX_HALF_OPEN_PER_PEER.default as usize,
+    buffered_bytes: option::MAX_BUFFERED_BYTES.default as usize,
+};
+pub const DEFAULT_UDP: UdpConfig = UdpConfig {
+    max_flows_per_peer: option::UDP_MAX_FLOWS_PER_PEER.default as usize,
+    flow_idle_us: option::UDP_FLOW_TIMEOUT.default * 1000,
+};
+pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    half_open_us: option::TCP_HALF_OPEN_TIMEOUT.default * 1000,
+    fin_wait_2_us: option::TCP_FIN_WAIT_2_TIMEOUT.default * 1000,
+    keepalive_us: option::TCP_KEEPALIVE.default * 1000,
+    user_timeout_us: option::TCP_USER_TIMEOUT.default * 1000,
+};
+
+/// Each `wgn_*` function below has the signature the contract gives it (abi.rs), or this
+/// does not compile; the generated TypeScript typings come from the same list.
+macro_rules! signatures_match_the_contract {
+    ($(fn $name:ident($($param:ident: $ty:ty),*) -> $returns:ty;)+) => {
+        $(const _: extern "C" fn($($ty),*) -> $returns = $name;)+
+    };
+}
+crate::abi::with_exports!(signatures_match_the_contract);
 
 #[derive(Default)]
 struct State {
@@ -156,8 +178,9 @@ pub extern "C" fn wgn_new(now_ms: f64, mtu: u32, receive_buffer: u32, send_buffe
         let Some(private_key) = state.scratch.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
             return fail(&mut state.result, ERR_INVALID, "private key must be 32 bytes");
         };
-        if !(1280..=65535).contains(&mtu) {
-            return fail(&mut state.result, ERR_INVALID, "mtu must be 1280..65535");
+        let range = option::MTU.min..=option::MTU.max;
+        if !range.contains(&u64::from(mtu)) {
+            return fail(&mut state.result, ERR_INVALID, format!("mtu must be {}..{}", range.start(), range.end()));
         }
         let tcp = TcpConfig {
             mtu: mtu as usize,
@@ -391,12 +414,28 @@ pub extern "C" fn wgn_tcp_stats(id: u32) -> i32 {
     })
 }
 
-/// Replaces the event log with one event of each kind, with known values: the host's test
-/// that it decodes every field (see `abi::write_selftest_events`).
+/// The ABI's self-test, both ways: replaces the event log with one event of each kind, with
+/// known values (see `Events::write_selftest`), and writes to the result buffer, one line
+/// each, the commands in the first `commands_len` bytes of the command area as the engine
+/// reads them (the host wrote known values); the area is not applied.
 #[no_mangle]
-pub extern "C" fn wgn_abi_selftest() -> i32 {
-    with_engine(|engine, _, _| {
+pub extern "C" fn wgn_abi_selftest(commands_len: u32) -> i32 {
+    with_state(|state| {
+        let State { engine, commands, result, .. } = state;
+        let Some(engine) = engine.as_mut() else { return fail(result, ERR_NOT_STARTED, "the server is not started") };
         engine.write_selftest_events();
+        let Some(commands) = commands.get(..commands_len as usize) else {
+            return fail(result, ERR_INVALID, "commands are longer than their area");
+        };
+        let mut r = Reader::new(commands);
+        let mut lines = String::new();
+        while !r.is_done() {
+            let at = r.at();
+            let Some(command) = Command::read(&mut r) else { return fail(result, ERR_INVALID, format!("malformed command at byte {at}")) };
+            lines.push_str(&format!("{command:?}\n"));
+        }
+        result.clear();
+        result.extend_from_slice(lines.as_bytes());
         0
     })
 }

@@ -2,7 +2,8 @@
 //!
 //! TCP goes on to [`crate::tcp`]; UDP and ICMP echo are handled here because they need no
 //! connection state and must work for any destination. Packet formats are smoltcp's `wire`.
-//! References: RFC 791 (IPv4), RFC 8200 (IPv6), RFC 768 (UDP), RFC 792 / RFC 4443 (ICMP echo).
+//! References: RFC 791 (IPv4), RFC 8200 (IPv6), RFC 768 (UDP), RFC 792 / RFC 4443 (ICMP echo
+//! and destination unreachable).
 
 use crate::counters::DropReason;
 use smoltcp::phy::ChecksumCapabilities;
@@ -37,6 +38,32 @@ pub enum Inner<'a> {
         ident: u16,
         seq: u16,
     },
+    /// An ICMP or ICMPv6 destination unreachable quoting a TCP segment of ours.
+    TcpUnreachable {
+        why: UnreachableKind,
+        quoted: QuotedTcp,
+    },
+}
+
+/// What an ICMP destination unreachable says, as far as a connect cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnreachableKind {
+    /// No route to the network (ICMP codes 0, 6, 9, 11; ICMPv6 code 0).
+    Net,
+    /// The host, the port or the protocol, or a filter on the way (every other code).
+    Host,
+}
+
+/// The start of a TCP segment of ours that an ICMP error quotes (RFC 792: the IP header and
+/// at least 8 bytes after it; RFC 4443 §3.1: as much as fits): enough to find its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotedTcp {
+    /// Our end (the quoted packet's source).
+    pub local: SocketAddr,
+    /// The remote end it was sent to.
+    pub remote: SocketAddr,
+    /// Its sequence number.
+    pub seq: u32,
 }
 
 /// The IP header fields the classification needs.
@@ -96,6 +123,15 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
             match icmp.msg_type() {
                 Icmpv4Message::EchoRequest => Ok(Inner::EchoRequest),
                 Icmpv4Message::EchoReply => Ok(Inner::EchoReply { src: ip.src, ident: icmp.echo_ident(), seq: icmp.echo_seq_no() }),
+                Icmpv4Message::DstUnreachable => {
+                    let why = match icmp.msg_code() {
+                        // Fragmentation needed: a path MTU message, not a failure (RFC 1191).
+                        4 => return Err(DropReason::Unsupported),
+                        0 | 6 | 9 | 11 => UnreachableKind::Net,
+                        _ => UnreachableKind::Host,
+                    };
+                    Ok(Inner::TcpUnreachable { why, quoted: quoted_tcp_v4(icmp.data())? })
+                }
                 _ => Err(DropReason::Unsupported),
             }
         }
@@ -110,10 +146,56 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
             match icmp.msg_type() {
                 Icmpv6Message::EchoRequest => Ok(Inner::EchoRequest),
                 Icmpv6Message::EchoReply => Ok(Inner::EchoReply { src: ip.src, ident: icmp.echo_ident(), seq: icmp.echo_seq_no() }),
+                Icmpv6Message::DstUnreachable => {
+                    let why = if icmp.msg_code() == 0 { UnreachableKind::Net } else { UnreachableKind::Host };
+                    Ok(Inner::TcpUnreachable { why, quoted: quoted_tcp_v6(icmp.payload())? })
+                }
                 _ => Err(DropReason::Unsupported),
             }
         }
         _ => Err(DropReason::Unsupported),
+    }
+}
+
+/// The quoted IPv4 packet of an ICMP error: its header (any options) and the TCP ports and
+/// sequence number after it. Not TCP: unsupported; cut short or not IPv4: malformed.
+fn quoted_tcp_v4(quote: &[u8]) -> Result<QuotedTcp, DropReason> {
+    let header_len = usize::from(quote.first().ok_or(DropReason::InnerMalformed)? & 0x0f) * 4;
+    if quote[0] >> 4 != 4 || header_len < 20 || quote.len() < header_len + 8 {
+        return Err(DropReason::InnerMalformed);
+    }
+    if IpProtocol::from(quote[9]) != IpProtocol::Tcp {
+        return Err(DropReason::Unsupported);
+    }
+    let address = |at: usize| IpAddr::from([quote[at], quote[at + 1], quote[at + 2], quote[at + 3]]);
+    Ok(quoted_ports(address(12), address(16), &quote[header_len..]))
+}
+
+/// The quoted IPv6 packet of an ICMPv6 error; TCP right after the fixed header only (a
+/// SYN of ours carries no extension headers).
+fn quoted_tcp_v6(quote: &[u8]) -> Result<QuotedTcp, DropReason> {
+    const HEADER_LEN: usize = 40;
+    if quote.len() < HEADER_LEN + 8 || quote[0] >> 4 != 6 {
+        return Err(DropReason::InnerMalformed);
+    }
+    if IpProtocol::from(quote[6]) != IpProtocol::Tcp {
+        return Err(DropReason::Unsupported);
+    }
+    let address = |at: usize| {
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&quote[at..at + 16]);
+        IpAddr::from(bytes)
+    };
+    Ok(quoted_ports(address(8), address(24), &quote[HEADER_LEN..]))
+}
+
+/// Source port, destination port and sequence number: the first 8 bytes of a TCP header.
+fn quoted_ports(src: IpAddr, dst: IpAddr, tcp: &[u8]) -> QuotedTcp {
+    let port = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
+    QuotedTcp {
+        local: SocketAddr::new(src, port(0)),
+        remote: SocketAddr::new(dst, port(2)),
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
     }
 }
 
@@ -169,6 +251,7 @@ pub fn echo_request(src: IpAddr, dst: IpAddr, ident: u16, seq_no: u16, data: &[u
 /// Why a destination is unreachable, for [`unreachable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unreachable {
+    Net,
     Host,
     Port,
 }
@@ -184,6 +267,7 @@ pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Resu
             let quoted =
                 Ipv4Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
             let reason = match why {
+                Unreachable::Net => Icmpv4DstUnreachable::NetUnreachable,
                 Unreachable::Host => Icmpv4DstUnreachable::HostUnreachable,
                 Unreachable::Port => Icmpv4DstUnreachable::PortUnreachable,
             };
@@ -195,6 +279,7 @@ pub fn unreachable(original: &[u8], why: Unreachable, out: &mut Vec<u8>) -> Resu
             let quoted =
                 Ipv6Repr { src_addr: src, dst_addr: dst, next_header: ip.protocol, payload_len: ip.payload.len(), hop_limit: HOP_LIMIT };
             let reason = match why {
+                Unreachable::Net => Icmpv6DstUnreachable::NoRoute,
                 Unreachable::Host => Icmpv6DstUnreachable::AddrUnreachable,
                 Unreachable::Port => Icmpv6DstUnreachable::PortUnreachable,
             };
@@ -268,6 +353,7 @@ pub fn build_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8], mtu: usize, o
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::segment::Outgoing;
     use smoltcp::wire::{Icmpv4Repr, Icmpv6Repr};
 
     fn addr(text: &str) -> SocketAddr {
@@ -318,6 +404,95 @@ mod tests {
         ip.emit(&mut packet, &ChecksumCapabilities::default());
         icmp.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
         out
+    }
+
+    /// An ICMP destination unreachable from 10.0.0.1 to us (10.0.0.2) quoting an IPv4 header of
+    /// `protocol` from us to 192.0.2.7, then `quoted` (the start of the segment).
+    fn icmpv4_unreachable(code: Icmpv4DstUnreachable, protocol: IpProtocol, quoted: &[u8]) -> Vec<u8> {
+        let header = Ipv4Repr {
+            src_addr: "10.0.0.2".parse().unwrap(),
+            dst_addr: "192.0.2.7".parse().unwrap(),
+            next_header: protocol,
+            payload_len: 40,
+            hop_limit: 64,
+        };
+        let icmp = Icmpv4Repr::DstUnreachable { reason: code, header, data: quoted };
+        let ip = Ipv4Repr {
+            src_addr: "10.0.0.1".parse().unwrap(),
+            dst_addr: "10.0.0.2".parse().unwrap(),
+            next_header: IpProtocol::Icmp,
+            payload_len: icmp.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut out = vec![0u8; ip.buffer_len() + icmp.buffer_len()];
+        let mut packet = Ipv4Packet::new_unchecked(&mut out[..]);
+        ip.emit(&mut packet, &ChecksumCapabilities::default());
+        icmp.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
+        out
+    }
+
+    /// The first 8 bytes of a TCP header: ports 40000 -> 443, sequence number 0x01020304.
+    const QUOTED_SYN: [u8; 8] = [0x9c, 0x40, 0x01, 0xbb, 1, 2, 3, 4];
+
+    #[test]
+    fn an_icmp_unreachable_quoting_tcp_names_the_connection_and_the_kind() {
+        let quoted = QuotedTcp { local: addr("10.0.0.2:40000"), remote: addr("192.0.2.7:443"), seq: 0x0102_0304 };
+        for (code, why) in [
+            (Icmpv4DstUnreachable::NetUnreachable, UnreachableKind::Net),
+            (Icmpv4DstUnreachable::NetProhibited, UnreachableKind::Net),
+            (Icmpv4DstUnreachable::HostUnreachable, UnreachableKind::Host),
+            (Icmpv4DstUnreachable::PortUnreachable, UnreachableKind::Host),
+            (Icmpv4DstUnreachable::CommProhibited, UnreachableKind::Host),
+        ] {
+            let packet = icmpv4_unreachable(code, IpProtocol::Tcp, &QUOTED_SYN);
+            assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why, quoted }), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn icmpv6_unreachable_quoting_tcp_is_read_too() {
+        // Built the way we answer a peer: the "original" is our SYN, the answer comes to us.
+        let syn = Outgoing { syn: true, ..Outgoing::control(addr("[fd00::2]:40000"), addr("[2001:db8::7]:443"), 0x0102_0304, None) };
+        let mut original = Vec::new();
+        crate::tcp::segment::build(&syn, &mut original);
+        let quoted = QuotedTcp { local: addr("[fd00::2]:40000"), remote: addr("[2001:db8::7]:443"), seq: 0x0102_0304 };
+        for (why, kind) in [
+            (Unreachable::Net, UnreachableKind::Net),
+            (Unreachable::Host, UnreachableKind::Host),
+            (Unreachable::Port, UnreachableKind::Host),
+        ] {
+            let mut packet = Vec::new();
+            unreachable(&original, why, &mut packet).unwrap();
+            assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why: kind, quoted }), "{why:?}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_or_foreign_icmp_unreachable_is_dropped_with_its_reason() {
+        // Too short to hold the ports and sequence number: malformed.
+        assert_eq!(
+            classify(&icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN[..4])),
+            Err(DropReason::InnerMalformed)
+        );
+        // About a UDP datagram, or a path MTU message: not ours to act on.
+        assert_eq!(
+            classify(&icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Udp, &QUOTED_SYN)),
+            Err(DropReason::Unsupported)
+        );
+        assert_eq!(
+            classify(&icmpv4_unreachable(Icmpv4DstUnreachable::FragRequired, IpProtocol::Tcp, &QUOTED_SYN)),
+            Err(DropReason::Unsupported)
+        );
+        // A quoted header that is not IPv4 (version 6 in an ICMPv4 error).
+        let mut packet = icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN);
+        packet[28] = 0x65;
+        let mut icmp = Icmpv4Packet::new_unchecked(&mut packet[20..]);
+        icmp.fill_checksum();
+        assert_eq!(classify(&packet), Err(DropReason::InnerMalformed));
+        // A bad ICMP checksum.
+        let mut packet = icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN);
+        packet[30] ^= 1;
+        assert_eq!(classify(&packet), Err(DropReason::InnerMalformed));
     }
 
     #[test]

@@ -28,8 +28,8 @@ mod timestamps;
 pub use connection::{ConnectionStats, State};
 pub use segment::Segment;
 
-use crate::events::Events;
-use crate::wire::{self, Unreachable};
+use crate::events::{CloseReason, Events};
+use crate::wire::{self, QuotedTcp, Unreachable, UnreachableKind};
 use connection::{Connection, Settings};
 use isn::IsnGenerator;
 use segment::Outgoing;
@@ -302,6 +302,27 @@ impl Tcp {
         let conn = Connection::incoming(id, peer, seg, initial, settings, now);
         link.events().tcp_incoming(id, peer, conn.remote, conn.local);
         self.insert(conn);
+    }
+
+    /// An ICMP destination unreachable from `peer` quoting one of our segments: ends the
+    /// connect it answers (see `Connection::on_unreachable`). False when it answers none.
+    pub fn unreachable(&mut self, peer: u32, quoted: &QuotedTcp, why: UnreachableKind, link: &mut dyn Link) -> bool {
+        let Some(&id) = self.by_tuple.get(&(peer, quoted.remote, quoted.local)) else {
+            return false;
+        };
+        let Some(slot) = self.connections.get_mut(&id) else {
+            return false;
+        };
+        let reason = match why {
+            UnreachableKind::Net => CloseReason::NetUnreachable,
+            UnreachableKind::Host => CloseReason::HostUnreachable,
+        };
+        let mut io = Io { link, scratch: &mut self.scratch, budget: usize::MAX };
+        let ended = slot.conn.on_unreachable(quoted.seq, reason, &mut io);
+        if ended {
+            self.mark(id);
+        }
+        ended
     }
 
     /// Opens a connection from `local` (port 0 picks one) to `remote`, through `peer`.

@@ -32,23 +32,25 @@
 //! (our clock's offset is learnt from our first timestamp, and the peer's TSecr is written
 //! the same way); theirs is what the script says. On ours, no options means none, `<...>` leaves them
 //! unchecked and `*:*(N)` the sequence number. Payloads carry a known pattern, checked in
-//! both directions. `> icmp` is an ICMP error from us.
+//! both directions. `> icmp` is an ICMP error from us; `< icmp host|port|net [seq N]` one to
+//! us, a destination unreachable quoting our SYN (or sequence number N of ours) that goes
+//! through the engine's parser (`wire::classify`) as it would from the tunnel.
 //!
 //! Host actions: `connect`, `accept`, `refuse rst|icmp`, `send N` (writes N bytes),
 //! `consume N`, `shutdown`, `abort`, `discard`; `a; b` does both before the stack is
 //! polled; `ACTION fails`: the host's request must be turned down. Events: `% incoming`, `% established`, `% data N` (N bytes delivered in order,
-//! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout`. Room grants
+//! pattern checked), `% eof`, `% closed closed|reset|refused|aborted|timeout|host-unreachable|net-unreachable`. Room grants
 //! (TCP_WRITABLE) are not checked; every other event must be stated. `? iss after N` and
 //! `? iss at N`: our latest ISS lies past, or at, sequence number N of the connection before;
 //! `? total NAME N`: a lifetime count of the table, by its `stats().tcp` name, is N;
 //! `? room N`: the host has been granted N bytes of room to write (TCP_WRITABLE) in all.
 
-use super::segment::{self, SackBlocks, Segment, SynOptions, Timestamp};
+use super::segment::{self, Outgoing, SackBlocks, Segment, SynOptions, Timestamp};
 use super::{seq, Link, Refusal, Tcp, TcpConfig};
 use crate::events::decode::{decode, Event};
 use crate::events::{CloseReason, Events};
 use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
-use crate::wire::{self, Inner};
+use crate::wire::{self, Inner, Unreachable};
 use smoltcp::wire::TcpPacket;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -250,6 +252,9 @@ impl Harness {
                 if !batch {
                     self.check_quiet();
                 }
+                if let Some(icmp) = rest[1..].trim().strip_prefix("icmp ") {
+                    return self.inject_unreachable(icmp);
+                }
                 let spec = self.parse_spec(&rest[1..], false);
                 self.inject(&spec);
             }
@@ -359,6 +364,36 @@ impl Harness {
             payload: &payload,
         };
         self.tcp.input(self.now, PEER_ID, &segment, &mut self.link);
+        self.collect();
+        self.poll_due = true;
+    }
+
+    /// `< icmp host|port|net [seq N]`: the peer's side answers a segment of ours (our SYN, or
+    /// sequence number N) with a destination unreachable.
+    fn inject_unreachable(&mut self, text: &str) {
+        let mut words = text.split_whitespace();
+        let why = match words.next() {
+            Some("host") => Unreachable::Host,
+            Some("port") => Unreachable::Port,
+            Some("net") => Unreachable::Net,
+            _ => self.fail("icmp host|port|net [seq N]"),
+        };
+        let offset = match (words.next(), words.next()) {
+            (None, _) => 0,
+            (Some("seq"), Some(n)) => parse_number(n).unwrap_or_else(|| self.fail("seq takes a number")),
+            _ => self.fail("icmp host|port|net [seq N]"),
+        };
+        let iss = self.iss.unwrap_or_else(|| self.fail("no SYN of ours to quote yet"));
+        let ours = Outgoing { syn: true, ..Outgoing::control(self.ends.us, self.ends.peer, iss.wrapping_add(offset), None) };
+        let (mut original, mut packet) = (Vec::new(), Vec::new());
+        segment::build(&ours, &mut original);
+        wire::unreachable(&original, why, &mut packet).unwrap_or_else(|e| self.fail(format!("cannot build the ICMP error: {e}")));
+        match wire::classify(&packet) {
+            Ok(Inner::TcpUnreachable { why, quoted }) => {
+                self.tcp.unreachable(PEER_ID, &quoted, why, &mut self.link);
+            }
+            other => self.fail(format!("the engine reads our ICMP error as {other:?}")),
+        }
         self.collect();
         self.poll_due = true;
     }

@@ -1,9 +1,10 @@
 //! RFC 1122 host requirements our other scripts do not already hold: delayed ACKs
 //! (4.2.3.2, as RFC 9293 §3.8.6.3), keep-alive (4.2.3.6, RFC 9293 §3.8.4), the receiver's
-//! silly window avoidance (4.2.3.3, RFC 9293 §3.8.6.2.2), and a host that reads no more.
+//! silly window avoidance (4.2.3.3, RFC 9293 §3.8.6.2.2), a host that reads no more, and
+//! ICMP destination unreachable during a connect (4.2.3.9, RFC 5461 §4.1, RFC 5927 §4.1).
 
 use super::rfc9293::{established, OPEN};
-use super::{config, run_with};
+use super::{config, ipv6, run, run_between, run_with};
 use crate::ffi::DEFAULT_TIMEOUTS;
 use crate::tcp::TcpConfig;
 
@@ -120,4 +121,74 @@ fn rfc1122_4_2_3_6_no_keepalive_outside_the_synchronized_states_that_wait_on_the
             "
         ),
     );
+}
+
+const SYN_SENT: &str = "
+    0    connect
+    0    > S 0:0(0) win 65535 <mss 1000,sackOK,TS val 0 ecr 0,wscale 5>
+";
+
+#[test]
+fn rfc1122_4_2_3_9_an_icmp_unreachable_for_our_syn_ends_the_connect_at_once() {
+    // Host and port unreachable say the host; net unreachable the network. No SYN is
+    // retransmitted after it (the script ends: a minute must pass in silence).
+    for (icmp, reason) in [("host", "host-unreachable"), ("port", "host-unreachable"), ("net", "net-unreachable")] {
+        run(&format!(
+            "{SYN_SENT}
+            30   < icmp {icmp}
+            30   % closed {reason}
+            "
+        ));
+    }
+}
+
+#[test]
+fn rfc1122_4_2_3_9_over_ipv6_an_icmpv6_unreachable_ends_the_connect_too() {
+    for (icmp, reason) in [("host", "host-unreachable"), ("net", "net-unreachable")] {
+        run_between(
+            ipv6(),
+            config(),
+            &format!(
+                "0    connect
+                0    > S 0:0(0) win 65535 <mss 980,sackOK,TS val 0 ecr 0,wscale 5>
+                30   < icmp {icmp}
+                30   % closed {reason}
+                "
+            ),
+        );
+    }
+}
+
+#[test]
+fn rfc5927_4_1_an_icmp_unreachable_quoting_another_sequence_number_is_ignored() {
+    // A forged (or stale) error must guess our SYN's sequence number; this one does not:
+    // the SYN is retransmitted at its RTO and the connect goes on.
+    run(&format!(
+        "{SYN_SENT}
+        30   < icmp host seq 1
+        30   < icmp net seq 4294967295
+        1000 > S 0:0(0) <...>
+        1010 < S. 0:0(0) ack 1 win 65535 <mss 1000>
+        1010 > . 1:1(0) ack 1 win 65535
+        1010 % established
+        "
+    ));
+}
+
+#[test]
+fn rfc1122_4_2_3_9_an_icmp_unreachable_after_the_connect_does_not_end_the_connection() {
+    // Only a connect is ended: afterwards such errors are soft (the connection's own
+    // timers decide), whether they quote our SYN or the data we send next.
+    run(&format!(
+        "{SYN_SENT}
+        10   < S. 0:0(0) ack 1 win 65535 <mss 1000>
+        10   > . 1:1(0) ack 1 win 65535
+        10   % established
+        20   < icmp host
+        20   < icmp net seq 1
+        30   send 10
+        30   > P. 1:11(10) ack 1
+        40   < . 1:1(0) ack 11 win 65535
+        "
+    ));
 }

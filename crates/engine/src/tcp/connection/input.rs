@@ -145,6 +145,19 @@ impl Connection {
         }
     }
 
+    /// An ICMP destination unreachable quoting our segment with sequence number `seq`. While
+    /// our SYN is unanswered it ends the connect (RFC 1122 4.2.3.9; RFC 5461 §4.1: hosts abort
+    /// a connection attempt on soft errors too, as Linux does); the sequence number must be
+    /// our SYN's, so a forged one must guess it (RFC 5927 §4.1). Later ones are ignored: the
+    /// connection's own timers decide. True when it ended the connection.
+    pub fn on_unreachable(&mut self, seq: u32, reason: CloseReason, io: &mut Io<'_>) -> bool {
+        if self.state != State::SynSent || seq != self.iss {
+            return false;
+        }
+        self.close(io, reason);
+        true
+    }
+
     fn on_syn_sent_segment(&mut self, now: u64, seg: &Segment<'_>, io: &mut Io<'_>) {
         let ack_ok = seg.ack == Some(self.snd.una);
         if let Some(ack) = seg.ack {

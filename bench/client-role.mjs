@@ -1,0 +1,352 @@
+// Client-role benchmark (issue 15): joining a WireGuard network, ours against the engines
+// others use, in one run. Root only (network namespaces, like the interop tests).
+//
+//   node bench/client-role.mjs [--quick] [--runs N] [--profile DIR]   (`npm run bench:client` builds first)
+//
+// The server is a current wireguard-go in a namespace with the kernel's TCP behind it running
+// bench/programs.mjs (bench/kernel-server.mjs). Four clients each download and upload the same
+// bytes from it, one after the other:
+//   socks5   ours: `wg-netstack connect --socks5`, bench/transfer-client.mjs through the proxy
+//   forward  ours: `wg-netstack connect --forward tcp:…`, transfer-client.mjs to the local port
+//   netstack wireguard-go's tun/netstack (gVisor's TCP; wireproxy's engine): bench/go-netstack,
+//            built here from the Go module proxy, one process dialing through its netstack
+//   kernel   a current wireguard-go client in its own namespace, kernel TCP, transfer-client.mjs
+// The clients in the root namespace reach the server over its veth, as the kernel client does.
+// Every transfer is checked: the download's SHA-256 against what the server sends, the
+// upload's count and SHA-256 as the server saw them. Then 1,000 concurrent connections
+// through a fresh connect's SOCKS5 proxy to the echo port: how many succeed, how long it
+// took, and the connect process's RSS and WebAssembly memory before and after.
+//
+// --quick: 20 MiB transfers and 200 connections. --runs N: the transfers N times (the same
+// servers). --profile DIR: runs the connect processes under `node --cpu-prof` into DIR.
+// Writes bench/results/client-role.json and prints the table bench/README.md shows.
+
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import fs from "node:fs";
+import { register } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { genkey, pubkey } from "wg-netstack";
+import { downloadSha256, PORTS } from "./programs.mjs";
+
+register("../test/support/ts-hooks.mjs", import.meta.url);
+const { interopSkipReason, cleanupStaleNamespaces, startWgClient, startWgServer } = await import("../test/interop/netns.ts");
+const { goCommand, wireguardGoCommand } = await import("../test/interop/wireguard-go.ts");
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const args = process.argv.slice(2);
+const flag = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const QUICK = args.includes("--quick");
+const RUNS = Number(flag("--runs") ?? 1);
+const PROFILE_DIR = flag("--profile") ? path.resolve(flag("--profile")) : undefined;
+const MiB = 1024 * 1024;
+const BYTES = (QUICK ? 20 : 200) * MiB;
+const CONNECTIONS = QUICK ? 200 : 1000;
+const TRANSFER_TIMEOUT_MS = 120_000;
+const TRANSFER_CLIENT = path.join(ROOT, "bench/transfer-client.mjs");
+const CONNECT_MAIN = path.join(ROOT, "dist/gateway/main.js");
+const MEMORY_PROBE = path.join(ROOT, "bench/wasm-memory-probe.mjs");
+const SERVER_ADDRESS = "10.0.0.1";
+/** Each client its own key and address, so none takes over another's session. */
+const CLIENT_ADDRESSES = { ours: "10.0.0.2", netstack: "10.0.0.3", kernel: "10.0.0.4", many: "10.0.0.5" };
+const CLIENTS = ["socks5", "forward", "netstack", "kernel"];
+
+const skip = interopSkipReason();
+if (skip) {
+  console.error(`client-role benchmark cannot run: ${skip}`);
+  process.exit(1);
+}
+if (!fs.existsSync(CONNECT_MAIN)) {
+  console.error(`client-role benchmark: ${CONNECT_MAIN} is missing; run \`node build.mjs\` first (npm run bench:client does)`);
+  process.exit(1);
+}
+await cleanupStaleNamespaces();
+
+// ---------------------------------------------------------------- the Go netstack client
+
+/** Builds bench/go-netstack into target/bench/, once per version of its sources. */
+function buildGoNetstack() {
+  const source = path.join(ROOT, "bench/go-netstack");
+  const hash = createHash("sha256");
+  for (const file of ["go.mod", "go.sum", "main.go"]) hash.update(fs.readFileSync(path.join(source, file)));
+  const binary = path.join(ROOT, "target/bench", `go-netstack-${hash.digest("hex").slice(0, 12)}`);
+  if (fs.existsSync(binary)) return binary;
+  const go = goCommand();
+  if (!go) throw new Error("client-role benchmark: needs `go` (on PATH or in /usr/local/go/bin) to build bench/go-netstack");
+  console.error("[bench] building bench/go-netstack from the Go module proxy (about a minute, once)");
+  const partial = `${binary}.${process.pid}`;
+  const env = { ...process.env, CGO_ENABLED: "0", GOTOOLCHAIN: "local", GOFLAGS: "-buildvcs=false -mod=readonly" };
+  execFileSync(go, ["build", "-trimpath", "-o", partial, "."], { cwd: source, env, stdio: "inherit" });
+  fs.renameSync(partial, binary);
+  return binary;
+}
+
+// ---------------------------------------------------------------- processes
+
+function collect(child) {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (data) => (stdout += data));
+  child.stderr?.on("data", (data) => (stderr += data));
+  return once(child, "close").then(([code]) => ({ code, stdout, stderr }));
+}
+
+/** The last JSON line a client printed, or its error. */
+function jsonResult({ code, stdout, stderr }) {
+  const line = stdout.trim().split("\n").pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { error: `no result (exit ${code}): ${stdout.trim()} ${stderr.trim()}`.slice(0, 500) };
+  }
+}
+
+function runLocal(command, commandArgs) {
+  const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"] });
+  const timer = setTimeout(() => child.kill("SIGKILL"), TRANSFER_TIMEOUT_MS * 2 + 30_000);
+  return collect(child).then((result) => {
+    clearTimeout(timer);
+    return jsonResult(result);
+  });
+}
+
+function writeConfig(dir, name, privateKey, address, server, serverPublicKey) {
+  const file = path.join(dir, `${name}.conf`);
+  const text = [
+    "[Interface]",
+    `PrivateKey = ${privateKey}`,
+    `Address = ${address}/32`,
+    "",
+    "[Peer]",
+    `PublicKey = ${serverPublicKey}`,
+    `Endpoint = ${server.nsAddress}:${server.listenPort}`,
+    `AllowedIPs = ${SERVER_ADDRESS}/32`,
+    "",
+  ].join("\n");
+  fs.writeFileSync(file, text, { mode: 0o600 });
+  return file;
+}
+
+/** `wg-netstack connect CONFIG --json ARGS` under node with the memory probe; resolves once it is up. */
+async function startConnect(config, connectArgs, label) {
+  const nodeArgs = ["--import", MEMORY_PROBE];
+  if (PROFILE_DIR) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", PROFILE_DIR, "--cpu-prof-name", `connect-${label}-${Date.now()}.cpuprofile`);
+  const child = spawn(process.execPath, [...nodeArgs, CONNECT_MAIN, "connect", config, "--json", ...connectArgs], { stdio: ["ignore", "pipe", "pipe"] });
+  const events = [];
+  let buffered = "";
+  child.stdout.on("data", (data) => {
+    const lines = (buffered + data).split("\n");
+    buffered = lines.pop();
+    for (const line of lines) events.push(JSON.parse(line));
+  });
+  let stderr = "";
+  const probeLines = [];
+  child.stderr.on("data", (data) => {
+    stderr += data;
+    for (const line of stderr.split("\n")) if (line.startsWith('{"wasmMemoryBytes"')) probeLines.push(JSON.parse(line));
+    stderr = stderr.slice(stderr.lastIndexOf("\n") + 1);
+  });
+  const exited = once(child, "exit");
+  const up = await new Promise((resolve, reject) => {
+    const deadline = Date.now() + 30_000;
+    const poll = setInterval(() => {
+      const event = events.find((e) => e.type === "up");
+      if (event || child.exitCode !== null || Date.now() > deadline) {
+        clearInterval(poll);
+        if (event) resolve(event);
+        else reject(new Error(`wg-netstack connect did not come up: ${stderr}`));
+      }
+    }, 50);
+  });
+  const door = (protocol, to) => {
+    const entry = up.listening.find((e) => e.protocol === protocol && e.to === to);
+    return entry.address;
+  };
+  /** RSS now and at its peak (/proc), and the engine's WebAssembly memory (from the probe). */
+  const memory = async () => {
+    const status = fs.readFileSync(`/proc/${child.pid}/status`, "utf8");
+    const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)[1]);
+    const seen = probeLines.length;
+    child.kill("SIGUSR2");
+    for (let i = 0; i < 100 && probeLines.length === seen; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    return { rssBytes: kib("VmRSS") * 1024, peakRssBytes: kib("VmHWM") * 1024, wasmMemoryBytes: probeLines.at(-1)?.wasmMemoryBytes };
+  };
+  const stop = async () => {
+    child.kill("SIGINT");
+    await exited;
+    return events.find((e) => e.type === "summary");
+  };
+  return { door, memory, stop, events };
+}
+
+// ---------------------------------------------------------------- transfers
+
+/** A client result as { mbitPerSecond, ms } once its integrity is checked, else { error }. */
+function checked(kind, result) {
+  if (result.error !== undefined) return { error: result.error };
+  const ok =
+    kind === "download"
+      ? result.bytes === BYTES && result.sha256 === downloadSha256(BYTES)
+      : result.bytes === BYTES && result.serverBytes === BYTES && result.serverSha256 === result.sha256;
+  if (!ok) return { error: `integrity: ${JSON.stringify(result)}` };
+  return { mbitPerSecond: round((BYTES * 8) / (result.ms * 1000), 1), ms: Math.round(result.ms) };
+}
+
+async function transfersOf(client, kernel, connect, netstack) {
+  const timeout = ["--timeout", String(TRANSFER_TIMEOUT_MS)];
+  const out = {};
+  for (const kind of ["download", "upload"]) {
+    const port = kind === "download" ? PORTS.download : PORTS.upload;
+    let result;
+    if (client === "socks5") result = await runLocal(process.execPath, [TRANSFER_CLIENT, kind, SERVER_ADDRESS, port, BYTES, "--socks5", connect.door("socks5", "*"), ...timeout]);
+    if (client === "forward") {
+      const [host, localPort] = splitHostPort(connect.door("tcp", `${SERVER_ADDRESS}:${port}`));
+      result = await runLocal(process.execPath, [TRANSFER_CLIENT, kind, host, localPort, BYTES, ...timeout]);
+    }
+    if (client === "kernel") {
+      const args = [TRANSFER_CLIENT, kind, SERVER_ADDRESS, String(port), String(BYTES), ...timeout];
+      result = jsonResult(await kernel.exec(process.execPath, args, { timeoutMs: TRANSFER_TIMEOUT_MS + 30_000 }));
+    }
+    if (client === "netstack") result = (await netstack())[kind];
+    out[kind] = checked(kind, result);
+  }
+  return out;
+}
+
+function splitHostPort(text) {
+  const colon = text.lastIndexOf(":");
+  return [text.slice(0, colon), Number(text.slice(colon + 1))];
+}
+
+// ---------------------------------------------------------------- the run
+
+const goBinary = buildGoNetstack();
+const wireguardGo = await wireguardGoCommand("current");
+const keys = Object.fromEntries(Object.keys(CLIENT_ADDRESSES).map((name) => [name, genkey()]));
+const serverKey = genkey();
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wgn-client-role-"));
+const started = Date.now();
+const loadBefore = os.loadavg();
+const runs = [];
+let many;
+
+const server = await startWgServer({
+  implementation: "current",
+  privateKey: serverKey,
+  tunnelAddresses: [`${SERVER_ADDRESS}/24`],
+  peers: Object.entries(CLIENT_ADDRESSES).map(([name, address]) => ({ publicKey: pubkey(keys[name]), allowedIps: [`${address}/32`] })),
+});
+let kernel;
+let connect;
+try {
+  const programs = server.spawn(process.execPath, [path.join(ROOT, "bench/kernel-server.mjs")], { stdio: ["ignore", "pipe", "inherit"] });
+  await once(programs.stdout, "data");
+  kernel = await startWgClient({ implementation: "current", privateKey: keys.kernel, serverPublicKey: pubkey(serverKey), server, tunnelAddresses: [`${CLIENT_ADDRESSES.kernel}/32`] });
+  const oursConfig = writeConfig(dir, "ours", keys.ours, CLIENT_ADDRESSES.ours, server, pubkey(serverKey));
+  const netstackConfig = writeConfig(dir, "netstack", keys.netstack, CLIENT_ADDRESSES.netstack, server, pubkey(serverKey));
+  connect = await startConnect(oursConfig, ["--socks5", "0", "--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.download}`, "--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.upload}`], "transfers");
+
+  for (let run = 1; run <= RUNS; run++) {
+    const entry = { run, loadBefore: os.loadavg().map((x) => round(x, 2)) };
+    // The Go program downloads then uploads in one process; run it once per run and hand out both results.
+    let netstackResult;
+    const netstack = async () => {
+      netstackResult ??= await runLocal(goBinary, ["-config", netstackConfig, "-host", SERVER_ADDRESS, "-bytes", String(BYTES), "-timeout", `${(TRANSFER_TIMEOUT_MS * 2) / 1000}s`]);
+      return netstackResult.error === undefined ? netstackResult : { download: netstackResult, upload: netstackResult };
+    };
+    for (const client of CLIENTS) {
+      entry[client] = await transfersOf(client, kernel, connect, netstack);
+      console.error(`[bench] run ${run} ${client}: down ${cell(entry[client].download)}, up ${cell(entry[client].upload)}`);
+    }
+    entry.loadAfter = os.loadavg().map((x) => round(x, 2));
+    runs.push(entry);
+  }
+  const transfersMemory = await connect.memory();
+  const transfersSummary = await connect.stop();
+  connect = undefined;
+
+  // 1,000 concurrent proxied connections, through a connect process of their own.
+  const manyConfig = writeConfig(dir, "many", keys.many, CLIENT_ADDRESSES.many, server, pubkey(serverKey));
+  connect = await startConnect(manyConfig, ["--socks5", "0"], "many");
+  const before = await connect.memory();
+  const result = await runLocal(process.execPath, [TRANSFER_CLIENT, "many", SERVER_ADDRESS, PORTS.echo, CONNECTIONS, "--socks5", connect.door("socks5", "*"), "--timeout", String(TRANSFER_TIMEOUT_MS)]);
+  const after = await connect.memory();
+  // Let every flow end (the client closed them all) before the summary counts how they ended.
+  for (let i = 0; i < 300 && connect.events.filter((e) => e.type === "flow").length < CONNECTIONS; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  const summary = await connect.stop();
+  connect = undefined;
+  many = { connections: CONNECTIONS, ...result, ms: round(result.ms ?? 0), before, after, flows: summary?.tcp, ends: summary?.ends };
+  many.transfersConnect = { memory: transfersMemory, flows: transfersSummary?.tcp, ends: transfersSummary?.ends };
+  console.error(`[bench] ${CONNECTIONS} connections: ${manyCell(many)}`);
+} finally {
+  await connect?.stop();
+  await kernel?.close();
+  await server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- report
+
+function round(x, digits = 0) {
+  return Math.round(x * 10 ** digits) / 10 ** digits;
+}
+
+function cell(r) {
+  return r.error !== undefined ? `failed (${r.error})` : `${r.mbitPerSecond} Mbit/s`;
+}
+
+function ratio(ours, theirs) {
+  if (ours.error !== undefined || theirs.error !== undefined) return "–";
+  return `${round(ours.mbitPerSecond / theirs.mbitPerSecond, 2)}×`;
+}
+
+function mib(bytes) {
+  return `${round(bytes / MiB, 1)} MiB`;
+}
+
+function manyCell(m) {
+  if (m.error !== undefined) return `failed (${m.error})`;
+  return (
+    `${m.succeeded} of ${m.connections} succeeded in ${m.ms} ms${m.failed ? ` (errors ${JSON.stringify(m.errors)})` : ""}; ` +
+    `connect RSS ${mib(m.before.rssBytes)} → ${mib(m.after.rssBytes)} (peak ${mib(m.after.peakRssBytes)}), ` +
+    `wasm memory ${mib(m.before.wasmMemoryBytes)} → ${mib(m.after.wasmMemoryBytes)}`
+  );
+}
+
+function table() {
+  const lines = [
+    "| run | direction | ours, socks5 | ours, forward | netstack (gVisor) | kernel | socks5 / netstack | forward / netstack | socks5 / kernel | forward / kernel |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const e of runs) {
+    for (const kind of ["download", "upload"]) {
+      const [s, f, n, k] = CLIENTS.map((c) => e[c][kind]);
+      lines.push(`| ${e.run} | ${kind} | ${cell(s)} | ${cell(f)} | ${cell(n)} | ${cell(k)} | ${ratio(s, n)} | ${ratio(f, n)} | ${ratio(s, k)} | ${ratio(f, k)} |`);
+    }
+  }
+  return lines.join("\n");
+}
+
+const report = {
+  date: new Date().toISOString(),
+  quick: QUICK,
+  bytes: BYTES,
+  commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim(),
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release(), loadBefore: loadBefore.map((x) => round(x, 2)), loadAfter: os.loadavg().map((x) => round(x, 2)) },
+  versions: {
+    node: process.version,
+    wireguardGo: execFileSync(wireguardGo, ["--version"], { encoding: "utf8" }).split("\n")[0],
+    go: execFileSync(goCommand(), ["version"], { encoding: "utf8" }).trim(),
+  },
+  seconds: round((Date.now() - started) / 1000),
+  runs,
+  many,
+};
+fs.mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
+fs.writeFileSync(path.join(ROOT, "bench/results/client-role.json"), `${JSON.stringify(report, null, 2)}\n`);
+console.log(table());
+console.log(`\n${CONNECTIONS} concurrent connections through --socks5: ${manyCell(many)}`);
+console.log(`\n${report.seconds} s; load average ${report.machine.loadBefore.join(" ")} → ${report.machine.loadAfter.join(" ")}; results in bench/results/client-role.json`);
