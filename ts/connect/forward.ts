@@ -137,10 +137,10 @@ export class TcpFlow {
     client.on("error", () => {}); // told through the relay's result, or irrelevant once reset
   }
 
-  /** Relays the client to the connected `upstream` until both are done, and logs it. */
-  async relay(upstream: TunnelSocket, signal: AbortSignal): Promise<void> {
+  /** Relays the client to the connected `upstream` until both are done, and logs it; `early` as for relay(). */
+  async relay(upstream: TunnelSocket, signal: AbortSignal, early?: Uint8Array): Promise<void> {
     this.#dst = { host: upstream.remoteAddress ?? this.target.host, port: this.target.port };
-    const result = await relay(this.client, upstream, signal);
+    const result = await relay(this.client, upstream, signal, early);
     this.done({ up: result.up, down: result.down, end: result.end, ...(result.error ? { error: result.error.message } : {}) });
   }
 
