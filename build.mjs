@@ -251,10 +251,10 @@ const MUTANTS_HELD = [
 // About 7 s each on an idle 2-core machine (build + the engine's tests), after a first build.
 const MUTANTS_PER_RUN = 12;
 const MUTANTS_OUT = 'target/mutants';
-// cargo-mutants builds in a copy of the tree, by default in the copy's own target/: every run
-// would build the dependencies again (3 minutes of the cap). One lasting target dir keeps them:
-// only the engine crate is rebuilt for each mutant (-j 1, so builds never share it at once).
-const MUTANTS_TARGET = 'target/mutants-build';
+// cargo-mutants builds in a copy of the tree, with the copy's own target/: each run builds the
+// dependencies again. A target dir kept across runs (CARGO_TARGET_DIR) would save that, but is
+// unsafe: cargo keeps dep-info paths relative to the package and compares mtimes, and the copy
+// keeps the tree's mtimes, so the last mutant of the previous run can look up to date.
 
 // A mutant's name without file, line and column, so that the list survives moves and edits:
 // "replace < with <= in Receiver::hold". (The same mutation twice in one function is one entry.)
@@ -306,7 +306,7 @@ function mutants(seconds) {
   const t0 = Date.now();
   // At the time cap cargo-mutants is interrupted as by ^C; the mutants it finished still count.
   const r = spawnSync('cargo', ['mutants', '-j', '1', ...chooseMutants(), '-o', MUTANTS_OUT],
-    { cwd: root, stdio: 'inherit', timeout: seconds * 1000, killSignal: 'SIGINT', env: { ...process.env, RUST_BACKTRACE: '0', CARGO_TARGET_DIR: join(root, MUTANTS_TARGET) } });
+    { cwd: root, stdio: 'inherit', timeout: seconds * 1000, killSignal: 'SIGINT', env: { ...process.env, RUST_BACKTRACE: '0' } });
   const capped = r.error?.code === 'ETIMEDOUT';
   // cargo-mutants exits 0 (all caught), 2 (some missed) or 3 (some timed out); anything else
   // (the unmutated tree fails its tests, a build breaks) is a failure of its own.
