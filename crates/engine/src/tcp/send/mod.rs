@@ -598,6 +598,23 @@ mod tests {
     }
 
     #[test]
+    fn rfc8985_6_2_a_sack_above_the_highest_is_no_reordering() {
+        // Step 3: only a segment delivered below what was SACKed before it, and never resent,
+        // shows reordering. Without it, recovery waits no reordering window (§6.2 step 4).
+        let mut s = sender();
+        for t in 0..5 {
+            let p = s.next(10_000).unwrap();
+            s.on_sent(p, 10 + t);
+        }
+        s.on_ack(1_000, 1000, &[(1100, 1200)], 0);
+        let mut outcome = s.on_ack(1_010, 1000, &[(1100, 1200), (1300, 1400)], 0);
+        // RACK: segment 1300, sent at 13, RTT 997 µs. Segments 1000 and 1200 are past it at once.
+        assert_eq!(s.detect_losses(1_010, 4_000, true, &mut outcome), None);
+        assert!(outcome.lost);
+        assert_eq!(s.pipe(), 100, "only 1400 is still in flight");
+    }
+
+    #[test]
     fn rack_works_from_a_segment_sent_at_time_zero() {
         let mut s = sender();
         send_all(&mut s, 0, 300);
