@@ -274,6 +274,8 @@ try {
   const before = await connect.memory();
   const result = await runLocal(process.execPath, [TRANSFER_CLIENT, "many", SERVER_ADDRESS, PORTS.echo, CONNECTIONS, "--socks5", connect.door("socks5", "*"), "--timeout", String(TRANSFER_TIMEOUT_MS)]);
   const after = await connect.memory();
+  // Let every flow end (the client closed them all) before the summary counts how they ended.
+  for (let i = 0; i < 300 && connect.events.filter((e) => e.type === "flow").length < CONNECTIONS; i++) await new Promise((resolve) => setTimeout(resolve, 50));
   const summary = await connect.stop();
   connect = undefined;
   many = { connections: CONNECTIONS, ...result, ms: round(result.ms ?? 0), before, after, flows: summary?.tcp, ends: summary?.ends };

@@ -3,6 +3,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
+import { Duplex } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { startLoopbackPair } from "../test/support/loopback-stacks.js";
 import type { Server, TcpConnection } from "./index.js";
@@ -193,13 +194,17 @@ describe("splice", () => {
     const conn = await connect();
     let written = false;
     const sending = conn.write(data).then(() => ((written = true), conn.end()));
-    await sleep(1000);
-    const stalledAt = passed.up;
-    await sleep(500);
-    expect(passed.up).toBe(stalledAt);
-    expect(written).toBe(false);
+    // Wait for the stall, however long a loaded machine takes to get there: the splice waits
+    // for 'drain' (the socket refused its last write) and nothing more passes over 5 polls.
+    const socket = await upstreamSocket;
+    for (let steady = 0, last = -1; steady < 5; await sleep(50)) {
+      steady = socket.writableNeedDrain && passed.up === last ? steady + 1 : 0;
+      last = passed.up;
+    }
+    expect(written).toBe(false); // the client is held back by the TCP window
+    expect(passed.up).toBeLessThan(8 * MiB); // the upstream's kernel buffers, not the 32 MiB
     // What the splice holds itself: no more than one chunk beyond the socket's buffer.
-    expect((await upstreamSocket).writableLength).toBeLessThan(MiB);
+    expect(socket.writableLength).toBeLessThan(MiB);
     resumeUpstream();
     expect((await readAll(conn)).toString()).toBe(sha256(data));
     await sending;
@@ -289,6 +294,32 @@ describe("splice", () => {
     const conn = await connect();
     await expect(readAll(conn)).rejects.toMatchObject({ code: "ECONNRESET" });
     expect(await result).toMatchObject({ up: 0, down: 0, end: "socket-reset" });
+  });
+
+  it("is a reset, not 'closed', when the socket is destroyed while passing on the client's FIN", async () => {
+    // A socket whose end() never completes (its FIN waits), then is destroyed: end()'s callback
+    // gets an error, and the client's FIN never reached the upstream.
+    const socket = new Duplex({ allowHalfOpen: true, read() {}, write: (_chunk, _encoding, done) => done(), final() {} }) as unknown as net.Socket;
+    socket.push("bye");
+    socket.push(null);
+    let server!: TcpConnection;
+    let spliced!: Promise<SpliceResult>;
+    const pair = await startLoopbackPair({
+      onTcp: async (conn) => {
+        server = conn;
+        spliced = splice(conn, socket);
+        await spliced;
+      },
+    });
+    cleanups.push(pair.close);
+    const conn = await pair.client.connect({ host: "10.0.0.1", port: 80 });
+    expect((await readAll(conn)).toString()).toBe("bye");
+    await conn.write("hi");
+    await conn.end();
+    await server.closed; // both FINs acknowledged: only the socket's end() is missing
+    while (!socket.writableEnded) await sleep(10);
+    socket.destroy();
+    expect(await spliced).toMatchObject({ up: 2, down: 3, end: "socket-reset" });
   });
 
   it("refuses a socket that would drop half-closes", () => {

@@ -195,6 +195,7 @@ export function socketSide(socket, options) {
   socket.on("end", () => side.onEnd("eof"));
   socket.on("error", (error) => side.onEnd(error.code ?? error.message));
   socket.on("close", () => side.onEnd("ECLOSED", false)); // closed without 'end' or 'error': not a clean end
+  if (socket.readableEnded) side.onEnd("eof"); // its 'end' came while a handshake read it
   return side;
 }
 

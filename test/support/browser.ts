@@ -22,5 +22,6 @@ export function browserSkipReason(): string | undefined {
 
 export function launchBrowser(): Promise<Browser> {
   // --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start.
-  return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  // --disable-dev-shm-usage: a container's /dev/shm is often 64 MB, too small for Chromium.
+  return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 }

@@ -73,7 +73,6 @@ async function serveHttp(client: net.Socket, via: string, options: ProxyOptions)
   }
   if (request.forwardHead === undefined) client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
   else dialed.socket.write(request.forwardHead);
-  if (rest.length > 0) client.unshift(Buffer.from(rest));
   client.resume();
-  await flow.relay(dialed.socket, options.signal);
+  await flow.relay(dialed.socket, options.signal, rest);
 }

@@ -1,8 +1,9 @@
 // relay: moves bytes between a local socket and a tunnel socket, both ways, until both
 // are done. Backpressure: a side whose peer will not take more is paused until 'drain'.
 // A FIN is passed on as a FIN (end()) and the other direction goes on. How each side
-// ended is learnt from its events ('end', 'error', 'close'), never from a read: an
-// error or an early close on one side resets the other (issue 14's lesson).
+// ended is learnt from its events ('end', 'error', 'close') and state (`readableEnded`,
+// for a FIN that came before the relay listened), never from a read: an error or an
+// early close on one side resets the other (issue 14's lesson).
 
 import type { Duplex } from "node:stream";
 
@@ -26,9 +27,11 @@ export interface RelayResult {
 /**
  * Relays `client` (a net.Socket made with `allowHalfOpen: true`) to `upstream` (a
  * connected TunnelSocket, also half-open) and back. Resolves (never rejects) once both
- * have closed.
+ * have closed. `early`: bytes the client sent before the relay began (read with a
+ * proxy's handshake), passed on first and counted in `up`; handing them here rather
+ * than unshift()ing them works even after the client's 'end' has come.
  */
-export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal): Promise<RelayResult> {
+export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal, early?: Uint8Array): Promise<RelayResult> {
   if (client.destroyed || upstream.destroyed) {
     // One side went before the relay could listen: its 'close' has come and gone.
     const end = client.destroyed ? "client-reset" : "upstream-reset";
@@ -46,6 +49,10 @@ export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal): P
       reset(client);
       reset(upstream);
     };
+    if (early && early.length > 0) {
+      counts.up += early.length;
+      upstream.write(early);
+    }
     const pipe = (from: Duplex, to: Duplex, count: "up" | "down") => {
       from.on("data", (chunk: Buffer) => {
         counts[count] += chunk.length;
@@ -56,9 +63,12 @@ export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal): P
         }
       });
       // Writes go out in order: the FIN follows the data already queued.
-      from.on("end", () => {
+      const passFin = () => {
         if (!to.destroyed) to.end();
-      });
+      };
+      // Its 'end' may have come and gone (a proxy's handshake read it): passed on all the same.
+      if (from.readableEnded) passFin();
+      else from.on("end", passFin);
     };
     pipe(client, upstream, "up");
     pipe(upstream, client, "down");

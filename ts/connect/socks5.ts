@@ -153,9 +153,8 @@ async function serveSocks(client: net.Socket, via: string, options: ProxyOptions
   const early = reader.release();
   // BND.ADDR/PORT: our tunnel side of the connection (section 6).
   client.write(encodeReply(REPLY.succeeded, { host: dialed.socket.localAddress ?? "0.0.0.0", port: dialed.socket.localPort ?? 0 }));
-  if (early.length > 0) client.unshift(Buffer.from(early));
   client.resume();
-  await flow.relay(dialed.socket, options.signal);
+  await flow.relay(dialed.socket, options.signal, early);
 }
 
 /**

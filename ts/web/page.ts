@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (Deno type-checks with its own libs, without the DOM that tsconfig.json adds: pageScript needs it.)
 // The web page: one HTML document with its style and script inline (nothing to fetch
 // from elsewhere, so it works offline). The script is `pageScript` below, written in
 // TypeScript for the browser and put into the page as its compiled source text: it must

@@ -131,6 +131,40 @@ fn rfc7323_4_1_rtt_from_the_echo_holds_for_a_retransmission() {
 }
 
 #[test]
+fn rfc7323_4_1_an_ack_of_nothing_new_takes_no_rtt_sample() {
+    // A duplicate ACK still echoes the TSval of the last data, 500 ms ago: not a round trip
+    // (RFC 7323 §4.1: only an ACK that advances the left edge gives a sample). SRTT stays 10.
+    established_ts(
+        "
+        20   send 100
+        20   > P. 1:101(100) ack 1 <TS val 20 ecr 110>
+        30   < . 1:1(0) ack 101 win 1000 <TS val 130 ecr 20>
+        530  < . 1:1(0) ack 101 win 1000 <TS val 630 ecr 20>
+        540  send 100
+        540  > P. 101:201(100) ack 1 <TS val 540 ecr 630>
+        # The tail-loss probe shows SRTT: 540 + 2 * 10 + 40 (SRTT 72.5 would send it at 725).
+        600  > P. 101:201(100) ack 1 <TS val 600 ecr 630>
+        610  < . 1:1(0) ack 201 win 1000 <TS val 710 ecr 600>
+        ",
+    );
+}
+
+#[test]
+fn rfc7323_3_2_a_zero_window_probe_carries_timestamps() {
+    established_ts(
+        "
+        20   < . 1:1(0) ack 1 win 0 <TS val 120 ecr 10>
+        30   send 1000
+        230  > . 0:0(0) ack 1 <TS val 230 ecr 120>
+        240  < . 1:1(0) ack 1 win 1000 <TS val 340 ecr 230>
+        240  > . 1:989(988) ack 1 <TS val 240 ecr 340>
+        240  > P. 989:1001(12) ack 1 <TS val 240 ecr 340>
+        250  < . 1:1(0) ack 1001 win 1000 <TS val 350 ecr 240>
+        ",
+    );
+}
+
+#[test]
 fn rfc7323_3_2_three_sack_blocks_fit_beside_timestamps() {
     established_ts(
         "

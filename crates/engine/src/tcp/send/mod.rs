@@ -623,6 +623,26 @@ mod tests {
     }
 
     #[test]
+    fn a_retransmission_samples_the_delivery_rate_from_when_it_was_resent() {
+        // draft-cheng-iccrg-delivery-rate-estimation §3.2: every transmission, a
+        // retransmission too, records the connection's delivered count, its time, the flight's
+        // first send time and the app-limited mark; the ACK of it measures from those.
+        let mut s = sender();
+        s.mark_app_limited(); // the first flight is app-limited
+        send_all(&mut s, 0, 300);
+        let mut outcome = s.on_ack(1_000, 1000, &[(1100, 1300)], 0);
+        assert_eq!(s.detect_losses(5_000, 1_000, false, &mut outcome), None);
+        assert!(outcome.lost);
+        let resend = s.next(10_000).unwrap();
+        assert_eq!((resend.seq, resend.retransmission), (1000, true));
+        s.on_sent(resend, 5_000);
+        let outcome = s.on_ack(6_000, 1300, &[], 0);
+        // 100 bytes delivered since the resend left (200 before), over the 1,000 µs since then.
+        let rate = outcome.rate.unwrap();
+        assert_eq!((rate.rate, rate.app_limited, rate.prior_delivered), (Some(100_000.0), false, 200));
+    }
+
+    #[test]
     fn payload_is_read_across_the_ring_wrap() {
         let mut s = sender();
         let original: Vec<u8> = (0..1000).map(|i| i as u8).collect();
