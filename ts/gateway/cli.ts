@@ -10,7 +10,7 @@ import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
 import { parseProxy, type UpstreamProxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
-import { FlowLog, type FlowRecord, type OpenFlow } from "./flow-log.js";
+import { type FlowBytes, FlowLog, type FlowRecord, type OpenFlow } from "./flow-log.js";
 import { loopbackOnly, newToken } from "../web/access.js";
 import { FlowBoard } from "../web/board.js";
 import { startWebServer, type WebServer } from "../web/server.js";
@@ -260,7 +260,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
       ...(command.maxFlows === undefined ? {} : { maxFlowsPerPeer: command.maxFlows }),
       ...(io.runtime ? { runtime: io.runtime } : {}),
       ...(pcap ? { pcap } : {}),
-      ...(board ? { onFlowOpen: (flow: OpenFlow) => board.open(flow), onFlowEnd: (record: FlowRecord) => board.end(record), taps: true } : {}),
+      ...(board ? { onFlowOpen: (flow: OpenFlow, bytes: FlowBytes) => board.open(flow, bytes), onFlowEnd: (record: FlowRecord) => board.end(record), taps: true } : {}),
       log,
       show: command.json ? io.err : io.out,
     });
