@@ -251,6 +251,10 @@ const MUTANTS_HELD = [
 // About 7 s each on an idle 2-core machine (build + the engine's tests), after a first build.
 const MUTANTS_PER_RUN = 12;
 const MUTANTS_OUT = 'target/mutants';
+// cargo-mutants builds in a copy of the tree, with the copy's own target/: each run builds the
+// dependencies again. A target dir kept across runs (CARGO_TARGET_DIR) would save that, but is
+// unsafe: cargo keeps dep-info paths relative to the package and compares mtimes, and the copy
+// keeps the tree's mtimes, so the last mutant of the previous run can look up to date.
 
 // A mutant's name without file, line and column, so that the list survives moves and edits:
 // "replace < with <= in Receiver::hold". (The same mutation twice in one function is one entry.)

@@ -24,7 +24,7 @@ export const USAGE = `Usage:
   wg-netstack [serve] [options]   run the gateway: every flow a peer sends is relayed to where it was going, and logged
   wg-netstack peer add NAME       add a peer to the config folder and print its config (a running gateway picks it up)
   wg-netstack peer remove NAME    remove a peer (a running gateway drops it at once)
-  wg-netstack connect CONFIG      join the network of a wg-quick config and forward local ports into it (connect --help)
+  wg-netstack connect CONFIG      join the network of a wg-quick config: port forwards both ways, SOCKS5 and HTTP proxies (connect --help)
 
 Options:
   --conf DIR              config folder (keys, peers, client configs); default ${defaultConfigDir()}
