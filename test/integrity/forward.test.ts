@@ -93,7 +93,7 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
   const shutdown = new AbortController();
   const flows: FlowLine[] = [];
   /** What the upstream does with the next connection. */
-  let onUpstream: (conn: TcpConnection) => Promise<unknown>;
+  let onUpstream: (conn: TcpConnection) => Promise<void>;
 
   beforeAll(async () => {
     const clientKey = genkey();
@@ -104,7 +104,7 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
       peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
       onTcp: async (conn) => {
         await conn.accept();
-        return onUpstream(conn);
+        await onUpstream(conn);
       },
     });
     tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));

@@ -8,8 +8,8 @@ import type { FlowEnd, FlowLog } from "../gateway/flow-log.js";
 import { cidrCovers, endpointText, parseCidr, parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import type { TunnelSocket } from "../tunnel/socket.js";
-import type { TunnelUdpSocket } from "../tunnel/udp.js";
 import { relay, reset } from "./relay.js";
+import { relayUdpFlows } from "./udp-flows.js";
 
 /** A local listener that leads into the tunnel. */
 export interface Door {
@@ -56,8 +56,6 @@ export function peerLookup(peers: { publicKey: string; allowedIps: string[] }[])
   };
 }
 
-/** A UDP flow with no datagram either way for this long is closed (RFC 4787 REQ-5: at least 2 minutes). */
-const UDP_IDLE_MS = 120_000;
 
 /** Where a local socket really listens (port 0 becomes the port picked). */
 function boundText(host: string, port: number): string {
@@ -151,19 +149,28 @@ export class TcpFlow {
   }
 }
 
-/** Opens a half-open tunnel socket to `target`, or says how it failed (with the tunnel's error code). */
-export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: AbortSignal): Promise<{ socket: TunnelSocket } | { end: FlowEnd; error?: string; code?: string }> {
-  const upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
-  const failure = await new Promise<(Error & { code?: string }) | undefined>((resolve) => {
-    const aborted = () => resolve(undefined);
-    upstream.once("connect", () => {
+/**
+ * Waits for a dialled socket's 'connect'. Resolves with its error if it failed, with "aborted" if
+ * `signal` fired first, or with undefined once connected.
+ */
+export async function connected(socket: EventEmitter, signal: AbortSignal): Promise<(Error & { code?: string }) | "aborted" | undefined> {
+  return await new Promise((resolve) => {
+    const aborted = () => resolve("aborted");
+    socket.once("connect", () => {
       signal.removeEventListener("abort", aborted);
       resolve(undefined);
     });
-    upstream.once("error", resolve);
+    socket.once("error", resolve);
+    if (signal.aborted) return resolve("aborted");
     signal.addEventListener("abort", aborted, { once: true });
   });
-  if (signal.aborted) {
+}
+
+/** Opens a half-open tunnel socket to `target`, or says how it failed (with the tunnel's error code). */
+export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: AbortSignal): Promise<{ socket: TunnelSocket } | { end: FlowEnd; error?: string; code?: string }> {
+  const upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
+  const failure = await connected(upstream, signal);
+  if (failure === "aborted") {
     upstream.destroy();
     return { end: "shutdown" };
   }
@@ -179,51 +186,21 @@ export async function startUdpForward(options: ForwardOptions): Promise<Door> {
   const { tunnel, target, log, signal, peerOf } = options;
   const family = parseIp(options.listen.host)?.family === 6 ? "udp6" : "udp4";
   const local: DatagramSocket = createSocket({ type: family });
-  const flows = new Map<string, UdpFlow>();
   local.bind(options.listen.port, options.listen.host);
   await listening(local);
   const address = boundText(options.listen.host, local.address().port);
   const via = viaText("udp", address);
   local.on("error", () => {}); // a send to a client that went away (ICMP) must not crash us
-
-  const finish = (flow: UdpFlow, end: FlowEnd, error?: string) => {
-    if (flows.get(flow.key) !== flow) return;
-    flows.delete(flow.key);
-    clearTimeout(flow.idle);
-    flow.socket.close();
-    const dst = flow.dst ?? target;
-    log.flow({ start: flow.start, durationMs: Date.now() - flow.start, peer: peerOf(dst.host), via, protocol: "udp", src: flow.src, dst, up: flow.up, down: flow.down, end, ...(error ? { error } : {}), ...(parseIp(target.host) ? {} : { name: target.host }) });
-  };
-  const touch = (flow: UdpFlow) => {
-    clearTimeout(flow.idle);
-    flow.idle = setTimeout(() => finish(flow, "idle"), UDP_IDLE_MS);
-    flow.idle.unref?.();
-  };
-
-  local.on("message", (data, rinfo) => {
-    if (signal.aborted) return;
-    const src = { host: rinfo.address, port: rinfo.port };
-    const key = endpointText(src);
-    let flow = flows.get(key);
-    if (!flow) {
-      const socket = tunnel.udp();
-      const created: UdpFlow = { key, src, socket, start: Date.now(), up: 0, down: 0 };
-      flow = created;
-      flows.set(key, created);
-      socket.on("message", (reply: Buffer, from) => {
-        created.down += reply.length;
-        created.dst = { host: from.address, port: from.port };
-        touch(created);
-        local.send(reply, src.port, src.host);
-      });
-      socket.on("error", (error: Error) => finish(created, "unreachable", error.message));
-    }
-    flow.up += data.length;
-    touch(flow);
-    const current = flow;
-    flow.socket.send(data, target.port, target.host, (error) => {
-      if (error) finish(current, "unreachable", error.message);
-    });
+  const named = parseIp(target.host) ? {} : { name: target.host };
+  const endAll = relayUdpFlows({
+    listener: local,
+    target,
+    open: () => tunnel.udp(),
+    signal,
+    record: (flow, end, error) => {
+      const dst = flow.dst ?? target;
+      log.flow({ start: flow.start, durationMs: Date.now() - flow.start, peer: peerOf(dst.host), via, protocol: "udp", src: flow.src, dst, up: flow.up, down: flow.down, end, ...(error ? { error } : {}), ...named });
+    },
   });
 
   const targetText = endpointText(target);
@@ -233,20 +210,8 @@ export async function startUdpForward(options: ForwardOptions): Promise<Door> {
     target: targetText,
     description: `udp ${address} -> ${targetText}`,
     close: async () => {
-      for (const flow of [...flows.values()]) finish(flow, "shutdown");
+      endAll();
       await new Promise<void>((resolve) => local.close(() => resolve()));
     },
   };
-}
-
-interface UdpFlow {
-  key: string;
-  src: Endpoint;
-  /** Who answered, once someone has. */
-  dst?: Endpoint;
-  socket: TunnelUdpSocket;
-  start: number;
-  up: number;
-  down: number;
-  idle?: ReturnType<typeof setTimeout>;
 }

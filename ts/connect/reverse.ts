@@ -2,15 +2,16 @@
 // connections (or datagrams) from the network are passed to a service on this machine.
 // The same flow records as the forwards; `src` is the peer-side client, `dst` the local service.
 
-import { createSocket, type Socket as DatagramSocket } from "node:dgram";
+import { createSocket } from "node:dgram";
 import net from "node:net";
 import type { FlowEnd } from "../gateway/flow-log.js";
 import { endpointText, parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import type { TunnelSocket } from "../tunnel/socket.js";
-import type { TunnelRemoteInfo, TunnelUdpSocket } from "../tunnel/udp.js";
-import { viaText, type Door, type FlowContext } from "./forward.js";
+import type { TunnelUdpSocket } from "../tunnel/udp.js";
+import { connected, viaText, type Door, type FlowContext } from "./forward.js";
 import { relay, reset } from "./relay.js";
+import { relayUdpFlows } from "./udp-flows.js";
 
 export interface ReverseOptions extends FlowContext {
   tunnel: Tunnel;
@@ -24,8 +25,6 @@ export interface ReverseOptions extends FlowContext {
   signal: AbortSignal;
 }
 
-/** A UDP flow with no datagram either way for this long is closed (RFC 4787 REQ-5: at least 2 minutes). */
-const UDP_IDLE_MS = 120_000;
 
 function door(protocol: "tcp" | "udp", options: ReverseOptions): Omit<Door, "close"> & { via: string } {
   const address = endpointText({ host: options.tunnelAddress, port: options.port });
@@ -64,21 +63,13 @@ async function serveReverse(socket: TunnelSocket, via: string, options: ReverseO
     options.log.flow({ start, durationMs: Date.now() - start, peer: options.peerOf(src.host), via, protocol: "tcp", src, dst, ...fields, ...(parseIp(target.host) ? {} : { name: target.host }) });
 
   const local = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
-  const failure = await new Promise<(Error & { code?: string }) | undefined>((resolve) => {
-    const aborted = () => resolve(undefined);
-    local.once("connect", () => {
-      signal.removeEventListener("abort", aborted);
-      resolve(undefined);
-    });
-    local.once("error", resolve);
-    signal.addEventListener("abort", aborted, { once: true });
-  });
-  if (signal.aborted || failure) {
+  const failure = await connected(local, signal);
+  if (failure) {
     // The peer's connect meets a reset, as if nothing listened there.
     local.on("error", () => {});
     local.destroy();
     reset(socket);
-    if (!failure) return record(target, { up: 0, down: 0, end: "shutdown" });
+    if (failure === "aborted") return record(target, { up: 0, down: 0, end: "shutdown" });
     return record(target, { up: 0, down: 0, end: failure.code === "ECONNREFUSED" ? "refused" : "unreachable", error: failure.message });
   }
   const dst = { host: local.remoteAddress ?? target.host, port: target.port };
@@ -90,68 +81,25 @@ async function serveReverse(socket: TunnelSocket, via: string, options: ReverseO
 export function startUdpReverse(options: ReverseOptions): Door {
   const { via, ...labels } = door("udp", options);
   const { tunnel, target, log, signal, peerOf } = options;
-  const flows = new Map<string, ReverseUdpFlow>();
   const socket: TunnelUdpSocket = tunnel.udp();
   socket.on("error", () => {}); // a reply to a sender that cannot be reached: lost, as UDP's are
   socket.bind(options.port);
-
-  const finish = (flow: ReverseUdpFlow, end: FlowEnd, error?: string) => {
-    if (flows.get(flow.key) !== flow) return;
-    flows.delete(flow.key);
-    clearTimeout(flow.idle);
-    flow.local.close();
-    log.flow({ start: flow.start, durationMs: Date.now() - flow.start, peer: peerOf(flow.src.host), via, protocol: "udp", src: flow.src, dst: flow.dst ?? target, up: flow.up, down: flow.down, end, ...(error ? { error } : {}), ...(parseIp(target.host) ? {} : { name: target.host }) });
-  };
-  const touch = (flow: ReverseUdpFlow) => {
-    clearTimeout(flow.idle);
-    flow.idle = setTimeout(() => finish(flow, "idle"), UDP_IDLE_MS);
-    flow.idle.unref?.();
-  };
-
-  socket.on("message", (data: Buffer, rinfo: TunnelRemoteInfo) => {
-    if (signal.aborted) return;
-    const src = { host: rinfo.address, port: rinfo.port };
-    const key = endpointText(src);
-    let flow = flows.get(key);
-    if (!flow) {
-      const local: DatagramSocket = createSocket({ type: parseIp(target.host)?.family === 6 ? "udp6" : "udp4" });
-      const created: ReverseUdpFlow = { key, src, local, start: Date.now(), up: 0, down: 0 };
-      flow = created;
-      flows.set(key, created);
-      local.on("message", (reply, from) => {
-        created.down += reply.length;
-        created.dst = { host: from.address, port: from.port };
-        touch(created);
-        socket.send(reply, src.port, src.host);
-      });
-      local.on("error", (error) => finish(created, "unreachable", error.message));
-    }
-    flow.up += data.length;
-    touch(flow);
-    const current = flow;
-    flow.local.send(data, target.port, target.host, (error) => {
-      if (error) finish(current, "unreachable", error.message);
-    });
+  const family = parseIp(target.host)?.family === 6 ? "udp6" : "udp4";
+  const named = parseIp(target.host) ? {} : { name: target.host };
+  const endAll = relayUdpFlows({
+    listener: socket,
+    target,
+    open: () => createSocket({ type: family }),
+    signal,
+    record: (flow, end, error) =>
+      log.flow({ start: flow.start, durationMs: Date.now() - flow.start, peer: peerOf(flow.src.host), via, protocol: "udp", src: flow.src, dst: flow.dst ?? target, up: flow.up, down: flow.down, end, ...(error ? { error } : {}), ...named }),
   });
 
   return {
     ...labels,
     close: async () => {
-      for (const flow of [...flows.values()]) finish(flow, "shutdown");
+      endAll();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },
   };
-}
-
-interface ReverseUdpFlow {
-  key: string;
-  /** The sender in the network. */
-  src: Endpoint;
-  /** Who answered, once someone has. */
-  dst?: Endpoint;
-  local: DatagramSocket;
-  start: number;
-  up: number;
-  down: number;
-  idle?: ReturnType<typeof setTimeout>;
 }

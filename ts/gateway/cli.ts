@@ -10,7 +10,7 @@ import { qrCode } from "../qr.js";
 import { ConfigStore, defaultConfigDir, StoreError } from "./config-store.js";
 import { parseProxy, type UpstreamProxy } from "./dial.js";
 import type { Runtime } from "../runtime/types.js";
-import { FlowLog, type FlowRecord, type OpenFlow } from "./flow-log.js";
+import { type FlowBytes, FlowLog, type FlowRecord, type OpenFlow } from "./flow-log.js";
 import { loopbackOnly, newToken } from "../web/access.js";
 import { FlowBoard } from "../web/board.js";
 import { startWebServer, type WebServer } from "../web/server.js";
@@ -24,7 +24,7 @@ export const USAGE = `Usage:
   wg-netstack [serve] [options]   run the gateway: every flow a peer sends is relayed to where it was going, and logged
   wg-netstack peer add NAME       add a peer to the config folder and print its config (a running gateway picks it up)
   wg-netstack peer remove NAME    remove a peer (a running gateway drops it at once)
-  wg-netstack connect CONFIG      join the network of a wg-quick config and forward local ports into it (connect --help)
+  wg-netstack connect CONFIG      join the network of a wg-quick config: port forwards both ways, SOCKS5 and HTTP proxies (connect --help)
 
 Options:
   --conf DIR              config folder (keys, peers, client configs); default ${defaultConfigDir()}
@@ -260,7 +260,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
       ...(command.maxFlows === undefined ? {} : { maxFlowsPerPeer: command.maxFlows }),
       ...(io.runtime ? { runtime: io.runtime } : {}),
       ...(pcap ? { pcap } : {}),
-      ...(board ? { onFlowOpen: (flow: OpenFlow) => board.open(flow), onFlowEnd: (record: FlowRecord) => board.end(record), taps: true } : {}),
+      ...(board ? { onFlowOpen: (flow: OpenFlow, bytes: FlowBytes) => board.open(flow, bytes), onFlowEnd: (record: FlowRecord) => board.end(record), taps: true } : {}),
       log,
       show: command.json ? io.err : io.out,
     });

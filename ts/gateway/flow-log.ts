@@ -48,6 +48,9 @@ export interface FlowRecord {
 /** A flow as it opens: what its record will say, before it ends. */
 export type OpenFlow = Pick<FlowRecord, "start" | "peer" | "protocol" | "src" | "dst">;
 
+/** An open flow's bytes so far, each way (as its record will count them). */
+export type FlowBytes = () => { up: number; down: number };
+
 /** Lines of unknown-peer reports per minute, whatever the number of keys. */
 const UNKNOWN_PEER_LINES_PER_MINUTE = 10;
 /** Unknown keys remembered (each is shown once); beyond this, new ones are not shown. */

@@ -7,7 +7,7 @@ import type { TcpConnection } from "../host/tcp-connection.js";
 import type { Endpoint } from "../ip.js";
 import { splice, type SpliceResult } from "../splice.js";
 import { DialError } from "./dial.js";
-import type { FlowEnd, FlowRecord, OpenFlow } from "./flow-log.js";
+import type { FlowBytes, FlowEnd, FlowRecord, OpenFlow } from "./flow-log.js";
 import type { Route } from "./route.js";
 import { dnsQuestion, httpHost, tlsServerName } from "./sniff.js";
 
@@ -19,7 +19,7 @@ export interface TcpForwardOptions {
   /** The name to log for a peer's public key. */
   peerName(publicKey: string): string;
   /** Called once as the client's SYN arrives (for a live view); `onFlowEnd` follows with the same start. */
-  onFlowOpen?(flow: OpenFlow): void;
+  onFlowOpen?(flow: OpenFlow, bytes: FlowBytes): void;
   /** Called once when the flow is over. */
   onFlowEnd(record: FlowRecord): void;
   /** Aborts at shutdown: the flow is reset both ways and logged as "shutdown". */
@@ -45,7 +45,8 @@ export async function forwardTcp(conn: TcpConnection, options: TcpForwardOptions
     dst: conn.local,
     ...fields,
   });
-  options.onFlowOpen?.({ start, peer: options.peerName(conn.peer), protocol: "tcp", src: conn.remote, dst: conn.local });
+  const relayed = { up: 0, down: 0 };
+  options.onFlowOpen?.({ start, peer: options.peerName(conn.peer), protocol: "tcp", src: conn.remote, dst: conn.local }, () => relayed);
 
   const route: Route = options.signal.aborted ? { end: "refused", why: "the gateway is stopping" } : options.route(conn.local);
   if (!("to" in route)) {
@@ -74,6 +75,7 @@ export async function forwardTcp(conn: TcpConnection, options: TcpForwardOptions
   const result = await splice(conn, socket, {
     signal: options.signal,
     onChunk: (chunk, direction) => {
+      relayed[direction] += chunk.length;
       if (direction === "up") namer.add(chunk);
     },
   });

@@ -12,7 +12,7 @@ import { reachableHost } from "../client-config.js";
 import type { Runtime } from "../runtime/types.js";
 import type { ConfigStore, PeerRecord } from "./config-store.js";
 import { dial, type UpstreamProxy } from "./dial.js";
-import type { FlowLog, FlowRecord, OpenFlow } from "./flow-log.js";
+import type { FlowBytes, FlowLog, FlowRecord, OpenFlow } from "./flow-log.js";
 import { forwardTcp } from "./forward.js";
 import type { PcapWriter } from "./pcap.js";
 import { router } from "./route.js";
@@ -52,7 +52,7 @@ export interface GatewayOptions {
   pcap?: PcapWriter;
   log: FlowLog;
   /** Told of every flow as it opens (the web page's live table); the log, and `onFlowEnd`, get it when it ends. */
-  onFlowOpen?(flow: OpenFlow): void;
+  onFlowOpen?(flow: OpenFlow, bytes: FlowBytes): void;
   onFlowEnd?(record: FlowRecord): void;
   /** Lets `tap()` add packet listeners while running (the web page's captures): every packet is then copied out of the engine. */
   taps?: boolean;

@@ -9,7 +9,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
 import type { UdpPacket } from "../host/udp-packet.js";
-import type { FlowEnd, FlowRecord, OpenFlow } from "./flow-log.js";
+import type { FlowBytes, FlowEnd, FlowRecord, OpenFlow } from "./flow-log.js";
 import type { Route } from "./route.js";
 import { dnsQuestion } from "./sniff.js";
 
@@ -17,7 +17,7 @@ export interface UdpRelayOptions {
   /** Sends a datagram into the tunnel, `from` the destination the client used, `to` the client. */
   send(data: Uint8Array, from: Endpoint, to: Endpoint): void;
   /** Called once per flow as its first datagram arrives (for a live view); `onFlowEnd` follows with the same start. */
-  onFlowOpen?(flow: OpenFlow): void;
+  onFlowOpen?(flow: OpenFlow, bytes: FlowBytes): void;
   /** Called once per flow when it ends. */
   onFlowEnd(record: FlowRecord): void;
   /** The name to log for a peer's public key. */
@@ -103,7 +103,7 @@ export class UdpRelay {
     };
     this.#flows.set(key, flow);
     const { start, peer, protocol, src, dst } = flow.record;
-    this.#options.onFlowOpen?.({ start, peer, protocol, src, dst });
+    this.#options.onFlowOpen?.({ start, peer, protocol, src, dst }, () => ({ up: flow.record.up, down: flow.record.down }));
     if (!("to" in route)) {
       flow.record.end = route.end;
       flow.record.error = route.why;

@@ -160,8 +160,6 @@ export class Engine {
   #hostIps = new Map<string, Ip>();
   /** Requests for the next pump. */
   readonly commands: Commands;
-  /** Turns each event's fields into the handler's arguments. */
-  readonly #events = new EventAdapter();
   readonly #addresses = new LastAddress();
   /** Bytes of the event log walked since the last pump. */
   #eventsSeen = 0;
@@ -274,7 +272,7 @@ export class Engine {
    * walked too.
    */
   takeEvents(handler: EventHandler): void {
-    this.#events.handler = handler;
+    const fields = new EventAdapter(handler);
     let log: EventLogView | undefined;
     let calls = -1;
     for (;;) {
@@ -286,7 +284,7 @@ export class Engine {
         log = new EventLogView(bytes, this.#addresses);
       }
       if (this.#eventsSeen >= log!.bytes.length) break;
-      this.#eventsSeen = readEvent(log!, this.#eventsSeen, this.#events);
+      this.#eventsSeen = readEvent(log!, this.#eventsSeen, fields);
     }
   }
 
@@ -399,40 +397,40 @@ function pooledCopy(bytes: Uint8Array): Uint8Array {
 
 /** Hands each event's fields to the host's handler as it wants them: copies, names. */
 class EventAdapter implements EventFields<Endpoint> {
-  handler: EventHandler | undefined;
+  constructor(readonly handler: EventHandler) {}
 
   datagram(to: Endpoint, bytes: Uint8Array): void {
-    this.handler!.datagram(to, pooledCopy(bytes));
+    this.handler.datagram(to, pooledCopy(bytes));
   }
   tcpIncoming(conn: number, peer: number, remote: Endpoint, local: Endpoint): void {
-    this.handler!.tcpIncoming(conn, peer, remote, local);
+    this.handler.tcpIncoming(conn, peer, remote, local);
   }
   tcpData(conn: number, bytes: Uint8Array): void {
-    this.handler!.tcpData(conn, bytes.slice());
+    this.handler.tcpData(conn, bytes.slice());
   }
   tcpEof(conn: number): void {
-    this.handler!.tcpEof(conn);
+    this.handler.tcpEof(conn);
   }
   tcpWritable(conn: number, room: number): void {
-    this.handler!.tcpWritable(conn, room);
+    this.handler.tcpWritable(conn, room);
   }
   tcpClosed(conn: number, reason: number): void {
-    this.handler!.tcpClosed(conn, CLOSE_REASONS[reason] ?? "reset");
+    this.handler.tcpClosed(conn, CLOSE_REASONS[reason] ?? "reset");
   }
   udp(peer: number, src: Endpoint, dst: Endpoint, payload: Uint8Array): void {
-    this.handler!.udp(peer, src, dst, payload.slice());
+    this.handler.udp(peer, src, dst, payload.slice());
   }
   tcpEstablished(conn: number, peer: number): void {
-    this.handler!.tcpEstablished(conn, peer);
+    this.handler.tcpEstablished(conn, peer);
   }
   unknownPeer(publicKey: Uint8Array, from: Endpoint): void {
-    this.handler!.unknownPeer(publicKey, from);
+    this.handler.unknownPeer(publicKey, from);
   }
   innerPacket(direction: number, peer: number, bytes: Uint8Array): void {
-    this.handler!.innerPacket(direction === 0 ? "in" : "out", peer, bytes.slice());
+    this.handler.innerPacket(direction === 0 ? "in" : "out", peer, bytes.slice());
   }
   echoReply(peer: number, from: Endpoint, ident: number, seq: number): void {
-    this.handler!.echoReply(peer, from.host, ident, seq);
+    this.handler.echoReply(peer, from.host, ident, seq);
   }
 }
 

@@ -28,6 +28,22 @@ describe("FlowBoard", () => {
     expect(board.totals()).toEqual({ flows: 2, open: 1, up: 20, down: 40 });
   });
 
+  it("shows an open flow's bytes so far, read when asked, and its record's bytes once it ends", () => {
+    const board = new FlowBoard();
+    const relayed = { up: 0, down: 0 };
+    const flow = opened(40000);
+    board.open(flow, () => relayed);
+    board.open(opened(40001)); // one that does not count
+    relayed.up = 300;
+    relayed.down = 7000;
+    expect(board.progress()).toEqual([{ id: 1, up: 300, down: 7000 }]);
+    expect(board.flows().open).toMatchObject([{ id: 1, up: 300, down: 7000 }, { id: 2 }]);
+    expect(board.flows().open[1]).not.toHaveProperty("up");
+    board.end(ended(flow, 400, 9000));
+    expect(board.progress()).toEqual([]);
+    expect(board.flows().recent).toMatchObject([{ id: 1, up: 400, down: 9000 }]);
+  });
+
   it(`keeps the last ${RECENT_FLOWS} finished flows`, () => {
     const board = new FlowBoard();
     for (let i = 0; i < RECENT_FLOWS + 5; i++) board.end(ended(opened(i)));

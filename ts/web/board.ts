@@ -3,7 +3,7 @@
 // a second from the server's counters. Listeners get each change as it happens.
 
 import { endpointText } from "../ip.js";
-import type { FlowRecord, OpenFlow } from "../gateway/flow-log.js";
+import type { FlowBytes, FlowRecord, OpenFlow } from "../gateway/flow-log.js";
 import type { PeerStats } from "../host/server.js";
 
 /** Finished flows kept for the page; older ones are only in the log. */
@@ -11,8 +11,18 @@ export const RECENT_FLOWS = 1000;
 /** Seconds of rate history per peer (one sample a second). */
 export const RATE_SAMPLES = 60;
 
-/** A flow on the board: open ones have no `end` yet. `id` stays the same from open to end. */
-export type BoardFlow = (OpenFlow & { id: number; end?: undefined }) | (FlowRecord & { id: number });
+/**
+ * A flow on the board: open ones have no `end` yet, and their bytes so far. `id` stays the same
+ * from open to end.
+ */
+export type BoardFlow = (OpenFlow & { id: number; end?: undefined; up?: number; down?: number }) | (FlowRecord & { id: number });
+
+/** An open flow's bytes so far. */
+export interface FlowProgress {
+  id: number;
+  up: number;
+  down: number;
+}
 
 export type BoardEvent = { type: "flow-open"; flow: BoardFlow } | { type: "flow-end"; flow: BoardFlow };
 
@@ -23,21 +33,22 @@ export interface RateHistory {
 }
 
 export class FlowBoard {
-  readonly #open = new Map<string, BoardFlow>();
+  readonly #open = new Map<string, { flow: BoardFlow; bytes: FlowBytes | undefined }>();
   readonly #recent: BoardFlow[] = [];
   readonly #listeners = new Set<(event: BoardEvent) => void>();
   #nextId = 1;
   #totals = { flows: 0, up: 0, down: 0 };
 
-  open(flow: OpenFlow): void {
+  /** A flow opened; `bytes` tells its bytes so far whenever asked. */
+  open(flow: OpenFlow, bytes?: FlowBytes): void {
     const entry: BoardFlow = { ...flow, id: this.#nextId++ };
-    this.#open.set(flowKey(flow), entry);
+    this.#open.set(flowKey(flow), { flow: entry, bytes });
     this.#emit({ type: "flow-open", flow: entry });
   }
 
   end(record: FlowRecord): void {
     const key = flowKey(record);
-    const id = this.#open.get(key)?.id ?? this.#nextId++;
+    const id = this.#open.get(key)?.flow.id ?? this.#nextId++;
     this.#open.delete(key);
     const entry: BoardFlow = { ...record, id };
     this.#recent.push(entry);
@@ -50,7 +61,13 @@ export class FlowBoard {
 
   /** Open flows, then the recent finished ones, newest last. */
   flows(): { open: BoardFlow[]; recent: BoardFlow[] } {
-    return { open: [...this.#open.values()], recent: [...this.#recent] };
+    const open = [...this.#open.values()].map(({ flow, bytes }) => (bytes ? { ...flow, ...bytes() } : flow));
+    return { open, recent: [...this.#recent] };
+  }
+
+  /** The open flows' bytes so far (those that count them). */
+  progress(): FlowProgress[] {
+    return [...this.#open.values()].flatMap(({ flow, bytes }) => (bytes ? [{ id: flow.id, ...bytes() }] : []));
   }
 
   /** Flows ended so far, and their bytes. */

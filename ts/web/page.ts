@@ -400,8 +400,8 @@ export function pageScript(): void {
             element("td", {}, flow.protocol),
             element("td", { class: "mono" }, `${endpoint(flow.src)} → ${endpoint(flow.dst)}`),
             element("td", {}, flow.name ?? ""),
-            element("td", { class: "num" }, ended ? bytes(flow.up ?? 0) : ""),
-            element("td", { class: "num" }, ended ? bytes(flow.down ?? 0) : ""),
+            element("td", { class: "num" }, flow.up === undefined ? "" : bytes(flow.up)),
+            element("td", { class: "num" }, flow.down === undefined ? "" : bytes(flow.down)),
             element("td", { class: "num" }, duration(ended ? (flow.durationMs ?? 0) : now - flow.start)),
             element("td", {}, end),
           );
@@ -459,11 +459,15 @@ export function pageScript(): void {
     connection.className = "pill";
   });
   events.addEventListener("stats", (event) => {
-    const data = JSON.parse((event as MessageEvent).data) as { status: Status; peers: Peer[] };
+    const data = JSON.parse((event as MessageEvent).data) as { status: Status; peers: Peer[]; progress: { id: number; up: number; down: number }[] };
     renderStatus(data.status);
     peers = data.peers;
     renderPeers();
-    if ([...flows.values()].some((flow) => flow.end === undefined)) drawFlowsSoon(); // open flows' durations
+    for (const { id, up, down } of data.progress) {
+      const flow = flows.get(id);
+      if (flow && flow.end === undefined) Object.assign(flow, { up, down });
+    }
+    if ([...flows.values()].some((flow) => flow.end === undefined)) drawFlowsSoon(); // open flows' bytes and durations
     if (!byId<HTMLButtonElement>("capture-stop").disabled) request("GET", "/api/capture").then(renderCapture, () => {});
   });
   const onFlow = (event: Event) => {

@@ -62,7 +62,10 @@ describe.skipIf(skipReason)("serve --web under each runtime", () => {
           await conn.write("hello through the tunnel");
           expect(new TextDecoder().decode(await conn.read())).toBe("hello through the tunnel");
           // Open, it shows as open; once both sides end, the same row shows how it ended.
-          await page.locator("#flows tbody tr.open", { hasText: `→ 127.0.0.1:${echoPort}` }).waitFor({ timeout: HANG_MS });
+          const openRow = page.locator("#flows tbody tr.open", { hasText: `→ 127.0.0.1:${echoPort}` });
+          await openRow.waitFor({ timeout: HANG_MS });
+          // While open, its bytes so far come in with the stats events: 24 up, 24 echoed down.
+          await expect.poll(() => openRow.locator("td.num").allTextContents(), { timeout: HANG_MS }).toEqual(["24 B", "24 B", expect.any(String)]);
           await conn.end();
           for await (const _ of conn); // the echo server's FIN
         } finally {

@@ -107,7 +107,7 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
       else stream.write(text);
     }
   };
-  const sendStats = () => send("stats", { status: status(), peers: peers() });
+  const sendStats = () => send("stats", { status: status(), peers: peers(), progress: board.progress() });
   const unlisten = board.listen((event: BoardEvent) => send(event.type, event.flow));
   const ticker = setInterval(() => {
     try {
