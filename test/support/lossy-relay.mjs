@@ -65,6 +65,7 @@ import { fileURLToPath } from "node:url";
  * @typedef {object} LossyRelay
  * @property {Endpoint} listen the bound client-facing address
  * @property {Endpoint} source the bound server-facing address (what the server sees as its peer)
+ * @property {{ up: Link, down: Link }} links the two directions; their fields may change while it runs
  * @property {() => { up: LinkCounters, down: LinkCounters }} counters
  * @property {() => Promise<void>} close
  */
@@ -367,6 +368,8 @@ export async function startLossyRelay(options) {
   return {
     listen: { host: listen.host, port: clientSide.address().port },
     source: { host: source, port: serverSide.address().port },
+    // The two directions, to change a profile while it runs (e.g. `loss = 1` cuts the link).
+    links: { up, down },
     counters: () => ({
       up: { ...up.counters, socketDrops: kernelDrops(clientSide) },
       down: { ...down.counters, socketDrops: kernelDrops(serverSide) },

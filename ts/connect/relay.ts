@@ -13,7 +13,8 @@ export interface RelayResult {
   /** Bytes from the tunnel to the local client. */
   down: number;
   /**
-   * - `"closed"`: both sides ended and closed cleanly;
+   * - `"closed"`: both sides ended and closed cleanly (a tunnel side once the peer
+   *   acknowledged our FIN, and so every byte before it);
    * - `"client-reset"`: the local side failed or closed early, so the tunnel side was reset;
    * - `"upstream-reset"`: the upstream was reset (ECONNRESET, or EPIPE on a write after the
    *   reset, as Deno reports it for a net.Socket), so the client was reset;
@@ -74,13 +75,25 @@ export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal, ea
     pipe(upstream, client, "down");
 
     client.on("error", (error: Error) => fail("client-reset", error));
-    upstream.on("error", (error: Error & { code?: string }) => fail(error.code === "ECONNRESET" || error.code === "EPIPE" ? "upstream-reset" : "upstream-error", error));
+    upstream.on("error", (error: Error) => fail(upstreamEnd(error), error));
     const onClose = (side: Duplex, end: RelayResult["end"]) => () => {
       // A clean close only after its FIN came in and ours went out; otherwise data was cut.
       if (!(side.readableEnded && side.writableFinished)) fail(end, new Error(`${end === "client-reset" ? "the local socket" : "the tunnel socket"} closed before the relay was done`));
       if (--open === 0) {
         signal?.removeEventListener("abort", abort);
-        resolve({ ...counts, ...(outcome ?? { end: "closed" }) });
+        void acknowledged().then(() => resolve({ ...counts, ...(outcome ?? { end: "closed" }) }));
+      }
+    };
+    // Both sides said 'close'; a tunnel side closes once our FIN is handed over, so "closed"
+    // waits until the peer acknowledged it and everything before it (RFC 9293 3.6).
+    const acknowledged = async () => {
+      if (outcome) return;
+      for (const [side, end] of [
+        [client, "client-reset"],
+        [upstream, "upstream-reset"],
+      ] as const) {
+        const error = await settledOf(side);
+        if (error) outcome ??= { end: end === "upstream-reset" ? upstreamEnd(error) : end, error };
       }
     };
     client.on("close", onClose(client, "client-reset"));
@@ -89,6 +102,16 @@ export function relay(client: Duplex, upstream: Duplex, signal?: AbortSignal, ea
     if (signal?.aborted) abort();
     else signal?.addEventListener("abort", abort);
   });
+}
+
+/** ECONNRESET, or EPIPE on a write after the reset (as Deno reports it), is a reset; anything else an error. */
+function upstreamEnd(error: Error & { code?: string }): "upstream-reset" | "upstream-error" {
+  return error.code === "ECONNRESET" || error.code === "EPIPE" ? "upstream-reset" : "upstream-error";
+}
+
+/** A tunnel socket's `settled` (see TunnelSocket); other sockets are done at 'close'. */
+function settledOf(socket: Duplex): Promise<Error | null> {
+  return (socket as Duplex & { settled?: Promise<Error | null> }).settled ?? Promise.resolve(null);
 }
 
 /** RST when the socket can, else a plain close. */

@@ -259,6 +259,21 @@ export class TunnelSocket extends Duplex {
     return this;
   }
 
+  /**
+   * @internal Settles once the tunnel connection is gone: with `null` when it closed cleanly,
+   * the peer having acknowledged every byte and the FIN we sent (RFC 9293 3.6), else with the
+   * error that ended it. `'close'` comes earlier, once our FIN is handed over (as a
+   * `net.Socket`'s does), so a relay waits on this before it calls a flow "closed".
+   */
+  get settled(): Promise<Error | null> {
+    const connection = this.#connection;
+    if (!connection) return Promise.resolve(new TunnelError("ECONNABORTED", "the socket never connected", { syscall: "connect" }));
+    return connection.closed.then(() => {
+      const error = connection.errored;
+      return error ? asTunnelError(error, this.#where()) : null;
+    });
+  }
+
   /** Lets the process exit while only this socket's idle timer is pending, as `net.Socket#unref` (the tunnel itself stays referenced until closed). */
   unref(): this {
     this.#referenced = false;
