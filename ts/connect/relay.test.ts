@@ -5,6 +5,7 @@
 
 import { once } from "node:events";
 import net from "node:net";
+import { Duplex } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLossyRelay } from "../../test/support/lossy-relay.mjs";
 import { clientConfig, genkey, pubkey, startServer, type Server, type TcpConnection } from "../index.js";
@@ -84,6 +85,30 @@ describe("relay", () => {
     expect(result).toEqual({ up: 3, down: 5, end: "closed" });
     expect((await received).toString()).toBe("bye");
     client.destroy();
+    listener.close();
+  }, T);
+
+  it("calls EPIPE from the upstream a reset (Deno reports a peer's reset so on a write) and resets the client", async () => {
+    const listener = net.createServer({ allowHalfOpen: true });
+    listener.listen(0, "127.0.0.1");
+    await once(listener, "listening");
+    const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: "127.0.0.1", allowHalfOpen: true });
+    const [local] = (await once(listener, "connection")) as [net.Socket];
+    // An upstream whose writes fail as a socket's do after the peer's reset.
+    const upstream = new Duplex({
+      read() {},
+      write(_chunk, _encoding, callback) {
+        callback(Object.assign(new Error("write EPIPE"), { code: "EPIPE" }));
+      },
+    });
+    const relayed = relay(local, upstream);
+    const clientError = once(client, "error");
+    client.write("data");
+    const result = await relayed;
+    expect(result.end).toBe("upstream-reset");
+    expect((result.error as Error & { code?: string }).code).toBe("EPIPE");
+    const [error] = (await clientError) as [Error & { code?: string }];
+    expect(error.code).toBe("ECONNRESET");
     listener.close();
   }, T);
 });
