@@ -1,7 +1,7 @@
 // Client-role benchmark (issue 15): joining a WireGuard network, ours against the engines
 // others use, in one run. Root only (network namespaces, like the interop tests).
 //
-//   node bench/client-role.mjs [--quick] [--runs N] [--profile DIR]   (`npm run bench:client` builds first)
+//   node bench/client-role.mjs [--quick] [--runs N] [--profile DIR] [--ours LABEL=DIST ...]   (`npm run bench:client` builds first)
 //
 // The server is a current wireguard-go in a namespace with the kernel's TCP behind it running
 // bench/programs.mjs (bench/kernel-server.mjs). Four clients each download and upload the same
@@ -19,6 +19,9 @@
 //
 // --quick: 20 MiB transfers and 200 connections. --runs N: the transfers N times (the same
 // servers). --profile DIR: runs the connect processes under `node --cpu-prof` into DIR.
+// --ours LABEL=DIST (repeatable): an A/B comparison in one run, each build's `wg-netstack
+// connect` (DIST/gateway/main.js; DIST inside this checkout, so its imports resolve) as its
+// own socks5 and forward clients, in an order that alternates run by run. Default: ours=dist.
 // Writes bench/results/client-role.json and prints the table bench/README.md shows.
 
 import { execFileSync, spawn } from "node:child_process";
@@ -47,21 +50,33 @@ const BYTES = (QUICK ? 20 : 200) * MiB;
 const CONNECTIONS = QUICK ? 200 : 1000;
 const TRANSFER_TIMEOUT_MS = 120_000;
 const TRANSFER_CLIENT = path.join(ROOT, "bench/transfer-client.mjs");
-const CONNECT_MAIN = path.join(ROOT, "dist/gateway/main.js");
+/** The builds of ours to compare: label → its connect entry point. */
+const oursSpecs = args.flatMap((arg, i) => (arg === "--ours" ? [args[i + 1]] : []));
+const OURS = Object.fromEntries(
+  (oursSpecs.length > 0 ? oursSpecs : ["ours=dist"]).map((spec) => {
+    const [label, dist] = spec.split("=");
+    return [label, path.resolve(ROOT, dist, "gateway/main.js")];
+  }),
+);
+const LABELS = Object.keys(OURS);
+const CONNECT_MAIN = OURS[LABELS[0]];
 const MEMORY_PROBE = path.join(ROOT, "bench/wasm-memory-probe.mjs");
 const SERVER_ADDRESS = "10.0.0.1";
 /** Each client its own key and address, so none takes over another's session. */
 const CLIENT_ADDRESSES = { ours: "10.0.0.2", netstack: "10.0.0.3", kernel: "10.0.0.4", many: "10.0.0.5" };
-const CLIENTS = ["socks5", "forward", "netstack", "kernel"];
+/** Client names: "socks5" and "forward" for the one build, "socks5@LABEL" … for an A/B run. */
+const oursClients = (labels) => labels.flatMap((label) => (LABELS.length === 1 ? ["socks5", "forward"] : [`socks5@${label}`, `forward@${label}`]));
 
 const skip = interopSkipReason();
 if (skip) {
   console.error(`client-role benchmark cannot run: ${skip}`);
   process.exit(1);
 }
-if (!fs.existsSync(CONNECT_MAIN)) {
-  console.error(`client-role benchmark: ${CONNECT_MAIN} is missing; run \`node build.mjs\` first (npm run bench:client does)`);
-  process.exit(1);
+for (const main of Object.values(OURS)) {
+  if (!fs.existsSync(main)) {
+    console.error(`client-role benchmark: ${main} is missing; run \`node build.mjs\` first (npm run bench:client does)`);
+    process.exit(1);
+  }
 }
 await cleanupStaleNamespaces();
 
@@ -131,10 +146,10 @@ function writeConfig(dir, name, privateKey, address, server, serverPublicKey) {
 }
 
 /** `wg-netstack connect CONFIG --json ARGS` under node with the memory probe; resolves once it is up. */
-async function startConnect(config, connectArgs, label) {
+async function startConnect(config, connectArgs, label, main = CONNECT_MAIN) {
   const nodeArgs = ["--import", MEMORY_PROBE];
   if (PROFILE_DIR) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", PROFILE_DIR, "--cpu-prof-name", `connect-${label}-${Date.now()}.cpuprofile`);
-  const child = spawn(process.execPath, [...nodeArgs, CONNECT_MAIN, "connect", config, "--json", ...connectArgs], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeArgs, main, "connect", config, "--json", ...connectArgs], { stdio: ["ignore", "pipe", "pipe"] });
   const events = [];
   let buffered = "";
   child.stdout.on("data", (data) => {
@@ -201,9 +216,11 @@ async function transfersOf(client, kernel, connect, netstack) {
   for (const kind of ["download", "upload"]) {
     const port = kind === "download" ? PORTS.download : PORTS.upload;
     let result;
-    if (client === "socks5") result = await runLocal(process.execPath, [TRANSFER_CLIENT, kind, SERVER_ADDRESS, port, BYTES, "--socks5", connect.door("socks5", "*"), ...timeout]);
-    if (client === "forward") {
-      const [host, localPort] = splitHostPort(connect.door("tcp", `${SERVER_ADDRESS}:${port}`));
+    const [role, label = LABELS[0]] = client.split("@");
+    const ours = connect?.[label];
+    if (role === "socks5") result = await runLocal(process.execPath, [TRANSFER_CLIENT, kind, SERVER_ADDRESS, port, BYTES, "--socks5", ours.door("socks5", "*"), ...timeout]);
+    if (role === "forward") {
+      const [host, localPort] = splitHostPort(ours.door("tcp", `${SERVER_ADDRESS}:${port}`));
       result = await runLocal(process.execPath, [TRANSFER_CLIENT, kind, host, localPort, BYTES, ...timeout]);
     }
     if (client === "kernel") {
@@ -225,6 +242,8 @@ function splitHostPort(text) {
 
 const goBinary = buildGoNetstack();
 const wireguardGo = await wireguardGoCommand("current");
+// An A/B run gives each build of ours its own key and address (10.0.0.2, then 10.0.0.6 …).
+for (const [i, label] of LABELS.slice(1).entries()) CLIENT_ADDRESSES[`ours@${label}`] = `10.0.0.${6 + i}`;
 const keys = Object.fromEntries(Object.keys(CLIENT_ADDRESSES).map((name) => [name, genkey()]));
 const serverKey = genkey();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wgn-client-role-"));
@@ -241,13 +260,19 @@ const server = await startWgServer({
 });
 let kernel;
 let connect;
+/** The transfers' connect process of each build of ours, by label. */
+const ourConnects = {};
 try {
   const programs = server.spawn(process.execPath, [path.join(ROOT, "bench/kernel-server.mjs")], { stdio: ["ignore", "pipe", "inherit"] });
   await once(programs.stdout, "data");
   kernel = await startWgClient({ implementation: "current", privateKey: keys.kernel, serverPublicKey: pubkey(serverKey), server, tunnelAddresses: [`${CLIENT_ADDRESSES.kernel}/32`] });
-  const oursConfig = writeConfig(dir, "ours", keys.ours, CLIENT_ADDRESSES.ours, server, pubkey(serverKey));
   const netstackConfig = writeConfig(dir, "netstack", keys.netstack, CLIENT_ADDRESSES.netstack, server, pubkey(serverKey));
-  connect = await startConnect(oursConfig, ["--socks5", "0", "--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.download}`, "--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.upload}`], "transfers");
+  for (const [i, label] of LABELS.entries()) {
+    const name = i === 0 ? "ours" : `ours@${label}`;
+    const oursConfig = writeConfig(dir, name.replace("@", "-"), keys[name], CLIENT_ADDRESSES[name], server, pubkey(serverKey));
+    const forwards = ["--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.download}`, "--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.upload}`];
+    ourConnects[label] = await startConnect(oursConfig, ["--socks5", "0", ...forwards], `transfers-${label}`, OURS[label]);
+  }
 
   for (let run = 1; run <= RUNS; run++) {
     const entry = { run, loadBefore: os.loadavg().map((x) => round(x, 2)) };
@@ -257,16 +282,19 @@ try {
       netstackResult ??= await runLocal(goBinary, ["-config", netstackConfig, "-host", SERVER_ADDRESS, "-bytes", String(BYTES), "-timeout", `${(TRANSFER_TIMEOUT_MS * 2) / 1000}s`]);
       return netstackResult.error === undefined ? netstackResult : { download: netstackResult, upload: netstackResult };
     };
-    for (const client of CLIENTS) {
-      entry[client] = await transfersOf(client, kernel, connect, netstack);
+    // A/B: the builds' order alternates run by run, so neither always goes first.
+    const labels = run % 2 === 1 ? LABELS : [...LABELS].reverse();
+    for (const client of [...oursClients(labels), "netstack", "kernel"]) {
+      entry[client] = await transfersOf(client, kernel, ourConnects, netstack);
       console.error(`[bench] run ${run} ${client}: down ${cell(entry[client].download)}, up ${cell(entry[client].upload)}`);
     }
     entry.loadAfter = os.loadavg().map((x) => round(x, 2));
     runs.push(entry);
   }
-  const transfersMemory = await connect.memory();
-  const transfersSummary = await connect.stop();
-  connect = undefined;
+  const transfersMemory = await ourConnects[LABELS[0]].memory();
+  const transfersSummary = await ourConnects[LABELS[0]].stop();
+  for (const label of LABELS.slice(1)) await ourConnects[label].stop();
+  for (const label of LABELS) delete ourConnects[label];
 
   // 1,000 concurrent proxied connections, through a connect process of their own.
   const manyConfig = writeConfig(dir, "many", keys.many, CLIENT_ADDRESSES.many, server, pubkey(serverKey));
@@ -282,6 +310,7 @@ try {
   many.transfersConnect = { memory: transfersMemory, flows: transfersSummary?.tcp, ends: transfersSummary?.ends };
   console.error(`[bench] ${CONNECTIONS} connections: ${manyCell(many)}`);
 } finally {
+  for (const label of Object.keys(ourConnects)) await ourConnects[label].stop();
   await connect?.stop();
   await kernel?.close();
   await server.close();
@@ -317,14 +346,18 @@ function manyCell(m) {
 }
 
 function table() {
+  const ours = oursClients(LABELS);
+  const name = (c) => (LABELS.length === 1 ? `ours, ${c}` : c);
   const lines = [
-    "| run | direction | ours, socks5 | ours, forward | netstack (gVisor) | kernel | socks5 / netstack | forward / netstack | socks5 / kernel | forward / kernel |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    `| run | load | direction | ${ours.map(name).join(" | ")} | netstack (gVisor) | kernel | ${ours.map((c) => `${c} / netstack | ${c} / kernel`).join(" | ")} |`,
+    `|${"---|".repeat(5 + 3 * ours.length)}`,
   ];
   for (const e of runs) {
     for (const kind of ["download", "upload"]) {
-      const [s, f, n, k] = CLIENTS.map((c) => e[c][kind]);
-      lines.push(`| ${e.run} | ${kind} | ${cell(s)} | ${cell(f)} | ${cell(n)} | ${cell(k)} | ${ratio(s, n)} | ${ratio(f, n)} | ${ratio(s, k)} | ${ratio(f, k)} |`);
+      const [n, k] = ["netstack", "kernel"].map((c) => e[c][kind]);
+      const cells = ours.map((c) => cell(e[c][kind]));
+      const ratios = ours.map((c) => `${ratio(e[c][kind], n)} | ${ratio(e[c][kind], k)}`);
+      lines.push(`| ${e.run} | ${e.loadBefore[0]}–${e.loadAfter[0]} | ${kind} | ${cells.join(" | ")} | ${cell(n)} | ${cell(k)} | ${ratios.join(" | ")} |`);
     }
   }
   return lines.join("\n");
@@ -334,6 +367,7 @@ const report = {
   date: new Date().toISOString(),
   quick: QUICK,
   bytes: BYTES,
+  ours: OURS,
   commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim(),
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release(), loadBefore: loadBefore.map((x) => round(x, 2)), loadAfter: os.loadavg().map((x) => round(x, 2)) },
   versions: {
