@@ -7,6 +7,11 @@
 // connection you do not read stops the client. The engine grants room in the send buffer
 // as it frees up (TCP_WRITABLE); writes take it as it comes, and `write()` resolves when
 // its last bytes are handed to the engine.
+//
+// Received data is handed over in as few pieces as it came in pumps: the engine reports each
+// segment as its own event, and everything a pump brought for a connection goes to the
+// reader as one chunk (read() takes all that waits), so a relay writes it to its socket
+// with one system call instead of one per segment.
 
 import type { CloseReason, Commands, TcpConnectionStats } from "../wasm/engine.js";
 import type { Endpoint } from "../ip.js";
@@ -87,6 +92,8 @@ export class TcpConnection {
   #pending: boolean;
   #chunks: Uint8Array[] = [];
   #readers: Waiter<Uint8Array>[] = [];
+  /** A hand-off to waiting readers is queued for when the pump's events are all in. */
+  #handOffQueued = false;
   #eof = false;
   #writes: PendingWrite[] = [];
   /** Bytes the engine has room for and has not been sent yet. */
@@ -136,16 +143,18 @@ export class TcpConnection {
     this.#link.command((c) => c.refuse(this.#id, how));
   }
 
-  /** Resolves to the next chunk of data; an empty array means the client sent FIN (end of stream). */
+  /**
+   * Resolves to the data received and not read yet, as one chunk (it waits for some); an
+   * empty array means the client sent FIN (end of stream).
+   */
   read(): Promise<Uint8Array> {
     this.acceptIfPending();
-    const chunk = this.#chunks.shift();
-    if (chunk) {
-      this.#consumed(chunk.length);
-      return Promise.resolve(chunk);
+    // Readers are served in order: one already waiting gets the data first.
+    if (this.#chunks.length > 0 && this.#readers.length === 0) return Promise.resolve(this.#takeAll());
+    if (this.#readers.length === 0) {
+      if (this.#error) return Promise.reject(this.#error);
+      if (this.#eof || this.#closed) return Promise.resolve(new Uint8Array(0));
     }
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#eof || this.#closed) return Promise.resolve(new Uint8Array(0));
     return new Promise((resolve, reject) => this.#readers.push({ resolve, reject }));
   }
 
@@ -280,14 +289,15 @@ export class TcpConnection {
     this.#established.resolve();
   }
 
-  /** @internal */
+  /**
+   * @internal One segment's data. A waiting reader gets it, with the rest of the pump's, once
+   * the pump's events are all handled (a microtask: the pump hands them over synchronously).
+   */
   onData(bytes: Uint8Array): void {
-    const reader = this.#readers.shift();
-    if (reader) {
-      this.#consumed(bytes.length);
-      reader.resolve(bytes);
-    } else {
-      this.#chunks.push(bytes);
+    this.#chunks.push(bytes);
+    if (this.#readers.length > 0 && !this.#handOffQueued) {
+      this.#handOffQueued = true;
+      queueMicrotask(() => this.#handOff());
     }
   }
 
@@ -351,11 +361,39 @@ export class TcpConnection {
     }
   }
 
+  /** Gives waiting readers the data that waits (all of it to the first), then the end if it came. */
+  #handOff(): void {
+    this.#handOffQueued = false;
+    while (this.#readers.length > 0 && this.#chunks.length > 0) this.#readers.shift()!.resolve(this.#takeAll());
+    this.#settleReaders();
+  }
+
+  /** Everything received and not read, as one chunk, reported consumed (the window opens by as much). */
+  #takeAll(): Uint8Array {
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    let data = chunks[0]!;
+    if (chunks.length > 1) {
+      let total = 0;
+      for (const chunk of chunks) total += chunk.length;
+      data = new Uint8Array(total);
+      let at = 0;
+      for (const chunk of chunks) {
+        data.set(chunk, at);
+        at += chunk.length;
+      }
+    }
+    this.#consumed(data.length);
+    return data;
+  }
+
   #consumed(bytes: number): void {
     if (!this.#closed) this.#link.command((c) => c.consumed(this.#id, bytes));
   }
 
+  /** Ends waiting reads (end of stream, or the error) once no data waits for them. */
   #settleReaders(): void {
+    if (this.#chunks.length > 0 && this.#handOffQueued) return; // the hand-off settles them after the data
     for (const reader of this.#readers.splice(0)) {
       if (this.#error) reader.reject(this.#error);
       else reader.resolve(new Uint8Array(0));
@@ -369,6 +407,8 @@ export class TcpConnection {
 
   #fail(error: Error): void {
     this.#error ??= error;
+    // Data that came before the failure, in the same pump, still goes to a reader that waited for it.
+    if (this.#handOffQueued) this.#handOff();
     this.#chunks = [];
     this.#settleReaders();
     this.#rejectWrites(this.#error);
