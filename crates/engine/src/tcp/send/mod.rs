@@ -680,5 +680,68 @@ mod tests {
         s.on_ack(10, 1050, &[], 0);
         let resend = s.next(10_000).unwrap();
         assert_eq!((resend.seq, resend.len, resend.retransmission), (1050, 50, true));
+        // The other lost segments keep their places in the resend queue.
+        s.on_sent(resend, 20);
+        let rest: Vec<(u32, usize)> = send_all(&mut s, 20, 250).iter().map(|p| (p.seq, p.len)).collect();
+        assert_eq!(rest, vec![(1100, 100), (1200, 100)]);
+    }
+
+    #[test]
+    fn a_partial_ack_counts_what_it_delivers_once() {
+        let mut s = sender();
+        send_all(&mut s, 0, 300);
+        // Into an in-flight segment: its first 50 bytes are delivered now.
+        let outcome = s.on_ack(10, 1050, &[], 0);
+        assert_eq!((outcome.acked, outcome.delivered, s.delivered, s.pipe()), (50, 50, 50, 250));
+        // 1200..1300 is SACKed (delivered then); an ACK into it delivers only what was in flight below.
+        let outcome = s.on_ack(20, 1050, &[(1200, 1300)], 0);
+        assert_eq!((outcome.delivered, s.delivered), (100, 150));
+        let outcome = s.on_ack(30, 1250, &[(1200, 1300)], 0);
+        assert_eq!((outcome.acked, outcome.delivered, s.delivered, s.pipe()), (200, 150, 300, 0));
+    }
+
+    /// The scoreboard's count of SACKed segments, from the record itself.
+    fn sacked_in_record(s: &Sender) -> usize {
+        s.segments.iter().filter(|sent| sent.fate == Fate::Sacked).count()
+    }
+
+    #[test]
+    fn the_sacked_count_follows_the_record_so_a_clean_ack_scans_nothing() {
+        let mut s = sender();
+        send_all(&mut s, 0, 500);
+        s.on_ack(10, 1000, &[(1100, 1200), (1300, 1400)], 0);
+        assert_eq!((s.sacked, sacked_in_record(&s), s.highest_sacked()), (2, 2, Some(1400)));
+        // The cumulative ACK passes the first SACKed segment, then both.
+        s.on_ack(20, 1200, &[(1300, 1400)], 0);
+        assert_eq!((s.sacked, sacked_in_record(&s), s.highest_sacked()), (1, 1, Some(1400)));
+        s.on_ack(30, 1500, &[], 0);
+        assert_eq!((s.sacked, s.highest_sacked()), (0, None), "no SACKed segment left: no ACK scans the record");
+    }
+
+    #[test]
+    fn a_duplicate_ack_does_not_move_the_delivered_time() {
+        // draft-cheng-iccrg-delivery-rate-estimation §3.3: the delivered time is when data was
+        // last delivered; an ACK that delivers nothing leaves it, so the next sample's ACK span
+        // runs from the last delivery.
+        let mut s = sender();
+        send_all(&mut s, 0, 200);
+        s.on_ack(100, 1100, &[], 0);
+        s.on_ack(150, 1100, &[], 0); // delivers nothing
+        let sent = send_all(&mut s, 160, 200);
+        assert_eq!(sent.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![1200]);
+        let outcome = s.on_ack(400, 1300, &[], 0);
+        // 200 bytes since 1200 left (100 before) over the ACK span 100..400 (longer than the send span 0..160).
+        let rate = outcome.rate.unwrap();
+        assert_eq!((rate.rate, rate.prior_delivered), (Some(200.0 * 1e6 / 300.0), 100));
+    }
+
+    #[test]
+    fn rfc6298_3_a_segment_sent_once_gives_an_rtt_sample_however_short() {
+        // Karn's rule distrusts only retransmitted segments: a first transmission's RTT is
+        // sampled even below the minimum seen so far.
+        let mut s = sender();
+        send_all(&mut s, 10, 300);
+        let outcome = s.on_ack(50, 1200, &[], 1_000);
+        assert_eq!(outcome.rtt_sample, Some(40));
     }
 }
