@@ -453,6 +453,33 @@ mod tests {
         assert!(r.limit() > INITIAL_LIMIT, "limit {}", r.limit());
     }
 
+    /// Advertises the window at `sent`, and the peer fills it by `filled`; the host consumes it.
+    fn fill_the_window(r: &mut Receiver, sent: u64, filled: u64) {
+        r.window_field();
+        r.note_window_sent(sent);
+        let data = vec![1; seq::distance(r.nxt, r.edge)];
+        let half = data.len() / 2;
+        let mut got = 0;
+        r.receive(filled - 1, r.nxt, &data[..half], false, &mut |b| got += b.len());
+        assert!(r.tune.probe.is_some(), "half the window is no round trip yet");
+        r.receive(filled, r.nxt, &data[half..], false, &mut |b| got += b.len());
+        assert!(r.tune.probe.is_none(), "the window's last byte ends the measure");
+        r.consumed(filled, 0, 1380, got);
+    }
+
+    #[test]
+    fn the_receivers_round_trip_takes_a_smaller_sample_at_once_and_a_larger_one_by_an_eighth() {
+        let mut r = receiver();
+        fill_the_window(&mut r, 0, 100_000);
+        assert_eq!(r.tune.rtt, Some(100_000));
+        fill_the_window(&mut r, 100_000, 260_000);
+        assert_eq!(r.tune.rtt, Some(100_000 + 60_000 / 8));
+        fill_the_window(&mut r, 260_000, 310_000);
+        assert_eq!(r.tune.rtt, Some(50_000));
+        fill_the_window(&mut r, 310_000, 310_001);
+        assert_eq!(r.tune.rtt, Some(1));
+    }
+
     #[test]
     fn an_autotuning_interval_may_start_at_time_zero() {
         let mut r = receiver();
