@@ -736,6 +736,55 @@ mod tests {
     }
 
     #[test]
+    fn window_limited_means_new_data_waits_for_room_in_the_peers_window() {
+        let mut s = sender();
+        assert!(!s.window_limited(), "a wide window");
+        s.update_window(2, 1000, 300);
+        send_all(&mut s, 0, 10_000);
+        assert!(s.window_limited(), "700 bytes wait, the window is full");
+        s.on_ack(10, 1100, &[], 0);
+        assert!(!s.window_limited(), "room for exactly one full segment");
+        s.update_window(3, 1100, 250);
+        assert!(s.window_limited(), "50 bytes of room, less than a full segment");
+        // Room for all that waits, though less than a segment: not limited.
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 60);
+        s.write(&[1; 50]);
+        assert!(!s.window_limited());
+        s.write(&[2; 50]);
+        assert!(s.window_limited(), "100 bytes wait, 60 fit");
+        s.update_window(2, 1000, 100);
+        send_all(&mut s, 20, 10_000);
+        assert!(!s.window_limited(), "nothing waits");
+    }
+
+    #[test]
+    fn an_idle_sender_frees_big_buffers_and_keeps_small_ones() {
+        // Freed: 200 KB written, all acknowledged.
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 1 << 20);
+        s.write(&[1; 200_000]);
+        send_all(&mut s, 0, 1 << 20);
+        s.on_ack(10, 1000 + 100_000, &[], 0);
+        assert_eq!((s.buffered(), s.segments.len()), (100_000, 1000), "half still waits: nothing is freed");
+        s.on_ack(20, 1000 + 200_000, &[], 0);
+        assert_eq!((s.buffer.capacity(), s.segments.capacity()), (0, 0));
+        // Kept: a buffer of KEEP_CAPACITY bytes, a record of 64 segments.
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 1 << 20);
+        s.write(&[1; KEEP_CAPACITY]);
+        assert_eq!(s.buffer.capacity(), KEEP_CAPACITY);
+        send_all(&mut s, 0, 1 << 20);
+        s.on_ack(10, 1000 + KEEP_CAPACITY as u32, &[], 0);
+        assert_eq!((s.buffer.capacity(), s.segments.capacity()), (KEEP_CAPACITY, 0));
+        s.write(&[2; 6_400]);
+        send_all(&mut s, 20, 1 << 20);
+        assert_eq!(s.segments.capacity(), 64);
+        s.on_ack(30, s.nxt, &[], 0);
+        assert_eq!((s.buffer.capacity(), s.segments.capacity()), (KEEP_CAPACITY, 64));
+    }
+
+    #[test]
     fn rfc6298_3_a_segment_sent_once_gives_an_rtt_sample_however_short() {
         // Karn's rule distrusts only retransmitted segments: a first transmission's RTT is
         // sampled even below the minimum seen so far.
