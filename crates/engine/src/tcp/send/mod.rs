@@ -785,6 +785,56 @@ mod tests {
     }
 
     #[test]
+    fn has_work_means_new_data_or_a_lost_segment_waits() {
+        let mut s = sender();
+        send_all(&mut s, 0, 10_000);
+        assert!(!s.has_work(), "all sent, none lost");
+        s.on_timeout();
+        assert!(s.has_work(), "no new data, but lost segments to resend");
+        // The last lost segment resent leaves nothing to do.
+        s.on_ack(10, 1900, &[], 0);
+        let resend = s.next(10_000).unwrap();
+        assert_eq!((resend.seq, resend.retransmission), (1900, true));
+        s.on_sent(resend, 20);
+        assert!(!s.has_work());
+    }
+
+    #[test]
+    fn rfc6675_a_segment_sacked_after_it_was_judged_lost_is_not_resent() {
+        let mut s = sender();
+        send_all(&mut s, 0, 300);
+        s.on_timeout();
+        s.on_ack(10, 1000, &[(1100, 1200)], 0);
+        for expected in [1000, 1200] {
+            let resend = s.next(10_000).unwrap();
+            assert_eq!((resend.seq, resend.retransmission), (expected, true));
+            s.on_sent(resend, 20);
+        }
+        assert_eq!(s.next(10_000).map(|p| (p.seq, p.retransmission)), Some((1300, false)), "then new data");
+    }
+
+    #[test]
+    fn rfc9293_3_8_6_2_1_a_short_segment_goes_with_half_the_largest_window_or_all_that_waits() {
+        // Sender-side silly window avoidance, MSS 1000, the peer's largest window 1000.
+        let mut s = Sender::new(999, 1000, 1 << 20);
+        s.update_window(1, 1000, 1000);
+        s.write(&[1; 2000]);
+        let first = s.next(10_000).unwrap();
+        s.on_sent(first, 0);
+        s.on_ack(10, 1500, &[], 0);
+        // 500 bytes in flight, window 1000 from una: room 500, half the largest window.
+        s.update_window(2, 1500, 1000);
+        assert_eq!(s.next(10_000).map(|p| (p.seq, p.len)), Some((2000, 500)));
+        // With data in flight, a short segment holding all that waits goes too.
+        let mut s = Sender::new(999, MSS, 1 << 20);
+        s.update_window(1, 1000, 1000);
+        s.update_window(2, 1000, 300);
+        s.write(&[1; 150]);
+        let sent: Vec<(u32, usize)> = send_all(&mut s, 0, 10_000).iter().map(|p| (p.seq, p.len)).collect();
+        assert_eq!(sent, vec![(1000, 100), (1100, 50)]);
+    }
+
+    #[test]
     fn rfc6298_3_a_segment_sent_once_gives_an_rtt_sample_however_short() {
         // Karn's rule distrusts only retransmitted segments: a first transmission's RTT is
         // sampled even below the minimum seen so far.
