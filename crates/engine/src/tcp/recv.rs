@@ -480,6 +480,30 @@ mod tests {
         assert_eq!(r.tune.rtt, Some(1));
     }
 
+    /// Whether a window update is due once the host consumed `bytes` of `held` received after
+    /// the last advertisement (all at one instant: the window's limit stays).
+    fn update_due_after_consuming(mut r: Receiver, held: usize, bytes: usize) -> bool {
+        r.window_field();
+        let limit = r.limit();
+        let mut got = 0;
+        r.receive(0, r.nxt, &vec![1; held], false, &mut |b| got += b.len());
+        assert_eq!(got, held);
+        r.consumed(0, 1_000_000, 1380, bytes);
+        assert_eq!(r.limit(), limit);
+        r.window_update_due(1380)
+    }
+
+    #[test]
+    fn rfc9293_3_8_6_2_2_a_window_update_is_due_once_it_opens_by_two_segments_or_half_the_buffer() {
+        // A 64 KiB window: two segments (2,760 bytes) is the lesser.
+        assert!(!update_due_after_consuming(receiver(), 10_000, 2_759));
+        assert!(update_due_after_consuming(receiver(), 10_000, 2_760));
+        // A 4,000-byte window: half of it is.
+        let small = || Receiver::new(999, 4_000, 0);
+        assert!(!update_due_after_consuming(small(), 3_000, 1_999));
+        assert!(update_due_after_consuming(small(), 3_000, 2_000));
+    }
+
     #[test]
     fn an_autotuning_interval_may_start_at_time_zero() {
         let mut r = receiver();
