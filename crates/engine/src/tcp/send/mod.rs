@@ -769,7 +769,13 @@ mod tests {
         assert_eq!((s.buffered(), s.segments.len()), (100_000, 1000), "half still waits: nothing is freed");
         s.on_ack(20, 1000 + 200_000, &[], 0);
         assert_eq!((s.buffer.capacity(), s.segments.capacity()), (0, 0));
-        // Kept: a buffer of KEEP_CAPACITY bytes, a record of 64 segments.
+        // Kept: an ordinary buffer (KEEP_CAPACITY is 64 KiB), and one of KEEP_CAPACITY bytes
+        // exactly; a record of 64 segments.
+        let mut s = sender();
+        send_all(&mut s, 0, 1 << 20);
+        s.on_ack(10, 2000, &[], 0);
+        assert!(s.buffer.capacity() >= 1000, "a 1,000-byte buffer is kept");
+        assert_eq!(KEEP_CAPACITY, 65_536);
         let mut s = Sender::new(999, MSS, 1 << 20);
         s.update_window(1, 1000, 1 << 20);
         s.write(&[1; KEEP_CAPACITY]);
