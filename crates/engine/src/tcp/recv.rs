@@ -480,6 +480,22 @@ mod tests {
         assert_eq!(r.tune.rtt, Some(1));
     }
 
+    #[test]
+    fn an_in_order_segment_that_covers_held_data_releases_it_without_delivering_it_twice() {
+        let mut r = receiver();
+        receive(&mut r, 1100, &[2; 100], false);
+        receive(&mut r, 1300, &[4; 100], false);
+        assert_eq!(r.held(), 200);
+        // 1000..1250 covers the first held segment whole; the second waits still.
+        let data: Vec<u8> = [[1; 100], [2; 100]].concat().into_iter().chain([3; 50]).collect();
+        let (arrival, got) = receive(&mut r, 1000, &data, false);
+        assert_eq!((arrival.delivered, got, r.held()), (250, data, 100));
+        // 1250..1350 reaches into the second: its last 50 bytes come from what was held.
+        let (arrival, got) = receive(&mut r, 1250, &[3; 100], false);
+        assert_eq!((arrival.delivered, got.len(), r.held(), r.nxt), (150, 150, 0, 1400));
+        assert_eq!(&got[100..], &[4; 50]);
+    }
+
     /// Whether a window update is due once the host consumed `bytes` of `held` received after
     /// the last advertisement (all at one instant: the window's limit stays).
     fn update_due_after_consuming(mut r: Receiver, held: usize, bytes: usize) -> bool {
