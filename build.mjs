@@ -249,7 +249,7 @@ const MUTANTS_HELD = [
   'tcp/connection/input\\.rs:',
   '\\b(Connection::(accept|refuse|incoming|is_synchronized|send_ack|send_rst_for)|Tcp::(input|refuse))\\b',
   'tcp/send/sack\\.rs:',
-  '\\b(Sender::(on_ack|settle|window_limited|shrink_if_idle)|Receiver::(measure_rtt|window_update_due|release))\\b',
+  '\\b(Sender::(on_ack|settle|window_limited|shrink_if_idle)|Receiver::(measure_rtt|window_update_due|release|hold))\\b',
 ];
 // About 7 s each on an idle 2-core machine (build + the engine's tests), after a first build.
 const MUTANTS_PER_RUN = 12;

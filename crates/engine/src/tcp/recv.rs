@@ -496,6 +496,16 @@ mod tests {
         assert_eq!(&got[100..], &[4; 50]);
     }
 
+    #[test]
+    fn data_overlapping_a_one_byte_held_segment_is_held_once() {
+        let mut r = receiver();
+        receive(&mut r, 1100, &[2], false);
+        receive(&mut r, 1100, &[2; 100], false);
+        assert_eq!(r.held(), 100, "the byte at 1100 is held once");
+        let (arrival, got) = receive(&mut r, 1000, &[1; 100], false);
+        assert_eq!((arrival.delivered, got.len(), r.held(), r.nxt), (200, 200, 0, 1200));
+    }
+
     /// Whether a window update is due once the host consumed `bytes` of `held` received after
     /// the last advertisement (all at one instant: the window's limit stays).
     fn update_due_after_consuming(mut r: Receiver, held: usize, bytes: usize) -> bool {
