@@ -540,13 +540,15 @@ async function measureRound(seconds, stats, _workerBusy, busyArrays = []) {
   await new Promise((r) => setTimeout(r, 700));
   const bytes0 = stats.bytes;
   const cpu0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
+  // Node's measure of how busy the main thread's event loop was; Bun and Deno lack it.
+  const eventLoop = performance.eventLoopUtilization?.bind(performance) ?? (() => ({ utilization: Number.NaN }));
+  const elu0 = eventLoop();
   const busy0 = busyArrays.map((a) => [...a]);
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  const elu = performance.eventLoopUtilization(elu0);
+  const elu = eventLoop(elu0);
   return {
     gbps: ((stats.bytes - bytes0) * 8) / (wall / 1000) / 1e9,
     cores: (cpu.user + cpu.system) / 1000 / wall,
@@ -570,7 +572,8 @@ if (isMainThread) {
   // server: the client a fixed load generator in its own worker, only the server placed by the mode.
   const TOPOLOGY = option("--split", "both");
   const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
-  console.log(`node ${process.version}, ${os.cpus().length} cores, split ${TOPOLOGY}; load before ${load()}`);
+  const runtime = globalThis.Deno ? `deno ${Deno.version.deno}` : globalThis.Bun ? `bun ${Bun.version}` : `node ${process.version}`;
+  console.log(`${runtime}, ${os.cpus().length} cores, split ${TOPOLOGY}; load before ${load()}`);
   const all = Object.fromEntries(MODES.map((m) => [m, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of MODES) {
