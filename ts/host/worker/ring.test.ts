@@ -91,8 +91,10 @@ describe("Ring", () => {
   it("wakes an async reader when a batch is published", async () => {
     const ring = Ring.create(256);
     const waiting = ring.dataAsync(5_000);
-    ring.push(record(1, 4));
-    ring.notify();
+    setTimeout(() => {
+      ring.push(record(1, 4));
+      ring.notify();
+    }, 5);
     expect(await waiting).toBe("ready");
     expect(await ring.dataAsync(0)).toBe("ready");
     drainAll(ring);

@@ -187,6 +187,12 @@ export class Ring {
     if (ready()) return Promise.resolve("ready");
     const result = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync(this.#state, slot, seen, timeoutMs);
     if (!result.async) return Promise.resolve(result.value === "timed-out" ? "timed-out" : "ready");
-    return result.value.then((value) => (value === "timed-out" ? "timed-out" : "ready"));
+    // Deno does not count a pending waitAsync as work: with nothing else pending its event loop
+    // would end under it. A timer for the same time holds it open.
+    const hold = Number.isFinite(timeoutMs) ? setTimeout(() => {}, timeoutMs + 1) : undefined;
+    return result.value.then((value) => {
+      if (hold !== undefined) clearTimeout(hold);
+      return value === "timed-out" ? "timed-out" : "ready";
+    });
   }
 }
