@@ -9,11 +9,12 @@
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type TcpConnection, type Tunnel } from "../../ts/index.js";
+import type { Server, TcpConnection, Tunnel } from "../../ts/index.js";
 import { type Door, startTcpForward } from "../../ts/connect/forward.js";
 import { startHttpProxy } from "../../ts/connect/http-proxy.js";
 import { startSocks5 } from "../../ts/connect/socks5.js";
 import { FlowLog } from "../../ts/gateway/flow-log.js";
+import { startLoopbackTunnel } from "../support/loopback-tunnel.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
 import { flowKeys, integrityProblems, play, SCENARIOS, socketSide } from "./roles.mjs";
 
@@ -87,6 +88,7 @@ const DOORS: DoorKind[] = [
 ];
 
 describe("integrity: connect's TCP doors (a local socket relayed to a tunnel socket)", () => {
+  let stacks: Awaited<ReturnType<typeof startLoopbackTunnel>>;
   let server: Server;
   let tunnel: Tunnel;
   const doors = new Map<string, Door>();
@@ -96,18 +98,13 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
   let onUpstream: (conn: TcpConnection) => Promise<void>;
 
   beforeAll(async () => {
-    const clientKey = genkey();
-    server = await startServer({
-      privateKey: genkey(),
-      host: "127.0.0.1",
-      port: 0,
-      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+    stacks = await startLoopbackTunnel({
       onTcp: async (conn) => {
         await conn.accept();
         await onUpstream(conn);
       },
     });
-    tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
+    ({ server, tunnel } = stacks);
     const log = new FlowLog((line) => flows.push(JSON.parse(line)), { json: true });
     for (const kind of DOORS) doors.set(kind.name, await kind.open({ tunnel, log, peerOf: () => server.publicKey, signal: shutdown.signal }));
   }, T);
@@ -115,8 +112,7 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
   afterAll(async () => {
     shutdown.abort();
     for (const door of doors.values()) await door.close();
-    await tunnel?.close();
-    await server?.close();
+    await stacks?.close();
   });
 
   /** The flow record of the next flow, waiting for it. */

@@ -9,10 +9,11 @@
 import { once } from "node:events";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../../ts/index.js";
+import type { Server, Tunnel } from "../../ts/index.js";
 import type { Door } from "../../ts/connect/forward.js";
 import { startTcpReverse } from "../../ts/connect/reverse.js";
 import { FlowLog } from "../../ts/gateway/flow-log.js";
+import { startLoopbackTunnel } from "../support/loopback-tunnel.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
 import { flowKeys, integrityProblems, play, SCENARIOS, socketSide } from "./roles.mjs";
 
@@ -23,6 +24,7 @@ const OUR_ADDRESS = "10.0.0.2";
 const REVERSE_PORT = 8080;
 
 describe("integrity: connect's TCP reverse forward (a tunnel connection relayed to a local socket)", () => {
+  let stacks: Awaited<ReturnType<typeof startLoopbackTunnel>>;
   let server: Server;
   let tunnel: Tunnel;
   let local: net.Server;
@@ -32,15 +34,8 @@ describe("integrity: connect's TCP reverse forward (a tunnel connection relayed 
   let current: { scenario: Scenario; keys: ReturnType<typeof flowKeys>; upstream: (report: Report) => void };
 
   beforeAll(async () => {
-    const clientKey = genkey();
-    server = await startServer({
-      privateKey: genkey(),
-      host: "127.0.0.1",
-      port: 0,
-      address: ["10.0.0.1/24"],
-      peers: [{ publicKey: pubkey(clientKey), allowedIps: [`${OUR_ADDRESS}/32`] }],
-    });
-    tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: `${OUR_ADDRESS}/32`, serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
+    stacks = await startLoopbackTunnel({ address: ["10.0.0.1/24"] }, { address: OUR_ADDRESS });
+    ({ server, tunnel } = stacks);
     // The local service plays the upstream of the scenario running now.
     local = net.createServer({ allowHalfOpen: true }, (socket) => {
       const { scenario, keys, upstream } = current;
@@ -58,8 +53,7 @@ describe("integrity: connect's TCP reverse forward (a tunnel connection relayed 
     shutdown.abort();
     await door?.close();
     local?.close();
-    await tunnel?.close();
-    await server?.close();
+    await stacks?.close();
   });
 
   /** The flow record of the next flow, waiting for it. */

@@ -7,36 +7,31 @@
 // There is no relay in between, so no verdict to check: the scenario's expected end stands in.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../../ts/index.js";
+import type { Tunnel } from "../../ts/index.js";
+import { startLoopbackTunnel } from "../support/loopback-tunnel.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
 import { flowKeys, integrityProblems, play, SCENARIOS, socketSide } from "./roles.mjs";
 
 const T = 90_000;
 
 describe("integrity: TunnelSocket, client role (connectTunnel's socket against a tunnel server's connection)", () => {
-  let server: Server;
+  let stacks: Awaited<ReturnType<typeof startLoopbackTunnel>>;
   let tunnel: Tunnel;
   let current: { scenario: Scenario; keys: ReturnType<typeof flowKeys>; upstream: (report: Report) => void };
 
   beforeAll(async () => {
-    const clientKey = genkey();
-    server = await startServer({
-      privateKey: genkey(),
-      host: "127.0.0.1",
-      port: 0,
-      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
+    stacks = await startLoopbackTunnel({
       onTcp: (conn) => {
         const { scenario, keys, upstream } = current;
         const side = connectionSide(conn, { slow: scenario.slow === "upstream", sendKey: keys.upstream, receiveKey: keys.client });
         return play(scenario.upstream, side).then(upstream);
       },
     });
-    tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
+    tunnel = stacks.tunnel;
   }, T);
 
   afterAll(async () => {
-    await tunnel?.close();
-    await server?.close();
+    await stacks?.close();
   });
 
   for (const [name, scenario] of Object.entries(SCENARIOS) as [string, Scenario][]) {

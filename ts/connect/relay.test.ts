@@ -8,8 +8,9 @@ import net from "node:net";
 import { Duplex } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLossyRelay } from "../../test/support/lossy-relay.mjs";
-import { clientConfig, genkey, pubkey, startServer, type Server, type TcpConnection } from "../index.js";
-import { connectTunnel, type Tunnel } from "../tunnel/tunnel.js";
+import { startLoopbackTunnel } from "../../test/support/loopback-tunnel.js";
+import type { TcpConnection } from "../index.js";
+import type { Tunnel } from "../tunnel/tunnel.js";
 import { relay, type RelayResult } from "./relay.js";
 
 const T = 30_000;
@@ -25,35 +26,34 @@ async function readAll(connection: TcpConnection): Promise<Buffer> {
 }
 
 describe("relay", () => {
-  let server: Server;
-  let link: Awaited<ReturnType<typeof startLossyRelay>>;
+  let stacks: Awaited<ReturnType<typeof startLoopbackTunnel>>;
   let tunnel: Tunnel;
+  let link: Awaited<ReturnType<typeof startLossyRelay>>;
   let received: Promise<Buffer>;
 
   beforeAll(async () => {
-    const clientKey = genkey();
-    server = await startServer({
-      privateKey: genkey(),
-      host: "127.0.0.1",
-      port: 0,
-      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
-      // The upstream ends first, then reads what the client still sends.
-      onTcp: async (connection) => {
-        received = readAll(connection);
-        await connection.write(new TextEncoder().encode("hello"));
-        await connection.end();
+    stacks = await startLoopbackTunnel(
+      {
+        // The upstream ends first, then reads what the client still sends.
+        onTcp: async (connection) => {
+          received = readAll(connection);
+          await connection.write(new TextEncoder().encode("hello"));
+          await connection.end();
+        },
       },
-    });
-    link = await startLossyRelay({ listen: { host: "127.0.0.1", port: 0 }, target: { host: "127.0.0.1", port: server.address.port } });
-    tunnel = await connectTunnel(
-      clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${link.listen.port}`, allowedIps: "10.0.0.0/24" }),
+      {
+        route: async (server) => {
+          link = await startLossyRelay({ listen: { host: "127.0.0.1", port: 0 }, target: { host: "127.0.0.1", port: server.address.port } });
+          return link.listen;
+        },
+      },
     );
+    tunnel = stacks.tunnel;
   }, T);
 
   afterAll(async () => {
-    await tunnel?.close();
+    await stacks?.close();
     await link?.close();
-    await server?.close();
   });
 
   it("says 'closed' only once the peer acknowledged our FIN (RFC 9293 3.6), not at the tunnel socket's 'close'", async () => {

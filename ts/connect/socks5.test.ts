@@ -1,7 +1,8 @@
 import { once } from "node:events";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type Tunnel } from "../index.js";
+import { startLoopbackTunnel } from "../../test/support/loopback-tunnel.js";
+import type { Server, Tunnel } from "../index.js";
 import { FlowLog } from "../gateway/flow-log.js";
 import { peerLookup, type Door } from "./forward.js";
 import { startSocks5 } from "./socks5.js";
@@ -61,6 +62,7 @@ async function exchange(port: number, ...messages: Uint8Array[]): Promise<number
 }
 
 describe("the SOCKS5 proxy against a tunnel on loopback", () => {
+  let stacks: Awaited<ReturnType<typeof startLoopbackTunnel>>;
   let server: Server;
   let tunnel: Tunnel;
   let open: Door;
@@ -69,15 +71,8 @@ describe("the SOCKS5 proxy against a tunnel on loopback", () => {
   const lines: string[] = [];
 
   beforeAll(async () => {
-    const clientKey = genkey();
-    server = await startServer({
-      privateKey: genkey(),
-      host: "127.0.0.1",
-      port: 0,
-      peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
-      onTcp: (conn) => conn.refuse(), // every port closed: RST
-    });
-    tunnel = await connectTunnel(clientConfig({ privateKey: clientKey, address: "10.0.0.2/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
+    stacks = await startLoopbackTunnel({ onTcp: (conn) => conn.refuse() }); // every port closed: RST
+    ({ server, tunnel } = stacks);
     const log = new FlowLog((line) => lines.push(line), { json: true });
     const peerOf = peerLookup([{ publicKey: server.publicKey, allowedIps: ["10.0.0.0/24"] }]);
     open = await startSocks5({ tunnel, listen: { host: "127.0.0.1", port: 0 }, log, peerOf, signal: shutdown.signal });
@@ -87,8 +82,7 @@ describe("the SOCKS5 proxy against a tunnel on loopback", () => {
   afterAll(async () => {
     shutdown.abort();
     await Promise.all([open?.close(), guarded?.close()]);
-    await tunnel?.close();
-    await server?.close();
+    await stacks?.close();
   });
 
   const port = (door: Door) => Number(door.address.split(":").pop());
