@@ -657,6 +657,25 @@ impl Tcp {
     }
 }
 
+/// The link of a test's stack: keeps every packet it sent and the events it reported.
+#[cfg(test)]
+#[derive(Default)]
+struct Capture {
+    packets: Vec<Vec<u8>>,
+    events: Events,
+}
+
+#[cfg(test)]
+impl Link for Capture {
+    fn send_packet(&mut self, packet: &[u8]) {
+        self.packets.push(packet.to_vec());
+    }
+
+    fn events(&mut self) -> &mut Events {
+        &mut self.events
+    }
+}
+
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]

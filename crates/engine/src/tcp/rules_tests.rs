@@ -12,21 +12,6 @@ const MTU: usize = 1420;
 /// The path's round trip, as the handshake shows it.
 const RTT_US: u64 = 10_000;
 
-struct Capture {
-    packets: Vec<Vec<u8>>,
-    events: Events,
-}
-
-impl Link for Capture {
-    fn send_packet(&mut self, packet: &[u8]) {
-        self.packets.push(packet.to_vec());
-    }
-
-    fn events(&mut self) -> &mut Events {
-        &mut self.events
-    }
-}
-
 /// A segment we sent, as the peer reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Sent {
@@ -66,7 +51,7 @@ impl Stack {
             limits: DEFAULT_LIMITS,
             timeouts: DEFAULT_TIMEOUTS,
         };
-        Stack { tcp: Tcp::new(config, seed), out: Capture { packets: Vec::new(), events: Events::default() }, now: 0, wake: None }
+        Stack { tcp: Tcp::new(config, seed), out: Capture::default(), now: 0, wake: None }
     }
 
     /// The peer's segment arrives from `peer` now; we answer what is due at once.

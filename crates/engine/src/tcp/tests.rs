@@ -57,21 +57,6 @@ impl Queue {
     }
 }
 
-struct Capture {
-    packets: Vec<Vec<u8>>,
-    events: Events,
-}
-
-impl Link for Capture {
-    fn send_packet(&mut self, packet: &[u8]) {
-        self.packets.push(packet.to_vec());
-    }
-
-    fn events(&mut self) -> &mut Events {
-        &mut self.events
-    }
-}
-
 struct Side {
     tcp: Tcp,
     out: Capture,
@@ -80,7 +65,7 @@ struct Side {
 
 impl Side {
     fn new(config: TcpConfig, seed: u64) -> Side {
-        Side { tcp: Tcp::new(config, seed.into()), out: Capture { packets: Vec::new(), events: Events::default() }, wake: Some(0) }
+        Side { tcp: Tcp::new(config, seed.into()), out: Capture::default(), wake: Some(0) }
     }
 
     fn take_events(&mut self) -> Vec<Event> {

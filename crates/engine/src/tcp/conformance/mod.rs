@@ -46,9 +46,9 @@
 //! `? room N`: the host has been granted N bytes of room to write (TCP_WRITABLE) in all.
 
 use super::segment::{self, Outgoing, SackBlocks, Segment, SynOptions, Timestamp};
-use super::{seq, Link, Refusal, Tcp, TcpConfig};
+use super::{seq, Capture, Refusal, Tcp, TcpConfig};
 use crate::events::decode::{decode, Event};
-use crate::events::{CloseReason, Events};
+use crate::events::CloseReason;
 use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS};
 use crate::wire::{self, Inner, Unreachable};
 use smoltcp::wire::TcpPacket;
@@ -132,21 +132,6 @@ fn pattern(offset: u32) -> u8 {
     (offset.wrapping_mul(2_654_435_761) >> 13) as u8
 }
 
-struct Capture {
-    packets: Vec<Vec<u8>>,
-    events: Events,
-}
-
-impl Link for Capture {
-    fn send_packet(&mut self, packet: &[u8]) {
-        self.packets.push(packet.to_vec());
-    }
-
-    fn events(&mut self) -> &mut Events {
-        &mut self.events
-    }
-}
-
 /// A segment as a script line states it, sequence numbers relative.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Spec {
@@ -202,7 +187,7 @@ impl Harness {
         Harness {
             ends,
             tcp: Tcp::new(config, 0x5EED),
-            link: Capture { packets: Vec::new(), events: Events::default() },
+            link: Capture::default(),
             now: 0,
             wake: None,
             poll_due: false,
