@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig, connectTunnel, genkey, pubkey, TunnelError } from "../../ts/index.js";
 import { GATEWAY_MAIN, RUNTIME_COMMAND, startCommand, waitForLine } from "../support/gateway-process.js";
+import { lcgFile, lcgFileHash, lcgFileSource } from "../support/lcg-file.js";
 import { postgresBin, startPostgres } from "../support/postgres.js";
 import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
 
@@ -55,23 +56,10 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 // Bytes from a fixed LCG, so the test knows their hash.
 const HTTP_SCRIPT = `
-const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
-for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+${lcgFileSource(FILE_SIZE)}
 require("http").createServer((req, res) => res.end(file)).listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
 
-function lcgFile(size: number): Buffer {
-  const file = Buffer.alloc(size);
-  let x = 1;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    file[i] = x >>> 24;
-  }
-  return file;
-}
-
-function expectedFileHash(): string {
-  return createHash("sha256").update(lcgFile(FILE_SIZE)).digest("hex");
-}
+const expectedFileHash = () => lcgFileHash(FILE_SIZE);
 
 /** The local service behind --reverse: GET sends `file`; POST answers the SHA-256 and size of the body. */
 async function startLocalHttp(file: Buffer): Promise<http.Server> {

@@ -8,7 +8,6 @@
 //                                 └── SOCKS5 test proxy on 127.0.0.1 (after the restart)
 
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigStore } from "../../ts/gateway/config-store.js";
 import { GATEWAY_MAIN, reconnect, RUNTIME_COMMAND, startGateway, waitForLine } from "../support/gateway-process.js";
+import { lcgFileHash, lcgFileSource } from "../support/lcg-file.js";
 import { startSocks5Proxy, type TestProxy } from "../support/test-proxies.js";
 import { CLIENT_TASKS_PATH, createNamespace, interopSkipReason, startWgClient, type Netns, type WgClient } from "./netns.js";
 
@@ -31,19 +31,10 @@ const NAME = "files.wg-netstack.test"; // what the test DNS server knows: the te
 const FILE_SIZE = 2 * 1024 * 1024;
 // The file the test host serves: bytes from a fixed LCG, so the test knows its hash.
 const FILE_SCRIPT = `
-const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
-for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+${lcgFileSource(FILE_SIZE)}
 require("http").createServer((req, res) => res.end(file)).listen(${HTTP_PORT}, process.argv[1], () => console.log("listening"));`;
 
-function expectedFileHash(): string {
-  const file = Buffer.alloc(FILE_SIZE);
-  let x = 1;
-  for (let i = 0; i < FILE_SIZE; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    file[i] = x >>> 24;
-  }
-  return createHash("sha256").update(file).digest("hex");
-}
+const expectedFileHash = () => lcgFileHash(FILE_SIZE);
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const main = GATEWAY_MAIN;

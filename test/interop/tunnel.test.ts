@@ -5,7 +5,7 @@
 //   root ns: connectTunnel() ──UDP──▶ 10.201.S.2:51820  namespace S: wireguard-go, 10.0.0.1/24
 //                                                        HTTP :8000, DNS :53 (files.test)
 
-import { spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -18,6 +18,8 @@ import { fileURLToPath } from "node:url";
 import { fetch as undiciFetch } from "undici/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig, connectTunnel, genkey, pubkey, type Tunnel, type TunnelError } from "../../ts/index.js";
+import { waitForLine } from "../support/gateway-process.js";
+import { lcgFileHash, lcgFileSource } from "../support/lcg-file.js";
 import { postgresBin, startPostgres } from "../support/postgres.js";
 import { CLIENT_TASKS_PATH, cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
 import type { WireguardGoImplementation } from "./wireguard-go.js";
@@ -36,16 +38,14 @@ const FILE_SIZE = 2 * 1024 * 1024;
 // The file served: bytes from a fixed LCG, so the test knows its hash. /port answers with
 // the client's port as the server sees it, to tell a reused connection from a new one.
 const HTTP_SCRIPT = `
-const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
-for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+${lcgFileSource(FILE_SIZE)}
 require("http").createServer((req, res) => res.end(req.url === "/port" ? String(req.socket.remotePort) : file))
   .listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
 
 const HTTPS_PORT = 8443;
 const HTTPS_SCRIPT = `
 const fs = require("fs"); const [key, cert] = process.argv.slice(1).map((f) => fs.readFileSync(f));
-const size = ${FILE_SIZE}; const file = Buffer.alloc(size); let x = 1;
-for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; file[i] = x >>> 24; }
+${lcgFileSource(FILE_SIZE)}
 require("https").createServer({ key, cert }, (req, res) => res.end(file))
   .listen(${HTTPS_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
 
@@ -80,31 +80,10 @@ function runChild(body: string, config: string, env: NodeJS.ProcessEnv = {}): st
   }
 }
 
-function expectedFileHash(): string {
-  const file = Buffer.alloc(FILE_SIZE);
-  let x = 1;
-  for (let i = 0; i < FILE_SIZE; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    file[i] = x >>> 24;
-  }
-  return createHash("sha256").update(file).digest("hex");
-}
+const expectedFileHash = () => lcgFileHash(FILE_SIZE);
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
-function waitForLine(child: ChildProcess, text: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`no "${text}" line; got ${JSON.stringify(seen)}`)), 30_000);
-    child.stdout!.on("data", (data) => {
-      seen += data;
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-}
 
 function get(url: string, agent: http.Agent): Promise<string> {
   return new Promise((resolve, reject) => {
