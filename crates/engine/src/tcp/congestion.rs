@@ -69,6 +69,9 @@ pub struct Congestion {
     pacing_rate: f64,
     /// The highest rate of each of the last rounds, by round number.
     bandwidth: [(u64, f64); BANDWIDTH_ROUNDS as usize],
+    /// The round of the newest sample the filter took: its window ends there, not at the
+    /// current round, so rounds of ignored (app-limited) samples do not age the estimate.
+    bandwidth_round: u64,
     /// The path's round-trip propagation time (`None` before a sample), and when it was last confirmed.
     rt_prop: Option<u64>,
     rt_prop_at: u64,
@@ -101,6 +104,7 @@ impl Congestion {
             cwnd: INITIAL_WINDOW_SEGMENTS * mss,
             pacing_rate: 0.0,
             bandwidth: [(0, 0.0); BANDWIDTH_ROUNDS as usize],
+            bandwidth_round: 0,
             rt_prop: None,
             rt_prop_at: 0,
             round: 0,
@@ -132,9 +136,10 @@ impl Congestion {
         self.mode
     }
 
-    /// The bottleneck bandwidth estimate, bytes per second (0 before a sample).
+    /// The bottleneck bandwidth estimate, bytes per second (0 before a sample): the highest
+    /// sample of the ten rounds up to the newest one taken.
     pub fn bandwidth(&self) -> f64 {
-        let oldest = self.round.saturating_sub(BANDWIDTH_ROUNDS - 1);
+        let oldest = self.bandwidth_round.saturating_sub(BANDWIDTH_ROUNDS - 1);
         self.bandwidth.iter().filter(|(round, _)| *round >= oldest).map(|(_, rate)| *rate).fold(0.0, f64::max)
     }
 
@@ -221,6 +226,7 @@ impl Congestion {
         if ack.app_limited && rate < self.bandwidth() {
             return;
         }
+        self.bandwidth_round = self.round;
         let slot = &mut self.bandwidth[(self.round % BANDWIDTH_ROUNDS) as usize];
         if slot.0 != self.round {
             *slot = (self.round, rate);
@@ -570,5 +576,371 @@ mod tests {
         assert!(saw_probe_rtt);
         assert_eq!(cc.mode(), Mode::ProbeBandwidth, "back to probing bandwidth");
         assert!(cc.cwnd() > 100 * MSS, "the window came back: {}", cc.cwnd());
+    }
+}
+
+/// The controller's rules one at a time, with the path's numbers set by hand: bandwidth
+/// 1 MB/s and RTprop 10 ms, so one bandwidth-delay product is 10,000 bytes (ten segments).
+/// Sections are those of draft-cardwell-iccrg-bbr-congestion-control-00 ("the draft");
+/// where Linux's tcp_bbr.c adds a rule the draft lacks, the test says so.
+#[cfg(test)]
+mod rules {
+    use super::*;
+
+    const MSS: usize = 1000;
+    const BW: f64 = 1e6;
+    const RT_PROP: u64 = 10_000;
+    const BDP: usize = 10_000;
+
+    /// A controller in `mode` on that path; past Startup, the pipe is full.
+    fn on_path(mode: Mode) -> Congestion {
+        let mut cc = Congestion::new(MSS);
+        cc.bandwidth[0] = (0, BW);
+        cc.rt_prop = Some(RT_PROP);
+        cc.mode = mode;
+        cc.filled_pipe = mode != Mode::Startup;
+        cc
+    }
+
+    /// An ACK that delivers `bytes` (of `total` so far) and starts no round, without samples.
+    fn acked(total: u64, bytes: usize, in_flight: usize) -> Delivery {
+        Delivery { total, bytes, prior_total: None, rate: None, app_limited: false, rtt: None, in_flight }
+    }
+
+    /// One ACK that ends a round (it delivers a segment sent after the round began), with a
+    /// delivery-rate sample.
+    fn next_round(cc: &mut Congestion, now: u64, rate: Option<f64>, app_limited: bool) {
+        let prior = cc.next_round_total;
+        let ack = Delivery { total: prior + 1000, bytes: 1000, prior_total: Some(prior), rate, app_limited, rtt: None, in_flight: 0 };
+        cc.on_ack(now, &ack);
+    }
+
+    /// §4.1.1.2 (BBR.BtlBw): a windowed max of the delivery rate over BtlBwFilterLen = 10
+    /// round trips. As in the draft's filter (and Linux's minmax), the window ends at the
+    /// newest sample taken: a round without one forgets nothing.
+    #[test]
+    fn bbr_4_1_1_2_btlbw_is_the_highest_rate_of_the_last_ten_rounds_sampled() {
+        let mut cc = Congestion::new(MSS);
+        next_round(&mut cc, 10_000, Some(5e6), false);
+        for r in 2..=10 {
+            next_round(&mut cc, r * 10_000, Some(1e6), false);
+            assert_eq!(cc.bandwidth(), 5e6, "round {r}: round 1's 5 MB/s is among the last ten");
+        }
+        next_round(&mut cc, 110_000, None, false);
+        assert_eq!(cc.bandwidth(), 5e6, "a round without a sample ages nothing");
+        next_round(&mut cc, 120_000, Some(2e6), false);
+        assert_eq!(cc.bandwidth(), 2e6, "round 12's sample: rounds 3 to 12 count, round 1 no longer");
+    }
+
+    /// §4.1.1.2 with §4.1.1.4 (app-limited samples): a sample taken while the host had
+    /// nothing to send counts only if it is at least the estimate; lower ones neither lower
+    /// it nor age it, however long the flow stays app-limited.
+    #[test]
+    fn bbr_4_1_1_2_app_limited_samples_neither_lower_nor_age_the_estimate() {
+        let mut cc = Congestion::new(MSS);
+        next_round(&mut cc, 10_000, Some(10e6), false);
+        let mut now = 10_000;
+        for _ in 0..30 {
+            now += 10_000;
+            next_round(&mut cc, now, Some(100e3), true);
+        }
+        assert_eq!(cc.bandwidth(), 10e6, "thirty app-limited rounds at 100 kB/s");
+        now += 10_000;
+        next_round(&mut cc, now, Some(12e6), true);
+        assert_eq!(cc.bandwidth(), 12e6, "an app-limited sample above the estimate counts");
+        // One equal to it counts too (`>=`): twelve rounds of them keep 12 MB/s in the window
+        // when the path then measures 1 MB/s.
+        for _ in 0..12 {
+            now += 10_000;
+            next_round(&mut cc, now, Some(12e6), true);
+        }
+        now += 10_000;
+        next_round(&mut cc, now, Some(1e6), false);
+        assert_eq!(cc.bandwidth(), 12e6);
+    }
+
+    /// §4.2.3.5 (BBRUpdateACKAggregation): bytes delivered in an aggregation epoch beyond
+    /// what the bandwidth explains over it are "extra acked"; an epoch ends when the
+    /// deliveries fall back to the bandwidth's pace (or, as Linux does, at 1 MB).
+    #[test]
+    fn bbr_4_2_3_5_extra_acked_is_what_an_epoch_delivers_beyond_the_bandwidth() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cwnd = 1_000_000;
+        // 10 ms in, 5 kB: behind the bandwidth's 10 kB, so a new epoch starts with these.
+        cc.update_ack_aggregation(10_000, &acked(5_000, 5_000, 0), false);
+        assert_eq!(cc.extra_acked(), 5_000);
+        // 2 ms later 5 kB more: the epoch delivered 10 kB where 2 kB were expected.
+        cc.update_ack_aggregation(12_000, &acked(10_000, 5_000, 0), false);
+        assert_eq!(cc.extra_acked(), 8_000);
+        // 20 ms into the epoch, 1 kB: the epoch is back at the bandwidth's pace (10 kB in
+        // 20 ms is less than 20 kB) and a new one starts; the maximum stays.
+        cc.update_ack_aggregation(30_000, &acked(11_000, 1_000, 0), false);
+        assert_eq!(cc.extra_acked(), 8_000);
+        assert_eq!((cc.ack_epoch_start, cc.ack_epoch_bytes), (30_000, 1_000));
+        // Extra acked is capped by the window: no more than it could have sent.
+        cc.cwnd = 6_000;
+        cc.update_ack_aggregation(30_100, &acked(21_000, 10_000, 0), false);
+        assert_eq!(cc.extra_acked[cc.extra_acked_index], 8_000);
+    }
+
+    /// Linux bbr_update_ack_aggregation: an epoch also ends once it would pass 1 MB, so a
+    /// long run of fast ACKs does not count as one ever-growing burst.
+    #[test]
+    fn an_ack_aggregation_epoch_restarts_before_a_megabyte() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.bandwidth[0] = (0, 100e6); // 100 bytes a microsecond
+        cc.cwnd = 10_000_000;
+        cc.update_ack_aggregation(1_000, &acked(600_000, 600_000, 0), false);
+        assert_eq!(cc.extra_acked(), 600_000, "a new epoch: all of it is extra");
+        cc.update_ack_aggregation(2_000, &acked(900_000, 300_000, 0), false);
+        assert_eq!(cc.extra_acked(), 800_000, "900 kB in 1 ms where 100 kB were due");
+        cc.update_ack_aggregation(3_000, &acked(1_100_000, 200_000, 0), false);
+        assert_eq!((cc.ack_epoch_start, cc.ack_epoch_bytes), (3_000, 200_000), "1.1 MB would pass the bound: a new epoch");
+        assert_eq!(cc.extra_acked(), 800_000);
+    }
+
+    /// Linux: extra acked is remembered in two slots of five rounds each, so a burst counts
+    /// for five to ten rounds (the draft: a max filter over ten rounds).
+    #[test]
+    fn extra_acked_is_remembered_for_five_to_ten_rounds() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cwnd = 1_000_000;
+        cc.update_ack_aggregation(1_000_000, &acked(8_000, 8_000, 0), false);
+        assert_eq!(cc.extra_acked(), 8_000);
+        // Then one ACK a round at the bandwidth's pace: 1 kB each 10 ms... each a new epoch.
+        let mut now = 1_000_000;
+        for round in 1..=10 {
+            now += 10_000;
+            cc.update_ack_aggregation(now, &acked(8_000 + round * 1_000, 1_000, 0), true);
+            let expected = if round < 10 { 8_000 } else { 1_000 };
+            assert_eq!(cc.extra_acked(), expected, "after {round} rounds");
+        }
+    }
+
+    /// Linux bbr_extra_acked_max_us: extra acked counts for at most 100 ms at the bandwidth.
+    #[test]
+    fn extra_acked_counts_for_at_most_100_ms_of_bandwidth() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cwnd = 1_000_000;
+        cc.update_ack_aggregation(1_000_000, &acked(500_000, 500_000, 0), false);
+        assert_eq!(cc.extra_acked[cc.extra_acked_index], 500_000);
+        assert_eq!(cc.extra_acked(), 100_000);
+    }
+
+    /// §4.3.4.4 (BBRIsNextCyclePhase), the probing phase (gain 1.25): it lasts at least
+    /// RTprop, and until 1.25 BDP is in flight or a loss shows the path is full.
+    #[test]
+    fn bbr_4_3_4_4_the_probing_phase_lasts_an_rtprop_and_until_its_extra_is_in_flight() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        let target = BDP * 5 / 4;
+        cc.update_cycle(RT_PROP, &acked(0, 1000, 2 * BDP));
+        assert_eq!(cc.cycle_index, 0, "RTprop has not passed yet (it must exceed it)");
+        cc.update_cycle(RT_PROP + 1, &acked(0, 1000, target - 1));
+        assert_eq!(cc.cycle_index, 0, "1.25 BDP is not yet in flight");
+        cc.update_cycle(RT_PROP + 1, &acked(0, 1000, target));
+        assert_eq!((cc.cycle_index, cc.cycle_start), (1, RT_PROP + 1));
+        // A loss ends the probe with less in flight.
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.in_recovery = true;
+        cc.update_cycle(RT_PROP + 1, &acked(0, 1000, 0));
+        assert_eq!(cc.cycle_index, 1);
+    }
+
+    /// §4.3.4.4, the draining phase (gain 0.75): it ends once the flight is down to one
+    /// BDP, or after RTprop whatever the flight.
+    #[test]
+    fn bbr_4_3_4_4_the_draining_phase_ends_at_one_bdp_in_flight_or_after_an_rtprop() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cycle_index = 1;
+        cc.update_cycle(1, &acked(0, 1000, BDP + 1));
+        assert_eq!(cc.cycle_index, 1);
+        cc.update_cycle(1, &acked(0, 1000, BDP));
+        assert_eq!((cc.cycle_index, cc.cycle_start), (2, 1));
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cycle_index = 1;
+        cc.update_cycle(RT_PROP + 1, &acked(0, 1000, 3 * BDP));
+        assert_eq!(cc.cycle_index, 2);
+    }
+
+    /// §4.3.4.4, the six cruising phases (gain 1): each lasts RTprop, whatever is in flight;
+    /// after the last comes the probing phase again.
+    #[test]
+    fn bbr_4_3_4_4_a_cruising_phase_lasts_one_rtprop() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        let mut now = 0;
+        for index in 2..8 {
+            cc.cycle_index = index;
+            cc.cycle_start = now;
+            for in_flight in [0, BDP, 3 * BDP] {
+                cc.update_cycle(now + RT_PROP, &acked(0, 1000, in_flight));
+                assert_eq!(cc.cycle_index, index, "phase {index}, {in_flight} in flight, RTprop not passed");
+            }
+            now += RT_PROP + 1;
+            cc.update_cycle(now, &acked(0, 1000, 0));
+            assert_eq!(cc.cycle_index, (index + 1) % 8);
+        }
+        assert_eq!(cc.cycle_index, 0);
+        // Outside ProbeBW there is no cycle.
+        let mut cc = on_path(Mode::Drain);
+        cc.update_cycle(RT_PROP + 1, &acked(0, 1000, 2 * BDP));
+        assert_eq!(cc.cycle_index, 0);
+    }
+
+    /// §4.3.3 (BBREnterProbeBW): the cycle starts in a random phase, never the draining one
+    /// (the round number stands for chance here); over seven rounds every other phase comes.
+    #[test]
+    fn bbr_4_3_3_probe_bw_starts_in_any_phase_but_the_draining_one() {
+        let mut cc = on_path(Mode::Drain);
+        let mut seen = std::collections::BTreeSet::new();
+        for round in 0..14 {
+            cc.round = round;
+            cc.enter_probe_bandwidth(round * 1000);
+            assert_eq!((cc.mode, cc.cycle_start), (Mode::ProbeBandwidth, round * 1000));
+            assert_ne!(cc.cycle_index, 1, "round {round}");
+            if round < 7 {
+                seen.insert(cc.cycle_index);
+            }
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), [0, 2, 3, 4, 5, 6, 7]);
+    }
+
+    /// §4.1.2.3 (BBRUpdateRTprop): the lowest RTT seen, refreshed by any sample at or below
+    /// it; a higher one replaces it only once it is ten seconds old, which also sends the
+    /// flow to ProbeRTT (§4.3.5).
+    #[test]
+    fn bbr_4_1_2_3_rtprop_is_the_lowest_rtt_of_the_last_ten_seconds() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.rt_prop = None;
+        let sample = |cc: &mut Congestion, now: u64, rtt: u64| {
+            cc.on_ack(now, &Delivery { rtt: Some(rtt), ..acked(0, 1000, 20 * MSS) });
+            (cc.rt_prop, cc.rt_prop_at, cc.mode)
+        };
+        assert_eq!(sample(&mut cc, 1_000_000, 20_000), (Some(20_000), 1_000_000, Mode::ProbeBandwidth), "the first sample");
+        assert_eq!(sample(&mut cc, 2_000_000, 25_000), (Some(20_000), 1_000_000, Mode::ProbeBandwidth), "higher: kept");
+        assert_eq!(sample(&mut cc, 3_000_000, 15_000), (Some(15_000), 3_000_000, Mode::ProbeBandwidth), "lower: taken");
+        assert_eq!(sample(&mut cc, 5_000_000, 15_000), (Some(15_000), 5_000_000, Mode::ProbeBandwidth), "equal: refreshed");
+        assert_eq!(sample(&mut cc, 15_000_000, 30_000), (Some(15_000), 5_000_000, Mode::ProbeBandwidth), "ten seconds old, not older");
+        assert_eq!(sample(&mut cc, 15_000_001, 30_000), (Some(30_000), 15_000_001, Mode::ProbeRtt), "expired");
+    }
+
+    /// §4.3.5 (ProbeRTT): the window drops to BBRMinPipeCwnd (4 segments); once the flight
+    /// is down to it, ProbeRTT lasts 200 ms and at least one round, then the old window
+    /// comes back and the flow probes bandwidth again.
+    #[test]
+    fn bbr_4_3_5_probe_rtt_holds_four_segments_for_200_ms_and_a_round() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cwnd = 50_000;
+        cc.next_round_total = 100_000;
+        let expiry = RT_PROP_WINDOW_US + 1;
+        cc.on_ack(expiry, &Delivery { rtt: Some(RT_PROP), ..acked(100_000, 1000, 20 * MSS) });
+        assert_eq!((cc.mode(), cc.cwnd()), (Mode::ProbeRtt, 4 * MSS));
+        // The flight is still above four segments: the 200 ms have not begun.
+        cc.on_ack(expiry + 100_000, &acked(101_000, 1000, 4 * MSS + 1));
+        assert_eq!((cc.mode(), cc.probe_rtt_done_at, cc.cwnd()), (Mode::ProbeRtt, None, 4 * MSS));
+        let low = expiry + 150_000;
+        cc.on_ack(low, &acked(102_000, 1000, 4 * MSS));
+        assert_eq!(cc.probe_rtt_done_at, Some(low + 200_000));
+        // A round passes, but not the 200 ms.
+        let round = Delivery { prior_total: Some(102_000), ..acked(103_000, 1000, 4 * MSS) };
+        cc.on_ack(low + 199_999, &round);
+        assert_eq!((cc.mode(), cc.cwnd()), (Mode::ProbeRtt, 4 * MSS));
+        // Both have.
+        cc.on_ack(low + 200_000, &acked(104_000, 1000, 4 * MSS));
+        assert_eq!(cc.mode(), Mode::ProbeBandwidth);
+        assert_eq!(cc.rt_prop_at, low + 200_000, "the RTprop just measured counts as fresh");
+        assert!(cc.cwnd() > 4 * MSS);
+    }
+
+    /// §4.3.5: 200 ms in ProbeRTT are not enough without a round trip's worth of ACKs.
+    #[test]
+    fn bbr_4_3_5_probe_rtt_waits_for_a_round_as_well_as_200_ms() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.next_round_total = 100_000;
+        let expiry = RT_PROP_WINDOW_US + 1;
+        cc.on_ack(expiry, &Delivery { rtt: Some(RT_PROP), ..acked(100_000, 1000, 0) });
+        assert_eq!(cc.probe_rtt_done_at, Some(expiry + 200_000));
+        cc.on_ack(expiry + 300_000, &acked(101_000, 1000, 0));
+        assert_eq!(cc.mode(), Mode::ProbeRtt);
+        cc.on_ack(expiry + 310_000, &Delivery { prior_total: Some(100_000), ..acked(102_000, 1000, 0) });
+        assert_eq!(cc.mode(), Mode::ProbeBandwidth);
+    }
+
+    /// §4.2.3.6 (BBRSetCwnd) in Startup: the window grows by what each ACK delivers while it
+    /// is below 2.885 BDP plus three segments (the pacing quantum's allowance), and, as in
+    /// Linux, always while fewer than ten segments have been delivered.
+    #[test]
+    fn bbr_4_2_3_6_startup_grows_the_window_by_each_delivery_up_to_its_target() {
+        let mut cc = on_path(Mode::Startup);
+        let target = (HIGH_GAIN * BW * RT_PROP as f64 / 1e6) as usize + 3 * MSS;
+        cc.cwnd = target - 500;
+        cc.set_cwnd(&acked(100_000, 1_000, 0));
+        assert_eq!(cc.cwnd(), target + 500, "below the target: grows");
+        cc.set_cwnd(&acked(101_000, 1_000, 0));
+        assert_eq!(cc.cwnd(), target + 500, "above: holds (Startup never shrinks it)");
+        cc.cwnd = target;
+        cc.set_cwnd(&acked(102_000, 1_000, 0));
+        assert_eq!(cc.cwnd(), target, "at the target: holds");
+        cc.set_cwnd(&acked(9_999, 1_000, 0));
+        assert_eq!(cc.cwnd(), target + 1_000, "fewer than ten segments delivered: grows");
+        cc.set_cwnd(&acked(10_000, 1_000, 0));
+        assert_eq!(cc.cwnd(), target + 1_000);
+        // Before any bandwidth sample there is no target: grow by what is delivered.
+        let mut cc = Congestion::new(MSS);
+        cc.rt_prop = Some(RT_PROP);
+        cc.set_cwnd(&acked(100_000, 1_000, 0));
+        assert_eq!(cc.cwnd(), (INITIAL_WINDOW_SEGMENTS + 1) * MSS);
+    }
+
+    /// §4.2.3.6 once the pipe is full: the window grows by each delivery up to cwnd_gain (2)
+    /// BDP, plus three segments, plus the extra acked (§4.2.3.5), plus two segments in the
+    /// probing phase (Linux bbr_quantization_budget); above it, it is cut to it.
+    #[test]
+    fn bbr_4_2_3_6_a_full_pipe_holds_two_bdps_plus_quanta_and_extra_acked() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cycle_index = 2;
+        cc.cwnd = 20_000;
+        cc.set_cwnd(&acked(100_000, 1_000, 0));
+        assert_eq!(cc.cwnd(), 21_000);
+        cc.set_cwnd(&acked(105_000, 5_000, 0));
+        assert_eq!(cc.cwnd(), 2 * BDP + 3 * MSS);
+        cc.extra_acked = [4_000, 0];
+        cc.set_cwnd(&acked(110_000, 5_000, 0));
+        assert_eq!(cc.cwnd(), 2 * BDP + 3 * MSS + 4_000);
+        cc.cycle_index = 0;
+        cc.set_cwnd(&acked(115_000, 5_000, 0));
+        assert_eq!(cc.cwnd(), 2 * BDP + 5 * MSS + 4_000, "the probing phase");
+        cc.extra_acked = [0, 0];
+        cc.set_cwnd(&acked(120_000, 5_000, 0));
+        assert_eq!(cc.cwnd(), 2 * BDP + 5 * MSS, "cut to the target");
+        // Drain (pipe full, cycle index 0 left from before) keeps Startup's gain, no probe allowance.
+        let mut cc = on_path(Mode::Drain);
+        cc.cwnd = 100_000;
+        cc.set_cwnd(&acked(100_000, 1_000, 0));
+        assert_eq!(cc.cwnd(), (HIGH_GAIN * BW * RT_PROP as f64 / 1e6) as usize + 3 * MSS);
+    }
+
+    /// §4.2.3.4 (packet conservation): in the first round of a recovery, as much may leave
+    /// as each ACK delivers: the window is at least the flight plus what was delivered.
+    #[test]
+    fn bbr_4_2_3_4_the_first_round_of_recovery_conserves_packets() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cwnd = 50_000;
+        cc.on_loss(10_000);
+        assert_eq!(cc.cwnd(), 11_000);
+        cc.set_cwnd(&acked(100_000, 3_000, 9_000));
+        assert_eq!(cc.cwnd(), 12_000);
+        cc.set_cwnd(&acked(101_000, 1_000, 5_000));
+        assert_eq!(cc.cwnd(), 12_000);
+    }
+
+    /// §4.2.3.6: the window never goes below BBRMinPipeCwnd, four segments, even right
+    /// after a timeout cut it to one.
+    #[test]
+    fn bbr_4_2_3_6_the_window_is_never_below_four_segments() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.on_timeout();
+        assert_eq!(cc.cwnd(), MSS);
+        cc.set_cwnd(&acked(100_000, 500, 0));
+        assert_eq!(cc.cwnd(), 4 * MSS);
     }
 }
