@@ -97,3 +97,22 @@ fn rfc8985_6_2_once_reordering_is_seen_recovery_waits_a_quarter_rtt() {
         ",
     );
 }
+
+#[test]
+fn rfc8985_7_2_no_tail_loss_probe_in_recovery_even_one_armed_before_it() {
+    // The probe is armed when the tail leaves (due at 40 = 2 SRTT later); a SACK (no
+    // cumulative ACK, so nothing re-arms it) starts a recovery by RACK before then. When
+    // the probe's time comes, recovery is under way: §7.2 sends no probe in recovery.
+    established(
+        "
+        20    send 3000
+        20    > . 1:1001(1000) ack 1
+        20    > . 1001:2001(1000) ack 1
+        20    > P. 2001:3001(1000) ack 1
+        30    < . 1:1(0) ack 1 win 1000 <sack 2001:3001>
+        30~35 > . 1:1001(1000) ack 1
+        30~35 > . 1001:2001(1000) ack 1
+        45    < . 1:1(0) ack 3001 win 1000
+        ",
+    );
+}

@@ -58,6 +58,76 @@ impl Pacer {
     /// When the bucket holds a token again.
     pub(super) fn next_release(&self, rate: Option<f64>) -> Option<u64> {
         let rate = rate?;
-        (self.tokens <= 0.0).then(|| self.last + ((1.0 - self.tokens) / rate * 1e6).ceil() as u64)
+        (self.tokens <= 0.0).then(|| self.last + ((1.0 - self.tokens) * 1e6 / rate).ceil() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: usize = 1000;
+
+    /// A segment leaves only on a positive balance of tokens, earned at the pacing rate
+    /// for the time passed; the bucket holds one again at `next_release`.
+    #[test]
+    fn a_segment_leaves_only_on_tokens_earned_at_the_pacing_rate() {
+        let mut p = Pacer::new();
+        assert!(p.ready(0, None, MSS), "no rate yet: unpaced");
+        assert!(!p.ready(0, Some(1e6), MSS), "no time has passed: no tokens");
+        assert_eq!(p.next_release(Some(1e6)), Some(1), "one byte's worth at 1 MB/s");
+        // 1 ms at 1 MB/s earns a segment.
+        assert!(p.ready(1_000, Some(1e6), MSS));
+        assert_eq!(p.tokens, 1_000.0);
+        assert_eq!(p.next_release(Some(1e6)), None, "it holds tokens now");
+        p.spend(1_000);
+        assert!(!p.ready(1_000, Some(1e6), MSS), "spent to zero: the next waits");
+        p.spend(500);
+        assert_eq!(p.tokens, -500.0, "a segment may overdraw the bucket; the debt is paid in time");
+        let at = p.next_release(Some(1e6)).unwrap();
+        assert_eq!(at, 1_501);
+        assert!(!p.ready(at - 1, Some(1e6), MSS));
+        assert!(p.ready(at, Some(1e6), MSS));
+    }
+
+    /// The bucket holds at most 2 ms at the rate (the host's timers fire about 1 ms late),
+    /// never less than two segments, never more than the burst bound (16 segments at first).
+    #[test]
+    fn the_bucket_holds_two_ms_of_the_rate_within_two_segments_and_the_burst_bound() {
+        for (rate, most) in [(4e6, 8_000.0), (100e3, 2_000.0), (100e6, 16_000.0)] {
+            let mut p = Pacer::new();
+            assert!(p.ready(10_000_000, Some(rate), MSS));
+            assert_eq!(p.tokens, most, "at {rate} bytes/s, after 10 s idle");
+        }
+    }
+
+    /// The burst bound halves when a loss is found (never below 16 segments) and grows by
+    /// two segments for each window delivered without one (never above 64).
+    #[test]
+    fn the_burst_bound_halves_on_a_loss_and_grows_two_segments_a_clean_window() {
+        let cap = |p: &mut Pacer, now: u64| {
+            p.tokens = 0.0;
+            p.ready(now, Some(100e6), MSS);
+            p.tokens as usize / MSS
+        };
+        let mut p = Pacer::new();
+        let cwnd = 10_000;
+        p.on_clean_delivery(cwnd - 1, cwnd);
+        assert_eq!(cap(&mut p, 1_000_000), 16, "not yet a window");
+        p.on_clean_delivery(1, cwnd);
+        assert_eq!(cap(&mut p, 2_000_000), 18, "a window");
+        assert_eq!(p.clean_bytes, 0);
+        for _ in 0..30 {
+            p.on_clean_delivery(cwnd, cwnd);
+        }
+        assert_eq!(cap(&mut p, 3_000_000), 64, "at most 64");
+        p.on_clean_delivery(cwnd - 1, cwnd);
+        p.on_loss();
+        assert_eq!(cap(&mut p, 4_000_000), 32, "a loss halves it");
+        p.on_clean_delivery(cwnd - 1, cwnd);
+        assert_eq!(cap(&mut p, 5_000_000), 32, "and starts the count of clean bytes again");
+        p.on_loss();
+        p.on_loss();
+        assert_eq!(cap(&mut p, 6_000_000), 16, "at least 16");
     }
 }

@@ -659,6 +659,18 @@ mod tests {
         assert_eq!((rate.rate, rate.app_limited, rate.prior_delivered), (Some(100_000.0), false, 200));
     }
 
+    /// draft-cheng-iccrg-delivery-rate-estimation §3.3: a sample needs a span of time (and
+    /// one at least the minimum RTT): segments sent and acknowledged in the same instant give
+    /// no rate, not an infinite one.
+    #[test]
+    fn a_delivery_measured_over_no_time_gives_no_rate() {
+        let mut s = sender();
+        send_all(&mut s, 0, 300);
+        let outcome = s.on_ack(0, 1200, &[], 0);
+        assert_eq!(outcome.delivered, 200);
+        assert_eq!(outcome.rate.unwrap().rate, None);
+    }
+
     #[test]
     fn payload_is_read_across_the_ring_wrap() {
         let mut s = sender();
