@@ -118,4 +118,66 @@ mod tests {
         }
         assert_eq!(rtt.rto(), MAX_RTO_US);
     }
+
+    /// RFC 6298 §2.2 and §2.3 on a path slow enough that the 200 ms floor plays no part:
+    /// SRTT <- R, RTTVAR <- R/2 on the first sample; then RTTVAR <- 3/4 RTTVAR + 1/4
+    /// |SRTT - R'| and SRTT <- 7/8 SRTT + 1/8 R'; RTO = SRTT + max(G, 4 RTTVAR), G = 1 ms.
+    #[test]
+    fn rfc6298_2_the_estimator_in_microseconds() {
+        let mut rtt = Rtt::default();
+        rtt.sample(0, 400_000);
+        assert_eq!((rtt.srtt(), rtt.rttvar, rtt.rto()), (Some(400_000), 200_000, 1_200_000));
+        rtt.sample(1, 600_000);
+        assert_eq!((rtt.srtt(), rtt.rttvar, rtt.rto()), (Some(425_000), 200_000, 1_225_000));
+        rtt.sample(2, 200_000);
+        assert_eq!((rtt.srtt(), rtt.rttvar, rtt.rto()), (Some(396_875), 206_250, 1_221_875));
+        // A steady path: RTTVAR decays to nothing and the clock granularity G is what is left.
+        let mut rtt = Rtt::default();
+        for i in 0..100 {
+            rtt.sample(i, 300_000);
+        }
+        assert_eq!((rtt.srtt(), rtt.rttvar, rtt.rto()), (Some(300_000), 0, 301_000));
+        // A zero sample counts as one microsecond.
+        let mut rtt = Rtt::default();
+        rtt.sample(0, 0);
+        assert_eq!((rtt.srtt(), rtt.min()), (Some(1), 1));
+    }
+
+    /// RFC 6298 §5.5: each timeout doubles the RTO, up to the 60 s maximum (§2.5), however
+    /// many come; §5.7: 3 s before a sample when the handshake had to be repeated.
+    #[test]
+    fn rfc6298_5_5_the_timeout_doubles_up_to_a_minute_and_5_7_starts_at_three_seconds() {
+        let mut rtt = Rtt::default();
+        rtt.sample(0, 400_000);
+        rtt.back_off();
+        assert_eq!(rtt.rto(), 2_400_000);
+        rtt.back_off();
+        assert_eq!(rtt.rto(), 4_800_000);
+        for _ in 0..100 {
+            rtt.back_off();
+        }
+        assert_eq!(rtt.rto(), MAX_RTO_US);
+        rtt.reset_backoff();
+        assert_eq!(rtt.rto(), 1_200_000);
+        let mut rtt = Rtt::default();
+        rtt.handshake_retransmitted();
+        assert_eq!(rtt.rto(), FALLBACK_RTO_US);
+        rtt.sample(0, 400_000);
+        assert_eq!(rtt.rto(), 1_200_000, "a sample replaces the fallback");
+    }
+
+    /// The recent minimum: a sample at or below it takes its place (an equal one refreshes
+    /// it); a larger one only once the minimum is more than ten seconds old.
+    #[test]
+    fn the_minimum_rtt_is_the_lowest_of_the_last_ten_seconds() {
+        let mut rtt = Rtt::default();
+        rtt.sample(0, 300_000);
+        rtt.sample(5_000_000, 300_000);
+        rtt.sample(15_000_000, 400_000);
+        assert_eq!(rtt.min(), 300_000, "refreshed at 5 s: ten seconds old, not older");
+        rtt.sample(15_000_001, 400_000);
+        assert_eq!(rtt.min(), 400_000);
+        rtt.sample(15_000_002, 399_999);
+        assert_eq!(rtt.min(), 399_999);
+    }
 }
