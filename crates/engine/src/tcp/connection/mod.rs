@@ -303,3 +303,26 @@ fn own_shift(settings: &Settings) -> u8 {
     }
     shift
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::DEFAULT_TIMEOUTS;
+
+    /// RFC 7323 §2.2-2.3: our window scale is the least shift that brings the largest
+    /// window we may advertise into the 16-bit field (as Linux, the bits shifted out are
+    /// lost: at most 2^shift - 1 bytes), and never more than 14.
+    #[test]
+    fn rfc7323_2_3_our_shift_is_the_least_that_fits_our_largest_window_and_at_most_14() {
+        let shift = |max_receive_window| {
+            own_shift(&Settings { mss: 1000, max_receive_window, max_send_buffer: 1 << 20, timeouts: DEFAULT_TIMEOUTS })
+        };
+        assert_eq!(shift(65_535), 0);
+        assert_eq!(shift(65_536), 1);
+        assert_eq!(shift(65_535 << 5), 5);
+        assert_eq!(shift((65_535 << 5) + 31), 5);
+        assert_eq!(shift(65_536 << 5), 6);
+        assert_eq!(shift(65_535 << 14), 14);
+        assert_eq!(shift(usize::MAX), 14);
+    }
+}
