@@ -943,4 +943,152 @@ mod rules {
         cc.set_cwnd(&acked(100_000, 500, 0));
         assert_eq!(cc.cwnd(), 4 * MSS);
     }
+
+    /// The pacing rate `rate` is `want` to a part in a million.
+    fn assert_near(rate: f64, want: f64, what: &str) {
+        assert!((rate - want).abs() <= want * 1e-6, "{what}: {rate}, want {want}");
+    }
+
+    /// §4.2.1 (BBRInitPacingRate): before any bandwidth sample, pace at the startup gain
+    /// times the initial window per smoothed RTT; with no RTT either, there is no rate.
+    #[test]
+    fn bbr_4_2_1_the_first_pacing_rate_is_high_gain_times_the_initial_window_per_srtt() {
+        let cc = Congestion::new(MSS);
+        let mut rtt = Rtt::default();
+        assert_eq!(cc.pacing_rate(&rtt), None);
+        rtt.sample(0, 10_000);
+        assert_near(cc.pacing_rate(&rtt).unwrap(), HIGH_GAIN * 10_000.0 / 0.01, "10 segments per 10 ms");
+    }
+
+    /// §4.2.1 (BBRSetPacingRate): the rate is the mode's gain times the bandwidth (here 1 %
+    /// below it); in Startup it only rises (early samples are small), once the pipe is full
+    /// it follows the gain down too. Ours: never below ten segments per RTprop.
+    #[test]
+    fn bbr_4_2_1_the_pacing_rate_is_the_gain_times_the_bandwidth() {
+        let rt_prop = 100_000; // the floor: 10 segments per 100 ms, 100 kB/s
+        let rate = |mode: Mode, cycle_index: usize, bandwidth: f64| {
+            let mut cc = on_path(mode);
+            cc.rt_prop = Some(rt_prop);
+            cc.bandwidth[0] = (0, bandwidth);
+            cc.cycle_index = cycle_index;
+            cc.set_pacing_rate();
+            cc.pacing_rate(&Rtt::default()).unwrap()
+        };
+        let paced = BW * PACING_MARGIN;
+        assert_near(rate(Mode::Startup, 0, BW), HIGH_GAIN * paced, "Startup");
+        assert_near(rate(Mode::Drain, 0, BW), paced / HIGH_GAIN, "Drain");
+        assert_near(rate(Mode::ProbeBandwidth, 0, BW), 1.25 * paced, "ProbeBW, probing");
+        assert_near(rate(Mode::ProbeBandwidth, 1, BW), 0.75 * paced, "ProbeBW, draining");
+        assert_near(rate(Mode::ProbeBandwidth, 4, BW), paced, "ProbeBW, cruising");
+        assert_near(rate(Mode::ProbeRtt, 0, BW), paced, "ProbeRTT");
+        assert_near(rate(Mode::ProbeBandwidth, 4, 10e3), 100e3, "the floor");
+        // Startup only rises; a full pipe follows the estimate down.
+        let mut cc = on_path(Mode::Startup);
+        cc.set_pacing_rate();
+        cc.bandwidth[0] = (0, BW / 2.0);
+        cc.set_pacing_rate();
+        assert_near(cc.pacing_rate(&Rtt::default()).unwrap(), HIGH_GAIN * paced, "Startup keeps the higher rate");
+        cc.filled_pipe = true;
+        cc.set_pacing_rate();
+        assert_near(cc.pacing_rate(&Rtt::default()).unwrap(), HIGH_GAIN * paced / 2.0, "a full pipe follows");
+        // No bandwidth sample: nothing to set.
+        let mut cc = Congestion::new(MSS);
+        cc.set_pacing_rate();
+        assert_eq!(cc.pacing_rate, 0.0);
+    }
+
+    /// §4.1.1.3 (round counting): a round ends when a segment sent after it began is
+    /// delivered, i.e. when the delivered count at its sending reaches the count at the
+    /// round's start; the first round of a recovery (packet conservation) ends with it.
+    #[test]
+    fn bbr_4_1_1_3_a_round_ends_when_a_segment_sent_after_it_began_is_delivered() {
+        let mut cc = Congestion::new(MSS);
+        let ack = |total, prior| Delivery { prior_total: Some(prior), ..acked(total, 1000, 0) };
+        assert!(cc.update_round(&ack(5_000, 0)));
+        assert_eq!((cc.round, cc.next_round_total), (1, 5_000));
+        assert!(!cc.update_round(&ack(8_000, 4_999)), "sent before the round began");
+        assert!(!cc.update_round(&acked(9_000, 1000, 0)), "no sending record");
+        cc.conserving = true;
+        assert!(cc.update_round(&ack(10_000, 5_000)));
+        assert_eq!((cc.round, cc.next_round_total, cc.conserving), (2, 10_000, false));
+    }
+
+    /// §4.3.2.2 (BBRCheckFullPipe): Startup's pipe is full once three rounds in a row have
+    /// not grown the bandwidth estimate by 25 %; only round starts count, and not
+    /// app-limited ones.
+    #[test]
+    fn bbr_4_3_2_2_the_pipe_is_full_after_three_rounds_without_25_percent_growth() {
+        let mut cc = on_path(Mode::Startup);
+        let (round, app_limited) = (acked(0, 1000, 0), Delivery { app_limited: true, ..acked(0, 1000, 0) });
+        cc.check_full_pipe(true, &round);
+        assert_eq!((cc.full_bandwidth, cc.full_bandwidth_rounds), (BW, 0));
+        cc.bandwidth[0] = (0, 1.25 * BW);
+        cc.check_full_pipe(true, &round);
+        assert_eq!((cc.full_bandwidth, cc.full_bandwidth_rounds), (1.25 * BW, 0), "exactly 25 % more is growth");
+        cc.bandwidth[0] = (0, 1.5 * BW);
+        for rounds in 1..=2 {
+            cc.check_full_pipe(true, &round);
+            cc.check_full_pipe(false, &round);
+            cc.check_full_pipe(true, &app_limited);
+            assert_eq!((cc.full_bandwidth_rounds, cc.filled_pipe), (rounds, false));
+        }
+        cc.check_full_pipe(true, &round);
+        assert!(cc.filled_pipe);
+    }
+
+    /// §4.3.3 (Drain): once the pipe is full, Startup gives way to Drain, which lasts until
+    /// the flight is down to one BDP, then ProbeBW begins.
+    #[test]
+    fn bbr_4_3_3_drain_follows_a_full_pipe_until_one_bdp_is_in_flight() {
+        let mut cc = on_path(Mode::Startup);
+        cc.check_drain(1_000, &acked(0, 1000, 0));
+        assert_eq!(cc.mode, Mode::Startup, "the pipe is not full");
+        cc.filled_pipe = true;
+        cc.check_drain(1_000, &acked(0, 1000, BDP + 1));
+        assert_eq!(cc.mode, Mode::Drain);
+        cc.check_drain(2_000, &acked(0, 1000, BDP + 1));
+        assert_eq!(cc.mode, Mode::Drain);
+        cc.check_drain(3_000, &acked(0, 1000, BDP));
+        assert_eq!((cc.mode, cc.cycle_start), (Mode::ProbeBandwidth, 3_000));
+        // In ProbeBW, a small flight changes nothing.
+        cc.check_drain(4_000, &acked(0, 1000, 0));
+        assert_eq!((cc.mode, cc.cycle_start), (Mode::ProbeBandwidth, 3_000));
+    }
+
+    /// §4.2.3.4 (loss recovery): a loss holds the window to the flight plus one segment (at
+    /// least four), once per episode; its end restores the window from before it. A
+    /// timeout during the episode keeps the window saved at its start.
+    #[test]
+    fn bbr_4_2_3_4_a_loss_holds_the_flight_and_its_end_restores_the_window() {
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cwnd = 50_000;
+        cc.on_loss(1_000);
+        assert_eq!((cc.cwnd(), cc.prior_cwnd), (4 * MSS, 50_000), "at least four segments");
+        cc.cwnd = 30_000;
+        cc.on_loss(10_000);
+        assert_eq!((cc.cwnd(), cc.prior_cwnd), (30_000, 50_000), "one episode, one cut");
+        cc.on_timeout();
+        assert_eq!((cc.cwnd(), cc.prior_cwnd), (MSS, 50_000));
+        cc.on_recovery_end();
+        assert_eq!((cc.cwnd(), cc.in_recovery, cc.conserving), (50_000, false, false));
+        cc.on_recovery_end();
+        assert_eq!(cc.cwnd(), 50_000);
+        // A new episode saves the window as it is then.
+        cc.cwnd = 20_000;
+        cc.on_loss(5_000);
+        assert_eq!((cc.cwnd(), cc.prior_cwnd), (6_000, 20_000));
+        // Outside recovery a timeout saves it too; the end of the episode brings it back.
+        let mut cc = on_path(Mode::ProbeBandwidth);
+        cc.cwnd = 40_000;
+        cc.on_timeout();
+        assert_eq!((cc.cwnd(), cc.prior_cwnd, cc.in_recovery, cc.conserving), (MSS, 40_000, true, false));
+        cc.on_recovery_end();
+        assert_eq!(cc.cwnd(), 40_000);
+        // In ProbeRTT the saved window is the larger of the two (ProbeRTT's is small).
+        let mut cc = on_path(Mode::ProbeRtt);
+        cc.prior_cwnd = 60_000;
+        cc.cwnd = 4_000;
+        cc.on_loss(1_000);
+        assert_eq!(cc.prior_cwnd, 60_000);
+    }
 }
