@@ -725,3 +725,29 @@ fn the_host_is_told_of_room_to_write_only_when_there_is_some() {
         stack.events().iter().filter_map(|e| if let Event::TcpWritable { room, .. } = e { Some(*room) } else { None }).collect();
     assert_eq!(grants, vec![sent as u32], "the acknowledged bytes are room again");
 }
+
+/// RFC 6298 §3 (Karn): a SYN-ACK sent again because the peer's SYN came twice leaves it
+/// unknown which one the ACK answers: no RTT sample from our clock, and (§5.7) the RTO for
+/// data starts at 3 s. Sent once, the SYN-ACK does give one.
+#[test]
+fn rfc6298_3_a_syn_ack_sent_again_for_a_duplicate_syn_gives_no_rtt_sample() {
+    let mut stack = Stack::new();
+    let once = open(&mut stack, 1, "10.0.0.2:40001", "198.51.100.7:80", 1000);
+    assert_eq!(stack.tcp.connection_stats(once.conn).map(|s| s.srtt_us), Some(RTT_US));
+    let mut p =
+        Peer { peer: 1, addr: addr("10.0.0.2:40000"), server: addr("198.51.100.7:80"), nxt: 5001, our_nxt: 0, conn: 0, clock: None };
+    stack.inject(1, &p.syn(5000));
+    p.conn = incoming(&mut stack.events()).unwrap();
+    stack.tcp.accept(stack.now, p.conn).unwrap();
+    stack.run();
+    let first = stack.sent();
+    assert!(first.len() == 1 && first[0].syn);
+    stack.advance(5_000);
+    stack.inject(1, &p.syn(5000));
+    assert_eq!(stack.sent().iter().map(|s| (s.syn, s.seq)).collect::<Vec<_>>(), vec![(true, first[0].seq)], "the SYN-ACK again");
+    p.our_nxt = first[0].seq.wrapping_add(1);
+    stack.advance(5_000);
+    stack.inject(1, &p.segment());
+    assert!(stack.events().iter().any(|e| matches!(e, Event::TcpEstablished { .. })));
+    assert_eq!(stack.tcp.connection_stats(p.conn).map(|s| s.srtt_us), Some(0), "no sample");
+}

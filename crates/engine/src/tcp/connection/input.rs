@@ -189,7 +189,7 @@ impl Connection {
     fn establish(&mut self, now: u64, seg: &Segment<'_>, io: &mut Io<'_>) {
         // Karn: a SYN sent again leaves it unknown which one was answered; the echo of our
         // clock does not (RFC 7323 §4.1).
-        let own = self.handshake_sent_at.filter(|_| self.handshake_retries == 0).map(|sent_at| now.saturating_sub(sent_at));
+        let own = self.handshake_sent_at.filter(|_| !self.handshake_resent).map(|sent_at| now.saturating_sub(sent_at));
         match own.or_else(|| self.echoed_rtt(now, seg.timestamp.map(|ts| ts.ecr))) {
             Some(sample) => self.rtt.sample(now, sample),
             None => self.rtt.handshake_retransmitted(),

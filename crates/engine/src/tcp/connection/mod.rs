@@ -150,6 +150,8 @@ pub struct Connection {
     /// When our first SYN or SYN-ACK left (`None` before it did).
     handshake_sent_at: Option<u64>,
     handshake_retries: u32,
+    /// Our SYN or SYN-ACK went more than once (a timeout, or a duplicate SYN): Karn's rule.
+    handshake_resent: bool,
     rto_at: Option<u64>,
     pto_at: Option<u64>,
     reorder_at: Option<u64>,
@@ -226,6 +228,7 @@ impl Connection {
             handshake_due: false,
             handshake_sent_at: None,
             handshake_retries: 0,
+            handshake_resent: false,
             rto_at: None,
             pto_at: None,
             reorder_at: None,

@@ -166,8 +166,10 @@ impl Connection {
         };
         io.send(&syn);
         self.handshake_due = false;
-        if self.handshake_retries == 0 && self.handshake_sent_at.is_none() {
-            self.handshake_sent_at = Some(now);
+        match self.handshake_sent_at {
+            None => self.handshake_sent_at = Some(now),
+            // Sent again (a timeout, or the peer's SYN came twice): an ACK may answer either.
+            Some(_) => self.handshake_resent = true,
         }
         self.rto_at = Some(now + (HANDSHAKE_RTO_US << self.handshake_retries));
     }
