@@ -751,3 +751,59 @@ fn rfc6298_3_a_syn_ack_sent_again_for_a_duplicate_syn_gives_no_rtt_sample() {
     assert!(stack.events().iter().any(|e| matches!(e, Event::TcpEstablished { .. })));
     assert_eq!(stack.tcp.connection_stats(p.conn).map(|s| s.srtt_us), Some(0), "no sample");
 }
+
+/// Room grants (TCP_WRITABLE) to `conn` among `events`.
+fn grants(events: &[Event], conn: u32) -> Vec<u32> {
+    events.iter().filter_map(|e| if let Event::TcpWritable { conn: c, room } = e { (*c == conn).then_some(*room) } else { None }).collect()
+}
+
+/// Our memory limit: once the connections together hold all they may, one holding data is
+/// not given more room, but one holding nothing still is (it has nothing to give back; left
+/// without room it could never send).
+#[test]
+fn limits_at_the_memory_limit_only_a_connection_holding_nothing_is_given_room() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { buffered_bytes: 65_536, ..DEFAULT_LIMITS });
+    let a = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    stack.inject(1, &Segment { window: 0, ..a.segment() });
+    assert_eq!(stack.tcp.send(a.conn, &[1; 65_536]), Ok(65_536));
+    stack.run();
+    assert_eq!(stack.tcp.totals().buffered_bytes, 65_536, "all the memory there is");
+    stack.events();
+    let mut b =
+        Peer { peer: 1, addr: addr("10.0.0.2:40001"), server: addr("198.51.100.7:80"), nxt: 9001, our_nxt: 0, conn: 0, clock: None };
+    stack.inject(1, &b.syn(9000));
+    let mut events = stack.events();
+    b.conn = incoming(&mut events.clone()).unwrap();
+    stack.tcp.accept(stack.now, b.conn).unwrap();
+    stack.run();
+    b.our_nxt = stack.sent()[0].seq.wrapping_add(1);
+    stack.advance(RTT_US);
+    stack.inject(1, &b.segment());
+    events.extend(stack.events());
+    assert!(events.iter().any(|e| matches!(e, Event::TcpEstablished { conn, .. } if *conn == b.conn)), "{events:?}");
+    assert_eq!(grants(&events, b.conn), vec![65_536], "room for the connection holding nothing: {events:?}");
+    assert_eq!(grants(&events, a.conn), Vec::<u32>::new(), "none for the one holding it all");
+    // B uses its room; while it holds data, ACKs free room but none is granted; once all
+    // is acknowledged, B holds nothing again and is given room again.
+    assert_eq!(stack.tcp.send(b.conn, &[2; 65_536]), Ok(65_536));
+    let end = b.our_nxt.wrapping_add(65_536);
+    let mut events = Vec::new();
+    for _ in 0..1000 {
+        stack.run();
+        stack.advance(1_000);
+        if let Some(last) =
+            stack.sent().iter().map(|s| s.seq.wrapping_add(s.payload.len() as u32)).max_by_key(|&e| e.wrapping_sub(b.our_nxt))
+        {
+            b.our_nxt = last;
+            stack.inject(1, &b.segment());
+        }
+        events.extend(stack.events());
+        if b.our_nxt == end {
+            break;
+        }
+    }
+    assert_eq!(b.our_nxt, end, "all of B's data acknowledged");
+    assert_eq!(grants(&events, b.conn), vec![65_536], "one grant, once B held nothing: {events:?}");
+    assert_eq!(grants(&events, a.conn), Vec::<u32>::new());
+}
