@@ -560,4 +560,25 @@ mod tests {
         assert_eq!(field as usize, (1 << 20) >> 7);
         assert!(!r.window_update_due(1380));
     }
+
+    /// Receive-buffer autotuning (as Linux's tcp_rcv_space_adjust): once a round trip has
+    /// passed, the limit grows to twice what the host read in it, four times while that
+    /// climbs, plus sixteen segments; it never shrinks, never passes the maximum, and holds
+    /// under memory pressure.
+    #[test]
+    fn the_window_limit_grows_to_twice_what_the_host_reads_per_rtt_plus_sixteen_segments() {
+        let mut r = receiver();
+        let round = |r: &mut Receiver, now: u64, bytes: usize| {
+            r.consumed(now, 10_000, 1000, bytes);
+            r.limit()
+        };
+        assert_eq!(round(&mut r, 0, 50_000), INITIAL_LIMIT, "a round trip has not passed");
+        assert_eq!(round(&mut r, 10_000, 10_000), 4 * 60_000 + 16_000, "60 kB in the round, more than before");
+        assert_eq!(round(&mut r, 20_000, 60_000), 4 * 60_000 + 16_000, "as much again: 2 x 60 kB + 16 segments is less");
+        assert_eq!(round(&mut r, 30_000, 200_000), 4 * 200_000 + 16_000);
+        r.frozen = true;
+        assert_eq!(round(&mut r, 40_000, 600_000), 4 * 200_000 + 16_000, "memory pressure: no growth");
+        r.frozen = false;
+        assert_eq!(round(&mut r, 50_000, 600_000), 1 << 20, "at most the maximum");
+    }
 }

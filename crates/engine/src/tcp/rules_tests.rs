@@ -807,3 +807,96 @@ fn limits_at_the_memory_limit_only_a_connection_holding_nothing_is_given_room() 
     assert_eq!(grants(&events, b.conn), vec![65_536], "one grant, once B held nothing: {events:?}");
     assert_eq!(grants(&events, a.conn), Vec::<u32>::new());
 }
+
+/// RFC 6691 on a short segment: its spare room carries 4 bytes of SACK option header and
+/// then one 8-byte block per 8 bytes (12 bytes for one, 20 for two); the blocks left out
+/// follow on a pure ACK.
+#[test]
+fn rfc6691_a_short_segment_carries_the_sack_blocks_its_spare_room_holds() {
+    for (len, blocks) in [(1380 - 11, 0), (1380 - 12, 1), (1380 - 19, 1), (1380 - 20, 2), (1380 - 36, 4)] {
+        let mut stack = Stack::new();
+        let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+        // Four holes: four blocks wait to be told.
+        for offset in [100u32, 300, 500, 700] {
+            stack.inject(
+                p.peer,
+                &Segment { payload: b"past a hole", ..segment(p.addr, p.server, p.nxt.wrapping_add(offset), Some(p.our_nxt)) },
+            );
+        }
+        stack.sent();
+        let sent = host_sends(&mut stack, &p, len);
+        let shape: Vec<(usize, usize)> = sent.iter().map(|s| (s.payload.len(), s.sack_blocks)).collect();
+        let mut want = vec![(len, blocks)];
+        if blocks < 4 {
+            want.push((0, 4));
+        }
+        assert_eq!(shape, want, "{len} bytes of data");
+    }
+}
+
+/// Our limits count per peer: a connection that moved to TIME-WAIT no longer counts
+/// toward the peer's connections, nor an established one toward its half-open ones.
+#[test]
+fn limits_count_a_connection_only_while_it_is_live_or_half_open() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { connections_per_peer: 1, half_open_per_peer: 1, ..DEFAULT_LIMITS });
+    let mut a = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    into_time_wait(&mut stack, &mut a);
+    // `open` fails unless the SYN is offered to the host.
+    let b = open(&mut stack, 1, "10.0.0.2:40001", "198.51.100.7:80", 5000);
+    assert_eq!(stack.tcp.connection_count(), 1);
+    stack.inject(1, &Segment { rst: true, ..segment(b.addr, b.server, b.nxt, None) });
+    assert_eq!(stack.tcp.connection_count(), 0);
+    // B was established, so it freed no half-open place: one is still free for C.
+    open(&mut stack, 1, "10.0.0.2:40002", "198.51.100.7:80", 9000);
+}
+
+/// Our limits: a connection forgotten while the peer has another waiting for the host
+/// leaves that one counted as half-open.
+#[test]
+fn limits_a_forgotten_connection_leaves_the_peers_half_open_count() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { half_open_per_peer: 1, ..DEFAULT_LIMITS });
+    let live = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    stack.inject(1, &syn_from("10.0.0.2:40001", "198.51.100.7:80"));
+    assert!(incoming(&mut stack.events()).is_some(), "waits for the host: half-open");
+    stack.inject(1, &Segment { rst: true, ..segment(live.addr, live.server, live.nxt, None) });
+    assert!(stack.events().iter().any(|e| matches!(e, Event::TcpClosed { .. })));
+    stack.inject(1, &syn_from("10.0.0.2:40002", "198.51.100.7:80"));
+    assert!(incoming(&mut stack.events()).is_none(), "the half-open place is still taken");
+    assert!(stack.sent().iter().any(|s| s.rst));
+}
+
+/// The memory a connection holds (the table's bufferedBytes): data sent and not yet
+/// acknowledged, data held behind a hole, and data given to the host and not consumed.
+#[test]
+fn a_connection_holds_its_unacknowledged_held_and_unconsumed_bytes() {
+    let mut stack = Stack::new();
+    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    stack.inject(p.peer, &Segment { payload: &[1; 100], ..p.segment() });
+    stack.inject(p.peer, &Segment { payload: &[2; 200], ..segment(p.addr, p.server, p.nxt.wrapping_add(150), Some(p.our_nxt)) });
+    assert_eq!(stack.tcp.totals().buffered_bytes, 100 + 200, "100 unconsumed, 200 behind a hole");
+    assert_eq!(stack.tcp.send(p.conn, &[3; 1000]), Ok(1000));
+    stack.run();
+    assert_eq!(stack.tcp.totals().buffered_bytes, 100 + 200 + 1000);
+    stack.tcp.consumed(stack.now, p.conn, 100).unwrap();
+    stack.run();
+    assert_eq!(stack.tcp.totals().buffered_bytes, 200 + 1000);
+}
+
+/// RFC 8985 §7: each tail-loss probe counts in the connection's stats (tailProbes).
+#[test]
+fn rfc8985_7_each_tail_loss_probe_is_counted() {
+    let mut stack = Stack::new();
+    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    assert_eq!(stack.tcp.send(p.conn, &[1; 500]), Ok(500));
+    stack.run();
+    stack.advance(1_000);
+    assert_eq!(stack.sent().len(), 1);
+    // PTO: 2 SRTT + 40 ms with one segment out; the RTO (200 ms) is later.
+    stack.advance(58_000);
+    assert_eq!(stack.tcp.connection_stats(p.conn).map(|s| s.tail_probes), Some(0));
+    stack.advance(2_000);
+    assert_eq!(stack.sent().len(), 1, "the probe");
+    assert_eq!(stack.tcp.connection_stats(p.conn).map(|s| s.tail_probes), Some(1));
+}

@@ -406,4 +406,28 @@ mod tests {
             let _ = parse(src, dst, &with_options[..len]);
         }
     }
+
+    /// A segment's sequence space: its data, plus one for SYN and one for FIN (RFC 9293
+    /// §3.4); a bare ACK takes none.
+    #[test]
+    fn rfc9293_3_4_a_segment_takes_its_data_and_one_for_syn_and_for_fin() {
+        let bare = Segment {
+            src: addr("10.0.0.2:1"),
+            dst: addr("10.0.0.1:2"),
+            seq: 1,
+            ack: Some(1),
+            syn: false,
+            fin: false,
+            rst: false,
+            window: 0,
+            syn_options: SynOptions::default(),
+            sack: SackBlocks::default(),
+            timestamp: None,
+            payload: &[],
+        };
+        assert_eq!((bare.len(), bare.is_empty()), (0, true));
+        assert_eq!((Segment { payload: b"abc", ..bare }.len(), Segment { payload: b"abc", ..bare }.is_empty()), (3, false));
+        assert_eq!((Segment { syn: true, ..bare }.len(), Segment { syn: true, ..bare }.is_empty()), (1, false));
+        assert_eq!((Segment { fin: true, payload: b"ab", ..bare }.len(), Segment { fin: true, ..bare }.is_empty()), (3, false));
+    }
 }
