@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from "vitest";
 import { genkey, pubkey, startServer, type Runtime, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
+import { withThreads } from "./support/threads.js";
 import { defaultRuntime } from "../ts/runtime/index.js";
 
 async function echo(conn: TcpConnection): Promise<void> {
@@ -43,14 +44,16 @@ function counting(runtime: Runtime): { runtime: Runtime; live: Set<unknown> } {
 async function pair(options: Partial<ServerOptions>): Promise<{ server: Server; client: Server }> {
   const serverKey = genkey();
   const clientKey = genkey();
-  const server = await startServer({ privateKey: serverKey, host: "127.0.0.1", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options });
-  const client = await startServer({
-    privateKey: clientKey,
-    host: "127.0.0.1",
-    port: 0,
-    address: "10.0.0.2/32",
-    peers: [{ publicKey: pubkey(serverKey), endpoint: server.address, allowedIps: ["0.0.0.0/0"] }],
-  });
+  const server = await startServer(withThreads({ privateKey: serverKey, host: "127.0.0.1", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options }));
+  const client = await startServer(
+    withThreads({
+      privateKey: clientKey,
+      host: "127.0.0.1",
+      port: 0,
+      address: "10.0.0.2/32",
+      peers: [{ publicKey: pubkey(serverKey), endpoint: server.address, allowedIps: ["0.0.0.0/0"] }],
+    }),
+  );
   return { server, client };
 }
 

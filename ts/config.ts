@@ -134,6 +134,7 @@ export const OPTION_NAMES = [
   "tcpSendBuffer",
   ...HANDLER_NAMES,
   "runtime",
+  "threads",
   "tcpMaxConnectionsPerPeer",
   "tcpMaxConnections",
   "tcpMaxHalfOpenPerPeer",

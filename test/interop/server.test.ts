@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { genkey, genpsk, pubkey, startServer, type Server, type TcpConnection } from "../../ts/index.js";
+import { TEST_THREADS } from "../support/threads.js";
 import { interopSkipReason, startWgClient, type WgClient } from "./netns.js";
 
 const skipReason = interopSkipReason();
@@ -24,6 +25,7 @@ describe.skipIf(skipReason)("real WireGuard clients (wireguard-go) against start
   beforeAll(async () => {
     const serverKey = genkey();
     server = await startServer({
+      threads: TEST_THREADS,
       privateKey: serverKey,
       host: "0.0.0.0",
       port: 0,
@@ -169,6 +171,7 @@ describe.skipIf(skipReason)("real WireGuard client with a preshared key", () => 
     const clientKey = genkey();
     const presharedKey = genpsk();
     const server = await startServer({
+      threads: TEST_THREADS,
       privateKey: serverKey,
       host: "0.0.0.0",
       port: 0,

@@ -4,6 +4,7 @@
 
 import { genkey, pubkey, startServer, type Server, type ServerOptions } from "../../ts/index.js";
 import type { Endpoint } from "../../ts/ip.js";
+import { withThreads } from "./threads.js";
 
 export interface TunnelClientOptions {
   privateKey: string;
@@ -16,14 +17,16 @@ export interface TunnelClientOptions {
 /** A client-role stack: `client.connect(to)` and `client.sendUdp(...)` go through the tunnel. */
 export function startTunnelClient(options: TunnelClientOptions, extra: Partial<ServerOptions> = {}): Promise<Server> {
   const endpoint = { host: options.endpoint.host === "0.0.0.0" || options.endpoint.host === "::" ? "127.0.0.1" : options.endpoint.host, port: options.endpoint.port };
-  return startServer({
-    privateKey: options.privateKey,
-    host: "127.0.0.1",
-    port: 0,
-    address: options.address,
-    peers: [{ publicKey: options.serverPublicKey, endpoint, allowedIps: ["0.0.0.0/0", "::/0"] }],
-    ...extra,
-  });
+  return startServer(
+    withThreads({
+      privateKey: options.privateKey,
+      host: "127.0.0.1",
+      port: 0,
+      address: options.address,
+      peers: [{ publicKey: options.serverPublicKey, endpoint, allowedIps: ["0.0.0.0/0", "::/0"] }],
+      ...extra,
+    }),
+  );
 }
 
 /** A server with the given handlers and one client stack joined to it. */
@@ -31,13 +34,15 @@ export async function startLoopbackPair(serverOptions: Partial<ServerOptions>): 
   const serverKey = genkey();
   const clientKey = genkey();
   const address = ["10.0.0.2/32", "fd00::2/128"];
-  const server = await startServer({
-    privateKey: serverKey,
-    host: "127.0.0.1",
-    port: 0,
-    peers: [{ publicKey: pubkey(clientKey), allowedIps: address }],
-    ...serverOptions,
-  });
+  const server = await startServer(
+    withThreads({
+      privateKey: serverKey,
+      host: "127.0.0.1",
+      port: 0,
+      peers: [{ publicKey: pubkey(clientKey), allowedIps: address }],
+      ...serverOptions,
+    }),
+  );
   const client = await startTunnelClient({ privateKey: clientKey, serverPublicKey: server.publicKey, endpoint: server.address, address });
   return { server, client, close: async () => void (await Promise.all([client.close(), server.close()])) };
 }

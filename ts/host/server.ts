@@ -27,6 +27,7 @@ import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
 import { closeError, ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
 import { UdpPacket } from "./udp-packet.js";
+import { ThreadedEngine } from "./worker/threaded-engine.js";
 
 /** Everything `startServer` takes: the WireGuard and TCP settings plus the handlers. */
 export interface ServerOptions extends ConfigInput {
@@ -49,6 +50,13 @@ export interface ServerOptions extends ConfigInput {
   tap?: (packet: Uint8Array, info: { direction: "in" | "out"; peer: string }) => void;
   /** The UDP socket and clock to use; by default the best one for Node, Deno or Bun. Tests pass an in-memory network with virtual time. */
   runtime?: Runtime;
+  /**
+   * Engine threads besides the main thread. 0 (the default): the engine, the UDP socket and
+   * your code share the main thread. 1: the engine and the UDP socket run in a worker, your
+   * handlers stay on the main thread and see no difference (docs/threads.md has the design
+   * and when it is faster). Not with a custom `runtime`.
+   */
+  threads?: number;
 }
 
 // Checked by tsc: validateConfig refuses an option OPTION_NAMES does not list, as misspelt.
@@ -94,6 +102,9 @@ export interface ConnectOptions {
 /** Starts a WireGuard server. Resolves once the UDP socket is listening. */
 export async function startServer(options: ServerOptions): Promise<Server> {
   const config = validateConfig(options);
+  const threads = options.threads ?? 0;
+  if (threads !== 0 && threads !== 1) throw new ConfigError("threads", `expected 0 or 1, got ${JSON.stringify(threads)}`);
+  if (threads === 1 && options.runtime) throw new ConfigError("threads", "a custom runtime runs on the main thread only: use threads: 0 with it");
   const runtime = options.runtime ?? defaultRuntime();
   const server = new Server(config, options, runtime);
   await server[START]();
@@ -111,7 +122,8 @@ export class Server {
   readonly #config: Config;
   readonly #options: ServerOptions;
   readonly #runtime: Runtime;
-  readonly #engine = new Engine();
+  /** The engine: here (threads: 0), or in a worker behind a ThreadedEngine (threads: 1). */
+  #engine: Engine | ThreadedEngine;
   #publicKey = "";
   #socket: DatagramSocket | undefined;
   #inbound: Datagram[] = [];
@@ -138,13 +150,16 @@ export class Server {
     this.#config = config;
     this.#options = options;
     this.#runtime = runtime;
+    this.#engine = new Engine();
     this.#whenClosed = new Promise((resolve) => (this.#markClosed = resolve));
   }
 
   /** @internal */
   async [START](): Promise<void> {
+    if ((this.#options.threads ?? 0) > 0) return this.#startThreaded();
     const config = this.#config;
-    this.#engine.start({
+    const engine = this.#engine as Engine;
+    engine.start({
       nowMs: this.#runtime.clock.now(),
       privateKey: config.privateKey,
       mtu: config.mtu,
@@ -153,9 +168,9 @@ export class Server {
       acceptTcp: this.#options.onTcp !== undefined,
       limits: config.limits,
     });
-    this.#publicKey = encodeKey(this.#engine.publicKey(config.privateKey));
+    this.#publicKey = encodeKey(engine.publicKey(config.privateKey));
     for (const [index, peer] of config.peers.entries()) this.#addPeer(peer, `peers[${index}]`);
-    if (this.#options.tap) this.#engine.setTap(true);
+    if (this.#options.tap) engine.setTap(true);
     // A socket closed under us fails the server; its other errors are only reported.
     const onSocketError = (error: Error, fatal: boolean) => (fatal ? void this.#fail(error) : this.#report(error));
     this.#socket = await this.#runtime.bindUdp(config.host, config.port, (data, from) => {
@@ -165,14 +180,57 @@ export class Server {
     this.#pump();
   }
 
+  /** The engine and its socket in a worker; this thread keeps the connections and the handlers. */
+  async #startThreaded(): Promise<void> {
+    const config = this.#config;
+    let engine: ThreadedEngine;
+    try {
+      engine = await ThreadedEngine.start({
+        privateKey: config.privateKey,
+        host: config.host,
+        port: config.port,
+        mtu: config.mtu,
+        tcpReceiveBuffer: config.tcpReceiveBuffer,
+        tcpSendBuffer: config.tcpSendBuffer,
+        acceptTcp: this.#options.onTcp !== undefined,
+        tap: this.#options.tap !== undefined,
+        limits: config.limits,
+        peers: config.peers.map((peer) => ({
+          publicKey: peer.publicKey,
+          presharedKey: peer.presharedKey,
+          persistentKeepalive: peer.persistentKeepalive,
+          endpoint: peer.endpoint,
+          allowedIps: peer.allowedIps,
+        })),
+      });
+    } catch (error) {
+      const index = (error as { peerIndex?: number }).peerIndex;
+      if (index !== undefined) throw new ConfigError(`peers[${index}].publicKey`, (error as Error).message);
+      throw error;
+    }
+    this.#engine = engine;
+    this.#publicKey = encodeKey(engine.publicKeyBytes);
+    for (const [index, peer] of config.peers.entries()) this.#peerKeys.set(engine.peerIds[index]!, peer.publicKeyText);
+    engine.onFailure = (error) => void this.#fail(error);
+    // The worker's events wake this thread: one pump takes all that arrived.
+    void (async () => {
+      while (!this.#closed) {
+        await engine.eventsReady(1000);
+        if (this.#closed) break;
+        this.#schedule();
+        await new Promise<void>((resolve) => this.#runtime.clock.defer(resolve));
+      }
+    })();
+  }
+
   /** @internal */
   get [INTERNALS](): { engine: Engine } {
-    return { engine: this.#engine };
+    return { engine: this.#engine as Engine };
   }
 
   /** The UDP address the server listens on. */
   get address(): Endpoint {
-    return this.#socket!.address;
+    return this.#engine instanceof ThreadedEngine ? this.#engine.address : this.#socket!.address;
   }
 
   /** The server's public key (base64). */
@@ -368,7 +426,9 @@ export class Server {
     this.#engine.takeEvents(this.#events);
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
     this.#timer = undefined;
-    if (deadline <= now) {
+    if (deadline === Number.POSITIVE_INFINITY) {
+      // The engine is in a worker, which keeps its deadlines; its events wake this thread.
+    } else if (deadline <= now) {
       // More to send at once (a poll's budget ran out): after the I/O that is ready, so ACKs get in.
       this.#schedule();
     } else {
@@ -510,6 +570,7 @@ export class Server {
     // The last datagrams (close()'s RSTs) may still be on their way into the socket: node:dgram
     // sends on the next tick, and a socket closed first drops them.
     await new Promise<void>((resolve) => this.#runtime.clock.defer(resolve));
+    if (this.#engine instanceof ThreadedEngine) await this.#engine.stop();
     await this.#socket?.close();
     this.#markClosed();
   }

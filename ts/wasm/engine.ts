@@ -14,6 +14,7 @@ import {
   CLOSE_REASONS,
   CONNECTION_STATS,
   DROP_REASONS,
+  EVENT,
   type CommandArea,
   type EngineExports,
   type EventFields,
@@ -173,7 +174,11 @@ export class Engine {
     });
     this.#exports = instance.exports as unknown as EngineExports;
     memory = this.#exports.memory;
-    this.commands = new Commands(this.#exports, () => this.#calls++);
+    const exports = this.#exports;
+    this.commands = new Commands(
+      { grow: (capacity) => exports.wgn_commands_area(capacity) >>> 0, buffer: () => exports.memory.buffer },
+      () => this.#calls++,
+    );
   }
 
   /** Bytes of wasm memory the engine holds (it never shrinks). */
@@ -289,6 +294,23 @@ export class Engine {
   }
 
   /**
+   * Walks the events not walked yet, for a host that forwards them (the engine in a worker):
+   * DATAGRAM events go to `datagram` (bytes: a view, valid during the call), every other
+   * event to `other` as its record's bytes in the log (a view, valid during the call).
+   * Neither may call the engine.
+   */
+  takeEventRecords(datagram: (to: Endpoint, bytes: Uint8Array) => void, other: (record: Uint8Array) => void): void {
+    const bytes = new Uint8Array(this.#exports.memory.buffer, this.#exports.wgn_events_ptr() >>> 0, this.#exports.wgn_events_len() >>> 0);
+    const log = new EventLogView(bytes, this.#addresses);
+    const fields = new RecordSplitter(datagram);
+    while (this.#eventsSeen < bytes.length) {
+      const at = this.#eventsSeen;
+      this.#eventsSeen = readEvent(log, at, fields);
+      if (bytes[at] !== EVENT.DATAGRAM) other(bytes.subarray(at, this.#eventsSeen));
+    }
+  }
+
+  /**
    * @internal The ABI's self-test: replaces the event log with one event of each kind, and
    * returns the commands written since the last pump as the engine read them, one a line
    * (they are not applied).
@@ -395,6 +417,26 @@ function pooledCopy(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
+/**
+ * Reads events that were copied out of the engine's log (the engine in a worker): each
+ * `read` takes one event record at `at` in `bytes` and hands it to the handler, as
+ * `takeEvents` does.
+ */
+export class EventReader {
+  readonly #fields: EventAdapter;
+  readonly #addresses = new LastAddress();
+  #log: EventLogView | undefined;
+
+  constructor(handler: EventHandler) {
+    this.#fields = new EventAdapter(handler);
+  }
+
+  read(bytes: Uint8Array, at: number): void {
+    if (this.#log?.bytes !== bytes) this.#log = new EventLogView(bytes, this.#addresses);
+    readEvent(this.#log, at, this.#fields);
+  }
+}
+
 /** Hands each event's fields to the host's handler as it wants them: copies, names. */
 class EventAdapter implements EventFields<Endpoint> {
   constructor(readonly handler: EventHandler) {}
@@ -432,6 +474,21 @@ class EventAdapter implements EventFields<Endpoint> {
   echoReply(peer: number, from: Endpoint, ident: number, seq: number): void {
     this.handler.echoReply(peer, from.host, ident, seq);
   }
+}
+
+/** For `takeEventRecords`: passes DATAGRAM events on, reads over the rest. */
+class RecordSplitter implements EventFields<Endpoint> {
+  constructor(readonly datagram: (to: Endpoint, bytes: Uint8Array) => void) {}
+  tcpIncoming(): void {}
+  tcpData(): void {}
+  tcpEof(): void {}
+  tcpWritable(): void {}
+  tcpClosed(): void {}
+  udp(): void {}
+  tcpEstablished(): void {}
+  unknownPeer(): void {}
+  innerPacket(): void {}
+  echoReply(): void {}
 }
 
 /**
@@ -473,12 +530,23 @@ class EventLogView implements EventLog<Endpoint> {
 }
 
 /**
+ * Where a `Commands` writes: the engine's command area in wasm memory, or (the engine in a
+ * worker) a plain buffer that is shipped to it.
+ */
+export interface CommandMemory {
+  /** Makes the area at least `capacity` bytes, keeping the first `used`; returns its offset in `buffer()`. */
+  grow(capacity: number, used: number): number;
+  /** The memory the area lives in (looked up again after each call: wasm memory can move). */
+  buffer(): ArrayBufferLike;
+}
+
+/**
  * Writes the host's requests into the engine's command area (their layouts are generated
  * into abi.ts); the next pump applies them, in order. Nothing crosses the boundary until
  * then, except to grow the area.
  */
 export class Commands implements CommandArea {
-  readonly #exports: EngineExports;
+  readonly #memory: CommandMemory;
   readonly #onGrow: () => void;
   #ptr = 0;
   #capacity = 0;
@@ -487,8 +555,8 @@ export class Commands implements CommandArea {
   #view = new DataView(this.#bytes.buffer);
 
   /** @internal */
-  constructor(exports: EngineExports, onGrow: () => void) {
-    this.#exports = exports;
+  constructor(memory: CommandMemory, onGrow: () => void = () => {}) {
+    this.#memory = memory;
     this.#onGrow = onGrow;
   }
 
@@ -549,13 +617,13 @@ export class Commands implements CommandArea {
     const needed = this.#len + len;
     if (needed > this.#capacity) {
       this.#capacity = Math.max(needed, 2 * this.#capacity, 4096);
-      this.#ptr = this.#exports.wgn_commands_area(this.#capacity) >>> 0;
+      this.#ptr = this.#memory.grow(this.#capacity, this.#len);
       this.#onGrow();
     }
     // The area moved when it grew; and any call into the engine may have grown its memory,
     // which detaches every view of it (a detached view's length is 0).
     if (this.#bytes.length !== this.#capacity) {
-      this.#bytes = new Uint8Array(this.#exports.memory.buffer, this.#ptr, this.#capacity);
+      this.#bytes = new Uint8Array(this.#memory.buffer(), this.#ptr, this.#capacity);
       this.#view = new DataView(this.#bytes.buffer, this.#ptr, this.#capacity);
     }
     const at = this.#len;

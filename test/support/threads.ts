@@ -1,0 +1,15 @@
+// The engine threads the real-socket tests run with: WG_NETSTACK_TEST_THREADS=1 runs them with
+// the engine in a worker (`threads: 1`), to show it behaves as the single-threaded one.
+// Servers on a custom runtime (virtual time, counting sockets) stay on the main thread.
+
+import type { ServerOptions } from "../../ts/index.js";
+
+const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+
+/** 0 unless the environment asks for threads. */
+export const TEST_THREADS = Number(env?.WG_NETSTACK_TEST_THREADS ?? 0);
+
+/** `options` with the test's `threads`, unless they bring their own runtime. */
+export function withThreads<T extends Partial<ServerOptions>>(options: T): T {
+  return options.runtime !== undefined || TEST_THREADS === 0 ? options : { threads: TEST_THREADS, ...options };
+}

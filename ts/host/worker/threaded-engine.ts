@@ -1,0 +1,224 @@
+// The main thread's side of `threads: 1`: an object with the calls the Server makes on an
+// Engine, backed by the engine's worker (engine-worker.ts). Commands are written with the
+// generated writers into a plain buffer and shipped as ring records at each pump; events
+// come back as records and are read with the generated readEvent (EventReader); the calls
+// that answer at once go through the control block.
+
+import { AddressInUseError } from "../../runtime/types.js";
+import { startWorker, type WorkerHandle } from "../../runtime/worker.js";
+import type { Endpoint, Ip } from "../../ip.js";
+import { Commands, EngineError, EventReader, type EngineStats, type EventHandler, type TcpConnectionStats } from "../../wasm/engine.js";
+import { ControlBlock, type RemoteError } from "./control.js";
+import { RECORD, type WorkerConfig, type WorkerMessage } from "./protocol.js";
+import { Ring } from "./ring.js";
+
+/** Each ring's data area: 4 MiB, a TCP window's worth of events or commands in one go. */
+export const RING_BYTES = 4 * 1024 * 1024;
+
+/** The worker's module: from ts/host/worker/ and from dist/host/worker/ alike, the built one. */
+const WORKER_URL = new URL("../../../dist/host/worker/engine-worker.js", import.meta.url);
+
+export class ThreadedEngine {
+  readonly commands: Commands;
+  readonly address: Endpoint;
+  readonly publicKeyBytes: Uint8Array;
+  readonly peerIds: number[];
+  readonly #worker: WorkerHandle;
+  readonly #toWorker: Ring;
+  readonly #toMain: Ring;
+  readonly #control: ControlBlock;
+  /** Command bytes shipped in ring records at most this big. */
+  readonly #chunk: number;
+  /** Command batches that did not fit in the ring yet (the worker is behind), in order. */
+  readonly #pending: Uint8Array[] = [];
+  #memory = new ArrayBuffer(4096);
+  #stderr = "";
+  #gone = false;
+  #exited: Promise<void>;
+  #onFailure: (error: Error) => void = () => {};
+
+  /** Starts the worker and waits until its socket is bound. */
+  static async start(config: WorkerConfig): Promise<ThreadedEngine> {
+    const toWorker = Ring.create(RING_BYTES);
+    const toMain = Ring.create(RING_BYTES);
+    const control = new ControlBlock();
+    const worker = startWorker(WORKER_URL, { config, toWorker: toWorker.buffer, toMain: toMain.buffer, control: control.buffer });
+    const messages: ((message: WorkerMessage) => void)[] = [];
+    worker.onMessage((message) => messages[0]?.(message as WorkerMessage));
+    const exited = new Promise<void>((resolve) => worker.onExit(() => resolve()));
+    const first = await new Promise<WorkerMessage>((resolve, reject) => {
+      messages.push(resolve);
+      worker.onError(reject);
+      void exited.then(() => reject(new Error("the engine's worker exited while starting")));
+    });
+    messages.length = 0;
+    if (first.kind !== "ready") {
+      await worker.terminate();
+      if (first.kind === "start-failed" && first.code === "EADDRINUSE") throw new AddressInUseError(config.host, config.port, new Error(first.message));
+      if (first.kind === "peer-refused") throw Object.assign(new Error(first.message), { peerIndex: first.index });
+      throw new Error(`the engine's worker did not start: ${"message" in first ? first.message : first.kind}`);
+    }
+    return new ThreadedEngine(worker, toWorker, toMain, control, first, exited, messages);
+  }
+
+  private constructor(
+    worker: WorkerHandle,
+    toWorker: Ring,
+    toMain: Ring,
+    control: ControlBlock,
+    ready: Extract<WorkerMessage, { kind: "ready" }>,
+    exited: Promise<void>,
+    listeners: ((message: WorkerMessage) => void)[],
+  ) {
+    this.#worker = worker;
+    this.#toWorker = toWorker;
+    this.#toMain = toMain;
+    this.#control = control;
+    this.#chunk = Math.min(256 * 1024, toWorker.maxRecord - 1);
+    this.address = ready.address;
+    this.publicKeyBytes = ready.publicKey;
+    this.peerIds = ready.peerIds;
+    this.#exited = exited.then(() => {
+      this.#gone = true;
+    });
+    this.commands = new Commands({
+      grow: (capacity, used) => {
+        const memory = new ArrayBuffer(capacity);
+        new Uint8Array(memory).set(new Uint8Array(this.#memory, 0, used));
+        this.#memory = memory;
+        return 0;
+      },
+      buffer: () => this.#memory,
+    });
+    listeners.push((message) => {
+      if (message.kind === "failed") {
+        this.#stderr = message.stderr;
+        this.#onFailure(new Error(message.message));
+      }
+    });
+    worker.onError((error) => this.#onFailure(error));
+    void exited.then(() => this.#onFailure(new Error("the engine's worker exited")));
+  }
+
+  /** Called once when the worker fails (a trap, an uncaught error, an exit we did not ask for). */
+  set onFailure(listener: (error: Error) => void) {
+    let called = false;
+    this.#onFailure = (error) => {
+      if (called) return;
+      called = true;
+      listener(error);
+    };
+  }
+
+  /** What the engine printed before it failed. */
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  get memoryBytes(): number {
+    return this.#call("memoryBytes", []).value as number;
+  }
+
+  /** Resolves when there may be events to take (or after `timeoutMs`). */
+  eventsReady(timeoutMs: number): Promise<unknown> {
+    return this.#toMain.dataAsync(timeoutMs);
+  }
+
+  /**
+   * Ships the commands written since the last call; the worker pumps on its own clock.
+   * Returns Infinity: the worker keeps the engine's deadlines.
+   */
+  pump(_nowMs: number, datagrams: readonly unknown[]): number {
+    if (datagrams.length > 0) throw new Error("a threaded engine takes no datagrams: its socket is in the worker");
+    const len = this.commands.take();
+    if (len > 0) this.#pending.push(new Uint8Array(this.#memory, 0, len).slice());
+    this.#flush();
+    return Number.POSITIVE_INFINITY;
+  }
+
+  #flush(): void {
+    let wrote = false;
+    while (this.#pending.length > 0) {
+      const batch = this.#pending[0]!;
+      const part = batch.subarray(0, this.#chunk);
+      // The worker keeps the chunks of a batch and applies it when its last one arrives.
+      const kind = part.length === batch.length ? RECORD.COMMANDS_END : RECORD.COMMANDS;
+      if (!this.#toWorker.write(part.length + 1, (bytes, at) => ((bytes[at] = kind), bytes.set(part, at + 1)))) {
+        // Full: the worker is behind. Go on when it has taken some (the connections' room bounds this).
+        void this.#toWorker.roomAsync(part.length + 1, 100).then(() => !this.#gone && this.#flush());
+        break;
+      }
+      wrote = true;
+      if (part.length === batch.length) this.#pending.shift();
+      else this.#pending[0] = batch.subarray(part.length);
+    }
+    if (wrote) this.#toWorker.notify();
+  }
+
+  /** Hands the events the worker sent to `handler`, in order. */
+  takeEvents(handler: EventHandler): void {
+    const reader = new EventReader(handler);
+    this.#toMain.drain((bytes, at) => reader.read(bytes, at));
+  }
+
+  addPeer(publicKey: Uint8Array, presharedKey: Uint8Array | undefined, persistentKeepalive: number, endpoint: Endpoint | undefined): number {
+    return this.#call("addPeer", [Array.from(publicKey), presharedKey ? Array.from(presharedKey) : null, persistentKeepalive, endpoint ?? null, []]).value as number;
+  }
+
+  allow(peer: number, ip: Ip, prefix: number): void {
+    this.#call("allow", [peer, { family: ip.family, bytes: Array.from(ip.bytes) }, prefix]);
+  }
+
+  removePeer(publicKey: Uint8Array): number {
+    return this.#call("removePeer", [Array.from(publicKey)]).value as number;
+  }
+
+  keepalive(_nowMs: number, peer: number): void {
+    this.#call("keepalive", [peer]);
+  }
+
+  udpSend(_nowMs: number, src: Endpoint, dst: Endpoint, data: Uint8Array): void {
+    this.#call("udpSend", [src, dst], data);
+  }
+
+  tcpConnect(_nowMs: number, local: Endpoint, remote: Endpoint): { id: number; local: Endpoint } {
+    return this.#call("tcpConnect", [local, remote]).value as { id: number; local: Endpoint };
+  }
+
+  ping(_nowMs: number, src: string, dst: string, ident: number, seq: number): void {
+    this.#call("ping", [src, dst, ident, seq]);
+  }
+
+  stats(): EngineStats {
+    return this.#call("stats", []).value as EngineStats;
+  }
+
+  tcpStats(conn: number): TcpConnectionStats {
+    return this.#call("tcpStats", [conn]).value as TcpConnectionStats;
+  }
+
+  /** Sends the last commands, then asks the worker to close its socket and exit; resolves once it has. */
+  async stop(): Promise<void> {
+    if (!this.#gone) {
+      this.#flush();
+      this.#onFailure = () => {};
+      if (this.#toWorker.write(1, (bytes, at) => (bytes[at] = RECORD.STOP))) this.#toWorker.notify();
+      else await this.#worker.terminate();
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref?.());
+      await Promise.race([this.#exited, timeout]);
+      if (!this.#gone) await this.#worker.terminate();
+    }
+    await this.#exited;
+  }
+
+  #call(op: string, args: unknown[], raw?: Uint8Array): { value: unknown; raw: Uint8Array } {
+    if (this.#gone) throw new Error("the engine's worker has exited");
+    return this.#control.call(op, args, raw, rebuild);
+  }
+}
+
+function rebuild(error: RemoteError): Error {
+  if (error.name === "EngineError" && error.code !== undefined) return new EngineError(error.code, error.message);
+  if (error.name === "TypeError") return new TypeError(error.message);
+  return new Error(error.message);
+}
