@@ -212,15 +212,37 @@ export class Server {
     this.#publicKey = encodeKey(engine.publicKeyBytes);
     for (const [index, peer] of config.peers.entries()) this.#peerKeys.set(engine.peerIds[index]!, peer.publicKeyText);
     engine.onFailure = (error) => void this.#fail(error);
-    // The worker's events wake this thread: one pump takes all that arrived.
-    void (async () => {
-      while (!this.#closed) {
-        await engine.eventsReady(1000);
-        if (this.#closed) break;
-        this.#schedule();
-        await new Promise<void>((resolve) => this.#runtime.clock.defer(resolve));
-      }
-    })();
+    void this.#takeWorkerEvents(engine);
+  }
+
+  /**
+   * The worker's events wake this thread, and the wake pumps at once: not through `defer`
+   * (setImmediate). Bun runs a batch of immediates from a copy of its queue; when one of them
+   * lets code go on that waits for a promise in a nested event loop (bun:test's
+   * `expect(p).rejects` does), the rest of that batch waits until it returns. A wake-up queued
+   * behind it never came, and the event that would have settled `p` stayed in the ring.
+   */
+  async #takeWorkerEvents(engine: ThreadedEngine): Promise<void> {
+    const clock = this.#runtime.clock;
+    while (!this.#closed) {
+      await engine.eventsReady(1000);
+      if (this.#closed) break;
+      this.#pump();
+      if (!engine.eventsPending) continue;
+      // The worker wrote more while this thread took the last: let I/O and timers in first.
+      // A timer as well as the immediate, so that Bun's stalled batch (above) cannot stall this.
+      await new Promise<void>((resolve) => {
+        let timer: unknown;
+        const go = () => {
+          if (timer === undefined) return;
+          clock.clearTimer(timer);
+          timer = undefined;
+          resolve();
+        };
+        timer = clock.setTimer(1, go);
+        clock.defer(go);
+      });
+    }
   }
 
   /** @internal */

@@ -119,6 +119,11 @@ export class ThreadedEngine {
     return this.#call("memoryBytes", []).value as number;
   }
 
+  /** True when the worker has sent events not taken yet. */
+  get eventsPending(): boolean {
+    return !this.#toMain.empty;
+  }
+
   /** Resolves when there may be events to take (or after `timeoutMs`). */
   eventsReady(timeoutMs: number): Promise<unknown> {
     return this.#toMain.dataAsync(timeoutMs);
