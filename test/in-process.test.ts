@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
 import { INTERNALS } from "../ts/host/server.js";
+import type { Engine } from "../ts/wasm/engine.js";
 import { MemoryNetwork, VirtualClock, type WireOptions } from "./support/virtual-network.js";
 
 const SERVER_PORT = 51820;
@@ -390,7 +391,7 @@ describe("server", () => {
     const { clock, client, server } = await pair({ onTcp: echo, onError: (e) => void errors.push(e) });
     const conn = await clock.until(client.connect({ host: "10.4.4.4", port: 7 }));
     // Ask the engine for 4 GiB of scratch: the allocation aborts, the instance is poisoned.
-    expect(() => server[INTERNALS].engine.exports.wgn_scratch(0xffff_fff0)).toThrow(WebAssembly.RuntimeError);
+    expect(() => (server[INTERNALS].engine as Engine).exports.wgn_scratch(0xffff_fff0)).toThrow(WebAssembly.RuntimeError);
     // The next datagram makes the server call into the broken engine.
     void conn.write("hello");
     await clock.advance(1_000);

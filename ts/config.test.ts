@@ -121,6 +121,7 @@ describe("validateConfig defaults", () => {
     const config = validateConfig({ privateKey: PRIVATE, peers: [] });
     expect(config).toEqual({
       privateKey: new Uint8Array(32).fill(1),
+      threads: 0,
       host: "0.0.0.0",
       port: 51820,
       mtu: 1420,
@@ -279,7 +280,7 @@ describe("validateConfig errors", () => {
 
   it("lists the known options when nothing is close", () => {
     const error = expectError({ privateKey: PRIVATE, peers: [], listenPort: 51820 }, "listenPort", /unknown option; known options: privateKey, peers, host, port,/);
-    expect(error.message).toMatch(/onTcp, onUdp, onError, onUnknownPeer, tap, runtime, tcpMaxConnectionsPerPeer/);
+    expect(error.message).toMatch(/onTcp, onUdp, onError, onUnknownPeer, tap, runtime, threads, tcpMaxConnectionsPerPeer/);
     expectError(onePeer({ name: "laptop" }), "peers[0].name", "peers[0].name: unknown option; known options: publicKey, allowedIps, endpoint, persistentKeepalive, presharedKey");
   });
 
@@ -301,6 +302,22 @@ describe("validateConfig errors", () => {
     for (const runtime of [null, "node", {}, { clock: {} }, { bindUdp: () => {} }, { clock: 1, bindUdp: () => {} }]) {
       expectError({ privateKey: PRIVATE, peers: [], runtime }, "runtime", /^runtime: expected a Runtime \(an object with clock and bindUdp\)/);
     }
+  });
+
+  it("takes threads 0 or 1, 0 by default, and refuses anything else naming the option", () => {
+    expect(validateConfig({ privateKey: PRIVATE, peers: [] }).threads).toBe(0);
+    expect(validateConfig({ privateKey: PRIVATE, peers: [], threads: 0 }).threads).toBe(0);
+    expect(validateConfig({ privateKey: PRIVATE, peers: [], threads: 1 }).threads).toBe(1);
+    for (const [threads, got] of [[2, "2"], [-1, "-1"], [0.5, "0.5"], ["1", '"1"'], [true, "true"], [null, "null"]] as const) {
+      const error = expectError({ privateKey: PRIVATE, peers: [], threads }, "threads");
+      expect(error.message).toBe(`threads: expected 0 (the engine on the main thread) or 1 (the engine and its socket in a worker), got ${got}`);
+    }
+  });
+
+  it("refuses threads: 1 with a custom runtime, which cannot cross into a worker", () => {
+    const runtime = { clock: {}, bindUdp: () => {} };
+    expect(validateConfig({ privateKey: PRIVATE, peers: [], threads: 0, runtime }).threads).toBe(0);
+    expectError({ privateKey: PRIVATE, peers: [], threads: 1, runtime }, "threads", "threads: a custom runtime runs on the main thread only: use threads: 0 with it");
   });
 
   it("requires a valid privateKey", () => {

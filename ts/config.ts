@@ -90,6 +90,8 @@ export interface PeerConfig {
 
 export interface Config {
   privateKey: Uint8Array;
+  /** Engine threads besides the main thread: 0 or 1 (see `ServerOptions.threads`). */
+  threads: 0 | 1;
   host: string;
   port: number;
   mtu: number;
@@ -389,6 +391,7 @@ export function validateConfig(input: unknown): Config {
     throw new ConfigError("runtime", `expected a Runtime (an object with clock and bindUdp), got ${describeValue(runtime)}`);
   }
 
+  const threads = threadsOption(input.threads, runtime !== undefined);
   const privateKey = decodeKey(input.privateKey, "privateKey");
 
   let host = "0.0.0.0";
@@ -438,5 +441,20 @@ export function validateConfig(input: unknown): Config {
     seen.set(peer.publicKeyText, i);
   });
 
-  return { privateKey, host, port, mtu, addresses, tcpReceiveBuffer, tcpSendBuffer, limits, peers };
+  return { privateKey, threads, host, port, mtu, addresses, tcpReceiveBuffer, tcpSendBuffer, limits, peers };
+}
+
+/**
+ * `threads`: 0 (the default) or 1. More is refused rather than clamped: one engine cannot use
+ * a third thread yet (docs/threads.md). A custom runtime (the in-memory network with virtual
+ * time) cannot cross into a worker.
+ */
+function threadsOption(value: unknown, customRuntime: boolean): 0 | 1 {
+  if (value === undefined || value === 0) return 0;
+  if (value !== 1) throw new ConfigError("threads", `expected 0 (the engine on the main thread) or 1 (the engine and its socket in a worker), got ${describeValue(value)}`);
+  if (customRuntime) throw new ConfigError("threads", "a custom runtime runs on the main thread only: use threads: 0 with it");
+  if (typeof SharedArrayBuffer !== "function" || typeof (Atomics as { waitAsync?: unknown }).waitAsync !== "function") {
+    throw new ConfigError("threads", "this runtime has no SharedArrayBuffer or Atomics.waitAsync for a worker: use threads: 0");
+  }
+  return 1;
 }

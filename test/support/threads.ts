@@ -6,8 +6,14 @@ import type { ServerOptions } from "../../ts/index.js";
 
 const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
 
+function fromEnv(value: string | undefined): 0 | 1 {
+  if (value === undefined || value === "" || value === "0") return 0;
+  if (value === "1") return 1;
+  throw new Error(`WG_NETSTACK_TEST_THREADS: expected 0 or 1, got ${JSON.stringify(value)}`);
+}
+
 /** 0 unless the environment asks for threads. */
-export const TEST_THREADS = Number(env?.WG_NETSTACK_TEST_THREADS ?? 0);
+export const TEST_THREADS = fromEnv(env?.WG_NETSTACK_TEST_THREADS);
 
 /** `options` with the test's `threads`, unless they bring their own runtime. */
 export function withThreads<T extends Partial<ServerOptions>>(options: T): T {

@@ -48,8 +48,3 @@ export function workerContext(): { data: unknown; post(message: unknown): void; 
     },
   };
 }
-
-/** True where the runtime can run the engine in a worker: workers, and shared memory with Atomics.waitAsync. */
-export function hasWorkers(): boolean {
-  return typeof SharedArrayBuffer === "function" && typeof (Atomics as unknown as { waitAsync?: unknown }).waitAsync === "function";
-}

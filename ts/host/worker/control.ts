@@ -77,6 +77,11 @@ export class ControlBlock {
     }
   }
 
+  /** Worker: wakes `serve` to look at `stopped()` again. */
+  wake(): void {
+    Atomics.notify(this.#state, REQUEST);
+  }
+
   #write(json: unknown, raw: Uint8Array | undefined): void {
     const text = new TextEncoder().encode(JSON.stringify(json));
     const rawLen = raw?.length ?? 0;

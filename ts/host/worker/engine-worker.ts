@@ -58,6 +58,9 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
     if (stopping) return;
     stopping = true;
     if (timer !== undefined) clock.clearTimer(timer);
+    // The loops waiting for commands and calls see `stopping` now, not at their next timeout.
+    commandsIn.notify();
+    controlBlock.wake();
     // The last datagrams (close()'s RSTs) may still be on their way into the socket.
     clock.defer(() => {
       void (socket ? socket.close() : Promise.resolve()).then(() => {
@@ -227,6 +230,8 @@ function call(engine: Engine, now: number, op: string, args: unknown[], raw: Uin
       return { value: engine.tcpStats(args[0] as number) };
     case "memoryBytes":
       return { value: engine.memoryBytes };
+    case "scratch":
+      return { value: engine.exports.wgn_scratch(args[0] as number) };
     default:
       throw new Error(`unknown control call ${op}`);
   }

@@ -22,6 +22,8 @@ const TAIL = 16;
 const DATA_SIGNAL = 32;
 /** Bumped by the reader when records were freed: a writer facing a full ring sleeps on it. */
 const ROOM_SIGNAL = 48;
+/** Writes refused for want of room, counted by the writer (on the reader's line: it is rare). */
+const REFUSED = 49;
 const HEADER_BYTES = 256;
 /** A length no record has: "the rest of the area is empty, go on at 0". */
 const WRAP = 0xffffffff;
@@ -76,6 +78,11 @@ export class Ring {
     return (Atomics.load(this.#state, HEAD) - Atomics.load(this.#state, TAIL)) >>> 0;
   }
 
+  /** How many writes the ring refused because it was full (each a writer that had to wait), ever. */
+  get refused(): number {
+    return Atomics.load(this.#state, REFUSED) >>> 0;
+  }
+
   /** True when there is nothing to read. */
   get empty(): boolean {
     return Atomics.load(this.#state, HEAD) === Atomics.load(this.#state, TAIL);
@@ -95,7 +102,10 @@ export class Ring {
     let offset = head & this.#mask;
     const toEnd = this.capacity - offset;
     const wraps = need > toEnd;
-    if (((head - tail) >>> 0) + (wraps ? toEnd + need : need) > this.capacity) return false;
+    if (((head - tail) >>> 0) + (wraps ? toEnd + need : need) > this.capacity) {
+      Atomics.add(this.#state, REFUSED, 1);
+      return false;
+    }
     if (wraps) {
       this.#view.setUint32(offset, WRAP, true);
       head = (head + toEnd) >>> 0;

@@ -15,6 +15,13 @@ import { Ring } from "./ring.js";
 /** Each ring's data area: 4 MiB, a TCP window's worth of events or commands in one go. */
 export const RING_BYTES = 4 * 1024 * 1024;
 
+/**
+ * @internal The size of the rings the next threaded servers get. Tests make it small, so that
+ * an ordinary transfer finds its rings full again and again. At least 256 KiB: a record of
+ * up to half the ring must hold a whole UDP datagram's event.
+ */
+export const ringSize = { bytes: RING_BYTES };
+
 /** The worker's module: from ts/host/worker/ and from dist/host/worker/ alike, the built one. */
 const WORKER_URL = new URL("../../../dist/host/worker/engine-worker.js", import.meta.url);
 
@@ -39,8 +46,9 @@ export class ThreadedEngine {
 
   /** Starts the worker and waits until its socket is bound. */
   static async start(config: WorkerConfig): Promise<ThreadedEngine> {
-    const toWorker = Ring.create(RING_BYTES);
-    const toMain = Ring.create(RING_BYTES);
+    if (ringSize.bytes < 256 * 1024) throw new RangeError(`rings of ${ringSize.bytes} bytes cannot carry a 64 KiB datagram's event`);
+    const toWorker = Ring.create(ringSize.bytes);
+    const toMain = Ring.create(ringSize.bytes);
     const control = new ControlBlock();
     const worker = startWorker(WORKER_URL, { config, toWorker: toWorker.buffer, toMain: toMain.buffer, control: control.buffer });
     const messages: ((message: WorkerMessage) => void)[] = [];
@@ -80,6 +88,8 @@ export class ThreadedEngine {
     this.peerIds = ready.peerIds;
     this.#exited = exited.then(() => {
       this.#gone = true;
+      // Wakes the Server's wait for events, which then sees it is closed and ends.
+      toMain.notify();
     });
     this.commands = new Commands({
       grow: (capacity, used) => {
@@ -117,6 +127,16 @@ export class ThreadedEngine {
 
   get memoryBytes(): number {
     return this.#call("memoryBytes", []).value as number;
+  }
+
+  /** @internal How often each ring was full when written to (its writer waited for room). */
+  get ringsRefused(): { commands: number; events: number } {
+    return { commands: this.#toWorker.refused, events: this.#toMain.refused };
+  }
+
+  /** @internal Tests: calls the worker's engine's wgn_scratch (a size too big for memory traps it). */
+  scratch(size: number): void {
+    this.#call("scratch", [size]);
   }
 
   /** True when the worker has sent events not taken yet. */
@@ -225,5 +245,6 @@ export class ThreadedEngine {
 function rebuild(error: RemoteError): Error {
   if (error.name === "EngineError" && error.code !== undefined) return new EngineError(error.code, error.message);
   if (error.name === "TypeError") return new TypeError(error.message);
+  if (error.name === "RuntimeError") return new WebAssembly.RuntimeError(error.message);
   return new Error(error.message);
 }

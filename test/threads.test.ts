@@ -1,0 +1,109 @@
+// `threads: 1`, the engine and its UDP socket in a worker (docs/threads.md), over real
+// loopback sockets: what the worker could break that the single-threaded server keeps.
+// Nothing is lost or reordered when the rings between the threads are full; a trap in the
+// worker fails that server, not the process; close() leaves no worker behind. The rest of the
+// suite runs threaded with WG_NETSTACK_TEST_THREADS=1 (`npm run test:threads`).
+
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { INTERNALS } from "../ts/host/server.js";
+import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
+import { genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const MiB = 1024 * 1024;
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+const servers: Server[] = [];
+
+afterEach(async () => {
+  ringSize.bytes = RING_BYTES;
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function echo(conn: TcpConnection): Promise<void> {
+  for await (const chunk of conn) await conn.write(chunk);
+  await conn.end();
+}
+
+async function threadedPair(options: Partial<ServerOptions>): Promise<{ server: Server; client: Server }> {
+  const serverKey = genkey();
+  const clientKey = genkey();
+  const server = await startServer({ threads: 1, privateKey: serverKey, host: "127.0.0.1", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options });
+  servers.push(server);
+  const client = await startServer({
+    threads: 1,
+    privateKey: clientKey,
+    host: "127.0.0.1",
+    port: 0,
+    address: "10.0.0.2/32",
+    peers: [{ publicKey: pubkey(serverKey), endpoint: server.address, allowedIps: ["0.0.0.0/0"] }],
+  });
+  servers.push(client);
+  return { server, client };
+}
+
+const worker = (server: Server) => server[INTERNALS].engine as ThreadedEngine;
+
+/** Writes `data` and reads the echo back at the same time; resolves with what came back. */
+async function roundTrip(conn: TcpConnection, data: Uint8Array): Promise<Uint8Array> {
+  const sending = conn.write(data).then(() => conn.end());
+  const parts: Uint8Array[] = [];
+  for await (const chunk of conn) parts.push(chunk);
+  await sending;
+  return Buffer.concat(parts);
+}
+
+/** The runtime running the tests, to run a child process under the same one. */
+const runtime = "Deno" in globalThis ? [process.execPath, "run", "-A"] : [process.execPath];
+
+/** Runs test/support/threads-exit.mjs in a new process of this runtime; it must exit by itself. */
+function runExitScript(mode: string): { status: number | null; output: string } {
+  const child = spawnSync(runtime[0]!, [...runtime.slice(1), join(root, "test/support/threads-exit.mjs"), mode], { cwd: root, encoding: "utf8", timeout: 60_000 });
+  return { status: child.status, output: `${child.stdout}${child.stderr}` };
+}
+
+describe("threads: 1", () => {
+  it("echoes 8 MiB on each of 4 connections intact over small rings that fill up again and again (nothing dropped, nothing reordered)", async () => {
+    ringSize.bytes = 256 * 1024;
+    const { server, client } = await threadedPair({ onTcp: echo });
+    const data = [0, 1, 2, 3].map(() => randomBytes(8 * MiB));
+    const echoed = await Promise.all(data.map(async (bytes, i) => roundTrip(await client.connect({ host: "10.0.0.1", port: 7 + i }), bytes)));
+    for (const [i, bytes] of echoed.entries()) {
+      expect(bytes.length).toBe(data[i]!.length);
+      expect(sha256(bytes)).toBe(sha256(data[i]!));
+    }
+    // The writers found the rings full and waited, both ways (hundreds of times in a run: a
+    // 256 KiB ring holds a small part of one pump's commands or events at these rates).
+    const refused = [worker(server).ringsRefused, worker(client).ringsRefused];
+    expect(refused[0]!.commands + refused[1]!.commands).toBeGreaterThan(0);
+    expect(refused[0]!.events + refused[1]!.events).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("fails the server whose worker's engine traps, reports it, and leaves the other server working", async () => {
+    const errors: Error[] = [];
+    const { server, client } = await threadedPair({ onTcp: echo, onError: (error) => void errors.push(error) });
+    const conn = await client.connect({ host: "10.0.0.1", port: 7 });
+    // 4 GiB of scratch: the allocation aborts and the engine is poisoned, as a panic would leave it.
+    expect(() => worker(server).scratch(0xffff_fff0)).toThrow(WebAssembly.RuntimeError);
+    void conn.write("the next pump calls into the broken engine").catch(() => {});
+    await server.closed;
+    expect(server.error?.message).toMatch(/^wg-netstack server failed/);
+    expect(errors).toContain(server.error);
+    expect(() => server.stats()).toThrow(/server failed/);
+    // The client's engine, in its own worker, goes on.
+    expect(client.stats().peers).toHaveLength(1);
+  });
+
+  for (const mode of ["close", "trap"]) {
+    it(`leaves no worker behind: a process whose threaded servers ended (${mode}) exits by itself`, () => {
+      const { status, output } = runExitScript(mode);
+      expect(output).toContain("echo ping");
+      if (mode === "trap") expect(output).toContain("trapped RuntimeError\nserver failed: true reported: true");
+      expect(output).toContain("closed");
+      expect(status).toBe(0);
+    });
+  }
+});
