@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { INTERNALS } from "../ts/host/server.js";
 import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
-import { genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
+import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MiB = 1024 * 1024;
@@ -81,6 +81,20 @@ describe("threads: 1", () => {
     expect(refused[0]!.commands + refused[1]!.commands).toBeGreaterThan(0);
     expect(refused[0]!.events + refused[1]!.events).toBeGreaterThan(0);
   }, 120_000);
+
+  it("refuses what the worker refuses as one thread does: a port in use, a peer with the server's own key", async () => {
+    const first = await startServer({ threads: 1, privateKey: genkey(), peers: [], host: "127.0.0.1", port: 0 });
+    servers.push(first);
+    const port = first.address.port;
+    const taken = await startServer({ threads: 1, privateKey: genkey(), peers: [], host: "127.0.0.1", port }).catch((e: unknown) => e);
+    expect(taken).toBeInstanceOf(AddressInUseError);
+    expect((taken as AddressInUseError).message).toBe(`UDP 127.0.0.1:${port} is already in use`);
+    const key = genkey();
+    const own = await startServer({ threads: 1, privateKey: key, host: "127.0.0.1", port: 0, peers: [{ publicKey: pubkey(key) }] }).catch((e: unknown) => e);
+    expect(own).toBeInstanceOf(ConfigError);
+    expect((own as ConfigError).field).toBe("peers[0].publicKey");
+    expect((own as ConfigError).message).toMatch(/own public key/);
+  });
 
   it("fails the server whose worker's engine traps, reports it, and leaves the other server working", async () => {
     const errors: Error[] = [];

@@ -23,6 +23,7 @@ import { GATEWAY_MAIN, RUNTIME_COMMAND, startCommand, waitForLine } from "../sup
 import { lcgFile, lcgFileHash, lcgFileSource } from "../support/lcg-file.js";
 import { postgresBin, startPostgres } from "../support/postgres.js";
 import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
+import { THREADS, THREADS_FLAGS } from "../support/threads.js";
 
 const skipReason = interopSkipReason();
 if (skipReason) console.log(`[interop] skipping wg-netstack connect against wireguard-go: ${skipReason}`);
@@ -91,7 +92,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `wg-netstack connect CONFIG --json ARGS` as a child process, its JSON lines collected. */
 function startConnect(configPath: string, args: string[]) {
-  return startCommand(["connect", configPath, "--json", ...args], 20_000);
+  return startCommand(["connect", configPath, "--json", ...THREADS_FLAGS, ...args], 20_000);
 }
 
 /** The local address of the door leading to `to` (its port picked by the system). */
@@ -356,6 +357,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
   it.skipIf(!haveNft)("fails a connect answered by ICMP host or net unreachable at once, with EHOSTUNREACH or ENETUNREACH (library)", async () => {
     const tunnel = await connectTunnel(
       clientConfig({ privateKey: libraryKey, address: `${LIBRARY_ADDRESS}/32`, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, allowedIps: "10.0.0.0/24" }),
+      THREADS,
     );
     try {
       for (const [port, code] of [[HOST_UNREACHABLE_PORT, "EHOSTUNREACH"], [NET_UNREACHABLE_PORT, "ENETUNREACH"]] as const) {

@@ -12,6 +12,7 @@ import { downloadSha256, PORTS, programFor } from "../../bench/programs.mjs";
 import { genkey, pubkey, startServer, type Runtime, type Server, type ServerOptions, type TcpConnection } from "../../ts/index.js";
 import { defaultRuntime } from "../../ts/runtime/index.js";
 import { CLIENT_TASKS_PATH, interopSkipReason, startWgClient, type WgClient } from "./netns.js";
+import { THREADS, withThreads } from "../support/threads.js";
 
 const skipReason = interopSkipReason();
 if (skipReason) console.log(`[interop] skipping limits tests: ${skipReason}`);
@@ -73,6 +74,7 @@ describe.skipIf(skipReason)("many connections from one real client", () => {
     const serverKey = genkey();
     const clientKey = genkey();
     server = await startServer({
+      ...THREADS,
       privateKey: serverKey,
       host: "0.0.0.0",
       port: 0,
@@ -125,6 +127,7 @@ describe.skipIf(skipReason)("a SYN flood from one real client", () => {
     let syns = 0; // SYNs that reached the server from the flooding peer (seen by the tap)
     let handed = 0; // of those, the ones given to onTcp
     const server = await startServer({
+      ...THREADS,
       privateKey: serverKey,
       host: "0.0.0.0",
       port: 0,
@@ -271,7 +274,7 @@ function countingRuntime(): { runtime: Runtime; live: Set<unknown> } {
 async function serverAndClient(options: Partial<ServerOptions>): Promise<{ server: Server; client: WgClient }> {
   const serverKey = genkey();
   const clientKey = genkey();
-  const server = await startServer({ privateKey: serverKey, host: "0.0.0.0", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options });
+  const server = await startServer(withThreads({ privateKey: serverKey, host: "0.0.0.0", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options }));
   const client = await startWgClient({ privateKey: clientKey, serverPublicKey: pubkey(serverKey), serverPort: server.address.port, tunnelAddresses: ["10.0.0.2/32"] }).catch(async (error) => {
     await server.close();
     throw error;

@@ -10,6 +10,7 @@ import { downloadSha256, PORTS, programFor } from "../../bench/programs.mjs";
 import { genkey, pubkey, startServer, type Server, type TcpConnection } from "../../ts/index.js";
 import type { LinkProfile } from "../support/lossy-relay.mjs";
 import { interopSkipReason, startWgClient, type WgClient } from "./netns.js";
+import { THREADS } from "../support/threads.js";
 
 const skipReason = interopSkipReason();
 if (skipReason) console.log(`[interop] skipping bulk transfer tests: ${skipReason}`);
@@ -70,6 +71,7 @@ for (const implementation of ["debian", "current"] as const) {
       const serverKey = genkey();
       const [directKey, lossyKey] = [genkey(), genkey()];
       server = await startServer({
+        ...THREADS,
         privateKey: serverKey,
         host: "0.0.0.0",
         port: 0,

@@ -23,6 +23,7 @@ import { lcgFileHash, lcgFileSource } from "../support/lcg-file.js";
 import { postgresBin, startPostgres } from "../support/postgres.js";
 import { CLIENT_TASKS_PATH, cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
 import type { WireguardGoImplementation } from "./wireguard-go.js";
+import { THREADS } from "../support/threads.js";
 
 const skipReason = interopSkipReason();
 if (skipReason) console.log(`[interop] skipping connectTunnel against wireguard-go: ${skipReason}`);
@@ -144,7 +145,7 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
     const config = (privateKey: string, address: string) =>
       clientConfig({ privateKey, address, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" });
     childConfig = config(childKey, "10.0.0.3/32");
-    tunnel = await connectTunnel(config(clientKey, "10.0.0.2/32"));
+    tunnel = await connectTunnel(config(clientKey, "10.0.0.2/32"), THREADS);
   }, T);
 
   afterAll(async () => {
@@ -237,7 +238,7 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
 
   it("fetches over https: TLS through the tunnel, checked against the runtime's CAs and NODE_EXTRA_CA_CERTS", async () => {
     const url = `https://${NAME}:${HTTPS_PORT}/file`;
-    const fetchHash = `const tunnel = await connectTunnel(config);
+    const fetchHash = `const tunnel = await connectTunnel(config, ${JSON.stringify(THREADS)});
       try { const body = await (await tunnel.fetch(${JSON.stringify(url)})).arrayBuffer();
         console.log("sha256", (await import("node:crypto")).createHash("sha256").update(Buffer.from(body)).digest("hex"));
       } catch (error) { console.log("failed", error.cause?.code ?? error.code ?? error.message); }
@@ -264,7 +265,7 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
   it("connects again and again with the same key from new processes (handshake timestamps follow the wall clock)", async () => {
     // Each child is a new process with a new engine: wireguard-go drops a handshake whose
     // TAI64N timestamp is not newer than the last one it took from this key (whitepaper 5.4.2).
-    const body = `const tunnel = await connectTunnel(config, { handshakeTimeout: 10000 });
+    const body = `const tunnel = await connectTunnel(config, { ...${JSON.stringify(THREADS)}, handshakeTimeout: 10000 });
       const response = await tunnel.fetch("http://${SERVER_ADDRESS}:${HTTP_PORT}/port");
       console.log("up", response.status);
       await tunnel.close();`;

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { WgClient } from "../interop/netns.js";
+import { THREADS_FLAGS } from "./threads.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 export const GATEWAY_MAIN = join(root, "dist/gateway/main.js");
@@ -66,7 +67,7 @@ export function startCommand(args: string[], findTimeoutMs: number, runtime = RU
 
 /** `wg-netstack serve --json` as a child process, its JSON lines collected. */
 export function startGateway(conf: string, args: string[]) {
-  const gateway = startCommand(["serve", "--json", "--conf", conf, ...args], 15_000);
+  const gateway = startCommand(["serve", "--json", "--conf", conf, ...THREADS_FLAGS, ...args], 15_000);
   return { ...gateway, flowTo: (port: number) => gateway.find((e) => e.type === "flow" && e.dst.port === port) };
 }
 

@@ -4,6 +4,7 @@
 
 import { clientConfig, connectTunnel, genkey, pubkey, startServer, type Server, type ServerOptions, type Tunnel } from "../../ts/index.js";
 import type { Endpoint } from "../../ts/ip.js";
+import { THREADS } from "./threads.js";
 
 export interface LoopbackTunnelOptions {
   /** The tunnel's own address, the one the server's peer entry allows: 10.0.0.2 unless given. */
@@ -20,6 +21,7 @@ export async function startLoopbackTunnel(
 ): Promise<{ server: Server; tunnel: Tunnel; close(): Promise<void> }> {
   const clientKey = genkey();
   const server = await startServer({
+    ...THREADS,
     privateKey: genkey(),
     host: "127.0.0.1",
     port: 0,
@@ -30,6 +32,7 @@ export async function startLoopbackTunnel(
     const endpoint = await route(server);
     const tunnel = await connectTunnel(
       clientConfig({ privateKey: clientKey, address: `${address}/32`, serverPublicKey: server.publicKey, endpoint: `${endpoint.host}:${endpoint.port}`, allowedIps: "10.0.0.0/24" }),
+      THREADS,
     );
     return {
       server,

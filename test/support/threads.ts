@@ -19,3 +19,9 @@ export const TEST_THREADS = fromEnv(env?.WG_NETSTACK_TEST_THREADS);
 export function withThreads<T extends Partial<ServerOptions>>(options: T): T {
   return options.runtime !== undefined || TEST_THREADS === 0 ? options : { threads: TEST_THREADS, ...options };
 }
+
+/** Spread into `startServer`'s, `connectTunnel`'s or `startGateway`'s options: the test's `threads`, or nothing. */
+export const THREADS: { threads?: 1 } = TEST_THREADS === 1 ? { threads: 1 } : {};
+
+/** `wg-netstack serve` / `connect` flags for the test's threads: `--threads 1`, or none. */
+export const THREADS_FLAGS: string[] = TEST_THREADS === 1 ? ["--threads", "1"] : [];

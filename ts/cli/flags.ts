@@ -66,6 +66,11 @@ export function integer(text: string, flag: string, min: number, max: number): n
   return value;
 }
 
+/** `--threads N`: the engine's threads, as `startServer`'s `threads` (0 or 1); a UsageError otherwise. */
+export function threadsFlag(text: string): 0 | 1 {
+  return integer(text, "--threads", 0, 1) as 0 | 1;
+}
+
 /** The file `--pcap FILE` names, opened for writing (none without the flag); a UsageError if it cannot be. */
 export async function openPcapFlag(path: string | undefined): Promise<PcapWriter | undefined> {
   if (path === undefined) return undefined;

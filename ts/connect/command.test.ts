@@ -49,6 +49,8 @@ describe("parseConnectCommand", () => {
     expect(parseConnectCommand(["--help"]).command).toBe("help");
     expect(() => parseConnectCommand(["wg0.conf", "--listen", "1"])).toThrow(/unknown option --listen/);
     expect(() => parseConnectCommand(["wg0.conf", "--handshake-timeout", "0"])).toThrow(/--handshake-timeout/);
+    expect(() => parseConnectCommand(["wg0.conf", "--threads", "2"])).toThrow(/^--threads: expected an integer from 0 to 1, got "2"$/);
+    expect(parseConnectCommand(["wg0.conf", "--threads", "1"])).toMatchObject({ threads: 1 });
   });
 
   it("keeps every --reverse, and rejects one tunnel port given twice for the same protocol", () => {

@@ -3,7 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../config.js";
-import { integer, openPcapFlag, parseFlags, UsageError } from "../cli/flags.js";
+import { integer, openPcapFlag, parseFlags, threadsFlag, UsageError } from "../cli/flags.js";
 import { FlowLog } from "../gateway/flow-log.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
@@ -29,6 +29,8 @@ Options:
                                           USER:PASS requires Proxy-Authorization Basic
   --handshake-timeout SECONDS             how long to wait for the first handshake (default 10)
   --pcap FILE                             write the decrypted packets to FILE (pcap, opens in Wireshark)
+  --threads N                             1: the engine (decryption, TCP, encryption) and its UDP socket in a worker thread;
+                                          0 (default): one thread
   --json                                  log JSON lines instead of text
   -h, --help                              this help`;
 
@@ -62,11 +64,12 @@ export interface ConnectCommand {
   socks5?: ProxyListen;
   http?: ProxyListen;
   handshakeTimeoutMs?: number;
+  threads?: 0 | 1;
   pcap?: string;
   json: boolean;
 }
 
-const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "handshake-timeout", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward", "reverse"]) };
+const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "handshake-timeout", "threads", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward", "reverse"]) };
 const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
 /** Reads `connect`'s words (after "connect"); throws a UsageError. */
@@ -88,6 +91,7 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
     taken.add(key);
   }
   if (flags["handshake-timeout"] !== undefined) command.handshakeTimeoutMs = integer(flags["handshake-timeout"], "--handshake-timeout", 1, 3600) * 1000;
+  if (flags.threads !== undefined) command.threads = threadsFlag(flags.threads);
   if (flags.pcap !== undefined) command.pcap = flags.pcap;
   if (flags.socks5 !== undefined) command.socks5 = parseProxyListen(flags.socks5, "--socks5");
   if (flags.http !== undefined) command.http = parseProxyListen(flags.http, "--http");
@@ -177,6 +181,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   try {
     tunnel = await connectTunnel(config, {
       ...(command.handshakeTimeoutMs ? { handshakeTimeout: command.handshakeTimeoutMs } : {}),
+      ...(command.threads === undefined ? {} : { threads: command.threads }),
       ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),
       onError: (error) => io.err(`wg-netstack: the tunnel failed: ${error.message}`),
     });

@@ -25,7 +25,7 @@ describe("parseCommand", () => {
   it("reads every serve option, as --name value or --name=value", () => {
     const command = parseCommand(
       ["--conf", "/c", "--peers=3", "--listen", "[::1]:51821", "--endpoint", "vpn.example.test", "--mtu", "1380",
-        "--via", "socks5://u:p@127.0.0.1:1080", "--dns-upstream", "127.0.0.53", "--allow-loopback", "--allow-link-local", "--max-flows", "200", "--pcap", "/tmp/x.pcap"],
+        "--via", "socks5://u:p@127.0.0.1:1080", "--dns-upstream", "127.0.0.53", "--allow-loopback", "--allow-link-local", "--max-flows", "200", "--threads", "1", "--pcap", "/tmp/x.pcap"],
       env,
     );
     expect(command).toEqual({
@@ -40,6 +40,7 @@ describe("parseCommand", () => {
       allowLoopback: true,
       allowLinkLocal: true,
       maxFlows: 200,
+      threads: 1,
       pcap: "/tmp/x.pcap",
       json: false,
     });
@@ -79,6 +80,7 @@ describe("parseCommand", () => {
       [["--dns-upstream", "dns.example.test"], /^--dns-upstream: expected IP/],
       [["--mtu"], /^--mtu needs a value/],
       [["--max-flows", "0"], /^--max-flows: expected an integer from 1 to/],
+      [["--threads", "2"], /^--threads: expected an integer from 0 to 1, got "2"$/],
       [["--allow-loopback=yes"], /^--allow-loopback takes no value$/],
       [["--json=yes"], /^--json takes no value$/],
       [["--frob"], /^unknown option --frob/],

@@ -15,7 +15,7 @@ import { loopbackOnly, newToken } from "../web/access.js";
 import { FlowBoard } from "../web/board.js";
 import { startWebServer, type WebServer } from "../web/server.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
-import { integer, openPcapFlag, parseFlags, UsageError } from "../cli/flags.js";
+import { integer, openPcapFlag, parseFlags, threadsFlag, UsageError } from "../cli/flags.js";
 import { parseConnectCommand, runConnect } from "../connect/command.js";
 
 export { UsageError };
@@ -37,6 +37,7 @@ Options:
   --allow-loopback        let peers reach this host's loopback (127.0.0.0/8, ::1); refused by default. The LAN is always reachable
   --allow-link-local      let peers reach link-local addresses (169.254.0.0/16, fe80::/10: a cloud's metadata service); refused by default
   --max-flows N           TCP connections, and UDP flows, each peer may have open (default ${DEFAULT_MAX_FLOWS_PER_PEER}); each holds a socket here
+  --threads N             1: the engine (decryption, TCP, encryption) and its UDP socket in a worker thread; 0 (default): one thread
   --pcap FILE             write the decrypted packets to FILE (pcap, opens in Wireshark)
   --web [HOST:]PORT       serve a web page (status, peers, QR codes, live flows, captures) on HOST (default 127.0.0.1); its URL with a token is printed
   --json                  log JSON lines instead of text (configs and QR codes then go to stderr)
@@ -54,6 +55,7 @@ export interface ServeCommand {
   allowLoopback: boolean;
   allowLinkLocal: boolean;
   maxFlows?: number;
+  threads?: 0 | 1;
   pcap?: string;
   web?: { host: string; port: number };
   json: boolean;
@@ -65,7 +67,7 @@ export type Command =
   | { command: "peer-remove"; conf: string; name: string }
   | { command: "help" };
 
-const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "allow-loopback", "allow-link-local", "max-flows", "pcap", "web", "json", "help"];
+const SERVE_FLAGS = ["conf", "peers", "listen", "endpoint", "mtu", "via", "dns-upstream", "allow-loopback", "allow-link-local", "max-flows", "threads", "pcap", "web", "json", "help"];
 const PEER_FLAGS = ["conf", "help"];
 const BOOLEAN_FLAGS = new Set(["json", "help", "allow-loopback", "allow-link-local"]);
 
@@ -114,6 +116,7 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   }
   if (flags["dns-upstream"] !== undefined) serve.dnsUpstream = ipEndpoint(flags["dns-upstream"], "--dns-upstream", 53);
   if (flags["max-flows"] !== undefined) serve.maxFlows = integer(flags["max-flows"], "--max-flows", 1, 1 << 20);
+  if (flags.threads !== undefined) serve.threads = threadsFlag(flags.threads);
   if (flags.pcap !== undefined) serve.pcap = flags.pcap;
   if (flags.web !== undefined) {
     const web = listenAddress(flags.web, "--web");
@@ -258,6 +261,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
       allowLoopback: command.allowLoopback,
       allowLinkLocal: command.allowLinkLocal,
       ...(command.maxFlows === undefined ? {} : { maxFlowsPerPeer: command.maxFlows }),
+      ...(command.threads === undefined ? {} : { threads: command.threads }),
       ...(io.runtime ? { runtime: io.runtime } : {}),
       ...(pcap ? { pcap } : {}),
       ...(board ? { onFlowOpen: (flow: OpenFlow, bytes: FlowBytes) => board.open(flow, bytes), onFlowEnd: (record: FlowRecord) => board.end(record), taps: true } : {}),

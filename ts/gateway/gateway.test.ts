@@ -19,6 +19,7 @@ import { ConfigStore, type PeerRecord } from "./config-store.js";
 import { parseProxy } from "./dial.js";
 import { FlowLog } from "./flow-log.js";
 import { startGateway, type Gateway, type GatewayOptions } from "./gateway.js";
+import { THREADS } from "../../test/support/threads.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -47,6 +48,7 @@ async function runGateway(options: Partial<GatewayOptions> = {}): Promise<Runnin
     show: () => {},
     pollMs: 100,
     allowLoopback: true,
+    ...THREADS,
     ...options,
   });
   let stopped = false;

@@ -64,6 +64,8 @@ export interface GatewayOptions {
   udpIdleMs?: number;
   /** The UDP socket and clock; by default the runtime's. Tests pass one they can break. */
   runtime?: Runtime;
+  /** The engine's threads, as `startServer`'s `threads`: 0 (default) or 1, the engine and its UDP socket in a worker. */
+  threads?: 0 | 1;
 }
 
 /** Listens to decrypted packets, both ways; `peer` is the peer's public key. */
@@ -133,6 +135,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       port,
       ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
       ...(options.runtime ? { runtime: options.runtime } : {}),
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
       address: serverRecord.address,
       peers: [...active.values()].map(peerOptions),
       tcpMaxConnectionsPerPeer: maxFlows,

@@ -16,6 +16,7 @@ import { TunnelError } from "./errors.js";
 import { encodeQuery } from "./dns.js";
 import { parseConfig } from "./config.js";
 import type { TunnelSocket } from "./socket.js";
+import { THREADS } from "../../test/support/threads.js";
 
 const ECHO = "10.0.0.1";
 const SILENT = "10.0.0.66"; // SYNs there are never answered
@@ -121,6 +122,7 @@ beforeAll(async () => {
   clientKey = genkey();
   const serverKey = genkey();
   server = await startServer({
+    ...THREADS,
     privateKey: serverKey,
     host: "127.0.0.1",
     port: 0,
@@ -128,7 +130,7 @@ beforeAll(async () => {
     onTcp: serveTcp,
     onUdp: serveUdp,
   });
-  tunnel = await connectTunnel(configText());
+  tunnel = await connectTunnel(configText(), THREADS);
 });
 
 afterAll(async () => {
@@ -175,7 +177,7 @@ describe("connectTunnel", () => {
     const otherKey = genkey();
     server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.4/32"] });
     const text = clientConfig({ privateKey: otherKey, address: "10.0.0.4/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/16" });
-    const other = await connectTunnel(parseConfig(text));
+    const other = await connectTunnel(parseConfig(text), THREADS);
     try {
       const socket = other.connect(7, ECHO);
       expect((await echoRoundTrip(socket, new TextEncoder().encode("parsed"))).toString()).toBe("parsed");
@@ -188,7 +190,7 @@ describe("connectTunnel", () => {
     const otherKey = genkey();
     server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.5/32"] });
     const text = clientConfig({ privateKey: otherKey, address: "10.0.0.5/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/16" });
-    const other = await connectTunnel(text);
+    const other = await connectTunnel(text, THREADS);
     const socket = other.connect(7, ECHO);
     await once(socket, "connect");
     const failed = failure(socket);
@@ -200,7 +202,7 @@ describe("connectTunnel", () => {
   it("rejects with ETIMEDOUT when no handshake completes in time", async () => {
     // A UDP port where nothing answers: the server's own port with a key it does not know.
     const stranger = clientConfig({ privateKey: genkey(), address: "10.0.0.9/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}` });
-    const attempt = connectTunnel(stranger, { handshakeTimeout: 300 });
+    const attempt = connectTunnel(stranger, { ...THREADS, handshakeTimeout: 300 });
     await expect(attempt).rejects.toMatchObject({ code: "ETIMEDOUT", syscall: "handshake" });
   });
 
@@ -212,13 +214,13 @@ describe("connectTunnel", () => {
       if (name === "wg.example") return "127.0.0.1";
       throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: "ENOTFOUND" });
     };
-    const unresolvable = connectTunnel(configText({ endpoint: "no-such-host.example:51820" }), { lookup });
+    const unresolvable = connectTunnel(configText({ endpoint: "no-such-host.example:51820" }), { ...THREADS, lookup });
     await expect(unresolvable).rejects.toMatchObject({ code: "ENOTFOUND", address: "no-such-host.example" });
     // Another key, so that this tunnel does not take over the shared one's session.
     const otherKey = genkey();
     server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.3/32"] });
     const text = clientConfig({ privateKey: otherKey, address: "10.0.0.3/32", serverPublicKey: server.publicKey, endpoint: `wg.example:${server.address.port}` });
-    const named = await connectTunnel(text, { lookup });
+    const named = await connectTunnel(text, { ...THREADS, lookup });
     expect(named.stats().peers[0]!.endpoint).toEqual({ host: "127.0.0.1", port: server.address.port });
     await named.close();
   });

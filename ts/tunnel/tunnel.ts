@@ -33,6 +33,8 @@ export interface TunnelOptions {
   onError?: (error: Error) => void;
   /** Sees every decrypted inner packet, both ways (as `startServer`'s `tap`): for a pcap file. It must not keep the packet. */
   tap?: (packet: Uint8Array) => void;
+  /** The engine's threads, as `startServer`'s `threads`: 0 (default) or 1, the engine and its UDP socket in a worker. */
+  threads?: 0 | 1;
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -86,6 +88,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
     onTcp: (connection) => tunnel[RECEIVE_TCP](connection),
     ...(options.onError ? { onError: options.onError } : {}),
     ...(options.tap ? { tap: options.tap } : {}),
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
   });
   try {
     await tunnel[START](server, handshakeTimeout);
