@@ -900,3 +900,27 @@ fn rfc8985_7_each_tail_loss_probe_is_counted() {
     assert_eq!(stack.sent().len(), 1, "the probe");
     assert_eq!(stack.tcp.connection_stats(p.conn).map(|s| s.tail_probes), Some(1));
 }
+
+/// BBR (draft-cardwell-iccrg-bbr-congestion-control §4.3.2.2, §4.1.1.4): a flow the host
+/// holds back, as a request/response one, sends app-limited flights; their small samples
+/// do not count as a full pipe, so Startup, which never shrinks the window, goes on: the
+/// flow keeps at least its initial window for when a burst comes.
+#[test]
+fn bbr_a_request_response_flow_is_app_limited_and_keeps_its_initial_window() {
+    let mut stack = Stack::new();
+    let mut p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    let initial = stack.tcp.connection_stats(p.conn).unwrap().cwnd;
+    assert_eq!(initial, 10 * 1380);
+    for _ in 0..20 {
+        assert_eq!(stack.tcp.send(p.conn, &[5; 100]), Ok(100));
+        stack.run();
+        stack.advance(1_000);
+        let sent: usize = stack.sent().iter().map(|s| s.payload.len()).sum();
+        assert_eq!(sent, 100);
+        stack.advance(RTT_US - 1_000);
+        p.our_nxt = p.our_nxt.wrapping_add(100);
+        stack.inject(p.peer, &p.segment());
+    }
+    let cwnd = stack.tcp.connection_stats(p.conn).unwrap().cwnd;
+    assert!(cwnd >= initial, "cwnd {cwnd}");
+}
