@@ -882,6 +882,11 @@ fn a_connection_holds_its_unacknowledged_held_and_unconsumed_bytes() {
     stack.tcp.consumed(stack.now, p.conn, 100).unwrap();
     stack.run();
     assert_eq!(stack.tcp.totals().buffered_bytes, 200 + 1000);
+    // Forgotten, it holds nothing.
+    stack.tcp.abort(p.conn, &mut stack.out).unwrap();
+    stack.run();
+    assert_eq!(stack.tcp.connection_count(), 0);
+    assert_eq!(stack.tcp.totals().buffered_bytes, 0);
 }
 
 /// RFC 8985 §7: each tail-loss probe counts in the connection's stats (tailProbes).
@@ -923,4 +928,35 @@ fn bbr_a_request_response_flow_is_app_limited_and_keeps_its_initial_window() {
     }
     let cwnd = stack.tcp.connection_stats(p.conn).unwrap().cwnd;
     assert!(cwnd >= initial, "cwnd {cwnd}");
+}
+
+/// Our memory limit: windows and buffers stop growing once the connections together hold
+/// three quarters of it, not before.
+#[test]
+fn limits_memory_pressure_begins_at_three_quarters_of_the_limit() {
+    // One connection holds 65,536 bytes (its host wrote them; the peer's window is shut).
+    for (limit, pressed) in [(87_382, false), (87_381, true)] {
+        let mut stack = Stack::new();
+        stack.tcp.set_limits(Limits { buffered_bytes: limit, ..DEFAULT_LIMITS });
+        let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+        stack.inject(1, &Segment { window: 0, ..p.segment() });
+        assert_eq!(stack.tcp.send(p.conn, &[1; 65_536]), Ok(65_536));
+        stack.run();
+        assert_eq!(stack.tcp.connections[&p.conn].conn.rcv.frozen, pressed, "65,536 of {limit}");
+    }
+}
+
+/// RFC 6056 §3.1: the search for an ephemeral port covers the whole range, 16,384 ports,
+/// the last one included; with every one in use, the connect fails.
+#[test]
+fn rfc6056_the_ephemeral_port_search_covers_all_16384_ports() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { connections: 1 << 20, connections_per_peer: 1 << 20, half_open_per_peer: 1 << 20, ..DEFAULT_LIMITS });
+    let (local, remote) = (addr("10.0.0.1:0"), addr("10.0.0.9:443"));
+    for port in 49152..65535 {
+        stack.tcp.connect(0, 1, SocketAddr::new(local.ip(), port), remote).unwrap();
+    }
+    stack.tcp.next_port = 49152;
+    assert_eq!(stack.tcp.connect(0, 1, local, remote).map(|(_, at)| at.port()), Ok(65535));
+    assert_eq!(stack.tcp.connect(0, 1, local, remote), Err(TcpError::Unaddressable), "all in use");
 }
