@@ -671,6 +671,31 @@ mod tests {
         assert_eq!(outcome.rate.unwrap().rate, None);
     }
 
+    /// draft-cheng-iccrg-delivery-rate-estimation §3.3 (Linux tcp_rate_check_app_limited):
+    /// the app-limited mark lasts until the delivered count passes what had been delivered
+    /// plus what was in flight when it was set; segments sent until then are app-limited.
+    #[test]
+    fn the_app_limited_mark_ends_once_delivery_passes_the_flight_it_was_set_over() {
+        let mut s = sender();
+        send_all(&mut s, 10, 300);
+        s.on_ack(50, 1100, &[], 0);
+        // 100 delivered, 200 in flight: the mark lasts until 300 have been delivered.
+        s.mark_app_limited();
+        assert_eq!(s.app_limited_until, Some(300));
+        send_all(&mut s, 60, 500);
+        let outcome = s.on_ack(100, 1300, &[], 0);
+        assert_eq!(outcome.delivered, 200);
+        assert_eq!(s.app_limited_until, Some(300), "delivered 300: not past it");
+        assert!(!outcome.rate.unwrap().app_limited, "sent before the mark");
+        let outcome = s.on_ack(150, 1400, &[], 0);
+        assert!(outcome.rate.unwrap().app_limited, "sent while the mark stood");
+        assert_eq!(s.app_limited_until, None, "delivered 400: past it");
+        let sent = send_all(&mut s, 160, 600);
+        assert_eq!((sent.first().map(|p| p.seq), sent.last().map(|p| p.seq)), (Some(1600), Some(1900)));
+        let outcome = s.on_ack(200, 2000, &[], 0);
+        assert!(!outcome.rate.unwrap().app_limited, "sent after the mark ended");
+    }
+
     #[test]
     fn payload_is_read_across_the_ring_wrap() {
         let mut s = sender();
