@@ -113,6 +113,12 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
       commandsIn.drain((bytes, at, len) => {
         const kind = bytes[at];
         if (kind === RECORD.STOP) return void (stopAsked = true);
+        if (kind === RECORD.COMMANDS_END && pendingCommands.length === 0) {
+          // A batch in one record (nearly all): from the ring into the engine's command area.
+          const offset = engine.commands.reserve(len - 1);
+          engine.commands.bytes.set(bytes.subarray(at + 1, at + len), offset);
+          return;
+        }
         pendingCommands.push(bytes.slice(at + 1, at + len));
         if (kind === RECORD.COMMANDS_END) {
           for (const chunk of pendingCommands) {

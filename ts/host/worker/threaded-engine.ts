@@ -38,6 +38,7 @@ export class ThreadedEngine {
   readonly #chunk: number;
   /** Command batches that did not fit in the ring yet (the worker is behind), in order. */
   readonly #pending: Uint8Array[] = [];
+  #waitingForRoom = false;
   #memory = new ArrayBuffer(4096);
   #stderr = "";
   #gone = false;
@@ -156,28 +157,56 @@ export class ThreadedEngine {
   pump(_nowMs: number, datagrams: readonly unknown[]): number {
     if (datagrams.length > 0) throw new Error("a threaded engine takes no datagrams: its socket is in the worker");
     const len = this.commands.take();
-    if (len > 0) this.#pending.push(new Uint8Array(this.#memory, 0, len).slice());
-    this.#flush();
+    let wrote = false;
+    if (len > 0) {
+      // Straight from the command buffer into the ring when nothing waits before it; only
+      // what does not fit is copied aside (the buffer is written over from the next command on).
+      const batch = new Uint8Array(this.#memory, 0, len);
+      const rest = this.#pending.length === 0 ? this.#ship(batch) : batch;
+      wrote = rest.length < batch.length;
+      if (rest.length > 0) this.#pending.push(rest.slice());
+    }
+    if (this.#flush() || wrote) this.#toWorker.notify();
     return Number.POSITIVE_INFINITY;
   }
 
-  #flush(): void {
+  /**
+   * Writes the rest of a batch into the ring, in records of at most `#chunk` bytes, the last
+   * one marked as the batch's end; returns what did not fit (empty when all did).
+   */
+  #ship(batch: Uint8Array): Uint8Array {
+    let at = 0;
+    while (at < batch.length) {
+      const part = batch.subarray(at, at + this.#chunk);
+      // The worker keeps the chunks of a batch and applies it when its last one arrives.
+      const kind = at + part.length === batch.length ? RECORD.COMMANDS_END : RECORD.COMMANDS;
+      if (!this.#toWorker.write(part.length + 1, (bytes, offset) => ((bytes[offset] = kind), bytes.set(part, offset + 1)))) break;
+      at += part.length;
+    }
+    return batch.subarray(at);
+  }
+
+  /** Ships the batches that waited for room, in order; true if it wrote any. When the ring is full again, tries again once the worker has taken some (the connections' room bounds this). */
+  #flush(): boolean {
     let wrote = false;
     while (this.#pending.length > 0) {
       const batch = this.#pending[0]!;
-      const part = batch.subarray(0, this.#chunk);
-      // The worker keeps the chunks of a batch and applies it when its last one arrives.
-      const kind = part.length === batch.length ? RECORD.COMMANDS_END : RECORD.COMMANDS;
-      if (!this.#toWorker.write(part.length + 1, (bytes, at) => ((bytes[at] = kind), bytes.set(part, at + 1)))) {
-        // Full: the worker is behind. Go on when it has taken some (the connections' room bounds this).
-        void this.#toWorker.roomAsync(part.length + 1, 100).then(() => !this.#gone && this.#flush());
+      const rest = this.#ship(batch);
+      if (rest.length < batch.length) wrote = true;
+      if (rest.length > 0) {
+        this.#pending[0] = rest;
+        if (!this.#waitingForRoom) {
+          this.#waitingForRoom = true;
+          void this.#toWorker.roomAsync(Math.min(rest.length, this.#chunk) + 1, 100).then(() => {
+            this.#waitingForRoom = false;
+            if (!this.#gone && this.#flush()) this.#toWorker.notify();
+          });
+        }
         break;
       }
-      wrote = true;
-      if (part.length === batch.length) this.#pending.shift();
-      else this.#pending[0] = batch.subarray(part.length);
+      this.#pending.shift();
     }
-    if (wrote) this.#toWorker.notify();
+    return wrote;
   }
 
   /** Hands the events the worker sent to `handler`, in order. */
