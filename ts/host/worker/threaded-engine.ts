@@ -254,12 +254,24 @@ export class ThreadedEngine {
   /** Sends the last commands, then asks the worker to close its socket and exit; resolves once it has. */
   async stop(): Promise<void> {
     if (!this.#gone) {
-      this.#flush();
       this.#onFailure = () => {};
-      if (this.#toWorker.write(1, (bytes, at) => (bytes[at] = RECORD.STOP))) this.#toWorker.notify();
-      else await this.#worker.terminate();
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref?.());
-      await Promise.race([this.#exited, timeout]);
+      // STOP goes after every command still waiting for room (close()'s aborts among them, whose
+      // RSTs the clients are owed): the worker takes what is ahead of them. 2 s at most.
+      const deadline = performance.now() + 2000;
+      let stopped = false;
+      while (!this.#gone && performance.now() < deadline) {
+        if (this.#flush()) this.#toWorker.notify();
+        if (this.#pending.length === 0 && this.#toWorker.write(1, (bytes, at) => (bytes[at] = RECORD.STOP))) {
+          this.#toWorker.notify();
+          stopped = true;
+          break;
+        }
+        await this.#toWorker.roomAsync(this.#pending.length > 0 ? Math.min(this.#pending[0]!.length, this.#chunk) + 1 : 1, 100);
+      }
+      if (stopped) {
+        const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref?.());
+        await Promise.race([this.#exited, timeout]);
+      }
       if (!this.#gone) await this.#worker.terminate();
     }
     await this.#exited;
