@@ -89,6 +89,28 @@ describe("Link (the model, on virtual time)", () => {
     expect(link.nextAt()).toBeCloseTo(9 * 0.11616, 5);
   });
 
+  it("holds a 100 Mbit/s bottleneck offered twice the rate: delivered at exactly the rate, in order", () => {
+    const link = new Link({ rateBitsPerSecond: 100e6, queuePackets: 100_000 });
+    const datagram = (seq: number) => Uint8Array.of(seq >> 8, seq & 0xff, ...new Uint8Array(1450));
+    const delivered: { seq: number; at: number }[] = [];
+    for (let ms = 0; delivered.length < 3000; ms++) {
+      for (let i = 0; i < 40 && ms * 40 + i < 3000; i++) link.arrive(datagram(ms * 40 + i), ms);
+      for (const data of link.due(ms)) delivered.push({ seq: (data[0]! << 8) | data[1]!, at: ms });
+    }
+    expect(delivered.map((d) => d.seq)).toEqual([...Array(3000).keys()]);
+    // 3,000 datagrams of 1,452 bytes take 348.48 ms at 100 Mbit/s; the last is handed over at the first whole ms after.
+    expect(delivered.at(-1)!.at).toBe(349);
+    expect(link.counters).toMatchObject({ forwarded: 3000, droppedQueueFull: 0 });
+  });
+
+  it("delivers each datagram the configured delay after it leaves the bottleneck", () => {
+    const link = new Link({ rateBitsPerSecond: 100e6, delayMs: 20 });
+    link.arrive(new Uint8Array(1452), 5);
+    expect(link.nextAt()).toBeCloseTo(5 + 0.11616 + 20, 5);
+    expect(link.due(25.1).length).toBe(0);
+    expect(link.due(25.2).length).toBe(1);
+  });
+
   it("counts the datagram in transmission as part of the queue", () => {
     const link = new Link({ rateBitsPerSecond: 8_000, queuePackets: 2 }); // 1 ms per byte
     for (let i = 0; i < 5; i++) link.arrive(new Uint8Array(1), 0);
@@ -108,7 +130,9 @@ describe("lossy relay on loopback", () => {
     await expect(startLossyRelay({ listen: { host: "127.0.0.1", port: 0 }, target: { host: "10.201.7.2", port: 9 } })).rejects.toThrow(/source/);
   });
 
-  it("holds a 100 Mbit/s bottleneck within 5 %, in order, without dropping below the queue limit", async () => {
+  // The schedule itself is held on virtual time above; over real sockets and timers a loaded
+  // machine can only make the relay late, never early: these bounds hold at any load.
+  it("never passes a 100 Mbit/s bottleneck faster than the rate, keeps order, drops nothing below the queue limit", async () => {
     // Offered at about twice the rate (40 datagrams per ms tick, ticks come late).
     const count = 3000;
     const { arrivals, relay } = await throughRelay("rate=100mbit,queue=100000", { count, size: 1452, perMs: 40 });
@@ -117,18 +141,16 @@ describe("lossy relay on loopback", () => {
     expect(arrivals.map((a) => a.seq)).toEqual([...Array(count).keys()]);
     const seconds = (arrivals[count - 1]!.at - arrivals[0]!.at) / 1000;
     const mbits = ((count - 1) * 1452 * 8) / seconds / 1e6;
-    expect(mbits).toBeGreaterThan(95);
     expect(mbits).toBeLessThan(105);
     expect(relay.counters().up).toMatchObject({ forwarded: count, droppedQueueFull: 0, socketDrops: 0 });
   });
 
-  it("delays each datagram by the configured 20 ms (plus at most a few ms of timer lateness)", async () => {
+  it("delays each datagram by at least the configured 20 ms", async () => {
     const { arrivals, relay } = await throughRelay("delay=20", { count: 50, size: 100, perMs: 1 });
     await settle(relay, 50);
     const delays = arrivals.map((a) => a.at - a.sentAt).sort((a, b) => a - b);
     expect(delays.length).toBe(50);
     expect(delays[0]).toBeGreaterThanOrEqual(20);
-    expect(delays[25]).toBeLessThan(23);
   });
 
   it("keeps order under jitter, and the jitter is really there", async () => {
