@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import { Duplex } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { startLoopbackPair } from "../test/support/loopback-stacks.js";
 import type { Server, TcpConnection } from "./index.js";
@@ -70,7 +71,6 @@ async function setup(
 }
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function readAll(conn: TcpConnection): Promise<Buffer> {
   const parts: Uint8Array[] = [];

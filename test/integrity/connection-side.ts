@@ -1,13 +1,13 @@
 // What the integrity tests share beside roles.mjs: the scenario and report types, and a
 // role played over one of our own TcpConnections.
 
+import { setTimeout as sleep } from "node:timers/promises";
 import type { TcpConnection } from "../../ts/index.js";
 import { type play, Side } from "./roles.mjs";
 
 export type Scenario = { client(side: Side): Promise<unknown>; upstream(side: Side): Promise<unknown>; slow?: string; end: string };
 export type Report = Awaited<ReturnType<typeof play>>;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A Side over a TcpConnection: reads chunk by chunk, pausing when the role is a slow reader. */
 export function connectionSide(conn: TcpConnection, options: ConstructorParameters<typeof Side>[1]): Side {

@@ -8,6 +8,7 @@
 
 import { createHash } from "node:crypto";
 import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Server, TcpConnection, Tunnel } from "../../ts/index.js";
 import { type Door, startTcpForward } from "../../ts/connect/forward.js";
@@ -18,7 +19,6 @@ import { startLoopbackTunnel } from "../support/loopback-tunnel.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
 import { flowKeys, integrityProblems, play, SCENARIOS, socketSide } from "./roles.mjs";
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const T = 90_000;
 const TARGET = { host: "10.0.0.1", port: 8080 };

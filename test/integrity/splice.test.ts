@@ -7,13 +7,13 @@
 //   client role:  net client ─▶ net.Server: splice(client.connect(), socket) ─tunnel─▶ onTcp's TcpConnection
 
 import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { splice, type SpliceResult } from "../../ts/splice.js";
 import { startLoopbackPair } from "../support/loopback-stacks.js";
 import { connectionSide, type Report, type Scenario } from "./connection-side.js";
 import { flowKeys, integrityProblems, play, SCENARIOS, socketSide } from "./roles.mjs";
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** What one flow needs from a topology: start it and say how its splice ended. */
 interface Flow {

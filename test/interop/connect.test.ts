@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig, connectTunnel, genkey, pubkey, TunnelError } from "../../ts/index.js";
 import { GATEWAY_MAIN, RUNTIME_COMMAND, startCommand, waitForLine } from "../support/gateway-process.js";
@@ -88,7 +89,6 @@ async function closedLocalPort(): Promise<number> {
   return port;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `wg-netstack connect CONFIG --json ARGS` as a child process, its JSON lines collected. */
 function startConnect(configPath: string, args: string[]) {

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { downloadSha256, PORTS, programFor } from "../../bench/programs.mjs";
 import { genkey, pubkey, startServer, type Runtime, type Server, type ServerOptions, type TcpConnection } from "../../ts/index.js";
@@ -28,7 +29,6 @@ async function echo(conn: TcpConnection): Promise<void> {
   await conn.end();
 }
 
-const sleep = (ms: number) => new Promise<undefined>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` every 50 ms until it holds; fails with `what` after `ms`. */
 async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {

@@ -33,6 +33,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
 import { spawnLossyRelay, type LinkCounters, type LinkProfile } from "../support/lossy-relay.mjs";
 import { currentWireguardGoSkipReason, wireguardGoCommand, type WireguardGoImplementation } from "./wireguard-go.js";
 
@@ -137,7 +138,6 @@ function runSyncQuiet(cmd: string, args: string[]): { code: number; stdout: stri
   return { code: r.status ?? 1, stdout: r.stdout ?? "" };
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function which(bin: string): string | undefined {
   for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").concat(["/usr/sbin", "/sbin"])) {

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { WgClient } from "../interop/netns.js";
 import { THREADS_FLAGS } from "./threads.js";
 
@@ -11,7 +12,6 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 export const GATEWAY_MAIN = join(root, "dist/gateway/main.js");
 /** How to run a program under the runtime running the tests. */
 export const RUNTIME_COMMAND = "Deno" in globalThis ? [process.execPath, "run", "-A"] : [process.execPath];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves once `child` prints a line containing `text`. */
 export function waitForLine(child: ChildProcess, text: string): Promise<void> {

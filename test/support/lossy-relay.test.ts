@@ -3,6 +3,7 @@
 // receiver can measure rate, delay, loss, order and copies itself.
 
 import dgram from "node:dgram";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { Link, parseProfile, spawnLossyRelay, startLossyRelay, type LossyRelay } from "./lossy-relay.mjs";
 
@@ -12,7 +13,6 @@ interface Arrival {
   at: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const open: { close(): unknown }[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()));
