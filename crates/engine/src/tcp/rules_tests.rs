@@ -852,20 +852,26 @@ fn limits_count_a_connection_only_while_it_is_live_or_half_open() {
     open(&mut stack, 1, "10.0.0.2:40002", "198.51.100.7:80", 9000);
 }
 
-/// Our limits: a connection forgotten while the peer has another waiting for the host
-/// leaves that one counted as half-open.
+/// Our limits: a connection forgotten while the peer has others leaves them counted
+/// (here, toward the peer's connection limit); once the peer has none, the table forgets
+/// the peer too (its bookkeeping does not grow with every peer ever seen).
 #[test]
-fn limits_a_forgotten_connection_leaves_the_peers_half_open_count() {
+fn limits_a_forgotten_connection_leaves_the_peers_other_connections_counted() {
     let mut stack = Stack::new();
-    stack.tcp.set_limits(Limits { half_open_per_peer: 1, ..DEFAULT_LIMITS });
-    let live = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
-    stack.inject(1, &syn_from("10.0.0.2:40001", "198.51.100.7:80"));
-    assert!(incoming(&mut stack.events()).is_some(), "waits for the host: half-open");
-    stack.inject(1, &Segment { rst: true, ..segment(live.addr, live.server, live.nxt, None) });
+    stack.tcp.set_limits(Limits { connections_per_peer: 2, ..DEFAULT_LIMITS });
+    let kept = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    let reset = open(&mut stack, 1, "10.0.0.2:40001", "198.51.100.7:80", 1000);
+    stack.inject(1, &Segment { rst: true, ..segment(reset.addr, reset.server, reset.nxt, None) });
     assert!(stack.events().iter().any(|e| matches!(e, Event::TcpClosed { .. })));
-    stack.inject(1, &syn_from("10.0.0.2:40002", "198.51.100.7:80"));
-    assert!(incoming(&mut stack.events()).is_none(), "the half-open place is still taken");
+    let third = open(&mut stack, 1, "10.0.0.2:40002", "198.51.100.7:80", 1000);
+    stack.inject(1, &syn_from("10.0.0.2:40003", "198.51.100.7:80"));
+    assert!(incoming(&mut stack.events()).is_none(), "two live connections: the limit");
     assert!(stack.sent().iter().any(|s| s.rst));
+    for p in [&kept, &third] {
+        stack.inject(1, &Segment { rst: true, ..segment(p.addr, p.server, p.nxt, None) });
+    }
+    assert_eq!(stack.tcp.connection_count(), 0);
+    assert!(stack.tcp.per_peer.is_empty(), "no connection left: the peer is forgotten");
 }
 
 /// The memory a connection holds (the table's bufferedBytes): data sent and not yet
