@@ -967,3 +967,25 @@ fn rfc6056_the_ephemeral_port_search_covers_all_16384_ports() {
     assert_eq!(stack.tcp.connect(0, 1, local, remote).map(|(_, at)| at.port()), Ok(65535));
     assert_eq!(stack.tcp.connect(0, 1, local, remote), Err(TcpError::Unaddressable), "all in use");
 }
+
+/// A poll sends at most POLL_BUDGET segments; when that cuts work short it returns the
+/// current time (the host is to poll again at once), and the next poll goes on.
+#[test]
+fn a_poll_sends_at_most_its_budget_and_asks_for_another_at_once() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { connections_per_peer: 100, ..DEFAULT_LIMITS });
+    // 52 connections with five segments each to send: 260, the budget runs out within the
+    // last one (51 x 5 = 255).
+    let peers: Vec<Peer> = (0..52).map(|i| open(&mut stack, 1, &format!("10.0.0.2:{}", 40000 + i), "198.51.100.7:80", 1000)).collect();
+    stack.sent();
+    stack.advance(1_000_000);
+    for p in &peers {
+        assert_eq!(stack.tcp.send(p.conn, &[9; 5 * 1380]), Ok(5 * 1380));
+    }
+    let wake = stack.tcp.poll(stack.now, &mut stack.out);
+    assert_eq!(stack.sent().len(), POLL_BUDGET);
+    assert_eq!(wake, Some(stack.now), "work is left: poll again now");
+    let wake = stack.tcp.poll(stack.now, &mut stack.out);
+    assert_eq!(stack.sent().len(), 4);
+    assert!(wake.is_some_and(|at| at > stack.now), "{wake:?}");
+}
