@@ -989,3 +989,15 @@ fn a_poll_sends_at_most_its_budget_and_asks_for_another_at_once() {
     assert_eq!(stack.sent().len(), 4);
     assert!(wake.is_some_and(|at| at > stack.now), "{wake:?}");
 }
+
+/// The table's meanRttMs: the mean smoothed RTT of the connections that have one (one
+/// still waiting for the host has none and does not count as zero).
+#[test]
+fn the_mean_rtt_counts_only_connections_with_an_rtt() {
+    let mut stack = Stack::new();
+    assert_eq!(stack.tcp.totals().mean_srtt_us, 0);
+    open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    stack.inject(1, &syn_from("10.0.0.2:40001", "198.51.100.7:80"));
+    assert!(incoming(&mut stack.events()).is_some());
+    assert_eq!(stack.tcp.totals().mean_srtt_us, RTT_US);
+}
