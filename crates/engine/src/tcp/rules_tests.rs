@@ -1001,3 +1001,36 @@ fn the_mean_rtt_counts_only_connections_with_an_rtt() {
     assert!(incoming(&mut stack.events()).is_some());
     assert_eq!(stack.tcp.totals().mean_srtt_us, RTT_US);
 }
+
+/// The same when what the budget cuts short is the resending of lost segments (nothing
+/// new waits): the poll returns the current time, and the next poll goes on resending.
+#[test]
+fn a_poll_that_runs_out_of_budget_while_lost_segments_wait_asks_for_another_at_once() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { connections_per_peer: 100, ..DEFAULT_LIMITS });
+    let peers: Vec<Peer> = (0..52).map(|i| open(&mut stack, 1, &format!("10.0.0.2:{}", 40000 + i), "198.51.100.7:80", 1000)).collect();
+    stack.sent();
+    stack.advance(1_000_000);
+    // The last connection sends five segments; 10 ms later the fifth is SACKed: RACK calls
+    // the first four lost once the reordering window (2.5 ms) has passed.
+    let last = &peers[51];
+    assert_eq!(stack.tcp.send(last.conn, &[7; 5 * 1380]), Ok(5 * 1380));
+    stack.run();
+    let flight = stack.sent();
+    assert_eq!(flight.len(), 5);
+    stack.advance(10_000);
+    let mut sack = SackBlocks::default();
+    sack.push((flight[4].seq, flight[4].seq.wrapping_add(1380)));
+    stack.inject(1, &Segment { sack, ..last.segment() });
+    assert!(stack.sent().is_empty());
+    stack.now += 2_500;
+    // Then, at that instant, the other 51 have five new segments each: 255 of the 256.
+    for p in &peers[..51] {
+        assert_eq!(stack.tcp.send(p.conn, &[9; 5 * 1380]), Ok(5 * 1380));
+    }
+    let wake = stack.tcp.poll(stack.now, &mut stack.out);
+    assert_eq!(stack.sent().len(), POLL_BUDGET);
+    assert_eq!(wake, Some(stack.now), "lost segments wait: poll again now");
+    stack.tcp.poll(stack.now, &mut stack.out);
+    assert!(!stack.sent().is_empty(), "the next poll goes on resending (as recovery's window allows)");
+}
