@@ -250,11 +250,11 @@ const MUTANTS_HELD = [
   '\\b(Connection::(accept|refuse|incoming|is_synchronized|send_ack|send_rst_for)|Tcp::(input|refuse))\\b',
   'tcp/send/sack\\.rs:',
   '\\b(Sender::(on_ack|settle|window_limited|shrink_if_idle)|Receiver::(measure_rtt|window_update_due|release|hold))\\b',
-  // BBR's estimators and window (congestion.rs), the pacer and delivery-rate sampling,
-  // measured in full on 6 December.
+  // BBR (all of congestion.rs), the pacer and delivery-rate sampling, measured in full on
+  // 6 December.
   'tcp/connection/pacer\\.rs:',
   'tcp/send/rate\\.rs:',
-  '\\bCongestion::(cwnd|bandwidth|bdp|update_bandwidth|update_ack_aggregation|extra_acked|update_cycle|enter_probe_bandwidth|update_rt_prop|set_cwnd)\\b',
+  'tcp/congestion\\.rs:',
   // The table's bookkeeping and the host-facing counts and grants.
   '\\b(Tcp::(forget|recount|free_port|set_timeouts)|TcpTotals::fields|Connection::(grant_room|is_half_open|held_bytes|send_tail_probe)|ConnectionStats::fields|own_shift)\\b',
 ];
