@@ -1034,3 +1034,21 @@ fn a_poll_that_runs_out_of_budget_while_lost_segments_wait_asks_for_another_at_o
     stack.tcp.poll(stack.now, &mut stack.out);
     assert!(!stack.sent().is_empty(), "the next poll goes on resending (as recovery's window allows)");
 }
+
+/// A connection is in the timer queue once for its next wake: settling it again with the same
+/// (or a later) wake queues nothing more, or a connection waiting on a long timer would add an
+/// entry for every segment and call until it fires.
+#[test]
+fn a_connection_is_queued_once_for_its_next_wake() {
+    let mut stack = Stack::new();
+    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    assert_eq!(host_sends(&mut stack, &p, 5).len(), 1, "the data leaves; its retransmission timer is armed");
+    let queued = stack.tcp.timers.len();
+    let wake = stack.tcp.connections[&p.conn].wake.expect("a timer for the data in flight");
+    assert!(wake > stack.now);
+    for _ in 0..5 {
+        stack.tcp.settle(p.conn, stack.now);
+    }
+    assert_eq!(stack.tcp.timers.len(), queued);
+    assert_eq!(stack.tcp.connections[&p.conn].wake, Some(wake));
+}
