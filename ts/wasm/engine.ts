@@ -404,9 +404,10 @@ let poolUsed = 0;
 /**
  * A copy of an outgoing datagram: one allocation per pool instead of per datagram (a
  * `slice()` each was ~7 % of a bulk transfer's CPU). A pool is never reused, so a send the
- * socket still holds stays intact; these bytes only ever go to the socket.
+ * socket still holds stays intact; these bytes only ever go to the socket. Each thread has its
+ * own pool (module state), so the worker of `threads: 1` uses this too.
  */
-function pooledCopy(bytes: Uint8Array): Uint8Array {
+export function pooledCopy(bytes: Uint8Array): Uint8Array {
   if (poolUsed + bytes.length > pool.byteLength) {
     pool = new ArrayBuffer(Math.max(POOL_SIZE, bytes.length));
     poolUsed = 0;

@@ -15,7 +15,7 @@ import type { Endpoint } from "../../ip.js";
 import { defaultRuntime } from "../../runtime/index.js";
 import type { DatagramSocket } from "../../runtime/types.js";
 import { workerContext } from "../../runtime/worker.js";
-import { Engine, type Datagram } from "../../wasm/engine.js";
+import { Engine, pooledCopy, type Datagram } from "../../wasm/engine.js";
 import { EVENT } from "../../wasm/abi.js";
 import { ControlBlock } from "./control.js";
 import { Ring } from "./ring.js";
@@ -241,19 +241,4 @@ function call(engine: Engine, now: number, op: string, args: unknown[], raw: Uin
     default:
       throw new Error(`unknown control call ${op}`);
   }
-}
-
-/** Outgoing datagrams are copied out of wasm memory into 64 KiB pools, as the single-threaded host does. */
-const POOL_SIZE = 64 * 1024;
-let pool = new ArrayBuffer(0);
-let poolUsed = 0;
-function pooledCopy(bytes: Uint8Array): Uint8Array {
-  if (poolUsed + bytes.length > pool.byteLength) {
-    pool = new ArrayBuffer(Math.max(POOL_SIZE, bytes.length));
-    poolUsed = 0;
-  }
-  const copy = new Uint8Array(pool, poolUsed, bytes.length);
-  copy.set(bytes);
-  poolUsed += (bytes.length + 7) & ~7;
-  return copy;
 }
