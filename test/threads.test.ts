@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { INTERNALS } from "../ts/host/server.js";
 import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
 import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
+import { RUNTIME_COMMAND } from "./support/gateway-process.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MiB = 1024 * 1024;
@@ -56,12 +57,10 @@ async function roundTrip(conn: TcpConnection, data: Uint8Array): Promise<Uint8Ar
   return Buffer.concat(parts);
 }
 
-/** The runtime running the tests, to run a child process under the same one. */
-const runtime = "Deno" in globalThis ? [process.execPath, "run", "-A"] : [process.execPath];
 
 /** Runs test/support/threads-exit.mjs in a new process of this runtime; it must exit by itself. */
 function runExitScript(mode: string): { status: number | null; output: string } {
-  const child = spawnSync(runtime[0]!, [...runtime.slice(1), join(root, "test/support/threads-exit.mjs"), mode], { cwd: root, encoding: "utf8", timeout: 60_000 });
+  const child = spawnSync(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), join(root, "test/support/threads-exit.mjs"), mode], { cwd: root, encoding: "utf8", timeout: 60_000 });
   return { status: child.status, output: `${child.stdout}${child.stderr}` };
 }
 
