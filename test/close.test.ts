@@ -6,11 +6,7 @@ import { describe, expect, it } from "vitest";
 import { genkey, pubkey, startServer, type Runtime, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
 import { withThreads } from "./support/threads.js";
 import { defaultRuntime } from "../ts/runtime/index.js";
-
-async function echo(conn: TcpConnection): Promise<void> {
-  for await (const chunk of conn) await conn.write(chunk);
-  await conn.end();
-}
+import { echo } from "./support/echo.js";
 
 /** `runtime` with its timers counted: `live` holds the ones armed and not yet fired or cleared. */
 function counting(runtime: Runtime): { runtime: Runtime; live: Set<unknown> } {

@@ -7,6 +7,7 @@ import { ConfigError, genkey, pubkey, startServer, type Server, type ServerOptio
 import { INTERNALS } from "../ts/host/server.js";
 import type { Engine } from "../ts/wasm/engine.js";
 import { MemoryNetwork, VirtualClock, type WireOptions } from "./support/virtual-network.js";
+import { echo, roundTrip } from "./support/echo.js";
 
 const SERVER_PORT = 51820;
 let open: Server[] = [];
@@ -48,20 +49,6 @@ async function pair(serverOptions: Partial<ServerOptions> = {}, wireOptions: Wir
   });
   open.push(server, client);
   return { clock, wire, server, client };
-}
-
-async function echo(conn: TcpConnection): Promise<void> {
-  for await (const chunk of conn) await conn.write(chunk);
-  await conn.end();
-}
-
-/** Writes `data` and half-closes while reading everything back. */
-async function roundTrip(conn: TcpConnection, data: Uint8Array): Promise<Uint8Array> {
-  const sending = conn.write(data).then(() => conn.end());
-  const parts: Uint8Array[] = [];
-  for await (const chunk of conn) parts.push(chunk);
-  await sending;
-  return Buffer.concat(parts);
 }
 
 function pattern(size: number, seed = 1): Uint8Array {

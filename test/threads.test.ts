@@ -11,8 +11,9 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { INTERNALS } from "../ts/host/server.js";
 import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
-import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
+import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions } from "../ts/index.js";
 import { RUNTIME_COMMAND } from "./support/gateway-process.js";
+import { echo, roundTrip } from "./support/echo.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MiB = 1024 * 1024;
@@ -23,11 +24,6 @@ afterEach(async () => {
   ringSize.bytes = RING_BYTES;
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
-
-async function echo(conn: TcpConnection): Promise<void> {
-  for await (const chunk of conn) await conn.write(chunk);
-  await conn.end();
-}
 
 async function threadedPair(options: Partial<ServerOptions>): Promise<{ server: Server; client: Server }> {
   const serverKey = genkey();
@@ -47,15 +43,6 @@ async function threadedPair(options: Partial<ServerOptions>): Promise<{ server: 
 }
 
 const worker = (server: Server) => server[INTERNALS].engine as ThreadedEngine;
-
-/** Writes `data` and reads the echo back at the same time; resolves with what came back. */
-async function roundTrip(conn: TcpConnection, data: Uint8Array): Promise<Uint8Array> {
-  const sending = conn.write(data).then(() => conn.end());
-  const parts: Uint8Array[] = [];
-  for await (const chunk of conn) parts.push(chunk);
-  await sending;
-  return Buffer.concat(parts);
-}
 
 
 /** Runs test/support/threads-exit.mjs in a new process of this runtime; it must exit by itself. */
