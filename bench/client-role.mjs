@@ -19,9 +19,10 @@
 //
 // --quick: 20 MiB transfers and 200 connections. --runs N: the transfers N times (the same
 // servers). --profile DIR: runs the connect processes under `node --cpu-prof` into DIR.
-// --ours LABEL=DIST (repeatable): an A/B comparison in one run, each build's `wg-netstack
-// connect` (DIST/gateway/main.js; DIST inside this checkout, so its imports resolve) as its
-// own socks5 and forward clients, in an order that alternates run by run. Default: ours=dist.
+// --ours "LABEL=DIST [FLAGS]" (repeatable): an A/B comparison in one run, each build's `wg-netstack
+// connect` (DIST/gateway/main.js; DIST inside this checkout, so its imports resolve) with its
+// extra flags (e.g. "t1=dist --threads 1") as its own socks5 and forward clients, in an order
+// that alternates run by run. Default: ours=dist.
 // Writes bench/results/client-role.json and prints the table bench/README.md shows.
 
 import { execFileSync, spawn } from "node:child_process";
@@ -54,12 +55,13 @@ const TRANSFER_CLIENT = path.join(ROOT, "bench/transfer-client.mjs");
 const oursSpecs = args.flatMap((arg, i) => (arg === "--ours" ? [args[i + 1]] : []));
 const OURS = Object.fromEntries(
   (oursSpecs.length > 0 ? oursSpecs : ["ours=dist"]).map((spec) => {
-    const [label, dist] = spec.split("=");
-    return [label, path.resolve(ROOT, dist, "gateway/main.js")];
+    const [label, rest] = [spec.slice(0, spec.indexOf("=")), spec.slice(spec.indexOf("=") + 1)];
+    const [dist, ...flags] = rest.split(/\s+/);
+    return [label, { main: path.resolve(ROOT, dist, "gateway/main.js"), flags }];
   }),
 );
 const LABELS = Object.keys(OURS);
-const CONNECT_MAIN = OURS[LABELS[0]];
+const CONNECT_MAIN = OURS[LABELS[0]].main;
 const MEMORY_PROBE = path.join(ROOT, "bench/wasm-memory-probe.mjs");
 const SERVER_ADDRESS = "10.0.0.1";
 /** Each client its own key and address, so none takes over another's session. */
@@ -72,7 +74,7 @@ if (skip) {
   console.error(`client-role benchmark cannot run: ${skip}`);
   process.exit(1);
 }
-for (const main of Object.values(OURS)) {
+for (const { main } of Object.values(OURS)) {
   if (!fs.existsSync(main)) {
     console.error(`client-role benchmark: ${main} is missing; run \`node build.mjs\` first (npm run bench:client does)`);
     process.exit(1);
@@ -148,7 +150,7 @@ function writeConfig(dir, name, privateKey, address, server, serverPublicKey) {
 /** `wg-netstack connect CONFIG --json ARGS` under node with the memory probe; resolves once it is up. */
 async function startConnect(config, connectArgs, label, main = CONNECT_MAIN) {
   const nodeArgs = ["--import", MEMORY_PROBE];
-  if (PROFILE_DIR) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", PROFILE_DIR, "--cpu-prof-name", `connect-${label}-${Date.now()}.cpuprofile`);
+  if (PROFILE_DIR) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", path.join(PROFILE_DIR, label));
   const child = spawn(process.execPath, [...nodeArgs, main, "connect", config, "--json", ...connectArgs], { stdio: ["ignore", "pipe", "pipe"] });
   const events = [];
   let buffered = "";
@@ -271,7 +273,7 @@ try {
     const name = i === 0 ? "ours" : `ours@${label}`;
     const oursConfig = writeConfig(dir, name.replace("@", "-"), keys[name], CLIENT_ADDRESSES[name], server, pubkey(serverKey));
     const forwards = ["--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.download}`, "--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.upload}`];
-    ourConnects[label] = await startConnect(oursConfig, ["--socks5", "0", ...forwards], `transfers-${label}`, OURS[label]);
+    ourConnects[label] = await startConnect(oursConfig, ["--socks5", "0", ...forwards, ...OURS[label].flags], `transfers-${label}`, OURS[label].main);
   }
 
   for (let run = 1; run <= RUNS; run++) {

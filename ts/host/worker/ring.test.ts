@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Ring } from "./ring.js";
 
 const record = (n: number, len: number) => {
@@ -101,6 +101,28 @@ describe("Ring", () => {
     expect(await ring.dataAsync(0)).toBe("ready");
     drainAll(ring);
     expect(await ring.dataAsync(10)).toBe("timed-out");
+  });
+
+  it("signals only a side that waits: no Atomics.notify while the reader is busy", async () => {
+    const ring = Ring.create(256);
+    const notify = vi.spyOn(Atomics, "notify");
+    try {
+      ring.push(record(1, 4));
+      ring.notify();
+      drainAll(ring); // no writer waits for room either
+      expect(notify).not.toHaveBeenCalled();
+      const waiting = ring.dataAsync(5_000);
+      ring.push(record(2, 4));
+      ring.notify();
+      expect(notify).toHaveBeenCalledTimes(1);
+      expect(await waiting).toBe("ready");
+      drainAll(ring);
+      ring.push(record(3, 4));
+      ring.notify(); // the wait is over: nobody to wake
+      expect(notify).toHaveBeenCalledTimes(1);
+    } finally {
+      notify.mockRestore();
+    }
   });
 
   it("between two threads, a small ring always full: every record arrives, in order, intact", async () => {
