@@ -1,7 +1,7 @@
 // OUR server for the real-client benchmark: the package as a user gets it, with default
-// options, serving bench/programs.mjs on any destination address. Runs under each runtime:
+// options (but `threads`), serving bench/programs.mjs on any destination address. Runs under each runtime:
 //
-//   node bench/real-client-server.mjs --peer CLIENT_PUBLIC_KEY
+//   node bench/real-client-server.mjs --peer CLIENT_PUBLIC_KEY [--threads N]
 //   deno run -A --unstable-net bench/real-client-server.mjs --peer ...
 //   bun bench/real-client-server.mjs --peer ...
 //
@@ -15,12 +15,14 @@ import { programFor } from "./programs.mjs";
 const args = process.argv.slice(2);
 const peer = args[args.indexOf("--peer") + 1];
 if (!args.includes("--peer") || !peer) {
-  console.error("usage: real-client-server.mjs --peer CLIENT_PUBLIC_KEY");
+  console.error("usage: real-client-server.mjs --peer CLIENT_PUBLIC_KEY [--threads N]");
   process.exit(2);
 }
 
+const threads = args.includes("--threads") ? Number(args[args.indexOf("--threads") + 1]) : 0;
 const privateKey = genkey();
 const server = await startServer({
+  threads,
   privateKey,
   host: "0.0.0.0",
   port: 0,

@@ -4,7 +4,7 @@
 // kernel's TCP serving the same programs (bench/kernel-server.mjs); it uses the same
 // wireguard-go build as the client of the pairing.
 //
-//   node bench/real-client.mjs [--quick] [--kernel-cc reno]   (root; `npm run bench:real` builds first)
+//   node bench/real-client.mjs [--quick] [--kernel-cc reno] [--threads 0,1]   (root; `npm run bench:real` builds first)
 //
 // Matrix: client build (Debian's wireguard-go, the current one) × path (direct: one veth
 // hop; wan: through the lossy relay, 100 Mbit/s each way, 64-packet queue, 20 ms each way,
@@ -18,6 +18,8 @@
 // send the uploads, and the reference server's), set in their namespaces. Default: the
 // machine's, recorded in the results; a namespace may choose only among
 // net.ipv4.tcp_allowed_congestion_control.
+// --threads: ours with each of these `threads` values (default 0), as servers of their own
+// ("node threads:1").
 //
 // Writes bench/results/real-client.json and prints the table bench/README.md shows.
 
@@ -41,6 +43,9 @@ const MiB = 1024 * 1024;
 const PLAN = QUICK
   ? { echoSeconds: 2, bytes: { direct: 50 * MiB, wan: 10 * MiB }, timeoutMs: { direct: 10_000, wan: 15_000 }, runtimes: ["node"] }
   : { echoSeconds: 5, bytes: { direct: 200 * MiB, wan: 30 * MiB }, timeoutMs: { direct: 30_000, wan: 30_000 }, runtimes: ["node", "deno", "bun"] };
+const THREADS = process.argv.includes("--threads") ? process.argv[process.argv.indexOf("--threads") + 1].split(",").map(Number) : [0];
+/** Our servers: each runtime with each threads value. */
+const OURS = PLAN.runtimes.flatMap((runtime) => THREADS.map((threads) => (threads === 0 ? runtime : `${runtime} threads:${threads}`)));
 const ECHO_MESSAGE_BYTES = 1000;
 /** The WAN profile, the same each way; one seed, so every server meets the same random losses for the same datagrams. */
 const WAN = { rateBitsPerSecond: 100e6, queuePackets: 64, delayMs: 20, loss: 0.005 };
@@ -90,9 +95,10 @@ async function useCongestionControl(ns) {
 }
 
 /** Our server under a runtime, as a child process; stop() returns its stats. */
-async function startOurs(runtime, clientPublicKey) {
+async function startOurs(name, clientPublicKey) {
+  const [runtime, threads = "threads:0"] = name.split(" ");
   const [command, ...args] = RUNTIME_COMMANDS[runtime];
-  const child = spawn(command, [...args, "--peer", clientPublicKey], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(command, [...args, "--peer", clientPublicKey, "--threads", threads.split(":")[1]], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
   const ready = JSON.parse(await firstLine(child, 30_000));
   const stop = async () => {
     let out = "";
@@ -175,7 +181,7 @@ for (const implementation of WIREGUARD_GO_IMPLEMENTATIONS) {
   const reference = await startReference(implementation, clientPublicKey);
   try {
     for (const path of PATHS) {
-      for (const server of ["reference", ...PLAN.runtimes]) {
+      for (const server of ["reference", ...OURS]) {
         const ours = server === "reference" ? undefined : await startOurs(server, clientPublicKey);
         if (ours) versions.runtimes[server] = ours.runtime;
         const client = await startWgClient({
@@ -238,14 +244,14 @@ function ratio(e, ref, measure) {
 
 function table() {
   const lines = [
-    `| client | path | measure | reference | ${PLAN.runtimes.map((r) => `ours, ${r}`).join(" | ")} |`,
-    `|---|---|---|---|${PLAN.runtimes.map(() => "---").join("|")}|`,
+    `| client | path | measure | reference | ${OURS.map((r) => `ours, ${r}`).join(" | ")} |`,
+    `|---|---|---|---|${OURS.map(() => "---").join("|")}|`,
   ];
   for (const client of WIREGUARD_GO_IMPLEMENTATIONS) {
     for (const path of PATHS) {
       const ref = results.find((e) => e.client === client && e.path === path && e.server === "reference");
       for (const measure of ["echo", "download", "upload"]) {
-        const ours = PLAN.runtimes.map((r) => {
+        const ours = OURS.map((r) => {
           const e = results.find((x) => x.client === client && x.path === path && x.server === r);
           return `${cell(e, measure)} ${ratio(e, ref, measure)}`;
         });
