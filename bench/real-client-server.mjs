@@ -6,7 +6,7 @@
 //   bun bench/real-client-server.mjs --peer ...
 //
 // Listens on 0.0.0.0 (a free port), prints {"port","publicKey","runtime"} once ready, and
-// when its stdin closes prints {"stats": server.stats()} and exits.
+// when its stdin closes prints {"stats": server.stats() with rssStartBytes, rssPeakBytes} and exits.
 
 import process from "node:process";
 import { genkey, pubkey, startServer } from "wg-netstack";
@@ -37,9 +37,16 @@ const server = await startServer({
 const runtime = process.versions.bun ? `bun ${process.versions.bun}` : globalThis.Deno ? `deno ${Deno.version.deno}` : `node ${process.versions.node}`;
 process.stdout.write(`${JSON.stringify({ port: server.address.port, publicKey: pubkey(privateKey), runtime })}\n`);
 
+// The resident set from ready to the end, its peak sampled every 100 ms (issue 17: growth over
+// a 200 MiB transfer).
+const rssStartBytes = process.memoryUsage().rss;
+let rssPeakBytes = rssStartBytes;
+const sampler = setInterval(() => (rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss)), 100);
+
 process.stdin.on("data", () => {});
 process.stdin.on("end", async () => {
-  const stats = server.stats();
+  clearInterval(sampler);
+  const stats = { ...server.stats(), rssStartBytes, rssPeakBytes };
   await server.close();
   process.stdout.write(`${JSON.stringify({ stats })}\n`, () => process.exit(0));
 });

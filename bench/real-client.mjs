@@ -4,7 +4,8 @@
 // kernel's TCP serving the same programs (bench/kernel-server.mjs); it uses the same
 // wireguard-go build as the client of the pairing.
 //
-//   node bench/real-client.mjs [--quick] [--kernel-cc reno] [--threads 0,1]   (root; `npm run bench:real` builds first)
+//   node bench/real-client.mjs [--quick] [--kernel-cc reno] [--runtimes node,deno,bun] [--threads 0,1]
+//   (root; `npm run bench:real` builds first)
 //
 // Matrix: client build (Debian's wireguard-go, the current one) × path (direct: one veth
 // hop; wan: through the lossy relay, 100 Mbit/s each way, 64-packet queue, 20 ms each way,
@@ -18,6 +19,7 @@
 // send the uploads, and the reference server's), set in their namespaces. Default: the
 // machine's, recorded in the results; a namespace may choose only among
 // net.ipv4.tcp_allowed_congestion_control.
+// --runtimes: ours under these runtimes only (default: node, deno and bun; --quick: node).
 // --threads: ours with each of these `threads` values (default 0), as servers of their own
 // ("node threads:1").
 //
@@ -43,6 +45,7 @@ const MiB = 1024 * 1024;
 const PLAN = QUICK
   ? { echoSeconds: 2, bytes: { direct: 50 * MiB, wan: 10 * MiB }, timeoutMs: { direct: 10_000, wan: 15_000 }, runtimes: ["node"] }
   : { echoSeconds: 5, bytes: { direct: 200 * MiB, wan: 30 * MiB }, timeoutMs: { direct: 30_000, wan: 30_000 }, runtimes: ["node", "deno", "bun"] };
+if (process.argv.includes("--runtimes")) PLAN.runtimes = process.argv[process.argv.indexOf("--runtimes") + 1].split(",");
 const THREADS = process.argv.includes("--threads") ? process.argv[process.argv.indexOf("--threads") + 1].split(",").map(Number) : [0];
 /** Our servers: each runtime with each threads value. */
 const OURS = PLAN.runtimes.flatMap((runtime) => THREADS.map((threads) => (threads === 0 ? runtime : `${runtime} threads:${threads}`)));
@@ -218,7 +221,8 @@ function round(x, digits = 0) {
 }
 
 function summary(e) {
-  return ["echo", "download", "upload"].map((m) => `${m} ${cell(e, m)}`).join("; ");
+  const rss = e.serverStats ? `; RSS +${round((e.serverStats.rssPeakBytes - e.serverStats.rssStartBytes) / MiB, 1)} MiB` : "";
+  return ["echo", "download", "upload"].map((m) => `${m} ${cell(e, m)}`).join("; ") + rss;
 }
 
 function cell(e, measure) {
@@ -275,5 +279,7 @@ const report = {
 fs.mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
 fs.writeFileSync(path.join(ROOT, "bench/results/real-client.json"), `${JSON.stringify(report, null, 2)}\n`);
 console.log(table());
+const growth = results.filter((e) => e.serverStats).map((e) => `${e.client} ${e.path} ${e.server} +${round((e.serverStats.rssPeakBytes - e.serverStats.rssStartBytes) / MiB, 1)}`);
+console.log(`\nOur server's RSS growth, peak over ready, MiB (echo, then ${PLAN.bytes.direct / MiB} MiB down and up direct, ${PLAN.bytes.wan / MiB} MiB on the WAN): ${growth.join("; ")}`);
 const ccs = [...new Set(results.map((e) => e.kernelCongestionControl))];
 console.log(`\n${report.seconds} s; kernel TCP congestion control: ${ccs.join(", ")}; wireguard-go: ${Object.entries(versions.wireguardGo).map(([k, v]) => `${k} = ${v}`).join(", ")}; results in bench/results/real-client.json`);
