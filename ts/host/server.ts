@@ -22,9 +22,10 @@ import {
 } from "../config.js";
 import { Engine, EngineError, type CloseReason, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
 import { ERROR } from "../wasm/abi.js";
-import { endpointText, formatIp, parseIp, type Endpoint } from "../ip.js";
+import { endpointText, formatIp, parseIp, type Endpoint, type Ip } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
+import { Routes } from "./routes.js";
 import { closeError, ConnectionError, TcpConnection, type ConnectionLink } from "./tcp-connection.js";
 import { UdpPacket } from "./udp-packet.js";
 import { ThreadedEngine } from "./worker/threaded-engine.js";
@@ -135,6 +136,10 @@ export class Server {
   #connections = new Map<number, TcpConnection>();
   /** The engine's peer ids, to their base64 public keys. */
   #peerKeys = new Map<number, string>();
+  /** Peers configured with an endpoint (one learned from the peer only the engine knows). */
+  #peersWithEndpoint = new Set<number>();
+  /** The engine's allowedIps, to refuse a UDP send or ping with no route where it is made. */
+  readonly #routes = new Routes();
   /** Connections we opened, until established; `room` is what they may write already. */
   #connecting = new Map<number, { remote: Endpoint; local: Endpoint; room: number; resolve(conn: TcpConnection): void; reject(error: Error): void }>();
   /** Pings waiting for their echo reply, by "address seq"; called with the time it came. */
@@ -213,7 +218,7 @@ export class Server {
     }
     this.#engine = engine;
     this.#publicKey = encodeKey(engine.publicKeyBytes);
-    for (const [index, peer] of config.peers.entries()) this.#peerKeys.set(engine.peerIds[index]!, peer.publicKeyText);
+    for (const [index, peer] of config.peers.entries()) this.#peerAdded(engine.peerIds[index]!, peer);
     engine.onFailure = (error) => void this.#fail(error);
     void this.#takeWorkerEvents(engine);
   }
@@ -273,12 +278,23 @@ export class Server {
     return this.#error;
   }
 
-  /** Sends a UDP datagram through the tunnel, `from` any address to a client address (the peer is chosen by `allowedIps`). */
+  /**
+   * Sends a UDP datagram through the tunnel, `from` any address to a client address (the peer
+   * is chosen by `allowedIps`). Throws when no peer's allowedIps hold `to`, the families
+   * differ, or the datagram does not fit the MTU; it goes out at the next pump.
+   */
   sendUdp(data: Uint8Array | string, from: Endpoint, to: Endpoint): void {
     this.#assertOpen();
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    this.#call(() => this.#engine.udpSend(this.#runtime.clock.now(), checkEndpoint(from, "from"), checkEndpoint(to, "to"), bytes));
-    this.#schedule();
+    const src = checkAddress(from, "from");
+    const dst = checkAddress(to, "to");
+    // What the engine would refuse, refused here, in its order and with its codes and words.
+    this.#checkRoute(dst.endpoint.host);
+    checkFamilies(src.ip, dst.ip);
+    if ((src.ip.family === 4 ? 20 : 40) + 8 + bytes.length > this.#config.mtu) {
+      throw new EngineError(ERROR.TOO_BIG, "datagram is larger than the MTU allows");
+    }
+    this.#link.command((commands) => commands.udpSend(src.endpoint, dst.endpoint, bytes));
   }
 
   /** Opens a TCP connection through the tunnel to a client-side address (the peer is chosen by `allowedIps`). */
@@ -312,11 +328,12 @@ export class Server {
       const to = checkEndpoint({ host, port: 0 }, "host").host;
       const from = this.#localEndpoint({ host: to, port: 0 }, options.from).host;
       const timeout = options.timeout ?? 5_000;
+      this.#checkRoute(to);
+      checkFamilies(parseIp(from)!, parseIp(to)!);
       const seq = (this.#pingSeq = (this.#pingSeq + 1) & 0xffff);
       const key = `${to} ${seq}`;
       const started = this.#runtime.clock.now();
-      this.#call(() => this.#engine.ping(started, from, to, this.#pingIdent, seq));
-      this.#schedule();
+      this.#link.command((commands) => commands.ping(from, to, this.#pingIdent, seq));
       return new Promise((resolve, reject) => {
         const timer = this.#runtime.clock.setTimer(timeout, () => {
           this.#pings.delete(key);
@@ -359,6 +376,8 @@ export class Server {
       throw this.#failNow(error);
     }
     this.#peerKeys.delete(id);
+    this.#peersWithEndpoint.delete(id);
+    this.#routes.removePeer(id);
     this.#schedule(); // the closed connections' events
     return true;
   }
@@ -374,13 +393,9 @@ export class Server {
     const key = encodeKey(decodeKey(publicKey, "publicKey"));
     const id = [...this.#peerKeys].find(([, text]) => text === key)?.[0];
     if (id === undefined) return false;
-    try {
-      this.#call(() => this.#engine.keepalive(this.#runtime.clock.now(), id));
-    } catch (error) {
-      if (error instanceof EngineError) return false;
-      throw error;
-    }
-    this.#schedule();
+    // An endpoint learned from the peer is only in the engine: ask it (rare: one call per tunnel start at most).
+    if (!this.#peersWithEndpoint.has(id) && !this.#call(() => this.#engine.stats()).peers.some((peer) => peer.id === id && peer.endpoint)) return false;
+    this.#link.command((commands) => commands.keepalive(id));
     return true;
   }
 
@@ -614,7 +629,19 @@ export class Server {
       throw new ConfigError(`${path}.publicKey`, (error as Error).message);
     }
     for (const cidr of peer.allowedIps) this.#engine.allow(id, cidr, cidr.prefix);
+    this.#peerAdded(id, peer);
+  }
+
+  /** Notes a peer the engine has, with its allowedIps routed to it there. */
+  #peerAdded(id: number, peer: PeerConfig): void {
     this.#peerKeys.set(id, peer.publicKeyText);
+    if (peer.endpoint) this.#peersWithEndpoint.add(id);
+    for (const cidr of peer.allowedIps) this.#routes.allow(id, cidr);
+  }
+
+  /** Throws the engine's no-route error when no peer's allowedIps hold `host`. */
+  #checkRoute(host: string): void {
+    if (!this.#routes.reaches(host)) throw new EngineError(ERROR.NO_ROUTE, "no peer's allowedIps hold the destination");
   }
 
   #assertOpen(): void {
@@ -637,10 +664,20 @@ function connectFailure(reason: CloseReason): ConnectionError {
 }
 
 function checkEndpoint(endpoint: Endpoint, name: string): Endpoint {
+  return checkAddress(endpoint, name).endpoint;
+}
+
+/** The endpoint in canonical form, and its address parsed; a TypeError naming `name` if it is none. */
+function checkAddress(endpoint: Endpoint, name: string): { endpoint: Endpoint; ip: Ip } {
   const ip = typeof endpoint?.host === "string" ? parseIp(endpoint.host) : undefined;
   if (!ip) throw new TypeError(`${name}.host must be an IP address, got ${JSON.stringify(endpoint?.host)}`);
   if (!Number.isInteger(endpoint.port) || endpoint.port < 0 || endpoint.port > 65535) {
     throw new TypeError(`${name}.port must be an integer 0..65535, got ${JSON.stringify(endpoint.port)}`);
   }
-  return { host: formatIp(ip), port: endpoint.port };
+  return { endpoint: { host: formatIp(ip), port: endpoint.port }, ip };
+}
+
+/** The engine's refusal of a packet from one family to the other. */
+function checkFamilies(src: Ip, dst: Ip): void {
+  if (src.family !== dst.family) throw new EngineError(ERROR.UNADDRESSABLE, "source and destination are of different address families");
 }

@@ -63,6 +63,9 @@ describe("the ABI", () => {
     engine.commands.shutdown(8);
     engine.commands.abort(9);
     engine.commands.discard(0x80000001);
+    engine.commands.udpSend({ host: "10.0.0.2", port: 5353 }, { host: "2001:db8::1", port: 0xfffe }, new Uint8Array([4, 5]));
+    engine.commands.ping("fd00::7", "192.0.2.1", 0x1234, 0xfffe);
+    engine.commands.keepalive(0xfffffffe);
     const commands = engine.abiSelftest();
     expect(commands).toEqual([
       "Send { conn: 16909060, bytes: [1, 2, 3] }",
@@ -72,6 +75,9 @@ describe("the ABI", () => {
       "Shutdown { conn: 8 }",
       "Abort { conn: 9 }",
       "Discard { conn: 2147483649 }",
+      "UdpSend { src: 10.0.0.2:5353, dst: [2001:db8::1]:65534, payload: [4, 5] }",
+      "Ping { src: [fd00::7]:0, dst: 192.0.2.1:0, ident: 4660, seq: 65534 }",
+      "Keepalive { peer: 4294967294 }",
     ]);
     // One of each kind: a kind added to the contract without a case here fails.
     expect(commands).toHaveLength(Object.keys(COMMAND).length);
@@ -115,15 +121,15 @@ describe("the ABI", () => {
 
   it("walks events a handler's call into the engine adds, in the same walk", () => {
     const engine = startedEngine();
-    engine.addPeer(new Uint8Array(32).fill(9), undefined, 0, { host: "127.0.0.1", port: 9 });
+    const key = new Uint8Array(32).fill(9);
+    engine.addPeer(key, undefined, 0, { host: "127.0.0.1", port: 9 });
     engine.allow(0, parseIp("10.0.0.2")!, 32);
+    const { id } = engine.tcpConnect(2, { host: "10.0.0.1", port: 0 }, { host: "10.0.0.2", port: 80 });
     engine.abiSelftest();
-    const sent: number[] = [];
-    const { handler } = recorder();
-    handler.datagram = (to, bytes) => sent.push(to.port, bytes[0]!);
-    // The first event's handler sends UDP: with no session yet, the engine starts a handshake.
-    handler.tcpIncoming = () => engine.udpSend(3, { host: "10.0.0.1", port: 1 }, { host: "10.0.0.2", port: 2 }, new Uint8Array(1));
+    const { calls, handler } = recorder();
+    // The first event's handler removes the peer: its connection closes, an event added to the log.
+    handler.tcpIncoming = () => void engine.removePeer(key);
     engine.takeEvents(handler);
-    expect(sent).toEqual([51820, 1, 9, 1]); // the self-test's datagram, then a handshake initiation (type 1)
+    expect(calls.filter(([name]) => name === "tcpClosed").map(([, conn]) => conn)).toEqual([7, id]); // the self-test's, then ours
   });
 });

@@ -28,6 +28,9 @@ export const COMMAND = {
   SHUTDOWN: 5,
   ABORT: 6,
   DISCARD: 7,
+  UDP_SEND: 8,
+  PING: 9,
+  KEEPALIVE: 10,
 } as const;
 
 /** Negative returns of the engine's calls. */
@@ -93,13 +96,10 @@ export interface EngineExports {
   wgn_add_peer(persistentKeepalive: number, hasPresharedKey: number, hasEndpoint: number): number;
   wgn_allow(peer: number, prefixLen: number): number;
   wgn_remove_peer(): number;
-  wgn_keepalive(nowMs: number, peer: number): number;
-  wgn_ping(nowMs: number, ident: number, seq: number): number;
   wgn_set_tap(on: number): number;
   wgn_pump(nowMs: number, eventsSeen: number, commandsLen: number, datagramsLen: number): number;
   wgn_tcp_connect(nowMs: number): number;
   wgn_tcp_stats(id: number): number;
-  wgn_udp_send(nowMs: number, len: number): number;
   wgn_stats(): number;
   wgn_public_key(): number;
   wgn_abi_selftest(commandsLen: number): number;
@@ -120,13 +120,10 @@ export const EXPORT_PARAMS = {
   wgn_add_peer: ["persistentKeepalive", "hasPresharedKey", "hasEndpoint"],
   wgn_allow: ["peer", "prefixLen"],
   wgn_remove_peer: [],
-  wgn_keepalive: ["nowMs", "peer"],
-  wgn_ping: ["nowMs", "ident", "seq"],
   wgn_set_tap: ["on"],
   wgn_pump: ["nowMs", "eventsSeen", "commandsLen", "datagramsLen"],
   wgn_tcp_connect: ["nowMs"],
   wgn_tcp_stats: ["id"],
-  wgn_udp_send: ["nowMs", "len"],
   wgn_stats: [],
   wgn_public_key: [],
   wgn_abi_selftest: ["commandsLen"],
@@ -235,16 +232,18 @@ export function readEvent<A>(log: EventLog<A>, at: number, fields: EventFields<A
   throw new Error(`unknown engine event kind ${log.bytes[at]}`);
 }
 
-/** Where the `write` functions below put commands. */
-export interface CommandArea {
+/** Where the `write` functions below put commands; `A` is how the host holds an address. */
+export interface CommandArea<A> {
   /** Makes room for `len` more bytes; returns where to write them, in `bytes` and `view` as they are after the call. */
   reserve(len: number): number;
   readonly bytes: Uint8Array;
   readonly view: DataView;
+  /** Writes `address` at `at` (ADDRESS_SIZE bytes). */
+  address(at: number, address: A): void;
 }
 
 /** SEND: Data to send: at most what TCP_WRITABLE granted. */
-export function writeSend(area: CommandArea, conn: number, bytes: Uint8Array): void {
+export function writeSend<A>(area: CommandArea<A>, conn: number, bytes: Uint8Array): void {
   const at = area.reserve(9 + bytes.length);
   area.bytes[at] = 1;
   area.view.setUint32(at + 1, conn, true);
@@ -253,7 +252,7 @@ export function writeSend(area: CommandArea, conn: number, bytes: Uint8Array): v
 }
 
 /** CONSUMED: The host read `bytes` of TCP_DATA: the window opens by as much. */
-export function writeConsumed(area: CommandArea, conn: number, bytes: number): void {
+export function writeConsumed<A>(area: CommandArea<A>, conn: number, bytes: number): void {
   const at = area.reserve(9);
   area.bytes[at] = 2;
   area.view.setUint32(at + 1, conn, true);
@@ -261,14 +260,14 @@ export function writeConsumed(area: CommandArea, conn: number, bytes: number): v
 }
 
 /** ACCEPT: Complete the handshake of a TCP_INCOMING (send the SYN-ACK). */
-export function writeAccept(area: CommandArea, conn: number): void {
+export function writeAccept<A>(area: CommandArea<A>, conn: number): void {
   const at = area.reserve(5);
   area.bytes[at] = 3;
   area.view.setUint32(at + 1, conn, true);
 }
 
 /** REFUSE: Turn down a TCP_INCOMING: `how` 0 with RST, 1 with ICMP unreachable. */
-export function writeRefuse(area: CommandArea, conn: number, how: number): void {
+export function writeRefuse<A>(area: CommandArea<A>, conn: number, how: number): void {
   const at = area.reserve(6);
   area.bytes[at] = 4;
   area.view.setUint32(at + 1, conn, true);
@@ -276,22 +275,49 @@ export function writeRefuse(area: CommandArea, conn: number, how: number): void 
 }
 
 /** SHUTDOWN: FIN after what was sent. */
-export function writeShutdown(area: CommandArea, conn: number): void {
+export function writeShutdown<A>(area: CommandArea<A>, conn: number): void {
   const at = area.reserve(5);
   area.bytes[at] = 5;
   area.view.setUint32(at + 1, conn, true);
 }
 
 /** ABORT: RST. */
-export function writeAbort(area: CommandArea, conn: number): void {
+export function writeAbort<A>(area: CommandArea<A>, conn: number): void {
   const at = area.reserve(5);
   area.bytes[at] = 6;
   area.view.setUint32(at + 1, conn, true);
 }
 
 /** DISCARD: Drop what arrives from now on, keeping the window open. */
-export function writeDiscard(area: CommandArea, conn: number): void {
+export function writeDiscard<A>(area: CommandArea<A>, conn: number): void {
   const at = area.reserve(5);
   area.bytes[at] = 7;
   area.view.setUint32(at + 1, conn, true);
+}
+
+/** UDP_SEND: A UDP datagram into the tunnel, to the peer whose allowedIps hold `dst`. The host has checked the families and the MTU; no route is counted as dropped (noRoute). */
+export function writeUdpSend<A>(area: CommandArea<A>, src: A, dst: A, payload: Uint8Array): void {
+  const at = area.reserve(43 + payload.length);
+  area.bytes[at] = 8;
+  area.address(at + 1, src);
+  area.address(at + 20, dst);
+  area.view.setUint32(at + 39, payload.length, true);
+  area.bytes.set(payload, at + 43);
+}
+
+/** PING: An ICMP (v6) echo request (ports ignored); the answer is an ECHO_REPLY event. */
+export function writePing<A>(area: CommandArea<A>, src: A, dst: A, ident: number, seq: number): void {
+  const at = area.reserve(47);
+  area.bytes[at] = 9;
+  area.address(at + 1, src);
+  area.address(at + 20, dst);
+  area.view.setUint32(at + 39, ident, true);
+  area.view.setUint32(at + 43, seq, true);
+}
+
+/** KEEPALIVE: A keepalive to the peer now, starting a handshake with no session; a peer with no endpoint is counted as dropped (noEndpoint). */
+export function writeKeepalive<A>(area: CommandArea<A>, peer: number): void {
+  const at = area.reserve(5);
+  area.bytes[at] = 10;
+  area.view.setUint32(at + 1, peer, true);
 }

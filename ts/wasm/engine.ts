@@ -27,9 +27,12 @@ import {
   writeAccept,
   writeConsumed,
   writeDiscard,
+  writeKeepalive,
+  writePing,
   writeRefuse,
   writeSend,
   writeShutdown,
+  writeUdpSend,
 } from "./abi.js";
 import { wasiImports, type WasiOutput } from "./wasi.js";
 
@@ -222,19 +225,6 @@ export class Engine {
     return this.#check(this.#exports.wgn_remove_peer());
   }
 
-  /** Sends an ICMP (v6) echo request from `src` to `dst` through the tunnel; the answer is an echoReply event. */
-  ping(nowMs: number, src: string, dst: string, ident: number, seq: number): void {
-    const args = this.#scratch(2 * ADDRESS_SIZE);
-    encodeAddress(args, 0, this.#ip(src), 0);
-    encodeAddress(args, ADDRESS_SIZE, this.#ip(dst), 0);
-    this.#check(this.#exports.wgn_ping(nowMs, ident, seq));
-  }
-
-  /** Sends a peer a keepalive now (a DATAGRAM event); with no session it starts a handshake. */
-  keepalive(nowMs: number, peer: number): void {
-    this.#check(this.#exports.wgn_keepalive(nowMs, peer));
-  }
-
   /** Reports every inner packet (both ways) as an event, or stops. */
   setTap(on: boolean): void {
     this.#check(this.#exports.wgn_set_tap(on ? 1 : 0));
@@ -334,15 +324,6 @@ export class Engine {
     return new Reader(this.#result()).record(CONNECTION_STATS);
   }
 
-  /** Sends a datagram at once; throws if no peer's allowedIps reach `dst`. */
-  udpSend(nowMs: number, src: Endpoint, dst: Endpoint, data: Uint8Array): void {
-    const args = this.#scratch(2 * ADDRESS_SIZE + data.length);
-    encodeAddress(args, 0, this.#ip(src.host), src.port);
-    encodeAddress(args, ADDRESS_SIZE, this.#ip(dst.host), dst.port);
-    args.set(data, 2 * ADDRESS_SIZE);
-    this.#check(this.#exports.wgn_udp_send(nowMs, data.length));
-  }
-
   stats(): EngineStats {
     this.#check(this.#exports.wgn_stats());
     const r = new Reader(this.#result());
@@ -383,17 +364,21 @@ export class Engine {
     return code;
   }
 
-  /** Hosts are IP literals from the socket or validated config; parsed once each. */
   #ip(host: string): Ip {
-    let ip = this.#hostIps.get(host);
-    if (!ip) {
-      ip = parseIp(host);
-      if (!ip) throw new TypeError(`not an IP address: ${host}`);
-      if (this.#hostIps.size > 1024) this.#hostIps.clear();
-      this.#hostIps.set(host, ip);
-    }
-    return ip;
+    return cachedIp(this.#hostIps, host);
   }
+}
+
+/** Hosts are IP literals from the socket or validated config; parsed once each. */
+function cachedIp(cache: Map<string, Ip>, host: string): Ip {
+  let ip = cache.get(host);
+  if (!ip) {
+    ip = parseIp(host);
+    if (!ip) throw new TypeError(`not an IP address: ${host}`);
+    if (cache.size > 1024) cache.clear();
+    cache.set(host, ip);
+  }
+  return ip;
 }
 
 /** Datagram copies are carved from one 64 KiB ArrayBuffer after another, as Node's Buffer pool does. */
@@ -546,9 +531,10 @@ export interface CommandMemory {
  * into abi.ts); the next pump applies them, in order. Nothing crosses the boundary until
  * then, except to grow the area.
  */
-export class Commands implements CommandArea {
+export class Commands implements CommandArea<Endpoint> {
   readonly #memory: CommandMemory;
   readonly #onGrow: () => void;
+  readonly #hostIps = new Map<string, Ip>();
   #ptr = 0;
   #capacity = 0;
   #len = 0;
@@ -596,6 +582,35 @@ export class Commands implements CommandArea {
     writeDiscard(this, conn);
   }
 
+  /**
+   * A UDP datagram into the tunnel. The caller checks first what the engine would refuse
+   * (mixed families, past the MTU: the pump fails on those); no route is counted as dropped.
+   */
+  udpSend(src: Endpoint, dst: Endpoint, data: Uint8Array): void {
+    this.#whole(() => writeUdpSend(this, src, dst, data));
+  }
+
+  /** An ICMP (v6) echo request from `src` to `dst` (same family); the answer is an echoReply event. */
+  ping(src: string, dst: string, ident: number, seq: number): void {
+    this.#whole(() => writePing(this, { host: src, port: 0 }, { host: dst, port: 0 }, ident, seq));
+  }
+
+  /** A keepalive to the peer (with no session, a handshake); one with no endpoint is counted as dropped. */
+  keepalive(peer: number): void {
+    writeKeepalive(this, peer);
+  }
+
+  /** Runs a writer that may throw after it reserved room (a host that is no IP): then un-writes it, or the batch would be malformed. */
+  #whole(write: () => void): void {
+    const len = this.#len;
+    try {
+      write();
+    } catch (error) {
+      this.#len = len;
+      throw error;
+    }
+  }
+
   /** @internal Bytes written since the last pump; the pump applies them, so the area starts over. */
   take(): number {
     const len = this.#len;
@@ -611,6 +626,11 @@ export class Commands implements CommandArea {
   /** @internal */
   get view(): DataView {
     return this.#view;
+  }
+
+  /** @internal Writes an address for the generated writers (its host parsed once, as the engine's are). */
+  address(at: number, endpoint: Endpoint): void {
+    encodeAddress(this.#bytes, at, cachedIp(this.#hostIps, endpoint.host), endpoint.port);
   }
 
   /** @internal Room for `len` more bytes; returns where they go. */

@@ -261,6 +261,14 @@ records!(
         ABORT = 6 => Abort { conn: u32 },
         /// Drop what arrives from now on, keeping the window open.
         DISCARD = 7 => Discard { conn: u32 },
+        /// A UDP datagram into the tunnel, to the peer whose allowedIps hold `dst`. The host
+        /// has checked the families and the MTU; no route is counted as dropped (noRoute).
+        UDP_SEND = 8 => UdpSend { src: SocketAddr, dst: SocketAddr; payload },
+        /// An ICMP (v6) echo request (ports ignored); the answer is an ECHO_REPLY event.
+        PING = 9 => Ping { src: SocketAddr, dst: SocketAddr, ident: u32, seq: u32 },
+        /// A keepalive to the peer now, starting a handshake with no session; a peer with no
+        /// endpoint is counted as dropped (noEndpoint).
+        KEEPALIVE = 10 => Keepalive { peer: u32 },
     }
 );
 
@@ -321,13 +329,10 @@ macro_rules! with_exports {
             fn wgn_add_peer(persistent_keepalive: u32, has_preshared_key: u32, has_endpoint: u32) -> i32;
             fn wgn_allow(peer: u32, prefix_len: u32) -> i32;
             fn wgn_remove_peer() -> i32;
-            fn wgn_keepalive(now_ms: f64, peer: u32) -> i32;
-            fn wgn_ping(now_ms: f64, ident: u32, seq: u32) -> i32;
             fn wgn_set_tap(on: u32) -> i32;
             fn wgn_pump(now_ms: f64, events_seen: u32, commands_len: u32, datagrams_len: u32) -> f64;
             fn wgn_tcp_connect(now_ms: f64) -> i32;
             fn wgn_tcp_stats(id: u32) -> i32;
-            fn wgn_udp_send(now_ms: f64, len: u32) -> i32;
             fn wgn_stats() -> i32;
             fn wgn_public_key() -> i32;
             fn wgn_abi_selftest(commands_len: u32) -> i32;

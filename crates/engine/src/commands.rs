@@ -5,11 +5,15 @@
 //! [`crate::abi::Command`].
 //!
 //! A request for a connection that has gone is dropped: the host hears of the close from
-//! its events. (UDP sends are not commands: the caller learns at once whether a peer's
-//! allowedIps reach the destination.)
+//! its events. UDP sends and pings are commands too, so a flood of them costs no crossing
+//! each (with `threads: 1`, no blocking round trip to the worker each): the host checks
+//! what it can before it writes one (families, the MTU, a route in its copy of the
+//! allowedIps), and what only the engine can know is counted as dropped (noRoute: a peer
+//! removed in between; noEndpoint: a keepalive to a peer not heard from).
 
 use crate::abi::{Command, Reader};
-use crate::engine::Engine;
+use crate::counters::DropReason;
+use crate::engine::{Engine, RequestError};
 use crate::tcp::Refusal;
 use std::fmt;
 
@@ -20,6 +24,8 @@ pub enum CommandError {
     Malformed { at: usize },
     /// A SEND larger than the room the host was granted.
     PastGrant { conn: u32, sent: usize, taken: usize },
+    /// A UDP_SEND or PING the host should have refused itself (mixed families, past the MTU).
+    Unsendable { at: usize, error: RequestError },
 }
 
 impl fmt::Display for CommandError {
@@ -29,6 +35,7 @@ impl fmt::Display for CommandError {
             CommandError::PastGrant { conn, sent, taken } => {
                 write!(f, "connection {conn}: {sent} bytes sent past the granted room ({taken} taken)")
             }
+            CommandError::Unsendable { at, error } => write!(f, "command at byte {at}: {error}"),
         }
     }
 }
@@ -51,18 +58,72 @@ pub fn apply(engine: &mut Engine, now_ms: f64, buf: &[u8]) -> Result<(), Command
             Command::Shutdown { conn } => engine.tcp_shutdown(conn),
             Command::Abort { conn } => engine.tcp_abort(conn),
             Command::Discard { conn } => engine.tcp_discard(conn),
+            Command::UdpSend { src, dst, payload } => {
+                let sent = engine.udp_send(now_ms, src, dst, payload);
+                unsendable(engine, at, sent)?
+            }
+            Command::Ping { src, dst, ident, seq } => {
+                let sent = engine.ping(now_ms, src.ip(), dst.ip(), ident as u16, seq as u16);
+                unsendable(engine, at, sent)?
+            }
+            Command::Keepalive { peer } => {
+                engine.keepalive(now_ms, peer);
+                Ok(())
+            }
         };
     }
     Ok(())
+}
+
+/// No route is counted (the host checked its copy of the routes; a peer removed since the
+/// command was written takes its routes with it); anything else the host had to refuse.
+fn unsendable(engine: &mut Engine, at: usize, sent: Result<(), RequestError>) -> Result<Result<(), RequestError>, CommandError> {
+    match sent {
+        Err(RequestError::NoRoute) => {
+            engine.count_dropped(DropReason::NoRoute);
+            Ok(Ok(()))
+        }
+        Err(error) => Err(CommandError::Unsendable { at, error }),
+        Ok(()) => Ok(Ok(())),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::abi::command::*;
+    use crate::addr::write_address;
     use crate::engine::Config;
+    use crate::events::decode::{decode, Event};
     use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
     use crate::tcp::TcpConfig;
+    use crate::tunnel::PeerConfig;
+    use std::net::SocketAddr;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// A peer that routes `prefix`/24, with an endpoint (or not) and no session yet.
+    fn add_peer(net: &mut Engine, key: u8, prefix: &str, endpoint: Option<SocketAddr>) -> u32 {
+        let config = PeerConfig { public_key: [key; 32], preshared_key: None, persistent_keepalive: 0, endpoint };
+        let peer = net.add_peer(config).unwrap();
+        net.allow(peer, prefix.parse().unwrap(), 24).unwrap();
+        peer
+    }
+
+    fn push(batch: &mut Vec<u8>, command: Command<&[u8]>) {
+        command.write(batch);
+    }
+
+    /// An inner packet as the test names it: "udp <payload>", "icmp <type> <seq>".
+    fn describe(packet: &[u8]) -> String {
+        match packet[9] {
+            17 => format!("udp {}", String::from_utf8_lossy(&packet[28..])),
+            1 => format!("icmp {} {}", packet[20], u16::from_be_bytes([packet[26], packet[27]])),
+            other => format!("protocol {other}"),
+        }
+    }
 
     fn engine() -> Engine {
         let tcp = TcpConfig {
@@ -96,5 +157,83 @@ mod tests {
         commands.extend_from_slice(&[REFUSE, 5, 0, 0, 0, 1, SHUTDOWN, 5, 0, 0, 0, DISCARD, 5, 0, 0, 0, ACCEPT, 5, 0, 0, 0]);
         assert_eq!(apply(&mut net, 0.0, &commands), Ok(()));
         assert!(net.events().is_empty());
+    }
+
+    /// UDP sends, pings and keepalives are commands like the TCP ones, carried out where they
+    /// stand in the batch: the tap and the event log show their effects in the batch's order.
+    #[test]
+    fn udp_sends_pings_and_keepalives_are_carried_out_in_order_among_tcp_commands() {
+        let mut net = engine();
+        let a = add_peer(&mut net, 1, "10.0.0.0", Some(addr("192.0.2.1:51820")));
+        let b = add_peer(&mut net, 2, "10.0.1.0", Some(addr("192.0.2.2:51820")));
+        net.set_tap(true);
+        let (conn, _) = net.tcp_connect(0.0, addr("10.0.0.1:0"), addr("10.0.0.2:80")).unwrap();
+        net.poll(0.0); // the SYN, and the handshake with `a` it starts
+        net.consume_events(net.events().len());
+
+        // The first UDP_SEND by hand, to pin its layout: kind, source, destination, length, payload.
+        let mut batch = vec![UDP_SEND];
+        write_address(&mut batch, addr("10.0.0.1:53"));
+        write_address(&mut batch, addr("10.0.0.2:5353"));
+        batch.extend_from_slice(&5u32.to_le_bytes());
+        batch.extend_from_slice(b"first");
+        push(&mut batch, Command::Abort { conn });
+        push(&mut batch, Command::Ping { src: addr("10.0.0.1:0"), dst: addr("10.0.0.3:0"), ident: 0x4242, seq: 7 });
+        push(&mut batch, Command::Keepalive { peer: b });
+        push(&mut batch, Command::UdpSend { src: addr("10.0.0.1:53"), dst: addr("10.0.0.2:5353"), payload: &b"second"[..] });
+        assert_eq!(apply(&mut net, 1.0, &batch), Ok(()));
+
+        let mut seen = Vec::new();
+        for event in decode(net.events()) {
+            match event {
+                Event::InnerPacket { direction: 1, peer, bytes } => seen.push(format!("{peer}: {}", describe(&bytes))),
+                // `b`'s handshake initiation (type 1): the keepalive, with no session yet.
+                Event::Datagram { to, bytes } => seen.push(format!("{to}: type {}", bytes[0])),
+                Event::TcpClosed { conn, .. } => seen.push(format!("closed {conn}")),
+                other => seen.push(format!("{other:?}")),
+            }
+        }
+        let expected = [
+            format!("{a}: udp first"),
+            format!("closed {conn}"), // the abort (its RST goes at the poll)
+            format!("{a}: icmp 8 7"),
+            "192.0.2.2:51820: type 1".to_string(),
+            format!("{a}: udp second"),
+        ];
+        assert_eq!(seen, expected);
+    }
+
+    /// What only the engine can know is counted: no route (a peer removed after the host
+    /// checked), no endpoint for a keepalive. What the host must refuse itself fails the batch.
+    #[test]
+    fn unsendable_udp_is_counted_or_refused() {
+        let mut net = engine();
+        let lone = add_peer(&mut net, 1, "10.0.0.0", None);
+        let mut batch = Vec::new();
+        push(&mut batch, Command::UdpSend { src: addr("10.0.0.1:53"), dst: addr("10.9.9.9:53"), payload: &b"x"[..] });
+        push(&mut batch, Command::Ping { src: addr("10.0.0.1:0"), dst: addr("10.9.9.9:0"), ident: 1, seq: 1 });
+        push(&mut batch, Command::Keepalive { peer: lone });
+        push(&mut batch, Command::Keepalive { peer: 99 });
+        assert_eq!(apply(&mut net, 0.0, &batch), Ok(()));
+        assert_eq!(net.counters().dropped(DropReason::NoRoute), 2);
+        assert_eq!(net.counters().dropped(DropReason::NoEndpoint), 1);
+        assert!(net.events().is_empty());
+
+        let mixed = Command::UdpSend { src: addr("[fd00::1]:53"), dst: addr("10.0.0.2:53"), payload: &b"x"[..] };
+        let past_the_mtu = Command::UdpSend { src: addr("10.0.0.1:53"), dst: addr("10.0.0.2:53"), payload: &[0; 1420 - 28 + 1][..] };
+        let ping_mixed = Command::Ping { src: addr("[fd00::1]:0"), dst: addr("10.0.0.2:0"), ident: 1, seq: 1 };
+        for (command, error) in
+            [(mixed, RequestError::MixedFamilies), (past_the_mtu, RequestError::TooBig), (ping_mixed, RequestError::MixedFamilies)]
+        {
+            let mut batch = Vec::new();
+            push(&mut batch, Command::Accept { conn: 5 });
+            push(&mut batch, command);
+            assert_eq!(apply(&mut net, 0.0, &batch), Err(CommandError::Unsendable { at: 5, error }));
+        }
+        // Right at the MTU it goes (queued for a handshake the peer has no endpoint for: counted).
+        let mut batch = Vec::new();
+        push(&mut batch, Command::UdpSend { src: addr("10.0.0.1:53"), dst: addr("10.0.0.2:53"), payload: &[0; 1420 - 28][..] });
+        assert_eq!(apply(&mut net, 0.0, &batch), Ok(()));
+        assert_eq!(net.counters().dropped(DropReason::NoEndpoint), 2);
     }
 }

@@ -307,6 +307,11 @@ impl Engine {
         self.tunnels.peers()
     }
 
+    /// Counts a packet the host asked for and the engine could not send (see commands.rs).
+    pub fn count_dropped(&mut self, reason: DropReason) {
+        self.counters.count(reason);
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }

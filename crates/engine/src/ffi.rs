@@ -270,36 +270,6 @@ pub extern "C" fn wgn_remove_peer() -> i32 {
     })
 }
 
-/// Pings through the tunnel (ICMP echo); the answer is an ECHO_REPLY event.
-/// Scratch: source address (19, port ignored), destination address (19, port ignored).
-#[no_mangle]
-pub extern "C" fn wgn_ping(now_ms: f64, ident: u32, seq: u32) -> i32 {
-    with_engine(|engine, scratch, result| {
-        let (Some(src), Some(dst)) = (read_address(scratch), scratch.get(ADDRESS_SIZE..).and_then(read_address)) else {
-            return fail(result, ERR_INVALID, "bad address");
-        };
-        match engine.ping(now_ms, src.ip(), dst.ip(), ident as u16, seq as u16) {
-            Ok(()) => 0,
-            Err(error) => request_failed(result, error),
-        }
-    })
-}
-
-/// Sends a peer a keepalive now (its DATAGRAM event is added to the log); with no session
-/// this starts a handshake.
-#[no_mangle]
-pub extern "C" fn wgn_keepalive(now_ms: f64, peer: u32) -> i32 {
-    with_engine(
-        |engine, _, result| {
-            if engine.keepalive(now_ms, peer) {
-                0
-            } else {
-                fail(result, ERR_INVALID, "no such peer, or it has no endpoint")
-            }
-        },
-    )
-}
-
 /// Turns the tap on (1) or off (0): every inner packet, both ways, becomes an INNER_PACKET event.
 #[no_mangle]
 pub extern "C" fn wgn_set_tap(on: u32) -> i32 {
@@ -340,26 +310,6 @@ pub extern "C" fn wgn_tcp_connect(now_ms: f64) -> i32 {
                 write_address(result, local);
                 id as i32
             }
-            Err(error) => request_failed(result, error),
-        }
-    })
-}
-
-/// Sends a UDP datagram through the tunnel at once (its DATAGRAM event is added to the log).
-/// Scratch: source (19), destination (19), then `len` payload bytes.
-#[no_mangle]
-pub extern "C" fn wgn_udp_send(now_ms: f64, len: u32) -> i32 {
-    with_engine(|engine, scratch, result| {
-        let payload_start = 2 * ADDRESS_SIZE;
-        let (Some(src), Some(dst), Some(payload)) = (
-            read_address(scratch),
-            scratch.get(ADDRESS_SIZE..).and_then(read_address),
-            scratch.get(payload_start..payload_start + len as usize),
-        ) else {
-            return fail(result, ERR_INVALID, "bad udp arguments");
-        };
-        match engine.udp_send(now_ms, src, dst, payload) {
-            Ok(()) => 0,
             Err(error) => request_failed(result, error),
         }
     })

@@ -1,16 +1,16 @@
 // Synchronous calls from the main thread into the engine's worker: `connect` returns an id,
-// `stats()` a record, `udpSend` throws when no peer routes the address. The caller writes a
+// `stats()` a record, `addPeer` throws on a key the engine refuses. The caller writes a
 // request into a shared block and waits for the answer in Atomics.wait (allowed on the main
 // thread in Node, Deno and Bun); the worker answers from its event loop (Atomics.waitAsync).
 // The worker never waits for the main thread, so the wait always ends.
 //
-// Block: Int32 slots for the request and answer numbers, then the message: a u32 length,
-// JSON ({ op, args } or { value } / { error }), a u32 length and raw bytes (datagram payload).
+// Block: Int32 slots for the request and answer numbers, then the message: a u32 length and
+// JSON ({ op, args } or { value } / { error }).
 
 const REQUEST = 0;
 const ANSWER = 16;
 const HEADER_BYTES = 128;
-/** Requests carry at most a UDP payload (64 KiB) and a little JSON. */
+/** Requests are a little JSON; the largest answer is stats() of many peers. */
 const MESSAGE_BYTES = 256 * 1024;
 /** A worker that does not answer in this long is gone (it traps and exits, or was killed). */
 const ANSWER_TIMEOUT_MS = 30_000;
@@ -36,8 +36,8 @@ export class ControlBlock {
   }
 
   /** Main thread: runs `op` in the worker and returns its answer; throws what it threw (`rebuild` makes the Error). */
-  call(op: string, args: unknown[], raw: Uint8Array | undefined, rebuild: (error: RemoteError) => Error): { value: unknown; raw: Uint8Array } {
-    this.#write({ op, args }, raw);
+  call(op: string, args: unknown[], rebuild: (error: RemoteError) => Error): { value: unknown } {
+    this.#write({ op, args });
     const number = (Atomics.load(this.#state, REQUEST) + 1) | 0;
     Atomics.store(this.#state, REQUEST, number);
     Atomics.notify(this.#state, REQUEST);
@@ -47,13 +47,13 @@ export class ControlBlock {
       if (left <= 0) throw new Error(`the engine's worker did not answer ${op} in ${ANSWER_TIMEOUT_MS} ms`);
       Atomics.wait(this.#state, ANSWER, Atomics.load(this.#state, ANSWER), Math.min(left, 1000));
     }
-    const answer = this.#read() as { json: { value?: unknown; error?: RemoteError }; raw: Uint8Array };
-    if (answer.json.error) throw rebuild(answer.json.error);
-    return { value: answer.json.value, raw: answer.raw };
+    const answer = this.#read() as { value?: unknown; error?: RemoteError };
+    if (answer.error) throw rebuild(answer.error);
+    return { value: answer.value };
   }
 
   /** Worker: answers requests with `handle` until `stopped()`; resolves then. */
-  async serve(handle: (op: string, args: unknown[], raw: Uint8Array) => { value: unknown; raw?: Uint8Array }, stopped: () => boolean): Promise<void> {
+  async serve(handle: (op: string, args: unknown[]) => { value: unknown }, stopped: () => boolean): Promise<void> {
     const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t: number): { async: boolean; value: unknown } }).waitAsync;
     let answered = Atomics.load(this.#state, ANSWER);
     while (!stopped()) {
@@ -63,13 +63,13 @@ export class ControlBlock {
         if (wait.async) await wait.value;
         continue;
       }
-      const { json, raw } = this.#read() as { json: { op: string; args: unknown[] }; raw: Uint8Array };
+      const json = this.#read() as { op: string; args: unknown[] };
       try {
-        const result = handle(json.op, json.args, raw);
-        this.#write({ value: result.value }, result.raw);
+        const result = handle(json.op, json.args);
+        this.#write({ value: result.value });
       } catch (error) {
         const e = error as { name?: string; message?: string; code?: unknown };
-        this.#write({ error: { name: e?.name ?? "Error", message: e?.message ?? String(error), code: typeof e?.code === "number" ? e.code : undefined } }, undefined);
+        this.#write({ error: { name: e?.name ?? "Error", message: e?.message ?? String(error), code: typeof e?.code === "number" ? e.code : undefined } });
       }
       answered = request;
       Atomics.store(this.#state, ANSWER, request);
@@ -82,21 +82,16 @@ export class ControlBlock {
     Atomics.notify(this.#state, REQUEST);
   }
 
-  #write(json: unknown, raw: Uint8Array | undefined): void {
+  #write(json: unknown): void {
     const text = new TextEncoder().encode(JSON.stringify(json));
-    const rawLen = raw?.length ?? 0;
-    if (8 + text.length + rawLen > this.#bytes.length) throw new RangeError(`control message of ${text.length + rawLen} bytes is too big`);
+    if (4 + text.length > this.#bytes.length) throw new RangeError(`control message of ${text.length} bytes is too big`);
     this.#view.setUint32(0, text.length, true);
     this.#bytes.set(text, 4);
-    this.#view.setUint32(4 + text.length, rawLen, true);
-    if (raw) this.#bytes.set(raw, 8 + text.length);
   }
 
-  #read(): { json: unknown; raw: Uint8Array } {
+  #read(): unknown {
     const textLen = this.#view.getUint32(0, true);
     // TextDecoder refuses views of shared memory: decode a copy.
-    const json = JSON.parse(new TextDecoder().decode(this.#bytes.slice(4, 4 + textLen)));
-    const rawLen = this.#view.getUint32(4 + textLen, true);
-    return { json, raw: this.#bytes.slice(8 + textLen, 8 + textLen + rawLen) };
+    return JSON.parse(new TextDecoder().decode(this.#bytes.slice(4, 4 + textLen)));
   }
 }

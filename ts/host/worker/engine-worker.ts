@@ -1,8 +1,9 @@
 // The engine's thread (`threads: 1`): the wasm engine, the UDP socket, the clock and the
 // timer live here; the main thread keeps the Server and the user's code. What crosses:
 //
-//   main → worker  ring `toWorker`: the connections' command records (the generated ABI's
-//                  bytes, SEND carrying the payload), in chunks; a batch is applied whole.
+//   main → worker  ring `toWorker`: the command records (the generated ABI's bytes: the
+//                  connections', UDP sends, pings, keepalives; SEND and UDP_SEND carrying the
+//                  payload), in chunks; a batch is applied whole.
 //   worker → main  ring `toMain`: every event but DATAGRAM, as its record in the event log
 //                  (TCP_DATA carrying the payload), read there with the generated readEvent.
 //   both ways      the control block (control.ts): the calls that answer at once.
@@ -191,8 +192,8 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
     return context.close();
   }
 
-  void controlBlock.serve((op, args, raw) => {
-    const result = call(engine, clock.now(), op, args, raw);
+  void controlBlock.serve((op, args) => {
+    const result = call(engine, clock.now(), op, args);
     schedule(); // what the call queued (a SYN, a datagram, RSTs) goes out now
     return result;
   }, () => stopping);
@@ -207,7 +208,7 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
 }
 
 /** Runs one control call on the engine. */
-function call(engine: Engine, now: number, op: string, args: unknown[], raw: Uint8Array): { value: unknown; raw?: Uint8Array } {
+function call(engine: Engine, now: number, op: string, args: unknown[]): { value: unknown } {
   const bytes = (value: unknown) => (value === null || value === undefined ? undefined : Uint8Array.from(value as number[]));
   switch (op) {
     case "addPeer": {
@@ -222,14 +223,8 @@ function call(engine: Engine, now: number, op: string, args: unknown[], raw: Uin
     }
     case "removePeer":
       return { value: engine.removePeer(bytes(args[0])!) };
-    case "keepalive":
-      return { value: engine.keepalive(now, args[0] as number) };
-    case "udpSend":
-      return { value: engine.udpSend(now, args[0] as Endpoint, args[1] as Endpoint, raw) };
     case "tcpConnect":
       return { value: engine.tcpConnect(now, args[0] as Endpoint, args[1] as Endpoint) };
-    case "ping":
-      return { value: engine.ping(now, args[0] as string, args[1] as string, args[2] as number, args[3] as number) };
     case "stats":
       return { value: engine.stats() };
     case "tcpStats":

@@ -1,6 +1,7 @@
 // The main thread's side of `threads: 1`: an object with the calls the Server makes on an
 // Engine, backed by the engine's worker (engine-worker.ts). Commands are written with the
-// generated writers into a plain buffer and shipped as ring records at each pump; events
+// generated writers into a plain buffer and shipped as ring records at each pump (UDP sends,
+// pings and keepalives among them: a datagram costs no round trip to the worker); events
 // come back as records and are read with the generated readEvent (EventReader); the calls
 // that answer at once go through the control block.
 
@@ -227,20 +228,8 @@ export class ThreadedEngine {
     return this.#call("removePeer", [Array.from(publicKey)]).value as number;
   }
 
-  keepalive(_nowMs: number, peer: number): void {
-    this.#call("keepalive", [peer]);
-  }
-
-  udpSend(_nowMs: number, src: Endpoint, dst: Endpoint, data: Uint8Array): void {
-    this.#call("udpSend", [src, dst], data);
-  }
-
   tcpConnect(_nowMs: number, local: Endpoint, remote: Endpoint): { id: number; local: Endpoint } {
     return this.#call("tcpConnect", [local, remote]).value as { id: number; local: Endpoint };
-  }
-
-  ping(_nowMs: number, src: string, dst: string, ident: number, seq: number): void {
-    this.#call("ping", [src, dst, ident, seq]);
   }
 
   stats(): EngineStats {
@@ -277,9 +266,9 @@ export class ThreadedEngine {
     await this.#exited;
   }
 
-  #call(op: string, args: unknown[], raw?: Uint8Array): { value: unknown; raw: Uint8Array } {
+  #call(op: string, args: unknown[]): { value: unknown } {
     if (this.#gone) throw new Error("the engine's worker has exited");
-    return this.#control.call(op, args, raw, rebuild);
+    return this.#control.call(op, args, rebuild);
   }
 }
 

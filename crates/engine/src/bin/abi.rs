@@ -151,12 +151,14 @@ fn ts_type(ty: FieldType) -> &'static str {
 
 fn command_writers(out: &mut String) {
     out.push_str(
-        "/** Where the `write` functions below put commands. */\n\
-         export interface CommandArea {\n  \
+        "/** Where the `write` functions below put commands; `A` is how the host holds an address. */\n\
+         export interface CommandArea<A> {\n  \
            /** Makes room for `len` more bytes; returns where to write them, in `bytes` and `view` as they are after the call. */\n  \
            reserve(len: number): number;\n  \
            readonly bytes: Uint8Array;\n  \
-           readonly view: DataView;\n\
+           readonly view: DataView;\n  \
+           /** Writes `address` at `at` (ADDRESS_SIZE bytes). */\n  \
+           address(at: number, address: A): void;\n\
          }\n",
     );
     for record in abi::COMMANDS {
@@ -165,16 +167,17 @@ fn command_writers(out: &mut String) {
 }
 
 fn command_writer(out: &mut String, record: &Record) {
-    let mut params = vec!["area: CommandArea".to_string()];
+    let mut params = vec!["area: CommandArea<A>".to_string()];
     let mut body = Vec::new();
     let mut offset = 1;
     for (name, ty) in record.fields {
         assert!(!["area", "at"].contains(name), "{}: a command field may not be called {name}", record.name);
         let name = camel(name);
-        params.push(format!("{name}: number"));
+        params.push(format!("{name}: {}", ts_type(*ty)));
         body.push(match ty {
             FieldType::U8 => format!("area.bytes[at + {offset}] = {name};"),
             FieldType::U32 => format!("area.view.setUint32(at + {offset}, {name}, true);"),
+            FieldType::Address => format!("area.address(at + {offset}, {name});"),
             other => panic!("{}: the host writes no {other:?} fields yet: teach the generator how", record.name),
         });
         offset += ty.width();
@@ -189,7 +192,7 @@ fn command_writer(out: &mut String, record: &Record) {
     }
     let _ = writeln!(
         out,
-        "\n/** {}: {} */\nexport function write{}({}): void {{\n  const at = area.reserve({len});\n  area.bytes[at] = {};",
+        "\n/** {}: {} */\nexport function write{}<A>({}): void {{\n  const at = area.reserve({len});\n  area.bytes[at] = {};",
         record.name,
         record.doc.trim(),
         record.variant,

@@ -35,10 +35,13 @@ impl Tunnels {
 
     /// Sends `peer` a keepalive (an empty data message) now, as `wg` does when a persistent
     /// keepalive is set: with no session, boringtun queues it and starts a handshake
-    /// (whitepaper 6.5). False when there is no such peer or it has no endpoint.
+    /// (whitepaper 6.5). False when there is no such peer or it has no endpoint (counted).
     pub fn keepalive(&mut self, peer_id: u32, events: &mut Events, counters: &mut Counters) -> bool {
         let Some(peer) = Tunnels::peer_mut(&mut self.peers, peer_id) else { return false };
-        let Some(endpoint) = peer.endpoint else { return false };
+        let Some(endpoint) = peer.endpoint else {
+            counters.count(DropReason::NoEndpoint);
+            return false;
+        };
         match peer.tunn.encapsulate(&[], &mut self.buf) {
             TunnResult::WriteToNetwork(datagram) => events.datagram(endpoint, datagram),
             TunnResult::Err(error) => counters.count(drop_reason(&error)),
