@@ -300,6 +300,15 @@ describe("UDP through the tunnel", () => {
     const { server } = await pair();
     expect(() => server.sendUdp("x", { host: "10.0.0.1", port: 1 }, { host: "10.0.0.3", port: 1 })).toThrow(/allowedIps/);
   });
+
+  it("counts a datagram whose peer was removed after it was sent and before the pump carried it out", async () => {
+    const { clock, client, server } = await pair();
+    client.sendUdp("late", { host: "10.0.0.2", port: 1 }, { host: "192.0.2.1", port: 53 });
+    client.removePeer(server.publicKey); // at once; the send waits for the next pump
+    await clock.advance(100);
+    expect(client.stats().dropped.noRoute).toBe(1);
+    expect(() => client.sendUdp("x", { host: "10.0.0.2", port: 1 }, { host: "192.0.2.1", port: 53 })).toThrow(/allowedIps/);
+  });
 });
 
 describe("timers on virtual time", () => {

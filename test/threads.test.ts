@@ -10,6 +10,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { INTERNALS } from "../ts/host/server.js";
+import type { EngineError } from "../ts/wasm/engine.js";
+import { ERROR } from "../ts/wasm/abi.js";
 import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
 import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions } from "../ts/index.js";
 import { RUNTIME_COMMAND } from "./support/gateway-process.js";
@@ -25,7 +27,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
-async function threadedPair(options: Partial<ServerOptions>): Promise<{ server: Server; client: Server }> {
+async function threadedPair(options: Partial<ServerOptions>, clientOptions: Partial<ServerOptions> = {}): Promise<{ server: Server; client: Server }> {
   const serverKey = genkey();
   const clientKey = genkey();
   const server = await startServer({ threads: 1, privateKey: serverKey, host: "127.0.0.1", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options });
@@ -37,6 +39,7 @@ async function threadedPair(options: Partial<ServerOptions>): Promise<{ server: 
     port: 0,
     address: "10.0.0.2/32",
     peers: [{ publicKey: pubkey(serverKey), endpoint: server.address, allowedIps: ["0.0.0.0/0"] }],
+    ...clientOptions,
   });
   servers.push(client);
   return { server, client };
@@ -96,6 +99,56 @@ describe("threads: 1", () => {
     // The client's engine, in its own worker, goes on.
     expect(client.stats().peers).toHaveLength(1);
   });
+
+  for (const threads of [0, 1] as const) {
+    it(`sends UDP, pings and keepalives in order with the connections' commands, and refuses what the engine would where they are made (threads: ${threads})`, async () => {
+      const out: string[] = [];
+      const describePacket = (packet: Uint8Array) =>
+        packet[9] === 17 ? `udp ${new TextDecoder().decode(packet.subarray(28))}` : packet[9] === 1 ? `icmp type ${packet[20]}` : `protocol ${packet[9]}`;
+      const to = { host: "10.0.0.2", port: 4000 };
+      const from = { host: "192.0.2.1", port: 53 };
+      let pinged: Promise<number> | undefined;
+      const { server, client } = await threadedPair(
+        {
+          threads,
+          tap: (packet, { direction }) => void (direction === "out" && packet[9] !== 6 && out.push(describePacket(packet))),
+          // One batch: each request is carried out where it stands in it, among the TCP ones.
+          onTcp: (connection) => {
+            server.sendUdp("one", from, to);
+            connection.refuse("unreachable");
+            pinged = server.ping(to.host, { from: from.host });
+            server.sendUdp("two", from, to);
+          },
+        },
+        { threads, onUdp: (packet) => void received.push(new TextDecoder().decode(packet.data)) },
+      );
+      const received: string[] = [];
+      await expect(client.connect({ host: "10.0.0.1", port: 7 })).rejects.toMatchObject({ code: "EHOSTUNREACH" });
+      // The echo reply comes after the whole batch went out.
+      expect(await pinged).toBeGreaterThanOrEqual(0);
+      expect(out).toEqual(["udp one", "icmp type 3", "icmp type 8", "udp two"]);
+      for (let polls = 0; received.length < 2 && polls < 500; polls++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(received).toEqual(["one", "two"]);
+      // What the engine would refuse is refused at the call, with its codes.
+      const refusal = (send: () => unknown) => {
+        try {
+          send();
+        } catch (error) {
+          return (error as EngineError).code;
+        }
+      };
+      expect(refusal(() => server.sendUdp("x", from, { host: "10.0.0.3", port: 1 }))).toBe(ERROR.NO_ROUTE);
+      expect(refusal(() => server.sendUdp("x", { host: "fd00::1", port: 1 }, to))).toBe(ERROR.UNADDRESSABLE);
+      expect(refusal(() => server.sendUdp(new Uint8Array(1420 - 28 + 1), from, to))).toBe(ERROR.TOO_BIG);
+      expect(refusal(() => server.sendUdp(new Uint8Array(1420 - 28), from, to))).toBeUndefined();
+      await expect(server.ping("10.0.0.3", { from: from.host })).rejects.toMatchObject({ code: "ENETUNREACH" });
+      // A keepalive to a peer with an endpoint goes; the server has none for its client until it hears from it.
+      expect(client.keepalive(server.publicKey)).toBe(true);
+      expect(server.keepalive(client.publicKey)).toBe(true);
+      expect(server.keepalive(pubkey(genkey()))).toBe(false);
+      expect(server.stats().dropped).toMatchObject({ noRoute: 0, noEndpoint: 0 });
+    });
+  }
 
   for (const mode of ["close", "trap"]) {
     it(`leaves no worker behind: a process whose threaded servers ended (${mode}) exits by itself`, () => {
