@@ -21,7 +21,7 @@ import {
   type PeerOptions,
 } from "../config.js";
 import { Engine, EngineError, type CloseReason, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
-import { ERROR } from "../wasm/abi.js";
+import { ERROR, REQUEST_MESSAGE } from "../wasm/abi.js";
 import { endpointText, formatIp, parseIp, type Endpoint, type Ip } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
 import type { DatagramSocket, Runtime } from "../runtime/types.js";
@@ -292,7 +292,7 @@ export class Server {
     this.#checkRoute(dst.endpoint.host);
     checkFamilies(src.ip, dst.ip);
     if ((src.ip.family === 4 ? 20 : 40) + 8 + bytes.length > this.#config.mtu) {
-      throw new EngineError(ERROR.TOO_BIG, "datagram is larger than the MTU allows");
+      throw new EngineError(ERROR.TOO_BIG, REQUEST_MESSAGE.TOO_BIG);
     }
     this.#link.command((commands) => commands.udpSend(src.endpoint, dst.endpoint, bytes));
   }
@@ -641,7 +641,7 @@ export class Server {
 
   /** Throws the engine's no-route error when no peer's allowedIps hold `host`. */
   #checkRoute(host: string): void {
-    if (!this.#routes.reaches(host)) throw new EngineError(ERROR.NO_ROUTE, "no peer's allowedIps hold the destination");
+    if (!this.#routes.reaches(host)) throw new EngineError(ERROR.NO_ROUTE, REQUEST_MESSAGE.NO_ROUTE);
   }
 
   #assertOpen(): void {
@@ -679,5 +679,5 @@ function checkAddress(endpoint: Endpoint, name: string): { endpoint: Endpoint; i
 
 /** The engine's refusal of a packet from one family to the other. */
 function checkFamilies(src: Ip, dst: Ip): void {
-  if (src.family !== dst.family) throw new EngineError(ERROR.UNADDRESSABLE, "source and destination are of different address families");
+  if (src.family !== dst.family) throw new EngineError(ERROR.UNADDRESSABLE, REQUEST_MESSAGE.MIXED_FAMILIES);
 }

@@ -45,6 +45,13 @@ export const ERROR = {
   LIMIT: -8,
 } as const;
 
+/** What the host says when it refuses a UDP send or ping itself, in the engine's words. */
+export const REQUEST_MESSAGE = {
+  NO_ROUTE: "no peer's allowedIps hold the destination",
+  MIXED_FAMILIES: "source and destination are of different address families",
+  TOO_BIG: "datagram is larger than the MTU allows",
+} as const;
+
 /** How a TCP connection ended, by the number in TCP_CLOSED. */
 export const CLOSE_REASONS = ["closed", "reset", "refused", "aborted", "timeout", "host-unreachable", "net-unreachable"] as const;
 

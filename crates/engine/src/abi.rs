@@ -379,6 +379,17 @@ numbered!(
     }
 );
 
+/// The messages of the request errors the host also finds itself: a UDP send or a ping is a
+/// command, yet one that cannot be sent is refused where it is made (ts/host/server.ts), in
+/// the engine's words.
+pub mod request_message {
+    pub const NO_ROUTE: &str = "no peer's allowedIps hold the destination";
+    pub const MIXED_FAMILIES: &str = "source and destination are of different address families";
+    pub const TOO_BIG: &str = "datagram is larger than the MTU allows";
+    /// Every message by name.
+    pub const ALL: &[(&str, &str)] = &[("NO_ROUTE", NO_ROUTE), ("MIXED_FAMILIES", MIXED_FAMILIES), ("TOO_BIG", TOO_BIG)];
+}
+
 /// The numbers of one peer's stats record, in order (each an f64; then its endpoint).
 pub const PEER_STATS: [&str; 3] = ["sinceHandshakeMs", "txBytes", "rxBytes"];
 /// The numbers after the connection count in the server's stats record.

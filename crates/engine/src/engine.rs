@@ -4,6 +4,7 @@
 //! Every call takes the host's `now_ms`; [`Engine::poll`] returns when it next wants
 //! to be called. Nothing here blocks, reads a clock, or does I/O.
 
+use crate::abi;
 use crate::allowed_ips::PrefixTooLong;
 use crate::clock::Clock;
 use crate::counters::{Counters, DropReason};
@@ -50,9 +51,9 @@ impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RequestError::Tcp(error) => error.fmt(f),
-            RequestError::NoRoute => f.write_str("no peer's allowedIps hold the destination"),
-            RequestError::MixedFamilies => f.write_str("source and destination are of different address families"),
-            RequestError::TooBig => f.write_str("datagram is larger than the MTU allows"),
+            RequestError::NoRoute => f.write_str(abi::request_message::NO_ROUTE),
+            RequestError::MixedFamilies => f.write_str(abi::request_message::MIXED_FAMILIES),
+            RequestError::TooBig => f.write_str(abi::request_message::TOO_BIG),
         }
     }
 }

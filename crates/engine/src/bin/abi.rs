@@ -27,6 +27,13 @@ fn typescript() -> String {
     constants(&mut out, "EVENT", "The byte that opens each event in the log.", abi::event::ALL);
     constants(&mut out, "COMMAND", "The byte that opens each command the host writes.", abi::command::ALL);
     constants(&mut out, "ERROR", "Negative returns of the engine's calls.", abi::error::ALL);
+    let messages: Vec<(&str, String)> = abi::request_message::ALL.iter().map(|(name, text)| (*name, format!("{text:?}"))).collect();
+    constants(
+        &mut out,
+        "REQUEST_MESSAGE",
+        "What the host says when it refuses a UDP send or ping itself, in the engine's words.",
+        &messages,
+    );
     let close: Vec<&str> = CloseReason::ALL.iter().map(|r| r.name()).collect();
     names(&mut out, "CLOSE_REASONS", "How a TCP connection ended, by the number in TCP_CLOSED.", &close);
     let dropped: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
