@@ -186,8 +186,12 @@ describe("lossy relay on loopback", () => {
     await sleep(60);
     await settle(relay, 100);
     const c = relay.counters().up;
+    // The queue's exact limit is held on virtual time ("counts the datagram in transmission");
+    // here only what load cannot break: the relay reads the burst when its process runs, and
+    // each 1.6 ms the reading is spread over lets one more through (18 at most on an idle
+    // machine, 19 seen under load), so: the queue's worth at least, and most of the rest dropped.
     expect(c.forwarded).toBeGreaterThanOrEqual(16);
-    expect(c.forwarded).toBeLessThanOrEqual(18);
+    expect(c.droppedQueueFull).toBeGreaterThanOrEqual(50);
     expect(c.droppedQueueFull).toBe(100 - c.forwarded);
     expect(arrivals.map((a) => a.seq)).toEqual([...Array(c.forwarded).keys()]);
   });
