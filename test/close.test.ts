@@ -94,6 +94,38 @@ describe("server.close()", () => {
     }
   });
 
+  it("a handler reading when the server closes sees ECONNABORTED, and nothing is reported as an error", async () => {
+    const reported: Error[] = [];
+    const seen: string[] = [];
+    let reading = () => {};
+    const handlerReading = new Promise<void>((resolve) => (reading = resolve));
+    const { server, client } = await pair({
+      onError: (error) => reported.push(error),
+      onTcp: async (conn) => {
+        try {
+          reading();
+          for await (const _ of conn);
+          seen.push("ended");
+        } catch (error) {
+          seen.push((error as { code?: string }).code ?? String(error));
+          throw error; // as a handler that does not catch it would
+        }
+      },
+    });
+    try {
+      const conn = await client.connect({ host: "192.0.2.1", port: 7 });
+      await conn.write("x");
+      await handlerReading;
+      await server.close();
+      await new Promise((resolve) => setTimeout(resolve, 50)); // a report would come in a task or two
+      expect(seen).toEqual(["ECONNABORTED"]);
+      expect(reported).toEqual([]);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
   it("resets every open connection over real sockets: the client sees each one reset", async () => {
     const { server, client } = await pair({ onTcp: echo });
     try {

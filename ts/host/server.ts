@@ -435,7 +435,9 @@ export class Server {
     } catch {
       // Closing anyway.
     }
-    await this.#shutdown(new Error("server closed"));
+    // What a connection still open here learns: that we aborted it (as on one thread, where each
+    // abort's close event got to it first), not news for its handler to report.
+    await this.#shutdown(new ConnectionError("server closed", "ECONNABORTED"));
   }
 
   // ---- the pump ----
