@@ -16,6 +16,7 @@ import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/thr
 import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions } from "../ts/index.js";
 import { RUNTIME_COMMAND } from "./support/gateway-process.js";
 import { echo, roundTrip } from "./support/echo.js";
+import { startThreadedPair } from "./support/threaded-pair.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MiB = 1024 * 1024;
@@ -28,21 +29,7 @@ afterEach(async () => {
 });
 
 async function threadedPair(options: Partial<ServerOptions>, clientOptions: Partial<ServerOptions> = {}): Promise<{ server: Server; client: Server }> {
-  const serverKey = genkey();
-  const clientKey = genkey();
-  const server = await startServer({ threads: 1, privateKey: serverKey, host: "127.0.0.1", port: 0, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], ...options });
-  servers.push(server);
-  const client = await startServer({
-    threads: 1,
-    privateKey: clientKey,
-    host: "127.0.0.1",
-    port: 0,
-    address: "10.0.0.2/32",
-    peers: [{ publicKey: pubkey(serverKey), endpoint: server.address, allowedIps: ["0.0.0.0/0"] }],
-    ...clientOptions,
-  });
-  servers.push(client);
-  return { server, client };
+  return startThreadedPair({ startServer, genkey, pubkey }, options, clientOptions, (server: Server) => servers.push(server));
 }
 
 const worker = (server: Server) => server[INTERNALS].engine as ThreadedEngine;

@@ -9,31 +9,15 @@
 
 import { genkey, pubkey, startServer } from "../../dist/index.js";
 import { INTERNALS } from "../../dist/host/server.js";
+import { startThreadedPair } from "./threaded-pair.mjs";
 
 const mode = process.argv[2];
-const serverKey = genkey();
-const clientKey = genkey();
 const errors = [];
-const server = await startServer({
-  threads: 1,
-  privateKey: serverKey,
-  host: "127.0.0.1",
-  port: 0,
-  peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
-  onTcp: async (conn) => {
-    for await (const chunk of conn) await conn.write(chunk);
-    await conn.end();
-  },
-  onError: (error) => void errors.push(error),
-});
-const client = await startServer({
-  threads: 1,
-  privateKey: clientKey,
-  host: "127.0.0.1",
-  port: 0,
-  address: "10.0.0.2/32",
-  peers: [{ publicKey: pubkey(serverKey), endpoint: server.address, allowedIps: ["0.0.0.0/0"] }],
-});
+const echo = async (conn) => {
+  for await (const chunk of conn) await conn.write(chunk);
+  await conn.end();
+};
+const { server, client } = await startThreadedPair({ startServer, genkey, pubkey }, { onTcp: echo, onError: (error) => void errors.push(error) });
 const conn = await client.connect({ host: "10.1.1.1", port: 7 });
 await conn.write("ping");
 console.log(`echo ${new TextDecoder().decode(await conn.read())}`);
