@@ -10,6 +10,7 @@
 
 import os from "node:os";
 import { genkey, pubkey, startServer } from "../dist/index.js";
+import { startPair } from "../test/support/pair.mjs";
 
 const argv = globalThis.Deno ? Deno.args : process.argv.slice(2);
 const RUNS = Number(argv[0] ?? 5);
@@ -21,28 +22,20 @@ const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 
 /** A server (discard on port 9, echo on 7) and a client-role server joined to it, both with `threads`. */
 async function pair(threads) {
-  const clientKey = genkey();
   const handlers = [];
   const discarded = { bytes: 0 };
-  const server = await startServer({
-    threads,
-    privateKey: genkey(),
-    host: "127.0.0.1",
-    port: 0,
-    peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
-    onTcp: (conn) => {
-      const served = (async () => {
-        for await (const data of conn) {
-          if (conn.local.port === 7) await conn.write(data);
-          else discarded.bytes += data.length;
-        }
-        await conn.end();
-      })();
-      handlers.push(served);
-      return served;
-    },
-  });
-  const client = await startServer({ threads, privateKey: clientKey, host: "127.0.0.1", port: 0, address: ["10.0.0.2/32"], peers: [{ publicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}` }] });
+  const onTcp = (conn) => {
+    const served = (async () => {
+      for await (const data of conn) {
+        if (conn.local.port === 7) await conn.write(data);
+        else discarded.bytes += data.length;
+      }
+      await conn.end();
+    })();
+    handlers.push(served);
+    return served;
+  };
+  const { server, client } = await startPair({ startServer, genkey, pubkey }, { threads, onTcp }, { threads });
   const close = async () => {
     await Promise.all(handlers); // each ends with its client's FIN: closing before would fail it
     await Promise.all([client.close(), server.close()]);

@@ -14,22 +14,14 @@
 import { spawnSync } from "node:child_process";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
+import { startPair } from "../test/support/pair.mjs";
 
 const IN_FLIGHT = 256;
 const SIZE = 1000;
 const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 
 async function measure(dist, threads, seconds) {
-  const { genkey, pubkey, startServer } = await import(`${dist}/index.js`);
-  const clientKey = genkey();
-  const server = await startServer({
-    threads,
-    privateKey: genkey(),
-    host: "127.0.0.1",
-    port: 0,
-    peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
-    onUdp: (packet) => packet.reply(packet.data),
-  });
+  const wg = await import(`${dist}/index.js`);
   let echoes = 0;
   let inFlight = 0;
   let counting = false;
@@ -39,19 +31,12 @@ async function measure(dist, threads, seconds) {
   const fill = () => {
     for (; inFlight < IN_FLIGHT; inFlight++) client.sendUdp(payload, from, to);
   };
-  const client = await startServer({
-    threads,
-    privateKey: clientKey,
-    host: "127.0.0.1",
-    port: 0,
-    address: ["10.0.0.2/32"],
-    peers: [{ publicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}` }],
-    onUdp: () => {
-      if (counting) echoes++;
-      inFlight--;
-      if (inFlight < IN_FLIGHT / 2) fill();
-    },
-  });
+  const echoed = () => {
+    if (counting) echoes++;
+    inFlight--;
+    if (inFlight < IN_FLIGHT / 2) fill();
+  };
+  const { server, client } = await startPair(wg, { threads, onUdp: (packet) => packet.reply(packet.data) }, { threads, onUdp: echoed });
   // A datagram lost (a socket buffer full) never comes back: when nothing came back for a
   // while, count the window as lost and send it again.
   let lastEchoes = -1;

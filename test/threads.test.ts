@@ -16,7 +16,7 @@ import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/thr
 import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions } from "../ts/index.js";
 import { RUNTIME_COMMAND } from "./support/gateway-process.js";
 import { echo, roundTrip } from "./support/echo.js";
-import { startThreadedPair } from "./support/threaded-pair.mjs";
+import { startPair } from "./support/pair.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MiB = 1024 * 1024;
@@ -29,7 +29,7 @@ afterEach(async () => {
 });
 
 async function threadedPair(options: Partial<ServerOptions>, clientOptions: Partial<ServerOptions> = {}): Promise<{ server: Server; client: Server }> {
-  return startThreadedPair({ startServer, genkey, pubkey }, options, clientOptions, (server: Server) => servers.push(server));
+  return startPair({ startServer, genkey, pubkey }, { threads: 1, ...options }, { threads: 1, ...clientOptions }, (server: Server) => servers.push(server));
 }
 
 const worker = (server: Server) => server[INTERNALS].engine as ThreadedEngine;

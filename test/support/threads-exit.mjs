@@ -9,7 +9,7 @@
 
 import { genkey, pubkey, startServer } from "../../dist/index.js";
 import { INTERNALS } from "../../dist/host/server.js";
-import { startThreadedPair } from "./threaded-pair.mjs";
+import { startPair } from "./pair.mjs";
 
 const mode = process.argv[2];
 const errors = [];
@@ -17,7 +17,7 @@ const echo = async (conn) => {
   for await (const chunk of conn) await conn.write(chunk);
   await conn.end();
 };
-const { server, client } = await startThreadedPair({ startServer, genkey, pubkey }, { onTcp: echo, onError: (error) => void errors.push(error) });
+const { server, client } = await startPair({ startServer, genkey, pubkey }, { threads: 1, onTcp: echo, onError: (error) => void errors.push(error) }, { threads: 1 });
 const conn = await client.connect({ host: "10.1.1.1", port: 7 });
 await conn.write("ping");
 console.log(`echo ${new TextDecoder().decode(await conn.read())}`);

@@ -1,7 +1,9 @@
-// Two servers with `threads: 1` on loopback, the second a client-role server joined to the
-// first (tunnel address 10.0.0.2): the pair test/threads.test.ts starts in-process and
-// test/support/threads-exit.mjs starts as a program run from dist/. Plain JavaScript that is
-// handed the package's functions, so the TypeScript sources and the built package share it.
+// Two servers on loopback, the second a client-role server joined to the first (tunnel
+// address 10.0.0.2), each with its extra options (`threads`, handlers): the pair
+// test/threads.test.ts starts in-process, test/support/threads-exit.mjs as a program run from
+// dist/, and bench/threads-bulk.mjs and bench/udp-echo.mjs from the build they measure. Plain
+// JavaScript that is handed the package's functions, so the TypeScript sources and any built
+// package share it.
 
 /**
  * @param {{ startServer: (options: any) => Promise<any>, genkey: () => string, pubkey: (key: string) => string }} wg
@@ -10,11 +12,10 @@
  * @param {(server: any) => void} started called with each server once it runs (to close it later)
  * @returns {Promise<{ server: any, client: any }>}
  */
-export async function startThreadedPair(wg, serverOptions = {}, clientOptions = {}, started = () => {}) {
+export async function startPair(wg, serverOptions = {}, clientOptions = {}, started = () => {}) {
   const serverKey = wg.genkey();
   const clientKey = wg.genkey();
   const server = await wg.startServer({
-    threads: 1,
     privateKey: serverKey,
     host: "127.0.0.1",
     port: 0,
@@ -23,7 +24,6 @@ export async function startThreadedPair(wg, serverOptions = {}, clientOptions = 
   });
   started(server);
   const client = await wg.startServer({
-    threads: 1,
     privateKey: clientKey,
     host: "127.0.0.1",
     port: 0,
