@@ -212,10 +212,9 @@ function call(engine: Engine, now: number, op: string, args: unknown[]): { value
   const bytes = (value: unknown) => (value === null || value === undefined ? undefined : Uint8Array.from(value as number[]));
   switch (op) {
     case "addPeer": {
-      const [key, psk, keepalive, endpoint, allowed] = args as [number[], number[] | null, number, Endpoint | null, { family: 4 | 6; bytes: number[]; prefix: number }[]];
-      const id = engine.addPeer(bytes(key)!, bytes(psk), keepalive, endpoint ?? undefined);
-      for (const cidr of allowed) engine.allow(id, { family: cidr.family, bytes: Uint8Array.from(cidr.bytes) }, cidr.prefix);
-      return { value: id };
+      // Its allowedIps follow as "allow" calls, as on one thread.
+      const [key, psk, keepalive, endpoint] = args as [number[], number[] | null, number, Endpoint | null];
+      return { value: engine.addPeer(bytes(key)!, bytes(psk), keepalive, endpoint ?? undefined) };
     }
     case "allow": {
       const cidr = args[1] as { family: 4 | 6; bytes: number[] };

@@ -217,7 +217,7 @@ export class ThreadedEngine {
   }
 
   addPeer(publicKey: Uint8Array, presharedKey: Uint8Array | undefined, persistentKeepalive: number, endpoint: Endpoint | undefined): number {
-    return this.#call("addPeer", [Array.from(publicKey), presharedKey ? Array.from(presharedKey) : null, persistentKeepalive, endpoint ?? null, []]).value as number;
+    return this.#call("addPeer", [Array.from(publicKey), presharedKey ? Array.from(presharedKey) : null, persistentKeepalive, endpoint ?? null]).value as number;
   }
 
   allow(peer: number, ip: Ip, prefix: number): void {
