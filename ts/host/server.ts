@@ -126,8 +126,8 @@ export class Server {
   readonly #config: Config;
   readonly #options: ServerOptions;
   readonly #runtime: Runtime;
-  /** The engine: here (threads: 0), or in a worker behind a ThreadedEngine (threads: 1). */
-  #engine: Engine | ThreadedEngine;
+  /** The engine, made at start: here (threads: 0), or in a worker behind a ThreadedEngine (threads: 1). */
+  #engine!: Engine | ThreadedEngine;
   #publicKey = "";
   #socket: DatagramSocket | undefined;
   #inbound: Datagram[] = [];
@@ -158,7 +158,6 @@ export class Server {
     this.#config = config;
     this.#options = options;
     this.#runtime = runtime;
-    this.#engine = new Engine();
     this.#whenClosed = new Promise((resolve) => (this.#markClosed = resolve));
   }
 
@@ -166,7 +165,8 @@ export class Server {
   async [START](): Promise<void> {
     if (this.#config.threads === 1) return this.#startThreaded();
     const config = this.#config;
-    const engine = this.#engine as Engine;
+    const engine = new Engine();
+    this.#engine = engine;
     engine.start({
       nowMs: this.#runtime.clock.now(),
       privateKey: config.privateKey,
