@@ -185,6 +185,11 @@ fn open(stack: &mut Stack, peer: u32, from: &str, to: &str, iss: u32) -> Peer {
 
 /// `open`, the peer's SYN carrying its clock `tsval` if given (RFC 7323).
 fn open_with(stack: &mut Stack, peer: u32, from: &str, to: &str, iss: u32, tsval: Option<u32>) -> Peer {
+    open_timed(stack, peer, from, to, iss, tsval, RTT_US)
+}
+
+/// `open_with`, the peer's ACK of our SYN-ACK coming `rtt_us` after it.
+fn open_timed(stack: &mut Stack, peer: u32, from: &str, to: &str, iss: u32, tsval: Option<u32>, rtt_us: u64) -> Peer {
     let clock = tsval.map(|val| Timestamp { val, ecr: 0 });
     let mut p = Peer { peer, addr: addr(from), server: addr(to), nxt: iss.wrapping_add(1), our_nxt: 0, conn: 0, clock };
     stack.inject(peer, &p.syn(iss));
@@ -200,7 +205,7 @@ fn open_with(stack: &mut Stack, peer: u32, from: &str, to: &str, iss: u32, tsval
     if let (Some(clock), Some(ours)) = (p.clock.as_mut(), syn_ack[0].timestamp) {
         clock.ecr = ours.val;
     }
-    stack.advance(RTT_US);
+    stack.advance(rtt_us);
     stack.inject(peer, &p.segment());
     assert!(stack.events().iter().any(|e| matches!(e, Event::TcpEstablished { .. })));
     p
@@ -937,6 +942,33 @@ fn bbr_a_request_response_flow_is_app_limited_and_keeps_its_initial_window() {
     assert!(cwnd >= initial, "cwnd {cwnd}");
 }
 
+/// draft-cheng-iccrg-delivery-rate-estimation §3.4: a flight is app-limited when the host ran
+/// out of data before the congestion window was full, and the mark lasts until that flight
+/// is delivered. One that ends exactly at cwnd is cwnd-limited: it leaves the mark as the
+/// idle start set it (ending with the first delivery), so its rate samples measure the path
+/// (marked, they could not end BBR's Startup). One byte short of cwnd, the mark covers it.
+#[test]
+fn rate_a_flight_that_ends_exactly_at_cwnd_is_not_app_limited_one_byte_short_is() {
+    for (bytes, covered) in [(10 * 1380, false), (10 * 1380 - 1, true)] {
+        let mut stack = Stack::new();
+        let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+        assert_eq!(stack.tcp.connection_stats(p.conn).unwrap().cwnd, 10 * 1380);
+        let idle = stack.tcp.connections[&p.conn].conn.snd.app_limited_until();
+        assert_eq!(idle, Some(0), "idle, nothing delivered: app-limited until the first delivery");
+        assert_eq!(stack.tcp.send(p.conn, &vec![3; bytes]), Ok(bytes));
+        stack.run(); // the pacer lets part of the flight go
+        // Later (skipping the pacer's timer, so the bucket has room to spare after the
+        // rest): the rest goes, and the sender finds nothing more to send.
+        stack.now += 10_000;
+        stack.run();
+        let sent: usize = stack.sent().iter().map(|s| s.payload.len()).sum();
+        assert_eq!(sent, bytes);
+        let until = stack.tcp.connections[&p.conn].conn.snd.app_limited_until();
+        let expected = if covered { Some(bytes as u64) } else { idle };
+        assert_eq!(until, expected, "{bytes} bytes in flight");
+    }
+}
+
 /// Our memory limit: windows and buffers stop growing once the connections together hold
 /// three quarters of it, not before.
 #[test]
@@ -1033,6 +1065,34 @@ fn a_poll_that_runs_out_of_budget_while_lost_segments_wait_asks_for_another_at_o
     assert_eq!(wake, Some(stack.now), "lost segments wait: poll again now");
     stack.tcp.poll(stack.now, &mut stack.out);
     assert!(!stack.sent().is_empty(), "the next poll goes on resending (as recovery's window allows)");
+}
+
+/// A poll whose budget runs out just as a connection's flight fills its congestion window,
+/// nothing more to send, leaves it waiting for ACKs: it asks for no poll at once (it was
+/// not starved of budget; more would not fit in cwnd anyway).
+#[test]
+fn a_poll_that_runs_out_of_budget_as_a_flight_fills_cwnd_asks_for_no_poll_at_once() {
+    let mut stack = Stack::new();
+    stack.tcp.set_limits(Limits { connections_per_peer: 100, ..DEFAULT_LIMITS });
+    // A 1 ms round trip: the pacer lets a whole initial window (ten segments) go at once.
+    let peers: Vec<Peer> =
+        (0..26).map(|i| open_timed(&mut stack, 1, &format!("10.0.0.2:{}", 40000 + i), "198.51.100.7:80", 1000, None, 1_000)).collect();
+    stack.sent();
+    // The last connection has four segments out; then the other 25 write ten each (250) and
+    // it writes six more: the budget (256) ends with its tenth, which fills its cwnd.
+    let last = &peers[25];
+    assert_eq!(stack.tcp.send(last.conn, &[7; 4 * 1380]), Ok(4 * 1380));
+    stack.run();
+    assert_eq!(stack.sent().len(), 4);
+    for p in &peers[..25] {
+        assert_eq!(stack.tcp.send(p.conn, &[9; 10 * 1380]), Ok(10 * 1380));
+    }
+    assert_eq!(stack.tcp.send(last.conn, &[8; 6 * 1380]), Ok(6 * 1380));
+    let wake = stack.tcp.poll(stack.now, &mut stack.out);
+    assert_eq!(stack.sent().len(), POLL_BUDGET);
+    let stats = stack.tcp.connection_stats(last.conn).unwrap();
+    assert_eq!(stats.bytes_in_flight, stats.cwnd);
+    assert!(wake.is_some_and(|at| at > stack.now), "nothing is due now: {wake:?} at {}", stack.now);
 }
 
 /// A connection is in the timer queue once for its next wake: settling it again with the same

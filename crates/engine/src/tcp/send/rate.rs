@@ -23,6 +23,12 @@ impl Sender {
         self.app_limited_until = Some(self.delivered + self.pipe as u64);
     }
 
+    /// Until which delivered count what is sent now is app-limited (for the rule tests).
+    #[cfg(test)]
+    pub fn app_limited_until(&self) -> Option<u64> {
+        self.app_limited_until
+    }
+
     /// The delivery rate over the flight that ended with `sent` (the newest segment just
     /// delivered): bytes delivered since it left, over the longer of its send and ACK spans.
     pub(super) fn rate_sample(&mut self, sent: &Sent, min_rtt: u64) -> RateSample {
