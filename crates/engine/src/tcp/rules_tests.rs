@@ -957,8 +957,8 @@ fn rate_a_flight_that_ends_exactly_at_cwnd_is_not_app_limited_one_byte_short_is(
         assert_eq!(idle, Some(0), "idle, nothing delivered: app-limited until the first delivery");
         assert_eq!(stack.tcp.send(p.conn, &vec![3; bytes]), Ok(bytes));
         stack.run(); // the pacer lets part of the flight go
-        // Later (skipping the pacer's timer, so the bucket has room to spare after the
-        // rest): the rest goes, and the sender finds nothing more to send.
+                     // Later (skipping the pacer's timer, so the bucket has room to spare after the
+                     // rest): the rest goes, and the sender finds nothing more to send.
         stack.now += 10_000;
         stack.run();
         let sent: usize = stack.sent().iter().map(|s| s.payload.len()).sum();
