@@ -22,7 +22,8 @@
 // --ours "LABEL=DIST [FLAGS]" (repeatable): an A/B comparison in one run, each build's `wg-netstack
 // connect` (DIST/gateway/main.js; DIST inside this checkout, so its imports resolve) with its
 // extra flags (e.g. "t1=dist --threads 1") as its own socks5 and forward clients, in an order
-// that alternates run by run. Default: ours=dist.
+// that alternates run by run; "--runtime bun" or "--runtime deno" among them runs that connect
+// under Bun or Deno (the package's own copies) instead of Node. Default: ours=dist.
 // Writes bench/results/client-role.json and prints the table bench/README.md shows.
 
 import { execFileSync, spawn } from "node:child_process";
@@ -51,13 +52,22 @@ const BYTES = (QUICK ? 20 : 200) * MiB;
 const CONNECTIONS = QUICK ? 200 : 1000;
 const TRANSFER_TIMEOUT_MS = 120_000;
 const TRANSFER_CLIENT = path.join(ROOT, "bench/transfer-client.mjs");
-/** The builds of ours to compare: label → its connect entry point. */
+/** How each runtime runs a script, the memory probe preloaded where the runtime can (not Deno). */
+const CONNECT_RUNTIMES = {
+  node: (script) => [process.execPath, "--import", MEMORY_PROBE, script],
+  bun: (script) => [path.join(ROOT, "node_modules/.bin/bun"), "--preload", MEMORY_PROBE, script],
+  deno: (script) => [path.join(ROOT, "node_modules/.bin/deno"), "run", "-A", "--unstable-net", script],
+};
+/** The builds of ours to compare: label → its connect entry point, flags and runtime. */
 const oursSpecs = args.flatMap((arg, i) => (arg === "--ours" ? [args[i + 1]] : []));
 const OURS = Object.fromEntries(
   (oursSpecs.length > 0 ? oursSpecs : ["ours=dist"]).map((spec) => {
     const [label, rest] = [spec.slice(0, spec.indexOf("=")), spec.slice(spec.indexOf("=") + 1)];
     const [dist, ...flags] = rest.split(/\s+/);
-    return [label, { main: path.resolve(ROOT, dist, "gateway/main.js"), flags }];
+    const at = flags.indexOf("--runtime");
+    const runtime = at < 0 ? "node" : flags.splice(at, 2)[1];
+    if (!CONNECT_RUNTIMES[runtime]) throw new Error(`--ours ${spec}: --runtime is one of ${Object.keys(CONNECT_RUNTIMES).join(", ")}`);
+    return [label, { main: path.resolve(ROOT, dist, "gateway/main.js"), flags, runtime }];
   }),
 );
 const LABELS = Object.keys(OURS);
@@ -147,11 +157,11 @@ function writeConfig(dir, name, privateKey, address, server, serverPublicKey) {
   return file;
 }
 
-/** `wg-netstack connect CONFIG --json ARGS` under node with the memory probe; resolves once it is up. */
-async function startConnect(config, connectArgs, label, main = CONNECT_MAIN) {
-  const nodeArgs = ["--import", MEMORY_PROBE];
-  if (PROFILE_DIR) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", path.join(PROFILE_DIR, label));
-  const child = spawn(process.execPath, [...nodeArgs, main, "connect", config, "--json", ...connectArgs], { stdio: ["ignore", "pipe", "pipe"] });
+/** `wg-netstack connect CONFIG --json ARGS` with the memory probe; resolves once it is up. */
+async function startConnect(config, connectArgs, label, { main, runtime } = { main: CONNECT_MAIN, runtime: "node" }) {
+  const [command, ...runtimeArgs] = CONNECT_RUNTIMES[runtime](main);
+  if (PROFILE_DIR && runtime === "node") runtimeArgs.unshift("--cpu-prof", "--cpu-prof-dir", path.join(PROFILE_DIR, label));
+  const child = spawn(command, [...runtimeArgs, "connect", config, "--json", ...connectArgs], { stdio: ["ignore", "pipe", "pipe"] });
   const events = [];
   let buffered = "";
   child.stdout.on("data", (data) => {
@@ -187,8 +197,8 @@ async function startConnect(config, connectArgs, label, main = CONNECT_MAIN) {
     const status = fs.readFileSync(`/proc/${child.pid}/status`, "utf8");
     const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)[1]);
     const seen = probeLines.length;
-    child.kill("SIGUSR2");
-    for (let i = 0; i < 100 && probeLines.length === seen; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (runtime !== "deno") child.kill("SIGUSR2"); // no probe under Deno, whom the signal would end
+    for (let i = 0; i < 100 && runtime !== "deno" && probeLines.length === seen; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     return { rssBytes: kib("VmRSS") * 1024, peakRssBytes: kib("VmHWM") * 1024, wasmMemoryBytes: probeLines.at(-1)?.wasmMemoryBytes };
   };
   const stop = async () => {
@@ -273,7 +283,7 @@ try {
     const name = i === 0 ? "ours" : `ours@${label}`;
     const oursConfig = writeConfig(dir, name.replace("@", "-"), keys[name], CLIENT_ADDRESSES[name], server, pubkey(serverKey));
     const forwards = ["--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.download}`, "--forward", `tcp:0=${SERVER_ADDRESS}:${PORTS.upload}`];
-    ourConnects[label] = await startConnect(oursConfig, ["--socks5", "0", ...forwards, ...OURS[label].flags], `transfers-${label}`, OURS[label].main);
+    ourConnects[label] = await startConnect(oursConfig, ["--socks5", "0", ...forwards, ...OURS[label].flags], `transfers-${label}`, OURS[label]);
   }
 
   for (let run = 1; run <= RUNS; run++) {
