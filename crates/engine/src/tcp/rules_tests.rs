@@ -1095,6 +1095,39 @@ fn a_poll_that_runs_out_of_budget_as_a_flight_fills_cwnd_asks_for_no_poll_at_onc
     assert!(wake.is_some_and(|at| at > stack.now), "nothing is due now: {wake:?} at {}", stack.now);
 }
 
+/// RFC 8985 §7.2: no tail-loss probe is armed in loss recovery. An ACK that makes progress
+/// during recovery re-arms the timers: the retransmission timeout, not a probe two round
+/// trips away (the probe would find recovery under way and send nothing: a wake for
+/// nothing every 2 SRTT).
+#[test]
+fn rfc8985_7_2_progress_in_recovery_arms_no_tail_loss_probe() {
+    let mut stack = Stack::new();
+    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    assert_eq!(stack.tcp.send(p.conn, &[7; 5 * 1380]), Ok(5 * 1380));
+    stack.run();
+    stack.now += 5_000; // the pacer
+    stack.run();
+    let flight = stack.sent();
+    assert_eq!(flight.len(), 5);
+    // The fifth is SACKed; once the reordering window has passed, RACK calls the first four
+    // lost: recovery, and they are sent again.
+    stack.advance(10_000);
+    let mut sack = SackBlocks::default();
+    sack.push((flight[4].seq, flight[4].seq.wrapping_add(1380)));
+    stack.inject(1, &Segment { sack, ..p.segment() });
+    stack.advance(5_000);
+    assert_eq!(stack.sent().len(), 4, "the four resent");
+    // The first resend's ACK: progress, in recovery.
+    stack.advance(10_000);
+    let partial = Peer { our_nxt: flight[0].seq.wrapping_add(1380), ..p };
+    stack.inject(1, &Segment { sack, ..partial.segment() });
+    assert!(stack.sent().is_empty());
+    // A probe would be due within 2 SRTT + 40 ms (the peer's delayed ACK, one segment out).
+    let probe_within = 2 * stack.tcp.connection_stats(p.conn).unwrap().srtt_us + 40_000;
+    let wake = stack.wake.expect("the retransmission timer");
+    assert!(wake > stack.now + probe_within, "next wake in {} µs: a probe was armed", wake - stack.now);
+}
+
 /// A connection is in the timer queue once for its next wake: settling it again with the same
 /// (or a later) wake queues nothing more, or a connection waiting on a long timer would add an
 /// entry for every segment and call until it fires.

@@ -127,3 +127,32 @@ fn rfc1122_4_2_2_17_a_peer_silent_to_the_probes_is_given_up_after_the_user_timeo
         ",
     );
 }
+
+#[test]
+fn rfc1122_4_2_2_17_a_peer_heard_in_the_same_instant_as_a_probe_answered_it() {
+    // One turn takes the datagrams and fires the timers at one clock reading, so an answer
+    // can carry the very time its probe left: that peer was heard since the probe. The next
+    // probe, 64 s later (past the 60 s user timeout), is sent, not given up on; the one
+    // after it, unanswered, is.
+    established(
+        "
+        20      < . 1:1(0) ack 1 win 0
+        30      send 1000
+        230     > . 0:0(0) ack 1 win 2048
+        240     < . 1:1(0) ack 1 win 0
+        2230    > . 0:0(0) ack 1 win 2048
+        2240    < . 1:1(0) ack 1 win 0
+        6230    > . 0:0(0) ack 1 win 2048
+        6240    < . 1:1(0) ack 1 win 0
+        14230   > . 0:0(0) ack 1 win 2048
+        14240   < . 1:1(0) ack 1 win 0
+        30230   > . 0:0(0) ack 1 win 2048
+        30240   < . 1:1(0) ack 1 win 0
+        62230   > . 0:0(0) ack 1 win 2048
+        62230   < . 1:1(0) ack 1 win 0
+        126230  > . 0:0(0) ack 1 win 2048
+        190230  > R. 1:1(0) ack 1 win 0
+        190230  % closed timeout
+        ",
+    );
+}
