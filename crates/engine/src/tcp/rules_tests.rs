@@ -956,9 +956,10 @@ fn rate_a_flight_that_ends_exactly_at_cwnd_is_not_app_limited_one_byte_short_is(
         let idle = stack.tcp.connections[&p.conn].conn.snd.app_limited_until();
         assert_eq!(idle, Some(0), "idle, nothing delivered: app-limited until the first delivery");
         assert_eq!(stack.tcp.send(p.conn, &vec![3; bytes]), Ok(bytes));
-        stack.run(); // the pacer lets part of the flight go
-                     // Later (skipping the pacer's timer, so the bucket has room to spare after the
-                     // rest): the rest goes, and the sender finds nothing more to send.
+        // The pacer lets part of the flight go; later (skipping the pacer's timer, so the
+        // bucket has room to spare after the rest) the rest goes, and the sender finds
+        // nothing more to send.
+        stack.run();
         stack.now += 10_000;
         stack.run();
         let sent: usize = stack.sent().iter().map(|s| s.payload.len()).sum();
@@ -1144,4 +1145,36 @@ fn a_connection_is_queued_once_for_its_next_wake() {
     }
     assert_eq!(stack.tcp.timers.len(), queued);
     assert_eq!(stack.tcp.connections[&p.conn].wake, Some(wake));
+}
+
+/// RFC 8985 §6.2 step 5: RACK calls a segment lost only when one sent after it has arrived.
+/// A retransmission sent after everything the peer SACKed has no such segment yet: if it is
+/// lost too, RACK waits (the retransmission timer answers for it), and its reordering timer
+/// must not resend it on the strength of SACKs for segments sent before the resend.
+#[test]
+fn rfc8985_6_2_a_resend_is_not_lost_by_sacks_older_than_it() {
+    let mut stack = Stack::new();
+    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    assert_eq!(stack.tcp.send(p.conn, &[7; 5 * 1380]), Ok(5 * 1380));
+    stack.run();
+    stack.now += 5_000; // the pacer
+    stack.run();
+    let flight = stack.sent();
+    assert_eq!(flight.len(), 5);
+    // The fifth is SACKed: RACK calls the first four lost and they are sent again.
+    stack.advance(10_000);
+    let mut sack = SackBlocks::default();
+    sack.push((flight[4].seq, flight[4].seq.wrapping_add(1380)));
+    stack.inject(1, &Segment { sack, ..p.segment() });
+    stack.advance(5_000);
+    assert_eq!(stack.sent().len(), 4, "the four resent");
+    // The resends are lost as well; three RTTs later only the same SACK comes again (a
+    // duplicate, or a window update): nothing sent after the resends has arrived, so they
+    // are not called lost, then or in the next ten RTTs (the retransmission timer's 200 ms
+    // floor is later).
+    stack.advance(3 * RTT_US);
+    stack.inject(1, &Segment { sack, ..p.segment() });
+    stack.advance(10 * RTT_US);
+    let resent: Vec<u32> = stack.sent().iter().map(|s| s.seq).collect();
+    assert_eq!(resent, Vec::<u32>::new(), "resent again before any newer segment arrived");
 }
