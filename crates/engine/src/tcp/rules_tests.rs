@@ -1096,6 +1096,26 @@ fn a_poll_that_runs_out_of_budget_as_a_flight_fills_cwnd_asks_for_no_poll_at_onc
     assert!(wake.is_some_and(|at| at > stack.now), "nothing is due now: {wake:?} at {}", stack.now);
 }
 
+/// Five segments leave; the peer SACKs the fifth, and once the reordering window has passed
+/// RACK calls the first four lost (RFC 8985 §6.2): recovery, and they are sent again.
+/// Returns the connection, the first flight and the SACK that started recovery.
+fn four_resent_after_the_fifth_is_sacked(stack: &mut Stack) -> (Peer, Vec<Sent>, SackBlocks) {
+    let p = open(stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
+    assert_eq!(stack.tcp.send(p.conn, &[7; 5 * 1380]), Ok(5 * 1380));
+    stack.run();
+    stack.now += 5_000; // the pacer
+    stack.run();
+    let flight = stack.sent();
+    assert_eq!(flight.len(), 5);
+    stack.advance(10_000);
+    let mut sack = SackBlocks::default();
+    sack.push((flight[4].seq, flight[4].seq.wrapping_add(1380)));
+    stack.inject(1, &Segment { sack, ..p.segment() });
+    stack.advance(5_000);
+    assert_eq!(stack.sent().len(), 4, "the four resent");
+    (p, flight, sack)
+}
+
 /// RFC 8985 §7.2: no tail-loss probe is armed in loss recovery. An ACK that makes progress
 /// during recovery re-arms the timers: the retransmission timeout, not a probe two round
 /// trips away (the probe would find recovery under way and send nothing: a wake for
@@ -1103,21 +1123,7 @@ fn a_poll_that_runs_out_of_budget_as_a_flight_fills_cwnd_asks_for_no_poll_at_onc
 #[test]
 fn rfc8985_7_2_progress_in_recovery_arms_no_tail_loss_probe() {
     let mut stack = Stack::new();
-    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
-    assert_eq!(stack.tcp.send(p.conn, &[7; 5 * 1380]), Ok(5 * 1380));
-    stack.run();
-    stack.now += 5_000; // the pacer
-    stack.run();
-    let flight = stack.sent();
-    assert_eq!(flight.len(), 5);
-    // The fifth is SACKed; once the reordering window has passed, RACK calls the first four
-    // lost: recovery, and they are sent again.
-    stack.advance(10_000);
-    let mut sack = SackBlocks::default();
-    sack.push((flight[4].seq, flight[4].seq.wrapping_add(1380)));
-    stack.inject(1, &Segment { sack, ..p.segment() });
-    stack.advance(5_000);
-    assert_eq!(stack.sent().len(), 4, "the four resent");
+    let (p, flight, sack) = four_resent_after_the_fifth_is_sacked(&mut stack);
     // The first resend's ACK: progress, in recovery.
     stack.advance(10_000);
     let partial = Peer { our_nxt: flight[0].seq.wrapping_add(1380), ..p };
@@ -1149,25 +1155,12 @@ fn a_connection_is_queued_once_for_its_next_wake() {
 
 /// RFC 8985 §6.2 step 5: RACK calls a segment lost only when one sent after it has arrived.
 /// A retransmission sent after everything the peer SACKed has no such segment yet: if it is
-/// lost too, RACK waits (the retransmission timer answers for it), and its reordering timer
-/// must not resend it on the strength of SACKs for segments sent before the resend.
+/// lost too, RACK waits (the retransmission timer answers for it): an ACK that repeats SACKs
+/// for segments sent before the resend does not make it lost.
 #[test]
 fn rfc8985_6_2_a_resend_is_not_lost_by_sacks_older_than_it() {
     let mut stack = Stack::new();
-    let p = open(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000);
-    assert_eq!(stack.tcp.send(p.conn, &[7; 5 * 1380]), Ok(5 * 1380));
-    stack.run();
-    stack.now += 5_000; // the pacer
-    stack.run();
-    let flight = stack.sent();
-    assert_eq!(flight.len(), 5);
-    // The fifth is SACKed: RACK calls the first four lost and they are sent again.
-    stack.advance(10_000);
-    let mut sack = SackBlocks::default();
-    sack.push((flight[4].seq, flight[4].seq.wrapping_add(1380)));
-    stack.inject(1, &Segment { sack, ..p.segment() });
-    stack.advance(5_000);
-    assert_eq!(stack.sent().len(), 4, "the four resent");
+    let (p, _, sack) = four_resent_after_the_fifth_is_sacked(&mut stack);
     // The resends are lost as well; three RTTs later only the same SACK comes again (a
     // duplicate, or a window update): nothing sent after the resends has arrived, so they
     // are not called lost, then or in the next ten RTTs (the retransmission timer's 200 ms
