@@ -287,6 +287,11 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     const flows = async () => connect.events.filter((event) => event.type === "flow" && event.via === `http 127.0.0.1:${port}` && event.end === "closed" && event.name === NAME);
     for (let i = 0; i < 100 && (await flows()).length < 2; i++) await sleep(50);
     expect((await flows()).length).toBe(2);
+    // Up counts the request (the rewritten head of an absolute-URI one), down the whole answer.
+    for (const flow of await flows()) {
+      expect(flow.up).toBeGreaterThan("GET /file HTTP/1.1\r\n\r\n".length);
+      expect(flow.down).toBeGreaterThan(FILE_SIZE);
+    }
     const noLogin = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-x", `http://127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
     expect(noLogin.stdout).toBe("407");
     const refused = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-x", `http://${SOCKS_LOGIN}@127.0.0.1:${port}`, `http://${SERVER_ADDRESS}:${CLOSED_PORT}/`]);

@@ -72,7 +72,9 @@ async function serveHttp(client: net.Socket, via: string, options: ProxyOptions)
     return;
   }
   if (request.forwardHead === undefined) client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-  else dialed.socket.write(request.forwardHead);
+  // An absolute-URI request goes on under its rewritten head, byte for byte as read (latin1),
+  // and counted up as everything the client sends.
+  const early = request.forwardHead === undefined ? rest : Buffer.concat([Buffer.from(request.forwardHead, "latin1"), rest]);
   client.resume();
-  await flow.relay(dialed.socket, options.signal, rest);
+  await flow.relay(dialed.socket, options.signal, early);
 }
