@@ -2,7 +2,8 @@
 // library section's first example): a real WireGuard client takes the config it prints
 // and gets its traffic echoed.
 
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { interopSkipReason, startWgClient, type WgClient } from "./interop/netns.js";
@@ -64,4 +65,26 @@ describe.each(Object.keys(RUNTIMES))("examples under %s", (runtime) => {
     const ping = await client.exec("ping", ["-c", "2", "-i", "0.2", "-W", "2", "192.0.2.1"]);
     expect(ping.code).toBe(0);
   }, 60_000);
+});
+
+// The README's TypeScript examples compile against the package as built (dist/'s types),
+// with the npm clients they use: read top to bottom as one module, as a reader pastes them,
+// so an example may use what an earlier one defined, and a name the README never brought
+// in, or an API it misspells, fails here. Type-checked only: they would dial real networks.
+describe("the README's TypeScript examples", () => {
+  it("type-check", () => {
+    const readme = readFileSync(`${root}README.md`, "utf8");
+    const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1]!);
+    expect(blocks.length).toBeGreaterThan(0);
+    // Inside the package, so that "wg-netstack" resolves to itself (package.json "exports");
+    // target/ is ignored by git.
+    const dir = `${root}target/readme-examples`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/examples.ts`, blocks.join("\n"));
+    const options = { target: "ES2022", module: "NodeNext", lib: ["ES2022", "DOM"], types: ["node"], strict: true, noEmit: true, skipLibCheck: true };
+    writeFileSync(`${dir}/tsconfig.json`, JSON.stringify({ compilerOptions: options, files: ["examples.ts"] }));
+    const tsc = spawnSync(`${root}node_modules/.bin/tsc`, ["-p", dir], { encoding: "utf8", timeout: 120_000 });
+    expect(tsc.stdout + tsc.stderr).toBe("");
+    expect(tsc.status).toBe(0);
+  }, 130_000);
 });
