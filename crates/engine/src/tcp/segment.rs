@@ -407,6 +407,56 @@ mod tests {
         }
     }
 
+    /// What `parse` reads from `options` (raw bytes, padded here with End of Option List to
+    /// a multiple of four) in the header of a bare SYN, or of a bare ACK.
+    fn read_options(syn: bool, options: &[u8]) -> (SynOptions, Vec<(u32, u32)>) {
+        let (src, dst) = (addr("10.0.0.2:1"), addr("10.0.0.1:2"));
+        let mut out = Vec::new();
+        build(&Outgoing { syn, ..Outgoing::control(src, dst, 1, (!syn).then_some(1)) }, &mut out);
+        let mut tcp = out[20..].to_vec();
+        assert_eq!(tcp.len(), HEADER_LEN, "no options of its own");
+        let mut options = options.to_vec();
+        options.resize(options.len().next_multiple_of(4), OPT_END);
+        tcp[12] = (((HEADER_LEN + options.len()) / 4) << 4) as u8;
+        tcp.splice(HEADER_LEN..HEADER_LEN, options);
+        let parsed = parse(src.ip(), dst.ip(), &tcp).unwrap();
+        (parsed.syn_options, parsed.sack.as_slice().to_vec())
+    }
+
+    /// RFC 9293 §3.1: End of Option List ends the options, whatever bytes follow it.
+    #[test]
+    fn rfc9293_3_1_end_of_option_list_ends_the_options() {
+        let mss = [OPT_MSS, 4, 0x02, 0x00];
+        assert_eq!(read_options(true, &mss).0.mss, Some(512));
+        // After EOL, bytes that would read as an unknown 6-byte option and then that MSS.
+        let after_end = [&[OPT_END, 6, 0, 0, 0, 0][..], &mss].concat();
+        assert_eq!(read_options(true, &after_end).0.mss, None);
+    }
+
+    /// MSS (RFC 9293 §3.7.1), window scale (RFC 7323 §2.2) and SACK-permitted (RFC 2018 §2)
+    /// belong on a SYN: on any other segment they are ignored.
+    #[test]
+    fn rfc7323_2_2_syn_options_are_read_only_from_a_syn() {
+        let options = [OPT_MSS, 4, 0x02, 0x00, OPT_WINDOW_SCALE, 3, 7, OPT_SACK_PERMITTED, 2];
+        let on_syn = SynOptions { mss: Some(512), window_scale: Some(7), sack_permitted: true };
+        assert_eq!(read_options(true, &options).0, on_syn);
+        assert_eq!(read_options(false, &options).0, SynOptions::default());
+        // Each alone, so that no one of them is read off an ACK unnoticed.
+        for alone in [&options[..4], &options[4..7], &options[7..]] {
+            assert_eq!(read_options(false, alone).0, SynOptions::default(), "{alone:?}");
+        }
+    }
+
+    /// RFC 2018 §3: a SACK option is 2 + 8n bytes; one of another length is malformed and
+    /// ignored whole, not read as far as its blocks go.
+    #[test]
+    fn rfc2018_3_a_sack_option_of_another_length_is_ignored() {
+        let block = [0, 0, 0, 10, 0, 0, 0, 20];
+        let sack = |extra: &[u8]| [&[OPT_SACK, (2 + block.len() + extra.len()) as u8][..], &block, extra].concat();
+        assert_eq!(read_options(false, &sack(&[])).1, vec![(10, 20)]);
+        assert_eq!(read_options(false, &sack(&[0, 0, 0, 30])).1, vec![]);
+    }
+
     /// A segment's sequence space: its data, plus one for SYN and one for FIN (RFC 9293
     /// §3.4); a bare ACK takes none.
     #[test]
