@@ -107,6 +107,13 @@ describe.skipIf(skipReason)("serve --web under each runtime", () => {
       const post = (path: string, body?: unknown) => fetch(`${origin}${path}`, { method: "POST", headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
 
       expect(await (await get("/api/status")).json()).toMatchObject({ peers: 1, flows: { flows: 0, open: 0 } });
+      // ?token= answers a script's GET at once; the page's visit trades it for a cookie.
+      const byQuery = await fetch(`${origin}/api/status?token=${searchParams.get("token")}`, { redirect: "manual" });
+      expect([byQuery.status, byQuery.headers.get("set-cookie")]).toEqual([200, null]);
+      expect(await byQuery.json()).toMatchObject({ peers: 1 });
+      const visit = await fetch(url, { redirect: "manual" });
+      expect([visit.status, visit.headers.get("location")]).toEqual([303, "/"]);
+      expect(visit.headers.get("set-cookie")).toContain("HttpOnly");
       expect(await (await get("/api/peers")).json()).toMatchObject([{ name: "peer1", endpoint: null, sinceHandshakeMs: null, up: 0, down: 0 }]);
       const added = await post("/api/peers", { name: "phone" });
       expect(added.status).toBe(201);

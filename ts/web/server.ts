@@ -191,8 +191,9 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
       authorizationHeader: request.headers.authorization,
     });
     if (!access.allowed) return reply(response, access.status, `${access.why}\n`, { "content-type": "text/plain; charset=utf-8" });
-    if (access.setCookie) {
-      // Trade the token in the address for a cookie, and take it out of the address bar and history.
+    if (access.setCookie && url.pathname === "/") {
+      // A visit to the page trades the token in the address for a cookie and takes it out of
+      // the address bar and history; a script's GET of the API with ?token= is simply answered.
       url.searchParams.delete("token");
       return reply(response, 303, "", { "set-cookie": tokenCookie(token), location: `${url.pathname}${url.search}` });
     }
