@@ -24,9 +24,6 @@ use rack::Rack;
 use rate::RateSample;
 use std::collections::VecDeque;
 
-/// Buffers above this are released when they empty, so an idle connection holds nothing.
-const KEEP_CAPACITY: usize = 64 * 1024;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
     InFlight,
@@ -439,8 +436,11 @@ impl Sender {
         self.lost = VecDeque::new();
     }
 
+    /// An idle connection holds no send buffer: memory the budget (`maxBufferedBytes`, which
+    /// counts bytes held) does not see would otherwise stay with every connection that once
+    /// sent a burst. Allocating again for the next write is cheap beside a round trip idle.
     fn shrink_if_idle(&mut self) {
-        if self.buffer.is_empty() && self.buffer.capacity() > KEEP_CAPACITY {
+        if self.buffer.is_empty() {
             self.buffer = VecDeque::new();
         }
         if self.segments.is_empty() && self.segments.capacity() > 64 {
@@ -796,8 +796,8 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_sender_frees_big_buffers_and_keeps_small_ones() {
-        // Freed: 200 KB written, all acknowledged.
+    fn an_idle_sender_frees_its_buffer_and_keeps_a_small_record() {
+        // 200 KB written: nothing is freed while half still waits; all acknowledged, all is.
         let mut s = Sender::new(999, MSS, 1 << 20);
         s.update_window(1, 1000, 1 << 20);
         s.write(&[1; 200_000]);
@@ -806,25 +806,19 @@ mod tests {
         assert_eq!((s.buffered(), s.segments.len()), (100_000, 1000), "half still waits: nothing is freed");
         s.on_ack(20, 1000 + 200_000, &[], 0);
         assert_eq!((s.buffer.capacity(), s.segments.capacity()), (0, 0));
-        // Kept: an ordinary buffer (KEEP_CAPACITY is 64 KiB), and one of KEEP_CAPACITY bytes
-        // exactly; a record of 64 segments.
+        // 1,000 bytes, partly acknowledged: kept; all acknowledged: freed, but the record of
+        // up to 64 segments is kept.
         let mut s = sender();
         send_all(&mut s, 0, 1 << 20);
-        s.on_ack(10, 2000, &[], 0);
-        assert!(s.buffer.capacity() >= 1000, "a 1,000-byte buffer is kept");
-        assert_eq!(KEEP_CAPACITY, 65_536);
-        let mut s = Sender::new(999, MSS, 1 << 20);
-        s.update_window(1, 1000, 1 << 20);
-        s.write(&[1; KEEP_CAPACITY]);
-        assert_eq!(s.buffer.capacity(), KEEP_CAPACITY);
-        send_all(&mut s, 0, 1 << 20);
-        s.on_ack(10, 1000 + KEEP_CAPACITY as u32, &[], 0);
-        assert_eq!((s.buffer.capacity(), s.segments.capacity()), (KEEP_CAPACITY, 0));
+        s.on_ack(10, 1500, &[], 0);
+        assert!(s.buffer.capacity() >= 500, "still in use");
+        s.on_ack(20, 2000, &[], 0);
+        assert_eq!(s.buffer.capacity(), 0);
         s.write(&[2; 6_400]);
-        send_all(&mut s, 20, 1 << 20);
+        send_all(&mut s, 30, 1 << 20);
         assert_eq!(s.segments.capacity(), 64);
-        s.on_ack(30, s.nxt, &[], 0);
-        assert_eq!((s.buffer.capacity(), s.segments.capacity()), (KEEP_CAPACITY, 64));
+        s.on_ack(40, s.nxt, &[], 0);
+        assert_eq!((s.buffer.capacity(), s.segments.capacity()), (0, 64));
     }
 
     #[test]
