@@ -473,6 +473,26 @@ fn rfc7323_5_3_paws_drops_an_old_duplicate_and_acknowledges_it() {
     assert_eq!(stack.events(), vec![Event::TcpClosed { conn: p.conn, reason: 1 }]);
 }
 
+/// RFC 7323 §3.2 lets a receiver drop a segment without timestamps once they are in use;
+/// Linux accepts it unjudged, and so do we: its data is delivered. It moves no clock: a later
+/// segment from an older reading than the last one seen is still an old duplicate.
+#[test]
+fn rfc7323_3_2_a_segment_without_timestamps_is_accepted_unjudged() {
+    let mut stack = Stack::new();
+    let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
+    stack.events();
+    p.tick(7100);
+    stack.inject(p.peer, &Segment { payload: b"new", ..p.segment() });
+    p.nxt = p.nxt.wrapping_add(3);
+    assert_eq!(stack.events(), vec![Event::TcpData { conn: p.conn, bytes: b"new".to_vec() }]);
+    stack.inject(p.peer, &Segment { payload: b"bare", timestamp: None, ..p.segment() });
+    p.nxt = p.nxt.wrapping_add(4);
+    assert_eq!(stack.events(), vec![Event::TcpData { conn: p.conn, bytes: b"bare".to_vec() }]);
+    p.tick(7050);
+    stack.inject(p.peer, &Segment { payload: b"old", ..p.segment() });
+    assert_eq!(stack.events(), vec![], "still an old duplicate");
+}
+
 #[test]
 fn rfc7323_4_1_the_echo_times_a_retransmission_where_karn_gives_no_sample() {
     let mut stack = Stack::new();
