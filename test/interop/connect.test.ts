@@ -59,7 +59,11 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 // Bytes from a fixed LCG, so the test knows their hash.
 const HTTP_SCRIPT = `
 ${lcgFileSource(FILE_SIZE)}
-require("http").createServer((req, res) => res.end(file)).listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
+require("http").createServer((req, res) => {
+  // The bytes of the request's X-Probe header as they arrived (Node reads header values as latin1).
+  res.setHeader("x-probe-hex", Buffer.from(req.headers["x-probe"] ?? "", "latin1").toString("hex"));
+  res.end(file);
+}).listen(${HTTP_PORT}, "${SERVER_ADDRESS}", () => console.log("listening"));`;
 
 const expectedFileHash = () => lcgFileHash(FILE_SIZE);
 
@@ -292,6 +296,9 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
       expect(flow.up).toBeGreaterThan("GET /file HTTP/1.1\r\n\r\n".length);
       expect(flow.down).toBeGreaterThan(FILE_SIZE);
     }
+    // The rewritten head carries a header's bytes as they came, UTF-8 "café" included.
+    const probe = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-D", "-", "-H", "X-Probe: café", "-x", `http://${SOCKS_LOGIN}@127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
+    expect(probe.stdout).toMatch(/^x-probe-hex: 636166c3a9\r$/m);
     const noLogin = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-x", `http://127.0.0.1:${port}`, `http://${NAME}:${HTTP_PORT}/file`]);
     expect(noLogin.stdout).toBe("407");
     const refused = run("curl", ["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-x", `http://${SOCKS_LOGIN}@127.0.0.1:${port}`, `http://${SERVER_ADDRESS}:${CLOSED_PORT}/`]);
