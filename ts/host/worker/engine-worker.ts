@@ -9,8 +9,9 @@
 //   both ways      the control block (control.ts): the calls that answer at once.
 //
 // Datagrams never leave this thread. The worker never waits for the main thread: when the
-// events ring is full it keeps the events it has and stops pumping until there is room, so
-// the socket's datagrams wait in the kernel and TCP windows stop opening (backpressure).
+// events ring is full it keeps the events it has and stops pumping until there is room: the
+// socket's datagrams wait in a queue here (MAX_INBOUND, then lost as from a full socket
+// buffer) and TCP windows stop opening (backpressure).
 
 import type { Endpoint } from "../../ip.js";
 import { defaultRuntime } from "../../runtime/index.js";
