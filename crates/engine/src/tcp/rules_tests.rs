@@ -452,15 +452,22 @@ fn rfc7323_3_2_our_connect_offers_timestamps_and_keeps_them_only_if_answered() {
     }
 }
 
-#[test]
-fn rfc7323_5_3_paws_drops_an_old_duplicate_and_acknowledges_it() {
-    let mut stack = Stack::new();
-    let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
+/// A connection with timestamps on (the peer's clock started at 7000), whose last segment,
+/// "new", came with the peer's clock at 7100 and was delivered.
+fn timestamps_in_use_last_seen_at_7100(stack: &mut Stack) -> Peer {
+    let mut p = open_with(stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
     stack.events();
     p.tick(7100);
     stack.inject(p.peer, &Segment { payload: b"new", ..p.segment() });
     p.nxt = p.nxt.wrapping_add(3);
     assert_eq!(stack.events(), vec![Event::TcpData { conn: p.conn, bytes: b"new".to_vec() }]);
+    p
+}
+
+#[test]
+fn rfc7323_5_3_paws_drops_an_old_duplicate_and_acknowledges_it() {
+    let mut stack = Stack::new();
+    let mut p = timestamps_in_use_last_seen_at_7100(&mut stack);
     stack.sent();
     // A segment from an older clock reading: an old duplicate, whatever its sequence number.
     p.tick(7050);
@@ -479,12 +486,7 @@ fn rfc7323_5_3_paws_drops_an_old_duplicate_and_acknowledges_it() {
 #[test]
 fn rfc7323_3_2_a_segment_without_timestamps_is_accepted_unjudged() {
     let mut stack = Stack::new();
-    let mut p = open_with(&mut stack, 1, "10.0.0.2:40000", "198.51.100.7:80", 1000, Some(7000));
-    stack.events();
-    p.tick(7100);
-    stack.inject(p.peer, &Segment { payload: b"new", ..p.segment() });
-    p.nxt = p.nxt.wrapping_add(3);
-    assert_eq!(stack.events(), vec![Event::TcpData { conn: p.conn, bytes: b"new".to_vec() }]);
+    let mut p = timestamps_in_use_last_seen_at_7100(&mut stack);
     stack.inject(p.peer, &Segment { payload: b"bare", timestamp: None, ..p.segment() });
     p.nxt = p.nxt.wrapping_add(4);
     assert_eq!(stack.events(), vec![Event::TcpData { conn: p.conn, bytes: b"bare".to_vec() }]);
