@@ -1,5 +1,5 @@
 // The integrity suite for `wg-netstack connect`'s TCP doors — `--forward tcp:`, `--socks5`
-// and `--http` (CONNECT): every close order in roles.mjs between a kernel socket on loopback
+// and `--http` (CONNECT, and an absolute-URI request): every close order in roles.mjs between a kernel socket on loopback
 // (the local client) and the tunnel server's own TcpConnection (the upstream), through the
 // door's relay; bytes checked end to end and the flow log's verdict checked against what
 // happened.
@@ -48,12 +48,31 @@ async function readExactly(socket: net.Socket, size: number): Promise<Buffer> {
 const SOCKS5_REQUEST = Uint8Array.of(5, 1, 0, 5, 1, 0, 1, 10, 0, 0, 1, TARGET.port >> 8, TARGET.port & 0xff);
 const HTTP_REQUEST = `CONNECT ${TARGET.host}:${TARGET.port} HTTP/1.1\r\nHost: ${TARGET.host}:${TARGET.port}\r\n\r\n`;
 const HTTP_REPLY = "HTTP/1.1 200 Connection Established\r\n\r\n";
+/** An absolute-URI request, and the head the door sends on for it before relaying the rest. */
+const HTTP_GET = `GET http://${TARGET.host}:${TARGET.port}/x HTTP/1.1\r\nHost: ${TARGET.host}:${TARGET.port}\r\n\r\n`;
+const FORWARDED_GET = `GET /x HTTP/1.1\r\nHost: ${TARGET.host}:${TARGET.port}\r\nConnection: close\r\n\r\n`;
+
+/**
+ * The first `size` bytes from a tunnel connection, and what came with them; undefined if it
+ * ended or failed first (the side reading after it then sees that end).
+ */
+async function readExactlyFrom(conn: TcpConnection, size: number): Promise<{ head: Buffer; rest: Buffer } | undefined> {
+  let read = Buffer.alloc(0);
+  while (read.length < size) {
+    const chunk = await conn.read().catch(() => new Uint8Array());
+    if (chunk.length === 0) return undefined;
+    read = Buffer.concat([read, chunk]);
+  }
+  return { head: read.subarray(0, size), rest: read.subarray(size) };
+}
 
 interface DoorKind {
   name: string;
   open(options: { tunnel: Tunnel; log: FlowLog; peerOf: (host: string) => string; signal: AbortSignal }): Promise<Door>;
   /** A proxy's: what the client sends before its data, and a reader of the answer that checks it says yes. */
   handshake?: { request: Uint8Array; readReply(socket: net.Socket): Promise<void> };
+  /** What the door itself sends the upstream before the client's data (and counts up). */
+  forwardedHead?: string;
 }
 
 /** A flow log line, as --json writes it. */
@@ -84,6 +103,13 @@ const DOORS: DoorKind[] = [
       request: new TextEncoder().encode(HTTP_REQUEST),
       readReply: async (socket) => expect((await readExactly(socket, HTTP_REPLY.length)).toString("latin1")).toBe(HTTP_REPLY),
     },
+  },
+  {
+    name: "--http (absolute URI)",
+    open: (options) => startHttpProxy({ ...options, listen }),
+    // No answer of the door's own: the request goes on, rewritten, and the upstream answers.
+    handshake: { request: new TextEncoder().encode(HTTP_GET), readReply: async () => {} },
+    forwardedHead: FORWARDED_GET,
   },
 ];
 
@@ -134,8 +160,11 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
           const keys = flowKeys();
           let upstreamDone!: (report: Report) => void;
           const upstreamReport = new Promise<Report>((resolve) => (upstreamDone = resolve));
-          onUpstream = (conn) => {
+          onUpstream = async (conn) => {
+            const forwarded = kind.forwardedHead === undefined ? undefined : await readExactlyFrom(conn, kind.forwardedHead.length);
+            if (forwarded) expect(forwarded.head.toString("latin1")).toBe(kind.forwardedHead);
             const side = connectionSide(conn, { slow: scenario.slow === "upstream", sendKey: keys.upstream, receiveKey: keys.client });
+            if (forwarded && forwarded.rest.length > 0) side.onData(forwarded.rest);
             return play(scenario.upstream, side).then(upstreamDone);
           };
           const logged = flows.length + 1;
@@ -148,7 +177,8 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
           const [client, upstream] = await Promise.all([play(scenario.client, side), upstreamReport]);
           const flow = await nextFlow(logged);
           expect(integrityProblems(scenario, client, upstream, flow.end)).toEqual([]);
-          if (scenario.end === "closed") expect([flow.up, flow.down]).toEqual([client.sent.bytes, upstream.sent.bytes]);
+          const headUp = kind.forwardedHead?.length ?? 0;
+          if (scenario.end === "closed") expect([flow.up, flow.down]).toEqual([headUp + client.sent.bytes, upstream.sent.bytes]);
         }, T);
       }
 
@@ -159,6 +189,7 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
         const data = Buffer.alloc(100_000, 7);
         onUpstream = async (conn) => {
           const hash = createHash("sha256");
+          if (kind.forwardedHead !== undefined) hash.update((await readExactlyFrom(conn, kind.forwardedHead.length))?.rest ?? "");
           for await (const chunk of conn) hash.update(chunk);
           await conn.write(hash.digest("hex")); // the answer comes after the client's FIN
           await conn.end();
@@ -171,7 +202,7 @@ describe("integrity: connect's TCP doors (a local socket relayed to a tunnel soc
         socket.on("data", (chunk) => answer.push(chunk));
         await new Promise((resolve, reject) => socket.on("end", resolve).on("error", reject));
         expect(Buffer.concat(answer).toString()).toBe(createHash("sha256").update(data).digest("hex"));
-        expect(await nextFlow(logged)).toMatchObject({ end: "closed", up: data.length, down: 64 });
+        expect(await nextFlow(logged)).toMatchObject({ end: "closed", up: (kind.forwardedHead?.length ?? 0) + data.length, down: 64 });
       }, T);
     });
   }
