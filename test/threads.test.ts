@@ -4,6 +4,7 @@
 // worker fails that server, not the process; close() leaves no worker behind. The rest of the
 // suite runs threaded with WG_NETSTACK_TEST_THREADS=1 (`npm run test:threads`).
 
+import { Buffer } from "node:buffer";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
@@ -12,8 +13,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { INTERNALS } from "../ts/host/server.js";
 import type { EngineError } from "../ts/wasm/engine.js";
 import { ERROR } from "../ts/wasm/abi.js";
-import { ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
-import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions } from "../ts/index.js";
+import { inboundQueue, INBOUND_DATAGRAMS, ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
+import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
 import { RUNTIME_COMMAND } from "./support/gateway-process.js";
 import { echo, roundTrip } from "./support/echo.js";
 import { startPair } from "./support/pair.mjs";
@@ -25,6 +26,7 @@ const servers: Server[] = [];
 
 afterEach(async () => {
   ringSize.bytes = RING_BYTES;
+  inboundQueue.datagrams = INBOUND_DATAGRAMS;
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
@@ -56,6 +58,32 @@ describe("threads: 1", () => {
     const refused = [worker(server).ringsRefused, worker(client).ringsRefused];
     expect(refused[0]!.commands + refused[1]!.commands).toBeGreaterThan(0);
     expect(refused[0]!.events + refused[1]!.events).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("counts as queueFull the datagrams its worker cannot keep while the main thread is behind, and TCP sends them again: the data arrives intact", async () => {
+    ringSize.bytes = 256 * 1024;
+    inboundQueue.datagrams = 16;
+    const readAll = async (conn: TcpConnection) => {
+      const parts: Uint8Array[] = [];
+      for await (const chunk of conn) parts.push(chunk);
+      return createHash("sha256").update(Buffer.concat(parts)).digest("hex");
+    };
+    let received: Promise<string> | undefined;
+    const { server, client } = await threadedPair({ onTcp: (conn) => void (received = readAll(conn)) }, { tcpSendBuffer: 8 * MiB });
+    const data = randomBytes(16 * MiB);
+    const conn = await client.connect({ host: "10.0.0.1", port: 9 });
+    const sending = conn.write(data).then(() => conn.end());
+    // This thread is both servers' main thread: while it sleeps, the workers go on. The
+    // server's events ring fills, its worker stops pumping, and what the client's worker
+    // still has in flight overflows the server worker's queue.
+    const asleep = new Int32Array(new SharedArrayBuffer(4));
+    for (let round = 0; round < 20 && server.stats().dropped.queueFull === 0; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      Atomics.wait(asleep, 0, 0, 300);
+    }
+    expect(server.stats().dropped.queueFull).toBeGreaterThan(0);
+    await sending;
+    expect(await received).toBe(sha256(data));
   }, 120_000);
 
   it("refuses what the worker refuses as one thread does: a port in use, a peer with the server's own key", async () => {

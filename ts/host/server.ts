@@ -88,7 +88,11 @@ export interface PeerStats {
 export interface ServerStats {
   /** One entry per configured peer, in the order given. */
   peers: PeerStats[];
-  /** Dropped packets by reason: malformed, authFailed, unknownPeer, replay, noSession, underLoad, sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint. */
+  /**
+   * Dropped packets by reason: malformed, authFailed, unknownPeer, replay, noSession, underLoad,
+   * sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint; with `threads: 1` also
+   * queueFull (datagrams the worker could not keep while the main thread was behind).
+   */
   dropped: Record<string, number>;
   /** Open TCP connections. */
   connections: number;

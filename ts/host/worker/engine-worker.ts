@@ -10,8 +10,9 @@
 //
 // Datagrams never leave this thread. The worker never waits for the main thread: when the
 // events ring is full it keeps the events it has and stops pumping until there is room: the
-// socket's datagrams wait in a queue here (MAX_INBOUND, then lost as from a full socket
-// buffer) and TCP windows stop opening (backpressure).
+// socket's datagrams wait in a queue here (inboundLimit of them, then dropped and counted
+// as `queueFull`, as a full socket buffer would lose them) and TCP windows stop opening
+// (backpressure).
 
 import type { Endpoint } from "../../ip.js";
 import { defaultRuntime } from "../../runtime/index.js";
@@ -23,14 +24,11 @@ import { ControlBlock } from "./control.js";
 import { Ring } from "./ring.js";
 import { RECORD, type WorkerConfig, type WorkerMessage } from "./protocol.js";
 
-/** Datagrams kept while paused (the events ring full) at most; past it they are lost, as in a full socket buffer. */
-const MAX_INBOUND = 8192;
-
 const context = workerContext();
 if (context) void run(context);
 
 async function run(context: NonNullable<ReturnType<typeof workerContext>>): Promise<void> {
-  const { config, toWorker, toMain, control } = context.data as { config: WorkerConfig; toWorker: SharedArrayBuffer; toMain: SharedArrayBuffer; control: SharedArrayBuffer };
+  const { config, inboundLimit, toWorker, toMain, control } = context.data as { config: WorkerConfig; inboundLimit: number; toWorker: SharedArrayBuffer; toMain: SharedArrayBuffer; control: SharedArrayBuffer };
   const post = (message: WorkerMessage) => context.post(message);
   const runtime = defaultRuntime();
   const clock = runtime.clock;
@@ -45,6 +43,8 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
   let scheduled = false;
   let timer: unknown;
   const inbound: Datagram[] = [];
+  /** Datagrams dropped because `inbound` was full (the main thread behind): stats().dropped.queueFull. */
+  let queueFull = 0;
   /** Events that did not fit in the ring yet, in order. */
   const overflow: Uint8Array[] = [];
   /** Chunks of a command batch not yet complete. */
@@ -180,7 +180,7 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
       config.host,
       config.port,
       (data, from) => {
-        if (inbound.length >= MAX_INBOUND) return;
+        if (inbound.length >= inboundLimit) return void queueFull++;
         inbound.push({ data, from });
         schedule();
       },
@@ -194,7 +194,7 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
   }
 
   void controlBlock.serve((op, args) => {
-    const result = call(engine, clock.now(), op, args);
+    const result = call(engine, clock.now(), op, args, queueFull);
     schedule(); // what the call queued (a SYN, a datagram, RSTs) goes out now
     return result;
   }, () => stopping);
@@ -209,7 +209,7 @@ async function run(context: NonNullable<ReturnType<typeof workerContext>>): Prom
 }
 
 /** Runs one control call on the engine. */
-function call(engine: Engine, now: number, op: string, args: unknown[]): { value: unknown } {
+function call(engine: Engine, now: number, op: string, args: unknown[], queueFull: number): { value: unknown } {
   const bytes = (value: unknown) => (value === null || value === undefined ? undefined : Uint8Array.from(value as number[]));
   switch (op) {
     case "addPeer": {
@@ -225,8 +225,10 @@ function call(engine: Engine, now: number, op: string, args: unknown[]): { value
       return { value: engine.removePeer(bytes(args[0])!) };
     case "tcpConnect":
       return { value: engine.tcpConnect(now, args[0] as Endpoint, args[1] as Endpoint) };
-    case "stats":
-      return { value: engine.stats() };
+    case "stats": {
+      const stats = engine.stats();
+      return { value: { ...stats, dropped: { ...stats.dropped, queueFull } } };
+    }
     case "tcpStats":
       return { value: engine.tcpStats(args[0] as number) };
     case "memoryBytes":

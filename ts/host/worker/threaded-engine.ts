@@ -23,6 +23,12 @@ export const RING_BYTES = 4 * 1024 * 1024;
  */
 export const ringSize = { bytes: RING_BYTES };
 
+/** Datagrams the worker keeps while the events ring is full: past these it drops them, counted as `queueFull`. */
+export const INBOUND_DATAGRAMS = 8192;
+
+/** @internal How many datagrams the next threaded servers' workers keep while paused. Tests make it small. */
+export const inboundQueue = { datagrams: INBOUND_DATAGRAMS };
+
 /** The worker's module: from ts/host/worker/ and from dist/host/worker/ alike, the built one. */
 const WORKER_URL = new URL("../../../dist/host/worker/engine-worker.js", import.meta.url);
 
@@ -52,7 +58,7 @@ export class ThreadedEngine {
     const toWorker = Ring.create(ringSize.bytes);
     const toMain = Ring.create(ringSize.bytes);
     const control = new ControlBlock();
-    const worker = startWorker(WORKER_URL, { config, toWorker: toWorker.buffer, toMain: toMain.buffer, control: control.buffer });
+    const worker = startWorker(WORKER_URL, { config, inboundLimit: inboundQueue.datagrams, toWorker: toWorker.buffer, toMain: toMain.buffer, control: control.buffer });
     const messages: ((message: WorkerMessage) => void)[] = [];
     worker.onMessage((message) => messages[0]?.(message as WorkerMessage));
     const exited = new Promise<void>((resolve) => worker.onExit(() => resolve()));
