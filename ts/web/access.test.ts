@@ -5,8 +5,9 @@ import { describe, expect, it } from "vitest";
 import { checkAccess, cookie, COOKIE_NAME, loopbackOnly, newToken, tokenCookie } from "./access.js";
 
 const token = newToken();
-const facts = (method: string, given: { query?: string; cookie?: string; authorization?: string } = {}) => ({
+const facts = (method: string, given: { path?: string; query?: string; cookie?: string; authorization?: string } = {}) => ({
   method,
+  path: given.path ?? "/",
   queryToken: given.query ?? null,
   cookieHeader: given.cookie,
   authorizationHeader: given.authorization,
@@ -21,8 +22,9 @@ describe("checkAccess", () => {
     expect(checkAccess(token, facts("GET", { authorization: `Bearer ${newToken()}` }))).toMatchObject({ allowed: false, status: 401 });
   });
 
-  it("lets reads in with the query token (then sets the cookie), the cookie or the header", () => {
+  it("lets reads in with the query token (the page then sets the cookie, the API does not), the cookie or the header", () => {
     expect(checkAccess(token, facts("GET", { query: token }))).toEqual({ allowed: true, setCookie: true });
+    expect(checkAccess(token, facts("GET", { path: "/api/status", query: token }))).toEqual({ allowed: true, setCookie: false });
     expect(checkAccess(token, facts("GET", { cookie: `other=1; ${COOKIE_NAME}=${token}` }))).toEqual({ allowed: true, setCookie: false });
     expect(checkAccess(token, facts("GET", { authorization: `Bearer ${token}` }))).toEqual({ allowed: true, setCookie: false });
   });

@@ -18,13 +18,20 @@ export function newToken(): string {
 
 export interface RequestFacts {
   method: string;
+  /** The URL's path: only the page ("/") trades a query token for a cookie. */
+  path: string;
   /** The query string's `token`, if any. */
   queryToken: string | null;
   cookieHeader: string | undefined;
   authorizationHeader: string | undefined;
 }
 
-/** What to do with a request: serve it, or refuse it (401 without a valid token; 403 for a change without the header). */
+/**
+ * What to do with a request: serve it (a visit to the page with the token in its address
+ * first gets the cookie and an address without it: `setCookie`; a script's GET of the API
+ * with `?token=` is simply answered), or refuse it (401 without a valid token; 403 for a
+ * change without the header).
+ */
 export type Access = { allowed: true; setCookie: boolean } | { allowed: false; status: 401 | 403; why: string };
 
 export function checkAccess(token: string, request: RequestFacts): Access {
@@ -37,7 +44,7 @@ export function checkAccess(token: string, request: RequestFacts): Access {
   if (fromHeader) return { allowed: true, setCookie: false };
   const fromCookie = cookie(request.cookieHeader, COOKIE_NAME);
   if (fromCookie !== undefined && same(fromCookie, token)) return { allowed: true, setCookie: false };
-  if (request.queryToken !== null && same(request.queryToken, token)) return { allowed: true, setCookie: true };
+  if (request.queryToken !== null && same(request.queryToken, token)) return { allowed: true, setCookie: request.path === "/" };
   return { allowed: false, status: 401, why: "open the URL with the token that wg-netstack serve printed" };
 }
 

@@ -186,14 +186,14 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
     const url = new URL(request.url ?? "/", "http://localhost");
     const access = checkAccess(token, {
       method: request.method ?? "GET",
+      path: url.pathname,
       queryToken: url.searchParams.get("token"),
       cookieHeader: request.headers.cookie,
       authorizationHeader: request.headers.authorization,
     });
     if (!access.allowed) return reply(response, access.status, `${access.why}\n`, { "content-type": "text/plain; charset=utf-8" });
-    if (access.setCookie && url.pathname === "/") {
-      // A visit to the page trades the token in the address for a cookie and takes it out of
-      // the address bar and history; a script's GET of the API with ?token= is simply answered.
+    if (access.setCookie) {
+      // Out of the address bar and the history.
       url.searchParams.delete("token");
       return reply(response, 303, "", { "set-cookie": tokenCookie(token), location: `${url.pathname}${url.search}` });
     }
