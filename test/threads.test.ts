@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { INTERNALS } from "../ts/host/server.js";
 import type { EngineError } from "../ts/wasm/engine.js";
 import { ERROR } from "../ts/wasm/abi.js";
-import { inboundQueue, INBOUND_DATAGRAMS, ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
+import { BACKLOG_BYTES, inboundQueue, INBOUND_DATAGRAMS, ringSize, RING_BYTES, type ThreadedEngine } from "../ts/host/worker/threaded-engine.js";
 import { AddressInUseError, ConfigError, genkey, pubkey, startServer, type Server, type ServerOptions, type TcpConnection } from "../ts/index.js";
 import { RUNTIME_COMMAND } from "./support/gateway-process.js";
 import { echo, roundTrip } from "./support/echo.js";
@@ -85,6 +85,34 @@ describe("threads: 1", () => {
     await sending;
     expect(await received).toBe(sha256(data));
   }, 120_000);
+
+  it("drops and counts (queueFull) the UDP it is asked to send while the worker is behind: a flood does not grow memory without bound", async () => {
+    ringSize.bytes = 256 * 1024;
+    let received = 0;
+    let heard: () => void = () => {};
+    const hello = new Promise<void>((resolve) => (heard = resolve));
+    const { server, client } = await threadedPair({ onUdp: () => heard() }, { threads: 0, onUdp: () => void received++ });
+    const payload = new Uint8Array(1200);
+    const from = { host: "10.0.0.1", port: 9 };
+    const to = { host: "10.0.0.2", port: 5000 };
+    // The server learns the client's endpoint from it.
+    client.sendUdp("hello", to, from);
+    await hello;
+    // Faster than the worker can encrypt and send: 200 datagrams a turn of the event loop.
+    let backlog = 0;
+    const started = performance.now();
+    while (performance.now() - started < 1500) {
+      for (let i = 0; i < 200; i++) server.sendUdp(payload, from, to);
+      backlog = Math.max(backlog, worker(server).pendingBytes);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // Bounded by the limit and one turn's sends (without the limit: tens of MiB here, and growing).
+    expect(backlog).toBeLessThanOrEqual(BACKLOG_BYTES + 200 * (payload.length + 64));
+    expect(server.stats().dropped.queueFull).toBeGreaterThan(0);
+    // What was not dropped arrived.
+    for (let polls = 0; received === 0 && polls < 100; polls++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(received).toBeGreaterThan(0);
+  });
 
   it("refuses what the worker refuses as one thread does: a port in use, a peer with the server's own key", async () => {
     const first = await startServer({ threads: 1, privateKey: genkey(), peers: [], host: "127.0.0.1", port: 0 });

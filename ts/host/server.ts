@@ -91,7 +91,8 @@ export interface ServerStats {
   /**
    * Dropped packets by reason: malformed, authFailed, unknownPeer, replay, noSession, underLoad,
    * sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint; with `threads: 1` also
-   * queueFull (datagrams the worker could not keep while the main thread was behind).
+   * queueFull: datagrams the worker could not keep while the main thread was behind, and UDP
+   * and pings sent while the worker was behind (past 1 MiB of commands waiting for it).
    */
   dropped: Record<string, number>;
   /** Open TCP connections. */
@@ -298,7 +299,7 @@ export class Server {
     if ((src.ip.family === 4 ? 20 : 40) + 8 + bytes.length > this.#config.mtu) {
       throw new EngineError(ERROR.TOO_BIG, REQUEST_MESSAGE.TOO_BIG);
     }
-    this.#link.command((commands) => commands.udpSend(src.endpoint, dst.endpoint, bytes));
+    if (this.#datagramGoes()) this.#link.command((commands) => commands.udpSend(src.endpoint, dst.endpoint, bytes));
   }
 
   /** Opens a TCP connection through the tunnel to a client-side address (the peer is chosen by `allowedIps`). */
@@ -337,7 +338,8 @@ export class Server {
       const seq = (this.#pingSeq = (this.#pingSeq + 1) & 0xffff);
       const key = `${to} ${seq}`;
       const started = this.#runtime.clock.now();
-      this.#link.command((commands) => commands.ping(from, to, this.#pingIdent, seq));
+      // A ping dropped for the worker's backlog is lost as on the wire: it times out.
+      if (this.#datagramGoes()) this.#link.command((commands) => commands.ping(from, to, this.#pingIdent, seq));
       return new Promise((resolve, reject) => {
         const timer = this.#runtime.clock.setTimer(timeout, () => {
           this.#pings.delete(key);
@@ -648,6 +650,11 @@ export class Server {
   /** Throws the engine's no-route error when no peer's allowedIps hold `host`. */
   #checkRoute(host: string): void {
     if (!this.#routes.reaches(host)) throw new EngineError(ERROR.NO_ROUTE, REQUEST_MESSAGE.NO_ROUTE);
+  }
+
+  /** False for a datagram the worker's backlog drops (threads: 1; ThreadedEngine.takesDatagram). */
+  #datagramGoes(): boolean {
+    return !(this.#engine instanceof ThreadedEngine) || this.#engine.takesDatagram();
   }
 
   #assertOpen(): void {

@@ -29,6 +29,9 @@ export const INBOUND_DATAGRAMS = 8192;
 /** @internal How many datagrams the next threaded servers' workers keep while paused. Tests make it small. */
 export const inboundQueue = { datagrams: INBOUND_DATAGRAMS };
 
+/** Command bytes waiting for room in the ring past which the datagrams the user sends are dropped. */
+export const BACKLOG_BYTES = 1024 * 1024;
+
 /** The worker's module: from ts/host/worker/ and from dist/host/worker/ alike, the built one. */
 const WORKER_URL = new URL("../../../dist/host/worker/engine-worker.js", import.meta.url);
 
@@ -45,6 +48,9 @@ export class ThreadedEngine {
   readonly #chunk: number;
   /** Command batches that did not fit in the ring yet (the worker is behind), in order. */
   readonly #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  /** Datagrams the user sent that takesDatagram() refused. */
+  #datagramsDropped = 0;
   #waitingForRoom = false;
   #memory = new ArrayBuffer(4096);
   #stderr = "";
@@ -171,7 +177,10 @@ export class ThreadedEngine {
       const batch = new Uint8Array(this.#memory, 0, len);
       const rest = this.#pending.length === 0 ? this.#ship(batch) : batch;
       wrote = rest.length < batch.length;
-      if (rest.length > 0) this.#pending.push(rest.slice());
+      if (rest.length > 0) {
+        this.#pending.push(rest.slice());
+        this.#pendingBytes += rest.length;
+      }
     }
     if (this.#flush() || wrote) this.#toWorker.notify();
     return Number.POSITIVE_INFINITY;
@@ -199,6 +208,7 @@ export class ThreadedEngine {
     while (this.#pending.length > 0) {
       const batch = this.#pending[0]!;
       const rest = this.#ship(batch);
+      this.#pendingBytes -= batch.length - rest.length;
       if (rest.length < batch.length) wrote = true;
       if (rest.length > 0) {
         this.#pending[0] = rest;
@@ -238,8 +248,28 @@ export class ThreadedEngine {
     return this.#call("tcpConnect", [local, remote]).value as { id: number; local: Endpoint };
   }
 
+  /**
+   * Whether a datagram the user sends now (UDP, a ping) is to go: not while the commands
+   * waiting for room in the ring pass BACKLOG_BYTES, the worker being behind. One that does
+   * not is dropped and counted (stats().dropped.queueFull), as a full socket buffer drops
+   * it: a flood faster than the worker can encrypt and send must not grow this queue without
+   * bound. TCP's commands are never dropped; the connections' room bounds them.
+   */
+  takesDatagram(): boolean {
+    if (this.#pendingBytes <= BACKLOG_BYTES) return true;
+    this.#datagramsDropped++;
+    return false;
+  }
+
+  /** @internal Command bytes waiting for room in the ring. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
   stats(): EngineStats {
-    return this.#call("stats", []).value as EngineStats;
+    const stats = this.#call("stats", []).value as EngineStats;
+    stats.dropped.queueFull = (stats.dropped.queueFull ?? 0) + this.#datagramsDropped;
+    return stats;
   }
 
   tcpStats(conn: number): TcpConnectionStats {
