@@ -106,7 +106,7 @@ export class DnsResolver {
     const reply = await this.#udp(query, localHost, { host: server, port: 53 }, id);
     const parsed = parseReply(reply, id, name, type);
     if (!parsed.truncated) return answerOf(parsed, name, server);
-    const full = parseReply(await this.#tcp(query, { host: server, port: 53 }), id, name, type);
+    const full = parseReply(await this.#tcp(query, { host: server, port: 53 }), id, name, type, true);
     return answerOf(full, name, server);
   }
 
@@ -210,13 +210,16 @@ interface Reply {
   ttl: number;
 }
 
-/** Reads a reply to our question; throws a TunnelError for anything that is not one. */
-export function parseReply(data: Uint8Array, id: number, name: string, type: number): Reply {
+/** Reads a reply to our question (`overTcp`: it came over TCP, whole); throws a TunnelError for anything that is not one. */
+export function parseReply(data: Uint8Array, id: number, name: string, type: number, overTcp = false): Reply {
   const bad = (why: string) => new TunnelError("ENOTFOUND", `${name}: bad DNS reply (${why})`, { syscall: "query", address: name });
   if (data.length < 12) throw bad("too short");
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const flags = view.getUint16(2);
   if (view.getUint16(0) !== id || !(flags & 0x8000)) throw bad("not an answer to our query");
+  // A truncated UDP answer is asked again over TCP, so its records are not read: a server may
+  // cut it anywhere, in the middle of a record, with the counts of the whole (RFC 1035 4.2.1).
+  if (flags & 0x0200 && !overTcp) return { rcode: flags & 0x000f, truncated: true, addresses: [], ttl: 0 };
   const questions = view.getUint16(4);
   const answers = view.getUint16(6);
   let at = 12;
@@ -239,7 +242,7 @@ export function parseReply(data: Uint8Array, id: number, name: string, type: num
     }
     at += length;
   }
-  return { rcode: flags & 0x000f, truncated: (flags & 0x0200) !== 0, addresses, ttl };
+  return { rcode: flags & 0x000f, truncated: false, addresses, ttl };
 }
 
 function answerOf(reply: Reply, name: string, server: string): Answer {

@@ -25,6 +25,7 @@ const DNS = "10.0.0.53";
 const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO };
 const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
 const BIG_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`);
+const CUT_NAME = "cut.test"; // over UDP: the full answer cut at 512 bytes, TC set, ANCOUNT still 40 (RFC 1035 4.2.1)
 
 let server: Server;
 let tunnel: Tunnel;
@@ -50,13 +51,13 @@ function dnsAnswer(query: Uint8Array, overTcp: boolean): Uint8Array {
   const questionEnd = at + 5;
   const name = labels.join(".");
   const type = (query[at + 1]! << 8) | query[at + 2]!;
-  const known = name === BIG_NAME ? BIG_ADDRESSES : NAMES[name] ? [NAMES[name]!] : undefined;
-  const truncated = name === BIG_NAME && !overTcp;
-  const records = type === 1 && known && !truncated ? known : [];
+  const known = name === BIG_NAME || name === CUT_NAME ? BIG_ADDRESSES : NAMES[name] ? [NAMES[name]!] : undefined;
+  const truncated = (name === BIG_NAME || name === CUT_NAME) && !overTcp;
+  const records = type === 1 && known && (!truncated || name === CUT_NAME) ? known : [];
   const out = [query[0]!, query[1]!, 0x81 | (truncated ? 0x02 : 0), known ? 0x80 : 0x83, 0, 1, 0, records.length, 0, 0, 0, 0];
   out.push(...query.subarray(12, questionEnd));
   for (const address of records) out.push(0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, ...address.split(".").map(Number));
-  return new Uint8Array(out);
+  return new Uint8Array(name === CUT_NAME && truncated ? out.slice(0, 512) : out);
 }
 
 async function serveTcp(connection: TcpConnection): Promise<void> {
@@ -494,6 +495,12 @@ describe("tunnel.resolve", () => {
   it("asks again over TCP when the UDP answer is truncated", async () => {
     const before = dnsQueries.tcp;
     expect(await tunnel.resolve(BIG_NAME, { family: 4 })).toEqual(BIG_ADDRESSES);
+    expect(dnsQueries.tcp - before).toBe(1);
+  });
+
+  it("asks over TCP when a truncated UDP answer is cut in the middle of a record (TC read before the records)", async () => {
+    const before = dnsQueries.tcp;
+    expect(await tunnel.resolve(CUT_NAME, { family: 4 })).toEqual(BIG_ADDRESSES);
     expect(dnsQueries.tcp - before).toBe(1);
   });
 
