@@ -13,7 +13,7 @@ export interface TunnelConfig {
   address: string[];
   /** `DNS` entries that are IP addresses: the servers `tunnel.resolve()` asks, through the tunnel. */
   dns: string[];
-  /** `DNS` entries that are names: search domains, as wg-quick hands them to resolvconf. */
+  /** `DNS` entries that are names: search domains, as wg-quick hands them to resolvconf; `tunnel.resolve()` tries them as resolv.conf's `search` is tried. */
   dnsSearch: string[];
   /** `MTU`, 1280..65535; absent means 1420. */
   mtu?: number;

@@ -46,27 +46,52 @@ interface Answer {
 /** Resolves names through a tunnel; see {@link DnsResolver.resolve}. */
 export class DnsResolver {
   readonly #servers: string[];
+  readonly #search: string[];
   readonly #transport: DnsTransport;
   readonly #cache = new Map<string, { addresses: string[]; expires: number }>();
 
-  constructor(servers: string[], transport: DnsTransport) {
+  /** `search`: the config's search domains (`DNS` entries that are names), tried as resolv.conf(5)'s `search` is. */
+  constructor(servers: string[], transport: DnsTransport, search: string[] = []) {
     this.#servers = servers;
     this.#transport = transport;
+    this.#search = search.map((domain) => domain.replace(/\.$/, "").toLowerCase());
   }
 
-  /** The addresses of `name` (an IP literal comes back as it is); rejects with ENOTFOUND or ETIMEDOUT. */
+  /**
+   * The addresses of `name` (an IP literal comes back as it is); rejects with ENOTFOUND or
+   * ETIMEDOUT. A name without a trailing dot is also tried in each search domain, as the
+   * system's resolver does with resolv.conf's `search` (ndots 1): a single label there
+   * first, a dotted name as it is first. Only "not found" moves on to the next try.
+   */
   async resolve(name: string, options: ResolveOptions = {}): Promise<string[]> {
     const family = options.family ?? 0;
     const literal = parseIp(name);
     if (literal) return family === 0 || family === literal.family ? [formatIp(literal)] : notFound(name, `is an IPv${literal.family} address, not IPv${family}`);
     if (this.#servers.length === 0) return notFound(name, "cannot be resolved: the config has no DNS servers");
+    const bare = name.replace(/\.$/, "").toLowerCase();
+    const searched = name.endsWith(".") ? [] : this.#search.map((domain) => `${bare}.${domain}`);
+    const tries = bare.includes(".") ? [bare, ...searched] : [...searched, bare];
+    let asGiven: unknown;
+    for (const candidate of tries) {
+      try {
+        return await this.#resolveName(candidate, candidate === bare ? name : candidate, family);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "ENOTFOUND") throw error;
+        if (candidate === bare) asGiven = error;
+      }
+    }
+    throw asGiven; // every try was "not found": told for the name as given
+  }
+
+  /** The A and/or AAAA records of one fully qualified name (`shown` in errors). */
+  async #resolveName(name: string, shown: string, family: 0 | 4 | 6): Promise<string[]> {
     const types = family === 4 ? [TYPE_A] : family === 6 ? [TYPE_AAAA] : [TYPE_A, TYPE_AAAA];
-    const results = await Promise.allSettled(types.map((type) => this.#lookup(name.replace(/\.$/, "").toLowerCase(), type)));
+    const results = await Promise.allSettled(types.map((type) => this.#lookup(name, type)));
     const addresses = results.flatMap((result) => (result.status === "fulfilled" ? result.value : []));
     if (addresses.length > 0) return addresses;
     const failure = results.find((result): result is PromiseRejectedResult => result.status === "rejected");
     if (failure) throw failure.reason;
-    return notFound(name, `has no ${family === 4 ? "A" : family === 6 ? "AAAA" : "A or AAAA"} records`);
+    return notFound(shown, `has no ${family === 4 ? "A" : family === 6 ? "AAAA" : "A or AAAA"} records`);
   }
 
   async #lookup(name: string, type: number): Promise<string[]> {

@@ -22,7 +22,7 @@ const ECHO = "10.0.0.1";
 const SILENT = "10.0.0.66"; // SYNs there are never answered
 const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable
 const DNS = "10.0.0.53";
-const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO };
+const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
 const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
 const BIG_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`);
 const CUT_NAME = "cut.test"; // over UDP: the full answer cut at 512 bytes, TC set, ANCOUNT still 40 (RFC 1035 4.2.1)
@@ -507,6 +507,22 @@ describe("tunnel.resolve", () => {
   it("rejects with ENOTFOUND for a name that does not exist, and returns IP literals as they are", async () => {
     await expect(tunnel.resolve("nowhere.test")).rejects.toMatchObject({ code: "ENOTFOUND" });
     expect(await tunnel.resolve("10.0.0.7")).toEqual(["10.0.0.7"]);
+  });
+
+  it("tries the config's search domains (DNS entries that are names) as resolv.conf's search: a single label there first, a dotted name as it is first", async () => {
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.6/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.6/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, dns: DNS, allowedIps: "10.0.0.0/16" });
+    const searching = await connectTunnel(text.replace(`DNS = ${DNS}`, `DNS = ${DNS}, corp.test`), THREADS);
+    try {
+      expect(await searching.resolve("db", { family: 4 })).toEqual(["10.0.0.21"]);
+      expect(await searching.resolve("db.sub", { family: 4 })).toEqual(["10.0.0.22"]);
+      expect(await searching.resolve("echo.test", { family: 4 })).toEqual([ECHO]);
+      await expect(searching.resolve("db.", { family: 4 })).rejects.toMatchObject({ code: "ENOTFOUND" });
+      await expect(searching.resolve("nowhere", { family: 4 })).rejects.toMatchObject({ code: "ENOTFOUND", address: "nowhere" });
+    } finally {
+      await searching.close();
+    }
   });
 
   it("writes queries as RFC 1035 4.1 lays them out", () => {

@@ -137,7 +137,7 @@ export class Tunnel {
       sendUdp: (data, from, to) => this.#server.sendUdp(data, from, to),
       listenUdp: (local, onReply) => this.#listenUdp([local], onReply),
       connectTcp: (to) => this.#open(to),
-    });
+    }, config.dnsSearch ?? []);
   }
 
   /** @internal */
