@@ -30,7 +30,7 @@ const CUT_NAME = "cut.test"; // over UDP: the full answer cut at 512 bytes, TC s
 let server: Server;
 let tunnel: Tunnel;
 let clientKey: string;
-const dnsQueries = { udp: 0, tcp: 0 };
+const dnsQueries = { udp: 0, tcp: 0, aaaa: 0 };
 /** How each echo connection ended, seen from the service: "end" or an error code. */
 const echoEndings: string[] = [];
 const SOURCE_CHUNK = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 0xff);
@@ -116,6 +116,7 @@ function serveUdp(packet: UdpPacket): void {
   if (packet.dst.host === ECHO && packet.dst.port === 7) return packet.reply(packet.data);
   if (packet.dst.host !== DNS || packet.dst.port !== 53) return;
   dnsQueries.udp++;
+  if (packet.data[packet.data.length - 3] === 28) dnsQueries.aaaa++; // QTYPE, before QCLASS
   packet.reply(dnsAnswer(packet.data, false));
 }
 
@@ -289,6 +290,18 @@ describe("TunnelSocket", () => {
     const [, address, family, host] = (await once(socket, "lookup")) as [null, string, number, string];
     expect({ address, family, host }).toEqual({ address: ECHO, family: 4, host: "echo.test" });
     expect((await echoRoundTrip(socket, new TextEncoder().encode("by name"))).toString()).toBe("by name");
+  });
+
+  it("asks only for A records when we have no IPv6 tunnel address (net.connect's ADDRCONFIG): connect, udp().send and ping by name", async () => {
+    const before = dnsQueries.aaaa;
+    const socket = tunnel.connect(7, "echo.test");
+    expect((await echoRoundTrip(socket, new TextEncoder().encode("v4 only"))).toString()).toBe("v4 only");
+    const udp = tunnel.udp();
+    udp.send("v4 only", 7, "echo.test");
+    await once(udp, "message");
+    udp.close();
+    await tunnel.ping("echo.test");
+    expect(dnsQueries.aaaa - before).toBe(0);
   });
 
   it("holds back a fast sender while the reader is paused (TCP's window closes), then delivers everything", async () => {

@@ -298,7 +298,7 @@ export class Tunnel {
 
   /** The address of a name to use: one we can route and have an address for, else the first. */
   async #resolveRoutable(name: string): Promise<string> {
-    const addresses = await this.#resolver.resolve(name);
+    const addresses = await this.#resolver.resolve(name, { family: this.#addressFamily(0) });
     return addresses.find((address) => this.#routeError(address) === undefined) ?? addresses[0]!;
   }
 
@@ -340,7 +340,7 @@ export class Tunnel {
   async #dial(host: string, port: number, family: 0 | 4 | 6, signal: AbortSignal): Promise<TcpConnection> {
     let ip = parseIp(host) ? host : undefined;
     if (!ip) {
-      const addresses = await this.#resolver.resolve(host, { family });
+      const addresses = await this.#resolver.resolve(host, { family: this.#addressFamily(family) });
       // Prefer what we can route and have an address for (a v6 answer without a v6 address is no use).
       ip = addresses.find((address) => this.#routeError(address) === undefined) ?? addresses[0]!;
     }
@@ -366,6 +366,18 @@ export class Tunnel {
     if (!this.#routes.some((route) => cidrCovers(route.cidr, ip))) return "no peer's AllowedIPs cover it";
     if (!this.#localAddress(ip.family)) return `we have no IPv${ip.family} tunnel address (Address in the config)`;
     return undefined;
+  }
+
+  /**
+   * The family to ask a name's records of for a dial: as net.connect's ADDRCONFIG hint, only
+   * the one we have a tunnel address of when we have one family (no AAAA question, answered
+   * empty and so never cached, before every connect of an IPv4-only tunnel).
+   */
+  #addressFamily(family: 0 | 4 | 6): 0 | 4 | 6 {
+    if (family !== 0) return family;
+    const v4 = this.#localAddress(4) !== undefined;
+    const v6 = this.#localAddress(6) !== undefined;
+    return v4 === v6 ? 0 : v4 ? 4 : 6;
   }
 
   #localAddress(family: IpFamily): string | undefined {
