@@ -4,7 +4,7 @@
 // ports are random (RFC 5452).
 
 import { formatIp, parseIp, type Endpoint, type IpFamily } from "../ip.js";
-import type { TcpConnection } from "../host/tcp-connection.js";
+import { ConnectionError, type TcpConnection } from "../host/tcp-connection.js";
 import { TunnelError } from "./errors.js";
 
 /** What the resolver needs from its tunnel. */
@@ -115,7 +115,8 @@ export class DnsResolver {
         } catch (error) {
           if (!(error instanceof TunnelError) || error.message.includes("NXDOMAIN")) throw error;
           last = error;
-          if (error.code !== "ETIMEDOUT") break; // a server that answers badly is not asked again
+          // A server that answers badly, or whose TCP fails after its UDP answered, is not asked again.
+          if (error.code !== "ETIMEDOUT" || error instanceof TcpFailure) break;
         }
       }
     }
@@ -169,33 +170,55 @@ export class DnsResolver {
     });
   }
 
-  /** RFC 1035 4.2.2: over TCP a message goes with a two-byte length before it. */
+  /**
+   * RFC 1035 4.2.2: over TCP a message goes with a two-byte length before it. The connect,
+   * the question and the answer together get TCP_WAIT_MS; a failure keeps its code
+   * (ECONNREFUSED for a closed port), silence is ETIMEDOUT.
+   */
   async #tcp(query: Uint8Array, server: Endpoint): Promise<Uint8Array> {
-    let connection: TcpConnection | undefined;
-    const timer = setTimeout(() => connection?.abort(), TCP_WAIT_MS);
+    const details = { syscall: "query", address: server.host };
+    const connecting = this.#transport.connectTcp(server);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TcpFailure("ETIMEDOUT", `DNS server ${server.host} over TCP: no answer within ${TCP_WAIT_MS} ms`, details)), TCP_WAIT_MS);
+    });
+    let answered = false;
     try {
-      connection = await this.#transport.connectTcp(server);
-      const framed = new Uint8Array(2 + query.length);
-      framed.set([query.length >> 8, query.length & 0xff]);
-      framed.set(query, 2);
-      await connection.write(framed);
-      let received = new Uint8Array(0);
-      for (;;) {
-        const need = received.length >= 2 ? 2 + ((received[0]! << 8) | received[1]!) : Infinity;
-        if (received.length >= need) return received.subarray(2, need);
-        const chunk = await connection.read();
-        if (chunk.length === 0) throw new Error("the server closed before its whole answer");
-        const joined = new Uint8Array(received.length + chunk.length);
-        joined.set(received);
-        joined.set(chunk, received.length);
-        received = joined;
-      }
+      const answer = await Promise.race([exchange(connecting, query), timeout]);
+      answered = true;
+      return answer;
     } catch (error) {
-      throw new TunnelError("ETIMEDOUT", `DNS server ${server.host} over TCP: ${(error as Error).message}`, { syscall: "query", address: server.host, cause: error });
+      if (error instanceof TcpFailure) throw error;
+      const code = error instanceof TunnelError || error instanceof ConnectionError ? error.code : "ETIMEDOUT";
+      throw new TcpFailure(code, `DNS server ${server.host} over TCP: ${(error as Error).message}`, { ...details, cause: error });
     } finally {
       clearTimeout(timer);
-      void connection?.close();
+      // Closed once answered; reset if given up on, even when its connect completes later.
+      void connecting.then((connection) => (answered ? void connection.close() : connection.abort()), () => {});
     }
+  }
+}
+
+/** A failure of the TCP leg of a question (its server answered over UDP). */
+class TcpFailure extends TunnelError {}
+
+/** Writes the framed question on the connection once open, and reads the framed answer. */
+async function exchange(connecting: Promise<TcpConnection>, query: Uint8Array): Promise<Uint8Array> {
+  const connection = await connecting;
+  const framed = new Uint8Array(2 + query.length);
+  framed.set([query.length >> 8, query.length & 0xff]);
+  framed.set(query, 2);
+  await connection.write(framed);
+  let received = new Uint8Array(0);
+  for (;;) {
+    const need = received.length >= 2 ? 2 + ((received[0]! << 8) | received[1]!) : Infinity;
+    if (received.length >= need) return received.subarray(2, need);
+    const chunk = await connection.read();
+    if (chunk.length === 0) throw new Error("the server closed before its whole answer");
+    const joined = new Uint8Array(received.length + chunk.length);
+    joined.set(received);
+    joined.set(chunk, received.length);
+    received = joined;
   }
 }
 

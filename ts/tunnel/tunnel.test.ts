@@ -22,6 +22,8 @@ const ECHO = "10.0.0.1";
 const SILENT = "10.0.0.66"; // SYNs there are never answered
 const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable
 const DNS = "10.0.0.53";
+const DNS_NO_TCP = "10.0.0.54"; // answers every UDP question truncated; its TCP port 53 refuses
+const DNS_SILENT_TCP = "10.0.0.55"; // the same, but SYNs to its TCP port 53 go unanswered
 const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
 const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
 const BIG_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`);
@@ -62,7 +64,7 @@ function dnsAnswer(query: Uint8Array, overTcp: boolean): Uint8Array {
 
 async function serveTcp(connection: TcpConnection): Promise<void> {
   const { host, port } = connection.local;
-  if (host === SILENT) return new Promise(() => {}); // never accepted: the SYN goes unanswered
+  if (host === SILENT || host === DNS_SILENT_TCP) return new Promise(() => {}); // never accepted: the SYN goes unanswered
   if (host === REJECTED) return connection.refuse("unreachable");
   if (host === DNS && port === 53) {
     dnsQueries.tcp++;
@@ -114,6 +116,11 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
 
 function serveUdp(packet: UdpPacket): void {
   if (packet.dst.host === ECHO && packet.dst.port === 7) return packet.reply(packet.data);
+  if ((packet.dst.host === DNS_NO_TCP || packet.dst.host === DNS_SILENT_TCP) && packet.dst.port === 53) {
+    const truncated = new Uint8Array(packet.data);
+    truncated.set([0x83, 0x80], 2); // QR, TC, RD; RA
+    return packet.reply(truncated);
+  }
   if (packet.dst.host !== DNS || packet.dst.port !== 53) return;
   dnsQueries.udp++;
   if (packet.data[packet.data.length - 3] === 28) dnsQueries.aaaa++; // QTYPE, before QCLASS
@@ -537,6 +544,22 @@ describe("tunnel.resolve", () => {
       await searching.close();
     }
   });
+
+  it("gives up on TCP after a refusal (ECONNREFUSED) or 5 s of silence (ETIMEDOUT), not after the connect's own timeouts", async () => {
+    const otherKey = genkey();
+    server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.7/32"] });
+    const text = clientConfig({ privateKey: otherKey, address: "10.0.0.7/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, dns: DNS_NO_TCP, allowedIps: "10.0.0.0/16" });
+    for (const [dns, code, atMost] of [[DNS_NO_TCP, "ECONNREFUSED", 1_000], [DNS_SILENT_TCP, "ETIMEDOUT", 7_000]] as const) {
+      const other = await connectTunnel(text.replace(`DNS = ${DNS_NO_TCP}`, `DNS = ${dns}`), THREADS);
+      try {
+        const started = Date.now();
+        await expect(other.resolve("big.test", { family: 4 })).rejects.toMatchObject({ code, address: dns });
+        expect(Date.now() - started).toBeLessThan(atMost);
+      } finally {
+        await other.close();
+      }
+    }
+  }, 20_000);
 
   it("writes queries as RFC 1035 4.1 lays them out", () => {
     expect([...encodeQuery(0x1234, "a.bc", 28)]).toEqual([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 97, 2, 98, 99, 0, 0, 28, 0, 1]);
