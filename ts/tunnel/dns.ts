@@ -49,6 +49,7 @@ export class DnsResolver {
   readonly #search: string[];
   readonly #transport: DnsTransport;
   readonly #cache = new Map<string, { addresses: string[]; expires: number }>();
+  readonly #asking = new Map<string, Promise<Answer>>();
 
   /** `search`: the config's search domains (`DNS` entries that are names), tried as resolv.conf(5)'s `search` is. */
   constructor(servers: string[], transport: DnsTransport, search: string[] = []) {
@@ -98,7 +99,13 @@ export class DnsResolver {
     const key = `${type} ${name}`;
     const cached = this.#cache.get(key);
     if (cached && cached.expires > Date.now()) return cached.addresses;
-    const answer = await this.#ask(name, type);
+    // Callers wanting the same records at once share one question.
+    let asking = this.#asking.get(key);
+    if (!asking) {
+      asking = this.#ask(name, type).finally(() => this.#asking.delete(key));
+      this.#asking.set(key, asking);
+    }
+    const answer = await asking;
     if (answer.addresses.length === 0) return []; // no negative caching: an empty answer is asked again
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(key, { addresses: answer.addresses, expires: Date.now() + Math.min(answer.ttl, MAX_TTL_S) * 1000 });

@@ -24,7 +24,7 @@ const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable
 const DNS = "10.0.0.53";
 const DNS_NO_TCP = "10.0.0.54"; // answers every UDP question truncated; its TCP port 53 refuses
 const DNS_SILENT_TCP = "10.0.0.55"; // the same, but SYNs to its TCP port 53 go unanswered
-const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
+const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "burst.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
 const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
 const BIG_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`);
 const CUT_NAME = "cut.test"; // over UDP: the full answer cut at 512 bytes, TC set, ANCOUNT still 40 (RFC 1035 4.2.1)
@@ -509,6 +509,13 @@ describe("tunnel.resolve", () => {
     const before = dnsQueries.udp;
     expect(await tunnel.resolve("cached.test", { family: 4 })).toEqual([ECHO]);
     expect(await tunnel.resolve("CACHED.test.", { family: 4 })).toEqual([ECHO]);
+    expect(dnsQueries.udp - before).toBe(1);
+  });
+
+  it("asks once for a name several callers want at the same time (a burst of sends by name)", async () => {
+    const before = dnsQueries.udp;
+    const answers = await Promise.all(Array.from({ length: 5 }, () => tunnel.resolve("burst.test", { family: 4 })));
+    expect(answers).toEqual(Array.from({ length: 5 }, () => [ECHO]));
     expect(dnsQueries.udp - before).toBe(1);
   });
 
