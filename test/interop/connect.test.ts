@@ -214,7 +214,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     connect = startConnect(configPath, [
       "--forward", `tcp:0=${NAME}:${HTTP_PORT}`,
       "--forward", `tcp:127.0.0.1:0=${SERVER_ADDRESS}:${CLOSED_PORT}`,
-      "--forward", `udp:0=${SERVER_ADDRESS}:53`,
+      "--forward", `udp:0=${NAME}:53`, // the DNS server by name: the target resolved through the tunnel
       "--forward", `tcp:0=${SERVER_ADDRESS}:${HOST_UNREACHABLE_PORT}`,
       "--forward", `tcp:0=${NAME}:${POSTGRES_PORT}`,
       "--socks5", `${SOCKS_LOGIN}@0`,
@@ -241,7 +241,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     expect(up.listening).toHaveLength(10);
     expect(up.listening).toContainEqual({ protocol: "reverse-tcp", address: `${CLIENT_ADDRESS}:${REVERSE_PORT}`, to: `127.0.0.1:${(localHttp.address() as net.AddressInfo).port}` });
     expect(door(up, "tcp", `${NAME}:${HTTP_PORT}`).host).toBe("127.0.0.1");
-    expect(door(up, "udp", `${SERVER_ADDRESS}:53`).host).toBe("127.0.0.1");
+    expect(door(up, "udp", `${NAME}:53`).host).toBe("127.0.0.1");
   });
 
   it("downloads a file intact with curl through a TCP forward to a name, and logs the flow", async () => {
@@ -262,8 +262,8 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     expect(flow.end).toBe("refused");
   }, T);
 
-  it.skipIf(!haveDig)("answers dig through a UDP forward to the network's DNS server", async () => {
-    const { port } = door(up, "udp", `${SERVER_ADDRESS}:53`);
+  it.skipIf(!haveDig)("answers dig through a UDP forward to the network's DNS server, given by name", async () => {
+    const { port } = door(up, "udp", `${NAME}:53`);
     const dig = run("dig", ["+short", "+tries=1", "+time=10", "-p", String(port), "@127.0.0.1", NAME, "A"]);
     expect(dig.stdout.trim()).toBe(SERVER_ADDRESS);
   }, T);
@@ -403,6 +403,12 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     expect(summary.tcp).toBeGreaterThanOrEqual(2);
     expect(summary.ends.closed).toBeGreaterThanOrEqual(1);
     expect(summary.udp).toBe(haveDig ? 3 : 2);
+    if (haveDig) {
+      const { port } = door(up, "udp", `${NAME}:53`);
+      const forwarded = await connect.find((event) => event.type === "flow" && event.via === `forward 127.0.0.1:${port}`);
+      expect(forwarded).toMatchObject({ protocol: "udp", name: NAME, peer: pubkey(serverKey), dst: { host: SERVER_ADDRESS, port: 53 }, end: "shutdown" });
+      expect(forwarded.down).toBeGreaterThan(0);
+    }
     const reverseUdp = await connect.find((event) => event.type === "flow" && event.via === `reverse ${CLIENT_ADDRESS}:${REVERSE_UDP_PORT}`);
     expect(reverseUdp).toMatchObject({ peer: pubkey(serverKey), protocol: "udp", src: { host: SERVER_ADDRESS }, dst: { host: "127.0.0.1", port: localUdp.address().port }, up: 7, down: 12, end: "shutdown" });
   }, T);

@@ -2,11 +2,13 @@
 // one) in a namespace, with the kernel's TCP and an HTTP and a DNS server behind it. From
 // the root namespace, only the public API: connectTunnel(), fetch, http.Agent, errors.
 //
-//   root ns: connectTunnel() ──UDP──▶ 10.201.S.2:51820  namespace S: wireguard-go, 10.0.0.1/24
-//                                                        HTTP :8000, DNS :53 (files.test)
+//   root ns: connectTunnel() ──UDP──▶ 10.201.S.2:51820  namespace S: wireguard-go, 10.0.0.1/24, fd00::1/64
+//                               │                        HTTP :8000, DNS :53 (files.test, v6.test, dual.test)
+//                               └─UDP──▶ 10.201.B.2:51820  namespace B: wireguard-go, 10.1.0.1/24 (a second [Peer])
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -35,6 +37,11 @@ const CLOSED_PORT = 8001;
 const ECHO_PORT = 7000; // TCP and UDP echo (client-tasks.mjs echo-server), kernel sockets
 const BLACKHOLE = "10.0.0.99"; // inside AllowedIPs; wireguard-go has no peer for it and drops it
 const NAME = "files.test";
+const V6_ADDRESS = "fd00::1";
+const V6_NAME = "v6.test"; // AAAA only
+const DUAL_NAME = "dual.test"; // A and AAAA
+const SECOND_ADDRESS = "10.1.0.1"; // behind the second peer
+const UNCOVERED = "10.2.0.1"; // in no peer's AllowedIPs
 const FILE_SIZE = 2 * 1024 * 1024;
 // The file served: bytes from a fixed LCG, so the test knows its hash. /port answers with
 // the client's port as the server sees it, to tell a reused connection from a new one.
@@ -120,7 +127,9 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
   const clientKey = skipReason ? "" : genkey();
   const serverKey = skipReason ? "" : genkey();
   const childKey = skipReason ? "" : genkey(); // for new processes, so they leave `tunnel`'s session alone
+  const secondKey = skipReason ? "" : genkey();
   let server: WgServer;
+  let second: WgServer;
   let tunnel: Tunnel;
   let childConfig: string;
   let certificate: { key: string; cert: string; ca: string };
@@ -130,27 +139,34 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
     server = await startWgServer({
       privateKey: serverKey,
       implementation,
-      tunnelAddresses: [`${SERVER_ADDRESS}/24`],
+      tunnelAddresses: [`${SERVER_ADDRESS}/24`, `${V6_ADDRESS}/64`],
       peers: [
-        { publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] },
+        { publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32", "fd00::2/128"] },
         { publicKey: pubkey(childKey), allowedIps: ["10.0.0.3/32"] },
       ],
     });
+    second = await startWgServer({ privateKey: secondKey, implementation, tunnelAddresses: [`${SECOND_ADDRESS}/24`], peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }] });
+    const route = await second.exec("ip", ["route", "add", "10.0.0.2/32", "dev", second.iface]); // answers go back through the tunnel
+    if (route.code !== 0) throw new Error(`ip route: ${route.stderr}`);
+    const secondEcho = second.spawn("node", [CLIENT_TASKS_PATH, "echo-server", String(ECHO_PORT), "--host", SECOND_ADDRESS], { stdio: ["ignore", "pipe", "inherit"] });
     certificate = makeCertificate(server.tmpdir);
     const web = server.spawn("node", ["-e", HTTP_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
     const secureWeb = server.spawn("node", ["-e", HTTPS_SCRIPT, certificate.key, certificate.cert], { stdio: ["ignore", "pipe", "inherit"] });
-    const dns = server.spawn("node", [join(root, "test/support/dns-server.mjs"), SERVER_ADDRESS, "53", `${NAME}=${SERVER_ADDRESS}`], { stdio: ["ignore", "pipe", "inherit"] });
-    const echo = server.spawn("node", [CLIENT_TASKS_PATH, "echo-server", String(ECHO_PORT), "--host", SERVER_ADDRESS], { stdio: ["ignore", "pipe", "inherit"] });
-    await Promise.all([waitForLine(web, "listening"), waitForLine(secureWeb, "listening"), waitForLine(dns, "listening"), waitForLine(echo, "listening")]);
+    const dns = server.spawn("node", [join(root, "test/support/dns-server.mjs"), SERVER_ADDRESS, "53", `${NAME}=${SERVER_ADDRESS}`, `${V6_NAME}=${V6_ADDRESS}`, `${DUAL_NAME}=${SERVER_ADDRESS}`, `${DUAL_NAME}=${V6_ADDRESS}`], { stdio: ["ignore", "pipe", "inherit"] });
+    const echo = server.spawn("node", [CLIENT_TASKS_PATH, "echo-server", String(ECHO_PORT), "--host", "::"], { stdio: ["ignore", "pipe", "inherit"] }); // both families
+    await Promise.all([waitForLine(web, "listening"), waitForLine(secureWeb, "listening"), waitForLine(dns, "listening"), waitForLine(echo, "listening"), waitForLine(secondEcho, "listening")]);
     const config = (privateKey: string, address: string) =>
       clientConfig({ privateKey, address, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" });
     childConfig = config(childKey, "10.0.0.3/32");
-    tunnel = await connectTunnel(config(clientKey, "10.0.0.2/32"), THREADS);
+    const secondPeer = `\n[Peer]\nPublicKey = ${pubkey(secondKey)}\nAllowedIPs = 10.1.0.0/24\nEndpoint = ${second.nsAddress}:${second.listenPort}\n`;
+    const ours = clientConfig({ privateKey: clientKey, address: ["10.0.0.2/32", "fd00::2/128"], serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: ["10.0.0.0/24", "fd00::/64"] });
+    tunnel = await connectTunnel(ours + secondPeer, THREADS);
   }, T);
 
   afterAll(async () => {
     await tunnel?.close();
     await server?.close();
+    await second?.close();
   }, T);
 
   it("completes the handshake before it resolves", async () => {
@@ -206,6 +222,51 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
     }
     udp.close();
     expect(replies[0]).toBe(`hello over udp from ${SERVER_ADDRESS}:${ECHO_PORT}`);
+  }, T);
+
+  it("goes over IPv6: TCP to a literal, an AAAA name and a name of both with `family`; UDP and ICMPv6 ping", async () => {
+    const echoed = async (options: { port: number; host: string; family?: 0 | 4 | 6 }) => {
+      const socket = tunnel.connect(options);
+      await once(socket, "connect");
+      const where = `${socket.remoteAddress} ${socket.remoteFamily} from ${socket.localAddress}`;
+      const chunks: Buffer[] = [];
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      socket.end("over v6");
+      await once(socket, "close");
+      return `${Buffer.concat(chunks)} ${where}`;
+    };
+    expect(await echoed({ port: ECHO_PORT, host: V6_ADDRESS })).toBe(`over v6 ${V6_ADDRESS} IPv6 from fd00::2`);
+    expect(await echoed({ port: ECHO_PORT, host: V6_NAME })).toBe(`over v6 ${V6_ADDRESS} IPv6 from fd00::2`);
+    expect(await echoed({ port: ECHO_PORT, host: DUAL_NAME, family: 6 })).toBe(`over v6 ${V6_ADDRESS} IPv6 from fd00::2`);
+    expect(await echoed({ port: ECHO_PORT, host: DUAL_NAME })).toBe(`over v6 ${SERVER_ADDRESS} IPv4 from 10.0.0.2`); // IPv4 first, as dns.lookup
+    const udp = tunnel.udp();
+    const replies: string[] = [];
+    udp.on("message", (message: Buffer, rinfo: { address: string; family: string; port: number }) => replies.push(`${message} from ${rinfo.address} ${rinfo.family}`));
+    for (let i = 0; i < 5 && replies.length === 0; i++) {
+      udp.send("udp over v6", ECHO_PORT, V6_NAME); // UDP may drop: a few tries
+      await Promise.race([once(udp, "message"), new Promise((resolve) => setTimeout(resolve, 500))]);
+    }
+    udp.close();
+    expect(replies[0]).toBe(`udp over v6 from ${V6_ADDRESS} IPv6`);
+    expect(await tunnel.ping(V6_ADDRESS)).toBeGreaterThanOrEqual(0);
+  }, T);
+
+  it("routes to the right one of two peers, and fails an address no peer covers at once with ENETUNREACH", async () => {
+    const socket = tunnel.connect(ECHO_PORT, SECOND_ADDRESS);
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("connect", () => socket.end("second peer"));
+    await once(socket, "close");
+    expect(Buffer.concat(chunks).toString()).toBe("second peer");
+    expect((await second.wgDump()).peers[0]!.rxBytes).toBeGreaterThan(0); // it came through the second wireguard-go
+    const started = Date.now();
+    expect(await connectFailure(tunnel, { port: ECHO_PORT, host: UNCOVERED, timeout: 10_000 })).toMatchObject({ code: "ENETUNREACH", address: UNCOVERED });
+    await expect(tunnel.ping(UNCOVERED)).rejects.toMatchObject({ code: "ENETUNREACH" });
+    const udp = tunnel.udp();
+    const udpError = await new Promise<Error | null>((resolve) => udp.send("x", ECHO_PORT, UNCOVERED, resolve));
+    udp.close();
+    expect(udpError).toMatchObject({ code: "ENETUNREACH" });
+    expect(Date.now() - started).toBeLessThan(1_000);
   }, T);
 
   it("pings the server's kernel by name, and times out on a blackholed address", async () => {

@@ -364,6 +364,12 @@ describe("TunnelSocket", () => {
     socket.end("still here");
     await once(socket, "close");
     expect(Buffer.concat(echoed).toString()).toBe(`${"x".repeat(15)}still here`);
+    // connect's `timeout` bounds the connect, then is the idle time, as net.connect's.
+    const timed = tunnel.connect({ port: 7, host: ECHO, timeout: 50 });
+    await once(timed, "connect");
+    await once(timed, "timeout");
+    expect(timed.destroyed).toBe(false);
+    timed.destroy();
   });
 
   it("fails with Node's codes: ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, ENETUNREACH, ENOTFOUND, ABORT_ERR", async () => {
