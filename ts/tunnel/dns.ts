@@ -70,7 +70,8 @@ export class DnsResolver {
     if (literal) return family === 0 || family === literal.family ? [formatIp(literal)] : notFound(name, `is an IPv${literal.family} address, not IPv${family}`);
     if (this.#servers.length === 0) return notFound(name, "cannot be resolved: the config has no DNS servers");
     const bare = name.replace(/\.$/, "").toLowerCase();
-    const searched = name.endsWith(".") ? [] : this.#search.map((domain) => `${bare}.${domain}`);
+    if (!carried(bare)) return notFound(name, "is not a name a DNS query can carry (labels of 1 to 63 bytes, 255 in all)");
+    const searched = name.endsWith(".") ? [] : this.#search.map((domain) => `${bare}.${domain}`).filter(carried);
     const tries = bare.includes(".") ? [bare, ...searched] : [...searched, bare];
     let asGiven: unknown;
     for (const candidate of tries) {
@@ -227,6 +228,12 @@ async function exchange(connecting: Promise<TcpConnection>, query: Uint8Array): 
     joined.set(chunk, received.length);
     received = joined;
   }
+}
+
+/** True when a query can carry `name` (RFC 1035 2.3.4): labels of 1 to 63 bytes, 255 bytes in all on the wire. */
+function carried(name: string): boolean {
+  const sizes = name.split(".").map((label) => new TextEncoder().encode(label).length);
+  return sizes.every((size) => size >= 1 && size <= 63) && sizes.reduce((sum, size) => sum + 1 + size, 1) <= 255;
 }
 
 function notFound(name: string, why: string): never {

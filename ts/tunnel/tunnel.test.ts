@@ -542,6 +542,18 @@ describe("tunnel.resolve", () => {
     expect(await tunnel.resolve("10.0.0.7")).toEqual(["10.0.0.7"]);
   });
 
+  it("rejects a name no query can carry (an empty label, a label over 63 bytes, over 255 bytes) with ENOTFOUND, asking nobody", async () => {
+    const before = dnsQueries.udp;
+    for (const name of ["echo.test..x", "", ".", `${"a".repeat(64)}.test`, `${"a.".repeat(127)}test`]) {
+      await expect(tunnel.resolve(name)).rejects.toMatchObject({ code: "ENOTFOUND" });
+    }
+    const udp = tunnel.udp();
+    const error = await new Promise<Error | null>((resolve) => udp.send("x", 7, "echo.test..x", resolve));
+    udp.close();
+    expect(error).toMatchObject({ code: "ENOTFOUND" });
+    expect(dnsQueries.udp).toBe(before);
+  });
+
   it("tries the config's search domains (DNS entries that are names) as resolv.conf's search: a single label there first, a dotted name as it is first", async () => {
     const otherKey = genkey();
     server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.6/32"] });
