@@ -168,7 +168,14 @@ export async function connected(socket: EventEmitter, signal: AbortSignal): Prom
 
 /** Opens a half-open tunnel socket to `target`, or says how it failed (with the tunnel's error code). */
 export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: AbortSignal): Promise<{ socket: TunnelSocket } | { end: FlowEnd; error?: string; code?: string }> {
-  const upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
+  let upstream: TunnelSocket;
+  try {
+    upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
+  } catch (error) {
+    // A target connect() will not take (a proxy client's port 0, or a name that is no host
+    // name): a dial that failed, answered and logged as one.
+    return { end: "unreachable", error: (error as Error).message, ...(error instanceof TypeError ? { code: "ENOTFOUND" } : {}) };
+  }
   const failure = await connected(upstream, signal);
   if (failure === "aborted") {
     upstream.destroy();

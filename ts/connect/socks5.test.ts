@@ -93,6 +93,15 @@ describe("the SOCKS5 proxy against a tunnel on loopback", () => {
     expect(await exchange(port(open), bytes(5, 1, 0), connectTo(192, 168, 7, 7, 80))).toEqual([5, 0, ...encodeReply(REPLY.networkUnreachable)]);
   });
 
+  it("answers a CONNECT the tunnel cannot even try (a name that is no host name, port 0) with a reply, REP 4 or 1, and logs it", async () => {
+    const name = [...new TextEncoder().encode("a b.test")];
+    expect(await exchange(port(open), bytes(5, 1, 0), bytes(5, 1, 0, 3, name.length, ...name, 0, 80))).toEqual([5, 0, ...encodeReply(REPLY.hostUnreachable)]);
+    expect(await exchange(port(open), bytes(5, 1, 0), connectTo(10, 0, 0, 1, 0))).toEqual([5, 0, ...encodeReply(REPLY.generalFailure)]);
+    const flows = lines.map((line) => JSON.parse(line)).filter((event) => event.type === "flow");
+    expect(flows.find((flow) => flow.dst.host === "a b.test")).toMatchObject({ end: "unreachable", name: "a b.test" });
+    expect(flows.find((flow) => flow.dst.port === 0)).toMatchObject({ end: "unreachable", dst: { host: "10.0.0.1" } });
+  });
+
   it("answers BIND with REP 7 and an unknown address type with REP 8", async () => {
     expect(await exchange(port(open), bytes(5, 1, 0), bytes(5, 2, 0, 1, 10, 0, 0, 1, 0, 80))).toEqual([5, 0, ...encodeReply(REPLY.commandNotSupported)]);
     expect(await exchange(port(open), bytes(5, 1, 0), bytes(5, 1, 0, 7, 10, 0, 0, 1, 0, 80))).toEqual([5, 0, ...encodeReply(REPLY.addressTypeNotSupported)]);
