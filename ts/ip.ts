@@ -180,6 +180,11 @@ export function isHostName(text: string): boolean {
   return typeof text === "string" && HOST_NAME.test(text) && !NUMERIC_LAST_LABEL.test(text);
 }
 
+/** A host name to dial: {@link isHostName}'s, with underscores too (DNS holds them, and net.connect resolves them). */
+export function isDialName(text: string): boolean {
+  return typeof text === "string" && isHostName(text.replaceAll("_", "x"));
+}
+
 /** Parses an endpoint whose host may also be a DNS name: "vpn.example.com:51820" as well as {@link parseEndpoint}'s forms. */
 export function parseHostEndpoint(text: string): Endpoint | undefined {
   const literal = parseEndpoint(text);

@@ -14,6 +14,7 @@ describe("the HTTP proxy's request head", () => {
   it("reads CONNECT's authority, a name or an IP", () => {
     expect(parseProxyRequest("CONNECT files.test:443 HTTP/1.1\r\nHost: files.test:443\r\n\r\n")).toEqual({ method: "CONNECT", host: "files.test", port: 443 });
     expect(parseProxyRequest("CONNECT [fd00::1]:22 HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n\r\n")).toEqual({ method: "CONNECT", host: "fd00::1", port: 22, authorization: "Basic dTpw" });
+    expect(parseProxyRequest("CONNECT under_score.test:443 HTTP/1.1\r\n\r\n")).toEqual({ method: "CONNECT", host: "under_score.test", port: 443 }); // as tunnel.connect takes it
   });
 
   it("rewrites an absolute-URI request to origin-form, dropping the proxy's and hop-by-hop fields", () => {

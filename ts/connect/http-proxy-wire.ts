@@ -2,7 +2,7 @@
 // a CONNECT (authority-form) or a forwarded request (absolute-form), parsed as pure
 // functions; a malformed head throws an HttpProxyError with the status to answer.
 
-import { isHostName, parseIp } from "../ip.js";
+import { isDialName, parseIp } from "../ip.js";
 
 /** The most a request head may take; beyond it the answer is 431. */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -87,7 +87,7 @@ function parseAuthority(text: string): { host: string; port: number } | undefine
   const host = match[1] ?? match[2]!;
   const port = Number(match[3]);
   if (port < 1 || port > 65535) return undefined;
-  if (match[1] !== undefined ? parseIp(host)?.family !== 6 : !(parseIp(host) || isHostName(host))) return undefined;
+  if (match[1] !== undefined ? parseIp(host)?.family !== 6 : !(parseIp(host) || isDialName(host))) return undefined;
   return { host, port };
 }
 

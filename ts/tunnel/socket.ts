@@ -11,7 +11,7 @@
 import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 import type { TcpConnection } from "../host/tcp-connection.js";
-import { isHostName, parseIp } from "../ip.js";
+import { isDialName, parseIp } from "../ip.js";
 import { abortError, asTunnelError, TunnelError } from "./errors.js";
 
 /** What a socket needs from its tunnel. */
@@ -120,7 +120,7 @@ export class TunnelSocket extends Duplex {
         throw error;
       });
       if (this.#state !== "connecting") return connection.abort();
-      if (isHostName(options.host)) this.emit("lookup", null, connection.remote.host, parseIp(connection.remote.host)!.family, options.host);
+      if (isDialName(options.host)) this.emit("lookup", null, connection.remote.host, parseIp(connection.remote.host)!.family, options.host);
       if (options.timeout !== undefined) this.setTimeout(options.timeout);
       this.#attach(connection);
       this.emit("connect");
@@ -385,7 +385,7 @@ function checkConnectOptions(options: TunnelConnectOptions): void {
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
   }
-  if (typeof host !== "string" || !(parseIp(host) || isHostName(host))) {
+  if (typeof host !== "string" || !(parseIp(host) || isDialName(host))) {
     throw new TypeError(`host must be an IP address or a host name in the tunnel's network, got ${JSON.stringify(host)}`);
   }
   if (family !== undefined && family !== 0 && family !== 4 && family !== 6) throw new TypeError(`family must be 0, 4 or 6, got ${String(family)}`);

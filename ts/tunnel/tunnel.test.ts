@@ -24,7 +24,7 @@ const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable
 const DNS = "10.0.0.53";
 const DNS_NO_TCP = "10.0.0.54"; // answers every UDP question truncated; its TCP port 53 refuses
 const DNS_SILENT_TCP = "10.0.0.55"; // the same, but SYNs to its TCP port 53 go unanswered
-const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "burst.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
+const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "burst.test": ECHO, "under_score.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
 const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
 const BIG_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`);
 const CUT_NAME = "cut.test"; // over UDP: the full answer cut at 512 bytes, TC set, ANCOUNT still 40 (RFC 1035 4.2.1)
@@ -309,6 +309,13 @@ describe("TunnelSocket", () => {
     udp.close();
     await tunnel.ping("echo.test");
     expect(dnsQueries.aaaa - before).toBe(0);
+  });
+
+  it("connects to a name with an underscore, as net.connect does (DNS holds them: Docker's service names, Windows hosts)", async () => {
+    const socket = tunnel.connect(7, "under_score.test");
+    const [, address] = (await once(socket, "lookup")) as [null, string];
+    expect(address).toBe(ECHO);
+    expect((await echoRoundTrip(socket, new TextEncoder().encode("_"))).toString()).toBe("_");
   });
 
   it("holds back a fast sender while the reader is paused (TCP's window closes), then delivers everything", async () => {
