@@ -237,7 +237,7 @@ export class TunnelSocket extends Duplex {
     return this.destroy();
   }
 
-  /** Emits `'timeout'` after `ms` without data either way (0 turns it off); it does not close the socket, as in `net`. */
+  /** Emits `'timeout'` after `ms` without data either way, connecting included (0 turns it off); it does not close the socket, as in `net`. */
   setTimeout(ms: number, onTimeout?: () => void): this {
     if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(ms)}`);
     this.#idleMs = ms;
@@ -366,7 +366,8 @@ export class TunnelSocket extends Duplex {
   /** Activity: the idle timer starts over. */
   #touch(): void {
     this.#clearIdleTimer();
-    if (this.#idleMs === 0 || this.#state !== "open") return;
+    // It runs while connecting too, as net's: http.get's `timeout` option counts on that.
+    if (this.#idleMs === 0 || this.#state === "closed") return;
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined;
       this.emit("timeout");

@@ -379,6 +379,19 @@ describe("TunnelSocket", () => {
     timed.destroy();
   });
 
+  it("emits 'timeout' while it connects too, as net does: http.get's timeout option fires for an address that never answers", async () => {
+    const socket = tunnel.socket();
+    socket.setTimeout(50);
+    socket.connect({ port: 80, host: SILENT });
+    await once(socket, "timeout");
+    expect(socket.connecting).toBe(true);
+    socket.destroy();
+    const request = http.get(`http://${SILENT}/`, { agent: tunnel.httpAgent, timeout: 50 });
+    request.on("error", () => {});
+    await once(request, "timeout");
+    request.destroy();
+  }, 5_000);
+
   it("fails with Node's codes: ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, ENETUNREACH, ENOTFOUND, ABORT_ERR", async () => {
     expect(await failure(tunnel.connect(9, ECHO))).toMatchObject({ code: "ECONNREFUSED", syscall: "connect", address: ECHO, port: 9 });
 
