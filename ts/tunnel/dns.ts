@@ -1,7 +1,7 @@
 // A stub resolver (RFC 1034 5.3.1) that asks the config's DNS servers through the tunnel:
 // A and AAAA questions over UDP, again over TCP when the answer is truncated (RFC 1035
-// 4.2.1, RFC 7766), answers cached for their TTL (RFC 1035 3.2.1). Query ids and source
-// ports are random (RFC 5452).
+// 4.2.1, RFC 7766), answers cached for their TTL (RFC 1035 3.2.1), empty ones for their
+// zone's SOA's (RFC 2308 5). Query ids and source ports are random (RFC 5452).
 
 import { formatIp, parseIp, type Endpoint, type IpFamily } from "../ip.js";
 import { ConnectionError, type TcpConnection } from "../host/tcp-connection.js";
@@ -27,6 +27,7 @@ export interface ResolveOptions {
 
 const TYPE_A = 1;
 const TYPE_AAAA = 28;
+const TYPE_SOA = 6;
 const CLASS_IN = 1;
 const RCODE_NXDOMAIN = 3;
 /** How long to wait for one server's UDP answer before asking the next (or again). */
@@ -107,7 +108,8 @@ export class DnsResolver {
       this.#asking.set(key, asking);
     }
     const answer = await asking;
-    if (answer.addresses.length === 0) return []; // no negative caching: an empty answer is asked again
+    // An empty answer is kept only for its zone's SOA's say (RFC 2308 5); without one, asked again.
+    if (answer.addresses.length === 0 && answer.ttl <= 0) return [];
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(key, { addresses: answer.addresses, expires: Date.now() + Math.min(answer.ttl, MAX_TTL_S) * 1000 });
     return answer.addresses;
@@ -269,6 +271,7 @@ interface Reply {
   rcode: number;
   truncated: boolean;
   addresses: string[];
+  /** The addresses' smallest TTL; for no addresses, how long the authority's SOA lets that be kept (0 without one). */
   ttl: number;
 }
 
@@ -304,7 +307,36 @@ export function parseReply(data: Uint8Array, id: number, name: string, type: num
     }
     at += length;
   }
+  if (addresses.length === 0) ttl = negativeTtl(data, at, view.getUint16(8));
   return { rcode: flags & 0x000f, truncated: false, addresses, ttl };
+}
+
+/**
+ * How long an answer without records may be kept (RFC 2308 5): the smaller of the TTL of the
+ * SOA in the authority section (from `at`, `count` records) and its MINIMUM; 0 without one,
+ * or when the section cannot be read.
+ */
+function negativeTtl(data: Uint8Array, at: number, count: number): number {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const bad = () => new Error("bad authority section");
+  try {
+    for (let i = 0; i < count; i++) {
+      at = skipName(data, at, bad);
+      if (at + 10 > data.length) return 0;
+      const length = view.getUint16(at + 8);
+      const rdata = at + 10;
+      if (rdata + length > data.length) return 0;
+      if (view.getUint16(at) === TYPE_SOA && view.getUint16(at + 2) === CLASS_IN) {
+        const fields = skipName(data, skipName(data, rdata, bad), bad); // MNAME, RNAME
+        if (fields + 20 > rdata + length) return 0;
+        return Math.min(view.getUint32(at + 4), view.getUint32(fields + 16)); // TTL, MINIMUM
+      }
+      at = rdata + length;
+    }
+  } catch {
+    // An unreadable authority section only means nothing is cached.
+  }
+  return 0;
 }
 
 function answerOf(reply: Reply, name: string, server: string): Answer {

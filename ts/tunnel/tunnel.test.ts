@@ -24,7 +24,7 @@ const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable
 const DNS = "10.0.0.53";
 const DNS_NO_TCP = "10.0.0.54"; // answers every UDP question truncated; its TCP port 53 refuses
 const DNS_SILENT_TCP = "10.0.0.55"; // the same, but SYNs to its TCP port 53 go unanswered
-const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "burst.test": ECHO, "under_score.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
+const NAMES: Record<string, string> = { "echo.test": ECHO, "cached.test": ECHO, "burst.test": ECHO, "under_score.test": ECHO, "soa.test": ECHO, "db.corp.test": "10.0.0.21", "db.sub.corp.test": "10.0.0.22" };
 const BIG_NAME = "big.test"; // answered truncated over UDP, in full over TCP
 const BIG_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`);
 const CUT_NAME = "cut.test"; // over UDP: the full answer cut at 512 bytes, TC set, ANCOUNT still 40 (RFC 1035 4.2.1)
@@ -56,9 +56,12 @@ function dnsAnswer(query: Uint8Array, overTcp: boolean): Uint8Array {
   const known = name === BIG_NAME || name === CUT_NAME ? BIG_ADDRESSES : NAMES[name] ? [NAMES[name]!] : undefined;
   const truncated = (name === BIG_NAME || name === CUT_NAME) && !overTcp;
   const records = type === 1 && known && (!truncated || name === CUT_NAME) ? known : [];
-  const out = [query[0]!, query[1]!, 0x81 | (truncated ? 0x02 : 0), known ? 0x80 : 0x83, 0, 1, 0, records.length, 0, 0, 0, 0];
+  // No records of a known name: soa.test's answer carries its zone's SOA (RFC 2308 2.2), TTL 300, MINIMUM 30.
+  const soa = name === "soa.test" && known && records.length === 0;
+  const out = [query[0]!, query[1]!, 0x81 | (truncated ? 0x02 : 0), known ? 0x80 : 0x83, 0, 1, 0, records.length, 0, soa ? 1 : 0, 0, 0];
   out.push(...query.subarray(12, questionEnd));
   for (const address of records) out.push(0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, ...address.split(".").map(Number));
+  if (soa) out.push(0xc0, 12, 0, 6, 0, 1, 0, 0, 1, 44, 0, 22, 0, 0, 0, 0, 0, 1, 0, 0, 0, 60, 0, 0, 0, 60, 0, 0, 0, 60, 0, 0, 0, 30);
   return new Uint8Array(name === CUT_NAME && truncated ? out.slice(0, 512) : out);
 }
 
@@ -536,6 +539,16 @@ describe("tunnel.resolve", () => {
     expect(await tunnel.resolve("cached.test", { family: 4 })).toEqual([ECHO]);
     expect(await tunnel.resolve("CACHED.test.", { family: 4 })).toEqual([ECHO]);
     expect(dnsQueries.udp - before).toBe(1);
+  });
+
+  it("caches an empty answer for its SOA's TTL (RFC 2308 5): a name without AAAA records is not asked for them again and again", async () => {
+    const before = dnsQueries.aaaa;
+    for (let i = 0; i < 3; i++) await expect(tunnel.resolve("soa.test", { family: 6 })).rejects.toMatchObject({ code: "ENOTFOUND" });
+    expect(await tunnel.resolve("soa.test")).toEqual([ECHO]);
+    expect(dnsQueries.aaaa - before).toBe(1);
+    // Without an SOA there is no TTL to keep it for (RFC 2308 5): asked each time.
+    for (let i = 0; i < 2; i++) await expect(tunnel.resolve("echo.test", { family: 6 })).rejects.toMatchObject({ code: "ENOTFOUND" });
+    expect(dnsQueries.aaaa - before).toBe(3);
   });
 
   it("asks once for a name several callers want at the same time (a burst of sends by name)", async () => {
