@@ -171,6 +171,19 @@ describe("TCP through the tunnel", () => {
     await expect(clock.until(client.connect({ host: "10.1.1.1", port: 80 }))).rejects.toThrow(/refused|reset/);
   });
 
+  it("fails a connect nothing answers with ETIMEDOUT after the SYN's five retries (63 s), not ECONNREFUSED", async () => {
+    const { clock, client } = await pair({ onTcp: echo }, { loss: 1 });
+    const connecting = client.connect({ host: "10.1.1.1", port: 80 });
+    const failure = expect(connecting).rejects.toMatchObject({ code: "ETIMEDOUT" });
+    await clock.advance(62_000);
+    let settled = false;
+    void connecting.catch(() => {}).finally(() => (settled = true));
+    await clock.advance(100);
+    expect(settled).toBe(false);
+    await clock.advance(1_000);
+    await failure;
+  });
+
   it("refuses connections and UDP flows past a peer's limits, counts them, and keeps serving", async () => {
     const { clock, client, server } = await pair({ onTcp: echo, onUdp: (p) => p.reply(p.data), tcpMaxConnectionsPerPeer: 2, udpMaxFlowsPerPeer: 2 });
     const open = [await clock.until(client.connect({ host: "10.1.1.1", port: 1 })), await clock.until(client.connect({ host: "10.1.1.1", port: 2 }))];

@@ -58,8 +58,8 @@ impl Connection {
         self.rto_at = None;
         if matches!(self.state, State::SynSent | State::SynReceived) {
             if self.handshake_retries >= HANDSHAKE_RETRIES {
-                let reason = if self.state == State::SynSent { CloseReason::Refused } else { CloseReason::TimedOut };
-                self.close(io, reason);
+                // Nothing answered: timed out (ETIMEDOUT), never "refused", which only a RST says.
+                self.close(io, CloseReason::TimedOut);
             } else {
                 self.handshake_retries += 1;
                 self.handshake_due = true;
