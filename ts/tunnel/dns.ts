@@ -282,13 +282,15 @@ export function parseReply(data: Uint8Array, id: number, name: string, type: num
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const flags = view.getUint16(2);
   if (view.getUint16(0) !== id || !(flags & 0x8000)) throw bad("not an answer to our query");
+  // RFC 5452 9.1: the answer to the question we asked, echoed as its one question (names
+  // compare without case: a server may answer in other case, RFC 4343).
+  const asked = encodeQuery(id, name, type).subarray(12);
+  if (view.getUint16(4) !== 1 || !sameIgnoringCase(data.subarray(12, 12 + asked.length), asked)) throw bad("not an answer to our question");
   // A truncated UDP answer is asked again over TCP, so its records are not read: a server may
   // cut it anywhere, in the middle of a record, with the counts of the whole (RFC 1035 4.2.1).
   if (flags & 0x0200 && !overTcp) return { rcode: flags & 0x000f, truncated: true, addresses: [], ttl: 0 };
-  const questions = view.getUint16(4);
   const answers = view.getUint16(6);
-  let at = 12;
-  for (let i = 0; i < questions; i++) at = skipName(data, at, bad) + 4;
+  let at = 12 + asked.length;
   const addresses: string[] = [];
   let ttl = MAX_TTL_S;
   for (let i = 0; i < answers; i++) {
@@ -343,6 +345,12 @@ function answerOf(reply: Reply, name: string, server: string): Answer {
   if (reply.rcode === RCODE_NXDOMAIN) throw new TunnelError("ENOTFOUND", `${name} does not exist (NXDOMAIN from ${server})`, { syscall: "query", address: name });
   if (reply.rcode !== 0) throw new TunnelError("ENOTFOUND", `${name}: DNS server ${server} failed (rcode ${reply.rcode})`, { syscall: "query", address: name });
   return { addresses: reply.addresses, ttl: reply.ttl };
+}
+
+/** Equal bytes, ASCII letters compared without case. */
+function sameIgnoringCase(a: Uint8Array, b: Uint8Array): boolean {
+  const lower = (byte: number) => (byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte);
+  return a.length === b.length && a.every((byte, i) => lower(byte) === lower(b[i]!));
 }
 
 /** The offset after a (possibly compressed, RFC 1035 4.1.4) name. */

@@ -13,7 +13,7 @@ import type { TcpConnection } from "../host/tcp-connection.js";
 import type { UdpPacket } from "../host/udp-packet.js";
 import { connectTunnel, type Tunnel } from "./tunnel.js";
 import { TunnelError } from "./errors.js";
-import { encodeQuery } from "./dns.js";
+import { encodeQuery, parseReply } from "./dns.js";
 import { parseConfig } from "./config.js";
 import type { TunnelSocket } from "./socket.js";
 import { THREADS } from "../../test/support/threads.js";
@@ -621,5 +621,24 @@ describe("tunnel.resolve", () => {
 
   it("writes queries as RFC 1035 4.1 lays them out", () => {
     expect([...encodeQuery(0x1234, "a.bc", 28)]).toEqual([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 97, 2, 98, 99, 0, 0, 28, 0, 1]);
+  });
+
+  it("takes only the answer to the question asked (RFC 5452 9.1), its name in any case", () => {
+    // The query turned into an answer: QR set, one A record for the name by pointer.
+    const answer = (query: Uint8Array) => {
+      const reply = new Uint8Array([...query, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 7]);
+      reply[2] = 0x81;
+      reply[3] = 0x80;
+      reply[7] = 1;
+      return reply;
+    };
+    expect(parseReply(answer(encodeQuery(7, "echo.test", 1)), 7, "echo.test", 1).addresses).toEqual(["10.0.0.7"]);
+    expect(parseReply(answer(encodeQuery(7, "ECHO.Test", 1)), 7, "echo.test", 1).addresses).toEqual(["10.0.0.7"]);
+    for (const [name, type] of [["other.test", 1], ["echo.tesu", 1], ["echo.test", 28]] as const) {
+      expect(() => parseReply(answer(encodeQuery(7, name, type)), 7, "echo.test", 1)).toThrow(/not an answer to our question/);
+    }
+    const noQuestion = answer(encodeQuery(7, "echo.test", 1));
+    noQuestion[5] = 0;
+    expect(() => parseReply(noQuestion, 7, "echo.test", 1)).toThrow(/not an answer to our question/);
   });
 });
