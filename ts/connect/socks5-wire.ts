@@ -133,12 +133,14 @@ export function encodeReply(reply: number, bound: { host: string; port: number }
   return bytes;
 }
 
-/** A UDP ASSOCIATE datagram (section 7): RSV(2), FRAG, then the address and the data. Undefined for a fragment (dropped: we do not reassemble). */
+/** A UDP ASSOCIATE datagram (section 7): RSV(2), FRAG, then the address and the data. Undefined for a fragment (dropped: we do not reassemble); a SocksError for one cut short or to port 0. */
 export function parseUdpDatagram(bytes: Uint8Array): { address: SocksAddress; data: Uint8Array } | undefined {
   if (bytes.length < 4) throw new SocksError("UDP datagram shorter than its header");
   if (bytes[2] !== 0) return undefined;
   const address = parseAddress(bytes, 3);
   if (!address) throw new SocksError("UDP datagram shorter than its header");
+  // Port 0 is no destination: the datagram cannot be sent on, so it is malformed (dropped).
+  if (address.value.port === 0) throw new SocksError("UDP datagram to port 0");
   return { address: address.value, data: bytes.subarray(3 + address.length) };
 }
 

@@ -1,3 +1,4 @@
+import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -71,7 +72,8 @@ describe("the SOCKS5 proxy against a tunnel on loopback", () => {
   const lines: string[] = [];
 
   beforeAll(async () => {
-    stacks = await startLoopbackTunnel({ onTcp: (conn) => conn.refuse() }); // every port closed: RST
+    // Every TCP port closed (RST); UDP port 7 of 10.0.0.1 echoes.
+    stacks = await startLoopbackTunnel({ onTcp: (conn) => conn.refuse(), onUdp: (packet) => (packet.dst.port === 7 ? packet.reply(packet.data) : undefined) });
     ({ server, tunnel } = stacks);
     const log = new FlowLog((line) => lines.push(line), { json: true });
     const peerOf = peerLookup([{ publicKey: server.publicKey, allowedIps: ["10.0.0.0/24"] }]);
@@ -116,6 +118,31 @@ describe("the SOCKS5 proxy against a tunnel on loopback", () => {
     const login = (user: string, pass: string) => bytes(1, user.length, ...new TextEncoder().encode(user), pass.length, ...new TextEncoder().encode(pass));
     expect(await exchange(port(guarded), bytes(5, 1, 2), login("u", "wrong"))).toEqual([5, 2, 1, 1]);
     expect(await exchange(port(guarded), bytes(5, 1, 2), login("u", "p:w@d"), connectTo(10, 0, 0, 1, 80))).toEqual([5, 2, 1, 0, ...encodeReply(REPLY.connectionRefused)]);
+  });
+
+  it("UDP ASSOCIATE drops a datagram to port 0 and goes on relaying (it ended the process: the tunnel's send threw in the relay's listener)", async () => {
+    const control = net.connect({ port: port(open), host: "127.0.0.1" });
+    control.on("error", () => {});
+    const replies: number[] = [];
+    control.on("data", (chunk) => replies.push(...chunk));
+    await once(control, "connect");
+    control.write(bytes(5, 1, 0));
+    control.write(bytes(5, 3, 0, 1, 0, 0, 0, 0, 0, 0));
+    while (replies.length < 12) await once(control, "data");
+    expect(replies.slice(0, 5)).toEqual([5, 0, 5, REPLY.succeeded, 0]);
+    const relayPort = (replies[10]! << 8) | replies[11]!;
+    const client = createSocket("udp4");
+    try {
+      client.bind(0, "127.0.0.1");
+      await once(client, "listening");
+      client.send(bytes(0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 1, 2, 3), relayPort, "127.0.0.1"); // DST.PORT 0
+      client.send(encodeUdpDatagram({ host: "10.0.0.1", port: 7 }, bytes(4, 5, 6)), relayPort, "127.0.0.1");
+      const [echo] = (await once(client, "message")) as [Buffer];
+      expect(parseUdpDatagram(new Uint8Array(echo))).toEqual({ address: { host: "10.0.0.1", port: 7, isName: false }, data: bytes(4, 5, 6) });
+    } finally {
+      client.close();
+      control.destroy();
+    }
   });
 
   it("logs the refused connects as flows: through which peer, via which door", () => {
