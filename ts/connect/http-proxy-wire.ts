@@ -53,7 +53,8 @@ export function parseProxyRequest(head: string): ProxyRequest {
     const colon = line.indexOf(":");
     const name = line.slice(0, colon);
     // RFC 9112 section 5.1: no whitespace between the name and the colon; obsolete line folding is rejected.
-    if (colon <= 0 || !TOKEN.test(name)) throw new HttpProxyError(400, `malformed header field ${JSON.stringify(line.slice(0, 100))}`);
+    // RFC 9110 section 5.5: a CR, LF or NUL in a value is rejected, never forwarded (a bare LF ends a line to some servers).
+    if (colon <= 0 || !TOKEN.test(name) || /[\r\n\0]/.test(line)) throw new HttpProxyError(400, `malformed header field ${JSON.stringify(line.slice(0, 100))}`);
     fields.push([name, line.slice(colon + 1).trim()]);
   }
   const field = (name: string) => fields.find(([key]) => key.toLowerCase() === name)?.[1];
@@ -74,6 +75,7 @@ export function parseProxyRequest(head: string): ProxyRequest {
   if (url.protocol !== "http:") throw new HttpProxyError(400, `only http: URIs are forwarded (use CONNECT for ${url.protocol})`);
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === "" ? 80 : Number(url.port);
+  if (port === 0) throw new HttpProxyError(400, `port 0 is no destination, in ${JSON.stringify(target.slice(0, 100))}`);
   const kept = fields.filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()) && name.toLowerCase() !== "host");
   // RFC 9112 section 3.2.2: Host is the URI's authority; one request per upstream connection.
   const forwardHead = [`${method} ${url.pathname}${url.search} HTTP/1.${minor}`, `Host: ${url.host}`, ...kept.map(([name, value]) => `${name}: ${value}`), "Connection: close", "", ""].join("\r\n");
