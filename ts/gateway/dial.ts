@@ -42,6 +42,7 @@ export function parseProxy(text: string): UpstreamProxy {
     throw new Error(`${JSON.stringify(text)}: a proxy URL has no path, query or fragment`);
   }
   if (!url.hostname) throw new Error(`${JSON.stringify(text)}: the proxy URL names no host`);
+  if (url.port === "0") throw new Error(`${JSON.stringify(text)}: port 0 is no proxy to dial`);
   const proxy: UpstreamProxy = {
     protocol,
     host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
@@ -49,8 +50,12 @@ export function parseProxy(text: string): UpstreamProxy {
     port: url.port ? Number(url.port) : protocol === "http" ? 80 : 1080,
   };
   if (url.username || url.password) {
-    proxy.username = decodeURIComponent(url.username);
-    proxy.password = decodeURIComponent(url.password);
+    try {
+      proxy.username = decodeURIComponent(url.username);
+      proxy.password = decodeURIComponent(url.password);
+    } catch {
+      throw new Error(`${JSON.stringify(text)}: the login has a "%" that is no UTF-8 escape (write "%" itself as %25)`);
+    }
   }
   return proxy;
 }
