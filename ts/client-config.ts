@@ -122,7 +122,8 @@ function list<T>(value: unknown, field: string, parse: (item: unknown, field: st
   if (!Array.isArray(value) || value.length === 0) {
     throw new ConfigError(field, `expected a string or a non-empty array of strings, got ${describeValue(value)}`);
   }
-  return value.map((item: unknown, i) => parse(item, `${field}[${i}]`));
+  // Array.from, not map: a hole is an item (undefined, refused by name), not an empty one in the text.
+  return Array.from(value, (item: unknown, i) => parse(item, `${field}[${i}]`));
 }
 
 function prefix(value: unknown, field: string): Cidr {

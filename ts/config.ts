@@ -363,7 +363,8 @@ export function validatePeer(value: unknown, path: string, alone: boolean): Peer
   } else if (!Array.isArray(value.allowedIps)) {
     throw new ConfigError(`${path}.allowedIps`, `expected an array of strings like 10.0.0.2/32, got ${describeValue(value.allowedIps)}`);
   } else {
-    allowedIps = value.allowedIps.map((item: unknown, i) => maskHostBits(cidr(item, `${path}.allowedIps[${i}]`)));
+    // Array.from, not map: a hole is an item (undefined, refused by name), not skipped into the result.
+    allowedIps = Array.from(value.allowedIps, (item: unknown, i) => maskHostBits(cidr(item, `${path}.allowedIps[${i}]`)));
   }
 
   const result: PeerConfig = {
@@ -424,7 +425,7 @@ export function validateConfig(input: unknown): Config {
   if (typeof input.address === "string") {
     addresses = [cidr(input.address, "address")];
   } else if (Array.isArray(input.address)) {
-    addresses = input.address.map((item: unknown, i) => cidr(item, `address[${i}]`));
+    addresses = Array.from(input.address, (item: unknown, i) => cidr(item, `address[${i}]`));
   } else if (input.address !== undefined) {
     throw new ConfigError("address", `expected a string or an array of strings like 10.0.0.1/24, got ${describeValue(input.address)}`);
   }
@@ -433,7 +434,7 @@ export function validateConfig(input: unknown): Config {
     throw new ConfigError("peers", `expected an array of peer objects, got ${describeValue(input.peers)}`);
   }
   const alone = input.peers.length === 1;
-  const peers = input.peers.map((item: unknown, i) => validatePeer(item, `peers[${i}]`, alone));
+  const peers = Array.from(input.peers, (item: unknown, i) => validatePeer(item, `peers[${i}]`, alone));
   const seen = new Map<string, number>();
   peers.forEach((peer, i) => {
     const first = seen.get(peer.publicKeyText);

@@ -191,7 +191,8 @@ export function parsesOrRejects<T>(parse: () => T, allowed: abstract new (...arg
     try {
       check?.(error);
     } catch (problem) {
-      throw new Error(`input ${shown(input)}: ${allowed.name} ${JSON.stringify(error.message)}: ${(problem as Error).message}`, { cause: problem });
+      const why = (problem as Error).message.startsWith("input ") ? (problem as Error).message : `input ${shown(input)}: ${(problem as Error).message}`;
+      throw new Error(`${allowed.name} ${JSON.stringify(error.message)}: ${why}`, { cause: problem });
     }
     return THREW;
   }
