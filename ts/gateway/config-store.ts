@@ -13,7 +13,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { clientConfig } from "../client-config.js";
 import { ConfigError, decodeKey, isRecord, maskHostBits } from "../config.js";
-import { formatIp, parseCidr, type Cidr } from "../ip.js";
+import { formatIp, parseCidr, parseHostEndpoint, type Cidr } from "../ip.js";
 import { genkey, pubkey } from "../keys.js";
 
 /** A problem with the config folder; the message names the file. */
@@ -74,7 +74,10 @@ export class ConfigStore {
     const value = readJson(file);
     key(value.privateKey, file, "privateKey");
     const address = addressPair(value.address, file, [24, 64]);
-    if (value.endpoint !== undefined && typeof value.endpoint !== "string") throw new StoreError(`${file}: endpoint: expected a string like 192.0.2.1:51820`);
+    // Checked as clientConfig will read it, so `peer add` does not fail on it later.
+    if (value.endpoint !== undefined && (typeof value.endpoint !== "string" || !parseHostEndpoint(value.endpoint))) {
+      throw new StoreError(`${file}: endpoint: expected a string like 192.0.2.1:51820 or vpn.example.com:51820`);
+    }
     return { privateKey: value.privateKey as string, address, ...(value.endpoint === undefined ? {} : { endpoint: value.endpoint as string }) };
   }
 
