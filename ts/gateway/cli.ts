@@ -3,7 +3,7 @@
 
 import { getServers } from "node:dns";
 import { readFileSync } from "node:fs";
-import { endpointText, formatIp, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
+import { endpointText, formatIp, isHostName, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { reachableHost } from "../client-config.js";
 import { MTU_MAX, MTU_MIN } from "../config.js";
 import { qrCode } from "../qr.js";
@@ -143,7 +143,8 @@ function configEndpoint(text: string): { host: string; port?: number } {
   if (bare) return { host: formatIp(bare) };
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::([0-9]+))?$/.exec(text);
   const host = match?.[1] ?? match?.[2];
-  if (!host || (match?.[1] && parseIp(host)?.family !== 6)) {
+  // The host goes into every client config: an IP, or a name as clientConfig takes it.
+  if (!host || (match?.[1] ? parseIp(host)?.family !== 6 : !parseIp(host) && !isHostName(host))) {
     throw new UsageError(`--endpoint: expected HOST, HOST:PORT or [IPv6]:PORT, got ${JSON.stringify(text)}`);
   }
   return match?.[3] === undefined ? { host } : { host, port: integer(match[3], "--endpoint port", 1, 65535) };

@@ -60,5 +60,11 @@ describe("the config folder, whatever is in its files", () => {
     writeFileSync(join(conf, "server.json"), JSON.stringify({ privateKey: encodeKey(new Uint8Array(32).fill(1)), address: ["10.77.0.1/24", "fd12:3456:789a::1/64"], endpoint: "192.0.2.1" }));
     expect(() => new ConfigStore(conf).server()).toThrow(StoreError);
     expect(() => new ConfigStore(conf).server()).toThrow(/server\.json: endpoint/);
+    // And the store never writes one it would refuse (serve saves its endpoint before writing configs).
+    const fresh = join(dir, "save");
+    const store = new ConfigStore(fresh);
+    const before = store.server();
+    expect(() => store.saveEndpoint("my host:51820")).toThrow(StoreError);
+    expect(store.server()).toEqual(before);
   });
 });

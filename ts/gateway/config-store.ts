@@ -83,6 +83,8 @@ export class ConfigStore {
 
   /** Records where clients reach the gateway, for configs written later by `peer add`. */
   saveEndpoint(endpoint: string): void {
+    // Never written unless server() would read it back.
+    if (!parseHostEndpoint(endpoint)) throw new StoreError(`${this.#serverFile}: endpoint: ${JSON.stringify(endpoint)} is not host:port`);
     const server = this.server();
     if (server.endpoint !== endpoint) writeSecret(this.#serverFile, { ...server, endpoint });
   }
