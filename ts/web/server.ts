@@ -118,6 +118,14 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
     }
   }, STATS_INTERVAL_MS);
 
+  // A peer's name in a path, %-escapes decoded; one with a malformed escape names no peer.
+  const pathName = (text: string): string => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      throw new HttpError(404, `no peer ${JSON.stringify(text)}`);
+    }
+  };
   const peerNamed = (name: string): PeerRecord => {
     const peer = gateway.peers().find((candidate) => candidate.name === name);
     if (!peer) throw new HttpError(404, `no peer ${JSON.stringify(name)}`);
@@ -133,13 +141,13 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
     if (method === "GET" && path === "/api/capture") return json(response, 200, captures.state());
     if (method === "GET" && path === "/api/events") return openEvents(response);
     if (method === "GET" && peerPath?.[2] === "config") {
-      const peer = peerNamed(decodeURIComponent(peerPath[1]!));
+      const peer = peerNamed(pathName(peerPath[1]!));
       const headers: Record<string, string> = { "content-type": "text/plain; charset=utf-8" };
       if (query.has("download")) headers["content-disposition"] = `attachment; filename="${peer.name}.conf"`;
       return reply(response, 200, gateway.clientConfig(peer), headers);
     }
     if (method === "GET" && peerPath?.[2] === "qr.svg") {
-      const svg = await qrCode(gateway.clientConfig(peerNamed(decodeURIComponent(peerPath[1]!))), "svg");
+      const svg = await qrCode(gateway.clientConfig(peerNamed(pathName(peerPath[1]!))), "svg");
       return reply(response, 200, svg, { "content-type": "image/svg+xml" });
     }
     if (method === "POST" && path === "/api/peers") {
@@ -151,7 +159,7 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
       return json(response, 201, { name: peer.name, publicKey: peer.publicKey, address: peer.address, config: gateway.clientConfig(peer) });
     }
     if (method === "POST" && peerPath?.[2] === "remove") {
-      const peer = peerNamed(decodeURIComponent(peerPath[1]!));
+      const peer = peerNamed(pathName(peerPath[1]!));
       store.removePeer(peer.name);
       gateway.syncPeers();
       sendStats();
@@ -183,7 +191,13 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
-    const url = new URL(request.url ?? "/", "http://localhost");
+    let url: URL;
+    try {
+      url = new URL(request.url ?? "/", "http://localhost");
+    } catch {
+      // A target no URL can be made of ("//" reads as a host, and an empty one): it was a dropped connection.
+      return reply(response, 400, "bad request target\n", { "content-type": "text/plain; charset=utf-8" });
+    }
     const access = checkAccess(token, {
       method: request.method ?? "GET",
       path: url.pathname,
