@@ -173,15 +173,17 @@ describe("TCP through the tunnel", () => {
 
   it("fails a connect nothing answers with ETIMEDOUT after the SYN's five retries (63 s), not ECONNREFUSED", async () => {
     const { clock, client } = await pair({ onTcp: echo }, { loss: 1 });
-    const connecting = client.connect({ host: "10.1.1.1", port: 80 });
-    const failure = expect(connecting).rejects.toMatchObject({ code: "ETIMEDOUT" });
-    await clock.advance(62_000);
-    let settled = false;
-    void connecting.catch(() => {}).finally(() => (settled = true));
-    await clock.advance(100);
-    expect(settled).toBe(false);
+    // Watched, not awaited: only the virtual clock can settle it (Bun's expect().rejects
+    // would wait for it in a nested event loop in which this clock never moves).
+    let outcome: unknown;
+    client.connect({ host: "10.1.1.1", port: 80 }).then(
+      () => (outcome = "connected"),
+      (error: unknown) => (outcome = error),
+    );
+    await clock.advance(62_100);
+    expect(outcome).toBeUndefined();
     await clock.advance(1_000);
-    await failure;
+    expect(outcome).toMatchObject({ code: "ETIMEDOUT" });
   });
 
   it("refuses connections and UDP flows past a peer's limits, counts them, and keeps serving", async () => {
