@@ -30,6 +30,23 @@ describe("the HTTP proxy's request head", () => {
     }
   });
 
+  it("refuses with 400 a forwarded request whose body length could be read two ways (RFC 9112 6.3), and forwards one framing", () => {
+    const request = (fields: string) => `POST http://x/ HTTP/1.1\r\n${fields}\r\n`;
+    for (const fields of [
+      "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+      "Content-Length: 5\r\nContent-Length: 6\r\n",
+      "Content-Length: 5, 6\r\n",
+      "Content-Length: +5\r\n",
+      "Transfer-Encoding: chunked, gzip\r\n",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+    ]) {
+      expect(statusOf(request(fields))).toBe(400);
+    }
+    for (const fields of ["Content-Length: 5\r\n", "Content-Length: 5\r\nContent-Length: 5\r\n", "Transfer-Encoding: gzip, chunked\r\n", ""]) {
+      expect(parseProxyRequest(request(fields)).forwardHead).toContain(fields);
+    }
+  });
+
   it("finds the end of the head, checks Basic logins and maps failures to 502 or 504", () => {
     expect(headEnd(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\nbody"))).toBe(18);
     expect(headEnd(new TextEncoder().encode("GET / HTTP/1.1\r\n"))).toBe(-1);

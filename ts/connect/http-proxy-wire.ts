@@ -76,10 +76,29 @@ export function parseProxyRequest(head: string): ProxyRequest {
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === "" ? 80 : Number(url.port);
   if (port === 0) throw new HttpProxyError(400, `port 0 is no destination, in ${JSON.stringify(target.slice(0, 100))}`);
+  checkFraming(fields);
   const kept = fields.filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()) && name.toLowerCase() !== "host");
   // RFC 9112 section 3.2.2: Host is the URI's authority; one request per upstream connection.
   const forwardHead = [`${method} ${url.pathname}${url.search} HTTP/1.${minor}`, `Host: ${url.host}`, ...kept.map(([name, value]) => `${name}: ${value}`), "Connection: close", "", ""].join("\r\n");
   return { method, host, port, forwardHead, ...base };
+}
+
+/**
+ * RFC 9112 section 6.3: a body whose length two readers could read two ways is refused (400),
+ * never forwarded: Content-Length beside Transfer-Encoding, Content-Lengths that differ or
+ * are not numbers, a Transfer-Encoding whose last coding is not chunked. (The upstream would
+ * take the rest of the stream as it reads the framing: request smuggling.)
+ */
+function checkFraming(fields: [string, string][]): void {
+  const values = (name: string) => fields.filter(([key]) => key.toLowerCase() === name).flatMap(([, value]) => value.split(",").map((item) => item.trim()));
+  const lengths = values("content-length");
+  const codings = values("transfer-encoding");
+  const refuse = (why: string) => {
+    throw new HttpProxyError(400, `ambiguous message framing: ${why}`);
+  };
+  if (lengths.length > 0 && codings.length > 0) refuse("both Content-Length and Transfer-Encoding");
+  if (lengths.some((length) => !/^[0-9]+$/.test(length) || length !== lengths[0])) refuse(`Content-Length ${JSON.stringify(lengths.join(", ").slice(0, 100))}`);
+  if (codings.length > 0 && codings[codings.length - 1]!.toLowerCase() !== "chunked") refuse("a Transfer-Encoding that does not end in chunked");
 }
 
 /** host:port, [v6]:port; the host an IP or a name. */
