@@ -107,6 +107,8 @@ struct Net {
     sent: Vec<(SocketAddr, Vec<u8>)>,
     /// Accept each TCP_INCOMING at once, as a host with an `onTcp` handler does.
     auto_accept: bool,
+    /// The persistent keepalive (seconds, 0 off) of the clients added from now on.
+    persistent_keepalive: u16,
 }
 
 impl Net {
@@ -118,7 +120,7 @@ impl Net {
         // Start past whatever this thread's mock clock already says: it must not go back.
         let now = mock_instant::MockClock::time().as_millis() as f64 + 1_000.0;
         let server = Engine::new(Config { private_key: SERVER_KEY, tcp, udp: crate::ffi::DEFAULT_UDP }, now);
-        Net { now, server, clients: Vec::new(), events: Vec::new(), sent: Vec::new(), auto_accept: true }
+        Net { now, server, clients: Vec::new(), events: Vec::new(), sent: Vec::new(), auto_accept: true, persistent_keepalive: 0 }
     }
 
     fn server_public(&self) -> PublicKey {
@@ -144,7 +146,12 @@ impl Net {
     ) -> usize {
         let secret = [n; 32];
         let public = *PublicKey::from(&StaticSecret::from(secret)).as_bytes();
-        let config = PeerConfig { public_key: public, preshared_key: None, persistent_keepalive: 0, endpoint: configured_endpoint };
+        let config = PeerConfig {
+            public_key: public,
+            preshared_key: None,
+            persistent_keepalive: self.persistent_keepalive,
+            endpoint: configured_endpoint,
+        };
         let peer = self.server.add_peer(config).unwrap();
         self.server.allow(peer, IpAddr::V4(v4), 32).unwrap();
         self.server.allow(peer, IpAddr::V6(v6), 128).unwrap();
@@ -1282,6 +1289,13 @@ fn malformed_datagrams_are_counted_by_reason() {
     data[0] = 4;
     data[4..8].copy_from_slice(&0xffff_ff00u32.to_le_bytes());
     assert_dropped(&mut net, &data, DropReason::UnknownPeer);
+    // This peer's, for a session index it never gave out: one whose slot (the low bits mod 8,
+    // boringtun's ring of sessions) holds the live session, and one whose slot is empty.
+    let live = u32::from_le_bytes(net.sent_data_receiver_index());
+    for (receiver, reason) in [(live + 8, DropReason::UnknownPeer), (live + 1, DropReason::NoSession)] {
+        data[4..8].copy_from_slice(&receiver.to_le_bytes());
+        assert_dropped(&mut net, &data, reason);
+    }
 
     // A data packet for the real session that fails authentication.
     let mut forged = vec![0u8; 64];
@@ -1630,6 +1644,63 @@ fn a_forged_cookie_reply_does_not_move_the_endpoint() {
     net.clients[c].endpoint = addr("192.0.2.99:40001");
     net.handshake(c);
     assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(addr("192.0.2.99:40001")));
+}
+
+/// A cookie reply to our initiation, from a peer under load (whitepaper 5.4.7), is taken:
+/// our retried initiation carries mac2 under that cookie, which the busy peer accepts.
+#[test]
+fn a_cookie_reply_to_our_initiation_is_taken_and_the_retry_carries_mac2() {
+    let mut net = Net::new();
+    let endpoint = addr("192.0.2.2:40001");
+    // The endpoint is configured, but the client is elsewhere: nothing answers the initiations.
+    let c = net.add_client_with(
+        1,
+        Ipv4Addr::new(10, 0, 0, 2),
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+        addr("192.0.2.99:1"),
+        Some(endpoint),
+    );
+    net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.0.0.2:5353"), b"hello").unwrap();
+    net.pump();
+    let initiations = |net: &Net| net.sent.iter().filter(|(_, d)| message_type(d) == 1).map(|(_, d)| d.clone()).collect::<Vec<_>>();
+    let first = initiations(&net).pop().expect("an initiation");
+    // The peer, under load, answers with a cookie reply instead of a response.
+    let busy = boringtun::noise::rate_limiter::RateLimiter::new(&PublicKey::from(net.clients[c].public_key()), 0);
+    let mut buf = vec![0u8; BUF];
+    let Err(TunnResult::WriteToNetwork(cookie_reply)) = busy.verify_packet(Some(SERVER_OUTER), &first, &mut buf) else {
+        panic!("no cookie reply");
+    };
+    let cookie_reply = cookie_reply.to_vec();
+    net.deliver_from(endpoint, &cookie_reply);
+    assert_eq!(net.total_dropped(), 0, "the cookie reply was taken");
+    net.advance(5_500); // past REKEY_TIMEOUT (5 s): the initiation is sent again
+    let retries = initiations(&net);
+    assert_eq!(retries.len(), 2);
+    assert!(busy.verify_packet(Some(SERVER_OUTER), &retries[1], &mut buf).is_ok(), "the retry's mac2 is under the cookie");
+}
+
+/// A peer with a persistent keepalive hears from us after each that many seconds of quiet, so
+/// a NAT in front of it keeps its mapping (whitepaper 6.5, wg(8) PersistentKeepalive): a
+/// keepalive, a data message of header and tag only (32 bytes). Without one we stay quiet.
+#[test]
+fn a_persistent_keepalive_goes_out_after_each_interval_of_quiet() {
+    for (interval, expected) in [(25, vec![25, 50]), (0, vec![])] {
+        let mut net = Net::new();
+        net.persistent_keepalive = interval;
+        let c = net.add_client(1);
+        net.handshake(c);
+        let mut sent_at = Vec::new();
+        for second in 1..=60 {
+            let before = net.sent.len();
+            net.advance(1_000);
+            for (to, datagram) in &net.sent[before..] {
+                assert_eq!((*to, message_type(datagram), datagram.len()), (net.clients[c].endpoint, 4, 32), "at {second} s");
+                sent_at.push(second);
+            }
+        }
+        assert_eq!(sent_at, expected, "keepalive {interval} s");
+        assert!(net.take_inbox(c).is_empty() && net.clients[c].errors.is_empty(), "{:?}", net.clients[c].errors);
+    }
 }
 
 /// A removed peer loses everything at once: its TCP connections close (as reset), its

@@ -183,3 +183,40 @@ impl Tunnels {
         self.peers.iter().enumerate().filter_map(|(id, peer)| Some((id as u32, peer.as_ref()?)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(public_key: [u8; 32]) -> PeerConfig {
+        PeerConfig { public_key, preshared_key: None, persistent_keepalive: 0, endpoint: None }
+    }
+
+    /// A public key names one peer (wg(8): a peer is identified by its public key): a second
+    /// peer with a key already configured, or with the server's own, is refused with the
+    /// message the host shows.
+    #[test]
+    fn a_duplicate_key_or_the_servers_own_is_refused_with_a_message() {
+        let mut tunnels = Tunnels::new([0x42; 32]);
+        assert_eq!(tunnels.add_peer(peer([1; 32])), Ok(0));
+        assert_eq!(tunnels.add_peer(peer([2; 32])), Ok(1));
+        let duplicate = tunnels.add_peer(peer([1; 32])).unwrap_err();
+        assert_eq!(duplicate.to_string(), "a peer with this public key already exists");
+        let own = tunnels.add_peer(peer(tunnels.public_key())).unwrap_err();
+        assert_eq!(own.to_string(), "a peer cannot have the server's own public key");
+        assert_eq!(TunnelError::TooManyPeers.to_string(), "too many peers");
+        assert_eq!(tunnels.peers().count(), 2);
+    }
+
+    /// An allowedIps prefix longer than its address family is refused, not cut short.
+    #[test]
+    fn an_allowed_prefix_longer_than_its_family_is_refused() {
+        let mut tunnels = Tunnels::new([0x42; 32]);
+        let id = tunnels.add_peer(peer([1; 32])).unwrap();
+        assert_eq!(tunnels.allow(id, "10.0.0.2".parse().unwrap(), 33), Err(PrefixTooLong));
+        assert_eq!(tunnels.allow(id, "fd00::2".parse().unwrap(), 129), Err(PrefixTooLong));
+        assert_eq!(tunnels.route("10.0.0.2".parse().unwrap()), None);
+        assert_eq!(tunnels.allow(id, "10.0.0.2".parse().unwrap(), 32), Ok(()));
+        assert_eq!(tunnels.route("10.0.0.2".parse().unwrap()), Some(id));
+    }
+}

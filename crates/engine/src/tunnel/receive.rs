@@ -136,3 +136,48 @@ pub(crate) fn drop_reason(error: &WireGuardError) -> DropReason {
         _ => DropReason::Malformed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::decode::decode;
+
+    /// Reports `key` as the receive path does at `now`; how many events it wrote (0 or 1).
+    fn report(reported: &mut HashMap<[u8; 32], u64>, now: u64, key: [u8; 32]) -> usize {
+        let mut events = Events::default();
+        report_unknown(reported, now, &key, "203.0.113.9:1234".parse().unwrap(), &mut events);
+        decode(events.as_bytes()).len()
+    }
+
+    /// A key nobody configured is reported once a minute at most: again once a full minute
+    /// has passed since its last report, not a microsecond before.
+    #[test]
+    fn an_unknown_key_is_reported_again_a_full_minute_after_its_last_report() {
+        let mut reported = HashMap::new();
+        assert_eq!(report(&mut reported, 5_000, [1; 32]), 1);
+        assert_eq!(report(&mut reported, 5_000 + UNKNOWN_PEER_REPORT_US - 1, [1; 32]), 0);
+        assert_eq!(report(&mut reported, 5_000 + UNKNOWN_PEER_REPORT_US, [1; 32]), 1);
+        assert_eq!(report(&mut reported, 5_000 + UNKNOWN_PEER_REPORT_US + 1, [1; 32]), 0);
+    }
+
+    /// A flood of keys costs bounded memory: the keys are remembered up to
+    /// UNKNOWN_PEERS_REMEMBERED, and one more clears the memory, so keys seen before are
+    /// reported again.
+    #[test]
+    fn a_flood_of_unknown_keys_is_remembered_up_to_its_limit_then_forgotten() {
+        let key = |i: usize| {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            key
+        };
+        let mut reported = HashMap::new();
+        for i in 0..UNKNOWN_PEERS_REMEMBERED {
+            assert_eq!(report(&mut reported, 0, key(i)), 1, "key {i}");
+        }
+        assert_eq!(reported.len(), UNKNOWN_PEERS_REMEMBERED);
+        assert_eq!(report(&mut reported, 1, key(0)), 0, "every key of the flood is still remembered");
+        assert_eq!(report(&mut reported, 1, key(UNKNOWN_PEERS_REMEMBERED)), 1);
+        assert_eq!(reported.len(), 1, "the memory was cleared for the new key");
+        assert_eq!(report(&mut reported, 1, key(0)), 1);
+    }
+}
