@@ -102,4 +102,34 @@ mod tests {
         assert_eq!(flows.count(), 0);
         assert!(flows.admit(62_000_000, 0, src, b) && flows.admit(62_000_000, 0, src, a));
     }
+
+    /// A flow ends once it has been quiet for the idle time (a NAT's mapping timer, RFC 4787
+    /// §4.3): at exactly that time, not a microsecond later.
+    #[test]
+    fn a_flow_ends_when_quiet_for_exactly_the_idle_time() {
+        let mut flows = UdpFlows::new(1, 60_000_000);
+        let (src, dst) = (addr("10.0.0.2:5000"), addr("8.8.8.8:53"));
+        assert!(flows.admit(1_000, 0, src, dst));
+        flows.expire(1_000 + 60_000_000 - 1);
+        assert_eq!(flows.count(), 1);
+        flows.expire(1_000 + 60_000_000);
+        assert_eq!(flows.count(), 0);
+        assert!(flows.admit(1_000 + 60_000_000, 0, src, addr("9.9.9.9:53")), "its place is free");
+    }
+
+    /// A flow that ends frees its own place only: the peer's live flows still count against
+    /// its limit.
+    #[test]
+    fn an_ended_flow_frees_its_place_and_the_live_ones_still_count() {
+        let mut flows = UdpFlows::new(2, 60_000_000);
+        let src = addr("10.0.0.2:5000");
+        let (a, b, c, d) = (addr("8.8.8.8:53"), addr("1.1.1.1:53"), addr("9.9.9.9:53"), addr("8.8.4.4:53"));
+        assert!(flows.admit(0, 0, src, a));
+        assert!(flows.admit(30_000_000, 0, src, b));
+        flows.expire(60_000_000); // `a` ends, `b` lives
+        assert_eq!(flows.count(), 1);
+        assert!(flows.admit(60_000_000, 0, src, c), "a's place");
+        assert!(!flows.admit(60_000_000, 0, src, d), "b and c fill the limit");
+        assert_eq!(flows.refused, 1);
+    }
 }
