@@ -495,6 +495,45 @@ mod tests {
         assert_eq!(classify(&packet), Err(DropReason::InnerMalformed));
     }
 
+    /// The quoted IPv4 header is as long as its IHL says (RFC 791 §3.1): options are skipped
+    /// to reach the ports, and an IHL under 5 (20 bytes) is no header at all.
+    #[test]
+    fn a_quoted_ipv4_header_is_read_to_its_length_options_and_all() {
+        let mut packet = icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN);
+        // The outer IPv4 header (20), the ICMP header (8), then the quoted header at 28.
+        packet.splice(48..48, [1, 1, 1, 0]); // four bytes of options: three NOPs and End of Option List
+        packet[28] = 0x46; // IHL 6: 24 bytes
+        let len = packet.len() as u16;
+        packet[2..4].copy_from_slice(&len.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut packet[..]).fill_checksum();
+        Icmpv4Packet::new_unchecked(&mut packet[20..]).fill_checksum();
+        let quoted = QuotedTcp { local: addr("10.0.0.2:40000"), remote: addr("192.0.2.7:443"), seq: 0x0102_0304 };
+        assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why: UnreachableKind::Host, quoted }));
+
+        let mut packet = icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN);
+        packet[28] = 0x44; // IHL 4: 16 bytes, shorter than any IPv4 header
+        Icmpv4Packet::new_unchecked(&mut packet[20..]).fill_checksum();
+        assert_eq!(classify(&packet), Err(DropReason::InnerMalformed));
+    }
+
+    /// The engine stands in for every unicast destination; a broadcast, multicast or
+    /// unspecified one names no single host to stand in for (RFC 1122 §3.3.6, RFC 4291 §2.7),
+    /// so a packet to one is dropped as unsupported, whatever it carries.
+    #[test]
+    fn a_packet_to_a_broadcast_multicast_or_unspecified_address_is_unsupported() {
+        for (src, dst) in [
+            ("10.0.0.2:68", "255.255.255.255:67"),
+            ("10.0.0.2:5353", "224.0.0.251:5353"),
+            ("10.0.0.2:9", "0.0.0.0:9"),
+            ("[fd00::2]:5353", "[ff02::fb]:5353"),
+            ("[fd00::2]:9", "[::]:9"),
+        ] {
+            let mut packet = Vec::new();
+            build_udp(addr(src), addr(dst), b"x", 1420, &mut packet).unwrap();
+            assert_eq!(classify(&packet), Err(DropReason::Unsupported), "to {dst}");
+        }
+    }
+
     #[test]
     fn answers_icmpv4_echo_for_any_destination() {
         let request = icmpv4_echo("10.0.0.2", "198.51.100.7", b"ping!");
