@@ -878,6 +878,62 @@ fn tcp_syn_is_refused_with_rst_when_not_accepting() {
     assert_eq!(net.server.connection_count(), 0);
 }
 
+/// A SYN the host turns down, as it asks: RST, as a host with no listener answers (RFC 9293
+/// §3.10.7.1), or ICMP host unreachable quoting the SYN (RFC 792, RFC 1122 §4.2.3.9), as a
+/// firewall that rejects does. Either way the host hears it closed, refused.
+#[test]
+fn tcp_a_syn_the_host_refuses_is_answered_with_rst_or_icmp_unreachable() {
+    for how in [Refusal::Reset, Refusal::Unreachable] {
+        let (mut net, c) = connected();
+        net.auto_accept = false;
+        let (local, remote) = (addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
+        let syn = tcp_packet(local, remote, TcpControl::Syn, 5, None, 65535, None, &[]);
+        net.send(c, &syn);
+        let events = net.take_events();
+        let Some(&Event::TcpIncoming { conn, .. }) = events.first() else { panic!("{events:?}") };
+        assert!(net.take_inbox(c).is_empty(), "no answer before the host decides");
+        assert_eq!(net.server.tcp_refuse(conn, how), Ok(()));
+        net.pump();
+        assert_eq!(net.take_events(), vec![Event::TcpClosed { conn, reason: CloseReason::Refused as u8 }]);
+        let answer = net.take_inbox(c);
+        assert_eq!(answer.len(), 1, "{how:?}");
+        if how == Refusal::Reset {
+            let rst = parse_tcp(&answer[0]).unwrap();
+            assert!(rst.is(TcpControl::Rst));
+            assert_eq!((rst.src, rst.dst, rst.ack), (remote, local, Some(6)));
+        } else {
+            let (from, to, protocol, icmp) = parse_ip(&answer[0]);
+            assert_eq!((from, to, protocol), (remote.ip(), local.ip(), IpProtocol::Icmp));
+            assert_eq!((icmp[0], icmp[1]), (3, 1), "destination unreachable: host");
+            assert_eq!(&icmp[8..36], &syn[..28], "the SYN's IP header and first 8 bytes");
+        }
+        assert_eq!(net.server.connection_count(), 0);
+        assert_eq!(net.server.tcp_refuse(conn, how), Err(RequestError::Tcp(TcpError::UnknownConnection)));
+    }
+}
+
+/// The host sets TCP's limits with `set_tcp_limits` (as `wgn_tcp_limits` does) and they hold
+/// from the next SYN: one past a peer's connections is refused with RST and counted in the
+/// totals; the open connection's own stats read back.
+#[test]
+fn tcp_limits_the_host_sets_hold_from_the_next_syn() {
+    let (mut net, c) = connected();
+    net.server.set_tcp_limits(Limits { connections_per_peer: 1, ..DEFAULT_LIMITS });
+    let tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
+    let (local, remote) = (addr("10.0.0.2:40001"), addr("93.184.216.34:80"));
+    net.send(c, &syn(local, remote, 7));
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    assert!(segments[0].is(TcpControl::Rst));
+    assert_eq!((segments[0].src, segments[0].dst, segments[0].ack), (remote, local, Some(8)));
+    assert!(net.take_events().is_empty());
+    assert_eq!(net.server.connection_count(), 1);
+    assert_eq!(net.server.tcp_totals().refused_over_limit, 1);
+    let stats = net.server.connection_stats(tcp.id).expect("the open connection's stats");
+    assert!(stats.cwnd > 0 && stats.peer_window == 65535, "{stats:?}");
+    assert_eq!(net.server.connection_stats(tcp.id + 1), None);
+}
+
 #[test]
 fn tcp_connect_out_to_a_client() {
     let (mut net, c) = connected();
@@ -1145,6 +1201,49 @@ fn udp_checksum_is_not_verified_inside_the_tunnel() {
     assert_eq!(net.dropped(DropReason::InnerMalformed), 0);
 }
 
+/// A peer may have only so many UDP flows at once (the host sets the limit and the idle time
+/// with `set_udp`, as `wgn_udp_limits` does): a datagram that would start one more is answered
+/// with ICMP port unreachable, as a host with no socket there answers (RFC 1122 §4.1.3.1),
+/// and counted; a flow quiet for the idle time ends and frees its place.
+#[test]
+fn udp_flows_past_the_peers_limit_get_port_unreachable_until_one_ends() {
+    let (mut net, c) = connected();
+    net.server.set_udp(UdpConfig { max_flows_per_peer: 1, flow_idle_us: 10_000_000 });
+    let src = addr("10.0.0.2:5353");
+    net.send(c, &udp_packet(src, addr("8.8.8.8:53"), b"one"));
+    assert_eq!(net.take_events().len(), 1);
+    let refused = udp_packet(src, addr("1.1.1.1:53"), b"two");
+    net.send(c, &refused);
+    assert!(net.take_events().is_empty());
+    let answer = net.take_inbox(c);
+    assert_eq!(answer.len(), 1);
+    let (from, to, protocol, icmp) = parse_ip(&answer[0]);
+    assert_eq!((from, to, protocol), (addr("1.1.1.1:53").ip(), src.ip(), IpProtocol::Icmp));
+    assert_eq!((icmp[0], icmp[1]), (3, 3), "destination unreachable: port");
+    assert_eq!(&icmp[8..36], &refused[..28], "the datagram's IP header and UDP header");
+    assert_eq!(net.server.udp_flows(), (1, 1), "one flow open, one datagram refused");
+    net.advance(10_000);
+    assert_eq!(net.server.udp_flows(), (0, 1), "the first flow ended");
+    net.send(c, &refused);
+    assert_eq!(net.take_events().len(), 1);
+    assert_eq!(net.server.udp_flows(), (1, 1));
+}
+
+/// A request the engine cannot carry out says why, in the words the host shows (the
+/// messages `abi::request_message` shares with the host, and TCP's own).
+#[test]
+fn a_refused_request_says_why() {
+    use crate::abi::request_message::{MIXED_FAMILIES, NO_ROUTE, TOO_BIG};
+    for (error, text) in [
+        (RequestError::NoRoute, NO_ROUTE),
+        (RequestError::MixedFamilies, MIXED_FAMILIES),
+        (RequestError::TooBig, TOO_BIG),
+        (RequestError::Tcp(TcpError::UnknownConnection), "unknown connection"),
+    ] {
+        assert_eq!(error.to_string(), text, "{error:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 6. ICMP echo
 
@@ -1226,6 +1325,30 @@ fn outgoing_packets_without_route_or_endpoint_are_counted() {
     net.pump();
     assert_eq!(net.dropped(DropReason::NoEndpoint), 1);
     assert_eq!(net.sent.len(), sent_before, "nothing sent");
+}
+
+/// The ABI selftest (`wgn_abi_selftest`, read back field by field by ts/wasm/abi.test.ts)
+/// replaces whatever the log held with one event of each kind, with known values.
+#[test]
+fn the_abi_selftest_replaces_the_event_log_with_one_event_of_each_kind() {
+    let (mut net, _) = connected();
+    net.server.ping(net.now, "192.0.2.200".parse().unwrap(), "10.0.0.2".parse().unwrap(), 1, 1).unwrap();
+    assert!(!net.server.events().is_empty(), "a datagram waits in the log");
+    net.server.write_selftest_events();
+    let expected = vec![
+        Event::Datagram { to: addr("192.0.2.1:51820"), bytes: vec![1, 2, 3] },
+        Event::TcpIncoming { conn: 0x0102_0304, peer: 2, remote: addr("10.0.0.2:40000"), local: addr("[2001:db8::1]:443") },
+        Event::TcpData { conn: 0x0102_0304, bytes: vec![9, 8, 7, 6] },
+        Event::TcpEof { conn: 5 },
+        Event::TcpWritable { conn: 6, room: 70_000 },
+        Event::TcpClosed { conn: 7, reason: CloseReason::TimedOut as u8 },
+        Event::Udp { peer: 3, src: addr("10.0.0.2:5353"), dst: addr("8.8.8.8:53"), payload: b"dns".to_vec() },
+        Event::TcpEstablished { conn: 8, peer: 4 },
+        Event::UnknownPeer { public_key: [0xab; 32], from: addr("[fd00::1]:1") },
+        Event::InnerPacket { direction: 1, peer: 9, bytes: vec![0x45, 0] },
+        Event::EchoReply { peer: 10, from: addr("[fd00::7]:0"), ident: 0x1234, seq: 0xfffe },
+    ];
+    assert_eq!(decode(net.server.events()), expected);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1646,6 +1769,17 @@ fn a_forged_cookie_reply_does_not_move_the_endpoint() {
     assert_eq!(net.server.peer(0).unwrap().stats().endpoint, Some(addr("192.0.2.99:40001")));
 }
 
+/// `poll` says when it next wants to be called, in the host's milliseconds: with nothing due
+/// sooner, the next run of the peers' timers, 250 ms after the last.
+#[test]
+fn poll_returns_the_next_deadline_in_host_milliseconds() {
+    let (mut net, _) = connected();
+    let now = net.now + 1_000.0;
+    assert_eq!(net.server.poll(now), now + 250.0);
+    assert_eq!(net.server.poll(now + 100.0), now + 250.0);
+    assert_eq!(net.server.poll(now + 250.0), now + 500.0);
+}
+
 /// A cookie reply to our initiation, from a peer under load (whitepaper 5.4.7), is taken:
 /// our retried initiation carries mac2 under that cookie, which the busy peer accepts.
 #[test]
@@ -1828,12 +1962,11 @@ fn idle_tcp_connection_times_out_with_reset() {
 }
 
 /// Sends data after 10 s of quiet to a client that never acknowledges it (it went away);
-/// returns how many milliseconds after the send the connection timed out.
+/// returns how many milliseconds after the send the connection timed out. The timeout is set
+/// as the host sets it (`wgn_tcp_timeouts`), after the engine was made.
 fn unacknowledged_data_times_out_after(user_timeout_s: u64) -> u64 {
-    let timeouts = Timeouts { user_timeout_us: user_timeout_s * 1_000_000, ..DEFAULT_TIMEOUTS };
-    let mut net = Net::with_tcp(TcpConfig { timeouts, ..tcp_config() });
-    let c = net.add_client(1);
-    net.handshake(c);
+    let (mut net, c) = connected();
+    net.server.set_tcp_timeouts(Timeouts { user_timeout_us: user_timeout_s * 1_000_000, ..DEFAULT_TIMEOUTS });
     let mut tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
     host_sends(&mut net, &mut tcp, b"acknowledged");
     net.advance(10_000); // quiet, short of a keep-alive
