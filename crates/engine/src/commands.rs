@@ -148,6 +148,19 @@ mod tests {
         assert_eq!(apply(&mut net, 0.0, &[]), Ok(()));
     }
 
+    /// A broken batch is the host's bug: the error it gets back says what and where.
+    #[test]
+    fn a_broken_batch_is_reported_in_words_that_say_where() {
+        let errors = [
+            (CommandError::Malformed { at: 5 }, "malformed command at byte 5"),
+            (CommandError::PastGrant { conn: 3, sent: 10, taken: 4 }, "connection 3: 10 bytes sent past the granted room (4 taken)"),
+            (CommandError::Unsendable { at: 9, error: RequestError::TooBig }, "command at byte 9: datagram is larger than the MTU allows"),
+        ];
+        for (error, text) in errors {
+            assert_eq!(error.to_string(), text);
+        }
+    }
+
     /// The host learns of a close from its events, perhaps after it queued more requests.
     #[test]
     fn requests_for_a_connection_that_is_gone_are_dropped() {

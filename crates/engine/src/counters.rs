@@ -97,4 +97,16 @@ mod tests {
             assert_eq!(*reason as usize, i, "{reason}");
         }
     }
+
+    /// The host keys `stats().dropped` by these names (ts/wasm/abi.ts is generated from them):
+    /// each reason has its own, a camelCase word, and shows as it.
+    #[test]
+    fn each_reason_has_its_own_camel_case_name_and_shows_as_it() {
+        for (i, reason) in DropReason::ALL.iter().enumerate() {
+            let name = reason.name();
+            assert!(name.starts_with(|c: char| c.is_ascii_lowercase()) && name.chars().all(|c| c.is_ascii_alphabetic()), "{name:?}");
+            assert!(DropReason::ALL[i + 1..].iter().all(|other| other.name() != name), "{name} twice");
+            assert_eq!(reason.to_string(), name);
+        }
+    }
 }

@@ -878,12 +878,13 @@ fn tcp_syn_is_refused_with_rst_when_not_accepting() {
     assert_eq!(net.server.connection_count(), 0);
 }
 
-/// A SYN the host turns down, as it asks: RST, as a host with no listener answers (RFC 9293
-/// §3.10.7.1), or ICMP host unreachable quoting the SYN (RFC 792, RFC 1122 §4.2.3.9), as a
-/// firewall that rejects does. Either way the host hears it closed, refused.
+/// A SYN the host turns down (a REFUSE command) is answered as it asks: `how` 0, RST, as a
+/// host with no listener answers (RFC 9293 §3.10.7.1); 1, ICMP host unreachable quoting the
+/// SYN (RFC 792), as a firewall that rejects does. Either way the host hears it closed, refused.
 #[test]
 fn tcp_a_syn_the_host_refuses_is_answered_with_rst_or_icmp_unreachable() {
-    for how in [Refusal::Reset, Refusal::Unreachable] {
+    use crate::abi::Command;
+    for (how, refusal) in [(0, Refusal::Reset), (1, Refusal::Unreachable)] {
         let (mut net, c) = connected();
         net.auto_accept = false;
         let (local, remote) = (addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
@@ -892,12 +893,14 @@ fn tcp_a_syn_the_host_refuses_is_answered_with_rst_or_icmp_unreachable() {
         let events = net.take_events();
         let Some(&Event::TcpIncoming { conn, .. }) = events.first() else { panic!("{events:?}") };
         assert!(net.take_inbox(c).is_empty(), "no answer before the host decides");
-        assert_eq!(net.server.tcp_refuse(conn, how), Ok(()));
+        let mut refuse = Vec::new();
+        Command::<&[u8]>::Refuse { conn, how }.write(&mut refuse);
+        assert_eq!(crate::commands::apply(&mut net.server, net.now, &refuse), Ok(()));
         net.pump();
         assert_eq!(net.take_events(), vec![Event::TcpClosed { conn, reason: CloseReason::Refused as u8 }]);
         let answer = net.take_inbox(c);
-        assert_eq!(answer.len(), 1, "{how:?}");
-        if how == Refusal::Reset {
+        assert_eq!(answer.len(), 1, "{refusal:?}");
+        if refusal == Refusal::Reset {
             let rst = parse_tcp(&answer[0]).unwrap();
             assert!(rst.is(TcpControl::Rst));
             assert_eq!((rst.src, rst.dst, rst.ack), (remote, local, Some(6)));
@@ -908,7 +911,7 @@ fn tcp_a_syn_the_host_refuses_is_answered_with_rst_or_icmp_unreachable() {
             assert_eq!(&icmp[8..36], &syn[..28], "the SYN's IP header and first 8 bytes");
         }
         assert_eq!(net.server.connection_count(), 0);
-        assert_eq!(net.server.tcp_refuse(conn, how), Err(RequestError::Tcp(TcpError::UnknownConnection)));
+        assert_eq!(net.server.tcp_refuse(conn, refusal), Err(RequestError::Tcp(TcpError::UnknownConnection)));
     }
 }
 
