@@ -354,7 +354,7 @@ pub fn build_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8], mtu: usize, o
 mod tests {
     use super::*;
     use crate::tcp::segment::Outgoing;
-    use smoltcp::wire::{Icmpv4Repr, Icmpv6Repr};
+    use smoltcp::wire::{Icmpv4Repr, Icmpv6Repr, Ipv6Address};
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
@@ -465,6 +465,52 @@ mod tests {
             unreachable(&original, why, &mut packet).unwrap();
             assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why: kind, quoted }), "{why:?}");
         }
+    }
+
+    /// An ICMPv6 destination unreachable (no route) from 2001:db8::1 to us (fd00::2) quoting an
+    /// IPv6 header of TCP from us to 2001:db8::7, then `quoted` (the start of the segment).
+    fn icmpv6_unreachable(quoted: &[u8]) -> Vec<u8> {
+        let (us, router): (Ipv6Address, Ipv6Address) = ("fd00::2".parse().unwrap(), "2001:db8::1".parse().unwrap());
+        let header = Ipv6Repr {
+            src_addr: us,
+            dst_addr: "2001:db8::7".parse().unwrap(),
+            next_header: IpProtocol::Tcp,
+            payload_len: 40,
+            hop_limit: 64,
+        };
+        let icmp = Icmpv6Repr::DstUnreachable { reason: Icmpv6DstUnreachable::NoRoute, header, data: quoted };
+        let ip =
+            Ipv6Repr { src_addr: router, dst_addr: us, next_header: IpProtocol::Icmpv6, payload_len: icmp.buffer_len(), hop_limit: 64 };
+        let mut out = vec![0u8; ip.buffer_len() + icmp.buffer_len()];
+        let mut packet = Ipv6Packet::new_unchecked(&mut out[..]);
+        ip.emit(&mut packet);
+        icmp.emit(&router, &us, &mut Icmpv6Packet::new_unchecked(packet.payload_mut()), &ChecksumCapabilities::default());
+        out
+    }
+
+    /// RFC 4443 §3.1 quotes "as much of the invoking packet as possible" (Linux: up to the
+    /// minimum MTU): the ports and sequence number are read from a long quote as from an
+    /// 8-byte one; a quote too short to hold them, or of a header that is not IPv6, is malformed.
+    #[test]
+    fn an_icmpv6_unreachable_is_read_whatever_the_length_of_its_quote() {
+        let quoted = QuotedTcp { local: addr("[fd00::2]:40000"), remote: addr("[2001:db8::7]:443"), seq: 0x0102_0304 };
+        let mut whole_segment = QUOTED_SYN.to_vec();
+        whole_segment.extend_from_slice(&[0; 32]); // the rest of a SYN's header and options
+        for quote in [&QUOTED_SYN[..], &whole_segment] {
+            assert_eq!(
+                classify(&icmpv6_unreachable(quote)),
+                Ok(Inner::TcpUnreachable { why: UnreachableKind::Net, quoted }),
+                "{} bytes quoted",
+                quote.len()
+            );
+        }
+        assert_eq!(classify(&icmpv6_unreachable(&QUOTED_SYN[..4])), Err(DropReason::InnerMalformed));
+        // The quoted header's version (the byte after the outer header and ICMPv6's 8) made 4.
+        let mut packet = icmpv6_unreachable(&QUOTED_SYN);
+        packet[48] = 0x40;
+        let (src, dst) = (Ipv6Packet::new_unchecked(&packet[..]).src_addr(), Ipv6Packet::new_unchecked(&packet[..]).dst_addr());
+        Icmpv6Packet::new_unchecked(&mut packet[40..]).fill_checksum(&src, &dst);
+        assert_eq!(classify(&packet), Err(DropReason::InnerMalformed));
     }
 
     #[test]
