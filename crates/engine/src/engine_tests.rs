@@ -1207,7 +1207,8 @@ fn udp_checksum_is_not_verified_inside_the_tunnel() {
 /// A peer may have only so many UDP flows at once (the host sets the limit and the idle time
 /// with `set_udp`, as `wgn_udp_limits` does): a datagram that would start one more is answered
 /// with ICMP port unreachable, as a host with no socket there answers (RFC 1122 §4.1.3.1),
-/// and counted; a flow quiet for the idle time ends and frees its place.
+/// and counted; a flow quiet both ways for the idle time ends and frees its place (the host's
+/// replies keep it alive, as outbound packets keep a NAT's mapping, RFC 4787 §4.3).
 #[test]
 fn udp_flows_past_the_peers_limit_get_port_unreachable_until_one_ends() {
     let (mut net, c) = connected();
@@ -1225,7 +1226,11 @@ fn udp_flows_past_the_peers_limit_get_port_unreachable_until_one_ends() {
     assert_eq!((icmp[0], icmp[1]), (3, 3), "destination unreachable: port");
     assert_eq!(&icmp[8..36], &refused[..28], "the datagram's IP header and UDP header");
     assert_eq!(net.server.udp_flows(), (1, 1), "one flow open, one datagram refused");
-    net.advance(10_000);
+    net.advance(5_000);
+    net.server.udp_send(net.now, addr("8.8.8.8:53"), src, b"reply").unwrap();
+    net.advance(5_000);
+    assert_eq!(net.server.udp_flows(), (1, 1), "the reply kept the first flow alive");
+    net.advance(5_000);
     assert_eq!(net.server.udp_flows(), (0, 1), "the first flow ended");
     net.send(c, &refused);
     assert_eq!(net.take_events().len(), 1);
