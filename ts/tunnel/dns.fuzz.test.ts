@@ -1,7 +1,8 @@
 // Property tests for the resolver's reply parser: any datagram arriving from the network is
 // an answer (addresses of the type asked, a TTL to cache it for) or a TunnelError ENOTFOUND,
 // never another exception; answers we build from random records parse back to the records
-// of the type asked, their smallest TTL, and for an empty answer its SOA's (RFC 2308 5).
+// of the type asked, their smallest TTL (one with its top bit set counts as 0, RFC 2181 8),
+// and for an empty answer its SOA's (RFC 2308 5).
 // Seeded and deterministic: a failure prints the seed and case to replay (test/support/fuzz.ts).
 
 import { describe, it } from "vitest";
@@ -147,7 +148,9 @@ describe("DNS replies from the network", () => {
       check(reply.addresses.join() === taken.map((record) => formatIp(record.rdata)).join(), `addresses ${reply.addresses}`, input);
       const soa = sample.authority.find((record) => record.type === SOA && record.klass === IN);
       const minimum = (rdata: Uint8Array) => new DataView(rdata.buffer, rdata.byteOffset + rdata.length - 4).getUint32(0);
-      const ttl = taken.length > 0 ? Math.min(MAX_TTL_S, ...taken.map((record) => record.ttl)) : soa ? Math.min(soa.ttl, minimum(soa.rdata)) : 0;
+      // RFC 2181 8: a TTL with its top bit set counts as 0.
+      const read = (value: number) => (value >= 0x8000_0000 ? 0 : value);
+      const ttl = taken.length > 0 ? Math.min(MAX_TTL_S, ...taken.map((record) => read(record.ttl))) : soa ? Math.min(read(soa.ttl), read(minimum(soa.rdata))) : 0;
       check(reply.ttl === ttl, `ttl ${reply.ttl}, not ${ttl}`, input);
     });
   });

@@ -298,7 +298,7 @@ export function parseReply(data: Uint8Array, id: number, name: string, type: num
     if (at + 10 > data.length) throw bad("answer cut short");
     const rrType = view.getUint16(at);
     const rrClass = view.getUint16(at + 2);
-    const rrTtl = view.getUint32(at + 4);
+    const rrTtl = ttlAt(view, at + 4);
     const length = view.getUint16(at + 8);
     at += 10;
     if (at + length > data.length) throw bad("record cut short");
@@ -331,7 +331,7 @@ function negativeTtl(data: Uint8Array, at: number, count: number): number {
       if (view.getUint16(at) === TYPE_SOA && view.getUint16(at + 2) === CLASS_IN) {
         const fields = skipName(data, skipName(data, rdata, bad), bad); // MNAME, RNAME
         if (fields + 20 > rdata + length) return 0;
-        return Math.min(view.getUint32(at + 4), view.getUint32(fields + 16)); // TTL, MINIMUM
+        return Math.min(ttlAt(view, at + 4), ttlAt(view, fields + 16)); // TTL, MINIMUM
       }
       at = rdata + length;
     }
@@ -345,6 +345,12 @@ function answerOf(reply: Reply, name: string, server: string): Answer {
   if (reply.rcode === RCODE_NXDOMAIN) throw new TunnelError("ENOTFOUND", `${name} does not exist (NXDOMAIN from ${server})`, { syscall: "query", address: name });
   if (reply.rcode !== 0) throw new TunnelError("ENOTFOUND", `${name}: DNS server ${server} failed (rcode ${reply.rcode})`, { syscall: "query", address: name });
   return { addresses: reply.addresses, ttl: reply.ttl };
+}
+
+/** A TTL: one with its top bit set counts as 0 (RFC 2181 8), not as 68 years. */
+function ttlAt(view: DataView, at: number): number {
+  const ttl = view.getUint32(at);
+  return ttl >= 0x8000_0000 ? 0 : ttl;
 }
 
 /** Equal bytes, ASCII letters compared without case. */

@@ -623,7 +623,7 @@ describe("tunnel.resolve", () => {
     expect([...encodeQuery(0x1234, "a.bc", 28)]).toEqual([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 97, 2, 98, 99, 0, 0, 28, 0, 1]);
   });
 
-  it("takes only the answer to the question asked (RFC 5452 9.1), its name in any case", () => {
+  it("takes only the answer to the question asked (RFC 5452 9.1), its name in any case, and reads its TTL", () => {
     // The query turned into an answer: QR set, one A record for the name by pointer.
     const answer = (query: Uint8Array) => {
       const reply = new Uint8Array([...query, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 7]);
@@ -637,6 +637,10 @@ describe("tunnel.resolve", () => {
     for (const [name, type] of [["other.test", 1], ["echo.tesu", 1], ["echo.test", 28]] as const) {
       expect(() => parseReply(answer(encodeQuery(7, name, type)), 7, "echo.test", 1)).toThrow(/not an answer to our question/);
     }
+    // RFC 2181 8: a TTL with its top bit set counts as 0.
+    const longLived = answer(encodeQuery(7, "echo.test", 1));
+    longLived.set([0x80, 0, 0, 0], longLived.length - 10);
+    expect(parseReply(longLived, 7, "echo.test", 1).ttl).toBe(0);
     const noQuestion = answer(encodeQuery(7, "echo.test", 1));
     noQuestion[5] = 0;
     expect(() => parseReply(noQuestion, 7, "echo.test", 1)).toThrow(/not an answer to our question/);
