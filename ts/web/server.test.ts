@@ -127,6 +127,7 @@ describe.skipIf(skipReason)("serve --web under each runtime", () => {
       expect(await (await post("/api/peers", { name: "../x" })).json()).toMatchObject({ error: expect.stringContaining("peer name") });
       expect((await post("/api/peers", "just a string")).status).toBe(400);
       expect((await post("/api/peers", { name: "x".repeat(5000) })).status).toBe(413);
+      expect((await post("/api/peers", { name: "é".repeat(2100) })).status).toBe(413); // 4,200 bytes in 2,100 characters
       expect((await get("/api/peers/nobody/config")).status).toBe(404);
       expect((await post("/api/peers/nobody/remove")).status).toBe(404);
       expect((await get("/api/peers/peer1/remove")).status).toBe(405);

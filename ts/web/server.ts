@@ -283,11 +283,15 @@ function json(response: ServerResponse, status: number, value: unknown): void {
 
 /** The request's JSON object body ({} when empty); a 400 or 413 otherwise. */
 async function jsonBody(request: IncomingMessage): Promise<Record<string, unknown>> {
-  let text = "";
-  for await (const chunk of request) {
-    text += chunk;
-    if (text.length > MAX_BODY_BYTES) throw new HttpError(413, `a request body is at most ${MAX_BODY_BYTES} bytes`);
+  // Bytes, counted and decoded whole: a character may be split between chunks.
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `a request body is at most ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
   }
+  const text = Buffer.concat(chunks).toString("utf8");
   if (text.trim() === "") return {};
   try {
     const value: unknown = JSON.parse(text);
