@@ -81,7 +81,7 @@ async function pair(dist) {
     datagram: (_to, bytes) => void s.toServer.push({ data: bytes, from: CLIENT_EP }),
     tcpWritable: (_conn, room) => void (s.room += room), // a grant adds to what is left
     tcpClosed: fail("client"),
-    tcpIncoming: ignore, tcpEstablished: ignore, tcpData: ignore, tcpEof: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore,
+    tcpIncoming: ignore, tcpEstablished: ignore, tcpData: ignore, tcpEof: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore, udpUnreachable: ignore,
   };
   const serverEvents = {
     datagram: (_to, bytes) => void s.toClient.push({ data: bytes, from: SERVER_EP }),
@@ -94,7 +94,7 @@ async function pair(dist) {
       s.unconsumed += bytes.length;
     },
     tcpClosed: fail("server"),
-    tcpEstablished: ignore, tcpEof: ignore, tcpWritable: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore,
+    tcpEstablished: ignore, tcpEof: ignore, tcpWritable: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore, udpUnreachable: ignore,
   };
   const conn = client.engine.tcpConnect(now(), { host: "10.0.0.2", port: 0 }, { host: "10.0.0.1", port: 9 }).id;
 

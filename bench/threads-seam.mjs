@@ -81,7 +81,7 @@ function handlerFor(role, engine, out) {
     tcpClosed: (conn, reason) => {
       throw new Error(`${role}: connection ${conn} closed (${reason})`);
     },
-    tcpEof: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore,
+    tcpEof: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore, udpUnreachable: ignore,
   };
 }
 

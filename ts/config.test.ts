@@ -210,7 +210,7 @@ describe("validateConfig defaults", () => {
 
   it("accepts every option name startServer knows, and keys with whitespace", () => {
     const runtime = { clock: {}, bindUdp: () => {} };
-    const handlers = { onTcp: () => {}, onUdp: () => {}, onError: () => {}, onUnknownPeer: () => {}, tap: () => {} };
+    const handlers = { onTcp: () => {}, onUdp: () => {}, onError: () => {}, onUnknownPeer: () => {}, onUdpUnreachable: () => {}, tap: () => {} };
     const limits = {
       tcpMaxConnectionsPerPeer: 1,
       tcpMaxConnections: 2,
@@ -280,7 +280,7 @@ describe("validateConfig errors", () => {
 
   it("lists the known options when nothing is close", () => {
     const error = expectError({ privateKey: PRIVATE, peers: [], listenPort: 51820 }, "listenPort", /unknown option; known options: privateKey, peers, host, port,/);
-    expect(error.message).toMatch(/onTcp, onUdp, onError, onUnknownPeer, tap, runtime, threads, tcpMaxConnectionsPerPeer/);
+    expect(error.message).toMatch(/onTcp, onUdp, onError, onUnknownPeer, onUdpUnreachable, tap, runtime, threads, tcpMaxConnectionsPerPeer/);
     expectError(onePeer({ name: "laptop" }), "peers[0].name", "peers[0].name: unknown option; known options: publicKey, allowedIps, endpoint, persistentKeepalive, presharedKey");
   });
 
@@ -291,7 +291,7 @@ describe("validateConfig errors", () => {
     expectError({ privateKey: PRIVATE, peers: [{ publicKey: PEER_A, allowedIps: [] }, { PublicKey: PEER_B, allowedIps: [] }] }, "peers[1].PublicKey");
   });
 
-  it.each(["onTcp", "onUdp", "onError", "onUnknownPeer", "tap"])("requires %s to be a function", (name) => {
+  it.each(["onTcp", "onUdp", "onError", "onUnknownPeer", "onUdpUnreachable", "tap"])("requires %s to be a function", (name) => {
     for (const [value, got] of [["yes", '"yes"'], [true, "true"], [null, "null"], [{}, "an object"]] as const) {
       const error = expectError({ privateKey: PRIVATE, peers: [], [name]: value }, name);
       expect(error.message).toBe(`${name}: expected a function, got ${got}`);

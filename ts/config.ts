@@ -122,7 +122,7 @@ export class ConfigError extends Error {
 }
 
 /** Options that must be functions when present. */
-const HANDLER_NAMES = ["onTcp", "onUdp", "onError", "onUnknownPeer", "tap"] as const;
+const HANDLER_NAMES = ["onTcp", "onUdp", "onError", "onUnknownPeer", "onUdpUnreachable", "tap"] as const;
 
 /** Every option `startServer` knows: a misspelt name is an error, not a silent default. */
 export const OPTION_NAMES = [

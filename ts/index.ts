@@ -10,7 +10,7 @@
 /// <reference types="node" preserve="true" />
 
 export { startServer, Server } from "./host/server.js";
-export type { ServerOptions, ServerStats, PeerStats, ConnectOptions } from "./host/server.js";
+export type { ServerOptions, ServerStats, PeerStats, ConnectOptions, UdpUnreachable } from "./host/server.js";
 export { TcpConnection, ConnectionError } from "./host/tcp-connection.js";
 export type { TcpTotals, TcpConnectionStats, UdpTotals } from "./wasm/engine.js";
 export { UdpPacket } from "./host/udp-packet.js";

@@ -221,7 +221,7 @@ pub fn walk_events(log: &[u8], mut datagram: impl FnMut(SocketAddr, &[u8]), acti
             Event::TcpWritable { conn, room } => actions.push(HostAction::Write(conn, room as usize)),
             Event::TcpClosed { .. } => seen.tcp_closed += 1,
             Event::Udp { .. } => seen.udp += 1,
-            Event::EchoReply { .. } | Event::UnknownPeer { .. } | Event::InnerPacket { .. } => {}
+            Event::EchoReply { .. } | Event::UnknownPeer { .. } | Event::InnerPacket { .. } | Event::UdpUnreachable { .. } => {}
         }
     }
     seen

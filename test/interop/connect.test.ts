@@ -5,7 +5,7 @@
 //   root ns: curl/dig ─▶ 127.0.0.1 doors ─ wg-netstack connect ──UDP──▶ namespace: wireguard-go 10.0.0.1/24
 //                                                                        HTTP :8000, DNS :53 (files.test)
 //   and back (--reverse): curl / a UDP client in the namespace ─▶ 10.0.0.2:REVERSE_PORT ─▶ services on 127.0.0.1
-//   The namespace's nftables answers SYNs to two ports with ICMP host and net unreachable.
+//   The namespace's nftables answers SYNs to three ports with ICMP host, net and port unreachable.
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -43,15 +43,17 @@ const REVERSE_UDP_PORT = 5353;
 const REVERSE_FILE_SIZE = 16 * 1024 * 1024;
 const HOST_UNREACHABLE_PORT = 8002;
 const NET_UNREACHABLE_PORT = 8003;
+const PORT_UNREACHABLE_PORT = 8004;
 const LIBRARY_ADDRESS = "10.0.0.3";
 const POSTGRES_PORT = 5432;
 
-/** Rejects SYNs to two ports with ICMP errors, as a firewall in the network would (RFC 1122 4.2.3.9's case). */
+/** Rejects SYNs to three ports with ICMP errors, as a firewall in the network would (RFC 1122 4.2.3.9's case; port unreachable is nftables' and iptables' default REJECT). */
 const REJECT_RULES = `table ip wgn_reject {
   chain input {
     type filter hook input priority 0;
     tcp dport ${HOST_UNREACHABLE_PORT} reject with icmp type host-unreachable
     tcp dport ${NET_UNREACHABLE_PORT} reject with icmp type net-unreachable
+    tcp dport ${PORT_UNREACHABLE_PORT} reject with icmp type port-unreachable
   }
 }`;
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -366,13 +368,13 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     }
   }, T);
 
-  it.skipIf(!haveNft)("fails a connect answered by ICMP host or net unreachable at once, with EHOSTUNREACH or ENETUNREACH (library)", async () => {
+  it.skipIf(!haveNft)("fails a connect answered by ICMP host, net or port unreachable at once, with EHOSTUNREACH, ENETUNREACH or ECONNREFUSED (library)", async () => {
     const tunnel = await connectTunnel(
       clientConfig({ privateKey: libraryKey, address: `${LIBRARY_ADDRESS}/32`, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, allowedIps: "10.0.0.0/24" }),
       THREADS,
     );
     try {
-      for (const [port, code] of [[HOST_UNREACHABLE_PORT, "EHOSTUNREACH"], [NET_UNREACHABLE_PORT, "ENETUNREACH"]] as const) {
+      for (const [port, code] of [[HOST_UNREACHABLE_PORT, "EHOSTUNREACH"], [NET_UNREACHABLE_PORT, "ENETUNREACH"], [PORT_UNREACHABLE_PORT, "ECONNREFUSED"]] as const) {
         // Were the ICMP error ignored, the SYN would be retried until the timeout: ETIMEDOUT after 30 s.
         const socket = tunnel.connect({ port, host: SERVER_ADDRESS, timeout: 30_000 });
         const [error] = (await once(socket, "error")) as [TunnelError];

@@ -3,7 +3,7 @@
 // over veth pairs, and every tunnel destination below is answered by the server itself.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { genkey, genpsk, pubkey, startServer, type Server, type TcpConnection } from "../../ts/index.js";
+import { genkey, genpsk, pubkey, startServer, type Server, type TcpConnection, type UdpUnreachable } from "../../ts/index.js";
 import { TEST_THREADS } from "../support/threads.js";
 import { interopSkipReason, startWgClient, type WgClient } from "./netns.js";
 
@@ -21,6 +21,7 @@ describe.skipIf(skipReason)("real WireGuard clients (wireguard-go) against start
   const firstKey = genkey();
   const secondKey = genkey();
   const accepted: TcpConnection[] = [];
+  const unreachable: UdpUnreachable[] = [];
 
   beforeAll(async () => {
     const serverKey = genkey();
@@ -46,6 +47,7 @@ describe.skipIf(skipReason)("real WireGuard clients (wireguard-go) against start
       onUdp: (packet) => {
         packet.reply(JSON.stringify({ src: packet.src, dst: packet.dst, peer: packet.peer, data: new TextDecoder().decode(packet.data) }));
       },
+      onUdpUnreachable: (info) => unreachable.push(info),
     });
     const serverPublicKey = pubkey(serverKey);
     [first, second] = await Promise.all([
@@ -113,6 +115,20 @@ describe.skipIf(skipReason)("real WireGuard clients (wireguard-go) against start
     const reply = JSON.parse(udp.json.reply);
     expect(reply.dst).toEqual({ host: "2001:db8::53", port: 5353 });
     expect(reply.src.host).toBe("fd00::2");
+  }, T);
+
+  it("hears a client kernel's ICMP port unreachable for a datagram to a closed port (IPv4 and IPv6)", async () => {
+    for (const [from, to] of [
+      [{ host: "192.0.2.53", port: 53 }, { host: "10.0.0.2", port: 9 }],
+      [{ host: "2001:db8::53", port: 53 }, { host: "fd00::2", port: 9 }],
+    ] as const) {
+      unreachable.length = 0;
+      for (let i = 0; i < 5 && unreachable.length === 0; i++) {
+        server.sendUdp("anyone there?", from, to); // UDP may drop: a few tries
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      expect(unreachable[0]).toEqual({ local: from, remote: to, peer: pubkey(firstKey), code: "ECONNREFUSED" });
+    }
   }, T);
 
   it("reports the original destination exactly", async () => {

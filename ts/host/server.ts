@@ -47,6 +47,11 @@ export interface ServerOptions extends ConfigInput {
   onError?: (error: Error) => void;
   /** Called when a handshake comes from a key no peer has (someone tries a config we do not have): at most once a minute per key. */
   onUnknownPeer?: (info: { publicKey: string; endpoint: Endpoint }) => void;
+  /**
+   * Called when a client's side answers a datagram we sent it (`sendUdp`, `UdpPacket.reply`)
+   * with an ICMP or ICMPv6 destination unreachable: no one listens on that port, say.
+   */
+  onUdpUnreachable?: (info: UdpUnreachable) => void;
   /** Called with every decrypted inner packet (an IPv4 or IPv6 packet), both ways: for a capture. It costs a copy per packet. */
   tap?: (packet: Uint8Array, info: { direction: "in" | "out"; peer: string }) => void;
   /** The UDP socket and clock to use; by default the best one for Node, Deno or Bun. Tests pass an in-memory network with virtual time. */
@@ -65,6 +70,24 @@ export interface ServerOptions extends ConfigInput {
    */
   threads?: 0 | 1;
 }
+
+/** What `onUdpUnreachable` is told. */
+export interface UdpUnreachable {
+  /** Where the datagram was sent from. */
+  local: Endpoint;
+  /** Where it was sent: what cannot be reached. */
+  remote: Endpoint;
+  /** The public key of the peer whose side answered. */
+  peer: string;
+  /**
+   * What a connected `node:dgram` socket would say: `ECONNREFUSED` when no one listens on
+   * the port, `EHOSTUNREACH` for the host (or a filter on the way), `ENETUNREACH` for the network.
+   */
+  code: "ECONNREFUSED" | "EHOSTUNREACH" | "ENETUNREACH";
+}
+
+/** The code Linux gives a UDP socket for each kind of ICMP destination unreachable. */
+const UNREACHABLE_CODES = { net: "ENETUNREACH", host: "EHOSTUNREACH", port: "ECONNREFUSED" } as const;
 
 // Checked by tsc: validateConfig refuses an option OPTION_NAMES does not list, as misspelt.
 // biome-ignore lint/correctness/noUnusedVariables: never used, only checked by tsc
@@ -529,6 +552,8 @@ export class Server {
       this.#pings.delete(key);
       answered?.(this.#runtime.clock.now());
     },
+    udpUnreachable: (peer, local, remote, reason) =>
+      this.#handle(() => this.#options.onUdpUnreachable?.({ local, remote, peer: this.#peerKey(peer), code: UNREACHABLE_CODES[reason] })),
     innerPacket: (direction, peer, packet) => this.#handle(() => this.#options.tap?.(packet, { direction, peer: this.#peerKey(peer) })),
     udp: (peer, src, dst, payload) => {
       const packet = new UdpPacket(payload, src, dst, this.#peerKey(peer), (data) => this.sendUdp(data, dst, src));

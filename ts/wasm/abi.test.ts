@@ -24,6 +24,7 @@ function recorder(): { calls: unknown[][]; handler: EventHandler } {
     unknownPeer: record("unknownPeer"),
     innerPacket: record("innerPacket"),
     echoReply: record("echoReply"),
+    udpUnreachable: record("udpUnreachable"),
   };
   return { calls, handler };
 }
@@ -95,6 +96,7 @@ describe("the ABI", () => {
       ["unknownPeer", new Array(32).fill(0xab), { host: "fd00::1", port: 1 }],
       ["innerPacket", "out", 9, [0x45, 0]],
       ["echoReply", 10, "fd00::7", 0x1234, 0xfffe],
+      ["udpUnreachable", 11, { host: "10.0.0.2", port: 5353 }, { host: "2001:db8::1", port: 53 }, "port"],
     ]);
     // One of each kind: a kind added to the engine without a case here fails above.
     expect(calls).toHaveLength(Object.keys(EVENT).length);

@@ -17,6 +17,7 @@ export const EVENT = {
   UNKNOWN_PEER: 9,
   INNER_PACKET: 10,
   ECHO_REPLY: 11,
+  UDP_UNREACHABLE: 12,
 } as const;
 
 /** The byte that opens each command the host writes. */
@@ -54,6 +55,9 @@ export const REQUEST_MESSAGE = {
 
 /** How a TCP connection ended, by the number in TCP_CLOSED. */
 export const CLOSE_REASONS = ["closed", "reset", "refused", "aborted", "timeout", "host-unreachable", "net-unreachable"] as const;
+
+/** What an ICMP destination unreachable said, by the number in UDP_UNREACHABLE. */
+export const UNREACHABLE_REASONS = ["net", "host", "port"] as const;
 
 /** The dropped-packet counters, in the order the stats hold them. */
 export const DROP_REASONS = ["malformed", "authFailed", "unknownPeer", "replay", "noSession", "underLoad", "sourceNotAllowed", "innerMalformed", "unsupported", "noRoute", "noEndpoint"] as const;
@@ -160,6 +164,8 @@ export interface EventFields<A> {
   innerPacket(direction: number, peer: number, bytes: Uint8Array): void;
   /** An answer to our ping (`from` has port 0). */
   echoReply(peer: number, from: A, ident: number, seq: number): void;
+  /** An ICMP (v6) destination unreachable from `peer` about a UDP datagram we sent from `local` to `remote`; `reason` is the index of its name in `UNREACHABLE_REASONS`. */
+  udpUnreachable(peer: number, local: A, remote: A, reason: number): void;
 }
 
 /** The event log as `readEvent` sees it. */
@@ -234,6 +240,11 @@ export function readEvent<A>(log: EventLog<A>, at: number, fields: EventFields<A
       // ECHO_REPLY
       fields.echoReply(log.view.getUint32(at + 1, true), log.address(at + 5), log.view.getUint32(at + 24, true), log.view.getUint32(at + 28, true));
       return at + 32;
+    }
+    case 12: {
+      // UDP_UNREACHABLE
+      fields.udpUnreachable(log.view.getUint32(at + 1, true), log.address(at + 5), log.address(at + 24), log.bytes[at + 43]!);
+      return at + 44;
     }
   }
   throw new Error(`unknown engine event kind ${log.bytes[at]}`);

@@ -12,6 +12,7 @@ import { engineWasm } from "../runtime/system.js";
 import {
   ADDRESS_SIZE,
   CLOSE_REASONS,
+  UNREACHABLE_REASONS,
   CONNECTION_STATS,
   DROP_REASONS,
   EVENT,
@@ -66,9 +67,12 @@ export interface EventHandler {
   innerPacket(direction: "in" | "out", peer: number, packet: Uint8Array): void;
   /** An answer to our `ping`: from `host`, with its identifier and sequence number. */
   echoReply(peer: number, host: string, ident: number, seq: number): void;
+  /** An ICMP (v6) destination unreachable from `peer` about our UDP datagram from `local` to `remote`. */
+  udpUnreachable(peer: number, local: Endpoint, remote: Endpoint, reason: UnreachableReason): void;
 }
 
 export type CloseReason = (typeof CLOSE_REASONS)[number];
+export type UnreachableReason = (typeof UNREACHABLE_REASONS)[number];
 
 /** TCP counts for the whole server. */
 export interface TcpTotals {
@@ -460,6 +464,9 @@ class EventAdapter implements EventFields<Endpoint> {
   echoReply(peer: number, from: Endpoint, ident: number, seq: number): void {
     this.handler.echoReply(peer, from.host, ident, seq);
   }
+  udpUnreachable(peer: number, local: Endpoint, remote: Endpoint, reason: number): void {
+    this.handler.udpUnreachable(peer, local, remote, UNREACHABLE_REASONS[reason] ?? "host");
+  }
 }
 
 /** For `takeEventRecords`: passes DATAGRAM events on, reads over the rest. */
@@ -475,6 +482,7 @@ class RecordSplitter implements EventFields<Endpoint> {
   unknownPeer(): void {}
   innerPacket(): void {}
   echoReply(): void {}
+  udpUnreachable(): void {}
 }
 
 /**

@@ -240,6 +240,9 @@ records!(
         INNER_PACKET = 10 => InnerPacket { direction: u8, peer: u32; bytes },
         /// An answer to our ping (`from` has port 0).
         ECHO_REPLY = 11 => EchoReply { peer: u32, from: SocketAddr, ident: u32, seq: u32 },
+        /// An ICMP (v6) destination unreachable from `peer` about a UDP datagram we sent from
+        /// `local` to `remote`; `reason` is the index of its name in `UNREACHABLE_REASONS`.
+        UDP_UNREACHABLE = 12 => UdpUnreachable { peer: u32, local: SocketAddr, remote: SocketAddr, reason: u8 },
     }
 );
 

@@ -189,6 +189,15 @@ impl Engine {
                     self.counters.count(DropReason::Unsupported);
                 }
             }
+            Ok(Inner::UdpUnreachable { why, local, remote }) => {
+                // The host finds the socket; here only that it came from the peer that carries
+                // our datagrams to `remote`: another peer's word on it is forged (RFC 5927 4.1).
+                if self.tunnels.route(remote.ip()) == Some(peer) {
+                    self.events.udp_unreachable(peer, local, remote, why);
+                } else {
+                    self.counters.count(DropReason::Unsupported);
+                }
+            }
             Ok(Inner::EchoRequest) => {
                 if wire::echo_reply(packet, &mut self.built).is_ok() {
                     self.tunnels.send(&self.built, &mut self.events, &mut self.counters);

@@ -990,14 +990,47 @@ fn an_icmp_unreachable_from_the_peer_ends_our_connect_and_a_stray_one_is_counted
     // Not our SYN's sequence number: dropped, counted, the connect goes on.
     net.send(c, &answer(syn.seq.wrapping_add(1), Unreachable::Host));
     assert_eq!((net.take_events(), net.dropped(DropReason::Unsupported)), (vec![], 1));
-    // Our SYN's: the connect ends as host unreachable.
+    // Our SYN's: the connect ends, refused (port unreachable: no one listens there).
     net.send(c, &answer(syn.seq, Unreachable::Port));
-    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: id, reason: CloseReason::HostUnreachable as u8 }]);
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn: id, reason: CloseReason::Refused as u8 }]);
     assert_eq!(net.server.connection_count(), 0);
     // Once it is gone, the same answer finds nothing.
     net.send(c, &answer(syn.seq, Unreachable::Net));
     assert_eq!((net.take_events(), net.dropped(DropReason::Unsupported)), (vec![], 2));
     assert_eq!(net.dropped(DropReason::InnerMalformed), 0);
+}
+
+/// An ICMP error about a UDP datagram we sent is the host's to hand to its socket, when it
+/// comes from the peer our datagrams to that address go through; from another peer it is
+/// forged or lost its way (RFC 5927 4.1): dropped and counted.
+#[test]
+fn an_icmp_unreachable_about_our_udp_is_an_event_only_from_the_peer_it_went_through() {
+    let mut net = Net::new();
+    let (a, b) = (net.add_client(1), net.add_client(2));
+    net.handshake(a);
+    net.handshake(b);
+    let ours = addr("192.0.2.200:5353");
+    // What a's side answers our datagram to 10.0.0.2:53 with.
+    let mut datagram = Vec::new();
+    wire::build_udp(ours, addr("10.0.0.2:53"), b"question", 1420, &mut datagram).unwrap();
+    for why in Unreachable::ALL {
+        let mut icmp = Vec::new();
+        wire::unreachable(&datagram, why, &mut icmp).unwrap();
+        net.send(a, &icmp);
+        let peer = net.clients[a].peer;
+        assert_eq!(net.take_events(), vec![Event::UdpUnreachable { peer, local: ours, remote: addr("10.0.0.2:53"), reason: why as u8 }]);
+    }
+    // b says the same of a datagram to 10.0.0.2: built as from 10.0.0.3 (b may send from
+    // there), then the quoted destination made 10.0.0.2 (the quote starts at byte 28).
+    let mut datagram = Vec::new();
+    wire::build_udp(ours, addr("10.0.0.3:53"), b"question", 1420, &mut datagram).unwrap();
+    let mut icmp = Vec::new();
+    wire::unreachable(&datagram, Unreachable::Port, &mut icmp).unwrap();
+    icmp[28 + 19] = 2;
+    Icmpv4Packet::new_unchecked(&mut icmp[20..]).fill_checksum();
+    net.send(b, &icmp);
+    assert_eq!((net.take_events(), net.dropped(DropReason::Unsupported)), (vec![], 1));
+    assert_eq!(net.dropped(DropReason::SourceNotAllowed), 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1355,6 +1388,7 @@ fn the_abi_selftest_replaces_the_event_log_with_one_event_of_each_kind() {
         Event::UnknownPeer { public_key: [0xab; 32], from: addr("[fd00::1]:1") },
         Event::InnerPacket { direction: 1, peer: 9, bytes: vec![0x45, 0] },
         Event::EchoReply { peer: 10, from: addr("[fd00::7]:0"), ident: 0x1234, seq: 0xfffe },
+        Event::UdpUnreachable { peer: 11, local: addr("10.0.0.2:5353"), remote: addr("[2001:db8::1]:53"), reason: 2 },
     ];
     assert_eq!(decode(net.server.events()), expected);
 }

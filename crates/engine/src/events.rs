@@ -2,6 +2,7 @@
 //! (their kinds, fields and order are defined there, once), appended as things happen.
 
 use crate::abi::{Event, Reader};
+use crate::wire::Unreachable;
 use std::net::{IpAddr, SocketAddr};
 
 pub use crate::abi::event::*;
@@ -129,6 +130,10 @@ impl Events {
         Event::Udp { peer, src, dst, payload }.write(&mut self.buf);
     }
 
+    pub fn udp_unreachable(&mut self, peer: u32, local: SocketAddr, remote: SocketAddr, why: Unreachable) {
+        Event::<&[u8]>::UdpUnreachable { peer, local, remote, reason: why as u8 }.write(&mut self.buf);
+    }
+
     /// Replaces the log with one event of each kind, with known values: the host's test
     /// that it reads every field back (ts/wasm/abi.test.ts holds the same values).
     pub fn write_selftest(&mut self) {
@@ -145,6 +150,7 @@ impl Events {
         self.unknown_peer(&[0xab; 32], addr("[fd00::1]:1"));
         self.inner_packet(Direction::ToPeer, 9, &[0x45, 0]);
         self.echo_reply(10, "fd00::7".parse().unwrap_or_else(|_| unreachable!()), 0x1234, 0xfffe);
+        self.udp_unreachable(11, addr("10.0.0.2:5353"), addr("[2001:db8::1]:53"), Unreachable::Port);
     }
 }
 

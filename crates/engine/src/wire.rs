@@ -40,18 +40,16 @@ pub enum Inner<'a> {
     },
     /// An ICMP or ICMPv6 destination unreachable quoting a TCP segment of ours.
     TcpUnreachable {
-        why: UnreachableKind,
+        why: Unreachable,
         quoted: QuotedTcp,
     },
-}
-
-/// What an ICMP destination unreachable says, as far as a connect cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnreachableKind {
-    /// No route to the network (ICMP codes 0, 6, 9, 11; ICMPv6 code 0).
-    Net,
-    /// The host, the port or the protocol, or a filter on the way (every other code).
-    Host,
+    /// An ICMP or ICMPv6 destination unreachable quoting a UDP datagram of ours, sent from
+    /// `local` to `remote`.
+    UdpUnreachable {
+        why: Unreachable,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// The start of a TCP segment of ours that an ICMP error quotes (RFC 792: the IP header and
@@ -127,10 +125,11 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
                     let why = match icmp.msg_code() {
                         // Fragmentation needed: a path MTU message, not a failure (RFC 1191).
                         4 => return Err(DropReason::Unsupported),
-                        0 | 6 | 9 | 11 => UnreachableKind::Net,
-                        _ => UnreachableKind::Host,
+                        0 | 6 | 9 | 11 => Unreachable::Net,
+                        3 => Unreachable::Port,
+                        _ => Unreachable::Host,
                     };
-                    Ok(Inner::TcpUnreachable { why, quoted: quoted_tcp_v4(icmp.data())? })
+                    quoted(why, quoted_v4(icmp.data())?)
                 }
                 _ => Err(DropReason::Unsupported),
             }
@@ -147,8 +146,12 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
                 Icmpv6Message::EchoRequest => Ok(Inner::EchoRequest),
                 Icmpv6Message::EchoReply => Ok(Inner::EchoReply { src: ip.src, ident: icmp.echo_ident(), seq: icmp.echo_seq_no() }),
                 Icmpv6Message::DstUnreachable => {
-                    let why = if icmp.msg_code() == 0 { UnreachableKind::Net } else { UnreachableKind::Host };
-                    Ok(Inner::TcpUnreachable { why, quoted: quoted_tcp_v6(icmp.payload())? })
+                    let why = match icmp.msg_code() {
+                        0 => Unreachable::Net,
+                        4 => Unreachable::Port,
+                        _ => Unreachable::Host,
+                    };
+                    quoted(why, quoted_v6(icmp.payload())?)
                 }
                 _ => Err(DropReason::Unsupported),
             }
@@ -157,45 +160,56 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
     }
 }
 
-/// The quoted IPv4 packet of an ICMP error: its header (any options) and the TCP ports and
-/// sequence number after it. Not TCP: unsupported; cut short or not IPv4: malformed.
-fn quoted_tcp_v4(quote: &[u8]) -> Result<QuotedTcp, DropReason> {
-    let header_len = usize::from(quote.first().ok_or(DropReason::InnerMalformed)? & 0x0f) * 4;
-    if quote[0] >> 4 != 4 || header_len < 20 || quote.len() < header_len + 8 {
-        return Err(DropReason::InnerMalformed);
-    }
-    if IpProtocol::from(quote[9]) != IpProtocol::Tcp {
-        return Err(DropReason::Unsupported);
-    }
-    let address = |at: usize| IpAddr::from([quote[at], quote[at + 1], quote[at + 2], quote[at + 3]]);
-    Ok(quoted_ports(address(12), address(16), &quote[header_len..]))
+/// A packet of ours an ICMP error quotes: its addresses, its protocol and the first 8 bytes
+/// after its IP header (RFC 792; RFC 4443 3.1 may quote more).
+struct Quote<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    protocol: IpProtocol,
+    transport: &'a [u8; 8],
 }
 
-/// The quoted IPv6 packet of an ICMPv6 error; TCP right after the fixed header only (a
-/// SYN of ours carries no extension headers).
-fn quoted_tcp_v6(quote: &[u8]) -> Result<QuotedTcp, DropReason> {
-    const HEADER_LEN: usize = 40;
-    if quote.len() < HEADER_LEN + 8 || quote[0] >> 4 != 6 {
+/// The quoted IPv4 packet of an ICMP error: its header (any options), then 8 bytes.
+fn quoted_v4(quote: &[u8]) -> Result<Quote<'_>, DropReason> {
+    let header_len = usize::from(quote.first().ok_or(DropReason::InnerMalformed)? & 0x0f) * 4;
+    if quote[0] >> 4 != 4 || header_len < 20 {
         return Err(DropReason::InnerMalformed);
     }
-    if IpProtocol::from(quote[6]) != IpProtocol::Tcp {
-        return Err(DropReason::Unsupported);
+    let address = |at: usize| IpAddr::from([quote[at], quote[at + 1], quote[at + 2], quote[at + 3]]);
+    Ok(Quote { src: address(12), dst: address(16), protocol: IpProtocol::from(quote[9]), transport: first_eight(quote, header_len)? })
+}
+
+/// The quoted IPv6 packet of an ICMPv6 error; the transport header right after the fixed
+/// header only (what we send carries no extension headers).
+fn quoted_v6(quote: &[u8]) -> Result<Quote<'_>, DropReason> {
+    const HEADER_LEN: usize = 40;
+    let transport = first_eight(quote, HEADER_LEN)?;
+    if quote[0] >> 4 != 6 {
+        return Err(DropReason::InnerMalformed);
     }
     let address = |at: usize| {
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&quote[at..at + 16]);
         IpAddr::from(bytes)
     };
-    Ok(quoted_ports(address(8), address(24), &quote[HEADER_LEN..]))
+    Ok(Quote { src: address(8), dst: address(24), protocol: IpProtocol::from(quote[6]), transport })
 }
 
-/// Source port, destination port and sequence number: the first 8 bytes of a TCP header.
-fn quoted_ports(src: IpAddr, dst: IpAddr, tcp: &[u8]) -> QuotedTcp {
-    let port = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
-    QuotedTcp {
-        local: SocketAddr::new(src, port(0)),
-        remote: SocketAddr::new(dst, port(2)),
-        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+fn first_eight(quote: &[u8], at: usize) -> Result<&[u8; 8], DropReason> {
+    quote.get(at..at + 8).and_then(|bytes| bytes.try_into().ok()).ok_or(DropReason::InnerMalformed)
+}
+
+/// What the quote names: a TCP segment (ports and sequence number) or a UDP datagram (ports).
+fn quoted(why: Unreachable, quote: Quote<'_>) -> Result<Inner<'static>, DropReason> {
+    let port = |at: usize| u16::from_be_bytes([quote.transport[at], quote.transport[at + 1]]);
+    let (local, remote) = (SocketAddr::new(quote.src, port(0)), SocketAddr::new(quote.dst, port(2)));
+    match quote.protocol {
+        IpProtocol::Tcp => {
+            let seq = u32::from_be_bytes([quote.transport[4], quote.transport[5], quote.transport[6], quote.transport[7]]);
+            Ok(Inner::TcpUnreachable { why, quoted: QuotedTcp { local, remote, seq } })
+        }
+        IpProtocol::Udp => Ok(Inner::UdpUnreachable { why, local, remote }),
+        _ => Err(DropReason::Unsupported),
     }
 }
 
@@ -248,12 +262,29 @@ pub fn echo_request(src: IpAddr, dst: IpAddr, ident: u16, seq_no: u16, data: &[u
     Some(())
 }
 
-/// Why a destination is unreachable, for [`unreachable`].
+/// Why a destination is unreachable: what an ICMP error we build says ([`unreachable`]), or
+/// one we receive ([`classify`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unreachable {
-    Net,
-    Host,
-    Port,
+    /// No route to the network (ICMP codes 0, 6, 9, 11; ICMPv6 code 0).
+    Net = 0,
+    /// The host or the protocol, or a filter on the way (every code not named here).
+    Host = 1,
+    /// No one listens on the port (ICMP code 3; ICMPv6 code 4).
+    Port = 2,
+}
+
+impl Unreachable {
+    pub const ALL: [Unreachable; 3] = [Unreachable::Net, Unreachable::Host, Unreachable::Port];
+
+    /// The name the host gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unreachable::Net => "net",
+            Unreachable::Host => "host",
+            Unreachable::Port => "port",
+        }
+    }
 }
 
 /// Builds the ICMP or ICMPv6 "destination unreachable" answering `original` (a packet a
@@ -438,11 +469,11 @@ mod tests {
     fn an_icmp_unreachable_quoting_tcp_names_the_connection_and_the_kind() {
         let quoted = QuotedTcp { local: addr("10.0.0.2:40000"), remote: addr("192.0.2.7:443"), seq: 0x0102_0304 };
         for (code, why) in [
-            (Icmpv4DstUnreachable::NetUnreachable, UnreachableKind::Net),
-            (Icmpv4DstUnreachable::NetProhibited, UnreachableKind::Net),
-            (Icmpv4DstUnreachable::HostUnreachable, UnreachableKind::Host),
-            (Icmpv4DstUnreachable::PortUnreachable, UnreachableKind::Host),
-            (Icmpv4DstUnreachable::CommProhibited, UnreachableKind::Host),
+            (Icmpv4DstUnreachable::NetUnreachable, Unreachable::Net),
+            (Icmpv4DstUnreachable::NetProhibited, Unreachable::Net),
+            (Icmpv4DstUnreachable::HostUnreachable, Unreachable::Host),
+            (Icmpv4DstUnreachable::PortUnreachable, Unreachable::Port),
+            (Icmpv4DstUnreachable::CommProhibited, Unreachable::Host),
         ] {
             let packet = icmpv4_unreachable(code, IpProtocol::Tcp, &QUOTED_SYN);
             assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why, quoted }), "{code:?}");
@@ -456,14 +487,33 @@ mod tests {
         let mut original = Vec::new();
         crate::tcp::segment::build(&syn, &mut original);
         let quoted = QuotedTcp { local: addr("[fd00::2]:40000"), remote: addr("[2001:db8::7]:443"), seq: 0x0102_0304 };
-        for (why, kind) in [
-            (Unreachable::Net, UnreachableKind::Net),
-            (Unreachable::Host, UnreachableKind::Host),
-            (Unreachable::Port, UnreachableKind::Host),
-        ] {
+        for why in Unreachable::ALL {
             let mut packet = Vec::new();
             unreachable(&original, why, &mut packet).unwrap();
-            assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why: kind, quoted }), "{why:?}");
+            assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why, quoted }), "{why:?}");
+        }
+    }
+
+    /// A datagram of ours that met a closed port, a host or a network that cannot be reached:
+    /// the quote names both ends (RFC 1122 4.1.3.3: UDP passes ICMP errors up to the application).
+    #[test]
+    fn an_icmp_unreachable_quoting_udp_names_both_ends_and_the_kind() {
+        let (local, remote) = (addr("10.0.0.2:40000"), addr("192.0.2.7:443"));
+        for (code, why) in [
+            (Icmpv4DstUnreachable::PortUnreachable, Unreachable::Port),
+            (Icmpv4DstUnreachable::HostUnreachable, Unreachable::Host),
+            (Icmpv4DstUnreachable::NetUnreachable, Unreachable::Net),
+        ] {
+            let packet = icmpv4_unreachable(code, IpProtocol::Udp, &QUOTED_SYN);
+            assert_eq!(classify(&packet), Ok(Inner::UdpUnreachable { why, local, remote }), "{code:?}");
+        }
+        let mut datagram = Vec::new();
+        build_udp(addr("[fd00::2]:5353"), addr("[2001:db8::7]:53"), b"question", 1420, &mut datagram).unwrap();
+        for why in Unreachable::ALL {
+            let mut packet = Vec::new();
+            unreachable(&datagram, why, &mut packet).unwrap();
+            let expected = Inner::UdpUnreachable { why, local: addr("[fd00::2]:5353"), remote: addr("[2001:db8::7]:53") };
+            assert_eq!(classify(&packet), Ok(expected), "{why:?}");
         }
     }
 
@@ -499,7 +549,7 @@ mod tests {
         for quote in [&QUOTED_SYN[..], &whole_segment] {
             assert_eq!(
                 classify(&icmpv6_unreachable(quote)),
-                Ok(Inner::TcpUnreachable { why: UnreachableKind::Net, quoted }),
+                Ok(Inner::TcpUnreachable { why: Unreachable::Net, quoted }),
                 "{} bytes quoted",
                 quote.len()
             );
@@ -520,9 +570,9 @@ mod tests {
             classify(&icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN[..4])),
             Err(DropReason::InnerMalformed)
         );
-        // About a UDP datagram, or a path MTU message: not ours to act on.
+        // About neither TCP nor UDP, or a path MTU message: not ours to act on.
         assert_eq!(
-            classify(&icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Udp, &QUOTED_SYN)),
+            classify(&icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Icmp, &QUOTED_SYN)),
             Err(DropReason::Unsupported)
         );
         assert_eq!(
@@ -554,7 +604,7 @@ mod tests {
         Ipv4Packet::new_unchecked(&mut packet[..]).fill_checksum();
         Icmpv4Packet::new_unchecked(&mut packet[20..]).fill_checksum();
         let quoted = QuotedTcp { local: addr("10.0.0.2:40000"), remote: addr("192.0.2.7:443"), seq: 0x0102_0304 };
-        assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why: UnreachableKind::Host, quoted }));
+        assert_eq!(classify(&packet), Ok(Inner::TcpUnreachable { why: Unreachable::Host, quoted }));
 
         let mut packet = icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN);
         packet[28] = 0x44; // IHL 4: 16 bytes, shorter than any IPv4 header

@@ -12,6 +12,7 @@ use wg_netstack_engine::addr::ADDRESS_SIZE;
 use wg_netstack_engine::counters::DropReason;
 use wg_netstack_engine::events::CloseReason;
 use wg_netstack_engine::tcp::{ConnectionStats, TcpTotals};
+use wg_netstack_engine::wire::Unreachable;
 
 fn main() {
     print!("{}", typescript());
@@ -36,6 +37,8 @@ fn typescript() -> String {
     );
     let close: Vec<&str> = CloseReason::ALL.iter().map(|r| r.name()).collect();
     names(&mut out, "CLOSE_REASONS", "How a TCP connection ended, by the number in TCP_CLOSED.", &close);
+    let unreachable: Vec<&str> = Unreachable::ALL.iter().map(|r| r.name()).collect();
+    names(&mut out, "UNREACHABLE_REASONS", "What an ICMP destination unreachable said, by the number in UDP_UNREACHABLE.", &unreachable);
     let dropped: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
     names(&mut out, "DROP_REASONS", "The dropped-packet counters, in the order the stats hold them.", &dropped);
     names(&mut out, "PEER_STATS", "The numbers of a peer's stats record, in order.", &abi::PEER_STATS);

@@ -29,7 +29,7 @@ pub use connection::{ConnectionStats, State};
 pub use segment::Segment;
 
 use crate::events::{CloseReason, Events};
-use crate::wire::{self, QuotedTcp, Unreachable, UnreachableKind};
+use crate::wire::{self, QuotedTcp, Unreachable};
 use connection::{Connection, Settings};
 use isn::IsnGenerator;
 use segment::Outgoing;
@@ -306,7 +306,7 @@ impl Tcp {
 
     /// An ICMP destination unreachable from `peer` quoting one of our segments: ends the
     /// connect it answers (see `Connection::on_unreachable`). False when it answers none.
-    pub fn unreachable(&mut self, peer: u32, quoted: &QuotedTcp, why: UnreachableKind, link: &mut dyn Link) -> bool {
+    pub fn unreachable(&mut self, peer: u32, quoted: &QuotedTcp, why: Unreachable, link: &mut dyn Link) -> bool {
         let Some(&id) = self.by_tuple.get(&(peer, quoted.remote, quoted.local)) else {
             return false;
         };
@@ -314,8 +314,10 @@ impl Tcp {
             return false;
         };
         let reason = match why {
-            UnreachableKind::Net => CloseReason::NetUnreachable,
-            UnreachableKind::Host => CloseReason::HostUnreachable,
+            Unreachable::Net => CloseReason::NetUnreachable,
+            Unreachable::Host => CloseReason::HostUnreachable,
+            // No one listens there: what a RST would say (Linux: ECONNREFUSED, as a firewall's REJECT gives).
+            Unreachable::Port => CloseReason::Refused,
         };
         let mut io = Io { link, scratch: &mut self.scratch, budget: usize::MAX };
         let ended = slot.conn.on_unreachable(quoted.seq, reason, &mut io);
