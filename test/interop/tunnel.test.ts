@@ -281,6 +281,34 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
     expect(Date.now() - started).toBeLessThan(10_000); // only catches a hang; the timeout is 1 s
   }, T);
 
+  it("hears the kernel's ICMP port unreachable: ECONNREFUSED on a connected UDP socket, and from a DNS server with nothing on port 53 at once", async () => {
+    const udp = tunnel.udp();
+    udp.connect(CLOSED_PORT, SERVER_ADDRESS);
+    await once(udp, "connect");
+    const errors: Error[] = [];
+    udp.on("error", (error: Error) => errors.push(error));
+    for (let i = 0; i < 5 && errors.length === 0; i++) {
+      udp.send("anyone there?"); // UDP may drop: a few tries
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    udp.close();
+    expect(errors[0]).toMatchObject({ code: "ECONNREFUSED", syscall: "recvmsg", address: SERVER_ADDRESS, port: CLOSED_PORT });
+
+    // A tunnel whose DNS server is an address of the server's where nothing listens on port 53:
+    // refused at once (without the ICMP error: two tries 2 s apart, then ETIMEDOUT).
+    const deadDns = "10.0.0.54";
+    const added = await server.exec("ip", ["address", "add", `${deadDns}/32`, "dev", server.iface]);
+    expect(added.stderr).toBe("");
+    const endpoint = `${server.nsAddress}:${server.listenPort}`;
+    const dead = await connectTunnel(clientConfig({ privateKey: childKey, address: "10.0.0.3/32", serverPublicKey: pubkey(serverKey), endpoint, dns: deadDns, allowedIps: "10.0.0.0/24" }), THREADS);
+    try {
+      const failure = await dead.resolve(NAME).catch((error: unknown) => error);
+      expect(failure).toMatchObject({ code: "ECONNREFUSED", address: deadDns });
+    } finally {
+      await dead.close();
+    }
+  }, T);
+
   // Once is enough (the socket is the same either way): with Debian's wireguard-go.
   it.skipIf(!postgres || implementation !== "debian")("runs a query with pg over tunnel.socket() (pg's stream option), by name, a 1.3 MB result intact", async () => {
     const { dataDir } = await startPostgres(server, postgres!, SERVER_ADDRESS, "10.0.0.0/24");

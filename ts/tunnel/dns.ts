@@ -3,9 +3,10 @@
 // 4.2.1, RFC 7766), answers cached for their TTL (RFC 1035 3.2.1), empty ones for their
 // zone's SOA's (RFC 2308 5). Query ids and source ports are random (RFC 5452).
 
-import { formatIp, parseIp, type Endpoint, type IpFamily } from "../ip.js";
+import { endpointText, formatIp, parseIp, type Endpoint, type IpFamily } from "../ip.js";
 import { ConnectionError, type TcpConnection } from "../host/tcp-connection.js";
 import { TunnelError } from "./errors.js";
+import type { UdpListener } from "./udp.js";
 
 /** What the resolver needs from its tunnel. */
 export interface DnsTransport {
@@ -13,8 +14,8 @@ export interface DnsTransport {
   localAddress(family: IpFamily): string | undefined;
   /** Sends one UDP datagram through the tunnel. */
   sendUdp(data: Uint8Array, from: Endpoint, to: Endpoint): void;
-  /** Calls `onReply` for datagrams arriving at `local` until the returned function is called; throws if that port is taken. */
-  listenUdp(local: Endpoint, onReply: (data: Uint8Array, from: Endpoint) => void): () => void;
+  /** Hands what arrives at `local` to `listener` until the returned function is called; throws if that port is taken. */
+  listenUdp(local: Endpoint, listener: UdpListener): () => void;
   /** Opens a TCP connection through the tunnel. */
   connectTcp(to: Endpoint): Promise<TcpConnection>;
 }
@@ -38,6 +39,12 @@ const TCP_WAIT_MS = 5_000;
 /** The most an answer stays cached, whatever its TTL says. */
 const MAX_TTL_S = 3_600;
 const CACHE_LIMIT = 1_024;
+/** What a server's ICMP destination unreachable told us, by the code it gives. */
+const UNREACHABLE_TEXT = {
+  ECONNREFUSED: "nothing listens there (ICMP port unreachable)",
+  EHOSTUNREACH: "host unreachable (ICMP)",
+  ENETUNREACH: "network unreachable (ICMP)",
+} as const;
 
 interface Answer {
   addresses: string[];
@@ -154,18 +161,27 @@ export class DnsResolver {
         stop?.();
         reject(new TunnelError("ETIMEDOUT", `DNS server ${server.host}: no answer within ${UDP_WAIT_MS} ms`, { syscall: "query", address: server.host }));
       }, UDP_WAIT_MS);
-      const onReply = (data: Uint8Array, from: Endpoint) => {
-        // Only the server's answer to this question counts (RFC 5452 9.1).
-        if (from.host !== server.host || from.port !== server.port || data.length < 12 || ((data[0]! << 8) | data[1]!) !== id) return;
-        clearTimeout(timer);
-        stop?.();
-        resolve(data);
+      const listener: UdpListener = {
+        message: (data, from) => {
+          // Only the server's answer to this question counts (RFC 5452 9.1).
+          if (from.host !== server.host || from.port !== server.port || data.length < 12 || ((data[0]! << 8) | data[1]!) !== id) return;
+          clearTimeout(timer);
+          stop?.();
+          resolve(data);
+        },
+        // No one listens there (or cannot be reached): said at once, as Node's resolver does.
+        unreachable: (to, code) => {
+          if (to.host !== server.host || to.port !== server.port) return;
+          clearTimeout(timer);
+          stop?.();
+          reject(new TunnelError(code, `DNS server ${endpointText(server)}: ${UNREACHABLE_TEXT[code]}`, { syscall: "query", address: server.host }));
+        },
       };
       let stop: (() => void) | undefined;
       for (let attempt = 0; !stop; attempt++) {
         local = { host: localHost, port: 49152 + Math.floor(Math.random() * 16384) };
         try {
-          stop = this.#transport.listenUdp(local, onReply);
+          stop = this.#transport.listenUdp(local, listener);
         } catch (error) {
           if (attempt >= 16) throw error;
         }

@@ -6,18 +6,18 @@ import { ConnectionError } from "../host/tcp-connection.js";
 
 /** Every code a {@link TunnelError} can carry, and what it means here. */
 export const TUNNEL_ERROR_CODES = {
-  /** The destination answered the connect with a reset: nothing listens on that port. */
-  ECONNREFUSED: "the destination answered the connect with a reset (nothing listens on that port)",
+  /** Nothing listens on that port: the connect was answered with a reset or an ICMP port unreachable, or a datagram with the latter. */
+  ECONNREFUSED: "nothing listens on that port: a reset or an ICMP port unreachable answered the connect, or the latter a datagram",
   /** The other end reset an open connection. */
   ECONNRESET: "the other end reset an open connection",
   /** We reset the connection (resetAndDestroy), or the tunnel closed under it. */
   ECONNABORTED: "we reset the connection (resetAndDestroy, or the tunnel closed)",
   /** A write after the connection closed. */
   EPIPE: "a write after the connection closed",
-  /** No peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered the connect. */
-  ENETUNREACH: "no peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered the connect",
-  /** An ICMP host, port or protocol unreachable (or administratively prohibited) answered the connect. */
-  EHOSTUNREACH: "an ICMP host, port or protocol unreachable (or administratively prohibited) answered the connect",
+  /** No peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered a connect or a datagram. */
+  ENETUNREACH: "no peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered a connect or a datagram",
+  /** An ICMP host or protocol unreachable (or administratively prohibited) answered a connect or a datagram. */
+  EHOSTUNREACH: "an ICMP host or protocol unreachable (or administratively prohibited) answered a connect or a datagram",
   /** No answer in time: the WireGuard handshake, a connect, or a DNS query. */
   ETIMEDOUT: "no answer in time: the WireGuard handshake, a connect, or a DNS query",
   /** The name does not resolve: through the tunnel's DNS, or for an Endpoint the system's resolver. */

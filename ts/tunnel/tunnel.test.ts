@@ -491,6 +491,40 @@ describe("tunnel.udp", () => {
     await once(udp, "close");
   });
 
+  it("connects to one remote as node:dgram does: send(msg) goes there, only its datagrams arrive", async () => {
+    const codeOf = (call: () => unknown) => {
+      try {
+        call();
+      } catch (error) {
+        return (error as { code?: string }).code;
+      }
+      return "no error";
+    };
+    const udp = tunnel.udp();
+    expect([codeOf(() => udp.send("x")), codeOf(() => udp.remoteAddress()), codeOf(() => udp.disconnect())]).toEqual(Array(3).fill("ERR_SOCKET_DGRAM_NOT_CONNECTED"));
+    udp.connect(7, "echo.test");
+    await once(udp, "connect");
+    expect(udp.remoteAddress()).toEqual({ address: ECHO, family: "IPv4", port: 7 });
+    expect([codeOf(() => udp.connect(7, ECHO)), codeOf(() => udp.send("x", 7, ECHO))]).toEqual(Array(2).fill("ERR_SOCKET_DGRAM_IS_CONNECTED"));
+    // Someone else's datagram to our port is not for a connected socket; the echo's answer is.
+    const { port } = udp.address();
+    server.sendUdp("stranger", { host: "10.0.0.99", port: 5000 }, { host: "10.0.0.2", port });
+    udp.send("connected");
+    const [message, rinfo] = (await once(udp, "message")) as [Buffer, unknown];
+    expect([message.toString(), rinfo]).toEqual(["connected", { address: ECHO, family: "IPv4", port: 7, size: 9 }]);
+    // Disconnected, it hears from anyone again and sends anywhere.
+    udp.disconnect();
+    server.sendUdp("stranger", { host: "10.0.0.99", port: 5000 }, { host: "10.0.0.2", port });
+    expect(((await once(udp, "message")) as [Buffer])[0].toString()).toBe("stranger");
+    udp.close();
+    // A name that does not resolve fails the connect, to its callback.
+    const lost = tunnel.udp();
+    const error = await new Promise<Error | undefined>((resolve) => lost.connect(7, "nowhere.test", resolve));
+    expect(error).toMatchObject({ code: "ENOTFOUND" });
+    expect(codeOf(() => lost.remoteAddress())).toBe("ERR_SOCKET_DGRAM_NOT_CONNECTED");
+    lost.close();
+  });
+
   it("binds a chosen port once: a second bind is EADDRINUSE", async () => {
     const first = tunnel.udp().bind(5353);
     expect(() => tunnel.udp().bind(5353)).toThrow(/EADDRINUSE/);

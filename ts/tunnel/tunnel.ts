@@ -6,7 +6,7 @@ import type http from "node:http";
 import type https from "node:https";
 import type { Dispatcher } from "undici";
 import { ConfigError, isRecord } from "../config.js";
-import { startServer, type Server, type ServerStats } from "../host/server.js";
+import { startServer, type Server, type ServerStats, type UdpUnreachable } from "../host/server.js";
 import type { TcpConnection } from "../host/tcp-connection.js";
 import type { UdpPacket } from "../host/udp-packet.js";
 import { cidrCovers, endpointText, formatIp, parseCidr, parseHostEndpoint, parseIp, type Cidr, type Endpoint, type IpFamily } from "../ip.js";
@@ -16,7 +16,7 @@ import { DnsResolver, type ResolveOptions } from "./dns.js";
 import { asTunnelError, TunnelError } from "./errors.js";
 import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
-import { TunnelUdpSocket } from "./udp.js";
+import { TunnelUdpSocket, type UdpListener } from "./udp.js";
 
 /** Options of {@link connectTunnel}, beside the config. */
 export interface TunnelOptions {
@@ -85,6 +85,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
       ...(peer.persistentKeepalive ? { persistentKeepalive: peer.persistentKeepalive } : {}),
     })),
     onUdp: (packet) => tunnel[RECEIVE_UDP](packet),
+    onUdpUnreachable: (info) => tunnel[RECEIVE_UDP_UNREACHABLE](info),
     onTcp: (connection) => tunnel[RECEIVE_TCP](connection),
     ...(options.onError ? { onError: options.onError } : {}),
     ...(options.tap ? { tap: options.tap } : {}),
@@ -101,6 +102,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
 
 const START = Symbol("start");
 const RECEIVE_UDP = Symbol("receive udp");
+const RECEIVE_UDP_UNREACHABLE = Symbol("receive udp unreachable");
 const RECEIVE_TCP = Symbol("receive tcp");
 
 /** What `tunnel.listen()` returns. */
@@ -120,7 +122,7 @@ export class Tunnel {
   readonly #routes: { cidr: Cidr; peer: string }[];
   readonly #dialer: Dialer;
   readonly #resolver: DnsResolver;
-  readonly #udpListeners = new Map<string, (data: Uint8Array, from: Endpoint) => void>();
+  readonly #udpListeners = new Map<string, UdpListener>();
   readonly #tcpListeners = new Map<number, { onConnection: (socket: TunnelSocket) => void; options: TunnelSocketOptions }>();
   #server!: Server;
   #dispatcher: Dispatcher | undefined;
@@ -135,7 +137,7 @@ export class Tunnel {
     this.#resolver = new DnsResolver(config.dns, {
       localAddress: (family) => this.#localAddress(family),
       sendUdp: (data, from, to) => this.#server.sendUdp(data, from, to),
-      listenUdp: (local, onReply) => this.#listenUdp([local], onReply),
+      listenUdp: (local, listener) => this.#listenUdp([local], listener),
       connectTcp: (to) => this.#open(to),
     }, config.dnsSearch ?? []);
   }
@@ -312,28 +314,33 @@ export class Tunnel {
         if (unroutable) throw new TunnelError("ENETUNREACH", `send ENETUNREACH ${endpointText(to)}: ${unroutable}`, { syscall: "send", address: to.host, port: to.port });
         this.#server.sendUdp(data, from, to);
       },
-      bind: (port, onMessage) =>
+      bind: (port, listener) =>
         this.#listenUdp(
           this.#config.address.map((text) => ({ host: formatIp(parseCidr(text)!), port })),
-          onMessage,
+          listener,
         ),
     });
   }
 
-  /** Routes datagrams for these local endpoints to `onMessage`; throws EADDRINUSE when one is taken. Returns the undo. */
-  #listenUdp(locals: Endpoint[], onMessage: (data: Uint8Array, from: Endpoint) => void): () => void {
+  /** Routes datagrams for these local endpoints (and ICMP errors about ours from them) to `listener`; throws EADDRINUSE when one is taken. Returns the undo. */
+  #listenUdp(locals: Endpoint[], listener: UdpListener): () => void {
     const keys = locals.map(endpointText);
     const taken = keys.find((key) => this.#udpListeners.has(key));
     if (taken) throw Object.assign(new Error(`bind EADDRINUSE ${taken}: already bound in the tunnel`), { code: "EADDRINUSE" });
-    for (const key of keys) this.#udpListeners.set(key, onMessage);
+    for (const key of keys) this.#udpListeners.set(key, listener);
     return () => {
-      for (const key of keys) if (this.#udpListeners.get(key) === onMessage) this.#udpListeners.delete(key);
+      for (const key of keys) if (this.#udpListeners.get(key) === listener) this.#udpListeners.delete(key);
     };
   }
 
   /** @internal Datagrams that arrive for us: a DNS answer, say. */
   [RECEIVE_UDP](packet: UdpPacket): void {
-    this.#udpListeners.get(endpointText(packet.dst))?.(packet.data, packet.src);
+    this.#udpListeners.get(endpointText(packet.dst))?.message(packet.data, packet.src);
+  }
+
+  /** @internal A peer's side could not deliver a datagram of ours. */
+  [RECEIVE_UDP_UNREACHABLE](info: UdpUnreachable): void {
+    this.#udpListeners.get(endpointText(info.local))?.unreachable?.(info.remote, info.code);
   }
 
   /** Resolves a name if need be, then opens the connection. */

@@ -3,7 +3,8 @@
 
 import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
-import { parseIp, type Endpoint, type IpFamily } from "../ip.js";
+import { endpointText, parseIp, type Endpoint, type IpFamily } from "../ip.js";
+import type { UdpUnreachable } from "../host/server.js";
 import { asTunnelError, TunnelError } from "./errors.js";
 
 /** Where a datagram came from, as `node:dgram` tells it. */
@@ -18,6 +19,13 @@ export interface TunnelRemoteInfo {
   size: number;
 }
 
+/** Who takes what arrives for a bound port: datagrams, and ICMP errors about the ones it sent. */
+export interface UdpListener {
+  message(data: Uint8Array, from: Endpoint): void;
+  /** A peer's side answered a datagram sent to `remote` with an ICMP destination unreachable. */
+  unreachable?(remote: Endpoint, code: UdpUnreachable["code"]): void;
+}
+
 /** What a UDP socket needs from its tunnel. */
 export interface UdpTransport {
   /** Our tunnel address of a family, if we have one. */
@@ -26,8 +34,16 @@ export interface UdpTransport {
   resolve(host: string): Promise<string>;
   /** Throws a TunnelError when `host` cannot be reached; sends otherwise. */
   send(data: Uint8Array, from: Endpoint, to: Endpoint): void;
-  /** Delivers datagrams for `port` on our addresses to `onMessage`; throws EADDRINUSE if taken. Returns the unbind function. */
-  bind(port: number, onMessage: (data: Uint8Array, from: Endpoint) => void): () => void;
+  /** Delivers what arrives for `port` on our addresses to `listener`; throws EADDRINUSE if taken. Returns the unbind function. */
+  bind(port: number, listener: UdpListener): () => void;
+}
+
+/** Where `connect` pointed a socket: what was asked, and its address (`endpoint` once resolved). */
+interface ConnectedTo {
+  asked: string;
+  port: number;
+  ready: Promise<Endpoint>;
+  endpoint?: Endpoint;
 }
 
 const EPHEMERAL_FIRST = 49152;
@@ -36,14 +52,18 @@ const EPHEMERAL_COUNT = 16384;
 /**
  * A UDP socket through the tunnel, from `tunnel.udp()`, used as a `node:dgram` socket is:
  * `bind(port?)` (a random port when omitted, or at the first `send`), `send(msg, port, host)`,
- * `'message'` events with `(msg, rinfo)`, `address()`, `close()`. Failures come as `'error'`
- * (or to `send`'s callback) with Node's codes.
+ * `'message'` events with `(msg, rinfo)`, `address()`, `close()`; `connect(port, host)` to
+ * talk to one remote, then `send(msg)`, `remoteAddress()`, `disconnect()`. Failures come as
+ * `'error'` (or to `send`'s and `connect`'s callbacks) with Node's codes. As on Linux, only a
+ * connected socket hears of an ICMP error about its datagrams: an `'error'` with
+ * `ECONNREFUSED` (no one listens there), `EHOSTUNREACH` or `ENETUNREACH`, and it stays open.
  */
 export class TunnelUdpSocket extends EventEmitter {
   readonly #transport: UdpTransport;
   #port = 0;
   #unbind: (() => void) | undefined;
   #closed = false;
+  #remote: ConnectedTo | undefined;
 
   /** @internal Made by `tunnel.udp()`. */
   constructor(transport: UdpTransport) {
@@ -56,12 +76,22 @@ export class TunnelUdpSocket extends EventEmitter {
     if (this.#closed) throw new Error("the socket is closed");
     if (this.#unbind) throw new Error("the socket is already bound");
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be an integer from 0 to 65535, got ${String(port)}`);
-    const onMessage = (data: Uint8Array, from: Endpoint) => {
-      const family = parseIp(from.host)!.family === 4 ? "IPv4" : "IPv6";
-      this.emit("message", Buffer.from(data.buffer, data.byteOffset, data.byteLength), { address: from.host, family, port: from.port, size: data.length });
+    const listener: UdpListener = {
+      message: (data, from) => {
+        // A connected socket takes datagrams from its remote only, as the kernel's does.
+        const remote = this.#remote?.endpoint;
+        if (this.#remote && (remote?.host !== from.host || remote.port !== from.port)) return;
+        const family = parseIp(from.host)!.family === 4 ? "IPv4" : "IPv6";
+        this.emit("message", Buffer.from(data.buffer, data.byteOffset, data.byteLength), { address: from.host, family, port: from.port, size: data.length });
+      },
+      unreachable: (to, code) => {
+        const remote = this.#remote?.endpoint;
+        if (remote?.host !== to.host || remote.port !== to.port) return;
+        this.emit("error", new TunnelError(code, `recvmsg ${code} ${endpointText(to)}`, { syscall: "recvmsg", address: to.host, port: to.port }));
+      },
     };
     if (port !== 0) {
-      this.#unbind = this.#transport.bind(port, onMessage);
+      this.#unbind = this.#transport.bind(port, listener);
       this.#port = port;
     } else {
       // A random ephemeral port (RFC 6056 3.3.1), the next one when it is taken.
@@ -69,7 +99,7 @@ export class TunnelUdpSocket extends EventEmitter {
       for (let i = 0; i < EPHEMERAL_COUNT && !this.#unbind; i++) {
         const candidate = EPHEMERAL_FIRST + ((start + i) % EPHEMERAL_COUNT);
         try {
-          this.#unbind = this.#transport.bind(candidate, onMessage);
+          this.#unbind = this.#transport.bind(candidate, listener);
           this.#port = candidate;
         } catch (error) {
           if ((error as { code?: string }).code !== "EADDRINUSE") throw error;
@@ -83,21 +113,80 @@ export class TunnelUdpSocket extends EventEmitter {
   }
 
   /**
-   * Sends one datagram to `host:port` through the tunnel (a name is resolved through the
-   * tunnel's DNS); binds first if need be. `callback(error)` is told how it went; without it
-   * a failure is an `'error'` event.
+   * Points the socket at one remote, as `dgram`'s `connect`: `host` is resolved through the
+   * tunnel, then `'connect'` is emitted (and `callback()` called). Afterwards `send(msg)`
+   * goes there, only its datagrams arrive, and ICMP errors about ours come as `'error'`.
+   * A failed resolve goes to `callback(error)`, else to `'error'`. Binds first if need be.
    */
-  send(message: Uint8Array | string, port: number, host: string, callback?: (error: Error | null) => void): void {
+  connect(port: number, host: string, callback?: (error?: Error) => void): this {
+    if (this.#remote) throw Object.assign(new Error("Already connected"), { code: "ERR_SOCKET_DGRAM_IS_CONNECTED" });
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+    if (!this.#unbind) this.bind();
+    const remote: ConnectedTo = { asked: host, port, ready: this.#transport.resolve(host).then((address) => ({ host: address, port })) };
+    this.#remote = remote;
+    if (callback) this.once("connect", callback);
+    remote.ready.then(
+      (endpoint) => {
+        if (this.#remote !== remote) return; // disconnected or closed meanwhile
+        remote.endpoint = endpoint;
+        this.emit("connect");
+      },
+      (error: unknown) => {
+        if (this.#remote !== remote) return;
+        this.#remote = undefined;
+        const coded = asTunnelError(error, { syscall: "connect", address: host, port });
+        if (callback) {
+          this.off("connect", callback);
+          callback(coded);
+        } else this.emit("error", coded);
+      },
+    );
+    return this;
+  }
+
+  /** Forgets the remote `connect` set; throws ERR_SOCKET_DGRAM_NOT_CONNECTED if there is none. */
+  disconnect(): void {
+    if (!this.#remote) throw notConnected();
+    this.#remote = undefined;
+  }
+
+  /** The remote `connect` set, as `dgram`'s `remoteAddress()`; throws ERR_SOCKET_DGRAM_NOT_CONNECTED before it is connected. */
+  remoteAddress(): AddressInfo {
+    const endpoint = this.#remote?.endpoint;
+    if (!endpoint) throw notConnected();
+    return { address: endpoint.host, family: parseIp(endpoint.host)!.family === 4 ? "IPv4" : "IPv6", port: endpoint.port };
+  }
+
+  /**
+   * Sends one datagram to `host:port` through the tunnel (a name is resolved through the
+   * tunnel's DNS), or on a connected socket to its remote (`send(msg, callback?)`); binds
+   * first if need be. `callback(error)` is told how it went; without it a failure is an
+   * `'error'` event.
+   */
+  send(message: Uint8Array | string, callback?: (error: Error | null) => void): void;
+  send(message: Uint8Array | string, port: number, host: string, callback?: (error: Error | null) => void): void;
+  send(
+    message: Uint8Array | string,
+    portOrCallback?: number | ((error: Error | null) => void),
+    host?: string,
+    maybeCallback?: (error: Error | null) => void,
+  ): void {
     const data = typeof message === "string" ? new TextEncoder().encode(message) : message;
+    const connected = typeof portOrCallback !== "number";
+    const callback = connected ? portOrCallback : maybeCallback;
+    const remote = this.#remote;
+    if (connected && !remote) throw notConnected();
+    if (!connected && remote) throw Object.assign(new Error("Already connected"), { code: "ERR_SOCKET_DGRAM_IS_CONNECTED" });
+    const [port, asked] = remote ? [remote.port, remote.asked] : [portOrCallback as number, host!];
     const fail = (error: unknown) => {
-      const coded = asTunnelError(error, { syscall: "send", address: host, port });
+      const coded = asTunnelError(error, { syscall: "send", address: asked, port });
       if (callback) callback(coded);
       else this.emit("error", coded);
     };
     if (this.#closed) return fail(new TunnelError("EPIPE", "send after close", { syscall: "send" }));
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
     if (!this.#unbind) this.bind();
-    this.#transport.resolve(host).then(
+    (remote ? remote.ready.then((endpoint) => endpoint.host) : this.#transport.resolve(asked)).then(
       (address) => {
         if (this.#closed) return fail(new TunnelError("EPIPE", "send after close", { syscall: "send" }));
         const family = parseIp(address)!.family;
@@ -121,9 +210,14 @@ export class TunnelUdpSocket extends EventEmitter {
   close(onClose?: () => void): this {
     if (this.#closed) return this;
     this.#closed = true;
+    this.#remote = undefined;
     this.#unbind?.();
     if (onClose) this.once("close", onClose);
     queueMicrotask(() => this.emit("close"));
     return this;
   }
+}
+
+function notConnected(): Error {
+  return Object.assign(new Error("Not connected"), { code: "ERR_SOCKET_DGRAM_NOT_CONNECTED" });
 }
