@@ -1,6 +1,6 @@
 // A stub resolver (RFC 1034 5.3.1) that asks the config's DNS servers through the tunnel:
 // A and AAAA questions over UDP, again over TCP when the answer is truncated (RFC 1035
-// 4.2.1, RFC 7766), answers cached for their TTL (RFC 1035 3.2.1), empty ones for their
+// 4.2.1, RFC 7766), answers cached for their TTL (RFC 1035 3.2.1), empty ones and NXDOMAINs for their
 // zone's SOA's (RFC 2308 5). Query ids and source ports are random (RFC 5452).
 
 import { endpointText, formatIp, parseIp, type Endpoint, type IpFamily } from "../ip.js";
@@ -48,7 +48,10 @@ const UNREACHABLE_TEXT = {
 
 interface Answer {
   addresses: string[];
+  /** How long it may be kept, in seconds (0: not at all). */
   ttl: number;
+  /** An NXDOMAIN: the name does not exist, told so (and cached, RFC 2308 5, for its SOA's say). */
+  missing?: string;
 }
 
 /** Resolves names through a tunnel; see {@link DnsResolver.resolve}. */
@@ -56,7 +59,7 @@ export class DnsResolver {
   readonly #servers: string[];
   readonly #search: string[];
   readonly #transport: DnsTransport;
-  readonly #cache = new Map<string, { addresses: string[]; expires: number }>();
+  readonly #cache = new Map<string, Answer & { expires: number }>();
   readonly #asking = new Map<string, Promise<Answer>>();
 
   /** `search`: the config's search domains (`DNS` entries that are names), tried as resolv.conf(5)'s `search` is. */
@@ -107,7 +110,7 @@ export class DnsResolver {
   async #lookup(name: string, type: number): Promise<string[]> {
     const key = `${type} ${name}`;
     const cached = this.#cache.get(key);
-    if (cached && cached.expires > Date.now()) return cached.addresses;
+    if (cached && cached.expires > Date.now()) return addressesOf(cached, name);
     // Callers wanting the same records at once share one question.
     let asking = this.#asking.get(key);
     if (!asking) {
@@ -115,14 +118,15 @@ export class DnsResolver {
       this.#asking.set(key, asking);
     }
     const answer = await asking;
-    // An empty answer is kept only for its zone's SOA's say (RFC 2308 5); without one, asked again.
-    if (answer.addresses.length === 0 && answer.ttl <= 0) return [];
-    if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
-    this.#cache.set(key, { addresses: answer.addresses, expires: Date.now() + Math.min(answer.ttl, MAX_TTL_S) * 1000 });
-    return answer.addresses;
+    // An empty answer or an NXDOMAIN is kept only for its zone's SOA's say (RFC 2308 5); without one, asked again.
+    if (answer.addresses.length > 0 || answer.ttl > 0) {
+      if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
+      this.#cache.set(key, { ...answer, expires: Date.now() + Math.min(answer.ttl, MAX_TTL_S) * 1000 });
+    }
+    return addressesOf(answer, name);
   }
 
-  /** Asks each server in turn; an NXDOMAIN is final, silence or a failure moves on. */
+  /** Asks each server in turn; an answer (an NXDOMAIN too) is final, silence or a failure moves on. */
   async #ask(name: string, type: number): Promise<Answer> {
     let last: TunnelError | undefined;
     for (const server of this.#servers) {
@@ -130,7 +134,7 @@ export class DnsResolver {
         try {
           return await this.#askServer(server, name, type);
         } catch (error) {
-          if (!(error instanceof TunnelError) || error.message.includes("NXDOMAIN")) throw error;
+          if (!(error instanceof TunnelError)) throw error;
           last = error;
           // A server that answers badly, or whose TCP fails after its UDP answered, is not asked again.
           if (error.code !== "ETIMEDOUT" || error instanceof TcpFailure) break;
@@ -358,9 +362,15 @@ function negativeTtl(data: Uint8Array, at: number, count: number): number {
 }
 
 function answerOf(reply: Reply, name: string, server: string): Answer {
-  if (reply.rcode === RCODE_NXDOMAIN) throw new TunnelError("ENOTFOUND", `${name} does not exist (NXDOMAIN from ${server})`, { syscall: "query", address: name });
+  if (reply.rcode === RCODE_NXDOMAIN) return { addresses: [], ttl: reply.ttl, missing: `${name} does not exist (NXDOMAIN from ${server})` };
   if (reply.rcode !== 0) throw new TunnelError("ENOTFOUND", `${name}: DNS server ${server} failed (rcode ${reply.rcode})`, { syscall: "query", address: name });
   return { addresses: reply.addresses, ttl: reply.ttl };
+}
+
+/** The answer's addresses; ENOTFOUND for an NXDOMAIN. */
+function addressesOf(answer: Answer, name: string): string[] {
+  if (answer.missing) throw new TunnelError("ENOTFOUND", answer.missing, { syscall: "query", address: name });
+  return answer.addresses;
 }
 
 /** A TTL: one with its top bit set counts as 0 (RFC 2181 8), not as 68 years. */

@@ -56,8 +56,9 @@ function dnsAnswer(query: Uint8Array, overTcp: boolean): Uint8Array {
   const known = name === BIG_NAME || name === CUT_NAME ? BIG_ADDRESSES : NAMES[name] ? [NAMES[name]!] : undefined;
   const truncated = (name === BIG_NAME || name === CUT_NAME) && !overTcp;
   const records = type === 1 && known && (!truncated || name === CUT_NAME) ? known : [];
-  // No records of a known name: soa.test's answer carries its zone's SOA (RFC 2308 2.2), TTL 300, MINIMUM 30.
-  const soa = name === "soa.test" && known && records.length === 0;
+  // No records of a known name: soa.test's answer carries its zone's SOA (RFC 2308 2.2), TTL 300,
+  // MINIMUM 30; so does gone.test's NXDOMAIN (RFC 2308 2.1).
+  const soa = (name === "soa.test" && known && records.length === 0) || name === "gone.test";
   const out = [query[0]!, query[1]!, 0x81 | (truncated ? 0x02 : 0), known ? 0x80 : 0x83, 0, 1, 0, records.length, 0, soa ? 1 : 0, 0, 0];
   out.push(...query.subarray(12, questionEnd));
   for (const address of records) out.push(0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, ...address.split(".").map(Number));
@@ -583,6 +584,17 @@ describe("tunnel.resolve", () => {
     // Without an SOA there is no TTL to keep it for (RFC 2308 5): asked each time.
     for (let i = 0; i < 2; i++) await expect(tunnel.resolve("echo.test", { family: 6 })).rejects.toMatchObject({ code: "ENOTFOUND" });
     expect(dnsQueries.aaaa - before).toBe(3);
+  });
+
+  it("caches an NXDOMAIN for its SOA's TTL (RFC 2308 5), and asks again for one without an SOA", async () => {
+    for (const [name, asked] of [["gone.test", 1], ["never.test", 3]] as const) {
+      const before = dnsQueries.udp;
+      for (let i = 0; i < 3; i++) {
+        const failure = await tunnel.resolve(name, { family: 4 }).catch((error: unknown) => error);
+        expect(failure).toMatchObject({ code: "ENOTFOUND", message: `${name} does not exist (NXDOMAIN from ${DNS})` });
+      }
+      expect([name, dnsQueries.udp - before]).toEqual([name, asked]);
+    }
   });
 
   it("asks once for a name several callers want at the same time (a burst of sends by name)", async () => {
