@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startTunnelClient } from "../../test/support/loopback-stacks.js";
 import { startSocks5Proxy } from "../../test/support/test-proxies.js";
-import { genkey, pubkey, type Server, type ServerOptions, type UdpPacket } from "../index.js";
+import { genkey, pubkey, type Server, type ServerOptions, type UdpPacket, type UdpUnreachable } from "../index.js";
 import type { Endpoint } from "../ip.js";
 import { ConfigStore, type PeerRecord } from "./config-store.js";
 import { parseProxy } from "./dial.js";
@@ -229,16 +229,18 @@ describe("gateway", () => {
     expect(await Promise.race([attempt, new Promise((resolve) => setTimeout(() => resolve("no answer"), 3000))])).not.toBe("connected");
   });
 
-  it("denies the host's loopback by default: ICMP unreachable for TCP, UDP dropped, both logged", async () => {
+  it("denies the host's loopback by default: ICMP unreachable for TCP and UDP, both logged", async () => {
     let reached = 0;
     const port = await tcpServer(() => reached++);
     const echo = await udpServer((data) => data);
     const { store, lines, join: joinAs } = await runGateway({ allowLoopback: false, udpIdleMs: 1000 });
     const icmp: Uint8Array[] = [];
     const received: UdpPacket[] = [];
+    const unreachable: UdpUnreachable[] = [];
     const client = await joinAs(store.peers()[0]!, {
       tap: (packet, { direction }) => void (direction === "in" && packet[9] === 1 && icmp.push(packet)),
       onUdp: (packet) => void received.push(packet),
+      onUdpUnreachable: (info) => void unreachable.push(info),
     });
     // Our client stack does not act on ICMP (a kernel's fails the connect: see the interop test), so watch for the packet.
     void client.connect({ host: "127.0.0.1", port }).catch(() => {});
@@ -251,6 +253,9 @@ describe("gateway", () => {
     expect(tcp).toMatchObject({ dst: { host: "127.0.0.1", port }, end: "denied", error: expect.stringContaining("loopback") });
     expect(udp).toMatchObject({ dst: echo, up: 5, down: 0, end: "denied" });
     expect([reached, received.length]).toEqual([0, 0]);
+    // The datagram was answered with ICMP host unreachable, as the SYN was.
+    await until(() => unreachable.length > 0, 1000);
+    expect(unreachable).toMatchObject([{ local: { host: "10.77.0.2", port: 4000 }, remote: echo, code: "EHOSTUNREACH" }]);
   });
 
   it("logs a handshake from a key it does not know, with the key", async () => {

@@ -45,8 +45,10 @@ function startRelay(options: { idleMs?: number; dnsTimeoutMs?: number } = {}) {
 }
 
 const client = { host: "10.77.0.2", port: 40000 };
+/** How each packet was refused (packet.refuse), in order. */
+const refusals: string[] = [];
 const packet = (data: Uint8Array | string, dst: Endpoint, src = client) =>
-  new UdpPacket(typeof data === "string" ? new TextEncoder().encode(data) : data, src, dst, "KEY", () => {});
+  new UdpPacket(typeof data === "string" ? new TextEncoder().encode(data) : data, src, dst, "KEY", () => {}, (why) => void refusals.push(why));
 const until = async (condition: () => boolean, ms = 3000) => {
   for (const start = Date.now(); !condition(); await new Promise((resolve) => setTimeout(resolve, 10))) {
     if (Date.now() - start > ms) throw new Error("timed out waiting");
@@ -119,14 +121,20 @@ describe("UdpRelay", () => {
 });
 
 describe("UdpRelay, a flow the route turns down", () => {
-  it("opens no socket, counts what the client sent, and logs the flow once with why", async () => {
+  it("opens no socket, answers each datagram with ICMP, counts what the client sent, and logs the flow once with why", async () => {
     const { relay, sent, ended } = startRelay({ idleMs: 200 });
     const loopback = { host: "127.0.0.1", port: 5000 };
+    refusals.length = 0;
     relay.relay(packet("one", loopback), () => ({ end: "denied", why: "not there" }));
     relay.relay(packet("two", loopback), () => ({ end: "denied", why: "not there" }));
-    expect(relay.size).toBe(1);
-    await until(() => ended.length === 1);
-    expect(ended).toMatchObject([{ dst: loopback, up: 6, down: 0, end: "denied", error: "not there" }]);
+    relay.relay(packet("three", { host: "10.77.0.1", port: 80 }), () => ({ end: "refused", why: "only port 53" }));
+    expect(relay.size).toBe(2);
+    expect(refusals).toEqual(["host", "host", "port"]); // a denied address, a closed port of the gateway's
+    await until(() => ended.length === 2);
+    expect(ended).toMatchObject([
+      { dst: loopback, up: 6, down: 0, end: "denied", error: "not there" },
+      { dst: { host: "10.77.0.1", port: 80 }, up: 5, end: "refused" },
+    ]);
     expect(sent).toEqual([]);
   });
 });

@@ -62,7 +62,9 @@ export class UdpRelay {
 
   /**
    * Sends the client's datagram where `route` says (usually `packet.dst`; the DNS upstream
-   * for the virtual resolver), or drops it. `route` is asked once per flow, when it opens.
+   * for the virtual resolver), or turns it down with an ICMP error, as a denied TCP connect
+   * is: port unreachable for a closed port of the gateway's own, host unreachable for a
+   * denied address. `route` is asked once per flow, when it opens.
    */
   relay(packet: UdpPacket, route: (dst: Endpoint) => Route): void {
     const key = `${packet.peer} ${packet.src.host} ${packet.src.port} ${packet.dst.host} ${packet.dst.port}`;
@@ -70,7 +72,7 @@ export class UdpRelay {
     flow.lastActivity = Date.now();
     flow.record.up += packet.data.length;
     if (flow.dns) flow.record.name ??= dnsQuestion(packet.data);
-    if (!flow.socket || !flow.upstream) return;
+    if (!flow.socket || !flow.upstream) return packet.refuse(flow.record.end === "refused" ? "port" : "host");
     if (flow.dns) flow.unanswered++;
     flow.socket.send(packet.data, flow.upstream.port, flow.upstream.host);
   }

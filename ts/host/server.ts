@@ -20,7 +20,7 @@ import {
   type PeerConfig,
   type PeerOptions,
 } from "../config.js";
-import { Engine, EngineError, type CloseReason, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals } from "../wasm/engine.js";
+import { Engine, EngineError, type CloseReason, type EngineStats, type Datagram, type EventHandler, type TcpTotals, type UdpTotals, type UnreachableReason } from "../wasm/engine.js";
 import { ERROR, REQUEST_MESSAGE } from "../wasm/abi.js";
 import { endpointText, formatIp, parseIp, type Endpoint, type Ip } from "../ip.js";
 import { defaultRuntime } from "../runtime/index.js";
@@ -556,7 +556,7 @@ export class Server {
       this.#handle(() => this.#options.onUdpUnreachable?.({ local, remote, peer: this.#peerKey(peer), code: UNREACHABLE_CODES[reason] })),
     innerPacket: (direction, peer, packet) => this.#handle(() => this.#options.tap?.(packet, { direction, peer: this.#peerKey(peer) })),
     udp: (peer, src, dst, payload) => {
-      const packet = new UdpPacket(payload, src, dst, this.#peerKey(peer), (data) => this.sendUdp(data, dst, src));
+      const packet = new UdpPacket(payload, src, dst, this.#peerKey(peer), (data) => this.sendUdp(data, dst, src), (why) => this.#refuseUdp(src, dst, why));
       this.#handle(() => this.#options.onUdp?.(packet));
     },
   };
@@ -678,6 +678,12 @@ export class Server {
   }
 
   /** False for a datagram the worker's backlog drops (threads: 1; ThreadedEngine.takesDatagram). */
+  /** Answers a datagram `from` a client `to` an address with an ICMP destination unreachable. */
+  #refuseUdp(from: Endpoint, to: Endpoint, why: UnreachableReason): void {
+    this.#assertOpen();
+    if (this.#datagramGoes()) this.#link.command((commands) => commands.udpRefuse(from, to, why));
+  }
+
   #datagramGoes(): boolean {
     return !(this.#engine instanceof ThreadedEngine) || this.#engine.takesDatagram();
   }

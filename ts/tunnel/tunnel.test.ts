@@ -8,7 +8,7 @@ import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientConfig } from "../client-config.js";
 import { genkey, pubkey } from "../keys.js";
-import { startServer, type Server } from "../host/server.js";
+import { startServer, type Server, type UdpUnreachable } from "../host/server.js";
 import type { TcpConnection } from "../host/tcp-connection.js";
 import type { UdpPacket } from "../host/udp-packet.js";
 import { connectTunnel, type Tunnel } from "./tunnel.js";
@@ -20,7 +20,7 @@ import { THREADS } from "../../test/support/threads.js";
 
 const ECHO = "10.0.0.1";
 const SILENT = "10.0.0.66"; // SYNs there are never answered
-const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable
+const REJECTED = "10.0.0.67"; // SYNs there get ICMP host unreachable; datagrams to its port N the Nth of UNREACHABLE_REASONS
 const DNS = "10.0.0.53";
 const DNS_NO_TCP = "10.0.0.54"; // answers every UDP question truncated; its TCP port 53 refuses
 const DNS_SILENT_TCP = "10.0.0.55"; // the same, but SYNs to its TCP port 53 go unanswered
@@ -33,6 +33,8 @@ let server: Server;
 let tunnel: Tunnel;
 let clientKey: string;
 const dnsQueries = { udp: 0, tcp: 0, aaaa: 0 };
+/** What onUdpUnreachable told the server. */
+const unreachable: UdpUnreachable[] = [];
 /** How each echo connection ended, seen from the service: "end" or an error code. */
 const echoEndings: string[] = [];
 const SOURCE_CHUNK = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 0xff);
@@ -120,6 +122,7 @@ async function serveTcp(connection: TcpConnection): Promise<void> {
 
 function serveUdp(packet: UdpPacket): void {
   if (packet.dst.host === ECHO && packet.dst.port === 7) return packet.reply(packet.data);
+  if (packet.dst.host === REJECTED) return packet.refuse((["net", "host", "port"] as const)[packet.dst.port % 3]);
   if ((packet.dst.host === DNS_NO_TCP || packet.dst.host === DNS_SILENT_TCP) && packet.dst.port === 53) {
     const truncated = new Uint8Array(packet.data);
     truncated.set([0x83, 0x80], 2); // QR, TC, RD; RA
@@ -142,6 +145,7 @@ beforeAll(async () => {
     peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }],
     onTcp: serveTcp,
     onUdp: serveUdp,
+    onUdpUnreachable: (info) => unreachable.push(info),
   });
   tunnel = await connectTunnel(configText(), THREADS);
 });
@@ -524,6 +528,36 @@ describe("tunnel.udp", () => {
     expect(error).toMatchObject({ code: "ENOTFOUND" });
     expect(codeOf(() => lost.remoteAddress())).toBe("ERR_SOCKET_DGRAM_NOT_CONNECTED");
     lost.close();
+  });
+
+  it("hears packet.refuse() on a connected socket as node:dgram hears ICMP errors, and answers a datagram to a port nothing is bound to with port unreachable", async () => {
+    for (const [port, code] of [[3, "ENETUNREACH"], [4, "EHOSTUNREACH"], [5, "ECONNREFUSED"]] as const) {
+      const udp = tunnel.udp();
+      udp.connect(port, REJECTED);
+      await once(udp, "connect");
+      udp.send("anyone there?");
+      const [error] = (await once(udp, "error")) as [Error];
+      expect(error).toMatchObject({ code, syscall: "recvmsg", address: REJECTED, port, message: `recvmsg ${code} ${REJECTED}:${port}` });
+      // It stays open, as a dgram socket does.
+      udp.send("still here?");
+      expect(((await once(udp, "error")) as [Error])[0]).toMatchObject({ code });
+      udp.close();
+    }
+    // Unconnected, it hears nothing of them (Linux tells only a connected socket).
+    const open = tunnel.udp();
+    const errors: Error[] = [];
+    open.on("error", (error: Error) => errors.push(error));
+    open.send("to a closed port", 5, REJECTED);
+    open.send("ping", 7, ECHO);
+    await once(open, "message");
+    expect(errors).toEqual([]);
+    open.close();
+
+    // The other way: a datagram the server sends to our port 9, which nothing is bound to.
+    unreachable.length = 0;
+    server.sendUdp("anyone there?", { host: ECHO, port: 7000 }, { host: "10.0.0.2", port: 9 });
+    for (let i = 0; i < 100 && unreachable.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(unreachable).toEqual([{ local: { host: ECHO, port: 7000 }, remote: { host: "10.0.0.2", port: 9 }, peer: pubkey(clientKey), code: "ECONNREFUSED" }]);
   });
 
   it("binds a chosen port once: a second bind is EADDRINUSE", async () => {

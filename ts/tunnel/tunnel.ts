@@ -333,9 +333,11 @@ export class Tunnel {
     };
   }
 
-  /** @internal Datagrams that arrive for us: a DNS answer, say. */
+  /** @internal Datagrams that arrive for us: a DNS answer, say. One for a port nothing is bound to is answered as a host does (RFC 1122 4.1.3.1). */
   [RECEIVE_UDP](packet: UdpPacket): void {
-    this.#udpListeners.get(endpointText(packet.dst))?.message(packet.data, packet.src);
+    const listener = this.#udpListeners.get(endpointText(packet.dst));
+    if (listener) listener.message(packet.data, packet.src);
+    else packet.refuse("port");
   }
 
   /** @internal A peer's side could not deliver a datagram of ours. */

@@ -67,6 +67,7 @@ describe("the ABI", () => {
     engine.commands.udpSend({ host: "10.0.0.2", port: 5353 }, { host: "2001:db8::1", port: 0xfffe }, new Uint8Array([4, 5]));
     engine.commands.ping("fd00::7", "192.0.2.1", 0x1234, 0xfffe);
     engine.commands.keepalive(0xfffffffe);
+    engine.commands.udpRefuse({ host: "10.0.0.2", port: 5353 }, { host: "10.0.0.1", port: 53 }, "host");
     const commands = engine.abiSelftest();
     expect(commands).toEqual([
       "Send { conn: 16909060, bytes: [1, 2, 3] }",
@@ -79,6 +80,7 @@ describe("the ABI", () => {
       "UdpSend { src: 10.0.0.2:5353, dst: [2001:db8::1]:65534, payload: [4, 5] }",
       "Ping { src: [fd00::7]:0, dst: 192.0.2.1:0, ident: 4660, seq: 65534 }",
       "Keepalive { peer: 4294967294 }",
+      "UdpRefuse { from: 10.0.0.2:5353, to: 10.0.0.1:53, why: 1 }",
     ]);
     // One of each kind: a kind added to the contract without a case here fails.
     expect(commands).toHaveLength(Object.keys(COMMAND).length);

@@ -32,6 +32,7 @@ export const COMMAND = {
   UDP_SEND: 8,
   PING: 9,
   KEEPALIVE: 10,
+  UDP_REFUSE: 11,
 } as const;
 
 /** Negative returns of the engine's calls. */
@@ -338,4 +339,13 @@ export function writeKeepalive<A>(area: CommandArea<A>, peer: number): void {
   const at = area.reserve(5);
   area.bytes[at] = 10;
   area.view.setUint32(at + 1, peer, true);
+}
+
+/** UDP_REFUSE: Answer a datagram `from` a peer's side `to` us with an ICMP (v6) destination unreachable, as a closed port does; `why` is the index of its name in `UNREACHABLE_REASONS`. No route is counted as dropped (noRoute). */
+export function writeUdpRefuse<A>(area: CommandArea<A>, from: A, to: A, why: number): void {
+  const at = area.reserve(40);
+  area.bytes[at] = 11;
+  area.address(at + 1, from);
+  area.address(at + 20, to);
+  area.bytes[at + 39] = why;
 }

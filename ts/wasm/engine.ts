@@ -29,6 +29,7 @@ import {
   writeConsumed,
   writeDiscard,
   writeKeepalive,
+  writeUdpRefuse,
   writePing,
   writeRefuse,
   writeSend,
@@ -606,6 +607,11 @@ export class Commands implements CommandArea<Endpoint> {
   /** A keepalive to the peer (with no session, a handshake); one with no endpoint is counted as dropped. */
   keepalive(peer: number): void {
     writeKeepalive(this, peer);
+  }
+
+  /** Answers a datagram `from` a peer's side `to` us with an ICMP (v6) destination unreachable saying `why`. */
+  udpRefuse(from: Endpoint, to: Endpoint, why: UnreachableReason): void {
+    this.#whole(() => writeUdpRefuse(this, from, to, UNREACHABLE_REASONS.indexOf(why)));
   }
 
   /** Runs a writer that may throw after it reserved room (a host that is no IP): then un-writes it, or the batch would be malformed. */

@@ -272,6 +272,10 @@ records!(
         /// A keepalive to the peer now, starting a handshake with no session; a peer with no
         /// endpoint is counted as dropped (noEndpoint).
         KEEPALIVE = 10 => Keepalive { peer: u32 },
+        /// Answer a datagram `from` a peer's side `to` us with an ICMP (v6) destination
+        /// unreachable, as a closed port does; `why` is the index of its name in
+        /// `UNREACHABLE_REASONS`. No route is counted as dropped (noRoute).
+        UDP_REFUSE = 11 => UdpRefuse { from: SocketAddr, to: SocketAddr, why: u8 },
     }
 );
 

@@ -15,6 +15,7 @@ use crate::abi::{Command, Reader};
 use crate::counters::DropReason;
 use crate::engine::{Engine, RequestError};
 use crate::tcp::Refusal;
+use crate::wire::Unreachable;
 use std::fmt;
 
 /// The host broke the contract: a bug there, reported loudly rather than losing data.
@@ -70,6 +71,11 @@ pub fn apply(engine: &mut Engine, now_ms: f64, buf: &[u8]) -> Result<(), Command
                 engine.keepalive(now_ms, peer);
                 Ok(())
             }
+            Command::UdpRefuse { from, to, why } => {
+                let Some(&why) = Unreachable::ALL.get(usize::from(why)) else { return Err(CommandError::Malformed { at }) };
+                let sent = engine.udp_refuse(now_ms, from, to, why);
+                unsendable(engine, at, sent)?
+            }
         };
     }
     Ok(())
@@ -98,7 +104,8 @@ mod tests {
     use crate::ffi::{DEFAULT_LIMITS, DEFAULT_TIMEOUTS, DEFAULT_UDP};
     use crate::tcp::TcpConfig;
     use crate::tunnel::PeerConfig;
-    use std::net::SocketAddr;
+    use crate::wire::{self, Inner};
+    use std::net::{IpAddr, SocketAddr};
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
@@ -214,6 +221,41 @@ mod tests {
             format!("{a}: udp second"),
         ];
         assert_eq!(seen, expected);
+    }
+
+    /// A datagram the host turns away is answered with an ICMP destination unreachable from
+    /// the address it was sent to, quoting its ports (RFC 792): what the sender's side reads.
+    #[test]
+    fn a_refused_datagram_is_answered_with_icmp_unreachable_quoting_its_ports() {
+        let mut net = engine();
+        let a = add_peer(&mut net, 1, "10.0.0.0", Some(addr("192.0.2.1:51820")));
+        net.set_tap(true);
+        let (sender, us) = (addr("10.0.0.2:5353"), addr("10.0.0.1:53"));
+        let mut batch = Vec::new();
+        for why in Unreachable::ALL {
+            push(&mut batch, Command::UdpRefuse { from: sender, to: us, why: why as u8 });
+        }
+        push(&mut batch, Command::UdpRefuse { from: addr("10.9.9.9:1"), to: us, why: 2 }); // no peer holds it
+        assert_eq!(apply(&mut net, 0.0, &batch), Ok(()));
+        assert_eq!(net.counters().dropped(DropReason::NoRoute), 1);
+        let mut read = Vec::new();
+        for event in decode(net.events()) {
+            if let Event::InnerPacket { direction: 1, peer, bytes } = event {
+                let from = IpAddr::from([bytes[12], bytes[13], bytes[14], bytes[15]]);
+                match wire::classify(&bytes) {
+                    Ok(Inner::UdpUnreachable { why, local, remote }) => read.push((peer, from, why, local, remote)),
+                    other => panic!("not an ICMP error about the datagram: {other:?}"),
+                }
+            }
+        }
+        let expected = Unreachable::ALL.map(|why| (a, us.ip(), why, sender, us));
+        assert_eq!(read, expected);
+
+        // A reason the contract does not name is the host's bug.
+        let mut batch = Vec::new();
+        push(&mut batch, Command::Accept { conn: 5 });
+        push(&mut batch, Command::UdpRefuse { from: sender, to: us, why: Unreachable::ALL.len() as u8 });
+        assert_eq!(apply(&mut net, 0.0, &batch), Err(CommandError::Malformed { at: 5 }));
     }
 
     /// What only the engine can know is counted: no route (a peer removed after the host

@@ -301,6 +301,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Answers a datagram `from` a peer's side `to` us with an ICMP (v6) destination
+    /// unreachable, as a host with nothing on the port does (RFC 1122 4.1.3.1). The quote is
+    /// rebuilt from the addresses: the IP and UDP headers are what a receiver reads (RFC 792).
+    pub fn udp_refuse(&mut self, now_ms: f64, from: SocketAddr, to: SocketAddr, why: Unreachable) -> Result<(), RequestError> {
+        self.clock.set(now_ms);
+        self.tunnels.route(from.ip()).ok_or(RequestError::NoRoute)?;
+        let mut original = Vec::new();
+        wire::build_udp(from, to, &[], self.mtu, &mut original).map_err(|_| RequestError::MixedFamilies)?;
+        wire::unreachable(&original, why, &mut self.built).map_err(|_| RequestError::MixedFamilies)?;
+        self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
+        Ok(())
+    }
+
     /// Sends a peer a keepalive now, starting a handshake if there is no session; false when
     /// there is no such peer or it has no endpoint.
     pub fn keepalive(&mut self, now_ms: f64, peer: u32) -> bool {
