@@ -4,7 +4,8 @@
 //   node client-tasks.mjs tcp-echo     HOST PORT BYTES [--from IP] [--timeout MS]
 //   node client-tasks.mjs tcp-pingpong HOST PORT COUNT [--from IP] [--timeout MS]
 //   node client-tasks.mjs tcp-read     HOST PORT       [--from IP] [--timeout MS]
-//   node client-tasks.mjs udp-request  HOST PORT MESSAGE [--from IP] [--timeout MS]
+//   node client-tasks.mjs udp-request  HOST PORT MESSAGE [--from IP] [--connect yes] [--timeout MS]
+//     (--connect: a connected socket, which the kernel tells of ICMP errors: ECONNREFUSED, …)
 //   node client-tasks.mjs echo-server  PORT [--host ADDR]     (runs until killed)
 //
 // For the benchmark (bench/programs.mjs is the server side), each reporting maxGapMs,
@@ -229,7 +230,9 @@ function udpRequest([host, portS, message], flags) {
     });
     sock.close();
   });
-  const send = () => sock.send(Buffer.from(message, "utf8"), port, host, (err) => err && fail(errText(err)));
+  const data = Buffer.from(message, "utf8");
+  const done = (err) => err && fail(errText(err));
+  const send = flags.connect ? () => sock.connect(port, host, () => sock.send(data, done)) : () => sock.send(data, port, host, done);
   if (flags.from) sock.bind({ address: flags.from, port: 0 }, send);
   else send();
 }

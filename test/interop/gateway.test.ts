@@ -119,6 +119,18 @@ describe.skipIf(skipReason)("wg-netstack serve with a real WireGuard client", ()
     expect(await gateway.flowTo(CLOSED_PORT)).toMatchObject({ end: "refused", error: expect.stringContaining("ECONNREFUSED") });
   }, T);
 
+  it("tells the client a UDP port nothing listens on is closed: the test host's ICMP port unreachable reaches its connected socket", async () => {
+    const udp = await client.task("udp-request", [testHost.nsAddress, CLOSED_PORT, "anyone there?", "--connect", "yes", "--timeout", "3000"]);
+    if ("Deno" in globalThis) {
+      // Deno's node:dgram reports no ICMP error to the gateway's socket: the client waits.
+      console.log("[interop] under Deno the gateway cannot hear the upstream's ICMP errors for UDP");
+      expect(udp.json.error).toBe("timeout");
+      return;
+    }
+    expect(udp.json.error).toMatch(/^ECONNREFUSED/);
+    expect(await gateway.find((e) => e.type === "flow" && e.protocol === "udp" && e.dst.port === CLOSED_PORT)).toMatchObject({ end: "refused", error: expect.stringContaining("ECONNREFUSED") });
+  }, T);
+
   it("tells the client a host it cannot reach is unreachable, as soon as it knows", async () => {
     // Nothing answers this address on the test host's link: the gateway's ARP fails after ~3 s.
     const nobody = testHost.nsAddress.replace(/\.2$/, ".3");

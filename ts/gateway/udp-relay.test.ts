@@ -111,6 +111,26 @@ describe("UdpRelay", () => {
     expect(sent.map((s) => s.data)).toEqual(["hi"]);
   });
 
+  it("tells the client of the upstream's ICMP port unreachable and ends the flow as refused (Node, Bun; Deno's node:dgram reports none)", async () => {
+    // A port that was free a moment ago: nothing listens there, so the kernel answers port unreachable.
+    const probe = createSocket("udp4");
+    await new Promise<void>((resolve) => probe.bind(0, "127.0.0.1", resolve));
+    const { port } = probe.address();
+    await new Promise<void>((resolve) => probe.close(resolve));
+    const { relay, ended } = startRelay({ idleMs: 500 });
+    refusals.length = 0;
+    const dst = { host: "192.0.2.7", port: 9 };
+    relay.relay(packet("anyone there?", dst), () => ({ to: { host: "127.0.0.1", port } }));
+    relay.relay(packet("still?", dst), () => ({ to: { host: "127.0.0.1", port } })); // while connecting: kept, then sent
+    await until(() => ended.length === 1);
+    if ("Deno" in globalThis) {
+      expect([refusals, ended[0]!.end]).toEqual([[], "idle"]);
+    } else {
+      expect(refusals).toEqual(["port"]);
+      expect(ended[0]).toMatchObject({ dst, end: "refused", error: expect.stringContaining("ECONNREFUSED") });
+    }
+  });
+
   it("ends open flows with 'shutdown' on close", async () => {
     const echo = await udpServer((data) => data);
     const { relay, ended } = startRelay();

@@ -2,7 +2,10 @@
 // so replies find their way back and the upstream sees one source port per flow. Replies
 // go back into the tunnel from the address the client sent to. A flow ends after a quiet
 // spell; a DNS flow (port 53) ends as soon as every query has its answer. A flow the
-// route turns down gets no socket: its datagrams are counted, dropped and logged once.
+// route turns down gets no socket: its datagrams are counted, answered with ICMP and logged
+// once. The host socket is connected to the upstream, so the kernel tells it of an ICMP
+// error from there (Node and Bun report it; Deno's node:dgram does not), which the client
+// is told in turn, as a router would.
 // How many flows a peer may have is the server's `udpMaxFlowsPerPeer`: past it the
 // datagram never reaches us.
 
@@ -33,12 +36,28 @@ interface Flow {
   record: FlowRecord;
   /** Both none for a flow the route turned down. */
   socket: Socket | undefined;
+  /** Datagrams that came while the socket was connecting (sent once it is); undefined once connected. */
+  waiting: Uint8Array[] | undefined;
   upstream: Endpoint | undefined;
   dns: boolean;
   /** DNS queries sent and not yet answered. */
   unanswered: number;
+  /** Sends to the upstream on the connected socket. */
+  send: (data: Uint8Array) => void;
+  /** Answers the client's latest datagram with an ICMP error. */
+  refuse: UdpPacket["refuse"] | undefined;
   lastActivity: number;
 }
+
+/** Datagrams kept while a flow's socket connects (a moment): more are dropped, as a full buffer would. */
+const CONNECTING_QUEUE = 64;
+
+/** What the client is told of each ICMP error the upstream's side sent, and how its flow ends. */
+const UPSTREAM_ICMP: Record<string, { why: "port" | "host" | "net"; end: FlowEnd }> = {
+  ECONNREFUSED: { why: "port", end: "refused" },
+  EHOSTUNREACH: { why: "host", end: "unreachable" },
+  ENETUNREACH: { why: "net", end: "unreachable" },
+};
 
 export class UdpRelay {
   readonly #options: UdpRelayOptions;
@@ -74,7 +93,9 @@ export class UdpRelay {
     if (flow.dns) flow.record.name ??= dnsQuestion(packet.data);
     if (!flow.socket || !flow.upstream) return packet.refuse(flow.record.end === "refused" ? "port" : "host");
     if (flow.dns) flow.unanswered++;
-    flow.socket.send(packet.data, flow.upstream.port, flow.upstream.host);
+    flow.refuse = (why) => packet.refuse(why);
+    if (!flow.waiting) flow.send(packet.data);
+    else if (flow.waiting.length < CONNECTING_QUEUE) flow.waiting.push(packet.data);
   }
 
   /** Ends every flow ("shutdown") and stops. */
@@ -87,7 +108,10 @@ export class UdpRelay {
     const flow: Flow = {
       key,
       socket: undefined,
+      waiting: undefined,
+      send: () => {},
       upstream: undefined,
+      refuse: undefined,
       dns: packet.dst.port === 53,
       unanswered: 0,
       lastActivity: Date.now(),
@@ -127,7 +151,23 @@ export class UdpRelay {
       }
       if (flow.dns && --flow.unanswered <= 0) this.#end(flow, "answered");
     });
-    socket.on("error", (error) => this.#end(flow, "upstream-error", error.message));
+    const failed = (error: Error | null) => {
+      if (!error) return;
+      // An ICMP error from the upstream, passed on to the client, which may try the next address at once.
+      const told = UPSTREAM_ICMP[(error as { code?: string }).code ?? ""];
+      if (told) flow.refuse?.(told.why);
+      this.#end(flow, told?.end ?? "upstream-error", error.message);
+    };
+    socket.on("error", failed);
+    // The kernel reports an ICMP error to the next receive or send, whichever comes first: a
+    // send's error is the same news (on loopback it comes back within the send before it).
+    flow.send = (data) => socket.send(data, failed);
+    flow.waiting = [];
+    socket.connect(upstream.port, upstream.host, () => {
+      const waiting = flow.waiting ?? [];
+      flow.waiting = undefined;
+      for (const data of waiting) flow.send(data);
+    });
     return flow;
   }
 
