@@ -357,11 +357,9 @@ impl Harness {
     /// sequence number N) with a destination unreachable.
     fn inject_unreachable(&mut self, text: &str) {
         let mut words = text.split_whitespace();
-        let why = match words.next() {
-            Some("host") => Unreachable::Host,
-            Some("port") => Unreachable::Port,
-            Some("net") => Unreachable::Net,
-            _ => self.fail("icmp host|port|net [seq N]"),
+        // The reasons by the names the host gives them.
+        let Some(&why) = words.next().and_then(|word| Unreachable::ALL.iter().find(|why| why.name() == word)) else {
+            self.fail("icmp host|port|net [seq N]")
         };
         let offset = match (words.next(), words.next()) {
             (None, _) => 0,
