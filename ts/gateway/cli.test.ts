@@ -77,6 +77,7 @@ describe("parseCommand", () => {
       [["--web", "70000"], /^--web port: expected an integer from 0 to 65535/],
       [["--endpoint", "[nope]:1"], /^--endpoint: expected/],
       [["--via", "ftp://x:1"], /^--via: .*socks5:\/\/ or http:\/\//],
+      [["--via", "socks5://ann@127.0.0.1:1080"], /^--via: "socks5:\/\/ann@127\.0\.0\.1:1080": the login has no password; a SOCKS5 login is user:password, each 1 to 255 bytes$/],
       [["--dns-upstream", "dns.example.test"], /^--dns-upstream: expected IP/],
       [["--mtu"], /^--mtu needs a value/],
       [["--max-flows", "0"], /^--max-flows: expected an integer from 1 to/],

@@ -142,4 +142,21 @@ describe("parseProxy", () => {
     expect(() => parseProxy("https://proxy.test:443")).toThrow(/socks5:\/\/ or http:\/\//);
     expect(() => parseProxy("http://proxy.test:3128/path")).toThrow(/no path/);
   });
+
+  it("takes a SOCKS5 login only as RFC 1929 can send it: user name and password each 1 to 255 bytes", () => {
+    // A user name without a password went out as a password of 0 bytes, which RFC 1929 has no room for.
+    const refused = (text: string, why: RegExp) =>
+      expect(() => parseProxy(text)).toThrow(expect.objectContaining({ name: "Error", message: expect.stringMatching(why) }));
+    refused("socks5://ann@127.0.0.1:1080", /^"socks5:\/\/ann@127\.0\.0\.1:1080": .*no password/);
+    refused("socks5://ann:@127.0.0.1:1080", /no password/);
+    refused("socks5://:s3cret@127.0.0.1:1080", /^"socks5:\/\/:s3cret@127\.0\.0\.1:1080": .*no user name/);
+    // 255 bytes is the most; counted in UTF-8 after the %-escapes are decoded (é is 2 bytes, %C3%A9 too).
+    const e = "%C3%A9";
+    expect(parseProxy(`socks5://${e.repeat(127)}a:${"p".repeat(255)}@proxy.test`)).toMatchObject({ username: `${"é".repeat(127)}a`, password: "p".repeat(255) });
+    refused(`socks5://${e.repeat(128)}:p@proxy.test`, /the user name is 256 bytes in UTF-8; .*each 1 to 255 bytes$/);
+    refused(`socks5://ann:${"%25".repeat(256)}@proxy.test`, /the password is 256 bytes in UTF-8; .*each 1 to 255 bytes$/);
+    // HTTP Basic has room for both (RFC 7617: an empty password is "user:"), and no limit of its own.
+    expect(parseProxy("http://ann@proxy.test:3128")).toMatchObject({ username: "ann", password: "" });
+    expect(parseProxy(`http://ann:${"p".repeat(300)}@proxy.test:3128`)).toMatchObject({ password: "p".repeat(300) });
+  });
 });

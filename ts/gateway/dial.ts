@@ -56,6 +56,17 @@ export function parseProxy(text: string): UpstreamProxy {
     } catch {
       throw new Error(`${JSON.stringify(text)}: the login has a "%" that is no UTF-8 escape (write "%" itself as %25)`);
     }
+    // RFC 1929 section 2 sends each with a length byte and no room for an empty one; HTTP
+    // Basic (RFC 7617) has room for "user:" with no password, and no limit of its own.
+    if (protocol === "socks5") {
+      const bad = (why: string) => new Error(`${JSON.stringify(text)}: ${why}; a SOCKS5 login is user:password, each 1 to 255 bytes`);
+      if (!proxy.username) throw bad("the login has no user name");
+      if (!proxy.password) throw bad("the login has no password");
+      for (const [name, value] of [["user name", proxy.username], ["password", proxy.password]] as const) {
+        const bytes = new TextEncoder().encode(value).length;
+        if (bytes > 255) throw bad(`the ${name} is ${bytes} bytes in UTF-8`);
+      }
+    }
   }
   return proxy;
 }
