@@ -12,12 +12,14 @@ export interface LoopbackTunnelOptions {
   /** Where the tunnel sends its datagrams, once the server is up: the server itself unless given
    * (a lossy relay in front of it, say). */
   route?: (server: Server) => Endpoint | Promise<Endpoint>;
+  /** The tunnel's DNS server (the config's `DNS`), for names: none unless given. */
+  dns?: string;
 }
 
 /** A server with `serverOptions` and a Tunnel to it that routes 10.0.0.0/24 through it. */
 export async function startLoopbackTunnel(
   serverOptions: Partial<ServerOptions>,
-  { address = "10.0.0.2", route = (server) => ({ host: "127.0.0.1", port: server.address.port }) }: LoopbackTunnelOptions = {},
+  { address = "10.0.0.2", route = (server) => ({ host: "127.0.0.1", port: server.address.port }), dns }: LoopbackTunnelOptions = {},
 ): Promise<{ server: Server; tunnel: Tunnel; close(): Promise<void> }> {
   const clientKey = genkey();
   const server = await startServer({
@@ -31,7 +33,7 @@ export async function startLoopbackTunnel(
   try {
     const endpoint = await route(server);
     const tunnel = await connectTunnel(
-      clientConfig({ privateKey: clientKey, address: `${address}/32`, serverPublicKey: server.publicKey, endpoint: `${endpoint.host}:${endpoint.port}`, allowedIps: "10.0.0.0/24" }),
+      clientConfig({ privateKey: clientKey, address: `${address}/32`, serverPublicKey: server.publicKey, endpoint: `${endpoint.host}:${endpoint.port}`, allowedIps: "10.0.0.0/24", ...(dns ? { dns } : {}) }),
       THREADS,
     );
     return {

@@ -4,7 +4,7 @@
 // listener, local sockets out): both socket kinds have dgram's shape.
 
 import type { FlowEnd } from "../gateway/flow-log.js";
-import { endpointText, type Endpoint } from "../ip.js";
+import { endpointText, parseIp, type Endpoint } from "../ip.js";
 
 /** A flow with no datagram either way for this long is closed (RFC 4787 REQ-5: at least 2 minutes). */
 const UDP_IDLE_MS = 120_000;
@@ -20,7 +20,7 @@ export interface DatagramPort {
 /** One sender's flow, as it is logged. */
 export interface UdpFlow {
   src: Endpoint;
-  /** Who answered, once someone has. */
+  /** Where its datagrams go, once known (at once for an IP target); who answered, once someone has. */
   dst?: Endpoint;
   start: number;
   up: number;
@@ -32,6 +32,12 @@ export interface UdpFlowsOptions {
   listener: DatagramPort;
   /** Where each sender's datagrams go. */
   target: Endpoint;
+  /**
+   * The address of a target given by name, looked up once as each flow opens: all the flow's
+   * datagrams go there, and its record says so from the start. Without it, the name goes to
+   * `send` with each datagram.
+   */
+  resolve?(name: string): Promise<string>;
   /** A new outbound socket for a new sender. */
   open(): DatagramPort;
   /** Called once per flow when it ends. */
@@ -43,11 +49,13 @@ export interface UdpFlowsOptions {
 interface Entry extends UdpFlow {
   key: string;
   outbound: DatagramPort;
+  /** Where its datagrams go, once the name is resolved (rejects if it is not). */
+  to: Promise<Endpoint>;
   idle?: ReturnType<typeof setTimeout>;
 }
 
 /** Relays the listener's senders to the target; returns a function that ends every flow ("shutdown"). */
-export function relayUdpFlows({ listener, target, open, record, signal }: UdpFlowsOptions): () => void {
+export function relayUdpFlows({ listener, target, resolve, open, record, signal }: UdpFlowsOptions): () => void {
   const flows = new Map<string, Entry>();
   const finish = (flow: Entry, end: FlowEnd, error?: string) => {
     if (flows.get(flow.key) !== flow) return;
@@ -62,8 +70,11 @@ export function relayUdpFlows({ listener, target, open, record, signal }: UdpFlo
     flow.idle.unref?.();
   };
   const start = (src: Endpoint, key: string): Entry => {
-    const flow: Entry = { key, src, outbound: open(), start: Date.now(), up: 0, down: 0 };
+    const named = resolve !== undefined && !parseIp(target.host);
+    const to = named ? resolve(target.host).then((host) => ({ host, port: target.port })) : Promise.resolve(target);
+    const flow: Entry = { key, src, outbound: open(), to, start: Date.now(), up: 0, down: 0, ...(parseIp(target.host) ? { dst: target } : {}) };
     flows.set(key, flow);
+    if (named) to.then((dst) => (flow.dst ??= dst), (error: Error) => finish(flow, "unreachable", error.message));
     flow.outbound.on("message", (reply, from) => {
       flow.down += reply.length;
       flow.dst = { host: from.address, port: from.port };
@@ -81,9 +92,16 @@ export function relayUdpFlows({ listener, target, open, record, signal }: UdpFlo
     const flow = flows.get(key) ?? start(src, key);
     flow.up += data.length;
     touch(flow);
-    flow.outbound.send(data, target.port, target.host, (error) => {
-      if (error) finish(flow, "unreachable", error.message);
-    });
+    // In order: each datagram waits on the same lookup (and is dropped if the flow ended meanwhile).
+    flow.to.then(
+      (to) => {
+        if (flows.get(key) !== flow) return;
+        flow.outbound.send(data, to.port, to.host, (error) => {
+          if (error) finish(flow, "unreachable", error.message);
+        });
+      },
+      () => {}, // ended the flow as it failed
+    );
   });
   return () => {
     for (const flow of [...flows.values()]) finish(flow, "shutdown");
