@@ -14,7 +14,7 @@
 // with one system call instead of one per segment.
 
 import type { CloseReason, Commands, TcpConnectionStats } from "../wasm/engine.js";
-import type { Endpoint } from "../ip.js";
+import { parseIp, type Endpoint } from "../ip.js";
 
 /** What a connection needs from its server. */
 export interface ConnectionLink {
@@ -49,8 +49,13 @@ export class ConnectionError extends Error {
   }
 }
 
-/** The error for how the engine says a connection ended (none for a clean close), with Node's code. */
-export function closeError(reason: CloseReason): ConnectionError | undefined {
+/**
+ * The error for how the engine says a connection ended (none for a clean close), with Node's
+ * code. `remote`, the other end, names the ICMP of an unreachable: ICMPv6 for an IPv6 one
+ * (ICMP, IPv4's, when not given).
+ */
+export function closeError(reason: CloseReason, remote?: Endpoint): ConnectionError | undefined {
+  const v6 = remote !== undefined && parseIp(remote.host)?.family === 6;
   switch (reason) {
     case "closed":
       return undefined;
@@ -62,11 +67,12 @@ export function closeError(reason: CloseReason): ConnectionError | undefined {
       return new ConnectionError("connection aborted", "ECONNABORTED");
     case "timeout":
       return new ConnectionError("connection timed out", "ETIMEDOUT");
-    // An ICMP destination unreachable answered our SYN (RFC 1122 4.2.3.9).
+    // An ICMP destination unreachable answered our SYN (RFC 1122 4.2.3.9). The engine takes
+    // ICMPv6's code 0 (RFC 4443 3.1) as net unreachable, its other codes as host unreachable.
     case "host-unreachable":
-      return new ConnectionError("no route to host (ICMP host unreachable)", "EHOSTUNREACH");
+      return new ConnectionError(`no route to host (${v6 ? "ICMPv6 destination unreachable" : "ICMP host unreachable"})`, "EHOSTUNREACH");
     case "net-unreachable":
-      return new ConnectionError("network is unreachable (ICMP net unreachable)", "ENETUNREACH");
+      return new ConnectionError(`network is unreachable (${v6 ? "ICMPv6 no route to destination" : "ICMP net unreachable"})`, "ENETUNREACH");
   }
 }
 
@@ -318,7 +324,7 @@ export class TcpConnection {
     if (this.#closed) return;
     this.#closed = true;
     this.#pending = false;
-    const error = closeError(reason);
+    const error = closeError(reason, this.remote);
     if (error) this.#fail(error);
     else {
       this.#eof = true;
