@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { downloadSha256, PORTS, programFor } from "../../bench/programs.mjs";
 import { genkey, pubkey, startServer, type Runtime, type Server, type ServerOptions, type TcpConnection } from "../../ts/index.js";
 import { defaultRuntime } from "../../ts/runtime/index.js";
+import type { Endpoint } from "../../ts/ip.js";
 import { CLIENT_TASKS_PATH, interopSkipReason, startWgClient, type WgClient } from "./netns.js";
 import { THREADS, withThreads } from "../support/threads.js";
 
@@ -270,6 +271,42 @@ function countingRuntime(): { runtime: Runtime; live: Set<unknown> } {
   return { runtime: { clock, bindUdp: real.bindUdp }, live };
 }
 
+/**
+ * The default runtime with a gate on the server's incoming datagrams: `hold()` keeps them
+ * back, `release()` hands every one held to the server at once, so that they make one batch.
+ */
+function gatedRuntime(): { runtime: Runtime; hold(): void; held(): number; release(): void } {
+  const real = defaultRuntime();
+  let held: { data: Uint8Array; from: Endpoint }[] | undefined;
+  let deliver: (data: Uint8Array, from: Endpoint) => void = () => {};
+  return {
+    runtime: {
+      clock: real.clock,
+      bindUdp: (host, port, onMessage, onError) => {
+        deliver = onMessage;
+        return real.bindUdp(host, port, (data, from) => (held ? held.push({ data: data.slice(), from }) : onMessage(data, from)), onError);
+      },
+    },
+    hold: () => (held = []),
+    held: () => held?.length ?? 0,
+    release: () => {
+      const batch = held ?? [];
+      held = undefined;
+      for (const { data, from } of batch) deliver(data, from);
+    },
+  };
+}
+
+/** `tcp-many --tally yes`: `count` connections at once; resolves, once every one has closed, with how they ended by the client's error code. */
+async function tallyConnections(client: WgClient, host: string, port: number, count: number): Promise<{ closed: number; errors: Record<string, number> }> {
+  const args = [CLIENT_TASKS_PATH, "tcp-many", host, String(port), String(count), "--parallel", String(count), "--tally", "yes", "--timeout", "30000"];
+  const child = client.spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
+  const json = line.done ? { error: "no output" } : JSON.parse(line.value);
+  if (json.error) throw new Error(`tcp-many: ${JSON.stringify(json)}`);
+  return json;
+}
+
 /** A server for one client with `options`, and that client (Debian's wireguard-go) at 10.0.0.2. */
 async function serverAndClient(options: Partial<ServerOptions>): Promise<{ server: Server; client: WgClient }> {
   const serverKey = genkey();
@@ -321,6 +358,47 @@ describe.skipIf(skipReason)("faults with a real client", () => {
       expect(live.size).toBe(0);
       // The client's connections were reset or refused, not left waiting.
       await expect(many.served).rejects.toThrow(/closed before its echo/);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }, T);
+
+  it("server.close() from inside onTcp: the rest of that batch of SYNs is refused, and the client sees those refused (ECONNREFUSED), the ones handed over reset", async () => {
+    // The burst's SYNs are held at the server's socket and handed over together: one batch, as
+    // a burst arriving between two pumps makes (else how many share the 100th's batch is chance).
+    const gate = gatedRuntime();
+    const handed: TcpConnection[] = [];
+    let closing: Promise<void> | undefined;
+    const { server, client } = await serverAndClient({
+      runtime: gate.runtime,
+      onTcp: async (conn) => {
+        handed.push(conn);
+        // Accepted before the close: the SYN-ACK goes before the RST, and the client sees a reset.
+        conn.accept().catch(() => {});
+        if (handed.length === 100) closing = server.close();
+        await echo(conn);
+      },
+      onError: () => {},
+    });
+    try {
+      const warm = holdConnections(client, "198.51.100.4", 4000, 1); // the handshake done, before the gate
+      await warm.served;
+      warm.close();
+      await warm.closed;
+      handed.length = 0;
+      gate.hold();
+      const tally = tallyConnections(client, "198.51.100.4", 5000, 150);
+      tally.catch(() => {}); // awaited below; a failure meanwhile is no unhandled rejection
+      await until("the burst's 150 SYNs held", () => gate.held() >= 150);
+      await sleep(100); // any straggler, well within the SYN's 1 s retransmission time
+      gate.release();
+      await until("a connection closes the server", () => closing !== undefined);
+      await closing;
+      // No connection after the 100th went to onTcp, and at the client the 50 after it were
+      // refused (RST to the SYN), the 100 reset.
+      expect(handed.length).toBe(100);
+      expect(await tally).toEqual({ closed: 150, errors: { ECONNRESET: 100, ECONNREFUSED: 50 } });
     } finally {
       await client.close();
       await server.close();
