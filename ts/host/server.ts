@@ -539,7 +539,7 @@ export class Server {
       const connecting = this.#connecting.get(conn);
       if (connecting) {
         this.#connecting.delete(conn);
-        connecting.reject(connectFailure(reason));
+        connecting.reject(connectFailure(reason, connecting.remote));
       }
       this.#connections.get(conn)?.onClosed(reason);
       this.#connections.delete(conn);
@@ -703,8 +703,8 @@ export class Server {
 }
 
 /** Why a connection we opened never got established, with Node's code for it. */
-function connectFailure(reason: CloseReason): ConnectionError {
-  return closeError(reason) ?? new ConnectionError("connection closed", "ECONNRESET");
+function connectFailure(reason: CloseReason, remote: Endpoint): ConnectionError {
+  return closeError(reason, remote) ?? new ConnectionError("connection closed", "ECONNRESET");
 }
 
 function checkEndpoint(endpoint: Endpoint, name: string): Endpoint {

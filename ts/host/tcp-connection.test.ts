@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { startLoopbackPair } from "../../test/support/loopback-stacks.js";
 import { closeError, ConnectionError } from "./tcp-connection.js";
 
 describe("closeError", () => {
@@ -22,6 +23,19 @@ describe("closeError", () => {
       expect(closeError("refused", remote)).toMatchObject({ code: "ECONNREFUSED", message: "connection refused" });
       expect(closeError("aborted", remote)).toMatchObject({ code: "ECONNABORTED", message: "connection aborted" });
       expect(closeError("timeout", remote)).toMatchObject({ code: "ETIMEDOUT", message: "connection timed out" });
+    }
+  });
+});
+
+describe("a connect an ICMP error ends", () => {
+  it("fails with the words of its family's ICMP (server.connect over a loopback pair)", async () => {
+    const pair = await startLoopbackPair({ onTcp: (connection) => connection.refuse("unreachable") });
+    try {
+      const failure = (host: string) => pair.client.connect({ host, port: 80 }).catch((error: unknown) => error);
+      expect(await failure("192.0.2.1")).toMatchObject({ code: "EHOSTUNREACH", message: "no route to host (ICMP host unreachable)" });
+      expect(await failure("2001:db8::1")).toMatchObject({ code: "EHOSTUNREACH", message: "no route to host (ICMPv6 destination unreachable)" });
+    } finally {
+      await pair.close();
     }
   });
 });
