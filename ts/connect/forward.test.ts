@@ -14,6 +14,7 @@ const QUIET = "10.0.0.9"; // takes datagrams, never answers
 const QUIET_NAME = "quiet.test"; // its name, in DNS's A record
 const NOWHERE = "192.168.7.7"; // no peer's AllowedIPs hold it
 const UNKNOWN_NAME = "unknown.test"; // NXDOMAIN
+const CLOSED = "10.0.0.10"; // answers every datagram with ICMP port unreachable
 
 /** A DNS answer to `query` (RFC 1035 4.1): QUIET_NAME's A record, else NXDOMAIN. */
 function dnsAnswer(query: Uint8Array): Uint8Array {
@@ -50,6 +51,7 @@ describe("--forward udp: flow records", () => {
   beforeAll(async () => {
     const onUdp = (packet: UdpPacket) => {
       if (packet.dst.host === DNS && packet.dst.port === 53) return packet.reply(dnsAnswer(packet.data));
+      if (packet.dst.host === CLOSED) return packet.refuse();
       arrived.push(`${packet.dst.host}:${packet.dst.port}`);
     };
     stacks = await startLoopbackTunnel({ onUdp }, { dns: DNS });
@@ -59,7 +61,7 @@ describe("--forward udp: flow records", () => {
       if (event.type === "flow") records.push(event);
     }, { json: true });
     const peerOf = peerLookup([{ publicKey: server.publicKey, allowedIps: ["10.0.0.0/24"] }]);
-    for (const target of [{ host: QUIET_NAME, port: 9 }, { host: QUIET, port: 10 }, { host: NOWHERE, port: 9 }, { host: UNKNOWN_NAME, port: 9 }]) {
+    for (const target of [{ host: QUIET_NAME, port: 9 }, { host: QUIET, port: 10 }, { host: NOWHERE, port: 9 }, { host: UNKNOWN_NAME, port: 9 }, { host: CLOSED, port: 9 }]) {
       doors.push(await startUdpForward({ tunnel, log, peerOf, signal: shutdown.signal, listen: { host: "127.0.0.1", port: 0 }, target }));
     }
   });
@@ -87,5 +89,7 @@ describe("--forward udp: flow records", () => {
     expect(byVia(doors[1]!)).toMatchObject({ protocol: "udp", peer: server.publicKey, dst: { host: QUIET, port: 10 }, up: 5, down: 0, end: "shutdown" });
     expect(byVia(doors[2]!)).toMatchObject({ protocol: "udp", peer: "-", dst: { host: NOWHERE, port: 9 }, end: "unreachable", error: expect.stringContaining("ENETUNREACH") });
     expect(byVia(doors[3]!)).toMatchObject({ protocol: "udp", peer: "-", name: UNKNOWN_NAME, dst: { host: UNKNOWN_NAME, port: 9 }, end: "unreachable", error: `${UNKNOWN_NAME} does not exist (NXDOMAIN from ${DNS})` });
+    // The tunnel socket is connected: the far side's ICMP port unreachable ends the flow as refused.
+    expect(byVia(doors[4]!)).toMatchObject({ protocol: "udp", peer: server.publicKey, dst: { host: CLOSED, port: 9 }, up: 5, end: "refused", error: expect.stringContaining("ECONNREFUSED") });
   });
 });

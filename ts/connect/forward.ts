@@ -189,17 +189,6 @@ export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: Abort
   return { socket: upstream };
 }
 
-/**
- * The address of `name` to send to, chosen as the tunnel chooses one for its own sends and
- * dials: asked of the one family we have an address of (of both when we have both), the
- * first answer a peer's AllowedIPs hold and we have an address of the family of, else the first.
- */
-async function tunnelAddressOf(tunnel: Tunnel, name: string, peerOf: (host: string) => string): Promise<string> {
-  const families = new Set(tunnel.addresses.map((cidr) => parseCidr(cidr)!.family));
-  const addresses = await tunnel.resolve(name, { family: families.size === 1 ? [...families][0]! : 0 });
-  return addresses.find((address) => families.has(parseIp(address)!.family) && peerOf(address) !== "-") ?? addresses[0]!;
-}
-
 export async function startUdpForward(options: ForwardOptions): Promise<Door> {
   const { tunnel, target, log, signal, peerOf } = options;
   const family = parseIp(options.listen.host)?.family === 6 ? "udp6" : "udp4";
@@ -213,9 +202,6 @@ export async function startUdpForward(options: ForwardOptions): Promise<Door> {
   const endAll = relayUdpFlows({
     listener: local,
     target,
-    // A name is looked up once per flow, as tunnel.connect() does for a TCP flow: so a flow's
-    // record names the address and its peer even when nothing answers.
-    resolve: (name) => tunnelAddressOf(tunnel, name, peerOf),
     open: () => tunnel.udp(),
     signal,
     record: (flow, end, error) => {

@@ -9,9 +9,20 @@ import { endpointText, parseIp, type Endpoint } from "../ip.js";
 /** A flow with no datagram either way for this long is closed (RFC 4787 REQ-5: at least 2 minutes). */
 const UDP_IDLE_MS = 120_000;
 
-/** What `node:dgram` sockets and `TunnelUdpSocket`s have in common, as these flows use it. */
-export interface DatagramPort {
-  send(data: Uint8Array, port: number, host: string, callback?: (error: Error | null) => void): void;
+/** The listening side: what `node:dgram` sockets and `TunnelUdpSocket`s have in common, as these flows use it. */
+export interface ListeningPort {
+  send(data: Uint8Array, port: number, host: string): void;
+  on(event: "message", listener: (data: Buffer, from: { address: string; port: number }) => void): this;
+}
+
+/**
+ * An outbound socket, connected to the target: the kernel (or the tunnel) then tells it of an
+ * ICMP error about its datagrams, and resolves a name once for the whole flow.
+ */
+export interface ConnectedPort {
+  connect(port: number, host: string, callback: (error?: Error) => void): void;
+  send(data: Uint8Array, callback: (error: Error | null) => void): void;
+  remoteAddress(): { address: string; port: number };
   on(event: "message", listener: (data: Buffer, from: { address: string; port: number }) => void): this;
   on(event: "error", listener: (error: Error) => void): this;
   close(): void;
@@ -20,7 +31,7 @@ export interface DatagramPort {
 /** One sender's flow, as it is logged. */
 export interface UdpFlow {
   src: Endpoint;
-  /** Where its datagrams go, once known (at once for an IP target); who answered, once someone has. */
+  /** Where its datagrams go, once known (the address a name resolved to). */
   dst?: Endpoint;
   start: number;
   up: number;
@@ -29,33 +40,30 @@ export interface UdpFlow {
 
 export interface UdpFlowsOptions {
   /** The listening socket: datagrams from senders arrive here, replies leave from here. */
-  listener: DatagramPort;
+  listener: ListeningPort;
   /** Where each sender's datagrams go. */
   target: Endpoint;
-  /**
-   * The address of a target given by name, looked up once as each flow opens: all the flow's
-   * datagrams go there, and its record says so from the start. Without it, the name goes to
-   * `send` with each datagram.
-   */
-  resolve?(name: string): Promise<string>;
   /** A new outbound socket for a new sender. */
-  open(): DatagramPort;
+  open(): ConnectedPort;
   /** Called once per flow when it ends. */
   record(flow: UdpFlow, end: FlowEnd, error?: string): void;
   /** Fires at shutdown: new datagrams are dropped. */
   signal: AbortSignal;
 }
 
+/** Datagrams kept while a flow's socket connects (its name resolving, say): more are dropped, as by a full buffer. */
+const CONNECTING_QUEUE = 64;
+
 interface Entry extends UdpFlow {
   key: string;
-  outbound: DatagramPort;
-  /** Where its datagrams go, once the name is resolved (rejects if it is not). */
-  to: Promise<Endpoint>;
+  outbound: ConnectedPort;
+  /** Datagrams that came while the socket was connecting; undefined once it is connected. */
+  waiting: Uint8Array[] | undefined;
   idle?: ReturnType<typeof setTimeout>;
 }
 
 /** Relays the listener's senders to the target; returns a function that ends every flow ("shutdown"). */
-export function relayUdpFlows({ listener, target, resolve, open, record, signal }: UdpFlowsOptions): () => void {
+export function relayUdpFlows({ listener, target, open, record, signal }: UdpFlowsOptions): () => void {
   const flows = new Map<string, Entry>();
   const finish = (flow: Entry, end: FlowEnd, error?: string) => {
     if (flows.get(flow.key) !== flow) return;
@@ -64,24 +72,34 @@ export function relayUdpFlows({ listener, target, resolve, open, record, signal 
     flow.outbound.close();
     record({ src: flow.src, dst: flow.dst, start: flow.start, up: flow.up, down: flow.down }, end, error);
   };
+  // A refusal (ICMP port unreachable) or any other failure of the outbound socket ends its flow.
+  const failed = (flow: Entry) => (error: Error | null | undefined) => {
+    if (error) finish(flow, (error as { code?: string }).code === "ECONNREFUSED" ? "refused" : "unreachable", error.message);
+  };
   const touch = (flow: Entry) => {
     clearTimeout(flow.idle);
     flow.idle = setTimeout(() => finish(flow, "idle"), UDP_IDLE_MS);
     flow.idle.unref?.();
   };
   const start = (src: Endpoint, key: string): Entry => {
-    const named = resolve !== undefined && !parseIp(target.host);
-    const to = named ? resolve(target.host).then((host) => ({ host, port: target.port })) : Promise.resolve(target);
-    const flow: Entry = { key, src, outbound: open(), to, start: Date.now(), up: 0, down: 0, ...(parseIp(target.host) ? { dst: target } : {}) };
+    const flow: Entry = { key, src, outbound: open(), waiting: [], start: Date.now(), up: 0, down: 0, ...(parseIp(target.host) ? { dst: target } : {}) };
     flows.set(key, flow);
-    if (named) to.then((dst) => (flow.dst ??= dst), (error: Error) => finish(flow, "unreachable", error.message));
     flow.outbound.on("message", (reply, from) => {
       flow.down += reply.length;
       flow.dst = { host: from.address, port: from.port };
       touch(flow);
       listener.send(reply, src.port, src.host);
     });
-    flow.outbound.on("error", (error) => finish(flow, "unreachable", error.message));
+    flow.outbound.on("error", failed(flow));
+    flow.outbound.connect(target.port, target.host, (error) => {
+      if (error) return failed(flow)(error);
+      if (flows.get(key) !== flow) return;
+      const remote = flow.outbound.remoteAddress();
+      flow.dst = { host: remote.address, port: remote.port };
+      const waiting = flow.waiting ?? [];
+      flow.waiting = undefined;
+      for (const data of waiting) flow.outbound.send(data, failed(flow));
+    });
     return flow;
   };
 
@@ -92,16 +110,8 @@ export function relayUdpFlows({ listener, target, resolve, open, record, signal 
     const flow = flows.get(key) ?? start(src, key);
     flow.up += data.length;
     touch(flow);
-    // In order: each datagram waits on the same lookup (and is dropped if the flow ended meanwhile).
-    flow.to.then(
-      (to) => {
-        if (flows.get(key) !== flow) return;
-        flow.outbound.send(data, to.port, to.host, (error) => {
-          if (error) finish(flow, "unreachable", error.message);
-        });
-      },
-      () => {}, // ended the flow as it failed
-    );
+    if (!flow.waiting) flow.outbound.send(data, failed(flow));
+    else if (flow.waiting.length < CONNECTING_QUEUE) flow.waiting.push(data);
   });
   return () => {
     for (const flow of [...flows.values()]) finish(flow, "shutdown");
