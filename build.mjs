@@ -231,16 +231,18 @@ function fuzz(seconds) {
   }
 }
 
-// Mutation testing of our TCP with cargo-mutants (.cargo/mutants.toml, crates/engine/README.md).
-// Every mutant of tcp/ was measured caught, timed out, unviable or listed in KNOWN_MISSED
-// (crates/engine/README.md gives the runs). A bounded run for CI: the mutants on lines
-// changed since the last commit's parent, or else all of them, cut into slices of
-// MUTANTS_PER_RUN; each commit to tcp/ takes the next slice, so a run is the same for the same
-// commit on any machine. It fails on a missed mutant (a change to the code that no test notices) unless
-// KNOWN_MISSED lists it with the reason.
+// Mutation testing of the engine with cargo-mutants (.cargo/mutants.toml, crates/engine/README.md).
+// Every mutant of MUTANT_FILES (tcp/, tunnel/ and the files listed) was measured caught, timed
+// out, unviable or listed in KNOWN_MISSED (crates/engine/README.md gives the runs). A bounded
+// run for CI: the mutants on lines changed since the last commit's parent, or else all of them,
+// cut into slices of MUTANTS_PER_RUN; each commit to those files takes the next slice, so a run
+// is the same for the same commit on any machine. It fails on a missed mutant (a change to the
+// code that no test notices) unless KNOWN_MISSED lists it with the reason, and on an entry of
+// KNOWN_MISSED that names no mutant of MUTANT_FILES (stale: its code moved, changed or went).
 const CARGO_MUTANTS_VERSION = '27.1.0';
-const MUTANT_FILES = 'crates/engine/src/tcp/**/*.rs';
-const KNOWN_MISSED = 'crates/engine/src/tcp/known-missed-mutants.txt';
+const MUTANT_FILES = ['crates/engine/src/tcp/**/*.rs', 'crates/engine/src/tunnel/*.rs',
+  ...['allowed_ips', 'udp_flows', 'wire', 'engine', 'addr', 'counters', 'commands', 'events'].map((f) => `crates/engine/src/${f}.rs`)];
+const KNOWN_MISSED = 'crates/engine/known-missed-mutants.txt';
 // About 7 s each on an idle 2-core machine (build + the engine's tests), after a first build.
 const MUTANTS_PER_RUN = 12;
 const MUTANTS_OUT = 'target/mutants';
@@ -249,9 +251,11 @@ const MUTANTS_OUT = 'target/mutants';
 // unsafe: cargo keeps dep-info paths relative to the package and compares mtimes, and the copy
 // keeps the tree's mtimes, so the last mutant of the previous run can look up to date.
 
-// A mutant's name without file, line and column, so that the list survives moves and edits:
-// "replace < with <= in Receiver::hold". (The same mutation twice in one function is one entry.)
-const mutantKey = (name) => name.replace(/^[^:]+:\d+:\d+: /, '');
+// A mutant's name without line and column, so that the list survives edits elsewhere in the
+// file: "crates/engine/src/tcp/recv.rs: replace < with <= in Receiver::hold". (The same
+// mutation twice in one function is one entry.) The file stays: a mutant in no function (a
+// constant) is named by its mutation alone, and "replace + with *" is in tcp/ and tunnel/.
+const mutantKey = (name) => name.replace(/:\d+:\d+: /, ': ');
 
 // KNOWN_MISSED: one mutant a line, "<key> -- <why no test catches it>"; # starts a comment.
 function knownMissedMutants() {
@@ -265,29 +269,32 @@ function knownMissedMutants() {
   return known;
 }
 
-function countMutants(args) {
+// The names of the mutants cargo-mutants would make, "file:line:col: mutation".
+function listMutants(args) {
   const list = spawnSync('cargo', ['mutants', '--list', ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
   if (list.status !== 0) die(`cargo mutants --list failed (exit ${list.status}): ${list.stderr}`);
-  return list.stdout.split('\n').filter(Boolean).length;
+  return list.stdout.split('\n').filter(Boolean);
 }
 
-// cargo-mutants arguments that choose this run's mutants.
-function chooseMutants() {
-  let args = ['-f', MUTANT_FILES];
-  let what = 'of tcp/';
+// cargo-mutants arguments that choose this run's mutants, of `all` (the names of every mutant
+// of the files `files` gives to cargo-mutants).
+function chooseMutants(files, all) {
+  let args = files;
+  let [count, what] = [all.length, 'of tcp/, tunnel/ and the engine files listed'];
+  const paths = MUTANT_FILES.map((f) => `:(glob)${f}`);
   // Lines changed since the last commit's parent (nothing without git or without that parent).
-  const diff = capture('git', ['diff', 'HEAD~1', '--', 'crates/engine/src/tcp']);
+  const diff = capture('git', ['diff', 'HEAD~1', '--', ...paths]);
   if (diff) {
     writeFileSync(join(root, MUTANTS_OUT, 'changed.diff'), `${diff}\n`);
     const changed = [...args, '--in-diff', join(MUTANTS_OUT, 'changed.diff')];
-    if (countMutants(changed) > 0) [args, what] = [changed, 'on lines the last commit changed'];
+    const n = listMutants(changed).length;
+    if (n > 0) [args, count, what] = [changed, n, 'on lines the last commit changed'];
   }
-  const count = countMutants(args);
-  // Each commit that changes tcp/ takes the next slice (each day, without git): commits
+  // Each commit that changes those files takes the next slice (each day, without git): commits
   // elsewhere keep the slice, so a run checked before them still holds after.
   const slices = Math.max(1, Math.ceil(count / MUTANTS_PER_RUN));
-  const tcpCommits = capture('git', ['rev-list', '--count', 'HEAD', '--', 'crates/engine/src/tcp']);
-  const turn = Number(tcpCommits ?? Math.floor(Date.now() / 86_400_000)) % slices;
+  const commits = capture('git', ['rev-list', '--count', 'HEAD', '--', ...paths]);
+  const turn = Number(commits ?? Math.floor(Date.now() / 86_400_000)) % slices;
   log(`mutants: slice ${turn + 1} of ${slices} of the ${count} ${what}`);
   return [...args, '--shard', `${turn}/${slices}`, '--sharding', 'round-robin'];
 }
@@ -295,10 +302,15 @@ function chooseMutants() {
 function mutants(seconds) {
   cargoInstall('cargo-mutants', CARGO_MUTANTS_VERSION);
   const known = knownMissedMutants();
+  const files = MUTANT_FILES.flatMap((f) => ['-f', f]);
+  const all = listMutants(files);
+  const names = new Set(all.map(mutantKey));
+  const stale = [...known.keys()].filter((key) => !names.has(key));
+  if (stale.length > 0) die(`${KNOWN_MISSED} lists mutants cargo-mutants no longer makes (the code moved, changed or went: update or remove the entry):\n  ${stale.join('\n  ')}`);
   mkdirSync(join(root, MUTANTS_OUT), { recursive: true });
   const t0 = Date.now();
   // At the time cap cargo-mutants is interrupted as by ^C; the mutants it finished still count.
-  const r = spawnSync('cargo', ['mutants', '-j', '1', ...chooseMutants(), '-o', MUTANTS_OUT],
+  const r = spawnSync('cargo', ['mutants', '-j', '1', ...chooseMutants(files, all), '-o', MUTANTS_OUT],
     { cwd: root, stdio: 'inherit', timeout: seconds * 1000, killSignal: 'SIGINT', env: { ...process.env, RUST_BACKTRACE: '0' } });
   const capped = r.error?.code === 'ETIMEDOUT';
   // cargo-mutants exits 0 (all caught), 2 (some missed) or 3 (some timed out); anything else
