@@ -3,6 +3,7 @@
 // serves `--forward udp:` (local listener, tunnel sockets out) and `--reverse udp:` (tunnel
 // listener, local sockets out): both socket kinds have dgram's shape.
 
+import { type ConnectableSocket, connectForSending, icmpError } from "../gateway/connected-udp.js";
 import type { FlowEnd } from "../gateway/flow-log.js";
 import { endpointText, parseIp, type Endpoint } from "../ip.js";
 
@@ -15,13 +16,8 @@ export interface ListeningPort {
   on(event: "message", listener: (data: Buffer, from: { address: string; port: number }) => void): this;
 }
 
-/**
- * An outbound socket, connected to the target: the kernel (or the tunnel) then tells it of an
- * ICMP error about its datagrams, and resolves a name once for the whole flow.
- */
-export interface ConnectedPort {
-  connect(port: number, host: string, callback: (error?: Error) => void): void;
-  send(data: Uint8Array, callback: (error: Error | null) => void): void;
+/** An outbound socket, connected to the target (connected-udp.ts): a name resolves once for the whole flow. */
+export interface ConnectedPort extends ConnectableSocket {
   remoteAddress(): { address: string; port: number };
   on(event: "message", listener: (data: Buffer, from: { address: string; port: number }) => void): this;
   on(event: "error", listener: (error: Error) => void): this;
@@ -51,14 +47,10 @@ export interface UdpFlowsOptions {
   signal: AbortSignal;
 }
 
-/** Datagrams kept while a flow's socket connects (its name resolving, say): more are dropped, as by a full buffer. */
-const CONNECTING_QUEUE = 64;
-
 interface Entry extends UdpFlow {
   key: string;
   outbound: ConnectedPort;
-  /** Datagrams that came while the socket was connecting; undefined once it is connected. */
-  waiting: Uint8Array[] | undefined;
+  send: (data: Uint8Array) => void;
   idle?: ReturnType<typeof setTimeout>;
 }
 
@@ -72,17 +64,16 @@ export function relayUdpFlows({ listener, target, open, record, signal }: UdpFlo
     flow.outbound.close();
     record({ src: flow.src, dst: flow.dst, start: flow.start, up: flow.up, down: flow.down }, end, error);
   };
-  // A refusal (ICMP port unreachable) or any other failure of the outbound socket ends its flow.
-  const failed = (flow: Entry) => (error: Error | null | undefined) => {
-    if (error) finish(flow, (error as { code?: string }).code === "ECONNREFUSED" ? "refused" : "unreachable", error.message);
-  };
+  // An ICMP error (port unreachable: refused) or any other failure of the outbound socket ends its flow.
+  const failed = (flow: Entry) => (error: Error) => finish(flow, icmpError(error)?.end ?? "unreachable", error.message);
   const touch = (flow: Entry) => {
     clearTimeout(flow.idle);
     flow.idle = setTimeout(() => finish(flow, "idle"), UDP_IDLE_MS);
     flow.idle.unref?.();
   };
   const start = (src: Endpoint, key: string): Entry => {
-    const flow: Entry = { key, src, outbound: open(), waiting: [], start: Date.now(), up: 0, down: 0, ...(parseIp(target.host) ? { dst: target } : {}) };
+    const outbound = open();
+    const flow: Entry = { key, src, outbound, send: () => {}, start: Date.now(), up: 0, down: 0, ...(parseIp(target.host) ? { dst: target } : {}) };
     flows.set(key, flow);
     flow.outbound.on("message", (reply, from) => {
       flow.down += reply.length;
@@ -91,15 +82,12 @@ export function relayUdpFlows({ listener, target, open, record, signal }: UdpFlo
       listener.send(reply, src.port, src.host);
     });
     flow.outbound.on("error", failed(flow));
-    flow.outbound.connect(target.port, target.host, (error) => {
-      if (error) return failed(flow)(error);
-      if (flows.get(key) !== flow) return;
-      const remote = flow.outbound.remoteAddress();
+    flow.send = connectForSending(outbound, target, () => {
+      if (flows.get(key) !== flow) return false;
+      const remote = outbound.remoteAddress();
       flow.dst = { host: remote.address, port: remote.port };
-      const waiting = flow.waiting ?? [];
-      flow.waiting = undefined;
-      for (const data of waiting) flow.outbound.send(data, failed(flow));
-    });
+      return true;
+    }, failed(flow));
     return flow;
   };
 
@@ -110,8 +98,7 @@ export function relayUdpFlows({ listener, target, open, record, signal }: UdpFlo
     const flow = flows.get(key) ?? start(src, key);
     flow.up += data.length;
     touch(flow);
-    if (!flow.waiting) flow.outbound.send(data, failed(flow));
-    else if (flow.waiting.length < CONNECTING_QUEUE) flow.waiting.push(data);
+    flow.send(data);
   });
   return () => {
     for (const flow of [...flows.values()]) finish(flow, "shutdown");

@@ -3,9 +3,8 @@
 // go back into the tunnel from the address the client sent to. A flow ends after a quiet
 // spell; a DNS flow (port 53) ends as soon as every query has its answer. A flow the
 // route turns down gets no socket: its datagrams are counted, answered with ICMP and logged
-// once. The host socket is connected to the upstream, so the kernel tells it of an ICMP
-// error from there (Node and Bun report it; Deno's node:dgram does not), which the client
-// is told in turn, as a router would.
+// once. The host socket is connected to the upstream (connected-udp.ts), and an ICMP error
+// from there is passed on to the client, as a router would.
 // How many flows a peer may have is the server's `udpMaxFlowsPerPeer`: past it the
 // datagram never reaches us.
 
@@ -15,6 +14,7 @@ import type { UdpPacket } from "../host/udp-packet.js";
 import type { FlowBytes, FlowEnd, FlowRecord, OpenFlow } from "./flow-log.js";
 import type { Route } from "./route.js";
 import { dnsQuestion } from "./sniff.js";
+import { connectForSending, icmpError } from "./connected-udp.js";
 
 export interface UdpRelayOptions {
   /** Sends a datagram into the tunnel, `from` the destination the client used, `to` the client. */
@@ -36,8 +36,6 @@ interface Flow {
   record: FlowRecord;
   /** Both none for a flow the route turned down. */
   socket: Socket | undefined;
-  /** Datagrams that came while the socket was connecting (sent once it is); undefined once connected. */
-  waiting: Uint8Array[] | undefined;
   upstream: Endpoint | undefined;
   dns: boolean;
   /** DNS queries sent and not yet answered. */
@@ -48,16 +46,6 @@ interface Flow {
   refuse: UdpPacket["refuse"] | undefined;
   lastActivity: number;
 }
-
-/** Datagrams kept while a flow's socket connects (a moment): more are dropped, as a full buffer would. */
-const CONNECTING_QUEUE = 64;
-
-/** What the client is told of each ICMP error the upstream's side sent, and how its flow ends. */
-const UPSTREAM_ICMP: Record<string, { why: "port" | "host" | "net"; end: FlowEnd }> = {
-  ECONNREFUSED: { why: "port", end: "refused" },
-  EHOSTUNREACH: { why: "host", end: "unreachable" },
-  ENETUNREACH: { why: "net", end: "unreachable" },
-};
 
 export class UdpRelay {
   readonly #options: UdpRelayOptions;
@@ -94,8 +82,7 @@ export class UdpRelay {
     if (!flow.socket || !flow.upstream) return packet.refuse(flow.record.end === "refused" ? "port" : "host");
     if (flow.dns) flow.unanswered++;
     flow.refuse = (why) => packet.refuse(why);
-    if (!flow.waiting) flow.send(packet.data);
-    else if (flow.waiting.length < CONNECTING_QUEUE) flow.waiting.push(packet.data);
+    flow.send(packet.data);
   }
 
   /** Ends every flow ("shutdown") and stops. */
@@ -108,7 +95,6 @@ export class UdpRelay {
     const flow: Flow = {
       key,
       socket: undefined,
-      waiting: undefined,
       send: () => {},
       upstream: undefined,
       refuse: undefined,
@@ -151,23 +137,14 @@ export class UdpRelay {
       }
       if (flow.dns && --flow.unanswered <= 0) this.#end(flow, "answered");
     });
-    const failed = (error: Error | null) => {
-      if (!error) return;
+    const failed = (error: Error) => {
       // An ICMP error from the upstream, passed on to the client, which may try the next address at once.
-      const told = UPSTREAM_ICMP[(error as { code?: string }).code ?? ""];
-      if (told) flow.refuse?.(told.why);
-      this.#end(flow, told?.end ?? "upstream-error", error.message);
+      const icmp = icmpError(error);
+      if (icmp) flow.refuse?.(icmp.why);
+      this.#end(flow, icmp?.end ?? "upstream-error", error.message);
     };
     socket.on("error", failed);
-    // The kernel reports an ICMP error to the next receive or send, whichever comes first: a
-    // send's error is the same news (on loopback it comes back within the send before it).
-    flow.send = (data) => socket.send(data, failed);
-    flow.waiting = [];
-    socket.connect(upstream.port, upstream.host, () => {
-      const waiting = flow.waiting ?? [];
-      flow.waiting = undefined;
-      for (const data of waiting) flow.send(data);
-    });
+    flow.send = connectForSending(socket, upstream, () => this.#flows.get(key) === flow, failed);
     return flow;
   }
 

@@ -119,7 +119,7 @@ export class TunnelUdpSocket extends EventEmitter {
    * A failed resolve goes to `callback(error)`, else to `'error'`. Binds first if need be.
    */
   connect(port: number, host: string, callback?: (error?: Error) => void): this {
-    if (this.#remote) throw Object.assign(new Error("Already connected"), { code: "ERR_SOCKET_DGRAM_IS_CONNECTED" });
+    if (this.#remote) throw alreadyConnected();
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
     if (!this.#unbind) this.bind();
     const remote: ConnectedTo = { asked: host, port, ready: this.#transport.resolve(host).then((address) => ({ host: address, port })) };
@@ -176,7 +176,7 @@ export class TunnelUdpSocket extends EventEmitter {
     const callback = connected ? portOrCallback : maybeCallback;
     const remote = this.#remote;
     if (connected && !remote) throw notConnected();
-    if (!connected && remote) throw Object.assign(new Error("Already connected"), { code: "ERR_SOCKET_DGRAM_IS_CONNECTED" });
+    if (!connected && remote) throw alreadyConnected();
     const [port, asked] = remote ? [remote.port, remote.asked] : [portOrCallback as number, host!];
     const fail = (error: unknown) => {
       const coded = asTunnelError(error, { syscall: "send", address: asked, port });
@@ -218,6 +218,11 @@ export class TunnelUdpSocket extends EventEmitter {
   }
 }
 
+// Node's words and codes for a socket used against how it is connected.
 function notConnected(): Error {
   return Object.assign(new Error("Not connected"), { code: "ERR_SOCKET_DGRAM_NOT_CONNECTED" });
+}
+
+function alreadyConnected(): Error {
+  return Object.assign(new Error("Already connected"), { code: "ERR_SOCKET_DGRAM_IS_CONNECTED" });
 }
