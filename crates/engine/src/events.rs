@@ -59,9 +59,16 @@ impl CloseReason {
     }
 }
 
+/// The most one TCP_DATA record carries when consecutive arrivals for one connection are
+/// joined: the host hands a record on as one chunk (a write to a socket, say).
+const MAX_JOINED_DATA: usize = 64 * 1024;
+
 #[derive(Debug, Default)]
 pub struct Events {
     buf: Vec<u8>,
+    /// The connection and start of the last TCP_DATA record written since the host last
+    /// read the log: more data for that connection, with nothing between, joins it.
+    open_data: Option<(u32, usize)>,
 }
 
 impl Events {
@@ -71,11 +78,13 @@ impl Events {
 
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.open_data = None;
     }
 
     /// Drops the first `bytes` (whole events: where the host stopped walking).
     pub fn consume(&mut self, bytes: usize) {
         self.buf.drain(..bytes.min(self.buf.len()));
+        self.open_data = None;
     }
 
     pub fn datagram(&mut self, to: SocketAddr, bytes: &[u8]) {
@@ -86,15 +95,38 @@ impl Events {
         Event::<&[u8]>::TcpIncoming { conn, peer, remote, local }.write(&mut self.buf);
     }
 
-    /// Appends a TCP_DATA event for `len` bytes and returns the space to fill,
-    /// so data can be copied once, straight from the socket buffer.
+    /// Appends `len` bytes of TCP_DATA for `conn` and returns the space to fill, so data is
+    /// copied once, straight from the socket buffer. Data for the connection whose TCP_DATA
+    /// is the log's last record joins that record (up to MAX_JOINED_DATA): a batch of
+    /// segments reaches the host as one chunk, not one per segment.
     pub fn tcp_data(&mut self, conn: u32, len: usize) -> &mut [u8] {
-        Event::TcpData { conn, bytes: &[][..] }.write(&mut self.buf);
-        // The payload is a record's last field: set its length, then make its room.
+        const HEADER: usize = 9; // kind, conn, payload length
         let end = self.buf.len();
-        self.buf[end - 4..].copy_from_slice(&(len as u32).to_le_bytes());
-        self.buf.resize(end + len, 0);
-        &mut self.buf[end..]
+        let payload_len = |buf: &[u8], start: usize| {
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(&buf[start + HEADER - 4..start + HEADER]);
+            u32::from_le_bytes(bytes) as usize
+        };
+        let start = match self.open_data {
+            // Still the last record (nothing written since), and room to grow.
+            Some((open, start))
+                if open == conn
+                    && start + HEADER + payload_len(&self.buf, start) == end
+                    && end - start - HEADER + len <= MAX_JOINED_DATA =>
+            {
+                start
+            }
+            _ => {
+                Event::TcpData { conn, bytes: &[][..] }.write(&mut self.buf);
+                end
+            }
+        };
+        // The payload is a record's last field: set its length, then make its room.
+        let at = self.buf.len();
+        self.buf[start + HEADER - 4..start + HEADER].copy_from_slice(&((at - start - HEADER + len) as u32).to_le_bytes());
+        self.buf.resize(at + len, 0);
+        self.open_data = Some((conn, start));
+        &mut self.buf[at..]
     }
 
     pub fn tcp_established(&mut self, conn: u32, peer: u32) {
@@ -173,5 +205,61 @@ pub mod decode {
             out.push(event.map(<[u8]>::to_vec));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode::{decode, Event};
+    use super::*;
+
+    fn data(events: &mut Events, conn: u32, bytes: &[u8]) {
+        events.tcp_data(conn, bytes.len()).copy_from_slice(bytes);
+    }
+
+    /// A batch of segments for one connection reaches the host as one chunk; anything else
+    /// between them, another connection's data included, keeps them apart, in order.
+    #[test]
+    fn consecutive_data_for_one_connection_joins_one_record() {
+        let mut events = Events::default();
+        data(&mut events, 1, b"ab");
+        data(&mut events, 1, b"cd");
+        data(&mut events, 2, b"ef");
+        data(&mut events, 1, b"gh");
+        events.tcp_eof(1);
+        data(&mut events, 1, b"ij");
+        data(&mut events, 1, b"");
+        let expected = vec![
+            Event::TcpData { conn: 1, bytes: b"abcd".to_vec() },
+            Event::TcpData { conn: 2, bytes: b"ef".to_vec() },
+            Event::TcpData { conn: 1, bytes: b"gh".to_vec() },
+            Event::TcpEof { conn: 1 },
+            Event::TcpData { conn: 1, bytes: b"ij".to_vec() },
+        ];
+        assert_eq!(decode(events.as_bytes()), expected);
+    }
+
+    /// Records the host has read are never added to: after it consumes the log (or it is
+    /// cleared), data starts a record of its own. And a record stops growing at MAX_JOINED_DATA.
+    #[test]
+    fn a_joined_record_ends_where_the_host_read_and_at_its_cap() {
+        let mut events = Events::default();
+        data(&mut events, 1, b"read");
+        events.tcp_writable(1, 10);
+        data(&mut events, 1, b"left");
+        let read = events.as_bytes().len() - 13; // the host walked all but the last record
+        events.consume(read);
+        data(&mut events, 1, b"new");
+        assert_eq!(
+            decode(events.as_bytes()),
+            vec![Event::TcpData { conn: 1, bytes: b"left".to_vec() }, Event::TcpData { conn: 1, bytes: b"new".to_vec() }]
+        );
+        events.clear();
+        data(&mut events, 1, &[7; MAX_JOINED_DATA - 1]);
+        data(&mut events, 1, &[8]);
+        data(&mut events, 1, &[9]);
+        let sizes: Vec<usize> =
+            decode(events.as_bytes()).iter().map(|e| if let Event::TcpData { bytes, .. } = e { bytes.len() } else { 0 }).collect();
+        assert_eq!(sizes, vec![MAX_JOINED_DATA, 1]);
     }
 }
