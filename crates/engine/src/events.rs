@@ -254,12 +254,14 @@ mod tests {
             decode(events.as_bytes()),
             vec![Event::TcpData { conn: 1, bytes: b"left".to_vec() }, Event::TcpData { conn: 1, bytes: b"new".to_vec() }]
         );
+        // After another record, sixty-five 1 KiB segments: 64 KiB joined, then the rest.
         events.clear();
-        data(&mut events, 1, &[7; MAX_JOINED_DATA - 1]);
-        data(&mut events, 1, &[8]);
-        data(&mut events, 1, &[9]);
+        events.tcp_eof(2);
+        for _ in 0..65 {
+            data(&mut events, 1, &[7; 1024]);
+        }
         let sizes: Vec<usize> =
             decode(events.as_bytes()).iter().map(|e| if let Event::TcpData { bytes, .. } = e { bytes.len() } else { 0 }).collect();
-        assert_eq!(sizes, vec![MAX_JOINED_DATA, 1]);
+        assert_eq!(sizes, vec![0, 65_536, 1024]);
     }
 }
