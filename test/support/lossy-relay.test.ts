@@ -193,7 +193,11 @@ describe("lossy relay on loopback", () => {
     expect(c.forwarded).toBeGreaterThanOrEqual(16);
     expect(c.droppedQueueFull).toBeGreaterThanOrEqual(50);
     expect(c.droppedQueueFull).toBe(100 - c.forwarded);
-    expect(arrivals.map((a) => a.seq)).toEqual([...Array(c.forwarded).keys()]);
+    // In order, the queue's worth first; a later one may follow if a slot freed while the
+    // burst was still being read (seen under load: 0–16, then 38).
+    const seqs = arrivals.map((a) => a.seq);
+    expect(seqs.slice(0, 16)).toEqual([...Array(16).keys()]);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
   });
 
   it("reorders and duplicates about as often as asked, and counts what it did", async () => {
