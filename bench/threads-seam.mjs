@@ -16,57 +16,26 @@
 //
 //   node bench/threads-seam.mjs [--seconds S] [--rounds N] [--modes main,a,b]   (after `node build.mjs`)
 
-import { createSocket } from "node:dgram";
 import os from "node:os";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-
-const dist = new URL("../dist/", import.meta.url);
-const { Engine } = await import(new URL("wasm/engine.js", dist).href);
-const { Ring } = await import(new URL("host/worker/ring.js", dist).href);
-const { parseIp } = await import(new URL("ip.js", dist).href);
+import { bindSocket, Engine, HOST, parseIp, privateKey, Ring, startEngine } from "./support/engines.mjs";
 
 /** Record kinds on the rings (the first byte). */
 const K = { DGRAM: 1, SEND: 2, DATA: 3, CONSUMED: 4, WRITABLE: 5, STOP: 6, CONN: 7 };
 const RING_BYTES = 2 << 20;
 const SEND_CHUNK = 16 * 1024;
-const HOST = "127.0.0.1";
 /** What a worker that has no socket (mode b) tells its engine about the other side. */
 const PEER_EP = Object.freeze({ host: "192.0.2.9", port: 9 });
-const LIMITS = {
-  tcpMaxConnectionsPerPeer: 16, tcpMaxConnections: 16, tcpMaxHalfOpenPerPeer: 16, maxBufferedBytes: 256 << 20,
-  udpMaxFlowsPerPeer: 16, tcpHalfOpenTimeout: 20_000, tcpFinWait2Timeout: 60_000, tcpKeepalive: 60_000,
-  tcpUserTimeout: 60_000, udpFlowTimeout: 60_000,
-};
 const CHUNK = new Uint8Array(SEND_CHUNK).fill(0x62);
 /** A deadline this close is waited for by going round the event loop, not by a timer (whose floor is 1 ms). */
 const SPIN_MS = Number(process.env.SPIN_MS ?? 0);
 
-function privateKey() {
-  const key = crypto.getRandomValues(new Uint8Array(32));
-  key[0] &= 248;
-  key[31] = (key[31] & 127) | 64;
-  return key;
-}
-
 /** One engine set up as the server (accepts, peer 10.0.0.2) or the client (peer 0.0.0.0/0 at `endpoint`). */
 function makeEngine(role, key, peerPublicKey, endpoint) {
-  const engine = new Engine();
-  engine.start({ nowMs: performance.now(), privateKey: key, mtu: 1420, tcpReceiveBuffer: 4 << 20, tcpSendBuffer: 4 << 20, acceptTcp: role === "server", limits: LIMITS });
+  const engine = startEngine(key, role === "server");
   const peer = engine.addPeer(peerPublicKey, undefined, 0, role === "client" ? endpoint : undefined);
   engine.allow(peer, parseIp(role === "server" ? "10.0.0.2" : "0.0.0.0"), role === "server" ? 32 : 0);
   return engine;
-}
-
-function bindSocket(onMessage) {
-  const socket = createSocket({ type: "udp4", lookup: (host, family, done) => done(null, host, family) });
-  socket.on("message", onMessage);
-  return new Promise((resolve) =>
-    socket.bind(0, HOST, () => {
-      socket.setRecvBufferSize(4 << 20);
-      socket.setSendBufferSize(4 << 20);
-      resolve(socket);
-    }),
-  );
 }
 
 const ignore = () => {};
