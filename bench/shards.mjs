@@ -41,6 +41,7 @@
 //   bun bench/shards.mjs --modes one,thread,router,ports,reuseport
 
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { bindSocket, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, Ring, runtimeName, startEngine } from "./support/engines.mjs";
@@ -520,6 +521,28 @@ async function serveOnWorkers(key, shardCount, peersOf, direction, { router = fa
   };
 }
 
+/** CPU seconds of each of this process's threads, by thread id (Linux: /proc/self/task; user + system, in clock ticks of 10 ms). */
+function threadCpu() {
+  const ticks = new Map();
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const fields = readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // the thread ended
+    }
+  }
+  return ticks;
+}
+
+/** Cores each thread used between two `threadCpu()`: the main thread, then the others, busiest first. */
+function threadCores(before, after, wallMs) {
+  const main = String(process.pid);
+  const cores = (tid) => (after.get(tid) - (before.get(tid) ?? 0)) / (wallMs / 1000);
+  const others = [...after.keys()].filter((tid) => tid !== main).map(cores).sort((a, b) => b - a);
+  return { main: cores(main), others };
+}
+
 /** One round of one placement: fresh keys, engines, sockets and workers; a warm-up, then `seconds` measured. */
 async function round(mode, seconds, direction, clientProcs) {
   const serverKey = privateKey();
@@ -554,12 +577,14 @@ async function round(mode, seconds, direction, clientProcs) {
   const before = await Promise.all(clientProcs.map((c) => c.ask({ cmd: "count" })));
   const serverBytes0 = server.app.bytes;
   const cpu0 = process.cpuUsage();
+  const threads0 = threadCpu();
   const busy0 = server.busy();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const after = await Promise.all(clientProcs.map((c) => c.ask({ cmd: "count" })));
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const threads = threadCores(threads0, threadCpu(), wall);
   const busy = server.busy().map((x, i) => (x - busy0[i]) / wall);
   const serverBytes = server.app.bytes - serverBytes0;
 
@@ -575,7 +600,7 @@ async function round(mode, seconds, direction, clientProcs) {
     clientCores += (cores(a.cpu) - cores(b.cpu)) / (a.t - b.t);
   });
   if (direction === "up") gbps = (serverBytes * 8) / (wall / 1000) / 1e9;
-  return { gbps, serverCores: cores(cpu) / wall, clientCores, busy, split: server.split?.(), dropped: server.stats?.dropped ?? 0 };
+  return { gbps, serverCores: cores(cpu) / wall, threads, clientCores, busy, split: server.split?.(), dropped: server.stats?.dropped ?? 0 };
 }
 
 async function main() {
@@ -597,7 +622,7 @@ async function main() {
       const x = await round(mode, SECONDS, DIRECTION, clientProcs);
       all[mode].push(x);
       console.log(
-        `round ${r} ${mode.padEnd(9)} ${x.gbps.toFixed(3)} Gbit/s  server ${x.serverCores.toFixed(2)} cores  clients ${x.clientCores.toFixed(2)} cores  engine turns busy ${x.busy.map((b) => b.toFixed(2)).join("/")}${x.split ? ` (peers ${x.split})` : ""}${x.dropped ? `  dropped ${x.dropped}` : ""}  load ${load()}`,
+        `round ${r} ${mode.padEnd(9)} ${x.gbps.toFixed(3)} Gbit/s  server ${x.serverCores.toFixed(2)} cores (main ${x.threads.main.toFixed(2)}, others ${x.threads.others.slice(0, 3).map((c) => c.toFixed(2)).join(" ")})  clients ${x.clientCores.toFixed(2)} cores  engine turns busy ${x.busy.map((b) => b.toFixed(2)).join("/")}${x.split ? ` (peers ${x.split})` : ""}${x.dropped ? `  dropped ${x.dropped}` : ""}  load ${load()}`,
       );
     }
   }
@@ -607,8 +632,9 @@ async function main() {
     const ratio = all[mode].map((x, i) => x.gbps / all[MODES[0]][i].gbps);
     const sc = all[mode].map((x) => x.serverCores);
     const cc = all[mode].map((x) => x.clientCores);
+    const perCore = all[mode].map((x) => x.gbps / x.serverCores);
     console.log(
-      `${mode.padEnd(9)} median ${median(g).toFixed(3)} Gbit/s (${range(g, 3)}); ×${MODES[0]} per round ${median(ratio).toFixed(2)} (${range(ratio, 2)}); server ${median(sc).toFixed(2)} cores, clients ${median(cc).toFixed(2)} cores`,
+      `${mode.padEnd(9)} median ${median(g).toFixed(3)} Gbit/s (${range(g, 3)}); ×${MODES[0]} per round ${median(ratio).toFixed(2)} (${range(ratio, 2)}); server ${median(sc).toFixed(2)} cores (${median(perCore).toFixed(3)} Gbit/s per core), clients ${median(cc).toFixed(2)} cores`,
     );
   }
   console.log(`load after ${load()}`);
