@@ -47,7 +47,7 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import { bindSocket, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, Ring, runtimeName, startEngine } from "./support/engines.mjs";
 
 /** Record kinds on the rings (the first byte). */
-const K = { DGRAM: 1, SEND: 2, DATA: 3, CONSUMED: 4, WRITABLE: 5, STOP: 6, CONN: 7 };
+const K = { DGRAM: 1, SEND: 2, DATA: 3, CONSUMED: 4, WRITABLE: 5, STOP: 6 };
 const RING_BYTES = 4 << 20;
 const SEND_CHUNK = 16 * 1024;
 const CHUNK = new Uint8Array(SEND_CHUNK).fill(0x62);
@@ -65,7 +65,7 @@ function events(engine, on) {
   return {
     datagram: on.datagram,
     tcpIncoming: (conn) => engine.commands.accept(conn),
-    tcpEstablished: (conn) => on.established?.(conn),
+    tcpEstablished: ignore,
     tcpData: (conn, bytes) => on.data?.(conn, bytes),
     tcpWritable: (conn, room) => on.writable?.(conn, room),
     tcpClosed: (conn, reason) => {
@@ -192,8 +192,8 @@ async function startClientProcesses(n) {
 // ---------------------------------------------------------------------------------------
 // A shard: one engine in a worker, with the peers it was given, and either its own socket
 // (thread, ports, reuseport) or none (router: datagrams come and go through the rings, with
-// the peer's port). What it tells the main thread: CONN (a connection established), WRITABLE,
-// DATA, and with no socket DGRAM; what it takes: SEND, CONSUMED, DGRAM, STOP.
+// the peer's port). What it tells the main thread: WRITABLE, DATA, and with no socket DGRAM;
+// what it takes: SEND, CONSUMED, DGRAM, STOP.
 
 function shardWorker() {
   const { key, peers, ownSocket, port, reusePort, toWorker, toMain, busy } = workerData;
@@ -232,7 +232,6 @@ function shardWorker() {
           b.set(bytes, at + 3);
         });
     },
-    established: (conn) => putNumbers(K.CONN, conn),
     writable: (conn, room) => putNumbers(K.WRITABLE, conn, room),
     data: (conn, bytes) =>
       put(5 + bytes.length, (b, at) => {
@@ -478,8 +477,6 @@ async function serveOnWorkers(key, shardCount, peersOf, direction, { router = fa
         switch (b[at]) {
           case K.DGRAM:
             socket.send(b.slice(at + 3, at + len), v.getUint16(1, true), HOST);
-            break;
-          case K.CONN:
             break;
           case K.WRITABLE:
             shardApp.writable(v.getUint32(1, true), v.getUint32(5, true));
