@@ -33,8 +33,9 @@
 // one, ...), each with fresh engines, sockets and workers on both sides: a warm-up, then the
 // measured seconds. Reports the aggregate payload rate (counted where it is received: by the
 // clients for a download, by the server's application for an upload), the CPU of the server
-// process and of the clients, how busy each server engine's thread was in its turns, and per
-// round the ratio to the first mode.
+// process (per thread too, from /proc/self/task: Linux only) and of the clients, the wall time
+// each server engine's thread spent in its turns (preemption included), and per round the
+// ratio to the first mode.
 //
 //   node bench/shards.mjs [--seconds S] [--rounds N] [--modes one,thread,router,ports]
 //                         [--direction down|up] [--client-procs N]     (after `node build.mjs`)
