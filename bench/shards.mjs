@@ -378,6 +378,7 @@ async function serveOnMain(key, peers, direction) {
     app,
     portOf: () => port,
     busy: () => [loop.counts[0]],
+    turns: () => loop.counts[1],
     stop: async () => {
       stopping = true;
       loop.stop();
@@ -500,6 +501,7 @@ async function serveOnWorkers(key, shardCount, peersOf, direction, { router = fa
       for (const [port, i] of portToShard) routes.set(port, shards[i]);
     },
     busy: () => shards.map((s) => s.counts[0]),
+    turns: () => shards.reduce((sum, s) => sum + s.counts[1], 0),
     split: () => apps.map((a) => a.conns.size).join("+"),
     stop: async () => {
       running = false;
@@ -577,6 +579,7 @@ async function round(mode, seconds, direction, clientProcs) {
   const cpu0 = process.cpuUsage();
   const threads0 = threadCpu();
   const busy0 = server.busy();
+  const turns0 = server.turns();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const after = await Promise.all(clientProcs.map((c) => c.ask({ cmd: "count" })));
@@ -584,6 +587,7 @@ async function round(mode, seconds, direction, clientProcs) {
   const cpu = process.cpuUsage(cpu0);
   const threads = threadCores(threads0, threadCpu(), wall);
   const busy = server.busy().map((x, i) => (x - busy0[i]) / wall);
+  const turns = server.turns() - turns0;
   const serverBytes = server.app.bytes - serverBytes0;
 
   await Promise.all(clientProcs.map((c) => c.ask({ cmd: "close" })));
@@ -598,7 +602,8 @@ async function round(mode, seconds, direction, clientProcs) {
     clientCores += (cores(a.cpu) - cores(b.cpu)) / (a.t - b.t);
   });
   if (direction === "up") gbps = (serverBytes * 8) / (wall / 1000) / 1e9;
-  return { gbps, serverCores: cores(cpu) / wall, threads, clientCores, busy, split: server.split?.(), dropped: server.stats?.dropped ?? 0 };
+  const mib = (gbps * 1e9 * (wall / 1000)) / 8 / 2 ** 20;
+  return { turnsPerMiB: turns / mib, gbps, serverCores: cores(cpu) / wall, threads, clientCores, busy, split: server.split?.(), dropped: server.stats?.dropped ?? 0 };
 }
 
 async function main() {
@@ -620,7 +625,7 @@ async function main() {
       const x = await round(mode, SECONDS, DIRECTION, clientProcs);
       all[mode].push(x);
       console.log(
-        `round ${r} ${mode.padEnd(9)} ${x.gbps.toFixed(3)} Gbit/s  server ${x.serverCores.toFixed(2)} cores (main ${x.threads.main.toFixed(2)}, others ${x.threads.others.slice(0, 3).map((c) => c.toFixed(2)).join(" ")})  clients ${x.clientCores.toFixed(2)} cores  engine turns busy ${x.busy.map((b) => b.toFixed(2)).join("/")}${x.split ? ` (peers ${x.split})` : ""}${x.dropped ? `  dropped ${x.dropped}` : ""}  load ${load()}`,
+        `round ${r} ${mode.padEnd(9)} ${x.gbps.toFixed(3)} Gbit/s  server ${x.serverCores.toFixed(2)} cores (main ${x.threads.main.toFixed(2)}, others ${x.threads.others.slice(0, 3).map((c) => c.toFixed(2)).join(" ")})  clients ${x.clientCores.toFixed(2)} cores  engine turns busy ${x.busy.map((b) => b.toFixed(2)).join("/")}, ${x.turnsPerMiB.toFixed(1)} per MiB${x.split ? ` (peers ${x.split})` : ""}${x.dropped ? `  dropped ${x.dropped}` : ""}  load ${load()}`,
       );
     }
   }
