@@ -72,7 +72,7 @@ function events(engine, on) {
     tcpClosed: (conn, reason) => {
       if (!on.stopping?.()) throw new Error(`connection ${conn} closed (${reason})`);
     },
-    tcpEof: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore,
+    tcpEof: ignore, udp: ignore, unknownPeer: ignore, innerPacket: ignore, echoReply: ignore, udpUnreachable: ignore,
   };
 }
 
