@@ -45,13 +45,10 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { bindSocket, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, Ring, runtimeName, startEngine } from "./support/engines.mjs";
+import { applyMainRecords, bindSocket, CHUNK, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, RECORD as K, Ring, runtimeName, SEND_CHUNK, startEngine } from "./support/engines.mjs";
 
 /** Record kinds on the rings (the first byte). */
-const K = { DGRAM: 1, SEND: 2, DATA: 3, CONSUMED: 4, WRITABLE: 5, STOP: 6 };
 const RING_BYTES = 4 << 20;
-const SEND_CHUNK = 16 * 1024;
-const CHUNK = new Uint8Array(SEND_CHUNK).fill(0x62);
 const PEERS = 4;
 /** The server's TCP ports: it writes to a connection on DOWN_PORT and reads one on UP_PORT. */
 const DOWN_PORT = 19;
@@ -244,22 +241,9 @@ function shardWorker() {
   });
   /** The main thread's records: commands for the engine, and (router) datagrams. */
   const takeRecords = () =>
-    inRing.drain((b, at, len) => {
-      const v = new DataView(b.buffer, b.byteOffset + at, len);
-      switch (b[at]) {
-        case K.DGRAM:
-          inbound.push({ data: b.slice(at + 3, at + len), from: { host: HOST, port: v.getUint16(1, true) } });
-          break;
-        case K.SEND:
-          engine.commands.send(v.getUint32(1, true), b.subarray(at + 5, at + len));
-          break;
-        case K.CONSUMED:
-          engine.commands.consumed(v.getUint32(1, true), v.getUint32(5, true));
-          break;
-        case K.STOP:
-          stopping = true;
-          break;
-      }
+    applyMainRecords(inRing, engine, {
+      datagram: (b, at, len) => inbound.push({ data: b.slice(at + 3, at + len), from: { host: HOST, port: b[at + 1] | (b[at + 2] << 8) } }),
+      stop: () => (stopping = true),
     });
   const flush = () => {
     if (wrote) outRing.notify();

@@ -18,15 +18,11 @@
 
 import os from "node:os";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { bindSocket, Engine, HOST, parseIp, privateKey, Ring, startEngine } from "./support/engines.mjs";
+import { applyMainRecords, bindSocket, CHUNK, Engine, HOST, parseIp, privateKey, RECORD as K, Ring, SEND_CHUNK, startEngine } from "./support/engines.mjs";
 
-/** Record kinds on the rings (the first byte). */
-const K = { DGRAM: 1, SEND: 2, DATA: 3, CONSUMED: 4, WRITABLE: 5, STOP: 6, CONN: 7 };
 const RING_BYTES = 2 << 20;
-const SEND_CHUNK = 16 * 1024;
 /** What a worker that has no socket (mode b) tells its engine about the other side. */
 const PEER_EP = Object.freeze({ host: "192.0.2.9", port: 9 });
-const CHUNK = new Uint8Array(SEND_CHUNK).fill(0x62);
 /** A deadline this close is waited for by going round the event loop, not by a timer (whose floor is 1 ms). */
 const SPIN_MS = Number(process.env.SPIN_MS ?? 0);
 
@@ -107,22 +103,9 @@ if (!isMainThread) {
   /** Commands (and in mode b datagrams) from main, then one pump; returns the engine's deadline. */
   const turn = () => {
     const t = performance.now();
-    inRing.drain((b, at, len) => {
-      const v = new DataView(b.buffer, b.byteOffset + at, len);
-      switch (b[at]) {
-        case K.DGRAM:
-          inbound.push({ data: b.slice(at + 1, at + len), from: PEER_EP });
-          break;
-        case K.SEND:
-          engine.commands.send(v.getUint32(1, true), b.subarray(at + 5, at + len));
-          break;
-        case K.CONSUMED:
-          engine.commands.consumed(v.getUint32(1, true), v.getUint32(5, true));
-          break;
-        case K.STOP:
-          stopping = true;
-          break;
-      }
+    applyMainRecords(inRing, engine, {
+      datagram: (b, at, len) => inbound.push({ data: b.slice(at + 1, at + len), from: PEER_EP }),
+      stop: () => (stopping = true),
     });
     busyMs[2]++;
     const next = engine.pump(performance.now(), inbound.splice(0));

@@ -106,6 +106,37 @@ export class EngineLoop {
   }
 }
 
+/** Record kinds on the rings between a benchmark's main thread and an engine's worker (the first byte). */
+export const RECORD = { DGRAM: 1, SEND: 2, DATA: 3, CONSUMED: 4, WRITABLE: 5, STOP: 6, CONN: 7 };
+/** The application's writes: pieces of this size. */
+export const SEND_CHUNK = 16 * 1024;
+export const CHUNK = new Uint8Array(SEND_CHUNK).fill(0x62);
+
+/**
+ * Worker side: applies what the main thread wrote to `ring`. SEND and CONSUMED become the
+ * engine's commands; a DGRAM record (each benchmark lays its own out) goes to
+ * `on.datagram(bytes, at, len)`, STOP to `on.stop()`.
+ */
+export function applyMainRecords(ring, engine, on) {
+  ring.drain((b, at, len) => {
+    const v = new DataView(b.buffer, b.byteOffset + at, len);
+    switch (b[at]) {
+      case RECORD.DGRAM:
+        on.datagram(b, at, len);
+        break;
+      case RECORD.SEND:
+        engine.commands.send(v.getUint32(1, true), b.subarray(at + 5, at + len));
+        break;
+      case RECORD.CONSUMED:
+        engine.commands.consumed(v.getUint32(1, true), v.getUint32(5, true));
+        break;
+      case RECORD.STOP:
+        on.stop();
+        break;
+    }
+  });
+}
+
 export const runtimeName = () => (globalThis.Deno ? `deno ${Deno.version.deno}` : globalThis.Bun ? `bun ${Bun.version}` : `node ${process.version}`);
 export const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
