@@ -45,7 +45,7 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { applyMainRecords, bindSocket, CHUNK, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, RECORD as K, Ring, runtimeName, SEND_CHUNK, startEngine } from "./support/engines.mjs";
+import { applyMainRecords, bindSocket, RecordWriter, CHUNK, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, RECORD as K, Ring, runtimeName, SEND_CHUNK, startEngine } from "./support/engines.mjs";
 
 /** Record kinds on the rings (the first byte). */
 const RING_BYTES = 4 << 20;
@@ -196,25 +196,10 @@ async function startClientProcesses(n) {
 function shardWorker() {
   const { key, peers, ownSocket, port, reusePort, toWorker, toMain, busy } = workerData;
   const inRing = new Ring(toWorker);
-  const outRing = new Ring(toMain);
+  const out = new RecordWriter(new Ring(toMain));
   // [ms in turns, turns, datagrams sent]
   const counts = new Float64Array(busy);
   let stopping = false;
-  let wrote = false;
-  const put = (len, fill) => {
-    while (!outRing.write(len, fill)) {
-      outRing.notify();
-      outRing.waitForRoom(len, 1000); // the main thread is behind: wait, drop nothing
-    }
-    wrote = true;
-  };
-  const putNumbers = (kind, conn, n) =>
-    put(n === undefined ? 5 : 9, (b, at) => {
-      const v = new DataView(b.buffer, b.byteOffset + at, 9);
-      b[at] = kind;
-      v.setUint32(1, conn, true);
-      if (n !== undefined) v.setUint32(5, n, true);
-    });
   const engine = startEngine(Uint8Array.from(key), true);
   for (const p of peers) engine.allow(engine.addPeer(Uint8Array.from(p.publicKey), undefined, 0, undefined), parseIp(p.address), 32);
   let socket;
@@ -224,15 +209,15 @@ function shardWorker() {
       counts[2]++;
       if (socket) socket.send(bytes, to.port, to.host);
       else
-        put(3 + bytes.length, (b, at) => {
+        out.put(3 + bytes.length, (b, at) => {
           b[at] = K.DGRAM;
           new DataView(b.buffer, b.byteOffset + at + 1, 2).setUint16(0, to.port, true);
           b.set(bytes, at + 3);
         });
     },
-    writable: (conn, room) => putNumbers(K.WRITABLE, conn, room),
+    writable: (conn, room) => out.putNumbers(K.WRITABLE, conn, room),
     data: (conn, bytes) =>
-      put(5 + bytes.length, (b, at) => {
+      out.put(5 + bytes.length, (b, at) => {
         b[at] = K.DATA;
         new DataView(b.buffer, b.byteOffset + at + 1, 4).setUint32(0, conn, true);
         b.set(bytes, at + 5);
@@ -246,8 +231,7 @@ function shardWorker() {
       stop: () => (stopping = true),
     });
   const flush = () => {
-    if (wrote) outRing.notify();
-    wrote = false;
+    out.flush();
   };
   const finish = () => {
     socket?.close();

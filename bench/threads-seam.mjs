@@ -18,7 +18,7 @@
 
 import os from "node:os";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { applyMainRecords, bindSocket, CHUNK, Engine, HOST, parseIp, privateKey, RECORD as K, Ring, SEND_CHUNK, startEngine } from "./support/engines.mjs";
+import { applyMainRecords, bindSocket, RecordWriter, CHUNK, Engine, HOST, parseIp, privateKey, RECORD as K, Ring, SEND_CHUNK, startEngine } from "./support/engines.mjs";
 
 const RING_BYTES = 2 << 20;
 /** What a worker that has no socket (mode b) tells its engine about the other side. */
@@ -57,24 +57,9 @@ if (!isMainThread) {
   const { role, mode, key, peerPublicKey, peerPort, toWorker, toMain, busy, selfDrive } = workerData;
   let commandsPending = false;
   const inRing = new Ring(toWorker);
-  const outRing = new Ring(toMain);
+  const out = new RecordWriter(new Ring(toMain));
   const busyMs = new Float64Array(busy);
   let stopping = false;
-  let wrote = false;
-  const put = (len, fill) => {
-    while (!outRing.write(len, fill)) {
-      outRing.notify();
-      outRing.waitForRoom(len, 1000); // backpressure: the worker waits, nothing is dropped
-    }
-    wrote = true;
-  };
-  const putConnAndNumber = (kind, conn, n) =>
-    put(n === undefined ? 5 : 9, (b, at) => {
-      const v = new DataView(b.buffer, b.byteOffset + at, 9);
-      b[at] = kind;
-      v.setUint32(1, conn, true);
-      if (n !== undefined) v.setUint32(5, n, true);
-    });
   let socket;
   const inbound = [];
   const engine = makeEngine(role, key, peerPublicKey, mode === "a" && role === "client" ? { host: HOST, port: peerPort } : PEER_EP);
@@ -82,17 +67,17 @@ if (!isMainThread) {
     datagram: (to, bytes) => {
       busyMs[1]++;
       if (socket) socket.send(bytes, to.port, to.host);
-      else put(1 + bytes.length, (b, at) => ((b[at] = K.DGRAM), b.set(bytes, at + 1)));
+      else out.put(1 + bytes.length, (b, at) => ((b[at] = K.DGRAM), b.set(bytes, at + 1)));
     },
-    conn: (conn) => putConnAndNumber(K.CONN, conn),
+    conn: (conn) => out.putNumbers(K.CONN, conn),
     data: (conn, bytes) =>
-      put(5 + bytes.length, (b, at) => {
+      out.put(5 + bytes.length, (b, at) => {
         b[at] = K.DATA;
         new DataView(b.buffer, b.byteOffset + at + 1, 4).setUint32(0, conn, true);
         b.set(bytes, at + 5);
       }),
     writable: (conn, room) => {
-      if (!selfDrive) return putConnAndNumber(K.WRITABLE, conn, room);
+      if (!selfDrive) return out.putNumbers(K.WRITABLE, conn, room);
       // A load generator: the client writes what it may itself, with no main thread in the loop.
       for (let left = room; left > 0; left -= Math.min(left, SEND_CHUNK)) engine.commands.send(conn, CHUNK.subarray(0, Math.min(left, SEND_CHUNK)));
       commandsPending = true;
@@ -110,8 +95,7 @@ if (!isMainThread) {
     busyMs[2]++;
     const next = engine.pump(performance.now(), inbound.splice(0));
     engine.takeEvents(handler);
-    if (wrote) outRing.notify();
-    wrote = false;
+    out.flush();
     busyMs[0] += performance.now() - t;
     return next;
   };

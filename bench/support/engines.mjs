@@ -137,6 +137,42 @@ export function applyMainRecords(ring, engine, on) {
   });
 }
 
+/**
+ * Worker side: writes records for the main thread into `ring`, waiting for room when it is
+ * full (backpressure: nothing is dropped); `flush()` wakes the reader, once per batch.
+ */
+export class RecordWriter {
+  #ring;
+  #wrote = false;
+
+  constructor(ring) {
+    this.#ring = ring;
+  }
+
+  put(len, fill) {
+    while (!this.#ring.write(len, fill)) {
+      this.#ring.notify();
+      this.#ring.waitForRoom(len, 1000);
+    }
+    this.#wrote = true;
+  }
+
+  /** A record of `kind`, a connection id and (if given) one more u32. */
+  putNumbers(kind, conn, n) {
+    this.put(n === undefined ? 5 : 9, (b, at) => {
+      const v = new DataView(b.buffer, b.byteOffset + at, 9);
+      b[at] = kind;
+      v.setUint32(1, conn, true);
+      if (n !== undefined) v.setUint32(5, n, true);
+    });
+  }
+
+  flush() {
+    if (this.#wrote) this.#ring.notify();
+    this.#wrote = false;
+  }
+}
+
 export const runtimeName = () => (globalThis.Deno ? `deno ${Deno.version.deno}` : globalThis.Bun ? `bun ${Bun.version}` : `node ${process.version}`);
 export const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
