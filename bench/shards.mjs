@@ -45,7 +45,7 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { applyMainRecords, bindSocket, RecordWriter, CHUNK, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, RECORD as K, Ring, runtimeName, SEND_CHUNK, startEngine } from "./support/engines.mjs";
+import { applyMainRecords, option, bindSocket, RecordWriter, CHUNK, EngineLoop, HOST, load, median, parseIp, privateKey, publicKeyOf, RECORD as K, Ring, runtimeName, SEND_CHUNK, startEngine } from "./support/engines.mjs";
 
 /** Record kinds on the rings (the first byte). */
 const RING_BYTES = 4 << 20;
@@ -575,11 +575,6 @@ async function round(mode, seconds, direction, clientProcs) {
 }
 
 async function main() {
-  const argv = process.argv.slice(2);
-  const option = (name, fallback) => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : fallback;
-  };
   const SECONDS = Number(option("--seconds", 3));
   const ROUNDS = Number(option("--rounds", 3));
   const MODES = option("--modes", "one,thread,router,ports").split(",");

@@ -18,7 +18,7 @@
 
 import os from "node:os";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { applyMainRecords, bindSocket, RecordWriter, CHUNK, Engine, HOST, parseIp, privateKey, RECORD as K, Ring, SEND_CHUNK, startEngine } from "./support/engines.mjs";
+import { applyMainRecords, load, option, runtimeName, bindSocket, RecordWriter, CHUNK, Engine, HOST, parseIp, privateKey, RECORD as K, Ring, SEND_CHUNK, startEngine } from "./support/engines.mjs";
 
 const RING_BYTES = 2 << 20;
 /** What a worker that has no socket (mode b) tells its engine about the other side. */
@@ -496,20 +496,13 @@ async function measureRound(seconds, stats, _workerBusy, busyArrays = []) {
 }
 
 if (isMainThread) {
-  const argv = process.argv.slice(2);
-  const option = (name, fallback) => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : fallback;
-  };
   const SECONDS = Number(option("--seconds", 3));
   const ROUNDS = Number(option("--rounds", 3));
   const MODES = option("--modes", "main,a,b").split(",");
   // both: client and server both in this process and both placed by the mode (echo.mjs's bulk);
   // server: the client a fixed load generator in its own worker, only the server placed by the mode.
   const TOPOLOGY = option("--split", "both");
-  const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
-  const runtime = globalThis.Deno ? `deno ${Deno.version.deno}` : globalThis.Bun ? `bun ${Bun.version}` : `node ${process.version}`;
-  console.log(`${runtime}, ${os.cpus().length} cores, split ${TOPOLOGY}; load before ${load()}`);
+  console.log(`${runtimeName()}, ${os.cpus().length} cores, split ${TOPOLOGY}; load before ${load()}`);
   const all = Object.fromEntries(MODES.map((m) => [m, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of MODES) {

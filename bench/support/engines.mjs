@@ -173,6 +173,13 @@ export class RecordWriter {
   }
 }
 
+/** The value after `--name` on the command line, or `fallback`. */
+export function option(name, fallback) {
+  const argv = process.argv.slice(2);
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : fallback;
+}
+
 export const runtimeName = () => (globalThis.Deno ? `deno ${Deno.version.deno}` : globalThis.Bun ? `bun ${Bun.version}` : `node ${process.version}`);
 export const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
