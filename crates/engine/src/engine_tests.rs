@@ -863,6 +863,14 @@ fn tcp_discard_drops_data_and_keeps_the_window_open() {
     assert_eq!(net.take_events(), vec![Event::TcpEof { conn: tcp.id }]);
 }
 
+/// Client `c` got one segment, a RST from `from` to `to` acknowledging `ack`.
+fn assert_one_rst(net: &mut Net, c: usize, from: SocketAddr, to: SocketAddr, ack: u32) {
+    let segments = net.segments(c);
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    assert!(segments[0].is(TcpControl::Rst));
+    assert_eq!((segments[0].src, segments[0].dst, segments[0].ack), (from, to, Some(ack)));
+}
+
 #[test]
 fn tcp_syn_is_refused_with_rst_when_not_accepting() {
     let mut net = Net::with_tcp(TcpConfig { accept: false, ..tcp_config() });
@@ -870,10 +878,7 @@ fn tcp_syn_is_refused_with_rst_when_not_accepting() {
     net.handshake(c);
     let (local, remote) = (addr("10.0.0.2:50000"), addr("93.184.216.34:80"));
     net.send(c, &tcp_packet(local, remote, TcpControl::Syn, 5, None, 65535, None, &[]));
-    let segments = net.segments(c);
-    assert_eq!(segments.len(), 1, "{segments:?}");
-    assert!(segments[0].is(TcpControl::Rst));
-    assert_eq!((segments[0].src, segments[0].dst, segments[0].ack), (remote, local, Some(6)));
+    assert_one_rst(&mut net, c, remote, local, 6);
     assert!(net.take_events().is_empty());
     assert_eq!(net.server.connection_count(), 0);
 }
@@ -925,10 +930,7 @@ fn tcp_limits_the_host_sets_hold_from_the_next_syn() {
     let tcp = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
     let (local, remote) = (addr("10.0.0.2:40001"), addr("93.184.216.34:80"));
     net.send(c, &syn(local, remote, 7));
-    let segments = net.segments(c);
-    assert_eq!(segments.len(), 1, "{segments:?}");
-    assert!(segments[0].is(TcpControl::Rst));
-    assert_eq!((segments[0].src, segments[0].dst, segments[0].ack), (remote, local, Some(8)));
+    assert_one_rst(&mut net, c, remote, local, 8);
     assert!(net.take_events().is_empty());
     assert_eq!(net.server.connection_count(), 1);
     assert_eq!(net.server.tcp_totals().refused_over_limit, 1);
