@@ -95,12 +95,17 @@ function parseIp6(text: string): Uint8Array | undefined {
   return bytes;
 }
 
-/** Formats 4 bytes as a dotted quad and 16 bytes in RFC 5952 canonical form. */
+/** The same address and port (addresses as formatted: compare canonical texts). */
+export function sameEndpoint(a: Endpoint | undefined, b: Endpoint): boolean {
+  return a !== undefined && a.host === b.host && a.port === b.port;
+}
+
 /** An endpoint as people and configs write it: 10.0.0.2:443 or [fd00::2]:443. */
 export function endpointText(endpoint: Endpoint): string {
   return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
 }
 
+/** Formats 4 bytes as a dotted quad and 16 bytes in RFC 5952 canonical form. */
 export function formatIp(ip: Ip | Uint8Array): string {
   const bytes = ip instanceof Uint8Array ? ip : ip.bytes;
   if (bytes.length === 4) return bytes.join(".");

@@ -3,7 +3,7 @@
 // 4.2.1, RFC 7766), answers cached for their TTL (RFC 1035 3.2.1), empty ones and NXDOMAINs for their
 // zone's SOA's (RFC 2308 5). Query ids and source ports are random (RFC 5452).
 
-import { endpointText, formatIp, parseIp, type Endpoint, type IpFamily } from "../ip.js";
+import { endpointText, formatIp, parseIp, sameEndpoint, type Endpoint, type IpFamily } from "../ip.js";
 import { ConnectionError, type TcpConnection } from "../host/tcp-connection.js";
 import { TunnelError } from "./errors.js";
 import type { UdpListener } from "./udp.js";
@@ -165,19 +165,21 @@ export class DnsResolver {
         stop?.();
         reject(new TunnelError("ETIMEDOUT", `DNS server ${server.host}: no answer within ${UDP_WAIT_MS} ms`, { syscall: "query", address: server.host }));
       }, UDP_WAIT_MS);
+      const done = () => {
+        clearTimeout(timer);
+        stop?.();
+      };
       const listener: UdpListener = {
         message: (data, from) => {
           // Only the server's answer to this question counts (RFC 5452 9.1).
-          if (from.host !== server.host || from.port !== server.port || data.length < 12 || ((data[0]! << 8) | data[1]!) !== id) return;
-          clearTimeout(timer);
-          stop?.();
+          if (!sameEndpoint(from, server) || data.length < 12 || ((data[0]! << 8) | data[1]!) !== id) return;
+          done();
           resolve(data);
         },
         // No one listens there (or cannot be reached): said at once, as Node's resolver does.
         unreachable: (to, code) => {
-          if (to.host !== server.host || to.port !== server.port) return;
-          clearTimeout(timer);
-          stop?.();
+          if (!sameEndpoint(to, server)) return;
+          done();
           reject(new TunnelError(code, `DNS server ${endpointText(server)}: ${UNREACHABLE_TEXT[code]}`, { syscall: "query", address: server.host }));
         },
       };
@@ -193,8 +195,7 @@ export class DnsResolver {
       try {
         this.#transport.sendUdp(query, local, server);
       } catch (error) {
-        clearTimeout(timer);
-        stop();
+        done();
         reject(new TunnelError("ENETUNREACH", `DNS server ${server.host}: ${(error as Error).message}`, { syscall: "query", address: server.host, cause: error }));
       }
     });

@@ -3,7 +3,7 @@
 
 import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
-import { endpointText, parseIp, type Endpoint, type IpFamily } from "../ip.js";
+import { endpointText, parseIp, sameEndpoint, type Endpoint, type IpFamily } from "../ip.js";
 import type { UdpUnreachable } from "../host/server.js";
 import { asTunnelError, TunnelError } from "./errors.js";
 
@@ -79,14 +79,12 @@ export class TunnelUdpSocket extends EventEmitter {
     const listener: UdpListener = {
       message: (data, from) => {
         // A connected socket takes datagrams from its remote only, as the kernel's does.
-        const remote = this.#remote?.endpoint;
-        if (this.#remote && (remote?.host !== from.host || remote.port !== from.port)) return;
+        if (this.#remote && !sameEndpoint(this.#remote.endpoint, from)) return;
         const family = parseIp(from.host)!.family === 4 ? "IPv4" : "IPv6";
         this.emit("message", Buffer.from(data.buffer, data.byteOffset, data.byteLength), { address: from.host, family, port: from.port, size: data.length });
       },
       unreachable: (to, code) => {
-        const remote = this.#remote?.endpoint;
-        if (remote?.host !== to.host || remote.port !== to.port) return;
+        if (!sameEndpoint(this.#remote?.endpoint, to)) return;
         this.emit("error", new TunnelError(code, `recvmsg ${code} ${endpointText(to)}`, { syscall: "recvmsg", address: to.host, port: to.port }));
       },
     };
