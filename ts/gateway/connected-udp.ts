@@ -2,6 +2,7 @@
 // kernel (or the tunnel) then tells it of an ICMP error about its datagrams, as it tells no
 // unconnected socket. Node and Bun report those errors; Deno's node:dgram does not.
 
+import { UNREACHABLE_CODES } from "../host/server.js";
 import type { Endpoint } from "../ip.js";
 import type { FlowEnd } from "./flow-log.js";
 
@@ -14,16 +15,13 @@ export interface ConnectableSocket {
 /** Datagrams kept while the socket connects (a name resolving, say): more are dropped, as by a full buffer. */
 const CONNECTING_QUEUE = 64;
 
-/** How each ICMP error a connected socket hears ends its flow, and what the sender may be told. */
-const ICMP_ERRORS: Record<string, { end: FlowEnd; why: "port" | "host" | "net" }> = {
-  ECONNREFUSED: { end: "refused", why: "port" },
-  EHOSTUNREACH: { end: "unreachable", why: "host" },
-  ENETUNREACH: { end: "unreachable", why: "net" },
-};
+type Why = keyof typeof UNREACHABLE_CODES;
 
-/** An ICMP error's flow end and reason, if `error` is one. */
-export function icmpError(error: Error): { end: FlowEnd; why: "port" | "host" | "net" } | undefined {
-  return ICMP_ERRORS[(error as { code?: string }).code ?? ""];
+/** An ICMP error's kind (by the code a socket reports it with) and how it ends a flow: nothing listens there, or it cannot be reached. */
+export function icmpError(error: Error): { end: FlowEnd; why: Why } | undefined {
+  const code = (error as { code?: string }).code;
+  const why = (Object.keys(UNREACHABLE_CODES) as Why[]).find((kind) => UNREACHABLE_CODES[kind] === code);
+  return why && { end: why === "port" ? "refused" : "unreachable", why };
 }
 
 /**

@@ -87,7 +87,7 @@ export interface UdpUnreachable {
 }
 
 /** The code Linux gives a UDP socket for each kind of ICMP destination unreachable. */
-const UNREACHABLE_CODES = { net: "ENETUNREACH", host: "EHOSTUNREACH", port: "ECONNREFUSED" } as const;
+export const UNREACHABLE_CODES = { net: "ENETUNREACH", host: "EHOSTUNREACH", port: "ECONNREFUSED" } as const;
 
 // Checked by tsc: validateConfig refuses an option OPTION_NAMES does not list, as misspelt.
 // biome-ignore lint/correctness/noUnusedVariables: never used, only checked by tsc
