@@ -42,8 +42,8 @@ interface Flow {
   unanswered: number;
   /** Sends to the upstream on the connected socket. */
   send: (data: Uint8Array) => void;
-  /** Answers the client's latest datagram with an ICMP error. */
-  refuse: UdpPacket["refuse"] | undefined;
+  /** The client's latest datagram: an ICMP error from the upstream answers it. */
+  latest: UdpPacket | undefined;
   lastActivity: number;
 }
 
@@ -81,7 +81,7 @@ export class UdpRelay {
     if (flow.dns) flow.record.name ??= dnsQuestion(packet.data);
     if (!flow.socket || !flow.upstream) return packet.refuse(flow.record.end === "refused" ? "port" : "host");
     if (flow.dns) flow.unanswered++;
-    flow.refuse = (why) => packet.refuse(why);
+    flow.latest = packet;
     flow.send(packet.data);
   }
 
@@ -97,7 +97,7 @@ export class UdpRelay {
       socket: undefined,
       send: () => {},
       upstream: undefined,
-      refuse: undefined,
+      latest: undefined,
       dns: packet.dst.port === 53,
       unanswered: 0,
       lastActivity: Date.now(),
@@ -140,7 +140,7 @@ export class UdpRelay {
     const failed = (error: Error) => {
       // An ICMP error from the upstream, passed on to the client, which may try the next address at once.
       const icmp = icmpError(error);
-      if (icmp) flow.refuse?.(icmp.why);
+      if (icmp) flow.latest?.refuse(icmp.why);
       this.#end(flow, icmp?.end ?? "upstream-error", error.message);
     };
     socket.on("error", failed);
