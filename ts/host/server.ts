@@ -113,7 +113,8 @@ export interface ServerStats {
   peers: PeerStats[];
   /**
    * Dropped packets by reason: malformed, authFailed, unknownPeer, replay, noSession, underLoad,
-   * sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint; with `threads: 1` also
+   * sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint, icmpRateLimited (ICMP
+   * errors held back: a peer gets ten at once, then one per 100 ms); with `threads: 1` also
    * queueFull: datagrams the worker could not keep while the main thread was behind, and UDP
    * and pings sent while the worker was behind (past 1 MiB of commands waiting for it).
    */

@@ -61,7 +61,7 @@ export const CLOSE_REASONS = ["closed", "reset", "refused", "aborted", "timeout"
 export const UNREACHABLE_REASONS = ["net", "host", "port"] as const;
 
 /** The dropped-packet counters, in the order the stats hold them. */
-export const DROP_REASONS = ["malformed", "authFailed", "unknownPeer", "replay", "noSession", "underLoad", "sourceNotAllowed", "innerMalformed", "unsupported", "noRoute", "noEndpoint"] as const;
+export const DROP_REASONS = ["malformed", "authFailed", "unknownPeer", "replay", "noSession", "underLoad", "sourceNotAllowed", "innerMalformed", "unsupported", "noRoute", "noEndpoint", "icmpRateLimited"] as const;
 
 /** The numbers of a peer's stats record, in order. */
 export const PEER_STATS = ["sinceHandshakeMs", "txBytes", "rxBytes"] as const;

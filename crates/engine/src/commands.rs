@@ -55,7 +55,7 @@ pub fn apply(engine: &mut Engine, now_ms: f64, buf: &[u8]) -> Result<(), Command
             },
             Command::Consumed { conn, bytes } => engine.tcp_consumed(now_ms, conn, bytes as usize),
             Command::Accept { conn } => engine.tcp_accept(now_ms, conn),
-            Command::Refuse { conn, how } => engine.tcp_refuse(conn, if how == 1 { Refusal::Unreachable } else { Refusal::Reset }),
+            Command::Refuse { conn, how } => engine.tcp_refuse(now_ms, conn, if how == 1 { Refusal::Unreachable } else { Refusal::Reset }),
             Command::Shutdown { conn } => engine.tcp_shutdown(conn),
             Command::Abort { conn } => engine.tcp_abort(conn),
             Command::Discard { conn } => engine.tcp_discard(conn),

@@ -30,10 +30,12 @@ pub enum DropReason {
     NoRoute,
     /// An outgoing packet for a peer whose endpoint is not known yet.
     NoEndpoint,
+    /// An ICMP error we would have sent a peer that has had its share of them lately (RFC 4443 2.4(f)).
+    IcmpRateLimited,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Malformed,
         DropReason::AuthFailed,
         DropReason::UnknownPeer,
@@ -45,6 +47,7 @@ impl DropReason {
         DropReason::Unsupported,
         DropReason::NoRoute,
         DropReason::NoEndpoint,
+        DropReason::IcmpRateLimited,
     ];
 
     /// The name the host's `stats().dropped` uses.
@@ -61,6 +64,7 @@ impl DropReason {
             DropReason::Unsupported => "unsupported",
             DropReason::NoRoute => "noRoute",
             DropReason::NoEndpoint => "noEndpoint",
+            DropReason::IcmpRateLimited => "icmpRateLimited",
         }
     }
 }

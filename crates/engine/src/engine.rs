@@ -76,6 +76,10 @@ impl Link for TunnelLink<'_> {
         self.tunnels.send(packet, self.events, self.counters);
     }
 
+    fn send_icmp_error(&mut self, now: u64, packet: &[u8]) {
+        self.tunnels.send_icmp_error(now, packet, self.events, self.counters);
+    }
+
     fn events(&mut self) -> &mut Events {
         self.events
     }
@@ -179,7 +183,7 @@ impl Engine {
                 if self.udp.admit(now, peer, src, dst) {
                     self.events.udp(peer, src, dst, payload);
                 } else if wire::unreachable(packet, Unreachable::Port, &mut self.built).is_ok() {
-                    self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
+                    self.tunnels.send_icmp_error(now, &self.built, &mut self.events, &mut self.counters);
                 }
             }
             Ok(Inner::EchoReply { src, ident, seq }) => self.events.echo_reply(peer, src, ident, seq),
@@ -253,8 +257,9 @@ impl Engine {
         Ok(self.tcp.accept(now, id)?)
     }
 
-    pub fn tcp_refuse(&mut self, id: u32, how: Refusal) -> Result<(), RequestError> {
-        Ok(self.tcp.refuse(id, how, &mut link!(self))?)
+    pub fn tcp_refuse(&mut self, now_ms: f64, id: u32, how: Refusal) -> Result<(), RequestError> {
+        let now = self.clock.set(now_ms);
+        Ok(self.tcp.refuse(now, id, how, &mut link!(self))?)
     }
 
     pub fn tcp_send(&mut self, id: u32, data: &[u8]) -> Result<usize, RequestError> {
@@ -305,12 +310,12 @@ impl Engine {
     /// unreachable, as a host with nothing on the port does (RFC 1122 4.1.3.1). The quote is
     /// rebuilt from the addresses: the IP and UDP headers are what a receiver reads (RFC 792).
     pub fn udp_refuse(&mut self, now_ms: f64, from: SocketAddr, to: SocketAddr, why: Unreachable) -> Result<(), RequestError> {
-        self.clock.set(now_ms);
+        let now = self.clock.set(now_ms);
         self.tunnels.route(from.ip()).ok_or(RequestError::NoRoute)?;
         let mut original = Vec::new();
         wire::build_udp(from, to, &[], self.mtu, &mut original).map_err(|_| RequestError::MixedFamilies)?;
         wire::unreachable(&original, why, &mut self.built).map_err(|_| RequestError::MixedFamilies)?;
-        self.tunnels.send(&self.built, &mut self.events, &mut self.counters);
+        self.tunnels.send_icmp_error(now, &self.built, &mut self.events, &mut self.counters);
         Ok(())
     }
 

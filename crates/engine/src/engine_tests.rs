@@ -916,7 +916,7 @@ fn tcp_a_syn_the_host_refuses_is_answered_with_rst_or_icmp_unreachable() {
             assert_eq!(&icmp[8..36], &syn[..28], "the SYN's IP header and first 8 bytes");
         }
         assert_eq!(net.server.connection_count(), 0);
-        assert_eq!(net.server.tcp_refuse(conn, refusal), Err(RequestError::Tcp(TcpError::UnknownConnection)));
+        assert_eq!(net.server.tcp_refuse(net.now, conn, refusal), Err(RequestError::Tcp(TcpError::UnknownConnection)));
     }
 }
 
@@ -1270,6 +1270,58 @@ fn udp_flows_past_the_peers_limit_get_port_unreachable_until_one_ends() {
     net.send(c, &refused);
     assert_eq!(net.take_events().len(), 1);
     assert_eq!(net.server.udp_flows(), (1, 1));
+}
+
+/// ICMP errors we originate are rate-limited per peer (RFC 4443 2.4(f), RFC 1812 4.3.2.8):
+/// ten at once, then one per 100 ms, whichever rule sends them — a flow past the limit, a
+/// datagram the host refuses, a SYN the host refuses with ICMP. One held back is counted,
+/// the connection still closes, and another peer's answers are its own.
+#[test]
+fn icmp_errors_to_a_peer_are_rate_limited_whatever_sends_them() {
+    use crate::abi::Command;
+    let (mut net, c) = connected();
+    let other = net.add_client(2);
+    net.handshake(other);
+    net.auto_accept = false;
+    net.server.set_udp(UdpConfig { max_flows_per_peer: 1, flow_idle_us: 60_000_000 });
+    let src = addr("10.0.0.2:5353");
+    let flood = |net: &mut Net, c: usize, src: SocketAddr, count: u16| {
+        for port in 0..count {
+            net.send(c, &udp_packet(src, SocketAddr::new(addr("192.0.2.99:1").ip(), 1000 + port), b"x"));
+        }
+        net.take_inbox(c).len()
+    };
+    net.send(c, &udp_packet(src, addr("8.8.8.8:53"), b"the one flow"));
+    assert_eq!(net.take_events().len(), 1);
+    assert_eq!(flood(&mut net, c, src, 11), 10, "a burst of ten");
+    assert_eq!(net.dropped(DropReason::IcmpRateLimited), 1);
+
+    let mut refuse = Vec::new();
+    Command::<&[u8]>::UdpRefuse { from: src, to: addr("10.0.0.1:53"), why: Unreachable::Port as u8 }.write(&mut refuse);
+    assert_eq!(crate::commands::apply(&mut net.server, net.now, &refuse), Ok(()));
+    net.pump();
+    assert!(net.take_inbox(c).is_empty(), "the host's refusal waits its turn too");
+    assert_eq!(net.dropped(DropReason::IcmpRateLimited), 2);
+
+    net.send(c, &tcp_packet(addr("10.0.0.2:50000"), addr("93.184.216.34:80"), TcpControl::Syn, 5, None, 65535, None, &[]));
+    let Some(&Event::TcpIncoming { conn, .. }) = net.take_events().first() else { panic!("no SYN offered") };
+    let mut refuse = Vec::new();
+    Command::<&[u8]>::Refuse { conn, how: 1 }.write(&mut refuse);
+    assert_eq!(crate::commands::apply(&mut net.server, net.now, &refuse), Ok(()));
+    net.pump();
+    assert_eq!(net.take_events(), vec![Event::TcpClosed { conn, reason: CloseReason::Refused as u8 }]);
+    assert!(net.take_inbox(c).is_empty(), "no ICMP for the SYN");
+    assert_eq!(net.dropped(DropReason::IcmpRateLimited), 3);
+
+    net.send(other, &udp_packet(addr("10.0.0.3:5353"), addr("8.8.8.8:53"), b"its one flow"));
+    net.take_events();
+    assert_eq!(flood(&mut net, other, addr("10.0.0.3:5353"), 3), 3, "another peer has its own");
+
+    net.advance(99);
+    assert_eq!(flood(&mut net, c, src, 1), 0);
+    net.advance(1);
+    assert_eq!(flood(&mut net, c, src, 2), 1, "one more each 100 ms");
+    assert_eq!(net.dropped(DropReason::IcmpRateLimited), 5);
 }
 
 /// A request the engine cannot carry out says why, in the words the host shows (the

@@ -123,6 +123,8 @@ pub enum Refusal {
 pub trait Link {
     /// An IP packet for the peer its destination routes to.
     fn send_packet(&mut self, packet: &[u8]);
+    /// An ICMP error for the peer its destination routes to, if that peer may have one now.
+    fn send_icmp_error(&mut self, now: u64, packet: &[u8]);
     fn events(&mut self) -> &mut Events;
 }
 
@@ -401,7 +403,7 @@ impl Tcp {
     }
 
     /// Turns down a connection the host has not accepted.
-    pub fn refuse(&mut self, id: u32, how: Refusal, link: &mut dyn Link) -> Result<(), TcpError> {
+    pub fn refuse(&mut self, now: u64, id: u32, how: Refusal, link: &mut dyn Link) -> Result<(), TcpError> {
         let slot = self.connections.get_mut(&id).ok_or(TcpError::UnknownConnection)?;
         let conn = &mut slot.conn;
         if conn.state != State::Pending {
@@ -413,7 +415,7 @@ impl Tcp {
             let mut original = Vec::new();
             segment::build(&syn, &mut original);
             if wire::unreachable(&original, Unreachable::Host, &mut self.scratch).is_ok() {
-                link.send_packet(&self.scratch);
+                link.send_icmp_error(now, &self.scratch);
             }
         }
         let mut io = Io { link, scratch: &mut self.scratch, budget: usize::MAX };
@@ -671,6 +673,10 @@ struct Capture {
 impl Link for Capture {
     fn send_packet(&mut self, packet: &[u8]) {
         self.packets.push(packet.to_vec());
+    }
+
+    fn send_icmp_error(&mut self, _now: u64, packet: &[u8]) {
+        self.send_packet(packet);
     }
 
     fn events(&mut self) -> &mut Events {

@@ -617,7 +617,7 @@ fn limits_a_refused_half_open_connection_frees_its_place() {
     for port in [40000, 40001, 40002] {
         stack.inject(1, &syn_from(&format!("10.0.0.2:{port}"), "198.51.100.7:80"));
         let conn = incoming(&mut stack.events()).unwrap_or_else(|| panic!("the SYN from port {port} is offered"));
-        stack.tcp.refuse(conn, Refusal::Reset, &mut stack.out).unwrap();
+        stack.tcp.refuse(stack.now, conn, Refusal::Reset, &mut stack.out).unwrap();
         stack.run();
         assert!(stack.sent().iter().any(|s| s.rst), "refused with a RST");
     }

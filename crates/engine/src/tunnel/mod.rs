@@ -6,6 +6,7 @@
 //! `send.rs` for cryptokey routing on the way out plus the timers.
 //! Protocol reference: the WireGuard paper, sections 5.4 (messages) and 6 (timers).
 
+mod icmp_budget;
 mod receive;
 mod send;
 
@@ -13,6 +14,7 @@ use crate::allowed_ips::{AllowedIps, PrefixTooLong};
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::Tunn;
 use boringtun::x25519::{PublicKey, StaticSecret};
+use icmp_budget::IcmpBudget;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -47,6 +49,8 @@ pub struct Peer {
     /// Where this peer's datagrams go: configured, then the source of its latest
     /// authenticated datagram (roaming).
     pub endpoint: Option<SocketAddr>,
+    /// The ICMP errors we may still send it.
+    icmp_errors: IcmpBudget,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,7 +149,7 @@ impl Tunnels {
             id,
             Some(self.mac_checker.clone()),
         );
-        self.peers.push(Some(Peer { public_key: config.public_key, tunn, endpoint: config.endpoint }));
+        self.peers.push(Some(Peer { public_key: config.public_key, tunn, endpoint: config.endpoint, icmp_errors: IcmpBudget::new() }));
         self.by_key.insert(config.public_key, id);
         Ok(id)
     }

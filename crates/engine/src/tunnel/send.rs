@@ -33,6 +33,17 @@ impl Tunnels {
         }
     }
 
+    /// Sends an ICMP error (`packet`) unless its peer has had its share of them lately
+    /// (`icmp_budget.rs`); one held back is counted.
+    pub fn send_icmp_error(&mut self, now: u64, packet: &[u8], events: &mut Events, counters: &mut Counters) {
+        let peer = Tunn::dst_address(packet).and_then(|dst| self.routes.lookup(dst)).and_then(|id| Tunnels::peer_mut(&mut self.peers, id));
+        if peer.is_some_and(|peer| !peer.icmp_errors.take(now)) {
+            counters.count(DropReason::IcmpRateLimited);
+        } else {
+            self.send(packet, events, counters);
+        }
+    }
+
     /// Sends `peer` a keepalive (an empty data message) now, as `wg` does when a persistent
     /// keepalive is set: with no session, boringtun queues it and starts a handshake
     /// (whitepaper 6.5). False when there is no such peer or it has no endpoint (counted).

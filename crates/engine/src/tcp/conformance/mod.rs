@@ -419,7 +419,7 @@ impl Harness {
                     Some("icmp") => Refusal::Unreachable,
                     _ => self.fail("refuse rst|icmp"),
                 };
-                self.tcp.refuse(id, how, &mut self.link)
+                self.tcp.refuse(self.now, id, how, &mut self.link)
             }
             "send" => {
                 let n = number(self);
