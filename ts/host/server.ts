@@ -83,7 +83,7 @@ export interface UdpUnreachable {
    * What a connected `node:dgram` socket would say: `ECONNREFUSED` when no one listens on
    * the port, `EHOSTUNREACH` for the host (or a filter on the way), `ENETUNREACH` for the network.
    */
-  code: "ECONNREFUSED" | "EHOSTUNREACH" | "ENETUNREACH";
+  code: (typeof UNREACHABLE_CODES)[keyof typeof UNREACHABLE_CODES];
 }
 
 /** The code Linux gives a UDP socket for each kind of ICMP destination unreachable. */
