@@ -24,6 +24,11 @@ describe("the HTTP proxy's request head", () => {
     expect(parseProxyRequest("GET http://10.0.0.1/ HTTP/1.0\r\n\r\n")).toMatchObject({ host: "10.0.0.1", port: 80 });
   });
 
+  it("reads an absolute URI's host as WHATWG URL and curl do: short and hex IPv4 forms are addresses, not names", () => {
+    expect(parseProxyRequest("GET http://1.2.3/ HTTP/1.1\r\n\r\n")).toMatchObject({ host: "1.2.0.3", port: 80, forwardHead: "GET / HTTP/1.1\r\nHost: 1.2.0.3\r\nConnection: close\r\n\r\n" });
+    expect(parseProxyRequest("GET http://0x7f.1:8080/x HTTP/1.1\r\n\r\n")).toMatchObject({ host: "127.0.0.1", port: 8080, forwardHead: "GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n" });
+  });
+
   it("answers malformed heads with 400", () => {
     for (const head of ["GET /relative HTTP/1.1\r\n\r\n", "CONNECT files.test HTTP/1.1\r\n\r\n", "CONNECT a:99999 HTTP/1.1\r\n\r\n", "GET http://x/ HTTP/2\r\n\r\n", "G@T http://x/ HTTP/1.1\r\n\r\n", "GET http://x/ HTTP/1.1\r\nBad Field: 1\r\n\r\n", "GET http://x/ HTTP/1.1\r\n folded\r\n\r\n", "GET https://x/ HTTP/1.1\r\n\r\n", "\r\n\r\n"]) {
       expect(statusOf(head)).toBe(400);
