@@ -114,6 +114,15 @@ describe("threads: 1", () => {
     expect(received).toBeGreaterThan(0);
   });
 
+  it("reports stats() with the same keys as one thread does: queueFull is there, 0, on one thread", async () => {
+    const options = { privateKey: genkey(), peers: [], host: "127.0.0.1", port: 0 };
+    const one = await startServer({ threads: 0, ...options });
+    const two = await startServer({ threads: 1, ...options });
+    servers.push(one, two);
+    expect(one.stats().dropped.queueFull).toBe(0);
+    expect(Object.keys(one.stats().dropped)).toEqual(Object.keys(two.stats().dropped));
+  });
+
   it("refuses what the worker refuses as one thread does: a port in use, a peer with the server's own key", async () => {
     const first = await startServer({ threads: 1, privateKey: genkey(), peers: [], host: "127.0.0.1", port: 0 });
     servers.push(first);

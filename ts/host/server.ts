@@ -114,9 +114,10 @@ export interface ServerStats {
   /**
    * Dropped packets by reason: malformed, authFailed, unknownPeer, replay, noSession, underLoad,
    * sourceNotAllowed, innerMalformed, unsupported, noRoute, noEndpoint, icmpRateLimited (ICMP
-   * errors held back: a peer gets ten at once, then one per 100 ms); with `threads: 1` also
-   * queueFull: datagrams the worker could not keep while the main thread was behind, and UDP
-   * and pings sent while the worker was behind (past 1 MiB of commands waiting for it).
+   * errors held back: a peer gets ten at once, then one per 100 ms), and queueFull: with
+   * `threads: 1`, datagrams the worker could not keep while the main thread was behind, and UDP
+   * and pings sent while the worker was behind (past 1 MiB of commands waiting for it); always 0
+   * on one thread, which has no queue between threads.
    */
   dropped: Record<string, number>;
   /** Open TCP connections. */
@@ -435,7 +436,8 @@ export class Server {
     const stats: EngineStats = this.#call(() => this.#engine.stats());
     return {
       peers: stats.peers.map(({ id, ...peer }) => ({ publicKey: this.#peerKey(id), ...peer })),
-      dropped: stats.dropped,
+      // One thread has no queue to overflow: queueFull is 0 there, so the keys are the same either way.
+      dropped: { ...stats.dropped, queueFull: stats.dropped.queueFull ?? 0 },
       connections: stats.connections,
       tcp: stats.tcp,
       udp: stats.udp,
