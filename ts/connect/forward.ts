@@ -109,7 +109,7 @@ export function listening(emitter: EventEmitter): Promise<unknown> {
 async function forwardConnection(client: net.Socket, via: string, options: ForwardOptions): Promise<void> {
   const { tunnel, target, signal } = options;
   const flow = new TcpFlow(client, via, target, options);
-  const dialed = await dialTunnel(tunnel, target, signal);
+  const dialed = await flow.dial(tunnel, signal);
   if ("end" in dialed) {
     reset(client);
     return flow.done({ up: 0, down: 0, ...dialed });
@@ -135,9 +135,13 @@ export class TcpFlow {
     client.on("error", () => {}); // told through the relay's result, or irrelevant once reset
   }
 
+  /** Dials the target (dialTunnel); from the moment a name resolves, the record names its address and so its peer. */
+  dial(tunnel: Tunnel, signal: AbortSignal): ReturnType<typeof dialTunnel> {
+    return dialTunnel(tunnel, this.target, signal, (address) => (this.#dst = { host: address, port: this.target.port }));
+  }
+
   /** Relays the client to the connected `upstream` until both are done, and logs it; `early` as for relay(). */
   async relay(upstream: TunnelSocket, signal: AbortSignal, early?: Uint8Array): Promise<void> {
-    this.#dst = { host: upstream.remoteAddress ?? this.target.host, port: this.target.port };
     const result = await relay(this.client, upstream, signal, early);
     this.done({ up: result.up, down: result.down, end: result.end, ...(result.error ? { error: result.error.message } : {}) });
   }
@@ -145,7 +149,9 @@ export class TcpFlow {
   done(fields: { up: number; down: number; end: FlowEnd; error?: string }): void {
     const named = parseIp(this.target.host) ? {} : { name: this.target.host };
     const dst = this.#dst;
-    this.context.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.context.peerOf(dst.host), via: this.via, protocol: "tcp", src: this.#src, dst, ...fields, ...named });
+    // Still a name: it never resolved, and the failure is that.
+    const unresolved = fields.error !== undefined && !parseIp(dst.host) ? { error: `did not resolve: ${fields.error}` } : {};
+    this.context.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.context.peerOf(dst.host), via: this.via, protocol: "tcp", src: this.#src, dst, ...fields, ...unresolved, ...named });
   }
 }
 
@@ -166,11 +172,20 @@ export async function connected(socket: EventEmitter, signal: AbortSignal): Prom
   });
 }
 
-/** Opens a half-open tunnel socket to `target`, or says how it failed (with the tunnel's error code). */
-export async function dialTunnel(tunnel: Tunnel, target: Endpoint, signal: AbortSignal): Promise<{ socket: TunnelSocket } | { end: FlowEnd; error?: string; code?: string }> {
+/**
+ * Opens a half-open tunnel socket to `target`, or says how it failed (with the tunnel's error
+ * code); `resolved` hears the address a name resolved to, before the connect.
+ */
+async function dialTunnel(
+  tunnel: Tunnel,
+  target: Endpoint,
+  signal: AbortSignal,
+  resolved: (address: string) => void,
+): Promise<{ socket: TunnelSocket } | { end: FlowEnd; error?: string; code?: string }> {
   let upstream: TunnelSocket;
   try {
     upstream = tunnel.connect({ port: target.port, host: target.host, allowHalfOpen: true });
+    upstream.once("lookup", (_error: Error | null, address: string) => resolved(address));
   } catch (error) {
     // A target connect() will not take (a proxy client's port 0, or a name that is no host
     // name): a dial that failed, answered and logged as one.

@@ -4,7 +4,7 @@
 
 import type net from "node:net";
 import { endpointText } from "../ip.js";
-import { dialTunnel, openTcpDoor, TcpFlow, type Door } from "./forward.js";
+import { openTcpDoor, TcpFlow, type Door } from "./forward.js";
 import { reset } from "./relay.js";
 import type { ProxyOptions } from "./socks5.js";
 import { basicAuthMatches, errorResponse, headEnd, HttpProxyError, MAX_HEAD_BYTES, parseProxyRequest, statusForError } from "./http-proxy-wire.js";
@@ -65,7 +65,7 @@ async function serveHttp(client: net.Socket, via: string, options: ProxyOptions)
   }
   const target = { host: request.host, port: request.port };
   const flow = new TcpFlow(client, via, target, options);
-  const dialed = await dialTunnel(options.tunnel, target, options.signal);
+  const dialed = await flow.dial(options.tunnel, options.signal);
   if ("end" in dialed) {
     client.end(errorResponse(statusForError(dialed.code), `cannot reach ${endpointText(target)}: ${dialed.error ?? dialed.end}`));
     flow.done({ up: 0, down: 0, ...dialed });

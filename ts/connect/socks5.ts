@@ -8,7 +8,7 @@ import type net from "node:net";
 import { parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import type { Door, FlowContext } from "./forward.js";
-import { dialTunnel, listening, openTcpDoor, TcpFlow } from "./forward.js";
+import { listening, openTcpDoor, TcpFlow } from "./forward.js";
 import { reset } from "./relay.js";
 import {
   CMD_CONNECT,
@@ -144,7 +144,7 @@ async function serveSocks(client: net.Socket, via: string, options: ProxyOptions
     return;
   }
   const flow = new TcpFlow(client, via, target, options);
-  const dialed = await dialTunnel(options.tunnel, target, options.signal);
+  const dialed = await flow.dial(options.tunnel, options.signal);
   if ("end" in dialed) {
     client.end(encodeReply(replyForError(dialed.code)));
     flow.done({ up: 0, down: 0, end: dialed.end, ...(dialed.error ? { error: dialed.error } : {}) });

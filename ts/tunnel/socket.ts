@@ -16,8 +16,11 @@ import { abortError, asTunnelError, TunnelError } from "./errors.js";
 
 /** What a socket needs from its tunnel. */
 export interface Dialer {
-  /** Opens a connection to `host` (an IP or a name resolved through the tunnel), or fails with a TunnelError. */
-  dial(host: string, port: number, family: 0 | 4 | 6, signal: AbortSignal): Promise<TcpConnection>;
+  /**
+   * Opens a connection to `host` (an IP or a name resolved through the tunnel), or fails with a
+   * TunnelError; `resolved` hears the address a name resolved to, before the connect.
+   */
+  dial(host: string, port: number, family: 0 | 4 | 6, signal: AbortSignal, resolved: (address: string) => void): Promise<TcpConnection>;
   /** Milliseconds a connect may take when the caller gives no `timeout`. */
   connectTimeout: number;
 }
@@ -107,7 +110,11 @@ export class TunnelSocket extends Duplex {
     if (options.signal?.aborted) onUserAbort();
     options.signal?.addEventListener("abort", onUserAbort, { once: true });
     try {
-      const dialing = this.#dialer.dial(options.host, options.port, options.family ?? 0, abort.signal);
+      // As net.Socket: 'lookup' once the name resolved, before the connect (which may fail).
+      const lookup = (address: string) => {
+        if (this.#state === "connecting") this.emit("lookup", null, address, parseIp(address)!.family, options.host);
+      };
+      const dialing = this.#dialer.dial(options.host, options.port, options.family ?? 0, abort.signal, lookup);
       const connection = await Promise.race([
         dialing,
         new Promise<never>((_, reject) => {
@@ -120,7 +127,6 @@ export class TunnelSocket extends Duplex {
         throw error;
       });
       if (this.#state !== "connecting") return connection.abort();
-      if (isDialName(options.host)) this.emit("lookup", null, connection.remote.host, parseIp(connection.remote.host)!.family, options.host);
       if (options.timeout !== undefined) this.setTimeout(options.timeout);
       this.#attach(connection);
       this.emit("connect");

@@ -132,7 +132,7 @@ export class Tunnel {
   /** @internal Use {@link connectTunnel}. */
   constructor(config: TunnelConfig, connectTimeout: number) {
     this.#config = config;
-    this.#dialer = { connectTimeout, dial: (host, port, family, signal) => this.#dial(host, port, family, signal) };
+    this.#dialer = { connectTimeout, dial: (host, port, family, signal, resolved) => this.#dial(host, port, family, signal, resolved) };
     this.#routes = config.peers.flatMap((peer) => peer.allowedIps.map((text) => ({ cidr: parseCidr(text)!, peer: peer.publicKey })));
     this.#resolver = new DnsResolver(config.dns, {
       localAddress: (family) => this.#localAddress(family),
@@ -346,12 +346,13 @@ export class Tunnel {
   }
 
   /** Resolves a name if need be, then opens the connection. */
-  async #dial(host: string, port: number, family: 0 | 4 | 6, signal: AbortSignal): Promise<TcpConnection> {
+  async #dial(host: string, port: number, family: 0 | 4 | 6, signal: AbortSignal, resolved: (address: string) => void): Promise<TcpConnection> {
     let ip = parseIp(host) ? host : undefined;
     if (!ip) {
       const addresses = await this.#resolver.resolve(host, { family: this.#addressFamily(family) });
       // Prefer what we can route and have an address for (a v6 answer without a v6 address is no use).
       ip = addresses.find((address) => this.#routeError(address) === undefined) ?? addresses[0]!;
+      resolved(ip);
     }
     if (signal.aborted) throw signal.reason;
     return this.#open({ host: ip, port });
