@@ -146,12 +146,12 @@ export class TcpFlow {
     this.done({ up: result.up, down: result.down, end: result.end, ...(result.error ? { error: result.error.message } : {}) });
   }
 
-  done(fields: { up: number; down: number; end: FlowEnd; error?: string }): void {
+  done({ up, down, end, error }: { up: number; down: number; end: FlowEnd; error?: string }): void {
     const named = parseIp(this.target.host) ? {} : { name: this.target.host };
     const dst = this.#dst;
     // Still a name: it never resolved, and the failure is that.
-    const unresolved = fields.error !== undefined && !parseIp(dst.host) ? { error: `did not resolve: ${fields.error}` } : {};
-    this.context.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.context.peerOf(dst.host), via: this.via, protocol: "tcp", src: this.#src, dst, ...fields, ...unresolved, ...named });
+    const why = error === undefined ? {} : { error: parseIp(dst.host) ? error : `did not resolve: ${error}` };
+    this.context.log.flow({ start: this.#start, durationMs: Date.now() - this.#start, peer: this.context.peerOf(dst.host), via: this.via, protocol: "tcp", src: this.#src, dst, up, down, end, ...why, ...named });
   }
 }
 

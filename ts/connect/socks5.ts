@@ -147,7 +147,7 @@ async function serveSocks(client: net.Socket, via: string, options: ProxyOptions
   const dialed = await flow.dial(options.tunnel, options.signal);
   if ("end" in dialed) {
     client.end(encodeReply(replyForError(dialed.code)));
-    flow.done({ up: 0, down: 0, end: dialed.end, ...(dialed.error ? { error: dialed.error } : {}) });
+    flow.done({ up: 0, down: 0, ...dialed });
     return;
   }
   const early = reader.release();
