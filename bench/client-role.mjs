@@ -4,13 +4,19 @@
 //   node bench/client-role.mjs [--quick] [--runs N] [--profile DIR] [--ours LABEL=DIST ...]   (`npm run bench:client` builds first)
 //
 // The server is a current wireguard-go in a namespace with the kernel's TCP behind it running
-// bench/programs.mjs (bench/kernel-server.mjs). Four clients each download and upload the same
+// bench/programs.mjs (bench/kernel-server.mjs). Six clients each download and upload the same
 // bytes from it, one after the other:
 //   socks5   ours: `wg-netstack connect --socks5`, bench/transfer-client.mjs through the proxy
 //   forward  ours: `wg-netstack connect --forward tcp:…`, transfer-client.mjs to the local port
+//   direct   ours as a library: transfer-client.mjs --tunnel, connectTunnel and tunnel.connect
+//            in the one process
 //   netstack wireguard-go's tun/netstack (gVisor's TCP; wireproxy's engine): bench/go-netstack,
 //            built here from the Go module proxy, one process dialing through its netstack
+//   netstack-forward  the same program as wireproxy's TCP client tunnel: local ports relayed
+//            through its netstack, transfer-client.mjs to them (the like of our forward)
 //   kernel   a current wireguard-go client in its own namespace, kernel TCP, transfer-client.mjs
+// Ratios compare like with like: socks5 and forward to netstack-forward (a proxy process and
+// the same transfer client), direct to netstack (one process); every one also to kernel.
 // The clients in the root namespace reach the server over its veth, as the kernel client does.
 // Every transfer is checked: the download's SHA-256 against what the server sends, the
 // upload's count and SHA-256 as the server saw them. Then 1,000 concurrent connections
@@ -23,7 +29,8 @@
 // connect` (DIST/gateway/main.js; DIST inside this checkout, so its imports resolve) with its
 // extra flags (e.g. "t1=dist --threads 1") as its own socks5 and forward clients, in an order
 // that alternates run by run; "--runtime bun" or "--runtime deno" among them runs that connect
-// under Bun or Deno (the package's own copies) instead of Node. Default: ours=dist.
+// under Bun or Deno (the package's own copies) instead of Node; its direct client runs under
+// that runtime with DIST's library and the default options. Default: ours=dist.
 // Writes bench/results/client-role.json and prints the table bench/README.md shows.
 
 import { execFileSync, spawn } from "node:child_process";
@@ -75,9 +82,12 @@ const CONNECT_MAIN = OURS[LABELS[0]].main;
 const MEMORY_PROBE = path.join(ROOT, "bench/wasm-memory-probe.mjs");
 const SERVER_ADDRESS = "10.0.0.1";
 /** Each client its own key and address, so none takes over another's session. */
-const CLIENT_ADDRESSES = { ours: "10.0.0.2", netstack: "10.0.0.3", kernel: "10.0.0.4", many: "10.0.0.5" };
-/** Client names: "socks5" and "forward" for the one build, "socks5@LABEL" … for an A/B run. */
-const oursClients = (labels) => labels.flatMap((label) => (LABELS.length === 1 ? ["socks5", "forward"] : [`socks5@${label}`, `forward@${label}`]));
+const CLIENT_ADDRESSES = { ours: "10.0.0.2", netstack: "10.0.0.3", kernel: "10.0.0.4", many: "10.0.0.5", "netstack-forward": "10.0.0.30" };
+const OURS_KINDS = ["socks5", "forward", "direct"];
+/** Client names: "socks5", "forward" and "direct" for the one build, "socks5@LABEL" … for an A/B run. */
+const oursClients = (labels) => labels.flatMap((label) => OURS_KINDS.map((kind) => (LABELS.length === 1 ? kind : `${kind}@${label}`)));
+/** Whom each client of ours is compared with: the netstack program used the same way. */
+const netstackLike = (client) => (client.startsWith("direct") ? "netstack" : "netstack-forward");
 
 const skip = interopSkipReason();
 if (skip) {
@@ -209,6 +219,33 @@ async function startConnect(config, connectArgs, label, { main, runtime } = { ma
   return { door, memory, stop, events };
 }
 
+/** bench/go-netstack -forward: local ports relayed through its netstack to the server's `ports`; resolves once it is up. */
+async function startGoForward(config, ports) {
+  const forwards = ports.map((port) => `127.0.0.1:0=${SERVER_ADDRESS}:${port}`).join(",");
+  const child = spawn(goBinary, ["-config", config, "-host", SERVER_ADDRESS, "-forward", forwards], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = once(child, "exit");
+  let output = "";
+  child.stderr.on("data", (data) => (output += data));
+  const up = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`go-netstack -forward did not come up: ${output}`)), 30_000);
+    child.stdout.on("data", (data) => {
+      output += data;
+      const line = output.split("\n").find((text) => text.startsWith('{"'));
+      if (!line) return;
+      clearTimeout(timer);
+      const event = JSON.parse(line);
+      if (event.type === "up") resolve(event);
+      else reject(new Error(`go-netstack -forward: ${line}`));
+    });
+  });
+  const door = (_protocol, to) => up.listening.find((entry) => entry.to === to).address;
+  const stop = async () => {
+    child.kill("SIGINT");
+    await exited;
+  };
+  return { door, stop };
+}
+
 // ---------------------------------------------------------------- transfers
 
 /** A client result as { mbitPerSecond, ms } once its integrity is checked, else { error }. */
@@ -222,7 +259,7 @@ function checked(kind, result) {
   return { mbitPerSecond: round((BYTES * 8) / (result.ms * 1000), 1), ms: Math.round(result.ms) };
 }
 
-async function transfersOf(client, kernel, connect, netstack) {
+async function transfersOf(client, kernel, connect, netstack, netstackForward) {
   const timeout = ["--timeout", String(TRANSFER_TIMEOUT_MS)];
   const out = {};
   for (const kind of ["download", "upload"]) {
@@ -231,9 +268,15 @@ async function transfersOf(client, kernel, connect, netstack) {
     const [role, label = LABELS[0]] = client.split("@");
     const ours = connect?.[label];
     if (role === "socks5") result = await runLocal(process.execPath, [TRANSFER_CLIENT, kind, SERVER_ADDRESS, port, BYTES, "--socks5", ours.door("socks5", "*"), ...timeout]);
-    if (role === "forward") {
-      const [host, localPort] = splitHostPort(ours.door("tcp", `${SERVER_ADDRESS}:${port}`));
+    if (role === "forward" || client === "netstack-forward") {
+      const door = client === "netstack-forward" ? netstackForward.door : ours.door;
+      const [host, localPort] = splitHostPort(door("tcp", `${SERVER_ADDRESS}:${port}`));
       result = await runLocal(process.execPath, [TRANSFER_CLIENT, kind, host, localPort, BYTES, ...timeout]);
+    }
+    if (role === "direct") {
+      const [command, ...runtimeArgs] = CONNECT_RUNTIMES[OURS[label].runtime](TRANSFER_CLIENT);
+      const lib = path.join(path.dirname(path.dirname(OURS[label].main)), "index.js");
+      result = await runLocal(command, [...runtimeArgs, kind, SERVER_ADDRESS, port, BYTES, "--tunnel", directConfigs[label], "--lib", lib, ...timeout]);
     }
     if (client === "kernel") {
       const args = [TRANSFER_CLIENT, kind, SERVER_ADDRESS, String(port), String(BYTES), ...timeout];
@@ -256,6 +299,9 @@ const goBinary = buildGoNetstack();
 const wireguardGo = await wireguardGoCommand("current");
 // An A/B run gives each build of ours its own key and address (10.0.0.2, then 10.0.0.6 …).
 for (const [i, label] of LABELS.slice(1).entries()) CLIENT_ADDRESSES[`ours@${label}`] = `10.0.0.${6 + i}`;
+// Each build's direct client too (10.0.0.20 …): a process of its own, so a key of its own.
+const directName = (i, label) => (i === 0 ? "direct" : `direct@${label}`);
+for (const [i, label] of LABELS.entries()) CLIENT_ADDRESSES[directName(i, label)] = `10.0.0.${20 + i}`;
 const keys = Object.fromEntries(Object.keys(CLIENT_ADDRESSES).map((name) => [name, genkey()]));
 const serverKey = genkey();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wgn-client-role-"));
@@ -272,6 +318,9 @@ const server = await startWgServer({
 });
 let kernel;
 let connect;
+let netstackForward;
+/** The wg-quick config of each build's direct client, by label. */
+const directConfigs = {};
 /** The transfers' connect process of each build of ours, by label. */
 const ourConnects = {};
 try {
@@ -279,6 +328,12 @@ try {
   await once(programs.stdout, "data");
   kernel = await startWgClient({ implementation: "current", privateKey: keys.kernel, serverPublicKey: pubkey(serverKey), server, tunnelAddresses: [`${CLIENT_ADDRESSES.kernel}/32`] });
   const netstackConfig = writeConfig(dir, "netstack", keys.netstack, CLIENT_ADDRESSES.netstack, server, pubkey(serverKey));
+  const netstackForwardConfig = writeConfig(dir, "netstack-forward", keys["netstack-forward"], CLIENT_ADDRESSES["netstack-forward"], server, pubkey(serverKey));
+  netstackForward = await startGoForward(netstackForwardConfig, [PORTS.download, PORTS.upload]);
+  for (const [i, label] of LABELS.entries()) {
+    const name = directName(i, label);
+    directConfigs[label] = writeConfig(dir, name.replace("@", "-"), keys[name], CLIENT_ADDRESSES[name], server, pubkey(serverKey));
+  }
   for (const [i, label] of LABELS.entries()) {
     const name = i === 0 ? "ours" : `ours@${label}`;
     const oursConfig = writeConfig(dir, name.replace("@", "-"), keys[name], CLIENT_ADDRESSES[name], server, pubkey(serverKey));
@@ -296,8 +351,8 @@ try {
     };
     // A/B: the builds' order alternates run by run, so neither always goes first.
     const labels = run % 2 === 1 ? LABELS : [...LABELS].reverse();
-    for (const client of [...oursClients(labels), "netstack", "kernel"]) {
-      entry[client] = await transfersOf(client, kernel, ourConnects, netstack);
+    for (const client of [...oursClients(labels), "netstack", "netstack-forward", "kernel"]) {
+      entry[client] = await transfersOf(client, kernel, ourConnects, netstack, netstackForward);
       console.error(`[bench] run ${run} ${client}: down ${cell(entry[client].download)}, up ${cell(entry[client].upload)}`);
     }
     entry.loadAfter = os.loadavg().map((x) => round(x, 2));
@@ -324,6 +379,7 @@ try {
 } finally {
   for (const label of Object.keys(ourConnects)) await ourConnects[label].stop();
   await connect?.stop();
+  await netstackForward?.stop();
   await kernel?.close();
   await server.close();
   fs.rmSync(dir, { recursive: true, force: true });
@@ -361,15 +417,15 @@ function table() {
   const ours = oursClients(LABELS);
   const name = (c) => (LABELS.length === 1 ? `ours, ${c}` : c);
   const lines = [
-    `| run | load | direction | ${ours.map(name).join(" | ")} | netstack (gVisor) | kernel | ${ours.map((c) => `${c} / netstack | ${c} / kernel`).join(" | ")} |`,
-    `|${"---|".repeat(5 + 3 * ours.length)}`,
+    `| run | load | direction | ${ours.map(name).join(" | ")} | netstack (gVisor) | netstack-forward | kernel | ${ours.map((c) => `${c} / ${netstackLike(c)} | ${c} / kernel`).join(" | ")} |`,
+    `|${"---|".repeat(6 + 3 * ours.length)}`,
   ];
   for (const e of runs) {
     for (const kind of ["download", "upload"]) {
-      const [n, k] = ["netstack", "kernel"].map((c) => e[c][kind]);
+      const [n, nf, k] = ["netstack", "netstack-forward", "kernel"].map((c) => e[c][kind]);
       const cells = ours.map((c) => cell(e[c][kind]));
-      const ratios = ours.map((c) => `${ratio(e[c][kind], n)} | ${ratio(e[c][kind], k)}`);
-      lines.push(`| ${e.run} | ${e.loadBefore[0]}–${e.loadAfter[0]} | ${kind} | ${cells.join(" | ")} | ${cell(n)} | ${cell(k)} | ${ratios.join(" | ")} |`);
+      const ratios = ours.map((c) => `${ratio(e[c][kind], e[netstackLike(c)][kind])} | ${ratio(e[c][kind], k)}`);
+      lines.push(`| ${e.run} | ${e.loadBefore[0]}–${e.loadAfter[0]} | ${kind} | ${cells.join(" | ")} | ${cell(n)} | ${cell(nf)} | ${cell(k)} | ${ratios.join(" | ")} |`);
     }
   }
   return lines.join("\n");

@@ -1,9 +1,11 @@
 // The client side of bench/client-role.mjs for every client that uses the host's sockets:
-// ours through `wg-netstack connect` (its SOCKS5 proxy or a TCP forward) and the kernel client
-// (run inside its namespace). bench/programs.mjs is the server side. No dependencies.
+// ours through `wg-netstack connect` (its SOCKS5 proxy or a TCP forward), the Go netstack
+// program's forward, and the kernel client (run inside its namespace); and for ours as a
+// library (--tunnel: this process joins the network with connectTunnel and dials through it,
+// as the Go program's direct mode does). bench/programs.mjs is the server side.
 //
-//   node transfer-client.mjs download HOST PORT BYTES [--socks5 HOST:PORT] [--timeout MS]
-//   node transfer-client.mjs upload   HOST PORT BYTES [--socks5 HOST:PORT] [--timeout MS]
+//   node transfer-client.mjs download HOST PORT BYTES [--socks5 HOST:PORT | --tunnel CONFIG [--lib INDEX.js]] [--timeout MS]
+//   node transfer-client.mjs upload   HOST PORT BYTES [--socks5 HOST:PORT | --tunnel CONFIG [--lib INDEX.js]] [--timeout MS]
 //   node transfer-client.mjs many     HOST PORT COUNT  --socks5 HOST:PORT  [--parallel N] [--timeout MS]
 //
 // download: asks for BYTES ("BYTES\n") and reads to EOF: {"bytes","ms","sha256"}.
@@ -13,12 +15,17 @@
 //           handshakes, default 200), sends each 100 bytes and waits for them back, holding
 //           every connection open until all have answered: {"succeeded","failed","errors","ms"}.
 // With --socks5 the connection goes through that proxy (RFC 1928 CONNECT, no authentication);
-// HOST may then be a name. Timing starts once the connection to HOST is up (after the proxy's
-// reply). One JSON line on stdout; {"error"} and exit 1 on failure or timeout (default 120 s).
+// HOST may then be a name. With --tunnel, wg-netstack's connectTunnel (from INDEX.js, a build's
+// dist/index.js, default the package) joins with the wg-quick CONFIG first. Timing starts once
+// the connection to HOST is up (after the proxy's reply). One JSON line on stdout; {"error"}
+// and exit 1 on failure or timeout (default 120 s).
 
 import crypto from "node:crypto";
 import { once } from "node:events";
+import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 const [mode, host, portText, countText, ...rest] = process.argv.slice(2);
 const flags = {};
@@ -28,6 +35,12 @@ const count = Number(countText);
 const socks5 = flags.socks5 ? splitHostPort(flags.socks5) : undefined;
 const timer = setTimeout(() => finish({ error: `timeout after ${flags.timeout ?? 120_000} ms` }), Number(flags.timeout ?? 120_000));
 timer.unref();
+const tunnel = flags.tunnel ? await joinTunnel(flags.tunnel, flags.lib).catch((error) => finish({ error: `connectTunnel: ${error.message}` }) ?? new Promise(() => {})) : undefined;
+
+async function joinTunnel(config, lib) {
+  const { connectTunnel } = await import(lib ? pathToFileURL(path.resolve(lib)).href : "wg-netstack");
+  return connectTunnel(fs.readFileSync(config, "utf8"));
+}
 
 function splitHostPort(text) {
   const colon = text.lastIndexOf(":");
@@ -48,8 +61,13 @@ async function readExactly(socket, length) {
   }
 }
 
-/** A TCP connection to host:port, directly or through the SOCKS5 proxy; resolves once it is up. */
+/** A TCP connection to host:port, directly, through the SOCKS5 proxy or through our tunnel; resolves once it is up. */
 async function open(targetHost, targetPort) {
+  if (tunnel) {
+    const socket = tunnel.connect({ host: targetHost, port: targetPort });
+    await once(socket, "connect");
+    return socket;
+  }
   if (!socks5) {
     const socket = net.connect({ host: targetHost, port: targetPort });
     await once(socket, "connect");

@@ -1,13 +1,21 @@
 // The client-role baseline of bench/client-role.mjs: wireguard-go's tun/netstack (gVisor's TCP
-// in userspace, the engine wireproxy and most Go tools dial through), used as wireproxy uses
-// it: default options, one process, dialing straight through the netstack.
+// in userspace, the engine wireproxy and most Go tools dial through), with its default options,
+// in either of two ways:
 //
 //	go-netstack -config wg0.conf -host 10.0.0.1 -bytes 209715200 [-timeout 60s]
+//	go-netstack -config wg0.conf -host 10.0.0.1 -forward 127.0.0.1:0=10.0.0.1:19,127.0.0.1:0=10.0.0.1:9
 //
-// Joins the tunnel from a wg-quick config, then runs bench/programs.mjs's client side against
-// HOST: one echo round trip (port 7: the handshake and first connection, untimed), a download
-// (port 19: asks for BYTES, reads to EOF) and an upload (port 9: sends BYTES, half-closes, reads
-// the server's {"bytes","sha256"}). Prints one JSON line; the driver checks the hashes.
+// Direct: joins the tunnel from a wg-quick config, then runs bench/programs.mjs's client side
+// against HOST in this process: one echo round trip (port 7: the handshake and first connection,
+// untimed), a download (port 19: asks for BYTES, reads to EOF) and an upload (port 9: sends
+// BYTES, half-closes, reads the server's {"bytes","sha256"}). Prints one JSON line; the driver
+// checks the hashes.
+//
+// Forward: what wireproxy's TCP client tunnels do, for the same transfer client that goes
+// through our --forward: each LISTEN=TARGET accepts local connections and relays each, both
+// ways, to TARGET through the netstack (passing half-closes on: the upload needs them; wireproxy
+// closes both ways at the first EOF). After the echo round trip it prints
+// {"type":"up","listening":[{"to","address"}]} and serves until SIGINT or SIGTERM.
 package main
 
 import (
@@ -25,8 +33,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -250,6 +260,63 @@ func upload(ctx context.Context, tnet *netstack.Net, host netip.Addr, bytes int6
 	return &transfer{Bytes: bytes, Ms: since(start), Sha256: hex.EncodeToString(hash.Sum(nil)), ServerBytes: reply.Bytes, ServerSha256: reply.Sha256}, nil
 }
 
+// forward serves each LISTEN=TARGET of specs until SIGINT or SIGTERM.
+func forward(tnet *netstack.Net, specs string) error {
+	var listening []map[string]string
+	for _, spec := range strings.Split(specs, ",") {
+		listen, targetText, found := strings.Cut(spec, "=")
+		target, err := netip.ParseAddrPort(targetText)
+		if !found || err != nil {
+			return fmt.Errorf("-forward %q: expected LISTEN=IP:PORT", spec)
+		}
+		listener, err := net.Listen("tcp", listen)
+		if err != nil {
+			return err
+		}
+		defer listener.Close()
+		listening = append(listening, map[string]string{"to": targetText, "address": listener.Addr().String()})
+		go serve(listener, tnet, target)
+	}
+	line, _ := json.Marshal(map[string]any{"type": "up", "listening": listening})
+	fmt.Println(string(line))
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+	return nil
+}
+
+func serve(listener net.Listener, tnet *netstack.Net, target netip.AddrPort) {
+	for {
+		client, err := listener.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer client.Close()
+			upstream, err := tnet.DialContextTCPAddrPort(context.Background(), target)
+			if err != nil {
+				return
+			}
+			defer upstream.Close()
+			done := make(chan struct{})
+			go func() {
+				relayHalf(upstream, client)
+				close(done)
+			}()
+			relayHalf(client, upstream)
+			<-done
+		}()
+	}
+}
+
+// relayHalf copies src to dst until src's EOF, then half-closes dst.
+func relayHalf(dst, src net.Conn) {
+	io.Copy(dst, src)
+	if conn, ok := dst.(interface{ CloseWrite() error }); ok {
+		conn.CloseWrite()
+	}
+}
+
 func since(start time.Time) float64 {
 	return float64(time.Since(start).Microseconds()) / 1000
 }
@@ -259,11 +326,12 @@ func run() (map[string]any, error) {
 	hostText := flag.String("host", "", "the server's tunnel address")
 	bytes := flag.Int64("bytes", 0, "bytes to download and to upload")
 	timeout := flag.Duration("timeout", 60*time.Second, "for the whole run")
+	forwards := flag.String("forward", "", "LISTEN=IP:PORT,...: serve these forwards instead of transferring")
 	verbose := flag.Bool("verbose", false, "wireguard-go's log on stderr")
 	flag.Parse()
 	host, err := netip.ParseAddr(*hostText)
-	if err != nil || *configPath == "" || *bytes <= 0 {
-		return nil, errors.New("usage: go-netstack -config FILE -host IP -bytes N [-timeout 60s]")
+	if err != nil || *configPath == "" || (*bytes <= 0 && *forwards == "") {
+		return nil, errors.New("usage: go-netstack -config FILE -host IP (-bytes N [-timeout 60s] | -forward LISTEN=IP:PORT,...)")
 	}
 	text, err := os.ReadFile(*configPath)
 	if err != nil {
@@ -298,6 +366,9 @@ func run() (map[string]any, error) {
 	if err := echoOnce(ctx, tnet, host); err != nil {
 		return nil, err
 	}
+	if *forwards != "" {
+		return nil, forward(tnet, *forwards)
+	}
 	down, err := download(ctx, tnet, host, *bytes)
 	if err != nil {
 		return nil, err
@@ -311,6 +382,9 @@ func run() (map[string]any, error) {
 
 func main() {
 	result, err := run()
+	if err == nil && result == nil {
+		return // a forward, stopped
+	}
 	if err != nil {
 		result = map[string]any{"error": err.Error()}
 	}
