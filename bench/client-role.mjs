@@ -24,13 +24,15 @@
 // took, and the connect process's RSS and WebAssembly memory before and after.
 //
 // --quick: 20 MiB transfers and 200 connections. --runs N: the transfers N times (the same
-// servers). --profile DIR: runs the connect processes under `node --cpu-prof` into DIR.
+// servers). --profile DIR: runs the connect processes and the direct clients under `node
+// --cpu-prof` into DIR.
 // --ours "LABEL=DIST [FLAGS]" (repeatable): an A/B comparison in one run, each build's `wg-netstack
 // connect` (DIST/gateway/main.js; DIST inside this checkout, so its imports resolve) with its
 // extra flags (e.g. "t1=dist --threads 1") as its own socks5 and forward clients, in an order
 // that alternates run by run; "--runtime bun" or "--runtime deno" among them runs that connect
 // under Bun or Deno (the package's own copies) instead of Node; its direct client runs under
-// that runtime with DIST's library and the default options. Default: ours=dist.
+// that runtime with DIST's library, and "--threads N" among the flags is its `threads` option
+// too. Default: ours=dist.
 // Writes bench/results/client-role.json and prints the table bench/README.md shows.
 
 import { execFileSync, spawn } from "node:child_process";
@@ -275,8 +277,10 @@ async function transfersOf(client, kernel, connect, netstack, netstackForward) {
     }
     if (role === "direct") {
       const [command, ...runtimeArgs] = CONNECT_RUNTIMES[OURS[label].runtime](TRANSFER_CLIENT);
+      if (PROFILE_DIR && OURS[label].runtime === "node") runtimeArgs.unshift("--cpu-prof", "--cpu-prof-dir", path.join(PROFILE_DIR, `direct-${label}`));
       const lib = path.join(path.dirname(path.dirname(OURS[label].main)), "index.js");
-      result = await runLocal(command, [...runtimeArgs, kind, SERVER_ADDRESS, port, BYTES, "--tunnel", directConfigs[label], "--lib", lib, ...timeout]);
+      const threads = OURS[label].flags.includes("--threads") ? ["--threads", OURS[label].flags[OURS[label].flags.indexOf("--threads") + 1]] : [];
+      result = await runLocal(command, [...runtimeArgs, kind, SERVER_ADDRESS, port, BYTES, "--tunnel", directConfigs[label], "--lib", lib, ...threads, ...timeout]);
     }
     if (client === "kernel") {
       const args = [TRANSFER_CLIENT, kind, SERVER_ADDRESS, String(port), String(BYTES), ...timeout];

@@ -4,8 +4,8 @@
 // library (--tunnel: this process joins the network with connectTunnel and dials through it,
 // as the Go program's direct mode does). bench/programs.mjs is the server side.
 //
-//   node transfer-client.mjs download HOST PORT BYTES [--socks5 HOST:PORT | --tunnel CONFIG [--lib INDEX.js]] [--timeout MS]
-//   node transfer-client.mjs upload   HOST PORT BYTES [--socks5 HOST:PORT | --tunnel CONFIG [--lib INDEX.js]] [--timeout MS]
+//   node transfer-client.mjs download HOST PORT BYTES [--socks5 HOST:PORT | --tunnel CONFIG [--lib INDEX.js] [--threads 0|1]] [--timeout MS]
+//   node transfer-client.mjs upload   HOST PORT BYTES [--socks5 HOST:PORT | --tunnel CONFIG [--lib INDEX.js] [--threads 0|1]] [--timeout MS]
 //   node transfer-client.mjs many     HOST PORT COUNT  --socks5 HOST:PORT  [--parallel N] [--timeout MS]
 //
 // download: asks for BYTES ("BYTES\n") and reads to EOF: {"bytes","ms","sha256"}.
@@ -35,11 +35,11 @@ const count = Number(countText);
 const socks5 = flags.socks5 ? splitHostPort(flags.socks5) : undefined;
 const timer = setTimeout(() => finish({ error: `timeout after ${flags.timeout ?? 120_000} ms` }), Number(flags.timeout ?? 120_000));
 timer.unref();
-const tunnel = flags.tunnel ? await joinTunnel(flags.tunnel, flags.lib).catch((error) => finish({ error: `connectTunnel: ${error.message}` }) ?? new Promise(() => {})) : undefined;
+const tunnel = flags.tunnel ? await joinTunnel(flags.tunnel, flags.lib, Number(flags.threads ?? 0)).catch((error) => finish({ error: `connectTunnel: ${error.message}` }) ?? new Promise(() => {})) : undefined;
 
-async function joinTunnel(config, lib) {
+async function joinTunnel(config, lib, threads) {
   const { connectTunnel } = await import(lib ? pathToFileURL(path.resolve(lib)).href : "wg-netstack");
-  return connectTunnel(fs.readFileSync(config, "utf8"));
+  return connectTunnel(fs.readFileSync(config, "utf8"), { threads });
 }
 
 function splitHostPort(text) {
