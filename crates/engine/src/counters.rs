@@ -21,7 +21,9 @@ pub enum DropReason {
     UnderLoad,
     /// A decrypted packet whose source address is outside the sending peer's `allowedIps`.
     SourceNotAllowed,
-    /// A decrypted packet that is not a valid IPv4/IPv6 packet, or has a bad IPv4 header or ICMP checksum.
+    /// A decrypted packet that is not a valid IPv4/IPv6 packet, has a bad IPv4 header or ICMP
+    /// checksum, or comes from an address that names no single host (multicast, broadcast,
+    /// unspecified).
     InnerMalformed,
     /// A decrypted packet of a protocol or kind we do not handle (fragments, IGMP, ICMP other
     /// than echo and the destination unreachable that answers a connect of ours…).

@@ -100,6 +100,12 @@ pub fn classify(packet: &[u8]) -> Result<Inner<'_>, DropReason> {
     if !is_unicast(ip.dst) {
         return Err(DropReason::Unsupported);
     }
+    // A source must name one host (RFC 1122 3.2.1.3, RFC 4291 2.7): a peer whose AllowedIPs
+    // hold a group's address could otherwise have us answer the group. (Loopback stays: the
+    // engine stands in for any destination, 127.0.0.1 included, and answers from it.)
+    if !is_unicast(ip.src) {
+        return Err(DropReason::InnerMalformed);
+    }
     match ip.protocol {
         IpProtocol::Tcp => Ok(Inner::Tcp { src: ip.src, dst: ip.dst, tcp: ip.payload }),
         IpProtocol::Udp => {
@@ -628,6 +634,27 @@ mod tests {
             build_udp(addr(src), addr(dst), b"x", 1420, &mut packet).unwrap();
             assert_eq!(classify(&packet), Err(DropReason::Unsupported), "to {dst}");
         }
+    }
+
+    /// A source that names no single host — multicast, broadcast, unspecified — is invalid
+    /// (RFC 1122 §3.2.1.3, RFC 4291 §2.7): such a packet is dropped, so nothing answers it (no
+    /// RST, no ICMP error: RFC 1122 §3.2.2).
+    #[test]
+    fn rfc1122_3_2_1_3_a_packet_from_an_address_that_names_no_single_host_is_dropped() {
+        for (src, dst) in [
+            ("224.0.0.9:5353", "10.0.0.1:9"),
+            ("255.255.255.255:67", "10.0.0.1:9"),
+            ("0.0.0.0:68", "10.0.0.1:9"),
+            ("[ff02::1]:9", "[fd00::1]:9"),
+            ("[::]:9", "[fd00::1]:9"),
+        ] {
+            let mut packet = Vec::new();
+            build_udp(addr(src), addr(dst), b"x", 1420, &mut packet).unwrap();
+            assert_eq!(classify(&packet), Err(DropReason::InnerMalformed), "from {src}");
+        }
+        let mut packet = Vec::new();
+        build_udp(addr("10.0.0.2:9"), addr("10.0.0.1:9"), b"x", 1420, &mut packet).unwrap();
+        assert!(matches!(classify(&packet), Ok(Inner::Udp { .. })), "a unicast source is fine");
     }
 
     #[test]
