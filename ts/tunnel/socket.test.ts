@@ -250,3 +250,16 @@ describe("TunnelSocket as libraries use a net.Socket", () => {
     expect(events).toEqual(["finish", "end", "close"]);
   });
 });
+
+describe("TunnelSocket's net.Socket surface", () => {
+  onBoth("tells on 'close' whether an error closed it (hadError)", async ({ connect }) => {
+    const clean = connect(ports.echo).resume();
+    clean.end("x");
+    expect(await once(clean, "close")).toEqual([false]);
+
+    const failed = connect(ports.echo).on("error", () => {});
+    await once(failed, "connect");
+    failed.destroy(Object.assign(new Error("given up"), { code: "ETEST" }));
+    expect(await new Promise((resolve) => failed.on("close", resolve))).toBe(true); // once() would reject on the 'error'
+  });
+});

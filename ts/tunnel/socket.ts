@@ -74,7 +74,8 @@ export class TunnelSocket extends Duplex {
 
   /** @internal Made by `tunnel.connect()` and `tunnel.socket()`. */
   constructor(dialer: Dialer, options: TunnelSocketOptions = {}) {
-    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true, decodeStrings: true });
+    // 'close' is ours to emit (in _destroy), with net's hadError argument.
+    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: false, autoDestroy: true, decodeStrings: true });
     this.#dialer = dialer;
     this.#whenOpen = new Promise((resolve) => (this.#opened = resolve));
   }
@@ -233,6 +234,8 @@ export class TunnelSocket extends Duplex {
       else void connection.close();
     }
     callback(error);
+    // After the 'error' the callback schedules, as net's.
+    process.nextTick(() => this.emit("close", Boolean(error)));
   }
 
   // ---- net.Socket ----
