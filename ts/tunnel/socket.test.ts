@@ -262,4 +262,14 @@ describe("TunnelSocket's net.Socket surface", () => {
     failed.destroy(Object.assign(new Error("given up"), { code: "ETEST" }));
     expect(await new Promise((resolve) => failed.on("close", resolve))).toBe(true); // once() would reject on the 'error'
   });
+
+  onBoth("shows setTimeout's value as `timeout` (http.Agent reads it before resetting a kept socket's)", async ({ connect }) => {
+    const socket = connect(ports.echo);
+    expect(socket.timeout).toBeUndefined();
+    socket.setTimeout(1234);
+    expect(socket.timeout).toBe(1234);
+    socket.setTimeout(0);
+    expect(socket.timeout).toBe(0);
+    socket.destroy();
+  });
 });

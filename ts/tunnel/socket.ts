@@ -68,7 +68,7 @@ export class TunnelSocket extends Duplex {
   #resetOnDestroy = false;
   #bytesRead = 0;
   #bytesWritten = 0;
-  #idleMs = 0;
+  #timeout: number | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #referenced = true;
 
@@ -249,13 +249,18 @@ export class TunnelSocket extends Duplex {
   /** Emits `'timeout'` after `ms` without data either way, connecting included (0 turns it off); it does not close the socket, as in `net`. */
   setTimeout(ms: number, onTimeout?: () => void): this {
     if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(ms)}`);
-    this.#idleMs = ms;
+    this.#timeout = ms;
     if (onTimeout) {
       if (ms === 0) this.off("timeout", onTimeout);
       else this.once("timeout", onTimeout);
     }
     this.#touch();
     return this;
+  }
+
+  /** The idle timeout `setTimeout()` set, in ms (0: none); undefined until it is called, as `net.Socket#timeout`. */
+  get timeout(): number | undefined {
+    return this.#timeout;
   }
 
   /** Accepted for compatibility: segments already go out as soon as the window allows (no Nagle delay here). */
@@ -376,11 +381,11 @@ export class TunnelSocket extends Duplex {
   #touch(): void {
     this.#clearIdleTimer();
     // It runs while connecting too, as net's: http.get's `timeout` option counts on that.
-    if (this.#idleMs === 0 || this.#state === "closed") return;
+    if (!this.#timeout || this.#state === "closed") return;
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined;
       this.emit("timeout");
-    }, this.#idleMs);
+    }, this.#timeout);
     if (!this.#referenced) (this.#idleTimer as { unref?: () => void }).unref?.();
   }
 
