@@ -36,7 +36,9 @@ let stacks: Awaited<ReturnType<typeof startLoopbackTunnel>>;
 let tunnel: Tunnel;
 let sides: Side[];
 const servers: (net.Server | http2.Http2Server)[] = [];
-const ports = { echo: 0, saysBye: 0, tls: 0, h2c: 0, closed: 0 };
+const ports = { echo: 0, saysBye: 0, sink: 0, tls: 0, h2c: 0, closed: 0 };
+/** What each connection to the sink brought until its FIN, in order of arrival. */
+const sinkHeard: Promise<string>[] = [];
 let ca: string;
 
 /** A CA-less self-signed certificate for TLS_NAME, made with openssl for this run. */
@@ -65,6 +67,12 @@ beforeAll(async () => {
   ports.echo = await listen(net.createServer({ allowHalfOpen: true }, (socket) => socket.on("error", () => {}).pipe(socket)));
   // Says "bye" and half-closes first, then echoes what still comes.
   ports.saysBye = await listen(net.createServer({ allowHalfOpen: true }, (socket) => socket.on("error", () => {}).end("bye").on("data", () => {})));
+  // Reads to the end and never writes, nor ends.
+  ports.sink = await listen(
+    net.createServer({ allowHalfOpen: true }, (socket) => {
+      sinkHeard.push(readAll(socket.on("error", () => {})).then(String));
+    }),
+  );
   // "big": BIG and the end; anything else: echoed, and "bye" after the client's FIN.
   ports.tls = await listen(
     tls.createServer({ key, cert, allowHalfOpen: true }, (socket) => {
@@ -271,5 +279,18 @@ describe("TunnelSocket's net.Socket surface", () => {
     socket.setTimeout(0);
     expect(socket.timeout).toBe(0);
     socket.destroy();
+  });
+
+  onBoth("destroySoon(): closes once what was written went out, without waiting for the other end (http calls it for Connection: close)", async ({ connect }) => {
+    const socket = connect(ports.sink);
+    await once(socket, "connect");
+    const events = record(socket, ["finish", "close"]);
+    const heard = once(socket, "close").then(() => sinkHeard.at(-1)!);
+    socket.write("last words");
+    socket.destroySoon();
+    expect(socket.writable).toBe(false);
+    expect(await heard).toBe("last words");
+    expect(events).toEqual(["finish", "close"]);
+    expect(socket.destroyed).toBe(true);
   });
 });

@@ -240,6 +240,17 @@ export class TunnelSocket extends Duplex {
 
   // ---- net.Socket ----
 
+  /**
+   * Ends the writable side and destroys the socket once that end is done, without waiting
+   * for the other end's FIN, as `net.Socket#destroySoon` (http's server and client call it
+   * for `Connection: close`; without it they only end()).
+   */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once("finish", () => this.destroy());
+  }
+
   /** Closes with a reset (RST) instead of FIN, as `net.Socket#resetAndDestroy`. */
   resetAndDestroy(): this {
     this.#resetOnDestroy = true;
