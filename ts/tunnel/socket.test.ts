@@ -293,4 +293,15 @@ describe("TunnelSocket's net.Socket surface", () => {
     expect(events).toEqual(["finish", "close"]);
     expect(socket.destroyed).toBe(true);
   });
+
+  onBoth("bufferSize: what waits to be written, from connect() until closed", async ({ socket: unconnected }) => {
+    const { socket, connect } = unconnected();
+    expect(socket.bufferSize).toBeUndefined();
+    connect(ports.echo);
+    socket.write("abc"); // held until connected
+    expect(socket.bufferSize).toBe(3);
+    socket.resume().end();
+    await once(socket, "close");
+    expect(socket.bufferSize).toBeUndefined();
+  });
 });

@@ -333,6 +333,11 @@ export class TunnelSocket extends Duplex {
     return "closed";
   }
 
+  /** Bytes waiting to be written, from `connect()` until closed (else undefined), as `net.Socket#bufferSize`; deprecated there for `writableLength`, kept for code written against it. */
+  get bufferSize(): number | undefined {
+    return this.#state === "connecting" || this.#state === "open" ? this.writableLength : undefined;
+  }
+
   /** Bytes received. */
   get bytesRead(): number {
     return this.#bytesRead;
