@@ -304,4 +304,24 @@ describe("TunnelSocket's net.Socket surface", () => {
     await once(socket, "close");
     expect(socket.bufferSize).toBeUndefined();
   });
+
+  onBoth("readyState and pending through a connection's life: opening, open, readOnly or writeOnly, closed", async ({ connect }) => {
+    const state = (socket: net.Socket) => [socket.readyState, socket.pending];
+    const ours = connect(ports.echo);
+    expect(state(ours)).toEqual(["opening", true]);
+    await once(ours, "connect");
+    expect(state(ours)).toEqual(["open", false]);
+    ours.end(); // we half-close first
+    expect(state(ours)).toEqual(["readOnly", false]);
+    ours.resume();
+    await once(ours, "close");
+    expect(state(ours)).toEqual(["closed", true]); // net: no handle is pending again
+
+    const theirs = connect(ports.saysBye, true).resume();
+    await once(theirs, "end"); // they half-close first
+    expect(state(theirs)).toEqual(["writeOnly", false]);
+    theirs.end();
+    await once(theirs, "close");
+    expect(state(theirs)).toEqual(["closed", true]);
+  });
 });

@@ -313,9 +313,9 @@ export class TunnelSocket extends Duplex {
     return this;
   }
 
-  /** True until the connection is established: not yet dialed, or dialing. */
+  /** True unless connected: not yet dialed, dialing, or closed again, as `net.Socket#pending` (true whenever it has no handle). */
   get pending(): boolean {
-    return this.#state === "new" || this.#state === "connecting";
+    return this.#state !== "open";
   }
 
   /** True while dialing. */
