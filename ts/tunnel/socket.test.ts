@@ -99,7 +99,11 @@ beforeAll(async () => {
   stacks = await startLoopbackTunnel({
     onTcp: async (connection) => {
       const upstream = net.connect({ host: "127.0.0.1", port: connection.local.port, allowHalfOpen: true });
-      await once(upstream, "connect"); // refused there: refused through the tunnel too
+      try {
+        await once(upstream, "connect");
+      } catch {
+        return connection.refuse(); // refused there: refused through the tunnel too
+      }
       await connection.accept();
       await splice(connection, upstream);
     },
@@ -323,5 +327,15 @@ describe("TunnelSocket's net.Socket surface", () => {
     theirs.end();
     await once(theirs, "close");
     expect(state(theirs)).toEqual(["closed", true]);
+  });
+
+  onBoth("calls back a write held for a connect that never completes with ERR_SOCKET_CLOSED_BEFORE_CONNECTION", async ({ connect }) => {
+    const written = (socket: net.Socket) => new Promise((resolve) => socket.on("error", () => {}).write("held", resolve));
+    const refused = connect(ports.closed);
+    expect(await written(refused)).toMatchObject({ code: "ERR_SOCKET_CLOSED_BEFORE_CONNECTION" });
+    const abandoned = connect(ports.echo);
+    const abandonedWrite = written(abandoned);
+    abandoned.destroy();
+    expect(await abandonedWrite).toMatchObject({ code: "ERR_SOCKET_CLOSED_BEFORE_CONNECTION" });
   });
 });

@@ -60,8 +60,9 @@ export class TunnelSocket extends Duplex {
   readonly #dialer: Dialer;
   #connection: TcpConnection | undefined;
   #state: "new" | "connecting" | "open" | "closed" = "new";
+  /** Settles when the connection is established, or fails if the socket closes first: writes and end() wait on it. */
   #whenOpen: Promise<void>;
-  #opened!: () => void;
+  #opened!: (error?: Error) => void;
   #abortDial: AbortController | undefined;
   #reading = false;
   #wantsData = false;
@@ -77,7 +78,8 @@ export class TunnelSocket extends Duplex {
     // 'close' is ours to emit (in _destroy), with net's hadError argument.
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: false, autoDestroy: true, decodeStrings: true });
     this.#dialer = dialer;
-    this.#whenOpen = new Promise((resolve) => (this.#opened = resolve));
+    this.#whenOpen = new Promise((resolve, reject) => (this.#opened = (error) => (error ? reject(error) : resolve())));
+    this.#whenOpen.catch(() => {}); // not unhandled when nothing waits; writes that wait hear it
   }
 
   /**
@@ -201,24 +203,30 @@ export class TunnelSocket extends Duplex {
   /** @internal */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk));
-    this.#whenOpen
-      .then(() => this.#connection!.write(data))
-      .then(
-        () => {
-          this.#bytesWritten += data.length;
-          this.#touch();
-          callback();
-        },
-        (error: unknown) => callback(asTunnelError(error, this.#where())),
-      );
+    this.#whenOpen.then(
+      () =>
+        this.#connection!.write(data).then(
+          () => {
+            this.#bytesWritten += data.length;
+            this.#touch();
+            callback();
+          },
+          (error: unknown) => callback(asTunnelError(error, this.#where())),
+        ),
+      callback,
+    );
   }
 
   /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     // A FIN after what was written (half-close); reading goes on.
-    this.#whenOpen.then(() => this.#connection!.end()).then(
-      () => callback(),
-      (error: unknown) => callback(asTunnelError(error, this.#where())),
+    this.#whenOpen.then(
+      () =>
+        this.#connection!.end().then(
+          () => callback(),
+          (error: unknown) => callback(asTunnelError(error, this.#where())),
+        ),
+      callback,
     );
   }
 
@@ -227,6 +235,8 @@ export class TunnelSocket extends Duplex {
     this.#state = "closed";
     this.#clearIdleTimer();
     this.#abortDial?.abort(error ?? new TunnelError("ECONNABORTED", "socket destroyed while connecting", { syscall: "connect" }));
+    // As net's: writes held for a connection that never came fail with this, not the connect's error.
+    this.#opened(Object.assign(new Error("Socket closed before the connection was established"), { code: "ERR_SOCKET_CLOSED_BEFORE_CONNECTION" }));
     const connection = this.#connection;
     if (connection) {
       // As closing a kernel socket: FIN after what was handed over, or RST when asked to.
