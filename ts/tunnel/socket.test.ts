@@ -26,8 +26,10 @@ const BIG = randomBytes(4 * 1024 * 1024);
 /** A kernel socket or a TunnelSocket, dialing the same servers; typed as net's for the checks. */
 interface Side {
   name: string;
-  /** Connects to `port` of the servers; `allowHalfOpen` as net's. */
-  connect(port: number, allowHalfOpen?: boolean): net.Socket;
+  /** Where its servers are. */
+  host: string;
+  /** Connects to `port` of the servers, as net.connect with these options. */
+  connect(port: number, options?: { allowHalfOpen?: boolean; timeout?: number }): net.Socket;
   /** An unconnected socket and how to connect it to `port`. */
   socket(): { socket: net.Socket; connect(port: number): void };
 }
@@ -112,7 +114,8 @@ beforeAll(async () => {
   sides = [
     {
       name: "net.Socket",
-      connect: (port, allowHalfOpen = false) => net.connect({ port, host: "127.0.0.1", allowHalfOpen }),
+      host: "127.0.0.1",
+      connect: (port, options) => net.connect({ port, host: "127.0.0.1", ...options }),
       socket: () => {
         const socket = new net.Socket();
         return { socket, connect: (port) => socket.connect(port, "127.0.0.1") };
@@ -120,7 +123,8 @@ beforeAll(async () => {
     },
     {
       name: "TunnelSocket",
-      connect: (port, allowHalfOpen = false) => tunnel.connect({ port, host: THROUGH, allowHalfOpen }) as unknown as net.Socket,
+      host: THROUGH,
+      connect: (port, options) => tunnel.connect({ port, host: THROUGH, ...options }) as unknown as net.Socket,
       socket: () => {
         const socket = tunnel.socket();
         return { socket: socket as unknown as net.Socket, connect: (port) => socket.connect(port, THROUGH) };
@@ -321,7 +325,7 @@ describe("TunnelSocket's net.Socket surface", () => {
     await once(ours, "close");
     expect(state(ours)).toEqual(["closed", true]); // net: no handle is pending again
 
-    const theirs = connect(ports.saysBye, true).resume();
+    const theirs = connect(ports.saysBye, { allowHalfOpen: true }).resume();
     await once(theirs, "end"); // they half-close first
     expect(state(theirs)).toEqual(["writeOnly", false]);
     theirs.end();
@@ -337,5 +341,27 @@ describe("TunnelSocket's net.Socket surface", () => {
     const abandonedWrite = written(abandoned);
     abandoned.destroy();
     expect(await abandonedWrite).toMatchObject({ code: "ERR_SOCKET_CLOSED_BEFORE_CONNECTION" });
+  });
+
+  onBoth("throws for bad arguments with net's error classes and codes", async ({ host, connect, socket: unconnected }) => {
+    const thrown = (call: (socket: net.Socket) => unknown) => {
+      const { socket } = unconnected();
+      try {
+        call(socket);
+        return "nothing thrown";
+      } catch (error) {
+        return `${(error as Error).name} ${(error as { code?: string }).code}`;
+      } finally {
+        socket.destroy();
+      }
+    };
+    expect(thrown((socket) => socket.setTimeout(-1))).toBe("RangeError ERR_OUT_OF_RANGE");
+    expect(thrown((socket) => socket.setTimeout(Number.POSITIVE_INFINITY))).toBe("RangeError ERR_OUT_OF_RANGE");
+    expect(thrown((socket) => socket.setTimeout("5" as unknown as number))).toBe("TypeError ERR_INVALID_ARG_TYPE");
+    expect(thrown((socket) => socket.connect({ port: 65536, host }))).toBe("RangeError ERR_SOCKET_BAD_PORT");
+    expect(thrown((socket) => socket.connect({ port: 80.5, host }))).toBe("RangeError ERR_SOCKET_BAD_PORT");
+    expect(thrown((socket) => socket.connect({ port: 80, host: 12 as unknown as string }))).toBe("TypeError ERR_INVALID_ARG_TYPE");
+    expect(thrown(() => connect(80, { timeout: -1 }))).toBe("RangeError ERR_OUT_OF_RANGE");
+    expect(thrown(() => connect(80, { timeout: "5" as unknown as number }))).toBe("TypeError ERR_INVALID_ARG_TYPE");
   });
 });

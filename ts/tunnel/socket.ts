@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 import type { TcpConnection } from "../host/tcp-connection.js";
 import { isDialName, parseIp } from "../ip.js";
-import { abortError, asTunnelError, TunnelError } from "./errors.js";
+import { abortError, argumentError, asTunnelError, checkMilliseconds, checkPort, TunnelError } from "./errors.js";
 
 /** What a socket needs from its tunnel. */
 export interface Dialer {
@@ -269,7 +269,7 @@ export class TunnelSocket extends Duplex {
 
   /** Emits `'timeout'` after `ms` without data either way, connecting included (0 turns it off); it does not close the socket, as in `net`. */
   setTimeout(ms: number, onTimeout?: () => void): this {
-    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${String(ms)}`);
+    checkMilliseconds(ms, "timeout", true);
     this.#timeout = ms;
     if (onTimeout) {
       if (ms === 0) this.off("timeout", onTimeout);
@@ -423,14 +423,12 @@ export class TunnelSocket extends Duplex {
 
 function checkConnectOptions(options: TunnelConnectOptions): void {
   const { port, host, family, timeout } = options;
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+  checkPort(port);
+  if (typeof host !== "string") throw argumentError(TypeError, "ERR_INVALID_ARG_TYPE", `host must be a string, got ${typeof host}`);
+  // Stricter than net, which would look such a name up and fail later with ENOTFOUND.
+  if (!(parseIp(host) || isDialName(host))) {
+    throw argumentError(TypeError, "ERR_INVALID_ARG_VALUE", `host must be an IP address or a host name in the tunnel's network, got ${JSON.stringify(host)}`);
   }
-  if (typeof host !== "string" || !(parseIp(host) || isDialName(host))) {
-    throw new TypeError(`host must be an IP address or a host name in the tunnel's network, got ${JSON.stringify(host)}`);
-  }
-  if (family !== undefined && family !== 0 && family !== 4 && family !== 6) throw new TypeError(`family must be 0, 4 or 6, got ${String(family)}`);
-  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || !Number.isFinite(timeout))) {
-    throw new RangeError(`timeout must be a positive number of milliseconds, got ${String(timeout)}`);
-  }
+  if (family !== undefined && family !== 0 && family !== 4 && family !== 6) throw argumentError(TypeError, "ERR_INVALID_ARG_VALUE", `family must be 0, 4 or 6, got ${String(family)}`);
+  if (timeout !== undefined) checkMilliseconds(timeout, "timeout", false);
 }

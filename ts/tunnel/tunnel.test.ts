@@ -429,9 +429,16 @@ describe("TunnelSocket", () => {
     expect(socket.destroyed).toBe(true);
   });
 
-  it("throws for bad arguments, as net does", () => {
-    expect(() => tunnel.connect(0, ECHO)).toThrow(RangeError);
-    expect(() => tunnel.connect(80, "not a host")).toThrow(TypeError);
+  it("throws for bad arguments with Node's codes: where it is stricter than net, for listen, and for udp as dgram does", () => {
+    // net would dial port 0 and be refused, look the name up and fail with ENOTFOUND, ignore the family.
+    expect(() => tunnel.connect(0, ECHO)).toThrow(expect.objectContaining({ name: "RangeError", code: "ERR_SOCKET_BAD_PORT" }));
+    expect(() => tunnel.connect(80, "not a host")).toThrow(expect.objectContaining({ name: "TypeError", code: "ERR_INVALID_ARG_VALUE" }));
+    expect(() => tunnel.connect({ port: 80, host: ECHO, family: 5 as 4 })).toThrow(expect.objectContaining({ name: "TypeError", code: "ERR_INVALID_ARG_VALUE" }));
+    expect(() => tunnel.listen(65536, () => {})).toThrow(expect.objectContaining({ name: "RangeError", code: "ERR_SOCKET_BAD_PORT" }));
+    const udp = tunnel.udp();
+    expect(() => udp.bind(65536)).toThrow(expect.objectContaining({ name: "RangeError", code: "ERR_SOCKET_BAD_PORT" }));
+    expect(() => udp.send(new Uint8Array(1), 0, ECHO)).toThrow(expect.objectContaining({ name: "RangeError", code: "ERR_SOCKET_BAD_PORT" }));
+    udp.close();
   });
 
   it("resets with resetAndDestroy: the other end sees ECONNRESET", async () => {

@@ -13,7 +13,7 @@ import { cidrCovers, endpointText, formatIp, parseCidr, parseHostEndpoint, parse
 import { lookupHost } from "../runtime/system.js";
 import { parseConfig, type TunnelConfig } from "./config.js";
 import { DnsResolver, type ResolveOptions } from "./dns.js";
-import { asTunnelError, TunnelError } from "./errors.js";
+import { asTunnelError, checkPort, TunnelError } from "./errors.js";
 import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
 import { TunnelUdpSocket, type UdpListener } from "./udp.js";
@@ -253,7 +253,7 @@ export class Tunnel {
    * Throws `EADDRINUSE` (a TunnelError-like Error) if the port is taken.
    */
   listen(port: number, onConnection: (socket: TunnelSocket) => void, options: TunnelSocketOptions = {}): TunnelListener {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+    checkPort(port);
     if (typeof onConnection !== "function") throw new TypeError("onConnection must be a function");
     if (this.#tcpListeners.has(port)) throw Object.assign(new Error(`listen EADDRINUSE: port ${port} of the tunnel is already listened on`), { code: "EADDRINUSE" });
     const entry = { onConnection, options };

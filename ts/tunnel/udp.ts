@@ -5,7 +5,7 @@ import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import { endpointText, parseIp, sameEndpoint, type Endpoint, type IpFamily } from "../ip.js";
 import type { UdpUnreachable } from "../host/server.js";
-import { asTunnelError, TunnelError } from "./errors.js";
+import { asTunnelError, checkPort, TunnelError } from "./errors.js";
 
 /** Where a datagram came from, as `node:dgram` tells it. */
 export interface TunnelRemoteInfo {
@@ -75,7 +75,7 @@ export class TunnelUdpSocket extends EventEmitter {
   bind(port = 0, onListening?: () => void): this {
     if (this.#closed) throw new Error("the socket is closed");
     if (this.#unbind) throw new Error("the socket is already bound");
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be an integer from 0 to 65535, got ${String(port)}`);
+    checkPort(port, true);
     const listener: UdpListener = {
       message: (data, from) => {
         // A connected socket takes datagrams from its remote only, as the kernel's does.
@@ -118,7 +118,7 @@ export class TunnelUdpSocket extends EventEmitter {
    */
   connect(port: number, host: string, callback?: (error?: Error) => void): this {
     if (this.#remote) throw alreadyConnected();
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+    checkPort(port);
     if (!this.#unbind) this.bind();
     const remote: ConnectedTo = { asked: host, port, ready: this.#transport.resolve(host).then((address) => ({ host: address, port })) };
     this.#remote = remote;
@@ -182,7 +182,7 @@ export class TunnelUdpSocket extends EventEmitter {
       else this.emit("error", coded);
     };
     if (this.#closed) return fail(new TunnelError("EPIPE", "send after close", { syscall: "send" }));
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer from 1 to 65535, got ${String(port)}`);
+    checkPort(port);
     if (!this.#unbind) this.bind();
     (remote ? remote.ready.then((endpoint) => endpoint.host) : this.#transport.resolve(asked)).then(
       (address) => {
