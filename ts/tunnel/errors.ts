@@ -22,6 +22,8 @@ export const TUNNEL_ERROR_CODES = {
   ETIMEDOUT: "no answer in time: the WireGuard handshake, a connect, or a DNS query",
   /** The name does not resolve: through the tunnel's DNS, or for an Endpoint the system's resolver. */
   ENOTFOUND: "the name does not resolve (through the tunnel's DNS, or for an Endpoint the system's)",
+  /** connect() again while the socket was connecting (it fails, as net's does). */
+  EALREADY: "connect() again while the socket was connecting",
   /** The AbortSignal fired. */
   ABORT_ERR: "the AbortSignal fired",
 } as const;

@@ -364,4 +364,23 @@ describe("TunnelSocket's net.Socket surface", () => {
     expect(thrown(() => connect(80, { timeout: -1 }))).toBe("RangeError ERR_OUT_OF_RANGE");
     expect(thrown(() => connect(80, { timeout: "5" as unknown as number }))).toBe("TypeError ERR_INVALID_ARG_TYPE");
   });
+
+  onBoth("connect() again while connecting: destroyed with EALREADY", async ({ host, connect }) => {
+    const socket = connect(ports.echo);
+    socket.connect(ports.echo, host);
+    const [error] = await once(socket, "error");
+    expect(error).toMatchObject({ code: "EALREADY", syscall: "connect" });
+    expect(socket.destroyed).toBe(true);
+  });
+
+  // net dials again from an open socket, and reconnects a closed one (its docs leave the first
+  // undefined): ours says why it will not.
+  it("connect() again once connected or closed throws EISCONN or ERR_SOCKET_CLOSED", async () => {
+    const socket = tunnel.connect(ports.echo, THROUGH);
+    await once(socket, "connect");
+    expect(() => socket.connect(ports.echo, THROUGH)).toThrow(expect.objectContaining({ code: "EISCONN" }));
+    socket.destroy();
+    await once(socket, "close");
+    expect(() => socket.connect(ports.echo, THROUGH)).toThrow(expect.objectContaining({ code: "ERR_SOCKET_CLOSED" }));
+  });
 });

@@ -94,7 +94,14 @@ export class TunnelSocket extends Duplex {
       typeof portOrOptions === "object" && portOrOptions !== null ? portOrOptions : { port: portOrOptions, host: hostOrCallback as string };
     const callback = typeof hostOrCallback === "function" ? hostOrCallback : onConnect;
     checkConnectOptions(options);
-    if (this.#state !== "new") throw new Error(this.#state === "connecting" ? "socket is already connecting" : "socket was already connected");
+    if (this.#state === "connecting") {
+      // As net's, which hears it from connect(2): the socket fails, the first dial with it.
+      this.destroy(new TunnelError("EALREADY", `connect EALREADY ${options.host}:${options.port}: the socket is already connecting`, { syscall: "connect", address: options.host, port: options.port }));
+      return this;
+    }
+    // net would dial again from an open socket, and reconnect a closed one; ours are made once.
+    if (this.#state === "open") throw Object.assign(new Error("connect EISCONN: the socket is already connected"), { code: "EISCONN", syscall: "connect" });
+    if (this.#state === "closed") throw Object.assign(new Error("Socket is closed: make a new one with tunnel.socket()"), { code: "ERR_SOCKET_CLOSED" });
     this.#state = "connecting";
     if (callback) this.once("connect", callback);
     void this.#connect(options);
