@@ -313,6 +313,16 @@ describe("TunnelSocket's net.Socket surface", () => {
     expect(socket.bufferSize).toBeUndefined();
   });
 
+  onBoth("bytesWritten counts what write() took, sent or still waiting", async ({ connect }) => {
+    const socket = connect(ports.echo).resume();
+    socket.write("abc"); // held until connected
+    expect(socket.bytesWritten).toBe(3);
+    socket.end("de");
+    await once(socket, "close");
+    expect(socket.bytesWritten).toBe(5);
+    expect(socket.bytesRead).toBe(5);
+  });
+
   onBoth("readyState and pending through a connection's life: opening, open, readOnly or writeOnly, closed", async ({ connect }) => {
     const state = (socket: net.Socket) => [socket.readyState, socket.pending];
     const ours = connect(ports.echo);

@@ -68,7 +68,7 @@ export class TunnelSocket extends Duplex {
   #wantsData = false;
   #resetOnDestroy = false;
   #bytesRead = 0;
-  #bytesWritten = 0;
+  #bytesSent = 0;
   #timeout: number | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #referenced = true;
@@ -214,7 +214,7 @@ export class TunnelSocket extends Duplex {
       () =>
         this.#connection!.write(data).then(
           () => {
-            this.#bytesWritten += data.length;
+            this.#bytesSent += data.length;
             this.#touch();
             callback();
           },
@@ -360,9 +360,9 @@ export class TunnelSocket extends Duplex {
     return this.#bytesRead;
   }
 
-  /** Bytes handed to the TCP stack. */
+  /** Bytes written: handed to the TCP stack, or still waiting in the stream (`writableLength`), as net.Socket counts them. */
   get bytesWritten(): number {
-    return this.#bytesWritten;
+    return this.#bytesSent + this.writableLength;
   }
 
   /** The destination's address (an IP), once connected. */
