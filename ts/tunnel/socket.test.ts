@@ -287,7 +287,7 @@ describe("TunnelSocket's net.Socket surface", () => {
     socket.setTimeout(0);
     expect(socket.timeout).toBe(0);
     socket.destroy();
-  });
+  }, { bun: "its timeout is 0 before setTimeout (Node: undefined)" });
 
   onBoth("destroySoon(): closes once what was written went out, without waiting for the other end (http calls it for Connection: close)", async ({ connect }) => {
     const socket = connect(ports.sink);
@@ -381,7 +381,7 @@ describe("TunnelSocket's net.Socket surface", () => {
     const [error] = await once(socket, "error");
     expect(error).toMatchObject({ code: "EALREADY", syscall: "connect" });
     expect(socket.destroyed).toBe(true);
-  });
+  }, { bun: "a second connect() while connecting is ignored (Node: EALREADY)" });
 
   // net dials again from an open socket, and reconnects a closed one (its docs leave the first
   // undefined): ours says why it will not.
