@@ -12,8 +12,8 @@ export const TUNNEL_ERROR_CODES = {
   ECONNRESET: "the other end reset an open connection",
   /** We reset the connection (resetAndDestroy), or the tunnel closed under it. */
   ECONNABORTED: "we reset the connection (resetAndDestroy, or the tunnel closed)",
-  /** A write after the connection closed. */
-  EPIPE: "a write after the connection closed",
+  /** A write after the connection closed, or once the other end's FIN ended our side too (no allowHalfOpen). */
+  EPIPE: "a write after the connection closed, or once the other end's FIN ended ours (no allowHalfOpen)",
   /** No peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered a connect or a datagram. */
   ENETUNREACH: "no peer's AllowedIPs cover the address, we have no tunnel address of its family, or an ICMP net unreachable answered a connect or a datagram",
   /** An ICMP host or protocol unreachable (or administratively prohibited) answered a connect or a datagram. */

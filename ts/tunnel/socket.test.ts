@@ -323,6 +323,14 @@ describe("TunnelSocket's net.Socket surface", () => {
     expect(socket.bytesRead).toBe(5);
   });
 
+  onBoth("a write once the other end's FIN has ended ours too (no allowHalfOpen) fails with EPIPE", async ({ connect }) => {
+    const socket = connect(ports.saysBye).resume().on("error", () => {}); // the EPIPE again, if not closed yet
+    await once(socket, "end");
+    await new Promise((resolve) => setImmediate(resolve)); // our side has ended with theirs
+    expect(socket.writableEnded).toBe(true);
+    expect(await new Promise((resolve) => socket.write("late", resolve))).toMatchObject({ code: "EPIPE" });
+  });
+
   onBoth("readyState and pending through a connection's life: opening, open, readOnly or writeOnly, closed", async ({ connect }) => {
     const state = (socket: net.Socket) => [socket.readyState, socket.pending];
     const ours = connect(ports.echo);

@@ -207,6 +207,20 @@ export class TunnelSocket extends Duplex {
     }
   }
 
+  /**
+   * As `stream.Duplex#write`, but once the other end's FIN has ended our side too (no
+   * `allowHalfOpen`) a write fails with EPIPE and destroys the socket, as net's does, instead
+   * of the stream's ERR_STREAM_WRITE_AFTER_END.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void): boolean {
+    if (this.allowHalfOpen || !this.readableEnded || !this.writableEnded) return super.write(chunk, encoding as BufferEncoding, callback);
+    const error = new TunnelError("EPIPE", "This socket has been ended by the other party", { syscall: "write", ...this.#where() });
+    const done = typeof encoding === "function" ? encoding : callback;
+    if (done) process.nextTick(done, error);
+    this.destroy(error);
+    return false;
+  }
+
   /** @internal */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk));
