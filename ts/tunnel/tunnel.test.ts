@@ -537,6 +537,24 @@ describe("tunnel.udp", () => {
     lost.close();
   });
 
+  it("says what node:dgram says when used out of turn: bound twice, used after close, address() before bind", async () => {
+    const codeOf = (call: () => unknown) => {
+      try {
+        call();
+      } catch (error) {
+        return (error as { code?: string }).code;
+      }
+      return "no error";
+    };
+    const udp = tunnel.udp();
+    expect(codeOf(() => udp.address())).toBe("EBADF"); // getsockname on a socket with no port
+    udp.bind();
+    expect(codeOf(() => udp.bind())).toBe("ERR_SOCKET_ALREADY_BOUND");
+    udp.close();
+    await once(udp, "close");
+    expect([codeOf(() => udp.bind()), codeOf(() => udp.address()), codeOf(() => udp.send("x", 7, ECHO))]).toEqual(Array(3).fill("ERR_SOCKET_DGRAM_NOT_RUNNING"));
+  });
+
   it("hears packet.refuse() on a connected socket as node:dgram hears ICMP errors, and answers a datagram to a port nothing is bound to with port unreachable", async () => {
     for (const [port, code] of [[3, "ENETUNREACH"], [4, "EHOSTUNREACH"], [5, "ECONNREFUSED"]] as const) {
       const udp = tunnel.udp();

@@ -73,8 +73,8 @@ export class TunnelUdpSocket extends EventEmitter {
 
   /** Binds to `port` (omitted or 0: a random free one) on our tunnel addresses; emits `'listening'`. Throws EADDRINUSE if taken. */
   bind(port = 0, onListening?: () => void): this {
-    if (this.#closed) throw new Error("the socket is closed");
-    if (this.#unbind) throw new Error("the socket is already bound");
+    if (this.#closed) throw notRunning();
+    if (this.#unbind) throw Object.assign(new Error("Socket is already bound"), { code: "ERR_SOCKET_ALREADY_BOUND" });
     checkPort(port, true);
     const listener: UdpListener = {
       message: (data, from) => {
@@ -173,6 +173,7 @@ export class TunnelUdpSocket extends EventEmitter {
     const connected = typeof portOrCallback !== "number";
     const callback = connected ? portOrCallback : maybeCallback;
     const remote = this.#remote;
+    if (this.#closed) throw notRunning();
     if (connected && !remote) throw notConnected();
     if (!connected && remote) throw alreadyConnected();
     const [port, asked] = remote ? [remote.port, remote.asked] : [portOrCallback as number, host!];
@@ -181,7 +182,6 @@ export class TunnelUdpSocket extends EventEmitter {
       if (callback) callback(coded);
       else this.emit("error", coded);
     };
-    if (this.#closed) return fail(new TunnelError("EPIPE", "send after close", { syscall: "send" }));
     checkPort(port);
     if (!this.#unbind) this.bind();
     (remote ? remote.ready.then((endpoint) => endpoint.host) : this.#transport.resolve(asked)).then(
@@ -196,9 +196,10 @@ export class TunnelUdpSocket extends EventEmitter {
     ).catch(fail);
   }
 
-  /** The bound port, as `dgram`'s `address()`; throws before `bind()`. */
+  /** The bound port, as `dgram`'s `address()`; throws before `bind()` (EBADF, as getsockname on no port) and after `close()`. */
   address(): AddressInfo {
-    if (!this.#unbind) throw new Error("the socket is not bound");
+    if (this.#closed) throw notRunning();
+    if (!this.#unbind) throw Object.assign(new Error("getsockname EBADF: the socket is not bound"), { code: "EBADF", syscall: "getsockname" });
     const v4 = this.#transport.localAddress(4);
     const address = v4 ?? this.#transport.localAddress(6)!;
     return { address, family: v4 ? "IPv4" : "IPv6", port: this.#port };
@@ -216,7 +217,11 @@ export class TunnelUdpSocket extends EventEmitter {
   }
 }
 
-// Node's words and codes for a socket used against how it is connected.
+// Node's words and codes for a socket used out of turn.
+function notRunning(): Error {
+  return Object.assign(new Error("Not running"), { code: "ERR_SOCKET_DGRAM_NOT_RUNNING" });
+}
+
 function notConnected(): Error {
   return Object.assign(new Error("Not connected"), { code: "ERR_SOCKET_DGRAM_NOT_CONNECTED" });
 }
