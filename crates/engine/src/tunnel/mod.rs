@@ -3,7 +3,8 @@
 //!
 //! One boringtun [`Tunn`] per peer. Read `receive.rs` for the demux (handshake
 //! initiations by the sender's static key, everything else by receiver index) and
-//! `send.rs` for cryptokey routing on the way out plus the timers.
+//! `send.rs` for cryptokey routing on the way out plus the timers, and `icmp_budget.rs`
+//! for how many ICMP errors each peer may be sent.
 //! Protocol reference: the WireGuard paper, sections 5.4 (messages) and 6 (timers).
 
 mod icmp_budget;
