@@ -224,26 +224,27 @@ export class TunnelSocket extends Duplex {
   /** @internal */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk));
-    this.#whenOpen.then(
-      () =>
-        this.#connection!.write(data).then(
-          () => {
-            this.#bytesSent += data.length;
-            this.#touch();
-            callback();
-          },
-          (error: unknown) => callback(asTunnelError(error, this.#where())),
-        ),
-      callback,
-    );
+    this.#onceOpen(async (connection) => {
+      await connection.write(data);
+      this.#bytesSent += data.length;
+      this.#touch();
+    }, callback);
   }
 
   /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     // A FIN after what was written (half-close); reading goes on.
+    this.#onceOpen((connection) => connection.end(), callback);
+  }
+
+  /**
+   * Does `work` on the connection once it is open and tells `callback` how it went: the
+   * tunnel's error, or the one a socket closed before it connected gets.
+   */
+  #onceOpen(work: (connection: TcpConnection) => Promise<void>, callback: (error?: Error | null) => void): void {
     this.#whenOpen.then(
       () =>
-        this.#connection!.end().then(
+        work(this.#connection!).then(
           () => callback(),
           (error: unknown) => callback(asTunnelError(error, this.#where())),
         ),
