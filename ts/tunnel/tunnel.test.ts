@@ -44,6 +44,16 @@ let sourceWritten = 0;
 /** What the half-closing service on port 13 heard after its FIN, per connection. */
 const halfCloseHeard: string[] = [];
 
+/** The code of what `call` throws, or "no error". */
+function codeOf(call: () => unknown): string | undefined {
+  try {
+    call();
+  } catch (error) {
+    return (error as { code?: string }).code;
+  }
+  return "no error";
+}
+
 /** A DNS answer to `query` (RFC 1035 4.1): A records for the name, or NXDOMAIN. */
 function dnsAnswer(query: Uint8Array, overTcp: boolean): Uint8Array {
   let at = 12;
@@ -504,14 +514,6 @@ describe("tunnel.udp", () => {
   });
 
   it("connects to one remote as node:dgram does: send(msg) goes there, only its datagrams arrive", async () => {
-    const codeOf = (call: () => unknown) => {
-      try {
-        call();
-      } catch (error) {
-        return (error as { code?: string }).code;
-      }
-      return "no error";
-    };
     const udp = tunnel.udp();
     expect([codeOf(() => udp.send("x")), codeOf(() => udp.remoteAddress()), codeOf(() => udp.disconnect())]).toEqual(Array(3).fill("ERR_SOCKET_DGRAM_NOT_CONNECTED"));
     udp.connect(7, "echo.test");
@@ -538,14 +540,6 @@ describe("tunnel.udp", () => {
   });
 
   it("says what node:dgram says when used out of turn: bound twice, used after close, address() before bind", async () => {
-    const codeOf = (call: () => unknown) => {
-      try {
-        call();
-      } catch (error) {
-        return (error as { code?: string }).code;
-      }
-      return "no error";
-    };
     const udp = tunnel.udp();
     expect(codeOf(() => udp.address())).toBe("EBADF"); // getsockname on a socket with no port
     udp.bind();
