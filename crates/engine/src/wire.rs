@@ -618,6 +618,13 @@ mod tests {
         assert_eq!(classify(&packet), Err(DropReason::InnerMalformed));
     }
 
+    /// A one-byte UDP datagram from `src` to `dst`.
+    fn udp_datagram(src: &str, dst: &str) -> Vec<u8> {
+        let mut packet = Vec::new();
+        build_udp(addr(src), addr(dst), b"x", 1420, &mut packet).unwrap();
+        packet
+    }
+
     /// The engine stands in for every unicast destination; a broadcast, multicast or
     /// unspecified one names no single host to stand in for (RFC 1122 §3.3.6, RFC 4291 §2.7),
     /// so a packet to one is dropped as unsupported, whatever it carries.
@@ -630,9 +637,7 @@ mod tests {
             ("[fd00::2]:5353", "[ff02::fb]:5353"),
             ("[fd00::2]:9", "[::]:9"),
         ] {
-            let mut packet = Vec::new();
-            build_udp(addr(src), addr(dst), b"x", 1420, &mut packet).unwrap();
-            assert_eq!(classify(&packet), Err(DropReason::Unsupported), "to {dst}");
+            assert_eq!(classify(&udp_datagram(src, dst)), Err(DropReason::Unsupported), "to {dst}");
         }
     }
 
@@ -648,13 +653,9 @@ mod tests {
             ("[ff02::1]:9", "[fd00::1]:9"),
             ("[::]:9", "[fd00::1]:9"),
         ] {
-            let mut packet = Vec::new();
-            build_udp(addr(src), addr(dst), b"x", 1420, &mut packet).unwrap();
-            assert_eq!(classify(&packet), Err(DropReason::InnerMalformed), "from {src}");
+            assert_eq!(classify(&udp_datagram(src, dst)), Err(DropReason::InnerMalformed), "from {src}");
         }
-        let mut packet = Vec::new();
-        build_udp(addr("10.0.0.2:9"), addr("10.0.0.1:9"), b"x", 1420, &mut packet).unwrap();
-        assert!(matches!(classify(&packet), Ok(Inner::Udp { .. })), "a unicast source is fine");
+        assert!(matches!(classify(&udp_datagram("10.0.0.2:9", "10.0.0.1:9")), Ok(Inner::Udp { .. })), "a unicast source is fine");
     }
 
     #[test]
