@@ -19,7 +19,9 @@
 // send the uploads, and the reference server's), set in their namespaces. Default: the
 // machine's, recorded in the results; a namespace may choose only among
 // net.ipv4.tcp_allowed_congestion_control.
-// --runtimes: ours under these runtimes only (default: node, deno and bun; --quick: node).
+// --runtimes: ours under these runtimes only (default: node, deno and bun; --quick: node);
+// also node-small-young: node with `--max-semi-space-size=1`, the young generation kept at
+// its start size as the wg-netstack command keeps it (README, "Memory"), for its RSS.
 // --threads: ours with each of these `threads` values (default 0), as servers of their own
 // ("node threads:1").
 //
@@ -57,6 +59,7 @@ const PATHS = ["direct", "wan"];
 const SERVER_SCRIPT = path.join(ROOT, "bench/real-client-server.mjs");
 const RUNTIME_COMMANDS = {
   node: [process.execPath, SERVER_SCRIPT],
+  "node-small-young": [process.execPath, "--max-semi-space-size=1", SERVER_SCRIPT],
   deno: [path.join(ROOT, "node_modules/.bin/deno"), "run", "-A", "--unstable-net", SERVER_SCRIPT],
   bun: [path.join(ROOT, "node_modules/.bin/bun"), SERVER_SCRIPT],
 };

@@ -2,7 +2,10 @@
 // The `wg-netstack` command (package.json "bin"): npx / bunx / deno run -A npm:wg-netstack.
 
 import process from "node:process";
+import { keepYoungGenerationSmall } from "../cli/young-generation.js";
 import { main } from "./cli.js";
+
+keepYoungGenerationSmall();
 
 const stopRequested = new Promise<void>((resolve) => {
   let signals = 0;
