@@ -12,6 +12,7 @@ import { peerLookup, startTcpForward, startUdpForward, type Door } from "./forwa
 import { startHttpProxy } from "./http-proxy.js";
 import { startTcpReverse, startUdpReverse } from "./reverse.js";
 import { startSocks5, type Credentials } from "./socks5.js";
+import { startStdio, type StdioDoor } from "./stdio.js";
 
 export const CONNECT_USAGE = `Usage:
   wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file: proxies and port forwards into it, and back
@@ -27,6 +28,10 @@ Options:
                                           (as socks5h) and UDP ASSOCIATE; USER:PASS requires RFC 1929 login
   --http [USER:PASS@][HOST:]PORT          an HTTP proxy into the network: CONNECT and absolute-URI (http:) requests;
                                           USER:PASS requires Proxy-Authorization Basic
+  --stdio HOST:PORT                       one TCP connection to HOST:PORT (HOST may be a name, resolved through the tunnel's DNS)
+                                          relayed to stdin and stdout, as ssh -o ProxyCommand='wg-netstack connect CONFIG --stdio %h:%p'
+                                          needs; exits once both ways ended (1 if it failed); no other door beside it; logs only
+                                          with --json, on stderr
   --handshake-timeout SECONDS             how long to wait for the first handshake (default 10)
   --pcap FILE                             write the decrypted packets to FILE (pcap, opens in Wireshark)
   --threads N                             1: the engine (decryption, TCP, encryption) and its UDP socket in a worker thread;
@@ -63,13 +68,15 @@ export interface ConnectCommand {
   reverses: Reverse[];
   socks5?: ProxyListen;
   http?: ProxyListen;
+  /** --stdio: the one connection, relayed to stdin and stdout. */
+  stdio?: Endpoint;
   handshakeTimeoutMs?: number;
   threads?: 0 | 1;
   pcap?: string;
   json: boolean;
 }
 
-const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "handshake-timeout", "threads", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward", "reverse"]) };
+const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "stdio", "handshake-timeout", "threads", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward", "reverse", "stdio"]) };
 const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
 /** Reads `connect`'s words (after "connect"); throws a UsageError. */
@@ -95,7 +102,17 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
   if (flags.pcap !== undefined) command.pcap = flags.pcap;
   if (flags.socks5 !== undefined) command.socks5 = parseProxyListen(flags.socks5, "--socks5");
   if (flags.http !== undefined) command.http = parseProxyListen(flags.http, "--http");
+  if (repeated.stdio) command.stdio = parseStdio(repeated.stdio, command);
   return command;
+}
+
+/** `--stdio HOST:PORT`, once and alone: the process is that one connection, and stdout is its. */
+function parseStdio(values: string[], command: ConnectCommand): Endpoint {
+  if (values.length > 1) throw new UsageError("--stdio: given twice (one connection per process)");
+  if (command.forwards.length > 0 || command.reverses.length > 0 || command.socks5 || command.http) throw new UsageError("--stdio cannot be combined with --forward, --reverse, --socks5 or --http");
+  const target = parseHostEndpoint(values[0]!);
+  if (!target) throw new UsageError(`--stdio: expected HOST:PORT (HOST an IP, [V6], or a name), got ${JSON.stringify(values[0])}`);
+  return target;
 }
 
 /** `tcp:[HOST:]LPORT=RHOST:RPORT` or `udp:…`; HOST an IP ([v6] in brackets), RHOST an IP or a name. */
@@ -174,9 +191,11 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     throw error;
   }
   const pcap = await openPcapFlag(command.pcap);
-  const log = new FlowLog(io.out, { json: command.json });
+  // --stdio: stdout is the connection's; the log goes to stderr, and only with --json (an ssh ProxyCommand says nothing).
+  const log = new FlowLog(command.stdio ? (command.json ? io.err : () => {}) : io.out, { json: command.json });
   const shutdown = new AbortController();
   const doors: Door[] = [];
+  let stdio: StdioDoor | undefined;
   let tunnel;
   try {
     tunnel = await connectTunnel(config, {
@@ -203,6 +222,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     }
     if (command.socks5) doors.push(await startSocks5({ ...shared, ...command.socks5 }));
     if (command.http) doors.push(await startHttpProxy({ ...shared, ...command.http }));
+    if (command.stdio) doors.push((stdio = startStdio({ ...shared, target: command.stdio, err: io.err })));
     const addresses = config.address.map((cidr) => formatIp(parseCidr(cidr)!));
     const where = doors.map((door) => door.description).join(", ");
     log.event("up", `tunnel up: ${addresses.join(", ")} (public key ${tunnel.publicKey})${where ? `; ${where}` : ""}`, {
@@ -210,8 +230,9 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       publicKey: tunnel.publicKey,
       listening: doors.map((door) => ({ protocol: door.protocol, address: door.address, to: door.target })),
     });
-    const failed = await Promise.race([io.stopRequested.then(() => false), tunnel.closed.then(() => true)]);
-    if (failed) code = 1;
+    const ended = [io.stopRequested.then(() => 0), tunnel.closed.then(() => 1)];
+    if (stdio) ended.push(stdio.finished); // the process lasts as long as its one connection
+    code = await Promise.race(ended);
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code;
     io.err(`wg-netstack: ${errno === "EADDRINUSE" || errno === "EACCES" || errno === "EADDRNOTAVAIL" ? `cannot listen: ${(error as Error).message}` : (error as Error).message}`);

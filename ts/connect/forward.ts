@@ -4,18 +4,19 @@
 import { createSocket, type Socket as DatagramSocket } from "node:dgram";
 import { type EventEmitter, once } from "node:events";
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import type { FlowEnd, FlowLog } from "../gateway/flow-log.js";
 import { cidrCovers, endpointText, parseCidr, parseIp, type Endpoint } from "../ip.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import type { TunnelSocket } from "../tunnel/socket.js";
-import { relay, reset } from "./relay.js";
+import { relay, reset, type RelayResult } from "./relay.js";
 import { relayUdpFlows } from "./udp-flows.js";
 
 /** A local listener that leads into the tunnel. */
 export interface Door {
-  /** A forward's protocol, a proxy's kind, or a reverse forward's (it listens on our tunnel address). */
-  protocol: "tcp" | "udp" | "socks5" | "http" | "reverse-tcp" | "reverse-udp";
-  /** Where it listens, as HOST:PORT. */
+  /** A forward's protocol, a proxy's kind, a reverse forward's (it listens on our tunnel address), or --stdio's. */
+  protocol: "tcp" | "udp" | "socks5" | "http" | "reverse-tcp" | "reverse-udp" | "stdio";
+  /** Where it listens, as HOST:PORT ("stdio" for --stdio). */
   address: string;
   /** Where it leads, as HOST:PORT. */
   target: string;
@@ -124,8 +125,9 @@ export class TcpFlow {
   readonly #src: Endpoint;
   #dst: Endpoint;
 
+  /** `client`: a local socket, or --stdio's stdin and stdout (no address: "?"). */
   constructor(
-    readonly client: net.Socket,
+    readonly client: Duplex & Partial<Pick<net.Socket, "remoteAddress" | "remotePort">>,
     readonly via: string,
     readonly target: Endpoint,
     readonly context: FlowContext,
@@ -141,9 +143,10 @@ export class TcpFlow {
   }
 
   /** Relays the client to the connected `upstream` until both are done, and logs it; `early` as for relay(). */
-  async relay(upstream: TunnelSocket, signal: AbortSignal, early?: Uint8Array): Promise<void> {
+  async relay(upstream: TunnelSocket, signal: AbortSignal, early?: Uint8Array): Promise<RelayResult> {
     const result = await relay(this.client, upstream, signal, early);
     this.done({ up: result.up, down: result.down, end: result.end, ...(result.error ? { error: result.error.message } : {}) });
+    return result;
   }
 
   done({ up, down, end, error }: { up: number; down: number; end: FlowEnd; error?: string }): void {

@@ -18,11 +18,18 @@ const stopRequested = new Promise<void>((resolve) => {
   process.on("SIGTERM", stop);
 });
 
+let wroteOut = false;
 const code = await main(process.argv.slice(2), {
-  out: (text) => void process.stdout.write(`${text}\n`),
+  out: (text) => {
+    wroteOut = true;
+    process.stdout.write(`${text}\n`);
+  },
   err: (text) => void process.stderr.write(`${text}\n`),
   env: process.env,
   stopRequested,
 });
-// Exit once what we wrote has gone out, whatever handles a runtime keeps open.
-process.stdout.write("", () => process.exit(code));
+// Exit once what we wrote has gone out, whatever handles a runtime keeps open. Not for what
+// `connect --stdio` wrote: it waited for that itself, or gave up on it (a reset), and its
+// reader may never take the rest.
+if (wroteOut) process.stdout.write("", () => process.exit(code));
+else process.exit(code);
