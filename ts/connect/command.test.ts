@@ -53,6 +53,13 @@ describe("parseConnectCommand", () => {
     expect(parseConnectCommand(["wg0.conf", "--threads", "1"])).toMatchObject({ threads: 1 });
   });
 
+  it("takes everything after the first -- as the COMMAND to run, its own flags and -- included", () => {
+    expect(parseConnectCommand(["-", "--socks5", "0", "--", "curl", "--help", "--", "x"])).toMatchObject({ config: "-", socks5: { listen: { port: 0 } }, exec: ["curl", "--help", "--", "x"] });
+    expect(parseConnectCommand(["wg0.conf"])).not.toHaveProperty("exec");
+    expect(() => parseConnectCommand(["wg0.conf", "--"])).toThrow(/^connect: expected a COMMAND after --$/);
+    expect(() => parseConnectCommand(["--", "sh"])).toThrow(/expected a CONFIG file/);
+  });
+
   it("keeps every --reverse, and rejects one tunnel port given twice for the same protocol", () => {
     const command = parseConnectCommand(["wg0.conf", "--reverse", "tcp:80=127.0.0.1:8080", "--reverse", "udp:80=127.0.0.1:8080"]);
     expect(command.command === "connect" && command.reverses.map((reverse) => reverse.protocol)).toEqual(["tcp", "udp"]);

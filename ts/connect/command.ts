@@ -1,13 +1,16 @@
 // `wg-netstack connect CONFIG`: joins the WireGuard network of a wg-quick config and opens
-// local doors into it (TCP and UDP port forwards), with the gateway's flow log and pcap.
+// local doors into it (TCP and UDP port forwards), with the gateway's flow log and pcap;
+// with `-- COMMAND`, runs it and ends with it (exec.ts).
 
 import { readFileSync } from "node:fs";
+import process from "node:process";
 import { ConfigError } from "../config.js";
 import { integer, openPcapFlag, parseFlags, threadsFlag, UsageError } from "../cli/flags.js";
 import { FlowLog } from "../gateway/flow-log.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
+import { commandEnvironment, runCommand, type StopSignal } from "./exec.js";
 import { peerLookup, startTcpForward, startUdpForward, type Door } from "./forward.js";
 import { startHttpProxy } from "./http-proxy.js";
 import { startTcpReverse, startUdpReverse } from "./reverse.js";
@@ -16,6 +19,11 @@ import { startStdio, type StdioDoor } from "./stdio.js";
 
 export const CONNECT_USAGE = `Usage:
   wg-netstack connect CONFIG [options]   join the WireGuard network of a wg-quick CONFIG file: proxies and port forwards into it, and back
+  wg-netstack connect CONFIG [options] -- COMMAND [ARGS...]
+                                         the same, then run COMMAND with ALL_PROXY / HTTP_PROXY / HTTPS_PROXY pointing at the
+                                         proxies (and WG_NETSTACK_SOCKS5, WG_NETSTACK_HTTP, WG_NETSTACK_FORWARD_1… naming the
+                                         doors); leave when it exits, with its exit code. The flow log goes to stderr
+  CONFIG may be - : the config is read from stdin (COMMAND then gets no stdin)
 
 Options:
   --forward tcp:[HOST:]LPORT=RHOST:RPORT  listen on HOST:LPORT (default 127.0.0.1) and forward each TCP connection to RHOST:RPORT
@@ -74,6 +82,8 @@ export interface ConnectCommand {
   threads?: 0 | 1;
   pcap?: string;
   json: boolean;
+  /** `-- COMMAND [ARGS...]`: run it once everything is up, and end with it. */
+  exec?: string[];
 }
 
 const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "stdio", "handshake-timeout", "threads", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward", "reverse", "stdio"]) };
@@ -81,7 +91,10 @@ const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
 /** Reads `connect`'s words (after "connect"); throws a UsageError. */
 export function parseConnectCommand(words: string[]): ConnectCommand | { command: "help"; text: string } {
-  const { flags, repeated, positionals } = parseFlags(words, CONNECT_FLAGS);
+  // Everything after the first `--` is COMMAND's, its own flags included.
+  const end = words.indexOf("--");
+  const exec = end < 0 ? undefined : words.slice(end + 1);
+  const { flags, repeated, positionals } = parseFlags(end < 0 ? words : words.slice(0, end), CONNECT_FLAGS);
   if (flags.help !== undefined) return { command: "help", text: CONNECT_USAGE };
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "connect: expected a CONFIG file (a wg-quick config)" : `connect: unexpected argument ${JSON.stringify(positionals[1])}`);
   const command: ConnectCommand = {
@@ -100,6 +113,10 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
   if (flags["handshake-timeout"] !== undefined) command.handshakeTimeoutMs = integer(flags["handshake-timeout"], "--handshake-timeout", 1, 3600) * 1000;
   if (flags.threads !== undefined) command.threads = threadsFlag(flags.threads);
   if (flags.pcap !== undefined) command.pcap = flags.pcap;
+  if (exec !== undefined) {
+    if (exec.length === 0) throw new UsageError("connect: expected a COMMAND after --");
+    command.exec = exec;
+  }
   if (flags.socks5 !== undefined) command.socks5 = parseProxyListen(flags.socks5, "--socks5");
   if (flags.http !== undefined) command.http = parseProxyListen(flags.http, "--http");
   if (repeated.stdio) command.stdio = parseStdio(repeated.stdio, command);
@@ -109,7 +126,7 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
 /** `--stdio HOST:PORT`, once and alone: the process is that one connection, and stdout is its. */
 function parseStdio(values: string[], command: ConnectCommand): Endpoint {
   if (values.length > 1) throw new UsageError("--stdio: given twice (one connection per process)");
-  if (command.forwards.length > 0 || command.reverses.length > 0 || command.socks5 || command.http) throw new UsageError("--stdio cannot be combined with --forward, --reverse, --socks5 or --http");
+  if (command.forwards.length > 0 || command.reverses.length > 0 || command.socks5 || command.http || command.exec) throw new UsageError("--stdio cannot be combined with --forward, --reverse, --socks5, --http or a -- COMMAND");
   const target = parseHostEndpoint(values[0]!);
   if (!target) throw new UsageError(`--stdio: expected HOST:PORT (HOST an IP, [V6], or a name), got ${JSON.stringify(values[0])}`);
   return target;
@@ -171,28 +188,32 @@ export function listenEndpoint(text: string): Endpoint | undefined {
 export interface ConnectIo {
   out(text: string): void;
   err(text: string): void;
-  /** Resolves on SIGINT or SIGTERM. */
-  stopRequested: Promise<void>;
+  /** Resolves on SIGINT or SIGTERM (with its name when known). */
+  stopRequested: Promise<StopSignal | undefined>;
+  /** `-- COMMAND`: sends every later SIGINT and SIGTERM to `handler`, to pass on (undefined gives them back). */
+  passSignals?(handler: ((signal: StopSignal) => void) | undefined): void;
 }
 
 /** Runs `connect` until stopped; resolves with the exit code. Throws a UsageError (exit 2) for a bad config. */
 export async function runConnect(command: ConnectCommand, io: ConnectIo): Promise<number> {
+  const fromStdin = command.config === "-";
+  const source = fromStdin ? "<stdin>" : command.config;
   let text: string;
   try {
-    text = readFileSync(command.config, "utf8");
+    text = fromStdin ? await readStdin() : readFileSync(command.config, "utf8");
   } catch (error) {
-    throw new UsageError(`cannot read ${command.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   let config;
   try {
-    config = parseConfig(text, { onWarning: (message) => io.err(`wg-netstack: ${command.config}: ${message}`) });
+    config = parseConfig(text, { onWarning: (message) => io.err(`wg-netstack: ${source}: ${message}`) });
   } catch (error) {
-    if (error instanceof ConfigError) throw new UsageError(`${command.config}: ${error.message}`);
+    if (error instanceof ConfigError) throw new UsageError(`${source}: ${error.message}`);
     throw error;
   }
   const pcap = await openPcapFlag(command.pcap);
-  // --stdio: stdout is the connection's; the log goes to stderr, and only with --json (an ssh ProxyCommand says nothing).
-  const log = new FlowLog(command.stdio ? (command.json ? io.err : () => {}) : io.out, { json: command.json });
+  // With --stdio or a COMMAND, stdout is not ours: the log goes to stderr (with --stdio only with --json: an ssh ProxyCommand says nothing).
+  const log = new FlowLog(command.exec ? io.err : command.stdio ? (command.json ? io.err : () => {}) : io.out, { json: command.json });
   const shutdown = new AbortController();
   const doors: Door[] = [];
   let stdio: StdioDoor | undefined;
@@ -230,9 +251,14 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       publicKey: tunnel.publicKey,
       listening: doors.map((door) => ({ protocol: door.protocol, address: door.address, to: door.target })),
     });
-    const ended = [io.stopRequested.then(() => 0), tunnel.closed.then(() => 1)];
-    if (stdio) ended.push(stdio.finished); // the process lasts as long as its one connection
-    code = await Promise.race(ended);
+    if (command.exec) {
+      const env = commandEnvironment(process.env, doors, { socks5: command.socks5?.credentials, http: command.http?.credentials });
+      code = await runCommand({ ...io, argv: command.exec, env, stdinTaken: fromStdin, tunnel });
+    } else {
+      const ended = [io.stopRequested.then(() => 0), tunnel.closed.then(() => 1)];
+      if (stdio) ended.push(stdio.finished); // the process lasts as long as its one connection
+      code = await Promise.race(ended);
+    }
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code;
     io.err(`wg-netstack: ${errno === "EADDRINUSE" || errno === "EACCES" || errno === "EADDRNOTAVAIL" ? `cannot listen: ${(error as Error).message}` : (error as Error).message}`);
@@ -250,3 +276,10 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   return code;
 }
 
+
+/** All of stdin, as text (the stream, not a blocking read: stdin may be a non-blocking pipe). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}

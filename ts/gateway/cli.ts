@@ -16,7 +16,7 @@ import { FlowBoard } from "../web/board.js";
 import { startWebServer, type WebServer } from "../web/server.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
 import { integer, openPcapFlag, parseFlags, threadsFlag, UsageError } from "../cli/flags.js";
-import { parseConnectCommand, runConnect } from "../connect/command.js";
+import { type ConnectIo, parseConnectCommand, runConnect } from "../connect/command.js";
 
 export { UsageError };
 
@@ -181,12 +181,9 @@ function systemResolver(): Endpoint {
   return { host, port: 53 };
 }
 
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
+/** out, err, stopRequested (SIGINT or SIGTERM: the gateway should stop) and passSignals as connect's. */
+export interface Io extends ConnectIo {
   env: Record<string, string | undefined>;
-  /** Resolves when the gateway should stop (SIGINT or SIGTERM). */
-  stopRequested: Promise<void>;
   /** The gateway's UDP socket and clock; by default the runtime's. */
   runtime?: Runtime;
 }
