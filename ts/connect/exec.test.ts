@@ -5,7 +5,7 @@
 // real one cannot be made to fail.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -175,16 +175,24 @@ describe("runCommand", () => {
   const never = new Promise<undefined>(() => {});
 
   it("stops COMMAND with SIGTERM when the tunnel fails under it, and exits 1 whatever COMMAND exits with", async () => {
-    let fail!: () => void;
-    const closed = new Promise<void>((resolve) => (fail = resolve));
-    const errors: string[] = [];
-    // Exits 0 on SIGTERM: the failure must still show in our code.
-    const script = `process.on("SIGTERM", () => process.exit(0)); setTimeout(() => process.exit(9), 30000);`;
-    const running = runCommand({ argv: ["node", "-e", script], env: { ...process.env } as Record<string, string>, stdinTaken: true, tunnel: { closed }, err: (text) => errors.push(text), stopRequested: never });
-    await sleep(300);
-    fail();
-    expect(await running).toBe(1);
-    expect(errors).toEqual(["wg-netstack: stopping node (SIGTERM): the tunnel is down"]);
+    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
+    try {
+      let fail!: () => void;
+      const closed = new Promise<void>((resolve) => (fail = resolve));
+      const errors: string[] = [];
+      // Says when it listens for SIGTERM, and exits 0 on it: the failure must still show in our code.
+      const [ready, stopped] = [join(dir, "ready"), join(dir, "stopped")];
+      const script = `const fs = require("fs"); process.on("SIGTERM", () => { fs.writeFileSync(${JSON.stringify(stopped)}, "SIGTERM"); process.exit(0); });
+        fs.writeFileSync(${JSON.stringify(ready)}, ""); setTimeout(() => process.exit(9), 20000);`;
+      const running = runCommand({ argv: ["node", "-e", script], env: { ...process.env } as Record<string, string>, stdinTaken: true, tunnel: { closed }, err: (text) => errors.push(text), stopRequested: never });
+      while (!existsSync(ready)) await sleep(20);
+      fail();
+      expect(await running).toBe(1);
+      expect(errors).toEqual(["wg-netstack: stopping node (SIGTERM): the tunnel is down"]);
+      expect(readFileSync(stopped, "utf8")).toBe("SIGTERM");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, T);
 
   it("does not start COMMAND when a stop came first, and exits 128+signo", async () => {
