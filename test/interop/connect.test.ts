@@ -45,6 +45,7 @@ const HOST_UNREACHABLE_PORT = 8002;
 const NET_UNREACHABLE_PORT = 8003;
 const PORT_UNREACHABLE_PORT = 8004;
 const LIBRARY_ADDRESS = "10.0.0.3";
+const EXEC_ADDRESS = "10.0.0.4";
 const POSTGRES_PORT = 5432;
 
 /** Rejects SYNs to three ports with ICMP errors, as a firewall in the network would (RFC 1122 4.2.3.9's case; port unreachable is nftables' and iptables' default REJECT). */
@@ -173,6 +174,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
   const clientKey = skipReason ? "" : genkey();
   const serverKey = skipReason ? "" : genkey();
   const libraryKey = skipReason ? "" : genkey();
+  const execKey = skipReason ? "" : genkey();
   let server: WgServer;
   let dir: string;
   let configPath: string;
@@ -192,6 +194,7 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
       peers: [
         { publicKey: pubkey(clientKey), allowedIps: [`${CLIENT_ADDRESS}/32`] },
         { publicKey: pubkey(libraryKey), allowedIps: [`${LIBRARY_ADDRESS}/32`] },
+        { publicKey: pubkey(execKey), allowedIps: [`${EXEC_ADDRESS}/32`] },
       ],
     });
     if (haveNft) {
@@ -397,6 +400,17 @@ describe.skipIf(skipReason)("wg-netstack connect against wireguard-go", () => {
     const socks = door(up, "socks5", "*");
     const viaSocks = run("curl", ["-sS", "--max-time", "30", "--socks5", `${SOCKS_LOGIN}@127.0.0.1:${socks.port}`, `http://${SERVER_ADDRESS}:${NET_UNREACHABLE_PORT}/`]);
     expect(viaSocks.stderr).toMatch(/network unreachable|\(3\)/i); // REP 3; curl 7 prints the code, curl 8 its meaning
+  }, T);
+
+  it("runs curl under connect - --socks5 0 -- (the config from stdin, as a CI secret): curl finds the proxy in ALL_PROXY and downloads the file intact by name", () => {
+    const config = clientConfig({ privateKey: execKey, address: `${EXEC_ADDRESS}/32`, serverPublicKey: pubkey(serverKey), endpoint: `${server.nsAddress}:${server.listenPort}`, dns: SERVER_ADDRESS, allowedIps: "10.0.0.0/24" });
+    const args = ["connect", "-", "--socks5", "0", ...THREADS_FLAGS, "--", "curl", "-sS", "--max-time", "30", `http://${NAME}:${HTTP_PORT}/file`];
+    const result = spawnSync(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, ...args], { input: config, timeout: 60_000, maxBuffer: 4 * FILE_SIZE });
+    const stderr = result.stderr.toString();
+    expect(result.status).toBe(0);
+    // stdout is curl's alone: the file; our log is on stderr.
+    expect(createHash("sha256").update(result.stdout).digest("hex")).toBe(expectedFileHash());
+    expect(stderr).toMatch(new RegExp(`tcp 127\\.0\\.0\\.1:\\d+ -> ${SERVER_ADDRESS}:${HTTP_PORT} ${NAME} via socks5 127\\.0\\.0\\.1:\\d+ `));
   }, T);
 
   it("on SIGINT closes every flow, prints the summary and exits 0", async () => {

@@ -127,6 +127,7 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
 function parseStdio(values: string[], command: ConnectCommand): Endpoint {
   if (values.length > 1) throw new UsageError("--stdio: given twice (one connection per process)");
   if (command.forwards.length > 0 || command.reverses.length > 0 || command.socks5 || command.http || command.exec) throw new UsageError("--stdio cannot be combined with --forward, --reverse, --socks5, --http or a -- COMMAND");
+  if (command.config === "-") throw new UsageError("--stdio relays stdin: the CONFIG cannot come from it (give a file)");
   const target = parseHostEndpoint(values[0]!);
   if (!target) throw new UsageError(`--stdio: expected HOST:PORT (HOST an IP, [V6], or a name), got ${JSON.stringify(values[0])}`);
   return target;

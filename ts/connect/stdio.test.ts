@@ -80,15 +80,16 @@ describe("--stdio on the command line", () => {
     expect(parseConnectCommand(["wg0.conf", "--stdio", "db.corp:5432", "--json"])).toMatchObject({ stdio: { host: "db.corp", port: 5432 }, json: true });
   });
 
-  it("rejects a bad HOST:PORT, a second --stdio, and other doors beside it, with a UsageError (one line, exit 2)", () => {
+  it("rejects a bad HOST:PORT, a second --stdio, other doors or a COMMAND beside it, a CONFIG from stdin, with a UsageError (one line, exit 2)", () => {
     for (const bad of ["10.0.0.5", "10.0.0.5:0", "10.0.0.5:70000", "fd00::5:22", ":22", "bad_name:22"]) {
       expect(() => parseConnectCommand(["wg0.conf", "--stdio", bad])).toThrow(UsageError);
       expect(() => parseConnectCommand(["wg0.conf", "--stdio", bad])).toThrow(/^--stdio: expected HOST:PORT/);
     }
     expect(() => parseConnectCommand(["wg0.conf", "--stdio", "10.0.0.5:22", "--stdio", "10.0.0.6:22"])).toThrow(/^--stdio: given twice/);
-    for (const door of [["--forward", "tcp:1=a:1"], ["--reverse", "tcp:80=127.0.0.1:1"], ["--socks5", "1080"], ["--http", "3128"]]) {
+    for (const door of [["--forward", "tcp:1=a:1"], ["--reverse", "tcp:80=127.0.0.1:1"], ["--socks5", "1080"], ["--http", "3128"], ["--", "true"]]) {
       expect(() => parseConnectCommand(["wg0.conf", "--stdio", "10.0.0.5:22", ...door])).toThrow(/^--stdio cannot be combined with/);
     }
+    expect(() => parseConnectCommand(["-", "--stdio", "10.0.0.5:22"])).toThrow(/^--stdio relays stdin: the CONFIG cannot come from it/);
   });
 });
 
