@@ -66,27 +66,26 @@ export function abortError(signal: AbortSignal): TunnelError {
   return new TunnelError("ABORT_ERR", "The operation was aborted", { cause: signal.reason });
 }
 
-/** A bad argument, thrown as Node's own APIs throw it: the same class and `code`, which callers check. */
-export function argumentError(
-  Class: TypeErrorConstructor | RangeErrorConstructor,
-  code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE" | "ERR_OUT_OF_RANGE" | "ERR_SOCKET_BAD_PORT",
-  message: string,
-): Error {
-  return Object.assign(new Class(message), { code });
+/**
+ * An error as Node's own APIs make it, for callers that check its `code`: an Error (a TypeError
+ * or RangeError for a bad argument, as Node throws them), with `syscall` where Node gives one.
+ */
+export function codedError(code: string, message: string, { Class = Error, syscall }: { Class?: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor; syscall?: string } = {}): Error & { code: string } {
+  return Object.assign(new Class(message), syscall === undefined ? { code } : { code, syscall });
 }
 
 /** Throws ERR_SOCKET_BAD_PORT, as net and dgram do, unless `port` is a whole number from 1 (0 too with `allowZero`) to 65535. */
 export function checkPort(port: unknown, allowZero = false): asserts port is number {
   const lowest = allowZero ? 0 : 1;
   if (typeof port !== "number" || !Number.isInteger(port) || port < lowest || port > 65535) {
-    throw argumentError(RangeError, "ERR_SOCKET_BAD_PORT", `port must be an integer from ${lowest} to 65535, got ${String(port)}`);
+    throw codedError("ERR_SOCKET_BAD_PORT", `port must be an integer from ${lowest} to 65535, got ${String(port)}`, { Class: RangeError });
   }
 }
 
 /** Throws as Node's timers do (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE) unless `ms` is a finite number of milliseconds, at least 0 (above 0 unless `allowZero`). */
 export function checkMilliseconds(ms: unknown, name: string, allowZero: boolean): asserts ms is number {
-  if (typeof ms !== "number") throw argumentError(TypeError, "ERR_INVALID_ARG_TYPE", `${name} must be a number of milliseconds, got ${typeof ms}`);
+  if (typeof ms !== "number") throw codedError("ERR_INVALID_ARG_TYPE", `${name} must be a number of milliseconds, got ${typeof ms}`, { Class: TypeError });
   if (!Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero)) {
-    throw argumentError(RangeError, "ERR_OUT_OF_RANGE", `${name} must be a ${allowZero ? "non-negative" : "positive"} finite number of milliseconds, got ${ms}`);
+    throw codedError("ERR_OUT_OF_RANGE", `${name} must be a ${allowZero ? "non-negative" : "positive"} finite number of milliseconds, got ${ms}`, { Class: RangeError });
   }
 }

@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 import type { TcpConnection } from "../host/tcp-connection.js";
 import { isDialName, parseIp } from "../ip.js";
-import { abortError, argumentError, asTunnelError, checkMilliseconds, checkPort, TunnelError } from "./errors.js";
+import { abortError, asTunnelError, codedError, checkMilliseconds, checkPort, TunnelError } from "./errors.js";
 
 /** What a socket needs from its tunnel. */
 export interface Dialer {
@@ -100,8 +100,8 @@ export class TunnelSocket extends Duplex {
       return this;
     }
     // net would dial again from an open socket, and reconnect a closed one; ours are made once.
-    if (this.#state === "open") throw Object.assign(new Error("connect EISCONN: the socket is already connected"), { code: "EISCONN", syscall: "connect" });
-    if (this.#state === "closed") throw Object.assign(new Error("Socket is closed: make a new one with tunnel.socket()"), { code: "ERR_SOCKET_CLOSED" });
+    if (this.#state === "open") throw codedError("EISCONN", "connect EISCONN: the socket is already connected", { syscall: "connect" });
+    if (this.#state === "closed") throw codedError("ERR_SOCKET_CLOSED", "Socket is closed: make a new one with tunnel.socket()");
     this.#state = "connecting";
     if (callback) this.once("connect", callback);
     void this.#connect(options);
@@ -258,7 +258,7 @@ export class TunnelSocket extends Duplex {
     this.#clearIdleTimer();
     this.#abortDial?.abort(error ?? new TunnelError("ECONNABORTED", "socket destroyed while connecting", { syscall: "connect" }));
     // As net's: writes held for a connection that never came fail with this, not the connect's error.
-    this.#opened(Object.assign(new Error("Socket closed before the connection was established"), { code: "ERR_SOCKET_CLOSED_BEFORE_CONNECTION" }));
+    this.#opened(codedError("ERR_SOCKET_CLOSED_BEFORE_CONNECTION", "Socket closed before the connection was established"));
     const connection = this.#connection;
     if (connection) {
       // As closing a kernel socket: FIN after what was handed over, or RST when asked to.
@@ -446,11 +446,11 @@ export class TunnelSocket extends Duplex {
 function checkConnectOptions(options: TunnelConnectOptions): void {
   const { port, host, family, timeout } = options;
   checkPort(port);
-  if (typeof host !== "string") throw argumentError(TypeError, "ERR_INVALID_ARG_TYPE", `host must be a string, got ${typeof host}`);
+  if (typeof host !== "string") throw codedError("ERR_INVALID_ARG_TYPE", `host must be a string, got ${typeof host}`, { Class: TypeError });
   // Stricter than net, which would look such a name up and fail later with ENOTFOUND.
   if (!(parseIp(host) || isDialName(host))) {
-    throw argumentError(TypeError, "ERR_INVALID_ARG_VALUE", `host must be an IP address or a host name in the tunnel's network, got ${JSON.stringify(host)}`);
+    throw codedError("ERR_INVALID_ARG_VALUE", `host must be an IP address or a host name in the tunnel's network, got ${JSON.stringify(host)}`, { Class: TypeError });
   }
-  if (family !== undefined && family !== 0 && family !== 4 && family !== 6) throw argumentError(TypeError, "ERR_INVALID_ARG_VALUE", `family must be 0, 4 or 6, got ${String(family)}`);
+  if (family !== undefined && family !== 0 && family !== 4 && family !== 6) throw codedError("ERR_INVALID_ARG_VALUE", `family must be 0, 4 or 6, got ${String(family)}`, { Class: TypeError });
   if (timeout !== undefined) checkMilliseconds(timeout, "timeout", false);
 }

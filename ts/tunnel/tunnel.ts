@@ -13,7 +13,7 @@ import { cidrCovers, endpointText, formatIp, parseCidr, parseHostEndpoint, parse
 import { lookupHost } from "../runtime/system.js";
 import { parseConfig, type TunnelConfig } from "./config.js";
 import { DnsResolver, type ResolveOptions } from "./dns.js";
-import { asTunnelError, checkPort, TunnelError } from "./errors.js";
+import { asTunnelError, checkPort, codedError, TunnelError } from "./errors.js";
 import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
 import { TunnelUdpSocket, type UdpListener } from "./udp.js";
@@ -255,7 +255,7 @@ export class Tunnel {
   listen(port: number, onConnection: (socket: TunnelSocket) => void, options: TunnelSocketOptions = {}): TunnelListener {
     checkPort(port);
     if (typeof onConnection !== "function") throw new TypeError("onConnection must be a function");
-    if (this.#tcpListeners.has(port)) throw Object.assign(new Error(`listen EADDRINUSE: port ${port} of the tunnel is already listened on`), { code: "EADDRINUSE" });
+    if (this.#tcpListeners.has(port)) throw codedError("EADDRINUSE", `listen EADDRINUSE: port ${port} of the tunnel is already listened on`, { syscall: "listen" });
     const entry = { onConnection, options };
     this.#tcpListeners.set(port, entry);
     return {
@@ -326,7 +326,7 @@ export class Tunnel {
   #listenUdp(locals: Endpoint[], listener: UdpListener): () => void {
     const keys = locals.map(endpointText);
     const taken = keys.find((key) => this.#udpListeners.has(key));
-    if (taken) throw Object.assign(new Error(`bind EADDRINUSE ${taken}: already bound in the tunnel`), { code: "EADDRINUSE" });
+    if (taken) throw codedError("EADDRINUSE", `bind EADDRINUSE ${taken}: already bound in the tunnel`, { syscall: "bind" });
     for (const key of keys) this.#udpListeners.set(key, listener);
     return () => {
       for (const key of keys) if (this.#udpListeners.get(key) === listener) this.#udpListeners.delete(key);

@@ -5,7 +5,7 @@ import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import { endpointText, parseIp, sameEndpoint, type Endpoint, type IpFamily } from "../ip.js";
 import type { UdpUnreachable } from "../host/server.js";
-import { asTunnelError, checkPort, TunnelError } from "./errors.js";
+import { asTunnelError, checkPort, codedError, TunnelError } from "./errors.js";
 
 /** Where a datagram came from, as `node:dgram` tells it. */
 export interface TunnelRemoteInfo {
@@ -74,7 +74,7 @@ export class TunnelUdpSocket extends EventEmitter {
   /** Binds to `port` (omitted or 0: a random free one) on our tunnel addresses; emits `'listening'`. Throws EADDRINUSE if taken. */
   bind(port = 0, onListening?: () => void): this {
     if (this.#closed) throw notRunning();
-    if (this.#unbind) throw Object.assign(new Error("Socket is already bound"), { code: "ERR_SOCKET_ALREADY_BOUND" });
+    if (this.#unbind) throw codedError("ERR_SOCKET_ALREADY_BOUND", "Socket is already bound");
     checkPort(port, true);
     const listener: UdpListener = {
       message: (data, from) => {
@@ -103,7 +103,7 @@ export class TunnelUdpSocket extends EventEmitter {
           if ((error as { code?: string }).code !== "EADDRINUSE") throw error;
         }
       }
-      if (!this.#unbind) throw Object.assign(new Error("bind EADDRINUSE: no free UDP port in the tunnel"), { code: "EADDRINUSE" });
+      if (!this.#unbind) throw codedError("EADDRINUSE", "bind EADDRINUSE: no free UDP port in the tunnel", { syscall: "bind" });
     }
     if (onListening) this.once("listening", onListening);
     queueMicrotask(() => this.emit("listening"));
@@ -199,7 +199,7 @@ export class TunnelUdpSocket extends EventEmitter {
   /** The bound port, as `dgram`'s `address()`; throws before `bind()` (EBADF, as getsockname on no port) and after `close()`. */
   address(): AddressInfo {
     if (this.#closed) throw notRunning();
-    if (!this.#unbind) throw Object.assign(new Error("getsockname EBADF: the socket is not bound"), { code: "EBADF", syscall: "getsockname" });
+    if (!this.#unbind) throw codedError("EBADF", "getsockname EBADF: the socket is not bound", { syscall: "getsockname" });
     const v4 = this.#transport.localAddress(4);
     const address = v4 ?? this.#transport.localAddress(6)!;
     return { address, family: v4 ? "IPv4" : "IPv6", port: this.#port };
@@ -219,13 +219,13 @@ export class TunnelUdpSocket extends EventEmitter {
 
 // Node's words and codes for a socket used out of turn.
 function notRunning(): Error {
-  return Object.assign(new Error("Not running"), { code: "ERR_SOCKET_DGRAM_NOT_RUNNING" });
+  return codedError("ERR_SOCKET_DGRAM_NOT_RUNNING", "Not running");
 }
 
 function notConnected(): Error {
-  return Object.assign(new Error("Not connected"), { code: "ERR_SOCKET_DGRAM_NOT_CONNECTED" });
+  return codedError("ERR_SOCKET_DGRAM_NOT_CONNECTED", "Not connected");
 }
 
 function alreadyConnected(): Error {
-  return Object.assign(new Error("Already connected"), { code: "ERR_SOCKET_DGRAM_IS_CONNECTED" });
+  return codedError("ERR_SOCKET_DGRAM_IS_CONNECTED", "Already connected");
 }
