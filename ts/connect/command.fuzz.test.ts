@@ -1,6 +1,6 @@
 // Property tests for the command lines (`wg-netstack connect …` and `serve`/`peer …`): any
 // words a user types are a command or a UsageError (the one line printed, exit code 2),
-// never another exception; what a command holds is in range; forwards, reverse forwards and
+// never another exception; what a command holds is in range (and --stdio alone); forwards, reverse forwards and
 // proxy logins written from random values read back as written.
 // Seeded and deterministic: a failure prints the seed and case to replay (test/support/fuzz.ts).
 
@@ -49,6 +49,8 @@ function valueFor(rng: Rng, flag: string): string {
       return rng.chance(0.5) ? `${host}${anyPort(rng)}` : `${rng.pick(["vpn.example.com", "203.0.113.5", "[2001:db8::1]", "2001:db8::1", "my_host", "vpn.example.com."])}${rng.chance(0.5) ? `:${anyPort(rng)}` : ""}`;
     case "--dns-upstream":
       return `${host}${anyPort(rng)}`;
+    case "--stdio":
+      return `${rng.pick([bracketed(randomIp(rng)), "h.test", ""])}:${anyPort(rng)}`;
     default:
       return String(rng.pick([0, 1, 2, 1279, 1280, 3600, 3601, 65535, 65536, rng.int(70000)]));
   }
@@ -56,7 +58,7 @@ function valueFor(rng: Rng, flag: string): string {
 
 /** One or two words: a flag and its value (as --flag=value or two words), a file, or junk. */
 function randomWords(rng: Rng): string[] {
-  const flag = rng.pick(["--forward", "--reverse", "--socks5", "--http", "--handshake-timeout", "--threads", "--pcap", "--json", "--help", "-h", "--conf", "--peers", "--listen", "--endpoint", "--mtu", "--via", "--dns-upstream", "--max-flows", "--web", "--allow-loopback", "--nope", "-x", "-", "--"]);
+  const flag = rng.pick(["--forward", "--reverse", "--socks5", "--http", "--stdio", "--handshake-timeout", "--threads", "--pcap", "--json", "--help", "-h", "--conf", "--peers", "--listen", "--endpoint", "--mtu", "--via", "--dns-upstream", "--max-flows", "--web", "--allow-loopback", "--nope", "-x", "-", "--"]);
   const value = valueFor(rng, flag);
   const words = rng.chance(0.1) ? [rng.pick(["wg0.conf", value])] : rng.chance(0.4) ? [`${flag}=${value}`] : rng.chance(0.8) ? [flag, value] : [flag];
   return rng.chance(0.2) ? words.map((word) => mutateText(rng, word, ALPHABET)) : words;
@@ -74,6 +76,12 @@ describe("command lines as users type them", () => {
       for (const proxy of [command.socks5, command.http]) if (proxy) check(okPort(proxy.listen.port, 0), `proxy ${JSON.stringify(proxy)}`, input);
       if (command.handshakeTimeoutMs !== undefined) check(command.handshakeTimeoutMs >= 1000 && command.handshakeTimeoutMs <= 3_600_000, "handshake timeout", input);
       if (command.threads !== undefined) check(command.threads === 0 || command.threads === 1, "threads", input);
+      if (command.stdio) {
+        check(okPort(command.stdio.port, 1), `stdio ${JSON.stringify(command.stdio)}`, input);
+        // The process is that one connection: nothing else may read stdin or write stdout.
+        check(command.forwards.length + command.reverses.length === 0 && !command.socks5 && !command.http && !command.exec && command.config !== "-", "--stdio alone", input);
+      }
+      if (command.exec) check(command.exec.length > 0, "a COMMAND after --", input);
     });
   });
 
