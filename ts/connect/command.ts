@@ -4,13 +4,14 @@
 
 import { readFileSync } from "node:fs";
 import process from "node:process";
+import { isatty } from "node:tty";
 import { ConfigError } from "../config.js";
 import { integer, openPcapFlag, parseFlags, threadsFlag, UsageError } from "../cli/flags.js";
 import { FlowLog } from "../gateway/flow-log.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
-import { commandEnvironment, runCommand, type StopSignal } from "./exec.js";
+import { commandEnvironment, runCommand, signalExitCode, type StopSignal, WRAPPER_FAILED } from "./exec.js";
 import { peerLookup, startTcpForward, startUdpForward, type Door } from "./forward.js";
 import { startHttpProxy } from "./http-proxy.js";
 import { startTcpReverse, startUdpReverse } from "./reverse.js";
@@ -22,7 +23,8 @@ export const CONNECT_USAGE = `Usage:
   wg-netstack connect CONFIG [options] -- COMMAND [ARGS...]
                                          the same, then run COMMAND with ALL_PROXY / HTTP_PROXY / HTTPS_PROXY pointing at the
                                          proxies (and WG_NETSTACK_SOCKS5, WG_NETSTACK_HTTP, WG_NETSTACK_FORWARD_1… naming the
-                                         doors); leave when it exits, with its exit code. The flow log goes to stderr
+                                         doors); leave when it exits, with its exit code (125: wg-netstack failed). The flow
+                                         log goes to stderr
   CONFIG may be - : the config is read from stdin (COMMAND then gets no stdin)
 
 Options:
@@ -128,9 +130,21 @@ function parseStdio(values: string[], command: ConnectCommand): Endpoint {
   if (values.length > 1) throw new UsageError("--stdio: given twice (one connection per process)");
   if (command.forwards.length > 0 || command.reverses.length > 0 || command.socks5 || command.http || command.exec) throw new UsageError("--stdio cannot be combined with --forward, --reverse, --socks5, --http or a -- COMMAND");
   if (command.config === "-") throw new UsageError("--stdio relays stdin: the CONFIG cannot come from it (give a file)");
-  const target = parseHostEndpoint(values[0]!);
+  const target = stdioTarget(values[0]!);
   if (!target) throw new UsageError(`--stdio: expected HOST:PORT (HOST an IP, [V6], or a name), got ${JSON.stringify(values[0])}`);
   return target;
+}
+
+/**
+ * HOST:PORT as ssh's `%h:%p` makes it: HOST an IP, a name, or a bare IPv6 address (the port is
+ * after the last colon, and required); brackets allowed around any HOST, as `ssh -W` allows.
+ */
+function stdioTarget(text: string): Endpoint | undefined {
+  const bracketed = /^\[([^\]]+)\]:([^:]+)$/.exec(text);
+  const colon = text.lastIndexOf(":");
+  if (!bracketed && colon < 0) return undefined;
+  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]!] : [text.slice(0, colon), text.slice(colon + 1)];
+  return parseHostEndpoint(`${host.includes(":") ? `[${host}]` : host}:${port}`);
 }
 
 /** `tcp:[HOST:]LPORT=RHOST:RPORT` or `udp:…`; HOST an IP ([v6] in brackets), RHOST an IP or a name. */
@@ -189,15 +203,18 @@ export function listenEndpoint(text: string): Endpoint | undefined {
 export interface ConnectIo {
   out(text: string): void;
   err(text: string): void;
-  /** Resolves on SIGINT or SIGTERM (with its name when known). */
-  stopRequested: Promise<StopSignal | undefined>;
-  /** `-- COMMAND`: sends every later SIGINT and SIGTERM to `handler`, to pass on (undefined gives them back). */
+  /** Resolves on the first stop signal (SIGINT, SIGTERM, SIGHUP). */
+  stopRequested: Promise<StopSignal>;
+  /** `-- COMMAND`: sends every later stop signal to `handler`, to pass on (undefined gives them back). */
   passSignals?(handler: ((signal: StopSignal) => void) | undefined): void;
+  /** `--stdio` or `-- COMMAND` ended by `signal`: once done, end the process by it too (see RunCommandOptions.dieOf). */
+  dieOf?(signal: NodeJS.Signals): void;
 }
 
 /** Runs `connect` until stopped; resolves with the exit code. Throws a UsageError (exit 2) for a bad config. */
 export async function runConnect(command: ConnectCommand, io: ConnectIo): Promise<number> {
   const fromStdin = command.config === "-";
+  if (fromStdin && isatty(0)) throw new UsageError("CONFIG -: stdin is a terminal; pipe the config in (or give a file)");
   const source = fromStdin ? "<stdin>" : command.config;
   let text: string;
   try {
@@ -252,18 +269,25 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       publicKey: tunnel.publicKey,
       listening: doors.map((door) => ({ protocol: door.protocol, address: door.address, to: door.target })),
     });
+    const dieOf = io.dieOf ?? (() => {});
     if (command.exec) {
       const env = commandEnvironment(process.env, doors, { socks5: command.socks5?.credentials, http: command.http?.credentials });
-      code = await runCommand({ ...io, argv: command.exec, env, stdinTaken: fromStdin, tunnel });
+      const interactive = [0, 1, 2].some((fd) => isatty(fd));
+      code = await runCommand({ ...io, argv: command.exec, env, stdinTaken: fromStdin, tunnel, interactive, dieOf, passSignals: io.passSignals ?? (() => {}) });
+    } else if (stdio) {
+      // The process is its one connection: a signal cuts it, and says so as nc would, by dying of it.
+      const stopped = io.stopRequested.then((signal) => {
+        dieOf(signal);
+        return signalExitCode(signal);
+      });
+      code = await Promise.race([stopped, tunnel.closed.then(() => 1), stdio.finished]);
     } else {
-      const ended = [io.stopRequested.then(() => 0), tunnel.closed.then(() => 1)];
-      if (stdio) ended.push(stdio.finished); // the process lasts as long as its one connection
-      code = await Promise.race(ended);
+      code = await Promise.race([io.stopRequested.then(() => 0), tunnel.closed.then(() => 1)]);
     }
   } catch (error) {
     const errno = (error as NodeJS.ErrnoException).code;
     io.err(`wg-netstack: ${errno === "EADDRINUSE" || errno === "EACCES" || errno === "EADDRNOTAVAIL" ? `cannot listen: ${(error as Error).message}` : (error as Error).message}`);
-    code = 1;
+    code = command.exec ? WRAPPER_FAILED : 1;
   } finally {
     shutdown.abort();
     await Promise.all(doors.map((door) => door.close()));

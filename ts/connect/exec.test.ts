@@ -6,6 +6,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GATEWAY_MAIN, RUNTIME_COMMAND } from "../../test/support/gateway-process.js";
 import { THREADS, THREADS_FLAGS } from "../../test/support/threads.js";
 import { clientConfig, genkey, pubkey, startServer, type Server, type TcpConnection } from "../index.js";
-import { commandEnvironment, runCommand } from "./exec.js";
+import { commandEnvironment, runCommand, type StopSignal } from "./exec.js";
 import type { Door } from "./forward.js";
 
 const T = 60_000;
@@ -32,6 +33,8 @@ async function serveWeb(connection: TcpConnection): Promise<void> {
 
 interface Finished {
   code: number | null;
+  /** The signal it died of. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -49,7 +52,7 @@ function startConnect(args: string[], { input, env = process.env }: { input?: st
   child.stdout!.on("data", (data) => (stdout += data));
   child.stderr!.on("data", (data) => (stderr += data));
   if (input !== undefined) child.stdin!.end(input);
-  const finished = new Promise<Finished>((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+  const finished = new Promise<Finished>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
   /** Resolves once stdout holds `text`. */
   const printed = async (text: string) => {
     for (const start = Date.now(); !stdout.includes(text); await sleep(20)) {
@@ -127,21 +130,41 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(code).toBe(0);
   }, T);
 
-  it("exits with COMMAND's exit code, 128+signo for a signal death, 127 for a command not found; nothing of ours on stdout", async () => {
+  it("exits with COMMAND's exit code, dies of the signal COMMAND died of (a calling shell stops there), 127 for a command not found, 126 for one that cannot run; nothing of ours on stdout", async () => {
     const runs = await Promise.all([
       startConnect([configPath, "--", "sh", "-c", "exit 3"]).finished,
-      startConnect([configPath, "--", "sh", "-c", "kill -TERM $$"]).finished,
+      startConnect([configPath, "--", "sh", "-c", "kill -INT $$"]).finished,
       startConnect([configPath, "--", "no-such-command-wgn"]).finished,
+      startConnect([configPath, "--", configPath]).finished, // a file that is not executable
     ]);
-    expect(runs.map((run) => run.code)).toEqual([3, 128 + 15, 127]);
+    expect(runs.map((run) => run.code ?? run.signal)).toEqual([3, "SIGINT", 127, 126]);
     for (const run of runs) expect(run.stdout).toBe("");
     expect(runs[2]!.stderr).toMatch(/^wg-netstack: no-such-command-wgn: command not found$/m);
+    expect(runs[3]!.stderr).toMatch(/^wg-netstack: cannot run .*wg0\.conf: EACCES$/m);
     for (const run of runs) expect(run.stderr).toMatch(/ summary: 0 flows/);
   }, T);
 
-  it("passes SIGINT and SIGTERM on to COMMAND, every one, and exits when it does, with its code", async () => {
+  it("exits 125 when it fails itself (a door that cannot listen, a bad config), never running COMMAND", async () => {
+    const taken = net.createServer().listen(0, "127.0.0.1");
+    await new Promise((resolve) => taken.once("listening", resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const runs = await Promise.all([
+        startConnect([configPath, "--socks5", String(port), "--", "sh", "-c", "echo ran"]).finished,
+        startConnect(["-", "--", "sh", "-c", "echo ran"], { input: "[Interface]\nPrivateKey = nope\n" }).finished,
+      ]);
+      expect(runs.map((run) => run.code)).toEqual([125, 125]);
+      for (const run of runs) expect(run.stdout).toBe("");
+      expect(runs[0]!.stderr).toMatch(/^wg-netstack: cannot listen: .*EADDRINUSE/m);
+      expect(runs[1]!.stderr).toMatch(/^wg-netstack: <stdin>: .*\n$/);
+    } finally {
+      taken.close();
+    }
+  }, T);
+
+  it("passes SIGINT, SIGTERM and SIGHUP on to COMMAND, every one, and exits when it does, with its code", async () => {
     const script = `let seen = 0;
-      for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => { console.log(signal); if (++seen === 2) process.exit(5); });
+      for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => { console.log(signal); if (++seen === 3) process.exit(5); });
       console.log("ready"); setTimeout(() => process.exit(9), 30000);`;
     const run = startConnect([configPath, "--", "node", "-e", script]);
     await run.printed("ready\n");
@@ -150,10 +173,28 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     await run.printed("SIGINT\n");
     // A second signal would have ended us (exit 130) without the command's say.
     process.kill(run.child.pid!, "SIGTERM");
+    await run.printed("SIGTERM\n");
+    process.kill(run.child.pid!, "SIGHUP");
     const { code, stdout, stderr } = await run.finished;
-    expect(stdout).toBe("ready\nSIGINT\nSIGTERM\n");
+    expect(stdout).toBe("ready\nSIGINT\nSIGTERM\nSIGHUP\n");
     expect(code).toBe(5);
     expect(stderr).toMatch(/ summary: /);
+  }, T);
+
+  it("at a terminal, Ctrl-C reaches COMMAND once (the terminal's, not a second from us: many tools take a second as 'quit now')", async () => {
+    // script(1) runs us on a pseudo-terminal; ^C there sends SIGINT to the foreground process group, COMMAND and us.
+    const script = `let seen = 0; process.on("SIGINT", () => { seen++; setTimeout(() => { console.log("SIGINT x" + seen); process.exit(4); }, 500); });
+      console.log("ready"); setTimeout(() => process.exit(9), 30000);`;
+    const command = [...RUNTIME_COMMAND, GATEWAY_MAIN, "connect", configPath, ...THREADS_FLAGS, "--", "node", "-e", script].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
+    const child = spawn("script", ["-qec", command, "/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
+    started.push(child);
+    let terminal = "";
+    child.stdout!.on("data", (data) => (terminal += data.toString("latin1")));
+    const exited = new Promise((resolve) => child.on("exit", (status) => resolve(status)));
+    for (let i = 0; i < 1000 && !terminal.includes("ready"); i++) await sleep(20);
+    child.stdin!.write("\x03");
+    expect(await exited).toBe(4);
+    expect(terminal).toContain("SIGINT x1");
   }, T);
 
   it("reads the config from stdin with CONFIG -; COMMAND then gets no stdin", async () => {
@@ -162,58 +203,112 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(stdout).toBe(`stdin /dev/null\n${WEB}:80 /from-stdin-config\n`);
     expect(code).toBe(0);
   }, T);
-
-  it("rejects a bad config on stdin with exit 2 and one line naming <stdin>, before running anything", async () => {
-    const { code, stdout, stderr } = await startConnect(["-", "--", "sh", "-c", "echo ran"], { input: "[Interface]\nPrivateKey = nope\n" }).finished;
-    expect(code).toBe(2);
-    expect(stdout).toBe("");
-    expect(stderr).toMatch(/^wg-netstack: <stdin>: .*\n$/);
-  }, T);
 });
 
 describe("runCommand", () => {
-  const never = new Promise<undefined>(() => {});
+  const never = new Promise<never>(() => {});
+  /** What runCommand needs besides COMMAND and the tunnel: no stop, no terminal; `died` gets what dieOf was told. */
+  const quiet = (died: NodeJS.Signals[] = [], errors: string[] = []) => ({ env: { ...process.env } as Record<string, string>, stdinTaken: true, err: (text: string) => errors.push(text), stopRequested: never, passSignals: () => {}, interactive: false, dieOf: (signal: NodeJS.Signals) => died.push(signal) });
 
-  it("stops COMMAND with SIGTERM when the tunnel fails under it, and exits 1 whatever COMMAND exits with", async () => {
+  /** Runs `script` (node) as COMMAND until it has written its ready file; `fail()` then closes the tunnel under it. */
+  async function runUntilReady(dir: string, script: (ready: string) => string, options: { killAfterMs?: number; died?: NodeJS.Signals[]; errors?: string[] } = {}) {
+    let fail!: () => void;
+    const closed = new Promise<void>((resolve) => (fail = resolve));
+    const ready = join(dir, "ready");
+    const running = runCommand({ ...quiet(options.died, options.errors), argv: ["node", "-e", script(JSON.stringify(ready))], tunnel: { closed }, killAfterMs: options.killAfterMs });
+    while (!existsSync(ready)) await sleep(20);
+    return { running, fail };
+  }
+
+  it("stops COMMAND with SIGTERM when the tunnel fails under it, and exits 125 whatever COMMAND exits with", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
     try {
-      let fail!: () => void;
-      const closed = new Promise<void>((resolve) => (fail = resolve));
       const errors: string[] = [];
+      const died: NodeJS.Signals[] = [];
       // Says when it listens for SIGTERM, and exits 0 on it: the failure must still show in our code.
-      const [ready, stopped] = [join(dir, "ready"), join(dir, "stopped")];
-      const script = `const fs = require("fs"); process.on("SIGTERM", () => { fs.writeFileSync(${JSON.stringify(stopped)}, "SIGTERM"); process.exit(0); });
-        fs.writeFileSync(${JSON.stringify(ready)}, ""); setTimeout(() => process.exit(9), 20000);`;
-      const running = runCommand({ argv: ["node", "-e", script], env: { ...process.env } as Record<string, string>, stdinTaken: true, tunnel: { closed }, err: (text) => errors.push(text), stopRequested: never });
-      while (!existsSync(ready)) await sleep(20);
+      const stopped = join(dir, "stopped");
+      const script = (ready: string) => `const fs = require("fs"); process.on("SIGTERM", () => { fs.writeFileSync(${JSON.stringify(stopped)}, "SIGTERM"); process.exit(0); });
+        fs.writeFileSync(${ready}, ""); setTimeout(() => process.exit(9), 20000);`;
+      const { running, fail } = await runUntilReady(dir, script, { errors, died });
       fail();
-      expect(await running).toBe(1);
+      expect(await running).toBe(125);
       expect(errors).toEqual(["wg-netstack: stopping node (SIGTERM): the tunnel is down"]);
       expect(readFileSync(stopped, "utf8")).toBe("SIGTERM");
+      expect(died).toEqual([]); // our SIGTERM is not COMMAND's end to pass on
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }, T);
 
-  it("does not start COMMAND when a stop came first, and exits 128+signo", async () => {
+  it("kills a COMMAND that ignores the SIGTERM once killAfterMs has passed, and exits 125", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
+    try {
+      const errors: string[] = [];
+      const script = (ready: string) => `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${ready}, ""); setTimeout(() => process.exit(9), 20000);`;
+      const { running, fail } = await runUntilReady(dir, script, { killAfterMs: 300, errors });
+      const failedAt = Date.now();
+      fail();
+      expect(await running).toBe(125);
+      expect(Date.now() - failedAt).toBeLessThan(10_000);
+      expect(errors).toEqual(["wg-netstack: stopping node (SIGTERM): the tunnel is down", "wg-netstack: node still runs 0.3 s after SIGTERM: SIGKILL"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, T);
+
+  it("does not start COMMAND when a stop came first, and ends by that signal", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
     try {
       const marker = join(dir, "ran");
-      const code = await runCommand({ argv: ["touch", marker], env: {}, stdinTaken: false, tunnel: { closed: new Promise(() => {}) }, err: () => {}, stopRequested: Promise.resolve("SIGINT") });
+      const died: NodeJS.Signals[] = [];
+      const code = await runCommand({ ...quiet(died), argv: ["touch", marker], tunnel: { closed: never }, stopRequested: Promise.resolve("SIGINT") });
       expect(code).toBe(130);
+      expect(died).toEqual(["SIGINT"]);
       expect(existsSync(marker)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("at a terminal passes SIGTERM and SIGHUP on, but not SIGINT (the terminal sent COMMAND its own)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
+    try {
+      let pass!: (signal: StopSignal) => void;
+      const ready = join(dir, "ready");
+      const script = `const seen = []; for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { seen.push(s); if (s === "SIGHUP") { console.error(seen.join(" ")); process.exit(seen.length); } });
+        require("fs").writeFileSync(${JSON.stringify(ready)}, ""); setTimeout(() => process.exit(99), 20000);`;
+      const running = runCommand({ ...quiet(), argv: ["node", "-e", script], tunnel: { closed: never }, interactive: true, passSignals: (handler) => void (handler && (pass = handler)) });
+      while (!existsSync(ready)) await sleep(20);
+      pass("SIGINT");
+      pass("SIGTERM");
+      await sleep(200);
+      pass("SIGHUP");
+      expect(await running).toBe(2); // SIGTERM and SIGHUP
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, T);
 });
 
 describe("commandEnvironment", () => {
   const door = (protocol: Door["protocol"], address: string): Door => ({ protocol, address, target: "*", description: "", close: async () => {} });
 
-  it("leaves the proxy variables alone without a proxy door, and names a door on every address by loopback", () => {
+  it("without a proxy door leaves the proxies alone but adds loopback to NO_PROXY (a forward must not go through a runner's proxy), and names a door on every address by loopback", () => {
     const env = commandEnvironment({ HTTP_PROXY: "http://runner:3128", NO_PROXY: "corp", PATH: "/bin" }, [door("udp", "0.0.0.0:5353"), door("tcp", "[::]:8080")], {});
-    expect(env).toEqual({ HTTP_PROXY: "http://runner:3128", NO_PROXY: "corp", PATH: "/bin", WG_NETSTACK_FORWARD_1: "127.0.0.1:5353", WG_NETSTACK_FORWARD_2: "[::1]:8080" });
+    expect(env).toEqual({ HTTP_PROXY: "http://runner:3128", NO_PROXY: "corp,localhost,127.0.0.1,::1", no_proxy: "corp,localhost,127.0.0.1,::1", PATH: "/bin", WG_NETSTACK_FORWARD_1: "127.0.0.1:5353", WG_NETSTACK_FORWARD_2: "[::1]:8080" });
+    expect(commandEnvironment({ https_proxy: "http://runner:3128" }, [], {})).toEqual({ https_proxy: "http://runner:3128" });
+  });
+
+  it("with --socks5 alone, drops the runner's http_proxy (curl would take it before ALL_PROXY) and the tools' own proxy settings", () => {
+    const inherited = { http_proxy: "http://runner:3128", NPM_CONFIG_HTTPS_PROXY: "http://runner:3128", npm_config_proxy: "http://runner:3128", PIP_PROXY: "http://runner:3128", ftp_proxy: "http://runner:3128", PATH: "/bin" };
+    expect(commandEnvironment(inherited, [door("socks5", "127.0.0.1:1080")], {})).toEqual({
+      PATH: "/bin",
+      WG_NETSTACK_SOCKS5: "127.0.0.1:1080",
+      ALL_PROXY: "socks5h://127.0.0.1:1080",
+      all_proxy: "socks5h://127.0.0.1:1080",
+      NO_PROXY: "localhost,127.0.0.1,::1",
+      no_proxy: "localhost,127.0.0.1,::1",
+    });
   });
 
   it("with --http alone, drops an inherited ALL_PROXY (in any case) so nothing bypasses the tunnel", () => {

@@ -2,8 +2,9 @@
 // every door are up, with variables that point the usual tools (curl, git, pip, npm) at our
 // proxies, and ends with it: "join the network, run the deploy script, leave" in one line.
 //
-// Exit codes are a shell's: COMMAND's own, 128+signo for a signal death, 127 when it is not
-// found, 126 when it cannot run.
+// Exit codes are a shell's: COMMAND's own, death by the signal COMMAND died of (128+signo
+// where the runtime cannot re-raise it), 127 when it is not found, 126 when it cannot run;
+// 125 when we failed (WRAPPER_FAILED).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
@@ -12,17 +13,25 @@ import type { Tunnel } from "../tunnel/tunnel.js";
 import type { Door } from "./forward.js";
 import type { Credentials } from "./socks5.js";
 
-/** The signals a user or a CI runner stops us with. */
-export type StopSignal = "SIGINT" | "SIGTERM";
+/** The signals that stop the command line (main.ts): a user, a CI runner, a closed terminal or ssh. */
+export type StopSignal = "SIGINT" | "SIGTERM" | "SIGHUP";
+
+/** Our own failure under `-- COMMAND` (the tunnel, a door, a flag), told apart from COMMAND's codes as docker run and env(1) do. */
+export const WRAPPER_FAILED = 125;
+
+/** How long COMMAND has to end after our SIGTERM when the tunnel fails, before SIGKILL. */
+const KILL_AFTER_MS = 10_000;
 
 /**
- * The proxy variables, in lower case (tools read either case). With a proxy door they are all
- * ours: an inherited one (a runner's own proxy) would otherwise win over ours for some tools
- * (curl takes http_proxy before ALL_PROXY) and carry traffic meant for the tunnel elsewhere.
+ * The proxy variables, in lower case (tools read either case): the usual four, and the ones
+ * tools read before them (npm's, pip's, gRPC's) or for other schemes. With a proxy door they
+ * are all ours or gone: an inherited one (a runner's own proxy) would otherwise win over ours
+ * for some tools (curl takes http_proxy before ALL_PROXY) and carry traffic meant for the
+ * tunnel elsewhere.
  */
-const PROXY_VARIABLES = new Set(["all_proxy", "http_proxy", "https_proxy", "no_proxy"]);
+const PROXY_VARIABLES = new Set(["all_proxy", "http_proxy", "https_proxy", "no_proxy", "ftp_proxy", "socks_proxy", "grpc_proxy", "pip_proxy", "npm_config_proxy", "npm_config_https_proxy", "npm_config_noproxy"]);
 /** Loopback stays direct: our own doors (a forward on 127.0.0.1) and local services are not in the network. */
-const NO_PROXY = "localhost,127.0.0.1,::1";
+const LOOPBACK = "localhost,127.0.0.1,::1";
 /** Our door variables: inherited ones (an outer `connect --`) are dropped, as they name another tunnel's doors. */
 const DOOR_VARIABLE = /^WG_NETSTACK_(SOCKS5|HTTP|FORWARD_\d+)$/;
 
@@ -37,8 +46,9 @@ export interface ProxyLogins {
  * `WG_NETSTACK_SOCKS5`, `WG_NETSTACK_HTTP` and `WG_NETSTACK_FORWARD_1`… (the `--forward`s in
  * the order given) as HOST:PORT; with `--socks5`, `ALL_PROXY` = `socks5h://…` (names resolved
  * through the tunnel); with `--http`, `HTTP_PROXY` and `HTTPS_PROXY` = `http://…`; both cases
- * too. With both, tools that read the scheme's own variable first (all of them) take the HTTP
- * proxy for http and https, and SOCKS5 for the rest.
+ * too; NO_PROXY names loopback (added to an inherited one when there is no proxy door). With
+ * both, tools that read the scheme's own variable first (all of them) take the HTTP proxy for
+ * http and https, and SOCKS5 for the rest.
  */
 export function commandEnvironment(inherited: Record<string, string | undefined>, doors: Door[], logins: ProxyLogins): Record<string, string> {
   const socks5 = doors.find((door) => door.protocol === "socks5");
@@ -62,7 +72,12 @@ export function commandEnvironment(inherited: Record<string, string | undefined>
     both("http_proxy", proxyUrl("http", http.address, logins.http));
     both("https_proxy", proxyUrl("http", http.address, logins.http));
   }
-  if (proxied) both("no_proxy", NO_PROXY);
+  if (proxied) both("no_proxy", LOOPBACK);
+  else if (doors.length > 0) {
+    // The inherited proxy stays for the rest, but our doors on loopback must not go through it.
+    const inherited = env.NO_PROXY ?? env.no_proxy;
+    both("no_proxy", inherited ? `${inherited},${LOOPBACK}` : LOOPBACK);
+  }
   const forwards = doors.filter((door) => door.protocol === "tcp" || door.protocol === "udp");
   forwards.forEach((door, index) => {
     env[`WG_NETSTACK_FORWARD_${index + 1}`] = reachableAddress(door.address);
@@ -91,52 +106,81 @@ export interface RunCommandOptions {
   stdinTaken: boolean;
   tunnel: Pick<Tunnel, "closed">;
   err(text: string): void;
-  /** Resolves on SIGINT or SIGTERM (with its name when known). */
-  stopRequested: Promise<StopSignal | undefined>;
-  /** Sends every later SIGINT and SIGTERM to `handler` instead (undefined gives them back). */
-  passSignals?(handler: ((signal: StopSignal) => void) | undefined): void;
+  /** Resolves on the first stop signal. */
+  stopRequested: Promise<StopSignal>;
+  /** Sends every later stop signal to `handler` instead (undefined gives them back). */
+  passSignals(handler: ((signal: StopSignal) => void) | undefined): void;
+  /**
+   * A terminal is on our stdin, stdout or stderr: its Ctrl-C goes to our whole process group,
+   * COMMAND included, so we do not send COMMAND a second SIGINT (many tools take a second one
+   * as "quit now": terraform, docker compose).
+   */
+  interactive: boolean;
+  /**
+   * COMMAND died of `signal` (or we were stopped before it started): end this process by the
+   * same signal once done. A shell running a script stops the script only when its command
+   * died of SIGINT, not when it exited 130.
+   */
+  dieOf(signal: NodeJS.Signals): void;
+  /** How long COMMAND has to end after our SIGTERM when the tunnel fails, before a SIGKILL; by default 10 s (docker stop's grace). */
+  killAfterMs?: number;
 }
 
 const NOT_YET = Symbol("not yet");
 
 /**
- * Runs COMMAND to its end, passing SIGINT and SIGTERM on; resolves with our exit code. A stop
- * requested before it started: it does not start (128+signo). The tunnel failing under it:
- * COMMAND gets SIGTERM and we exit 1 whatever it exits with, so a CI job fails clearly.
+ * Runs COMMAND to its end, passing the stop signals on; resolves with our exit code. A stop
+ * requested before it started: it does not start. The tunnel failing under it: COMMAND gets
+ * SIGTERM (SIGKILL after `killAfterMs`) and we exit WRAPPER_FAILED whatever it exits with, so
+ * a CI job fails clearly.
  */
 export async function runCommand(options: RunCommandOptions): Promise<number> {
   const { argv, err } = options;
   const program = argv[0]!;
   const stoppedEarly = await Promise.race([options.stopRequested, Promise.resolve(NOT_YET)]);
-  if (stoppedEarly !== NOT_YET) return signalExitCode(stoppedEarly ?? "SIGTERM");
+  if (stoppedEarly !== NOT_YET) return dieOf(stoppedEarly, options);
   let child: ChildProcess;
   try {
     child = spawn(program, argv.slice(1), { stdio: [options.stdinTaken ? "ignore" : "inherit", "inherit", "inherit"], env: options.env });
   } catch (error) {
     return cannotRun(program, error as NodeJS.ErrnoException, err);
   }
-  const exited = new Promise<number>((resolve) => {
-    child.once("exit", (code, signal) => resolve(code ?? signalExitCode(signal!)));
+  const exited = new Promise<{ code: number; signal?: NodeJS.Signals }>((resolve) => {
+    child.once("exit", (code, signal) => resolve(signal ? { code: signalExitCode(signal), signal } : { code: code! }));
     // After a spawn, 'error' is only a failed kill; the exit still comes.
-    child.on("error", (error) => (child.pid === undefined ? resolve(cannotRun(program, error, err)) : err(`wg-netstack: ${program}: ${error.message}`)));
+    child.on("error", (error) => (child.pid === undefined ? resolve({ code: cannotRun(program, error, err) }) : err(`wg-netstack: ${program}: ${error.message}`)));
   });
-  const pass = (signal: StopSignal) => signalChild(child, signal);
-  if (options.passSignals) options.passSignals(pass);
-  else void options.stopRequested.then((signal) => pass(signal ?? "SIGTERM"));
+  options.passSignals((signal) => {
+    if (!(signal === "SIGINT" && options.interactive)) signalChild(child, signal);
+  });
   try {
-    const first = await Promise.race([exited, options.tunnel.closed.then(() => NOT_YET)]);
-    if (typeof first === "number") return first;
+    const first = await Promise.race([exited, options.tunnel.closed.then(() => undefined)]);
+    if (first) return first.signal ? dieOf(first.signal, options) : first.code;
     err(`wg-netstack: stopping ${program} (SIGTERM): the tunnel is down`);
     signalChild(child, "SIGTERM");
-    await exited;
-    return 1;
+    const killAfterMs = options.killAfterMs ?? KILL_AFTER_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([exited.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), killAfterMs)))]);
+    clearTimeout(timer);
+    if (!ended) {
+      err(`wg-netstack: ${program} still runs ${killAfterMs / 1000} s after SIGTERM: SIGKILL`);
+      signalChild(child, "SIGKILL");
+      await exited;
+    }
+    return WRAPPER_FAILED;
   } finally {
-    options.passSignals?.(undefined);
+    options.passSignals(undefined);
   }
 }
 
+/** Ends us by `signal` once done (see RunCommandOptions.dieOf); 128+signo is the code where a runtime cannot. */
+function dieOf(signal: NodeJS.Signals, options: Pick<RunCommandOptions, "dieOf">): number {
+  options.dieOf(signal);
+  return signalExitCode(signal);
+}
+
 /** process.kill, not child.kill: Deno's child.kill() sends one signal per child, and returns false after. */
-function signalChild(child: ChildProcess, signal: StopSignal): void {
+function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
   try {
     process.kill(child.pid!, signal);
   } catch {
@@ -155,6 +199,6 @@ function cannotRun(program: string, error: NodeJS.ErrnoException, err: (text: st
 }
 
 /** 128 + the signal's number, as a shell reports a death by signal. */
-function signalExitCode(signal: NodeJS.Signals): number {
+export function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + (constants.signals[signal] ?? 0);
 }

@@ -16,7 +16,7 @@ import { type Door, type FlowContext, TcpFlow } from "./forward.js";
 export interface StdioOptions extends FlowContext {
   tunnel: Tunnel;
   target: Endpoint;
-  /** Fires at shutdown: the connection is reset and logged as "shutdown". */
+  /** Fires at shutdown (a stop signal: SIGINT, SIGTERM, or SIGHUP as ssh sends its ProxyCommand): the connection is reset and logged as "shutdown". */
   signal: AbortSignal;
   /** Writes one line to stderr: why the connection failed. */
   err(text: string): void;
@@ -33,14 +33,7 @@ export interface StdioDoor extends Door {
 /** Dials `target` at once and relays stdin and stdout to it. */
 export function startStdio(options: StdioOptions): StdioDoor {
   const targetText = endpointText(options.target);
-  // ssh kills its ProxyCommand with SIGHUP when it exits: reset the connection rather than
-  // vanish, so the far end does not wait for a FIN that will never come.
-  const hangup = new AbortController();
-  const onHangup = () => hangup.abort();
-  process.once("SIGHUP", onHangup);
-  const signal = AbortSignal.any([options.signal, hangup.signal]);
-  const finished = relayStdio(new TcpFlow(stdioDuplex(), "stdio", options.target, options), options.tunnel, signal, (why) => options.err(`wg-netstack: --stdio ${targetText}: ${why}`));
-  void finished.then(() => process.off("SIGHUP", onHangup));
+  const finished = relayStdio(new TcpFlow(stdioDuplex(), "stdio", options.target, options), options.tunnel, options.signal, (why) => options.err(`wg-netstack: --stdio ${targetText}: ${why}`));
   return {
     protocol: "stdio",
     address: "stdio",
@@ -96,11 +89,11 @@ function stdioDuplex(): Duplex {
 /**
  * Closes fd 1, which process.stdout never does (runtimes keep it open for the process's
  * life), and puts /dev/null in its place (the lowest free descriptor), so that nothing opened
- * later lands on fd 1. Deno keeps a copy of fd 1 of its own: there the reader sees the end
- * when the process exits.
+ * later lands on fd 1. Deno and Bun keep a copy of fd 1 of their own (closing ours would not
+ * end the reader's stream): there the reader sees the end when the process exits.
  */
 function closeStdout(): void {
-  if ("Deno" in globalThis || process.platform === "win32") return;
+  if ("Deno" in globalThis || "Bun" in globalThis || process.platform === "win32") return;
   closeSync(1);
   const fd = openSync("/dev/null", "w");
   if (fd !== 1) closeSync(fd);

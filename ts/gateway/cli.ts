@@ -17,6 +17,7 @@ import { startWebServer, type WebServer } from "../web/server.js";
 import { DEFAULT_MAX_FLOWS_PER_PEER, DEFAULT_PORT, startGateway, type Gateway } from "./gateway.js";
 import { integer, openPcapFlag, parseFlags, threadsFlag, UsageError } from "../cli/flags.js";
 import { type ConnectIo, parseConnectCommand, runConnect } from "../connect/command.js";
+import { WRAPPER_FAILED } from "../connect/exec.js";
 
 export { UsageError };
 
@@ -181,7 +182,7 @@ function systemResolver(): Endpoint {
   return { host, port: 53 };
 }
 
-/** out, err, stopRequested (SIGINT or SIGTERM: the gateway should stop) and passSignals as connect's. */
+/** out, err, stopRequested (SIGINT, SIGTERM or SIGHUP: the gateway should stop), passSignals and dieOf as connect's. */
 export interface Io extends ConnectIo {
   env: Record<string, string | undefined>;
   /** The gateway's UDP socket and clock; by default the runtime's. */
@@ -212,12 +213,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await serve(command, io);
     }
   } catch (error) {
+    // Under `connect … -- COMMAND` the exit code is COMMAND's: ours failing is 125, as docker run and env(1) say it.
+    const wrapping = argv[0] === "connect" && argv.includes("--");
     if (error instanceof UsageError || error instanceof StoreError) {
       io.err(`wg-netstack: ${error.message}`);
-      return 2;
+      return wrapping ? WRAPPER_FAILED : 2;
     }
     io.err(`wg-netstack: ${(error as Error).message ?? String(error)}`);
-    return 1;
+    return wrapping ? WRAPPER_FAILED : 1;
   }
 }
 
