@@ -235,6 +235,13 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   const shutdown = new AbortController();
   const doors: Door[] = [];
   let stdio: StdioDoor | undefined;
+  // A stop while the tunnel comes up ends the wait for the handshake at once.
+  let stoppedBy: StopSignal | undefined;
+  const starting = new AbortController();
+  void io.stopRequested.then((signal) => {
+    stoppedBy = signal;
+    starting.abort();
+  });
   let tunnel;
   try {
     tunnel = await connectTunnel(config, {
@@ -242,10 +249,16 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       ...(command.threads === undefined ? {} : { threads: command.threads }),
       ...(pcap ? { tap: (packet: Uint8Array) => pcap.write(packet) } : {}),
       onError: (error) => io.err(`wg-netstack: the tunnel failed: ${error.message}`),
+      signal: starting.signal,
     });
   } catch (error) {
     await pcap?.close();
-    throw error;
+    if (!stoppedBy) throw error;
+    log.summary();
+    // As a stop once up: the plain command exits 0; --stdio and a COMMAND (never run) end by the signal.
+    if (!command.exec && !command.stdio) return 0;
+    io.dieOf?.(stoppedBy);
+    return signalExitCode(stoppedBy);
   }
   let code = 0;
   const shared = { tunnel, log, peerOf: peerLookup(config.peers), signal: shutdown.signal };

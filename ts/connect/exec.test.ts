@@ -197,6 +197,24 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(terminal).toContain("SIGINT x1");
   }, T);
 
+  it("a stop while the handshake is awaited ends the wait at once: COMMAND never runs and we die of the signal", async () => {
+    // A key the server does not know: no handshake ever completes.
+    const stranger = join(dir, "stranger.conf");
+    writeFileSync(stranger, clientConfig({ privateKey: genkey(), address: "10.0.0.9/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
+    const marker = join(dir, "stranger-ran");
+    const before = server.stats().dropped.unknownPeer;
+    const run = startConnect([stranger, "--handshake-timeout", "60", "--", "touch", marker]);
+    // Its handshake reached the server: it is up to the wait (its signal handlers came first).
+    while (server.stats().dropped.unknownPeer === before) await sleep(20);
+    const stoppedAt = Date.now();
+    process.kill(run.child.pid!, "SIGTERM");
+    const { code, signal, stderr } = await run.finished;
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000); // not the 60 s handshake timeout
+    expect(code ?? signal).toBe("SIGTERM");
+    expect(existsSync(marker)).toBe(false);
+    expect(stderr).toMatch(/ summary: 0 flows/);
+  }, T);
+
   it("reads the config from stdin with CONFIG -; COMMAND then gets no stdin", async () => {
     const script = `echo "stdin $(readlink /proc/self/fd/0)"; curl -sS --max-time 20 http://${WEB}/from-stdin-config`;
     const { code, stdout } = await startConnect(["-", "--socks5", "0", "--", "sh", "-c", script], { input: configText }).finished;

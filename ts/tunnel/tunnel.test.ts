@@ -233,6 +233,18 @@ describe("connectTunnel", () => {
     await expect(attempt).rejects.toMatchObject({ code: "ETIMEDOUT", syscall: "handshake" });
   });
 
+  it("gives up at once when its signal fires before the first handshake: AbortError, code ABORT_ERR", async () => {
+    const stranger = clientConfig({ privateKey: genkey(), address: "10.0.0.9/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}` });
+    const controller = new AbortController();
+    const attempt = connectTunnel(stranger, { ...THREADS, handshakeTimeout: 30_000, signal: controller.signal });
+    setTimeout(() => controller.abort(), 100);
+    const started = Date.now();
+    await expect(attempt).rejects.toMatchObject({ name: "AbortError", code: "ABORT_ERR" });
+    expect(Date.now() - started).toBeLessThan(5_000); // not the 30 s handshake timeout
+    await expect(connectTunnel(stranger, { ...THREADS, signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "ABORT_ERR" });
+    await expect(connectTunnel(stranger, { signal: "soon" as unknown as AbortSignal })).rejects.toMatchObject({ name: "TypeError", code: "ERR_INVALID_ARG_TYPE" });
+  });
+
   it("rejects, never throws, for a bad config or an Endpoint name that does not resolve", async () => {
     const bad = connectTunnel("[Interface]\nPrivateKey = x\n");
     await expect(bad).rejects.toMatchObject({ name: "ConfigError", field: "PrivateKey", line: 2 });

@@ -13,7 +13,7 @@ import { cidrCovers, endpointText, formatIp, parseCidr, parseHostEndpoint, parse
 import { lookupHost } from "../runtime/system.js";
 import { parseConfig, type TunnelConfig } from "./config.js";
 import { DnsResolver, type ResolveOptions } from "./dns.js";
-import { asTunnelError, checkPort, codedError, TunnelError } from "./errors.js";
+import { abortError, asTunnelError, checkPort, codedError, TunnelError } from "./errors.js";
 import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
 import { TunnelUdpSocket, type UdpListener } from "./udp.js";
@@ -35,6 +35,8 @@ export interface TunnelOptions {
   tap?: (packet: Uint8Array) => void;
   /** The engine's threads, as `startServer`'s `threads`: 0 (default) or 1, the engine and its UDP socket in a worker. */
   threads?: 0 | 1;
+  /** Gives up joining when it fires (before the first handshake): rejects with an `AbortError` (code `ABORT_ERR`), nothing left open. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -48,7 +50,7 @@ const HANDSHAKE_POLL_MS = 20;
  * a handshake with every peer that has an endpoint and resolves once the first one completed.
  * Rejects (never throws) with a `ConfigError` for a bad config, or a {@link TunnelError}:
  * `ENOTFOUND` for an Endpoint name, `ETIMEDOUT` when no handshake completes within
- * `handshakeTimeout`.
+ * `handshakeTimeout`, `ABORT_ERR` when `signal` fired first.
  *
  * @example
  * ```ts
@@ -65,9 +67,13 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
   }
   const handshakeTimeout = timeoutOption(options.handshakeTimeout, "handshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT_MS);
   const connectTimeout = timeoutOption(options.connectTimeout, "connectTimeout", DEFAULT_CONNECT_TIMEOUT_MS);
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw codedError("ERR_INVALID_ARG_TYPE", `signal must be an AbortSignal, got ${typeof signal}`, { Class: TypeError });
+  if (signal?.aborted) throw abortError(signal);
 
   const lookupName = options.lookup ?? lookupHost;
   const endpoints = await Promise.all(parsed.peers.map((peer, i) => resolveEndpoint(peer.endpoint, `peers[${i}].endpoint`, lookupName)));
+  if (signal?.aborted) throw abortError(signal);
   // One socket for every peer: dual-stack when an endpoint is IPv6.
   const host = endpoints.some((endpoint) => endpoint && parseIp(endpoint.host)!.family === 6) ? "::" : "0.0.0.0";
   const tunnel = new Tunnel(parsed, connectTimeout);
@@ -92,7 +98,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
     ...(options.threads === undefined ? {} : { threads: options.threads }),
   });
   try {
-    await tunnel[START](server, handshakeTimeout);
+    await tunnel[START](server, handshakeTimeout, signal);
   } catch (error) {
     await server.close();
     throw error;
@@ -143,7 +149,7 @@ export class Tunnel {
   }
 
   /** @internal */
-  async [START](server: Server, handshakeTimeout: number): Promise<void> {
+  async [START](server: Server, handshakeTimeout: number, signal: AbortSignal | undefined): Promise<void> {
     this.#server = server;
     const dialed = this.#config.peers.filter((peer) => peer.endpoint !== undefined);
     if (dialed.length === 0) return; // nobody to dial: the peers will call us
@@ -151,6 +157,7 @@ export class Tunnel {
     const deadline = Date.now() + handshakeTimeout;
     while (!server.stats().peers.some((peer) => peer.sinceHandshakeMs !== undefined)) {
       if (server.error) throw server.error;
+      if (signal?.aborted) throw abortError(signal);
       if (Date.now() >= deadline) {
         const where = dialed.map((peer) => peer.endpoint).join(", ");
         throw new TunnelError("ETIMEDOUT", `no WireGuard handshake with ${where} within ${handshakeTimeout} ms (is the Endpoint right, is it up, and does it know our public key ${server.publicKey}?)`, {
