@@ -224,6 +224,15 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
 });
 
 describe("runCommand", () => {
+  /** Runs `test` with a new temporary folder, removed after. */
+  async function inTempDir(test: (dir: string) => Promise<void>): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
+    try {
+      await test(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const never = new Promise<never>(() => {});
   /** What runCommand needs besides COMMAND and the tunnel: no stop, no terminal; `died` gets what dieOf was told. */
   const quiet = (died: NodeJS.Signals[] = [], errors: string[] = []) => ({ env: { ...process.env } as Record<string, string>, stdinTaken: true, err: (text: string) => errors.push(text), stopRequested: never, passSignals: () => {}, interactive: false, dieOf: (signal: NodeJS.Signals) => died.push(signal) });
@@ -239,8 +248,7 @@ describe("runCommand", () => {
   }
 
   it("stops COMMAND with SIGTERM when the tunnel fails under it, and exits 125 whatever COMMAND exits with", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
-    try {
+    await inTempDir(async (dir) => {
       const errors: string[] = [];
       const died: NodeJS.Signals[] = [];
       // Says when it listens for SIGTERM, and exits 0 on it: the failure must still show in our code.
@@ -253,14 +261,11 @@ describe("runCommand", () => {
       expect(errors).toEqual(["wg-netstack: stopping node (SIGTERM): the tunnel is down"]);
       expect(readFileSync(stopped, "utf8")).toBe("SIGTERM");
       expect(died).toEqual([]); // our SIGTERM is not COMMAND's end to pass on
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }, T);
 
   it("kills a COMMAND that ignores the SIGTERM once killAfterMs has passed, and exits 125", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
-    try {
+    await inTempDir(async (dir) => {
       const errors: string[] = [];
       const script = (ready: string) => `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${ready}, ""); setTimeout(() => process.exit(9), 20000);`;
       const { running, fail } = await runUntilReady(dir, script, { killAfterMs: 300, errors });
@@ -269,28 +274,22 @@ describe("runCommand", () => {
       expect(await running).toBe(125);
       expect(Date.now() - failedAt).toBeLessThan(10_000);
       expect(errors).toEqual(["wg-netstack: stopping node (SIGTERM): the tunnel is down", "wg-netstack: node still runs 0.3 s after SIGTERM: SIGKILL"]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }, T);
 
   it("does not start COMMAND when a stop came first, and ends by that signal", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
-    try {
+    await inTempDir(async (dir) => {
       const marker = join(dir, "ran");
       const died: NodeJS.Signals[] = [];
       const code = await runCommand({ ...quiet(died), argv: ["touch", marker], tunnel: { closed: never }, stopRequested: Promise.resolve("SIGINT") });
       expect(code).toBe(130);
       expect(died).toEqual(["SIGINT"]);
       expect(existsSync(marker)).toBe(false);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("at a terminal passes SIGTERM and SIGHUP on, but not SIGINT (the terminal sent COMMAND its own)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "wgn-exec-"));
-    try {
+    await inTempDir(async (dir) => {
       let pass!: (signal: StopSignal) => void;
       const ready = join(dir, "ready");
       const script = `const seen = []; for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { seen.push(s); if (s === "SIGHUP") { console.error(seen.join(" ")); process.exit(seen.length); } });
@@ -302,9 +301,7 @@ describe("runCommand", () => {
       await sleep(200);
       pass("SIGHUP");
       expect(await running).toBe(2); // SIGTERM and SIGHUP
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }, T);
 });
 
