@@ -206,9 +206,9 @@ export interface ConnectIo {
   /** Resolves on the first stop signal (SIGINT, SIGTERM, SIGHUP). */
   stopRequested: Promise<StopSignal>;
   /** `-- COMMAND`: sends every later stop signal to `handler`, to pass on (undefined gives them back). */
-  passSignals?(handler: ((signal: StopSignal) => void) | undefined): void;
+  passSignals(handler: ((signal: StopSignal) => void) | undefined): void;
   /** `--stdio` or `-- COMMAND` ended by `signal`: once done, end the process by it too (see RunCommandOptions.dieOf). */
-  dieOf?(signal: NodeJS.Signals): void;
+  dieOf(signal: StopSignal): void;
 }
 
 /** Runs `connect` until stopped; resolves with the exit code. Throws a UsageError (exit 2) for a bad config. */
@@ -257,7 +257,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     log.summary();
     // As a stop once up: the plain command exits 0; --stdio and a COMMAND (never run) end by the signal.
     if (!command.exec && !command.stdio) return 0;
-    io.dieOf?.(stoppedBy);
+    io.dieOf(stoppedBy);
     return signalExitCode(stoppedBy);
   }
   let code = 0;
@@ -282,18 +282,21 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       publicKey: tunnel.publicKey,
       listening: doors.map((door) => ({ protocol: door.protocol, address: door.address, to: door.target })),
     });
-    const dieOf = io.dieOf ?? (() => {});
     if (command.exec) {
       const env = commandEnvironment(process.env, doors, { socks5: command.socks5?.credentials, http: command.http?.credentials });
       const interactive = [0, 1, 2].some((fd) => isatty(fd));
-      code = await runCommand({ ...io, argv: command.exec, env, stdinTaken: fromStdin, tunnel, interactive, dieOf, passSignals: io.passSignals ?? (() => {}) });
+      code = await runCommand({ ...io, argv: command.exec, env, stdinTaken: fromStdin, tunnel, interactive });
     } else if (stdio) {
-      // The process is its one connection: a signal cuts it, and says so as nc would, by dying of it.
+      // The process is its one connection: a signal cuts it, and says so as nc would, by dying
+      // of it; not one that comes once the connection has ended (ssh's SIGHUP as it exits).
+      let ended = false;
       const stopped = io.stopRequested.then((signal) => {
-        dieOf(signal);
+        if (ended) return 0;
+        io.dieOf(signal);
         return signalExitCode(signal);
       });
       code = await Promise.race([stopped, tunnel.closed.then(() => 1), stdio.finished]);
+      ended = true;
     } else {
       code = await Promise.race([io.stopRequested.then(() => 0), tunnel.closed.then(() => 1)]);
     }
@@ -303,8 +306,13 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     code = command.exec ? WRAPPER_FAILED : 1;
   } finally {
     shutdown.abort();
-    await Promise.all(doors.map((door) => door.close()));
-    await tunnel.close();
+    try {
+      await Promise.all(doors.map((door) => door.close()));
+      await tunnel.close();
+    } catch (error) {
+      // Said, but COMMAND's (or the connection's) exit code stands.
+      io.err(`wg-netstack: closing: ${(error as Error).message}`);
+    }
     if (pcap) {
       await pcap.close();
       if (pcap.error) log.event("warning", `warning: pcap: ${pcap.error.message}`, { message: `pcap: ${pcap.error.message}` });

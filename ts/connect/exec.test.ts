@@ -136,8 +136,11 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
       startConnect([configPath, "--", "sh", "-c", "kill -INT $$"]).finished,
       startConnect([configPath, "--", "no-such-command-wgn"]).finished,
       startConnect([configPath, "--", configPath]).finished, // a file that is not executable
+      startConnect([configPath, "--", "sh", "-c", "kill -USR1 $$"]).finished,
     ]);
-    expect(runs.map((run) => run.code ?? run.signal)).toEqual([3, "SIGINT", 127, 126]);
+    // Only a stop signal is raised again on us: SIGUSR1 would open Node's inspector, SIGSEGV look like our crash.
+    expect(runs.map((run) => run.code ?? run.signal)).toEqual([3, "SIGINT", 127, 126, 128 + 10]);
+    expect(runs[4]!.stderr).not.toMatch(/Debugger|inspector/i);
     for (const run of runs) expect(run.stdout).toBe("");
     expect(runs[2]!.stderr).toMatch(/^wg-netstack: no-such-command-wgn: command not found$/m);
     expect(runs[3]!.stderr).toMatch(/^wg-netstack: cannot run .*wg0\.conf: EACCES$/m);
@@ -197,15 +200,20 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(terminal).toContain("SIGINT x1");
   }, T);
 
-  it("a stop while the handshake is awaited ends the wait at once: COMMAND never runs and we die of the signal", async () => {
-    // A key the server does not know: no handshake ever completes.
+  /** `connect` with a key the server does not know (no handshake ever completes), once it waits for one. */
+  async function startStranger(args: string[]) {
     const stranger = join(dir, "stranger.conf");
     writeFileSync(stranger, clientConfig({ privateKey: genkey(), address: "10.0.0.9/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, allowedIps: "10.0.0.0/24" }));
-    const marker = join(dir, "stranger-ran");
     const before = server.stats().dropped.unknownPeer;
-    const run = startConnect([stranger, "--handshake-timeout", "60", "--", "touch", marker]);
+    const run = startConnect([stranger, "--handshake-timeout", "60", ...args]);
     // Its handshake reached the server: it is up to the wait (its signal handlers came first).
     while (server.stats().dropped.unknownPeer === before) await sleep(20);
+    return run;
+  }
+
+  it("a stop while the handshake is awaited ends the wait at once: COMMAND never runs and we die of the signal", async () => {
+    const marker = join(dir, "stranger-ran");
+    const run = await startStranger(["--", "touch", marker]);
     const stoppedAt = Date.now();
     process.kill(run.child.pid!, "SIGTERM");
     const { code, signal, stderr } = await run.finished;
@@ -213,6 +221,27 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(code ?? signal).toBe("SIGTERM");
     expect(existsSync(marker)).toBe(false);
     expect(stderr).toMatch(/ summary: 0 flows/);
+  }, T);
+
+  it("a second SIGTERM while closing ends it by SIGTERM (a supervisor signalling the process and its group), not as a Ctrl-C", async () => {
+    for (const args of [[], ["--", "true"]]) {
+      const run = await startStranger(args);
+      process.kill(run.child.pid!, "SIGTERM");
+      await sleep(5);
+      process.kill(run.child.pid!, "SIGTERM");
+      const { code, signal } = await run.finished;
+      // The first alone may have ended it (0 for the plain command); 130 was the old answer.
+      expect(args.length === 0 ? [0, "SIGTERM"] : ["SIGTERM"]).toContain(code ?? signal);
+    }
+  }, T);
+
+  it("SIGHUP (a closed terminal) stops the plain command as SIGTERM does: every flow closed, the summary, exit 0", async () => {
+    const run = startConnect([configPath, "--socks5", "0"]);
+    await run.printed("tunnel up");
+    process.kill(run.child.pid!, "SIGHUP");
+    const { code, signal, stdout } = await run.finished;
+    expect(code ?? signal).toBe(0);
+    expect(stdout).toMatch(/ summary: 0 flows/);
   }, T);
 
   it("reads the config from stdin with CONFIG -; COMMAND then gets no stdin", async () => {
@@ -288,21 +317,24 @@ describe("runCommand", () => {
     });
   });
 
-  it("at a terminal passes SIGTERM and SIGHUP on, but not SIGINT (the terminal sent COMMAND its own)", async () => {
-    await inTempDir(async (dir) => {
-      let pass!: (signal: StopSignal) => void;
-      const ready = join(dir, "ready");
-      const script = `const seen = []; for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { seen.push(s); if (s === "SIGHUP") { console.error(seen.join(" ")); process.exit(seen.length); } });
-        require("fs").writeFileSync(${JSON.stringify(ready)}, ""); setTimeout(() => process.exit(99), 20000);`;
-      const running = runCommand({ ...quiet(), argv: ["node", "-e", script], tunnel: { closed: never }, interactive: true, passSignals: (handler) => void (handler && (pass = handler)) });
-      while (!existsSync(ready)) await sleep(20);
-      pass("SIGINT");
-      pass("SIGTERM");
-      await sleep(200);
-      pass("SIGHUP");
-      expect(await running).toBe(2); // SIGTERM and SIGHUP
-    });
-  }, T);
+  for (const interactive of [true, false]) {
+    it(`${interactive ? "at a terminal passes on every SIGINT but the first (the terminal sent COMMAND its own), and" : "without a terminal passes on every SIGINT, and"} every SIGTERM and SIGHUP`, async () => {
+      await inTempDir(async (dir) => {
+        let pass!: (signal: StopSignal) => void;
+        const ready = join(dir, "ready");
+        // Exits on SIGHUP with 10 × the SIGINTs it saw + the signals it saw.
+        const script = `const seen = []; for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { seen.push(s); if (s === "SIGHUP") process.exit(10 * seen.filter((x) => x === "SIGINT").length + seen.length); });
+          require("fs").writeFileSync(${JSON.stringify(ready)}, ""); setTimeout(() => process.exit(99), 20000);`;
+        const running = runCommand({ ...quiet(), argv: ["node", "-e", script], tunnel: { closed: never }, interactive, passSignals: (handler) => void (handler && (pass = handler)) });
+        while (!existsSync(ready)) await sleep(20);
+        for (const signal of ["SIGINT", "SIGINT", "SIGTERM", "SIGHUP"] as const) {
+          pass(signal);
+          await sleep(200); // two of the same signal pending at once would be one
+        }
+        expect(await running).toBe(interactive ? 13 : 24);
+      });
+    }, T);
+  }
 });
 
 describe("commandEnvironment", () => {

@@ -14,7 +14,9 @@ import type { Door } from "./forward.js";
 import type { Credentials } from "./socks5.js";
 
 /** The signals that stop the command line (main.ts): a user, a CI runner, a closed terminal or ssh. */
-export type StopSignal = "SIGINT" | "SIGTERM" | "SIGHUP";
+export const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+export type StopSignal = (typeof STOP_SIGNALS)[number];
+const isStopSignal = (signal: NodeJS.Signals): signal is StopSignal => (STOP_SIGNALS as readonly string[]).includes(signal);
 
 /** Our own failure under `-- COMMAND` (the tunnel, a door, a flag), told apart from COMMAND's codes as docker run and env(1) do. */
 export const WRAPPER_FAILED = 125;
@@ -112,16 +114,16 @@ export interface RunCommandOptions {
   passSignals(handler: ((signal: StopSignal) => void) | undefined): void;
   /**
    * A terminal is on our stdin, stdout or stderr: its Ctrl-C goes to our whole process group,
-   * COMMAND included, so we do not send COMMAND a second SIGINT (many tools take a second one
-   * as "quit now": terraform, docker compose).
+   * COMMAND included, so the first SIGINT is not passed on (many tools take a second one as
+   * "quit now": terraform, docker compose); later ones are.
    */
   interactive: boolean;
   /**
-   * COMMAND died of `signal` (or we were stopped before it started): end this process by the
-   * same signal once done. A shell running a script stops the script only when its command
-   * died of SIGINT, not when it exited 130.
+   * COMMAND died of a stop signal (or we were stopped before it started): end this process by
+   * the same signal once done. A shell running a script stops the script only when its
+   * command died of SIGINT, not when it exited 130.
    */
-  dieOf(signal: NodeJS.Signals): void;
+  dieOf(signal: StopSignal): void;
   /** How long COMMAND has to end after our SIGTERM when the tunnel fails, before a SIGKILL; by default 10 s (docker stop's grace). */
   killAfterMs?: number;
 }
@@ -150,12 +152,18 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     // After a spawn, 'error' is only a failed kill; the exit still comes.
     child.on("error", (error) => (child.pid === undefined ? resolve({ code: cannotRun(program, error, err) }) : err(`wg-netstack: ${program}: ${error.message}`)));
   });
+  // At a terminal the first Ctrl-C reached COMMAND from the terminal itself (one process group);
+  // later ones are passed on, for a COMMAND that left the group (timeout, setsid) or a kill -INT of ours alone.
+  let terminalInterrupt = options.interactive;
   options.passSignals((signal) => {
-    if (!(signal === "SIGINT" && options.interactive)) signalChild(child, signal);
+    if (signal === "SIGINT" && terminalInterrupt) terminalInterrupt = false;
+    else signalChild(child, signal);
   });
   try {
     const first = await Promise.race([exited, options.tunnel.closed.then(() => undefined)]);
-    if (first) return first.signal ? dieOf(first.signal, options) : first.code;
+    // A death by a stop signal is ours too (a calling shell acts on it); by another (SIGUSR1
+    // would open Node's inspector, SIGSEGV would look like our crash) it is only a code.
+    if (first) return first.signal && isStopSignal(first.signal) ? dieOf(first.signal, options) : first.code;
     err(`wg-netstack: stopping ${program} (SIGTERM): the tunnel is down`);
     signalChild(child, "SIGTERM");
     const killAfterMs = options.killAfterMs ?? KILL_AFTER_MS;
@@ -174,13 +182,14 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
 }
 
 /** Ends us by `signal` once done (see RunCommandOptions.dieOf); 128+signo is the code where a runtime cannot. */
-function dieOf(signal: NodeJS.Signals, options: Pick<RunCommandOptions, "dieOf">): number {
+function dieOf(signal: StopSignal, options: Pick<RunCommandOptions, "dieOf">): number {
   options.dieOf(signal);
   return signalExitCode(signal);
 }
 
 /** process.kill, not child.kill: Deno's child.kill() sends one signal per child, and returns false after. */
 function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return; // it never started: its 'error' is on the way
   try {
     process.kill(child.pid!, signal);
   } catch {

@@ -140,7 +140,8 @@ describe("connect --stdio", () => {
           return void (await ending);
         }
         case SOURCE:
-          for (sourced = 0; sourced < 64 * MIB; sourced += MIB) await conn.write(DATA.subarray(0, MIB));
+          // In 64 KiB pieces: what stays queued in the buffers between us and the reader is a few of them, never a whole MiB unseen.
+          for (sourced = 0; sourced < 64 * MIB; sourced += 64 * 1024) await conn.write(DATA.subarray(0, 64 * 1024));
           return conn.end();
         case SINK:
           await conn.accept();
@@ -202,6 +203,8 @@ describe("connect --stdio", () => {
   it("backpressure: a stdout nobody reads holds the far end back (what it sends waits in bounded buffers)", async () => {
     const run = start(`${HOST}:${SOURCE}`);
     run.stdout.pause();
+    sourced = 0;
+    for (let i = 0; i < 1500 && sourced === 0; i++) await sleep(20); // connected (a loaded machine starts a runtime slowly)
     await sleep(2000);
     // The pipe, the relay's buffers, our TCP receive window: a few MiB, not the 64 on offer.
     expect(sourced).toBeGreaterThan(0);
@@ -219,6 +222,7 @@ describe("connect --stdio", () => {
         taken += 64 * 1024;
       }
     })();
+    for (let i = 0; i < 1500 && taken === 0; i++) await sleep(20);
     await sleep(2000);
     expect(taken).toBeGreaterThan(0);
     expect(taken).toBeLessThan(16 * MIB);

@@ -278,6 +278,8 @@ describe("main", () => {
       err: (line) => void err.push(line),
       env: {},
       stopRequested: new Promise(() => {}),
+      passSignals: () => {},
+      dieOf: () => {},
       runtime,
     });
     for (const start = Date.now(); !out.some((line) => line.includes("wg-netstack gateway on udp")); await new Promise((resolve) => setTimeout(resolve, 20))) {

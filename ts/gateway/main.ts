@@ -1,30 +1,49 @@
 #!/usr/bin/env node
 // The `wg-netstack` command (package.json "bin"): npx / bunx / deno run -A npm:wg-netstack.
 
+import { constants } from "node:os";
 import process from "node:process";
 import { keepYoungGenerationSmall } from "../cli/young-generation.js";
-import type { StopSignal } from "../connect/exec.js";
+import { STOP_SIGNALS, type StopSignal } from "../connect/exec.js";
 import { main } from "./cli.js";
 
 keepYoungGenerationSmall();
 
-/** The signals that stop the command line: Ctrl-C, a service manager or CI runner, a closed terminal or ssh (SIGHUP to its ProxyCommand). */
-const STOP_SIGNALS: StopSignal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 /** While `connect -- COMMAND` runs its command, stop signals are passed on to it. */
 let passOn: ((signal: StopSignal) => void) | undefined;
+let diedOf: StopSignal | undefined;
 const stopRequested = new Promise<StopSignal>((resolve) => {
   let signals = 0;
   const stop = (signal: StopSignal) => {
     if (passOn) return passOn(signal);
-    // A second Ctrl-C while flows are closing means "now".
-    if (++signals > 1) process.exit(130);
+    // A second one while flows are closing means "now": end by it.
+    if (++signals > 1) {
+      diedOf = signal;
+      exit(128 + constants.signals[signal]);
+    }
     resolve(signal);
   };
+  // SIGHUP too: a closed terminal, or ssh ending its ProxyCommand. (Node restores every signal's
+  // default at start, so an ignored SIGHUP, nohup's, never reached us: it killed us outright.)
   for (const signal of STOP_SIGNALS) process.on(signal, () => stop(signal));
 });
 
+/**
+ * Ends the process: by the stop signal `--stdio` or COMMAND ended by, where the runtime lets
+ * its default action back (Node does once no listener is left), so a calling shell sees a
+ * death by signal; otherwise, and for every other end, with the exit code.
+ */
+function exit(code: number): void {
+  if (!diedOf) process.exit(code);
+  process.removeAllListeners(diedOf);
+  process.kill(process.pid, diedOf);
+  // Node dies within the kill. Where another thread takes the signal (Deno), its default action
+  // comes a moment later, and an exit at once would win the race; where the runtime keeps its
+  // handler, this is the end.
+  setTimeout(() => process.exit(code), 200);
+}
+
 let wroteOut = false;
-let diedOf: NodeJS.Signals | undefined;
 const code = await main(process.argv.slice(2), {
   out: (text) => {
     wroteOut = true;
@@ -40,22 +59,8 @@ const code = await main(process.argv.slice(2), {
     diedOf = signal;
   },
 });
-
-/**
- * Ends the process: by the signal `--stdio` or COMMAND ended by, where the runtime lets its
- * default action back (Node does once no listener is left), so a calling shell sees a death by
- * signal; otherwise, and for every other end, with the exit code.
- */
-function exit(): never {
-  if (diedOf) {
-    process.removeAllListeners(diedOf);
-    process.kill(process.pid, diedOf);
-  }
-  process.exit(code);
-}
-
 // Exit once what we wrote has gone out, whatever handles a runtime keeps open. Not for what
 // `connect --stdio` wrote: it waited for that itself, or gave up on it (a reset), and its
 // reader may never take the rest.
-if (wroteOut) process.stdout.write("", exit);
-else exit();
+if (wroteOut) process.stdout.write("", () => exit(code));
+else exit(code);
