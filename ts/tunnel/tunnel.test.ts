@@ -242,6 +242,9 @@ describe("connectTunnel", () => {
     await expect(attempt).rejects.toMatchObject({ name: "AbortError", code: "ABORT_ERR" });
     expect(Date.now() - started).toBeLessThan(5_000); // not the 30 s handshake timeout
     await expect(connectTunnel(stranger, { ...THREADS, signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "ABORT_ERR" });
+    // An Endpoint name whose lookup never answers: the signal still ends the wait.
+    const hanging = connectTunnel(configText({ endpoint: "slow.example:51820" }), { ...THREADS, lookup: () => new Promise<string>(() => {}), signal: AbortSignal.timeout(100) });
+    await expect(hanging).rejects.toMatchObject({ code: "ABORT_ERR" });
     await expect(connectTunnel(stranger, { signal: "soon" as unknown as AbortSignal })).rejects.toMatchObject({ name: "TypeError", code: "ERR_INVALID_ARG_TYPE" });
   });
 

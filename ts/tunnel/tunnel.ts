@@ -72,8 +72,7 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
   if (signal?.aborted) throw abortError(signal);
 
   const lookupName = options.lookup ?? lookupHost;
-  const endpoints = await Promise.all(parsed.peers.map((peer, i) => resolveEndpoint(peer.endpoint, `peers[${i}].endpoint`, lookupName)));
-  if (signal?.aborted) throw abortError(signal);
+  const endpoints = await untilAborted(Promise.all(parsed.peers.map((peer, i) => resolveEndpoint(peer.endpoint, `peers[${i}].endpoint`, lookupName))), signal);
   // One socket for every peer: dual-stack when an endpoint is IPv6.
   const host = endpoints.some((endpoint) => endpoint && parseIp(endpoint.host)!.family === 6) ? "::" : "0.0.0.0";
   const tunnel = new Tunnel(parsed, connectTimeout);
@@ -104,6 +103,17 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
     throw error;
   }
   return tunnel;
+}
+
+/** `work`, or an AbortError as soon as `signal` fires: for a wait that cannot itself be aborted (a name lookup). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
 }
 
 const START = Symbol("start");
