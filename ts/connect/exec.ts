@@ -191,7 +191,7 @@ function dieOf(signal: StopSignal, options: Pick<RunCommandOptions, "dieOf">): n
 function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return; // it never started: its 'error' is on the way
   try {
-    process.kill(child.pid!, signal);
+    process.kill(child.pid, signal);
   } catch {
     // Gone already: its exit is on the way.
   }

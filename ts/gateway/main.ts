@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // The `wg-netstack` command (package.json "bin"): npx / bunx / deno run -A npm:wg-netstack.
 
-import { constants } from "node:os";
 import process from "node:process";
 import { keepYoungGenerationSmall } from "../cli/young-generation.js";
-import { STOP_SIGNALS, type StopSignal } from "../connect/exec.js";
+import { signalExitCode, STOP_SIGNALS, type StopSignal } from "../connect/exec.js";
 import { main } from "./cli.js";
 
 keepYoungGenerationSmall();
@@ -19,7 +18,7 @@ const stopRequested = new Promise<StopSignal>((resolve) => {
     // A second one while flows are closing means "now": end by it.
     if (++signals > 1) {
       diedOf = signal;
-      exit(128 + constants.signals[signal]);
+      exit(signalExitCode(signal));
     }
     resolve(signal);
   };
