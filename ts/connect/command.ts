@@ -211,7 +211,7 @@ export interface ConnectIo {
   dieOf(signal: StopSignal): void;
 }
 
-/** Runs `connect` until stopped; resolves with the exit code. Throws a UsageError (exit 2) for a bad config. */
+/** Runs `connect` until stopped; resolves with the exit code. Throws a UsageError for a bad config (exit 2; 125 under `--`, cli.ts). */
 export async function runConnect(command: ConnectCommand, io: ConnectIo): Promise<number> {
   const fromStdin = command.config === "-";
   if (fromStdin && isatty(0)) throw new UsageError("CONFIG -: stdin is a terminal; pipe the config in (or give a file)");
