@@ -67,6 +67,20 @@ export function abortError(signal: AbortSignal): TunnelError {
 }
 
 /**
+ * `work`, or a rejection with `why()` (by default the signal's reason) as soon as `signal`
+ * fires: for a wait that cannot itself be aborted (a name lookup, a dial already under way).
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, why: () => unknown = () => signal.reason): Promise<T> {
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(why());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
+}
+
+/**
  * An error as Node's own APIs make it, for callers that check its `code`: an Error (a TypeError
  * or RangeError for a bad argument, as Node throws them), with `syscall` where Node gives one.
  */

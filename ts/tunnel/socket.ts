@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 import type { TcpConnection } from "../host/tcp-connection.js";
 import { isDialName, parseIp } from "../ip.js";
-import { abortError, asTunnelError, codedError, checkMilliseconds, checkPort, TunnelError } from "./errors.js";
+import { abortError, asTunnelError, codedError, checkMilliseconds, checkPort, TunnelError, untilAborted } from "./errors.js";
 
 /** What a socket needs from its tunnel. */
 export interface Dialer {
@@ -125,13 +125,7 @@ export class TunnelSocket extends Duplex {
         if (this.#state === "connecting") this.emit("lookup", null, address, parseIp(address)!.family, options.host);
       };
       const dialing = this.#dialer.dial(options.host, options.port, options.family ?? 0, abort.signal, lookup);
-      const connection = await Promise.race([
-        dialing,
-        new Promise<never>((_, reject) => {
-          if (abort.signal.aborted) reject(abort.signal.reason);
-          abort.signal.addEventListener("abort", () => reject(abort.signal.reason), { once: true });
-        }),
-      ]).catch((error: unknown) => {
+      const connection = await untilAborted(dialing, abort.signal).catch((error: unknown) => {
         // Given up (timeout, abort, destroy): a connection that opens later is reset.
         void dialing.then((late) => late.abort(), () => {});
         throw error;

@@ -13,7 +13,7 @@ import { cidrCovers, endpointText, formatIp, parseCidr, parseHostEndpoint, parse
 import { lookupHost } from "../runtime/system.js";
 import { parseConfig, type TunnelConfig } from "./config.js";
 import { DnsResolver, type ResolveOptions } from "./dns.js";
-import { abortError, asTunnelError, checkPort, codedError, TunnelError } from "./errors.js";
+import { abortError, asTunnelError, checkPort, codedError, TunnelError, untilAborted } from "./errors.js";
 import { tunnelDispatcher, tunnelFetch, tunnelHttpAgent, tunnelHttpsAgent } from "./http.js";
 import { TunnelSocket, type Dialer, type TunnelConnectOptions, type TunnelSocketOptions } from "./socket.js";
 import { TunnelUdpSocket, type UdpListener } from "./udp.js";
@@ -72,7 +72,9 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
   if (signal?.aborted) throw abortError(signal);
 
   const lookupName = options.lookup ?? lookupHost;
-  const endpoints = await untilAborted(Promise.all(parsed.peers.map((peer, i) => resolveEndpoint(peer.endpoint, `peers[${i}].endpoint`, lookupName))), signal);
+  const resolving = Promise.all(parsed.peers.map((peer, i) => resolveEndpoint(peer.endpoint, `peers[${i}].endpoint`, lookupName)));
+  // The system's resolver cannot be aborted: the wait for it can.
+  const endpoints = signal ? await untilAborted(resolving, signal, () => abortError(signal)) : await resolving;
   // One socket for every peer: dual-stack when an endpoint is IPv6.
   const host = endpoints.some((endpoint) => endpoint && parseIp(endpoint.host)!.family === 6) ? "::" : "0.0.0.0";
   const tunnel = new Tunnel(parsed, connectTimeout);
@@ -103,17 +105,6 @@ export async function connectTunnel(config: string | TunnelConfig, options: Tunn
     throw error;
   }
   return tunnel;
-}
-
-/** `work`, or an AbortError as soon as `signal` fires: for a wait that cannot itself be aborted (a name lookup). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(abortError(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  return Promise.race([work, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
 }
 
 const START = Symbol("start");
