@@ -11,7 +11,7 @@ import { FlowLog } from "../gateway/flow-log.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
-import { commandEnvironment, runCommand, signalExitCode, type StopSignal, WRAPPER_FAILED } from "./exec.js";
+import { commandEnvironment, endBy, runCommand, type StopSignal, WRAPPER_FAILED } from "./exec.js";
 import { peerLookup, startTcpForward, startUdpForward, type Door } from "./forward.js";
 import { startHttpProxy } from "./http-proxy.js";
 import { startTcpReverse, startUdpReverse } from "./reverse.js";
@@ -256,9 +256,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     if (!stoppedBy) throw error;
     log.summary();
     // As a stop once up: the plain command exits 0; --stdio and a COMMAND (never run) end by the signal.
-    if (!command.exec && !command.stdio) return 0;
-    io.dieOf(stoppedBy);
-    return signalExitCode(stoppedBy);
+    return command.exec || command.stdio ? endBy(stoppedBy, io) : 0;
   }
   let code = 0;
   const shared = { tunnel, log, peerOf: peerLookup(config.peers), signal: shutdown.signal };
@@ -290,11 +288,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
       // The process is its one connection: a signal cuts it, and says so as nc would, by dying
       // of it; not one that comes once the connection has ended (ssh's SIGHUP as it exits).
       let ended = false;
-      const stopped = io.stopRequested.then((signal) => {
-        if (ended) return 0;
-        io.dieOf(signal);
-        return signalExitCode(signal);
-      });
+      const stopped = io.stopRequested.then((signal) => (ended ? 0 : endBy(signal, io)));
       code = await Promise.race([stopped, tunnel.closed.then(() => 1), stdio.finished]);
       ended = true;
     } else {

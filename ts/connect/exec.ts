@@ -140,7 +140,7 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
   const { argv, err } = options;
   const program = argv[0]!;
   const stoppedEarly = await Promise.race([options.stopRequested, Promise.resolve(NOT_YET)]);
-  if (stoppedEarly !== NOT_YET) return dieOf(stoppedEarly, options);
+  if (stoppedEarly !== NOT_YET) return endBy(stoppedEarly, options);
   let child: ChildProcess;
   try {
     child = spawn(program, argv.slice(1), { stdio: [options.stdinTaken ? "ignore" : "inherit", "inherit", "inherit"], env: options.env });
@@ -163,7 +163,7 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     const first = await Promise.race([exited, options.tunnel.closed.then(() => undefined)]);
     // A death by a stop signal is ours too (a calling shell acts on it); by another (SIGUSR1
     // would open Node's inspector, SIGSEGV would look like our crash) it is only a code.
-    if (first) return first.signal && isStopSignal(first.signal) ? dieOf(first.signal, options) : first.code;
+    if (first) return first.signal && isStopSignal(first.signal) ? endBy(first.signal, options) : first.code;
     err(`wg-netstack: stopping ${program} (SIGTERM): the tunnel is down`);
     signalChild(child, "SIGTERM");
     const killAfterMs = options.killAfterMs ?? KILL_AFTER_MS;
@@ -181,8 +181,8 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
   }
 }
 
-/** Ends us by `signal` once done (see RunCommandOptions.dieOf); 128+signo is the code where a runtime cannot. */
-function dieOf(signal: StopSignal, options: Pick<RunCommandOptions, "dieOf">): number {
+/** Ends us by `signal` once done (see RunCommandOptions.dieOf); returns 128+signo, the code where a runtime cannot. */
+export function endBy(signal: StopSignal, options: Pick<RunCommandOptions, "dieOf">): number {
   options.dieOf(signal);
   return signalExitCode(signal);
 }
