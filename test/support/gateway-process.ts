@@ -13,6 +13,21 @@ export const GATEWAY_MAIN = join(root, "dist/gateway/main.js");
 /** How to run a program under the runtime running the tests. */
 export const RUNTIME_COMMAND = "Deno" in globalThis ? [process.execPath, "run", "-A"] : [process.execPath];
 
+/**
+ * `wg-netstack ARGS` on a pseudo-terminal, as typed at a shell: script(1) gives it one as
+ * stdin, stdout and stderr. Write keys to `child.stdin` (the terminal holds them until read;
+ * ^C sends SIGINT to the foreground process group); `shown()` is what the terminal showed;
+ * `exited` is script's exit, which is the command's code.
+ */
+export function onTerminal(args: string[]): { child: ChildProcess; shown(): string; exited: Promise<number | null> } {
+  const quoted = [...RUNTIME_COMMAND, GATEWAY_MAIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
+  const child = spawn("script", ["-qec", quoted, "/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
+  let shown = "";
+  child.stdout!.on("data", (data: Buffer) => (shown += data.toString("latin1")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (status) => resolve(status)));
+  return { child, shown: () => shown, exited };
+}
+
 /** Resolves once `child` prints a line containing `text`. */
 export function waitForLine(child: ChildProcess, text: string): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GATEWAY_MAIN, RUNTIME_COMMAND } from "../../test/support/gateway-process.js";
+import { GATEWAY_MAIN, onTerminal, RUNTIME_COMMAND } from "../../test/support/gateway-process.js";
 import { THREADS, THREADS_FLAGS } from "../../test/support/threads.js";
 import { clientConfig, genkey, pubkey, startServer, type Server, type TcpConnection } from "../index.js";
 import { commandEnvironment, runCommand, type StopSignal } from "./exec.js";
@@ -185,19 +185,15 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
   }, T);
 
   it("at a terminal, Ctrl-C reaches COMMAND once (the terminal's, not a second from us: many tools take a second as 'quit now')", async () => {
-    // script(1) runs us on a pseudo-terminal; ^C there sends SIGINT to the foreground process group, COMMAND and us.
+    // On a pseudo-terminal ^C sends SIGINT to the foreground process group: COMMAND and us.
     const script = `let seen = 0; process.on("SIGINT", () => { seen++; setTimeout(() => { console.log("SIGINT x" + seen); process.exit(4); }, 500); });
       console.log("ready"); setTimeout(() => process.exit(9), 30000);`;
-    const command = [...RUNTIME_COMMAND, GATEWAY_MAIN, "connect", configPath, ...THREADS_FLAGS, "--", "node", "-e", script].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
-    const child = spawn("script", ["-qec", command, "/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
+    const { child, shown, exited } = onTerminal(["connect", configPath, ...THREADS_FLAGS, "--", "node", "-e", script]);
     started.push(child);
-    let terminal = "";
-    child.stdout!.on("data", (data) => (terminal += data.toString("latin1")));
-    const exited = new Promise((resolve) => child.on("exit", (status) => resolve(status)));
-    for (let i = 0; i < 1000 && !terminal.includes("ready"); i++) await sleep(20);
+    for (let i = 0; i < 1000 && !shown().includes("ready"); i++) await sleep(20);
     child.stdin!.write("\x03");
     expect(await exited).toBe(4);
-    expect(terminal).toContain("SIGINT x1");
+    expect(shown()).toContain("SIGINT x1");
   }, T);
 
   /** `connect` with a key the server does not know (no handshake ever completes), once it waits for one. */

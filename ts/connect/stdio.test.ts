@@ -3,7 +3,6 @@
 // the far end sends must come out of stdout (and nothing else), each end's close must reach
 // the other, and a connection that fails must say why on stderr and exit 1.
 
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import type { Readable, Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TcpConnection, UdpPacket } from "../index.js";
 import { UsageError } from "../cli/flags.js";
 import { parseConnectCommand } from "./command.js";
-import { GATEWAY_MAIN, RUNTIME_COMMAND } from "../../test/support/gateway-process.js";
+import { onTerminal } from "../../test/support/gateway-process.js";
 import { spawnStdio, startStdioNetwork, type StdioChild } from "../../test/support/stdio-process.js";
 import { THREADS_FLAGS } from "../../test/support/threads.js";
 
@@ -259,18 +258,13 @@ describe("connect --stdio", () => {
   }, T);
 
   it("with a terminal as stdin (typed at a shell): a line typed goes out and comes back, ^D ends it, exit 0", async () => {
-    // script(1) gives the command a pseudo-terminal as stdin, stdout and stderr, and exits with its code.
-    const command = [...RUNTIME_COMMAND, GATEWAY_MAIN, "connect", network.config, "--stdio", `${HOST}:${ECHO}`, ...THREADS_FLAGS].map((word) => `'${word}'`).join(" ");
-    const child = spawn("script", ["-qec", command, "/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
+    const { child, shown, exited } = onTerminal(["connect", network.config, "--stdio", `${HOST}:${ECHO}`, ...THREADS_FLAGS]);
     children.push({ child, stdout: child.stdout!, stderr: () => "", exited: Promise.resolve(0) });
-    let terminal = "";
-    child.stdout!.on("data", (data) => (terminal += data.toString("latin1")));
-    const exited = new Promise((resolve) => child.on("exit", (status) => resolve(status)));
     child.stdin!.write("hello through the tunnel\n"); // the terminal holds it until the process reads
-    for (let i = 0; i < 200 && terminal.split("hello through the tunnel").length < 3; i++) await sleep(25); // the terminal's echo, then the far end's
+    for (let i = 0; i < 200 && shown().split("hello through the tunnel").length < 3; i++) await sleep(25); // the terminal's echo, then the far end's
     child.stdin!.write("\x04");
     expect(await exited).toBe(0);
-    expect(terminal.split("hello through the tunnel").length).toBe(3);
+    expect(shown().split("hello through the tunnel").length).toBe(3);
   }, T);
 
   it("--json writes the log on stderr (up, the flow, the summary) and nothing else on stdout", async () => {
