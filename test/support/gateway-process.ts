@@ -21,7 +21,9 @@ export const RUNTIME_COMMAND = "Deno" in globalThis ? [process.execPath, "run", 
  */
 export function onTerminal(args: string[]): { child: ChildProcess; shown(): string; exited: Promise<number | null> } {
   const quoted = [...RUNTIME_COMMAND, GATEWAY_MAIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
-  const child = spawn("script", ["-qec", quoted, "/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
+  // exec: a shell left between (dash, script's default without $SHELL) would take the terminal's
+  // SIGINT too, and end by it after its child had exited.
+  const child = spawn("script", ["-qec", `exec ${quoted}`, "/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
   let shown = "";
   child.stdout!.on("data", (data: Buffer) => (shown += data.toString("latin1")));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (status) => resolve(status)));
