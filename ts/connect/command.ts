@@ -216,12 +216,22 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   const fromStdin = command.config === "-";
   if (fromStdin && isatty(0)) throw new UsageError("CONFIG -: stdin is a terminal; pipe the config in (or give a file)");
   const source = fromStdin ? "<stdin>" : command.config;
-  let text: string;
+  // A stop before the tunnel is up ends what we wait for at once: the config on stdin, the handshake.
+  let stoppedBy: StopSignal | undefined;
+  const starting = new AbortController();
+  void io.stopRequested.then((signal) => {
+    stoppedBy = signal;
+    starting.abort();
+  });
+  /** As a stop once up: the plain command exits 0; --stdio and a COMMAND (never run) end by the signal. */
+  const stoppedEarly = (signal: StopSignal) => (command.exec || command.stdio ? endBy(signal, io) : 0);
+  let text: string | undefined;
   try {
-    text = fromStdin ? await readStdin() : readFileSync(command.config, "utf8");
+    text = fromStdin ? await Promise.race([readStdin(), io.stopRequested.then(() => undefined)]) : readFileSync(command.config, "utf8");
   } catch (error) {
     throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  if (text === undefined) return stoppedEarly(stoppedBy!);
   let config;
   try {
     config = parseConfig(text, { onWarning: (message) => io.err(`wg-netstack: ${source}: ${message}`) });
@@ -235,13 +245,6 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   const shutdown = new AbortController();
   const doors: Door[] = [];
   let stdio: StdioDoor | undefined;
-  // A stop while the tunnel comes up ends the wait for the handshake at once.
-  let stoppedBy: StopSignal | undefined;
-  const starting = new AbortController();
-  void io.stopRequested.then((signal) => {
-    stoppedBy = signal;
-    starting.abort();
-  });
   let tunnel;
   try {
     tunnel = await connectTunnel(config, {
@@ -255,8 +258,7 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     await pcap?.close();
     if (!stoppedBy) throw error;
     log.summary();
-    // As a stop once up: the plain command exits 0; --stdio and a COMMAND (never run) end by the signal.
-    return command.exec || command.stdio ? endBy(stoppedBy, io) : 0;
+    return stoppedEarly(stoppedBy);
   }
   let code = 0;
   const shared = { tunnel, log, peerOf: peerLookup(config.peers), signal: shutdown.signal };

@@ -246,6 +246,19 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(stdout).toBe(`stdin /dev/null\n${WEB}:80 /from-stdin-config\n`);
     expect(code).toBe(0);
   }, T);
+
+  it("a stop while CONFIG - is still being read (a pipe that never ends) ends it at once: exit 0, or under -- death by the signal with COMMAND never run", async () => {
+    const marker = join(dir, "unread-config-ran");
+    for (const args of [["--socks5", "0"], ["--", "touch", marker]]) {
+      const run = startConnect(["-", ...args]);
+      // More comment lines than a pipe holds: the write completes only once it reads stdin, after its signal handlers.
+      await new Promise<void>((resolve) => run.child.stdin!.write("# waiting\n".repeat(30_000), () => resolve()));
+      process.kill(run.child.pid!, "SIGTERM");
+      const { code, signal } = await run.finished;
+      expect(code ?? signal).toBe(args[0] === "--" ? "SIGTERM" : 0);
+    }
+    expect(existsSync(marker)).toBe(false);
+  }, T);
 });
 
 describe("runCommand", () => {
