@@ -38,7 +38,7 @@ const TOOLCHAIN_PKGS = ['rustc-web', 'cargo-web', 'rust-web-src', 'lld', 'wasi-l
 // tshark reads back the gateway's pcap files; dig asks DNS through connect's forwards and proxies. g++ builds libFuzzer for the fuzz targets.
 // chromium (driven by playwright-core) opens serve --web's page; zbarimg decodes its QR code from a screenshot.
 // nft (nftables) makes connect's test namespace answer SYNs with ICMP unreachable.
-const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools', 'nftables', 'openssh-server'];
+const TEST_PKGS = ['wireguard-go', 'wireguard-tools', 'iproute2', 'iputils-ping', 'socat', 'curl', 'tshark', 'g++', 'postgresql', 'openssl', 'dnsutils', 'chromium', 'zbar-tools', 'nftables', 'openssh-server', 'procps'];
 
 const log = (msg) => console.log(`[build] ${msg}`);
 function die(msg) {

@@ -23,7 +23,7 @@ import { clientConfig, connectTunnel, genkey, pubkey, TunnelError } from "../../
 import { GATEWAY_MAIN, RUNTIME_COMMAND, startCommand, waitForLine } from "../support/gateway-process.js";
 import { lcgFile, lcgFileHash, lcgFileSource } from "../support/lcg-file.js";
 import { postgresBin, startPostgres } from "../support/postgres.js";
-import { cleanupStaleNamespaces, interopSkipReason, startWgServer, type WgServer } from "./netns.js";
+import { cleanupStaleNamespaces, interopSkipReason, LOCAL_ENV, startWgServer, type WgServer } from "./netns.js";
 import { THREADS, THREADS_FLAGS } from "../support/threads.js";
 
 const skipReason = interopSkipReason();
@@ -150,7 +150,7 @@ async function socksUdpDnsQuery(proxyPort: number, login: string, dnsServer: str
 }
 
 function run(command: string, args: string[]) {
-  return spawnSync(command, args, { encoding: "utf8", timeout: 60_000 });
+  return spawnSync(command, args, { encoding: "utf8", timeout: 60_000, env: LOCAL_ENV });
 }
 
 const haveDig = run("sh", ["-c", "command -v dig"]).status === 0;

@@ -79,11 +79,17 @@ export interface ExecOptions {
 
 const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 
+/**
+ * process.env without proxy variables: what the tests run (curl above all) talks to loopback and
+ * to namespaces this test made, never through a runner's proxy (curl would send it there).
+ */
+export const LOCAL_ENV: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/_proxy$/i.test(name)));
+
 function run(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve) => {
     let child: ChildProcess;
     try {
-      child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env });
+      child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? LOCAL_ENV });
     } catch (err) {
       resolve({ code: 127, stdout: "", stderr: String(err) });
       return;

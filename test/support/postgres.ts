@@ -26,7 +26,7 @@ export async function startPostgres(ns: Pick<Netns, "spawn">, bin: string, addre
   const [uid, gid] = [Number(user.stdout), Number(group.stdout)];
   const dataDir = mkdtempSync(join(tmpdir(), "wgn-postgres-"));
   chownSync(dataDir, uid, gid);
-  const init = spawnSync(join(bin, "initdb"), ["-D", join(dataDir, "data"), "-A", "trust", "-U", "postgres", "--no-sync"], { uid, gid, encoding: "utf8", timeout: 60_000 });
+  const init = spawnSync(join(bin, "initdb"), ["-D", join(dataDir, "data"), "-A", "trust", "-U", "postgres", "--no-sync", "--no-locale", "-E", "UTF8"], { uid, gid, encoding: "utf8", timeout: 60_000 });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   appendFileSync(join(dataDir, "data/pg_hba.conf"), `host all all ${trusted} trust\n`);
   const postgres = ns.spawn(

@@ -42,8 +42,11 @@ interface Finished {
 /** Every CLI started, so a failed test leaves none running. */
 const started: ChildProcess[] = [];
 
+/** Our environment without what the tests look for in COMMAND's (a runner's proxy, WG_NETSTACK_SKIP_INTEROP). */
+const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(wg_netstack_.*|.*_proxy)$/i.test(name)));
+
 /** `wg-netstack connect ARGS` as a child process; `input`, when given, is its whole stdin. */
-function startConnect(args: string[], { input, env = process.env }: { input?: string; env?: Record<string, string | undefined> } = {}) {
+function startConnect(args: string[], { input, env = CLEAN_ENV }: { input?: string; env?: Record<string, string | undefined> } = {}) {
   const [config, ...rest] = args;
   const child = spawn(RUNTIME_COMMAND[0]!, [...RUNTIME_COMMAND.slice(1), GATEWAY_MAIN, "connect", config!, ...THREADS_FLAGS, ...rest], { stdio: "pipe", env });
   started.push(child);
@@ -97,7 +100,7 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
       'curl -sS --max-time 20 "http://$WG_NETSTACK_FORWARD_1/by-forward"',
     ].join("\n");
     // A runner's own proxy and an outer tunnel's door variable must not reach COMMAND.
-    const env = { ...process.env, HTTP_PROXY: "http://runner-proxy.invalid:3128", https_proxy: "http://runner-proxy.invalid:3128", WG_NETSTACK_FORWARD_7: "127.0.0.1:9" };
+    const env = { ...CLEAN_ENV, HTTP_PROXY: "http://runner-proxy.invalid:3128", https_proxy: "http://runner-proxy.invalid:3128", WG_NETSTACK_FORWARD_7: "127.0.0.1:9" };
     const run = startConnect([configPath, "--socks5", `${LOGIN}@0`, "--http", `${LOGIN}@0`, "--forward", `tcp:0=${WEB}:80`, "--", "sh", "-c", script], { env });
     const { code, stdout, stderr } = await run.finished;
     expect(stderr).toMatch(/tunnel up: 10\.0\.0\.2/);
@@ -330,15 +333,18 @@ describe("runCommand", () => {
     it(`${interactive ? "at a terminal passes on every SIGINT but the first (the terminal sent COMMAND its own), and" : "without a terminal passes on every SIGINT, and"} every SIGTERM and SIGHUP`, async () => {
       await inTempDir(async (dir) => {
         let pass!: (signal: StopSignal) => void;
-        const ready = join(dir, "ready");
-        // Exits on SIGHUP with 10 × the SIGINTs it saw + the signals it saw.
-        const script = `const seen = []; for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { seen.push(s); if (s === "SIGHUP") process.exit(10 * seen.filter((x) => x === "SIGINT").length + seen.length); });
-          require("fs").writeFileSync(${JSON.stringify(ready)}, ""); setTimeout(() => process.exit(99), 20000);`;
+        const seen = join(dir, "seen");
+        // Notes each signal in `seen`; exits on SIGHUP with 10 × the SIGINTs it saw + the signals it saw.
+        const script = `const fs = require("fs"); const seen = []; for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { seen.push(s); fs.appendFileSync(${JSON.stringify(seen)}, s + "\\n"); if (s === "SIGHUP") process.exit(10 * seen.filter((x) => x === "SIGINT").length + seen.length); });
+          fs.writeFileSync(${JSON.stringify(seen)}, ""); setTimeout(() => process.exit(99), 20000);`;
         const running = runCommand({ ...quiet(), argv: ["node", "-e", script], tunnel: { closed: never }, interactive, passSignals: (handler) => void (handler && (pass = handler)) });
-        while (!existsSync(ready)) await sleep(20);
-        for (const signal of ["SIGINT", "SIGINT", "SIGTERM", "SIGHUP"] as const) {
+        const noted = () => (existsSync(seen) ? readFileSync(seen, "utf8").split("\n").length - 1 : -1);
+        while (noted() < 0) await sleep(20);
+        for (const [i, signal] of (["SIGINT", "SIGINT", "SIGTERM", "SIGHUP"] as const).entries()) {
           pass(signal);
-          await sleep(200); // two of the same signal pending at once would be one
+          // The next waits until COMMAND noted this one (two of the same pending at once would be one); at a terminal the first is held back.
+          const passedOn = i + 1 - (interactive ? 1 : 0);
+          for (let waited = 0; noted() < passedOn && waited < 10_000; waited += 20) await sleep(20);
         }
         expect(await running).toBe(interactive ? 13 : 24);
       });
