@@ -266,7 +266,7 @@ for (const implementation of implementations) describe.skipIf(skipReason)(`conne
     const udpError = await new Promise<Error | null>((resolve) => udp.send("x", ECHO_PORT, UNCOVERED, resolve));
     udp.close();
     expect(udpError).toMatchObject({ code: "ENETUNREACH" });
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(3_000); // at once: far from the connect's 10 s
   }, T);
 
   it("pings the server's kernel by name, and times out on a blackholed address", async () => {

@@ -721,7 +721,7 @@ describe("tunnel.resolve", () => {
     const otherKey = genkey();
     server.addPeer({ publicKey: pubkey(otherKey), allowedIps: ["10.0.0.7/32"] });
     const text = clientConfig({ privateKey: otherKey, address: "10.0.0.7/32", serverPublicKey: server.publicKey, endpoint: `127.0.0.1:${server.address.port}`, dns: DNS_NO_TCP, allowedIps: "10.0.0.0/16" });
-    for (const [dns, code, atMost] of [[DNS_NO_TCP, "ECONNREFUSED", 1_000], [DNS_SILENT_TCP, "ETIMEDOUT", 7_000]] as const) {
+    for (const [dns, code, atMost] of [[DNS_NO_TCP, "ECONNREFUSED", 3_000], [DNS_SILENT_TCP, "ETIMEDOUT", 7_000]] as const) {
       const other = await connectTunnel(text.replace(`DNS = ${DNS_NO_TCP}`, `DNS = ${dns}`), THREADS);
       try {
         const started = Date.now();
