@@ -225,7 +225,8 @@ if (skipReason && process.env.CI) throw new Error(`real wg-quick/wg tests must r
 if (skipReason) console.log(`[client-config] skipping the real wg-quick/wg tests: ${skipReason}`);
 
 function run(command: string, args: string[]): { stdout: string; stderr: string } {
-  const result = spawnSync(command, args, { encoding: "utf8", timeout: 10_000 });
+  // LC_ALL=C: under a LANG the machine has not generated, bash (wg-quick) warns on stderr, which load() requires empty.
+  const result = spawnSync(command, args, { encoding: "utf8", timeout: 10_000, env: { ...process.env, LC_ALL: "C" } });
   if (result.status !== 0) throw new Error(`\`${command} ${args.join(" ")}\` failed (${result.status ?? result.error}): ${result.stderr}`);
   return { stdout: result.stdout, stderr: result.stderr };
 }
