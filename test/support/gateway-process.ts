@@ -20,7 +20,7 @@ export const RUNTIME_COMMAND = "Deno" in globalThis ? [process.execPath, "run", 
  * `exited` is script's exit, which is the command's code.
  */
 export function onTerminal(args: string[]): { child: ChildProcess; shown(): string; exited: Promise<number | null> } {
-  const quoted = [...RUNTIME_COMMAND, GATEWAY_MAIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
+  const quoted = commandLine(args);
   // exec: a shell left between (dash, script's default without $SHELL) would take the terminal's
   // SIGINT too, and end by it after its child had exited.
   const child = spawn("script", ["-qec", `exec ${quoted}`, "/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
@@ -28,6 +28,11 @@ export function onTerminal(args: string[]): { child: ChildProcess; shown(): stri
   child.stdout!.on("data", (data: Buffer) => (shown += data.toString("latin1")));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (status) => resolve(status)));
   return { child, shown: () => shown, exited };
+}
+
+/** `wg-netstack ARGS` under the runtime running the tests, as a line for sh -c. */
+export function commandLine(args: string[]): string {
+  return [...RUNTIME_COMMAND, GATEWAY_MAIN, ...args].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
 }
 
 /** Resolves once `child` prints a line containing `text`. */

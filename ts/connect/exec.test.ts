@@ -6,12 +6,13 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GATEWAY_MAIN, onTerminal, RUNTIME_COMMAND } from "../../test/support/gateway-process.js";
+import { commandLine, GATEWAY_MAIN, onTerminal, RUNTIME_COMMAND } from "../../test/support/gateway-process.js";
 import { THREADS, THREADS_FLAGS } from "../../test/support/threads.js";
 import { clientConfig, genkey, pubkey, startServer, type Server, type TcpConnection } from "../index.js";
 import { commandEnvironment, runCommand, type StopSignal } from "./exec.js";
@@ -56,13 +57,24 @@ function startConnect(args: string[], { input, env = CLEAN_ENV }: { input?: stri
   child.stderr!.on("data", (data) => (stderr += data));
   if (input !== undefined) child.stdin!.end(input);
   const finished = new Promise<Finished>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
-  /** Resolves once stdout holds `text`. */
+  /** Resolves with stdout so far once it holds `text`. */
   const printed = async (text: string) => {
     for (const start = Date.now(); !stdout.includes(text); await sleep(20)) {
       if (Date.now() - start > 30_000 || child.exitCode !== null) throw new Error(`no ${JSON.stringify(text)} on stdout; stdout ${JSON.stringify(stdout)}, stderr ${JSON.stringify(stderr)}`);
     }
+    return stdout;
   };
   return { child, finished, printed };
+}
+
+/** The body of http://127.0.0.1:PORT/PATH. */
+function httpGet(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port, path }, (response) => {
+      let body = "";
+      response.setEncoding("utf8").on("data", (data) => (body += data)).on("end", () => resolve(body));
+    }).on("error", reject);
+  });
 }
 
 /** The lines of `env` that are ours to set, sorted. */
@@ -248,6 +260,47 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     const { code, stdout } = await startConnect(["-", "--socks5", "0", "--", "sh", "-c", script], { input: configText }).finished;
     expect(stdout).toBe(`stdin /dev/null\n${WEB}:80 /from-stdin-config\n`);
     expect(code).toBe(0);
+  }, T);
+
+  it("goes on when the reader of its log goes away (EPIPE on stderr): COMMAND keeps its proxy, we exit with its code", async () => {
+    // COMMAND waits for a line on stdin (ours, passed on) before it uses the proxy: by then the log's reader is gone.
+    const script = `read go; curl -sS --max-time 20 http://${WEB}/one; curl -sS --max-time 20 http://${WEB}/two; exit 7`;
+    const run = startConnect([configPath, "--http", "0", "--", "sh", "-c", script]);
+    let log = "";
+    run.child.stderr!.on("data", (data) => (log += data));
+    for (let i = 0; i < 1500 && !log.includes("tunnel up"); i++) await sleep(20);
+    run.child.stderr!.destroy();
+    run.child.stdin!.end("go\n");
+    const exited = await new Promise<number | null>((resolve) => run.child.once("exit", resolve));
+    expect(exited).toBe(7);
+    expect(await run.finished).toMatchObject({ stdout: `${WEB}:80 /one\n${WEB}:80 /two\n` });
+  }, T);
+
+  it("goes on when the reader of its stdout log goes away, says so once on stderr, and stops as usual", async () => {
+    const run = startConnect([configPath, "--forward", `tcp:0=${WEB}:80`]);
+    const port = Number(/tcp 127\.0\.0\.1:(\d+) -> /.exec(await run.printed("tunnel up"))![1]);
+    run.child.stdout!.destroy();
+    for (const path of ["/one", "/two"]) expect(await httpGet(port, path)).toBe(`${WEB}:80 ${path}\n`); // the first flow's log line meets EPIPE
+    process.kill(run.child.pid!, "SIGTERM");
+    const { code, signal, stderr } = await run.finished;
+    expect(code ?? signal).toBe(0);
+    expect(stderr).toBe("wg-netstack: stdout: EPIPE; going on without it\n");
+  }, T);
+
+  it("writes every log line and the summary before it exits, however slow the reader (600 flows into a pipe read 2 s later)", async () => {
+    const connect = commandLine(["connect", configPath, ...THREADS_FLAGS, "--forward", `tcp:0=${WEB}:80`, "--", "sh", "-c", 'curl -sS --max-time 60 -o /dev/null "http://$WG_NETSTACK_FORWARD_1/[1-600]"']);
+    // ~80 kB of log lines on stderr: more than a pipe holds. (Bun lost the last 169 lines and the summary.)
+    // A script file, not sh -c: Deno's child_process rewrites an sh -c line's quoting.
+    const script = join(dir, "slow-reader.sh");
+    writeFileSync(script, `${connect} 2>&1 >/dev/null | (sleep 2; cat)\n`);
+    const child = spawn("sh", [script], { stdio: ["ignore", "pipe", "inherit"], env: CLEAN_ENV });
+    started.push(child);
+    let stderr = "";
+    child.stdout!.on("data", (data) => (stderr += data));
+    expect(await new Promise((resolve) => child.on("close", resolve))).toBe(0);
+    const lines = stderr.trimEnd().split("\n");
+    expect(lines.filter((line) => line.includes(` via forward `))).toHaveLength(600);
+    expect(lines.at(-1)).toMatch(/ summary: 600 flows /);
   }, T);
 
   it("a stop while CONFIG - is still being read (a pipe that never ends) ends it at once: exit 0, or under -- death by the signal with COMMAND never run", async () => {

@@ -42,13 +42,39 @@ function exit(code: number): void {
   setTimeout(() => process.exit(code), 200);
 }
 
-let wroteOut = false;
+/** How long the exit waits for what we wrote to reach a slow reader. */
+const OUTPUT_DRAIN_MS = 5_000;
+
+/**
+ * Lines to stdout or stderr. A reader that went away (EPIPE; EIO from a closed terminal) costs
+ * the lines, not the process: the proxies and COMMAND go on. `drained` resolves once every
+ * line was taken (Bun calls back on an empty write at once, before the lines queued ahead of it).
+ */
+function lineWriter(stream: NodeJS.WriteStream, onBroken: (error: NodeJS.ErrnoException) => void) {
+  let wrote = false;
+  let broken = false;
+  let lastWrite = Promise.resolve();
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (broken) return;
+    broken = true;
+    // Not ours to report when only `connect --stdio`'s relay wrote there: it says so itself.
+    if (wrote) onBroken(error);
+  });
+  return {
+    write(text: string): void {
+      if (broken) return;
+      wrote = true;
+      lastWrite = new Promise((resolve) => stream.write(`${text}\n`, () => resolve()));
+    },
+    drained: () => (broken ? Promise.resolve() : lastWrite),
+  };
+}
+
+const stderr = lineWriter(process.stderr, () => {});
+const stdout = lineWriter(process.stdout, (error) => stderr.write(`wg-netstack: stdout: ${error.code ?? error.message}; going on without it`));
 const code = await main(process.argv.slice(2), {
-  out: (text) => {
-    wroteOut = true;
-    process.stdout.write(`${text}\n`);
-  },
-  err: (text) => void process.stderr.write(`${text}\n`),
+  out: stdout.write,
+  err: stderr.write,
   env: process.env,
   stopRequested,
   passSignals: (handler) => {
@@ -58,8 +84,10 @@ const code = await main(process.argv.slice(2), {
     diedOf = signal;
   },
 });
-// Exit once what we wrote has gone out, whatever handles a runtime keeps open. Not for what
-// `connect --stdio` wrote: it waited for that itself, or gave up on it (a reset), and its
-// reader may never take the rest.
-if (wroteOut) process.stdout.write("", () => exit(code));
-else exit(code);
+// Exit once what we wrote has gone out (a runtime may keep handles open), or a slow reader had
+// its time. What `connect --stdio` relayed is not ours to wait for here: it waited for that
+// itself, or gave up on it (a reset), and its reader may never take the rest.
+let timer: ReturnType<typeof setTimeout> | undefined;
+await Promise.race([Promise.all([stdout.drained(), stderr.drained()]), new Promise((resolve) => (timer = setTimeout(resolve, OUTPUT_DRAIN_MS)))]);
+clearTimeout(timer);
+exit(code);
