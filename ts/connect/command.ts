@@ -232,16 +232,19 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   if (text === undefined) return stoppedEarly(stoppedBy!);
+  if (!text.trim()) throw new UsageError(`${source} is empty${fromStdin ? ": pipe the config in" : ""}`);
+  // With --stdio or a COMMAND, stdout is not ours: the log goes to stderr (with --stdio only with --json: an ssh ProxyCommand says nothing).
+  const log = new FlowLog(command.exec ? io.err : command.stdio ? (command.json ? io.err : () => {}) : io.out, { json: command.json });
   let config;
   try {
-    config = parseConfig(text, { onWarning: (message) => io.err(`wg-netstack: ${source}: ${message}`) });
+    // The keys wg-quick runs on the host (PostUp, Table…) are warned of on stderr; with --stdio in the log (ssh shows a ProxyCommand's stderr on every connection).
+    const warn = (message: string) => (command.stdio ? log.event("warning", `warning: ${source}: ${message}`, { message: `${source}: ${message}` }) : io.err(`wg-netstack: ${source}: ${message}`));
+    config = parseConfig(text, { onWarning: warn });
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(`${source}: ${error.message}`);
     throw error;
   }
   const pcap = await openPcapFlag(command.pcap);
-  // With --stdio or a COMMAND, stdout is not ours: the log goes to stderr (with --stdio only with --json: an ssh ProxyCommand says nothing).
-  const log = new FlowLog(command.exec ? io.err : command.stdio ? (command.json ? io.err : () => {}) : io.out, { json: command.json });
   const shutdown = new AbortController();
   const doors: Door[] = [];
   let stdio: StdioDoor | undefined;

@@ -175,6 +175,9 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
       for (const run of runs) expect(run.stdout).toBe("");
       expect(runs[0]!.stderr).toMatch(/^wg-netstack: cannot listen: .*EADDRINUSE/m);
       expect(runs[1]!.stderr).toMatch(/^wg-netstack: <stdin>: .*\n$/);
+      // Nothing on stdin (a CI secret that was not set): said as such, not as a config without [Interface].
+      const empty = await startConnect(["-", "--", "sh", "-c", "echo ran"], { input: "" }).finished;
+      expect(empty).toMatchObject({ code: 125, stdout: "", stderr: "wg-netstack: <stdin> is empty: pipe the config in\n" });
     } finally {
       taken.close();
     }

@@ -4,6 +4,7 @@
 // the other, and a connection that fails must say why on stderr and exit 1.
 
 import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -277,6 +278,24 @@ describe("connect --stdio", () => {
     expect(events.map((event) => event.type)).toEqual(["up", "flow", "summary"]);
     expect(events[0]).toMatchObject({ listening: [{ protocol: "stdio", address: "stdio", to: `${HOST}:${ECHO}` }] });
     expect(events[1]).toMatchObject({ via: "stdio", protocol: "tcp", dst: { host: HOST, port: ECHO }, up: 4, down: 4, end: "closed" });
+  }, T);
+
+  it("says nothing of a config's host-side keys (PostUp…) on stderr, which ssh shows on every connection; --json logs them as warnings", async () => {
+    const config = `${network.config}.postup`;
+    writeFileSync(config, readFileSync(network.config, "utf8").replace("[Interface]\n", "[Interface]\nPostUp = echo never run\n"));
+    try {
+      for (const json of [false, true]) {
+        const run = children[children.push(spawnStdio(config, `${HOST}:${ECHO}`, { args: json ? ["--json"] : [] })) - 1]!;
+        const received = collect(run.stdout);
+        run.child.stdin!.end("ping");
+        expect((await received).bytes).toBe(4);
+        expect(await run.exited).toBe(0);
+        if (!json) expect(run.stderr()).toBe("");
+        else expect(run.stderr().trim().split("\n").map((line) => JSON.parse(line))).toContainEqual(expect.objectContaining({ type: "warning", message: expect.stringMatching(/PostUp/) }));
+      }
+    } finally {
+      rmSync(config);
+    }
   }, T);
 
   for (const signal of ["SIGTERM", "SIGHUP"] as const) {
