@@ -11,7 +11,7 @@ import { FlowLog } from "../gateway/flow-log.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
-import { commandEnvironment, endBy, runCommand, type StopSignal, WRAPPER_FAILED } from "./exec.js";
+import { commandEnvironment, endBy, runCommand, type StopSignal, terminalInterrupts, WRAPPER_FAILED } from "./exec.js";
 import { peerLookup, startTcpForward, startUdpForward, type Door } from "./forward.js";
 import { startHttpProxy } from "./http-proxy.js";
 import { startTcpReverse, startUdpReverse } from "./reverse.js";
@@ -287,8 +287,8 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     });
     if (command.exec) {
       const env = commandEnvironment(process.env, doors, { socks5: command.socks5?.credentials, http: command.http?.credentials });
-      const interactive = [0, 1, 2].some((fd) => isatty(fd));
-      code = await runCommand({ ...io, argv: command.exec, env, stdinTaken: fromStdin, tunnel, interactive });
+      const sentByTerminal = terminalInterrupts([0, 1, 2].some((fd) => isatty(fd)));
+      code = await runCommand({ ...io, argv: command.exec, env, stdinTaken: fromStdin, tunnel, sentByTerminal });
     } else if (stdio) {
       // The process is its one connection: a signal cuts it, and says so as nc would, by dying
       // of it; not one that comes once the connection has ended (ssh's SIGHUP as it exits).

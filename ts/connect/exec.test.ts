@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandLine, GATEWAY_MAIN, onTerminal, RUNTIME_COMMAND } from "../../test/support/gateway-process.js";
 import { THREADS, THREADS_FLAGS } from "../../test/support/threads.js";
 import { clientConfig, genkey, pubkey, startServer, type Server, type TcpConnection } from "../index.js";
-import { commandEnvironment, runCommand, type StopSignal } from "./exec.js";
+import { commandEnvironment, runCommand, type StopSignal, terminalInterrupts } from "./exec.js";
 import type { Door } from "./forward.js";
 
 const T = 60_000;
@@ -214,6 +214,17 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(shown()).toContain("SIGINT x1");
   }, T);
 
+  it("at a terminal, Ctrl-C reaches a COMMAND that left the terminal's process group (setsid) from us, the first one too", async () => {
+    // The terminal's ^C goes to its foreground group: us, not COMMAND. /proc shows it; the old rule held the first back.
+    const script = `process.on("SIGINT", () => { console.log("SIGINT"); process.exit(4); }); console.log("ready"); setTimeout(() => process.exit(9), 30000);`;
+    const { child, shown, exited } = onTerminal(["connect", configPath, ...THREADS_FLAGS, "--", "setsid", "node", "-e", script]);
+    started.push(child);
+    for (let i = 0; i < 1000 && !shown().includes("ready"); i++) await sleep(20);
+    child.stdin!.write("\x03");
+    expect(await exited).toBe(4);
+    expect(shown()).toContain("SIGINT");
+  }, T);
+
   /** `connect` with a key the server does not know (no handshake ever completes), once it waits for one. */
   async function startStranger(args: string[]) {
     const stranger = join(dir, "stranger.conf");
@@ -332,7 +343,7 @@ describe("runCommand", () => {
   }
   const never = new Promise<never>(() => {});
   /** What runCommand needs besides COMMAND and the tunnel: no stop, no terminal; `died` gets what dieOf was told. */
-  const quiet = (died: NodeJS.Signals[] = [], errors: string[] = []) => ({ env: { ...process.env } as Record<string, string>, stdinTaken: true, err: (text: string) => errors.push(text), stopRequested: never, passSignals: () => {}, interactive: false, dieOf: (signal: NodeJS.Signals) => died.push(signal) });
+  const quiet = (died: NodeJS.Signals[] = [], errors: string[] = []) => ({ env: { ...process.env } as Record<string, string>, stdinTaken: true, err: (text: string) => errors.push(text), stopRequested: never, passSignals: () => {}, sentByTerminal: () => false, dieOf: (signal: NodeJS.Signals) => died.push(signal) });
 
   /** Runs `script` (node) as COMMAND until it has written its ready file; `fail()` then closes the tunnel under it. */
   async function runUntilReady(dir: string, script: (ready: string) => string, options: { killAfterMs?: number; died?: NodeJS.Signals[]; errors?: string[] } = {}) {
@@ -386,14 +397,14 @@ describe("runCommand", () => {
   });
 
   for (const interactive of [true, false]) {
-    it(`${interactive ? "at a terminal passes on every SIGINT but the first (the terminal sent COMMAND its own), and" : "without a terminal passes on every SIGINT, and"} every SIGTERM and SIGHUP`, async () => {
+    it(`where /proc cannot tell, ${interactive ? "at a terminal passes on every SIGINT but the first (taken for the terminal's own), and" : "without a terminal passes on every SIGINT, and"} every SIGTERM and SIGHUP`, async () => {
       await inTempDir(async (dir) => {
         let pass!: (signal: StopSignal) => void;
         const seen = join(dir, "seen");
         // Notes each signal in `seen`; exits on SIGHUP with 10 × the SIGINTs it saw + the signals it saw.
         const script = `const fs = require("fs"); const seen = []; for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { seen.push(s); fs.appendFileSync(${JSON.stringify(seen)}, s + "\\n"); if (s === "SIGHUP") process.exit(10 * seen.filter((x) => x === "SIGINT").length + seen.length); });
           fs.writeFileSync(${JSON.stringify(seen)}, ""); setTimeout(() => process.exit(99), 20000);`;
-        const running = runCommand({ ...quiet(), argv: ["node", "-e", script], tunnel: { closed: never }, interactive, passSignals: (handler) => void (handler && (pass = handler)) });
+        const running = runCommand({ ...quiet(), argv: ["node", "-e", script], tunnel: { closed: never }, sentByTerminal: terminalInterrupts(interactive, () => undefined), passSignals: (handler) => void (handler && (pass = handler)) });
         const noted = () => (existsSync(seen) ? readFileSync(seen, "utf8").split("\n").length - 1 : -1);
         while (noted() < 0) await sleep(20);
         for (const [i, signal] of (["SIGINT", "SIGINT", "SIGTERM", "SIGHUP"] as const).entries()) {

@@ -7,6 +7,7 @@
 // 125 when we failed (WRAPPER_FAILED).
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import process from "node:process";
 import type { Tunnel } from "../tunnel/tunnel.js";
@@ -113,11 +114,11 @@ export interface RunCommandOptions {
   /** Sends every later stop signal to `handler` instead (undefined gives them back). */
   passSignals(handler: ((signal: StopSignal) => void) | undefined): void;
   /**
-   * A terminal is on our stdin, stdout or stderr: its Ctrl-C goes to our whole process group,
-   * COMMAND included, so the first SIGINT is not passed on (many tools take a second one as
-   * "quit now": terraform, docker compose); later ones are.
+   * Whether a SIGINT we got reached COMMAND (its pid) from the terminal too, so it is not passed
+   * on: a second one reads as "quit now" to many tools (terraform, docker compose). See
+   * terminalInterrupts.
    */
-  interactive: boolean;
+  sentByTerminal(pid: number): boolean;
   /**
    * COMMAND died of a stop signal (or we were stopped before it started): end this process by
    * the same signal once done. A shell running a script stops the script only when its
@@ -152,12 +153,8 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
     // After a spawn, 'error' is only a failed kill; the exit still comes.
     child.on("error", (error) => (child.pid === undefined ? resolve({ code: cannotRun(program, error, err) }) : err(`wg-netstack: ${program}: ${error.message}`)));
   });
-  // At a terminal the first Ctrl-C reached COMMAND from the terminal itself (one process group);
-  // later ones are passed on, for a COMMAND that left the group (timeout, setsid) or a kill -INT of ours alone.
-  let terminalInterrupt = options.interactive;
   options.passSignals((signal) => {
-    if (signal === "SIGINT" && terminalInterrupt) terminalInterrupt = false;
-    else signalChild(child, signal);
+    if (signal !== "SIGINT" || child.pid === undefined || !options.sentByTerminal(child.pid)) signalChild(child, signal);
   });
   try {
     const first = await Promise.race([exited, options.tunnel.closed.then(() => undefined)]);
@@ -185,6 +182,38 @@ export async function runCommand(options: RunCommandOptions): Promise<number> {
 export function endBy(signal: StopSignal, options: Pick<RunCommandOptions, "dieOf">): number {
   options.dieOf(signal);
   return signalExitCode(signal);
+}
+
+/**
+ * The `sentByTerminal` for runCommand. A terminal's Ctrl-C goes to its foreground process group.
+ * Where /proc tells (Linux), a SIGINT reached COMMAND from the terminal when COMMAND is in that
+ * group: so each Ctrl-C reaches it once, and one that left the group (setsid, timeout) gets ours.
+ * Elsewhere, with a terminal on our stdin, stdout or stderr (`atTerminal`), the first SIGINT is
+ * taken for the terminal's and later ones are passed on.
+ */
+export function terminalInterrupts(atTerminal: boolean, inForeground: (pid: number) => boolean | undefined = inForegroundGroup): (pid: number) => boolean {
+  let first = atTerminal;
+  return (pid) => {
+    const sent = inForeground(pid) ?? first;
+    first = false;
+    return sent;
+  };
+}
+
+/** Whether `pid` is in the foreground process group of our controlling terminal; undefined where /proc cannot tell. */
+export function inForegroundGroup(pid: number): boolean | undefined {
+  try {
+    const foreground = statFields("self")[5]!; // tpgid: -1 without a controlling terminal
+    return foreground > 0 && statFields(String(pid))[2] === foreground; // pgrp
+  } catch {
+    return undefined;
+  }
+}
+
+/** The fields of /proc/PID/stat after the command's name (which may hold spaces and parentheses), from the state on; numbers. */
+function statFields(pid: string): number[] {
+  const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return text.slice(text.lastIndexOf(")") + 2).split(" ").map(Number);
 }
 
 /** process.kill, not child.kill: Deno's child.kill() sends one signal per child, and returns false after. */
