@@ -225,13 +225,13 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   });
   /** As a stop once up: the plain command exits 0; --stdio and a COMMAND (never run) end by the signal. */
   const stoppedEarly = (signal: StopSignal) => (command.exec || command.stdio ? endBy(signal, io) : 0);
-  let text: string | undefined;
+  let text: string | { stopped: StopSignal };
   try {
-    text = fromStdin ? await Promise.race([readStdin(), io.stopRequested.then(() => undefined)]) : readFileSync(command.config, "utf8");
+    text = fromStdin ? await Promise.race([readStdin(), io.stopRequested.then((signal) => ({ stopped: signal }))]) : readFileSync(command.config, "utf8");
   } catch (error) {
     throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  if (text === undefined) return stoppedEarly(stoppedBy!);
+  if (typeof text !== "string") return stoppedEarly(text.stopped);
   if (!text.trim()) throw new UsageError(`${source} is empty${fromStdin ? ": pipe the config in" : ""}`);
   // With --stdio or a COMMAND, stdout is not ours: the log goes to stderr (with --stdio only with --json: an ssh ProxyCommand says nothing).
   const log = new FlowLog(command.exec ? io.err : command.stdio ? (command.json ? io.err : () => {}) : io.out, { json: command.json });

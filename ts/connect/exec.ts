@@ -200,11 +200,12 @@ export function terminalInterrupts(atTerminal: boolean, inForeground: (pid: numb
   };
 }
 
-/** Whether `pid` is in the foreground process group of our controlling terminal; undefined where /proc cannot tell. */
+/** Whether we and `pid` are both in the foreground process group of our controlling terminal (which a Ctrl-C goes to); undefined where /proc cannot tell. */
 export function inForegroundGroup(pid: number): boolean | undefined {
   try {
-    const foreground = statFields("self")[5]!; // tpgid: -1 without a controlling terminal
-    return foreground > 0 && statFields(String(pid))[2] === foreground; // pgrp
+    const ours = statFields("self");
+    const foreground = ours[5]!; // tpgid: -1 without a controlling terminal
+    return foreground > 0 && ours[2] === foreground && statFields(String(pid))[2] === foreground; // pgrp
   } catch {
     return undefined;
   }

@@ -42,7 +42,7 @@ function exit(code: number): void {
   setTimeout(() => process.exit(code), 200);
 }
 
-/** How long the exit waits for what we wrote to reach a slow reader. */
+/** How long the exit waits for what we wrote to reach a slow reader (one that stops reading stalls Node's and Deno's writes to a pipe anyway: they write synchronously). */
 const OUTPUT_DRAIN_MS = 5_000;
 
 /**
@@ -70,8 +70,9 @@ function lineWriter(stream: NodeJS.WriteStream, onBroken: (error: NodeJS.ErrnoEx
   };
 }
 
+let running = true;
 const stderr = lineWriter(process.stderr, () => {});
-const stdout = lineWriter(process.stdout, (error) => stderr.write(`wg-netstack: stdout: ${error.code ?? error.message}; going on without it`));
+const stdout = lineWriter(process.stdout, (error) => running && stderr.write(`wg-netstack: stdout: ${error.code ?? error.message}; going on without it`));
 const code = await main(process.argv.slice(2), {
   out: stdout.write,
   err: stderr.write,
@@ -84,6 +85,7 @@ const code = await main(process.argv.slice(2), {
     diedOf = signal;
   },
 });
+running = false; // `--help | true` is no news
 // Exit once what we wrote has gone out (a runtime may keep handles open), or a slow reader had
 // its time. What `connect --stdio` relayed is not ours to wait for here: it waited for that
 // itself, or gave up on it (a reset), and its reader may never take the rest.
