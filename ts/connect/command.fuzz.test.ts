@@ -58,7 +58,7 @@ function valueFor(rng: Rng, flag: string): string {
 
 /** One or two words: a flag and its value (as --flag=value or two words), a file, or junk. */
 function randomWords(rng: Rng): string[] {
-  const flag = rng.pick(["--forward", "--reverse", "--socks5", "--http", "--stdio", "--handshake-timeout", "--threads", "--pcap", "--json", "--help", "-h", "--conf", "--peers", "--listen", "--endpoint", "--mtu", "--via", "--dns-upstream", "--max-flows", "--web", "--allow-loopback", "--nope", "-x", "-", "--"]);
+  const flag = rng.pick(["--forward", "--reverse", "--socks5", "--http", "--stdio", "--handshake-timeout", "--threads", "--pcap", "--json", "--quiet", "--help", "-h", "--conf", "--peers", "--listen", "--endpoint", "--mtu", "--via", "--dns-upstream", "--max-flows", "--web", "--allow-loopback", "--nope", "-x", "-", "--"]);
   const value = valueFor(rng, flag);
   const words = rng.chance(0.1) ? [rng.pick(["wg0.conf", value])] : rng.chance(0.4) ? [`${flag}=${value}`] : rng.chance(0.8) ? [flag, value] : [flag];
   return rng.chance(0.2) ? words.map((word) => mutateText(rng, word, ALPHABET)) : words;

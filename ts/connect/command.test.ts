@@ -51,6 +51,8 @@ describe("parseConnectCommand", () => {
     expect(() => parseConnectCommand(["wg0.conf", "--handshake-timeout", "0"])).toThrow(/--handshake-timeout/);
     expect(() => parseConnectCommand(["wg0.conf", "--threads", "2"])).toThrow(/^--threads: expected an integer from 0 to 1, got "2"$/);
     expect(parseConnectCommand(["wg0.conf", "--threads", "1"])).toMatchObject({ threads: 1 });
+    expect(parseConnectCommand(["wg0.conf", "--quiet"])).toMatchObject({ quiet: true, json: false });
+    expect(() => parseConnectCommand(["wg0.conf", "--quiet", "--json"])).toThrow(/^--quiet and --json: /);
   });
 
   it("takes everything after the first -- as the COMMAND to run, its own flags and -- included", () => {

@@ -47,6 +47,7 @@ Options:
   --threads N                             1: the engine (decryption, TCP, encryption) and its UDP socket in a worker thread;
                                           0 (default): one thread
   --json                                  log JSON lines instead of text
+  --quiet                                 no log and no warnings (the up line, flows, the summary): only errors, on stderr
   -h, --help                              this help`;
 
 export interface Forward {
@@ -84,11 +85,13 @@ export interface ConnectCommand {
   threads?: 0 | 1;
   pcap?: string;
   json: boolean;
+  /** --quiet: no log at all (warnings and errors still go to stderr). */
+  quiet: boolean;
   /** `-- COMMAND [ARGS...]`: run it once everything is up, and end with it. */
   exec?: string[];
 }
 
-const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "stdio", "handshake-timeout", "threads", "pcap", "json", "help"], boolean: new Set(["json", "help"]), repeatable: new Set(["forward", "reverse", "stdio"]) };
+const CONNECT_FLAGS = { known: ["forward", "reverse", "socks5", "http", "stdio", "handshake-timeout", "threads", "pcap", "json", "quiet", "help"], boolean: new Set(["json", "quiet", "help"]), repeatable: new Set(["forward", "reverse", "stdio"]) };
 const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
 /** Reads `connect`'s words (after "connect"); throws a UsageError. */
@@ -105,7 +108,9 @@ export function parseConnectCommand(words: string[]): ConnectCommand | { command
     forwards: (repeated.forward ?? []).map(parseForward),
     reverses: (repeated.reverse ?? []).map(parseReverse),
     json: flags.json !== undefined,
+    quiet: flags.quiet !== undefined,
   };
+  if (command.json && command.quiet) throw new UsageError("--quiet and --json: the log is either off or JSON");
   const taken = new Set<string>();
   for (const reverse of command.reverses) {
     const key = `${reverse.protocol}:${reverse.port}`;
@@ -233,12 +238,11 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   }
   if (typeof text !== "string") return stoppedEarly(text.stopped);
   if (!text.trim()) throw new UsageError(`${source} is empty${fromStdin ? ": pipe the config in" : ""}`);
-  // With --stdio or a COMMAND, stdout is not ours: the log goes to stderr (with --stdio only with --json: an ssh ProxyCommand says nothing).
-  const log = new FlowLog(command.exec ? io.err : command.stdio ? (command.json ? io.err : () => {}) : io.out, { json: command.json });
+  const log = new FlowLog(logWriter(command, io), { json: command.json });
   let config;
   try {
-    // The keys wg-quick runs on the host (PostUp, Table…) are warned of on stderr; with --stdio in the log (ssh shows a ProxyCommand's stderr on every connection).
-    const warn = (message: string) => (command.stdio ? log.event("warning", `warning: ${source}: ${message}`, { message: `${source}: ${message}` }) : io.err(`wg-netstack: ${source}: ${message}`));
+    // The keys wg-quick runs on the host (PostUp, Table…) are warned of on stderr; with --stdio or --quiet in the log (ssh shows a ProxyCommand's stderr on every connection).
+    const warn = (message: string) => (command.stdio || command.quiet ? log.event("warning", `warning: ${source}: ${message}`, { message: `${source}: ${message}` }) : io.err(`wg-netstack: ${source}: ${message}`));
     config = parseConfig(text, { onWarning: warn });
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(`${source}: ${error.message}`);
@@ -321,6 +325,17 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   return code;
 }
 
+
+/**
+ * Where the log's lines go: stdout; with --stdio or a COMMAND stderr, stdout not being ours
+ * (--stdio logs only with --json: an ssh ProxyCommand says nothing); nowhere with --quiet.
+ */
+function logWriter(command: ConnectCommand, io: ConnectIo): (line: string) => void {
+  const off = () => {};
+  if (command.quiet) return off;
+  if (command.stdio) return command.json ? io.err : off;
+  return command.exec ? io.err : io.out;
+}
 
 /** All of stdin, as text (the stream, not a blocking read: stdin may be a non-blocking pipe). */
 async function readStdin(): Promise<string> {

@@ -145,6 +145,17 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(code).toBe(0);
   }, T);
 
+  it("--quiet: COMMAND's stderr is its own (no up line, flows, summary or config warning)", async () => {
+    const config = join(dir, "quiet.conf");
+    writeFileSync(config, configText.replace("[Interface]\n", "[Interface]\nPostUp = echo never run\n"));
+    const script = `curl -sS --max-time 20 http://${WEB}/quiet; echo "its own" >&2`;
+    const { code, stdout, stderr } = await startConnect([config, "--quiet", "--http", "0", "--", "sh", "-c", script]).finished;
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: `${WEB}:80 /quiet\n`, stderr: "its own\n" });
+    // The same without --quiet says all of that.
+    const told = await startConnect([config, "--http", "0", "--", "sh", "-c", script]).finished;
+    for (const said of [/PostUp/, /tunnel up/, / via http /, /^its own$/m, / summary: 1 flows /]) expect(told.stderr).toMatch(said);
+  }, T);
+
   it("exits with COMMAND's exit code, dies of the signal COMMAND died of (a calling shell stops there), 127 for a command not found, 126 for one that cannot run; nothing of ours on stdout", async () => {
     const runs = await Promise.all([
       startConnect([configPath, "--", "sh", "-c", "exit 3"]).finished,
