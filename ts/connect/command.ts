@@ -85,7 +85,7 @@ export interface ConnectCommand {
   threads?: 0 | 1;
   pcap?: string;
   json: boolean;
-  /** --quiet: no log at all (warnings and errors still go to stderr). */
+  /** --quiet: no log and no config warnings; only errors, on stderr. */
   quiet: boolean;
   /** `-- COMMAND [ARGS...]`: run it once everything is up, and end with it. */
   exec?: string[];
