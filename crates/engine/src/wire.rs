@@ -181,8 +181,10 @@ fn quoted_v4(quote: &[u8]) -> Result<Quote<'_>, DropReason> {
     if quote[0] >> 4 != 4 || header_len < 20 {
         return Err(DropReason::InnerMalformed);
     }
+    // First: the whole header and the 8 bytes after it are there (a peer may send a quote cut short).
+    let transport = first_eight(quote, header_len)?;
     let address = |at: usize| IpAddr::from([quote[at], quote[at + 1], quote[at + 2], quote[at + 3]]);
-    Ok(Quote { src: address(12), dst: address(16), protocol: IpProtocol::from(quote[9]), transport: first_eight(quote, header_len)? })
+    Ok(Quote { src: address(12), dst: address(16), protocol: IpProtocol::from(quote[9]), transport })
 }
 
 /// The quoted IPv6 packet of an ICMPv6 error; the transport header right after the fixed
@@ -595,6 +597,17 @@ mod tests {
         let mut packet = icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN);
         packet[30] ^= 1;
         assert_eq!(classify(&packet), Err(DropReason::InnerMalformed));
+        // A quote cut inside its own IPv4 header, or before its 8 bytes (found by fuzzing: it panicked).
+        for cut in [1, 4, 12, 16, 19, 20, 27] {
+            let mut packet = icmpv4_unreachable(Icmpv4DstUnreachable::HostUnreachable, IpProtocol::Tcp, &QUOTED_SYN);
+            packet.truncate(28 + cut);
+            let total_len = u16::try_from(packet.len()).unwrap();
+            let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
+            ip.set_total_len(total_len);
+            ip.fill_checksum();
+            Icmpv4Packet::new_unchecked(&mut packet[20..]).fill_checksum();
+            assert_eq!(classify(&packet), Err(DropReason::InnerMalformed), "a quote of {cut} bytes");
+        }
     }
 
     /// The quoted IPv4 header is as long as its IHL says (RFC 791 §3.1): options are skipped
