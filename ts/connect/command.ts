@@ -11,6 +11,7 @@ import { FlowLog } from "../gateway/flow-log.js";
 import { formatIp, parseCidr, parseHostEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { parseConfig } from "../tunnel/config.js";
 import { connectTunnel } from "../tunnel/tunnel.js";
+import { untilAborted } from "../tunnel/errors.js";
 import { commandEnvironment, endBy, runCommand, type StopSignal, terminalInterrupts, WRAPPER_FAILED } from "./exec.js";
 import { peerLookup, startTcpForward, startUdpForward, type Door } from "./forward.js";
 import { startHttpProxy } from "./http-proxy.js";
@@ -221,22 +222,19 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
   const fromStdin = command.config === "-";
   if (fromStdin && isatty(0)) throw new UsageError("CONFIG -: stdin is a terminal; pipe the config in (or give a file)");
   const source = fromStdin ? "<stdin>" : command.config;
-  // A stop before the tunnel is up ends what we wait for at once: the config on stdin, the handshake.
-  let stoppedBy: StopSignal | undefined;
+  // A stop before the tunnel is up ends what we wait for at once (the config on stdin, the
+  // handshake); the signal is the abort's reason.
   const starting = new AbortController();
-  void io.stopRequested.then((signal) => {
-    stoppedBy = signal;
-    starting.abort();
-  });
+  void io.stopRequested.then((signal) => starting.abort(signal));
   /** As a stop once up: the plain command exits 0; --stdio and a COMMAND (never run) end by the signal. */
-  const stoppedEarly = (signal: StopSignal) => (command.exec || command.stdio ? endBy(signal, io) : 0);
-  let text: string | { stopped: StopSignal };
+  const stoppedEarly = () => (command.exec || command.stdio ? endBy(starting.signal.reason as StopSignal, io) : 0);
+  let text: string;
   try {
-    text = fromStdin ? await Promise.race([readStdin(), io.stopRequested.then((signal) => ({ stopped: signal }))]) : readFileSync(command.config, "utf8");
+    text = fromStdin ? await untilAborted(readStdin(), starting.signal) : readFileSync(command.config, "utf8");
   } catch (error) {
+    if (starting.signal.aborted) return stoppedEarly();
     throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  if (typeof text !== "string") return stoppedEarly(text.stopped);
   if (!text.trim()) throw new UsageError(`${source} is empty${fromStdin ? ": pipe the config in" : ""}`);
   const log = new FlowLog(logWriter(command, io), { json: command.json });
   let config;
@@ -263,9 +261,9 @@ export async function runConnect(command: ConnectCommand, io: ConnectIo): Promis
     });
   } catch (error) {
     await pcap?.close();
-    if (!stoppedBy) throw error;
+    if (!starting.signal.aborted) throw error;
     log.summary();
-    return stoppedEarly(stoppedBy);
+    return stoppedEarly();
   }
   let code = 0;
   const shared = { tunnel, log, peerOf: peerLookup(config.peers), signal: shutdown.signal };
