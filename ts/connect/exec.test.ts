@@ -4,8 +4,8 @@
 // runCommand and commandEnvironment are also tested on their own, with a fake tunnel where a
 // real one cannot be made to fail.
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, existsSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -316,6 +316,36 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     child.stdout!.on("data", (data) => (stderr += data));
     expect(await new Promise((resolve) => child.on("close", resolve))).toBe(0);
     const lines = stderr.trimEnd().split("\n");
+    expect(lines.filter((line) => line.includes(` via forward `))).toHaveLength(600);
+    expect(lines.at(-1)).toMatch(/ summary: 600 flows /);
+  }, T);
+
+  it("a log reader that stays but stops reading stalls nothing: COMMAND's 600 requests are served, and the log is whole once it reads again", async () => {
+    // stderr into a FIFO that nobody reads until COMMAND has printed `served`: ~80 kB of flow
+    // lines, more than a pipe holds. (Node and Deno wrote to the pipe synchronously: once it was
+    // full the whole process stopped, and curl's requests with it.)
+    const fifo = join(dir, "unread-log");
+    execFileSync("mkfifo", [fifo]);
+    const holder = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); // a reader that is there and reads nothing
+    const connect = commandLine(["connect", configPath, ...THREADS_FLAGS, "--forward", `tcp:0=${WEB}:80`, "--", "sh", "-c", 'curl -sS --max-time 60 -o /dev/null "http://$WG_NETSTACK_FORWARD_1/[1-600]" && echo served']);
+    const script = join(dir, "stalled-reader.sh");
+    writeFileSync(script, `${connect} 2>'${fifo}'\n`);
+    const child = spawn("sh", [script], { stdio: ["ignore", "pipe", "inherit"], env: CLEAN_ENV });
+    started.push(child);
+    let stdout = "";
+    child.stdout!.on("data", (data) => (stdout += data));
+    const closed = new Promise((resolve) => child.on("close", resolve));
+    for (const start = Date.now(); !stdout.includes("served"); await sleep(50)) {
+      if (Date.now() - start > 50_000 || child.exitCode !== null) throw new Error(`COMMAND did not finish while the log was unread; stdout ${JSON.stringify(stdout)}`);
+    }
+    const reader = spawn("cat", [fifo], { stdio: ["ignore", "pipe", "inherit"] });
+    let log = "";
+    reader.stdout!.on("data", (data) => (log += data));
+    const readerClosed = new Promise((resolve) => reader.on("close", resolve));
+    expect(await closed).toBe(0);
+    closeSync(holder);
+    expect(await readerClosed).toBe(0);
+    const lines = log.trimEnd().split("\n");
     expect(lines.filter((line) => line.includes(` via forward `))).toHaveLength(600);
     expect(lines.at(-1)).toMatch(/ summary: 600 flows /);
   }, T);

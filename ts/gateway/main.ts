@@ -5,6 +5,7 @@ import process from "node:process";
 import { keepYoungGenerationSmall } from "../cli/young-generation.js";
 import { signalExitCode, STOP_SIGNALS, type StopSignal } from "../connect/exec.js";
 import { main } from "./cli.js";
+import { type LineOutput, lineOutput, stdioSink } from "../cli/log-output.js";
 
 keepYoungGenerationSmall();
 
@@ -42,37 +43,16 @@ function exit(code: number): void {
   setTimeout(() => process.exit(code), 200);
 }
 
-/** How long the exit waits for what we wrote to reach a slow reader (one that stops reading stalls Node's and Deno's writes to a pipe anyway: they write synchronously). */
+/** How long the exit waits for a slow reader to take what we wrote. */
 const OUTPUT_DRAIN_MS = 5_000;
 
-/**
- * Lines to stdout or stderr. A reader that went away (EPIPE; EIO from a closed terminal) costs
- * the lines, not the process: the proxies and COMMAND go on. `drained` resolves once every
- * line was taken (Bun calls back on an empty write at once, before the lines queued ahead of it).
- */
-function lineWriter(stream: NodeJS.WriteStream, onBroken: (error: NodeJS.ErrnoException) => void) {
-  let wrote = false;
-  let broken = false;
-  let lastWrite = Promise.resolve();
-  stream.on("error", (error: NodeJS.ErrnoException) => {
-    if (broken) return;
-    broken = true;
-    // Not ours to report when only `connect --stdio`'s relay wrote there: it says so itself.
-    if (wrote) onBroken(error);
-  });
-  return {
-    write(text: string): void {
-      if (broken) return;
-      wrote = true;
-      lastWrite = new Promise((resolve) => stream.write(`${text}\n`, () => resolve()));
-    },
-    drained: () => (broken ? Promise.resolve() : lastWrite),
-  };
-}
-
 let running = true;
-const stderr = lineWriter(process.stderr, () => {});
-const stdout = lineWriter(process.stdout, (error) => running && stderr.write(`wg-netstack: stdout: ${error.code ?? error.message}; going on without it`));
+const dropNotice = (name: string) => (lines: number) => stderr.write(`wg-netstack: ${lines} log lines dropped: the reader of ${name} fell behind`);
+const stderr: LineOutput = lineOutput(stdioSink(2), { onBroken: () => {}, onDropped: dropNotice("stderr") });
+const stdout = lineOutput(stdioSink(1), {
+  onBroken: (error) => running && stderr.write(`wg-netstack: stdout: ${error.code ?? error.message}; going on without it`),
+  onDropped: dropNotice("stdout"),
+});
 const code = await main(process.argv.slice(2), {
   out: stdout.write,
   err: stderr.write,
