@@ -304,50 +304,56 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     expect(stderr).toBe("wg-netstack: stdout: EPIPE; going on without it\n");
   }, T);
 
-  it("writes every log line and the summary before it exits, however slow the reader (600 flows into a pipe read 2 s later)", async () => {
-    const connect = commandLine(["connect", configPath, ...THREADS_FLAGS, "--forward", `tcp:0=${WEB}:80`, "--", "sh", "-c", 'curl -sS --max-time 60 -o /dev/null "http://$WG_NETSTACK_FORWARD_1/[1-600]"']);
-    // ~80 kB of log lines on stderr: more than a pipe holds. (Bun lost the last 169 lines and the summary.)
-    // A script file, not sh -c: Deno's child_process rewrites an sh -c line's quoting.
-    const script = join(dir, "slow-reader.sh");
-    writeFileSync(script, `${connect} 2>&1 >/dev/null | (sleep 2; cat)\n`);
-    const child = spawn("sh", [script], { stdio: ["ignore", "pipe", "inherit"], env: CLEAN_ENV });
-    started.push(child);
-    let stderr = "";
-    child.stdout!.on("data", (data) => (stderr += data));
-    expect(await new Promise((resolve) => child.on("close", resolve))).toBe(0);
-    const lines = stderr.trimEnd().split("\n");
-    expect(lines.filter((line) => line.includes(` via forward `))).toHaveLength(600);
-    expect(lines.at(-1)).toMatch(/ summary: 600 flows /);
-  }, T);
-
-  it("a log reader that stays but stops reading stalls nothing: COMMAND's 600 requests are served, and the log is whole once it reads again", async () => {
-    // stderr into a FIFO that nobody reads until COMMAND has printed `served`: ~80 kB of flow
-    // lines, more than a pipe holds. (Node and Deno wrote to the pipe synchronously: once it was
-    // full the whole process stopped, and curl's requests with it.)
-    const fifo = join(dir, "unread-log");
-    execFileSync("mkfifo", [fifo]);
-    const holder = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); // a reader that is there and reads nothing
-    const connect = commandLine(["connect", configPath, ...THREADS_FLAGS, "--forward", `tcp:0=${WEB}:80`, "--", "sh", "-c", 'curl -sS --max-time 60 -o /dev/null "http://$WG_NETSTACK_FORWARD_1/[1-600]" && echo served']);
-    const script = join(dir, "stalled-reader.sh");
-    writeFileSync(script, `${connect} 2>'${fifo}'\n`);
+  /**
+   * `connect --forward … -- sh -c 'curl 600 requests; then AND_THEN'`, ~80 kB of flow lines on
+   * stderr (more than a pipe holds) sent where `redirect` says, from a script file: Deno's
+   * child_process rewrites an `sh -c` line's quoting. Our stdout is the script's.
+   */
+  function sixHundredRequests(redirect: string, andThen = "true") {
+    const curl = `curl -sS --max-time 60 -o /dev/null "http://$WG_NETSTACK_FORWARD_1/[1-600]" && ${andThen}`;
+    const script = join(dir, "six-hundred.sh");
+    writeFileSync(script, `${commandLine(["connect", configPath, ...THREADS_FLAGS, "--forward", `tcp:0=${WEB}:80`, "--", "sh", "-c", curl])} ${redirect}\n`);
     const child = spawn("sh", [script], { stdio: ["ignore", "pipe", "inherit"], env: CLEAN_ENV });
     started.push(child);
     let stdout = "";
     child.stdout!.on("data", (data) => (stdout += data));
     const closed = new Promise((resolve) => child.on("close", resolve));
-    for (const start = Date.now(); !stdout.includes("served"); await sleep(50)) {
-      if (Date.now() - start > 50_000 || child.exitCode !== null) throw new Error(`COMMAND did not finish while the log was unread; stdout ${JSON.stringify(stdout)}`);
+    return { child, stdout: () => stdout, closed };
+  }
+
+  /** Every flow line of sixHundredRequests, and the summary last. */
+  function expectWholeLog(log: string): void {
+    const lines = log.trimEnd().split("\n");
+    expect(lines.filter((line) => line.includes(` via forward `))).toHaveLength(600);
+    expect(lines.at(-1)).toMatch(/ summary: 600 flows /);
+  }
+
+  it("writes every log line and the summary before it exits, however slow the reader (600 flows into a pipe read 2 s later)", async () => {
+    // (Bun lost the last 169 lines and the summary.)
+    const run = sixHundredRequests("2>&1 >/dev/null | (sleep 2; cat)");
+    expect(await run.closed).toBe(0);
+    expectWholeLog(run.stdout());
+  }, T);
+
+  it("a log reader that stays but stops reading stalls nothing: COMMAND's 600 requests are served, and the log is whole once it reads again", async () => {
+    // stderr into a FIFO that nobody reads until COMMAND has printed `served`. (Node and Deno
+    // wrote to the pipe synchronously: once it was full the whole process stopped, and curl's
+    // requests with it.)
+    const fifo = join(dir, "unread-log");
+    execFileSync("mkfifo", [fifo]);
+    const holder = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); // a reader that is there and reads nothing
+    const run = sixHundredRequests(`2>'${fifo}'`, "echo served");
+    for (const start = Date.now(); !run.stdout().includes("served"); await sleep(50)) {
+      if (Date.now() - start > 50_000 || run.child.exitCode !== null) throw new Error(`COMMAND did not finish while the log was unread; stdout ${JSON.stringify(run.stdout())}`);
     }
     const reader = spawn("cat", [fifo], { stdio: ["ignore", "pipe", "inherit"] });
     let log = "";
     reader.stdout!.on("data", (data) => (log += data));
     const readerClosed = new Promise((resolve) => reader.on("close", resolve));
-    expect(await closed).toBe(0);
+    expect(await run.closed).toBe(0);
     closeSync(holder);
     expect(await readerClosed).toBe(0);
-    const lines = log.trimEnd().split("\n");
-    expect(lines.filter((line) => line.includes(` via forward `))).toHaveLength(600);
-    expect(lines.at(-1)).toMatch(/ summary: 600 flows /);
+    expectWholeLog(log);
   }, T);
 
   it("a stop while CONFIG - is still being read (a pipe that never ends) ends it at once: exit 0, or under -- death by the signal with COMMAND never run", async () => {
