@@ -1,11 +1,14 @@
 // The command's lines on stdout and stderr (the flow log, the up line, errors), written so that
 // a reader who stops reading cannot stop the process.
 //
-// Node and Deno write to a pipe synchronously: once a reader that stays but does not read
-// (`| less` past its screen, a stalled CI log streamer, a terminal held with Ctrl-S) let the
-// pipe fill, the next line blocked the event loop, and with it every tunnel, proxy and timer.
-// Here each line is queued and written by an asynchronous write (Node and Bun: `fs.write`, a
-// thread of the pool; Deno: `Deno.stdout.write`), one at a time. A backlog stays bounded:
+// A reader that stays but does not read (`| less` past its screen, a stalled CI log streamer,
+// a terminal held with Ctrl-S) lets the pipe fill, and then a write to it may block the event
+// loop, and with it every tunnel, proxy and timer: Deno's process.stdout and stderr write
+// synchronously, and Node's do once the descriptor is in blocking mode — which starting a
+// child that shares it (`connect -- COMMAND`) brings about: libuv clears O_NONBLOCK on the
+// child's stdio, a flag of the description both hold. Here each line is queued and written
+// by an asynchronous write (Node and Bun: `fs.write`, a thread of the pool, which may block;
+// Deno: `Deno.stdout.write`), one at a time. A backlog stays bounded:
 // past `QUEUE_LIMIT_BYTES` lines are dropped and counted, and the count is reported once the
 // reader has caught up.
 

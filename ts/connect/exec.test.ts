@@ -336,9 +336,9 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
   }, T);
 
   it("a log reader that stays but stops reading stalls nothing: COMMAND's 600 requests are served, and the log is whole once it reads again", async () => {
-    // stderr into a FIFO that nobody reads until COMMAND has printed `served`. (Node and Deno
-    // wrote to the pipe synchronously: once it was full the whole process stopped, and curl's
-    // requests with it.)
+    // stderr into a FIFO that nobody reads until COMMAND has printed `served`. (Deno wrote to
+    // it synchronously, and so did Node once COMMAND shared it — see ts/cli/log-output.ts: once
+    // it was full the whole process stopped, and curl's requests with it.)
     const fifo = join(dir, "unread-log");
     execFileSync("mkfifo", [fifo]);
     const holder = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); // a reader that is there and reads nothing
