@@ -42,6 +42,8 @@ interface Finished {
 
 /** Every CLI started, so a failed test leaves none running. */
 const started: ChildProcess[] = [];
+/** Every pipeline started in a process group of its own, for the same. */
+const startedGroups: ChildProcess[] = [];
 
 /** Our environment without what the tests look for in COMMAND's (a runner's proxy, WG_NETSTACK_SKIP_INTEROP). */
 const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(wg_netstack_.*|.*_proxy)$/i.test(name)));
@@ -97,6 +99,7 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
 
   afterAll(async () => {
     for (const child of started) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
+    for (const leader of startedGroups) if (leader.exitCode === null && leader.signalCode === null) process.kill(-leader.pid!, "SIGKILL");
     await server?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -313,8 +316,9 @@ describe("wg-netstack connect CONFIG -- COMMAND", () => {
     const curl = `curl -sS --max-time 60 -o /dev/null "http://$WG_NETSTACK_FORWARD_1/[1-600]" && ${andThen}`;
     const script = join(dir, "six-hundred.sh");
     writeFileSync(script, `${commandLine(["connect", configPath, ...THREADS_FLAGS, "--forward", `tcp:0=${WEB}:80`, "--", "sh", "-c", curl])} ${redirect}\n`);
-    const child = spawn("sh", [script], { stdio: ["ignore", "pipe", "inherit"], env: CLEAN_ENV });
-    started.push(child);
+    // Its own process group, so that a failed test leaves nothing of the pipeline running.
+    const child = spawn("sh", [script], { stdio: ["ignore", "pipe", "inherit"], env: CLEAN_ENV, detached: true });
+    startedGroups.push(child);
     let stdout = "";
     child.stdout!.on("data", (data) => (stdout += data));
     const closed = new Promise((resolve) => child.on("close", resolve));
