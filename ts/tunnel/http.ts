@@ -76,7 +76,9 @@ export function tunnelDispatcher(source: SocketSource): Dispatcher {
       socket.once("error", (error) => finish(error));
       socket.once("connect", () => {
         if (!secure) return finish(null, socket);
-        const secured = tls.connect({ socket, servername: options.servername || serverName(host), ALPNProtocols: ["http/1.1"] });
+        // `host` is what the certificate must name when there is no servername (an IP):
+        // without it tls checks "localhost".
+        const secured = tls.connect({ socket, host, servername: options.servername || serverName(host), ALPNProtocols: ["http/1.1"] });
         secured.once("secureConnect", () => finish(null, secured));
         secured.once("error", (error) => finish(error));
       });
