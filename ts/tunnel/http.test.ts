@@ -27,7 +27,9 @@ let stacks: Awaited<ReturnType<typeof startLoopbackTunnel>>;
 const servers: net.Server[] = [];
 let dir: string;
 const certs = { ca: "", ipKey: "", ipCert: "", otherKey: "", otherCert: "" };
-const ports = { tlsForAddress: 0, tlsForOtherName: 0 };
+const ports = { tlsForAddress: 0, tlsForOtherName: 0, silent: 0 };
+/** Connections the silent server holds open now. */
+const silentOpen = new Set<net.Socket>();
 
 async function listen<S extends net.Server>(server: S, host = "127.0.0.1", port = 0): Promise<number> {
   servers.push(server);
@@ -60,6 +62,13 @@ beforeAll(async () => {
     https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_request, response) => response.end("secret"));
   ports.tlsForAddress = await listen(tlsServer(certs.ipKey, certs.ipCert));
   ports.tlsForOtherName = await listen(tlsServer(certs.otherKey, certs.otherCert));
+  // Takes connections, reads, and never says a word (no ServerHello); closes once the client did.
+  ports.silent = await listen(
+    net.createServer((socket) => {
+      silentOpen.add(socket.on("error", () => {}).resume());
+      socket.on("close", () => silentOpen.delete(socket));
+    }),
+  );
   stacks = await startLoopbackTunnel({
     onTcp: async (connection) => {
       const upstream = net.connect({ host: `127.0.0.${connection.local.host.split(".")[3]}`, port: connection.local.port, allowHalfOpen: true });
@@ -140,6 +149,29 @@ for (const url of ${JSON.stringify(urls(THROUGH))}) console.log("tunnel", await 
       const lines = printed.trim().split("\n");
       if (RUNTIME === "node") expect(lines.filter((line) => line.startsWith("runtime "))).toEqual(expected.map((outcome) => `runtime ${outcome}`));
       expect(lines.filter((line) => line.startsWith("tunnel "))).toEqual(expected.map((outcome) => `tunnel ${outcome}`));
+    },
+    T,
+  );
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+describe("connecting", () => {
+  it(
+    "gives up on a TLS handshake the server never answers as the runtime's fetch does: UND_ERR_CONNECT_TIMEOUT (undici's 10 s), the socket closed",
+    async () => {
+      const sides = [{ name: "tunnel", fetch: (url: string, init: RequestInit) => stacks.tunnel.fetch(url, init), host: THROUGH }];
+      // Node's own fetch is the reference; Deno's and Bun's are not undici.
+      if (RUNTIME === "node") sides.push({ name: "runtime", fetch: (url: string, init: RequestInit) => fetch(url, init), host: "127.0.0.1" });
+      for (const { name, fetch, host } of sides) {
+        // The user's signal only bounds the test: the connect must end first.
+        const failure = await fetch(`https://${host}:${ports.silent}/`, { signal: AbortSignal.timeout(30_000) }).catch((error: Error) => error);
+        expect([name, failure]).toMatchObject([name, { name: "TypeError", message: "fetch failed", cause: { code: "UND_ERR_CONNECT_TIMEOUT" } }]);
+        await until(() => silentOpen.size === 0);
+        expect([name, silentOpen.size]).toEqual([name, 0]);
+      }
     },
     T,
   );

@@ -58,16 +58,25 @@ function undici(): UndiciModule {
   return undiciModule;
 }
 
+/**
+ * How long a TLS handshake may take, as undici's own connector's default `connect.timeout`
+ * (the TCP connect before it has the tunnel's `connectTimeout`).
+ */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** An undici `Agent` that dials through the tunnel: for `fetch(url, { dispatcher })` and undici's `request`. */
 export function tunnelDispatcher(source: SocketSource): Dispatcher {
-  const { Agent } = undici();
+  const { Agent, errors } = undici();
   return new Agent({
     connect: (options, callback) => {
       const host = bare(options.hostname);
       const secure = options.protocol === "https:";
-      const socket = source.connect({ port: Number(options.port) || (secure ? 443 : 80), host });
+      const port = Number(options.port) || (secure ? 443 : 80);
+      const socket = source.connect({ port, host });
       let done = false;
+      let handshakeTimer: ReturnType<typeof setTimeout> | undefined;
       const finish = (error: Error | null, connected?: TunnelSocket | tls.TLSSocket) => {
+        clearTimeout(handshakeTimer);
         if (done) return;
         done = true;
         if (error) callback(error, null);
@@ -81,6 +90,12 @@ export function tunnelDispatcher(source: SocketSource): Dispatcher {
         const secured = tls.connect({ socket, host, servername: options.servername || serverName(host), ALPNProtocols: ["http/1.1"] });
         secured.once("secureConnect", () => finish(null, secured));
         secured.once("error", (error) => finish(error));
+        // A server that takes the connection and never answers would hold the fetch forever.
+        handshakeTimer = setTimeout(() => {
+          finish(new errors.ConnectTimeoutError(`Connect Timeout Error (attempted address: ${host}:${port}, timeout: ${TLS_HANDSHAKE_TIMEOUT_MS}ms)`));
+          secured.destroy();
+          socket.destroy();
+        }, TLS_HANDSHAKE_TIMEOUT_MS);
       });
     },
   });
