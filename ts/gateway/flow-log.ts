@@ -6,7 +6,7 @@ import { endpointText, type Endpoint } from "../ip.js";
 /** How a flow ended. */
 export type FlowEnd =
   | "closed" // both sides finished (TCP)
-  | "client-reset" // the client reset or went away; the upstream was reset
+  | "client-reset" // the client reset or went away (or its peer was removed); the upstream was reset, a UDP flow's socket closed
   | "upstream-reset" // the upstream reset; the client was reset
   | "upstream-error" // the upstream socket failed otherwise
   | "refused" // the upstream refused the connection (or nothing listens there); so was the client

@@ -229,6 +229,51 @@ describe("gateway", () => {
     expect(await Promise.race([attempt, new Promise((resolve) => setTimeout(() => resolve("no answer"), 3000))])).not.toBe("connected");
   });
 
+  it("ends a removed peer's UDP flows at once: a late reply never reaches the device that takes its name and address", async () => {
+    // An upstream that answers at once, and once more when the test says so, to whoever last wrote.
+    let lastSender: { port: number; address: string } | undefined;
+    const upstream: UdpSocket = createSocket("udp4");
+    upstream.on("message", (data, from) => {
+      lastSender = from;
+      upstream.send(data, from.port, from.address);
+    });
+    await new Promise<void>((resolve) => upstream.bind(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => upstream.close(() => resolve())));
+    const echo = { host: "127.0.0.1", port: upstream.address().port };
+
+    const { store, lines, join: joinAs } = await runGateway();
+    const tablet = store.addPeer("tablet");
+    await until(() => lines.some((line) => line.includes('"peer-added"')));
+    const received: string[] = [];
+    const client = await joinAs(tablet, { onUdp: (packet) => void received.push(`old ${Buffer.from(packet.data)}`) });
+    const tabletHost = tablet.address[0].split("/")[0]!;
+    client.sendUdp("hello", { host: tabletHost, port: 4000 }, echo);
+    await until(() => received.length === 1);
+    const oldFlow = lastSender!; // the gateway's socket for this flow
+
+    store.removePeer("tablet");
+    // Its flow ends with it, not at the idle timeout or the gateway's stop.
+    await until(() => flows(lines).some((flow) => flow.protocol === "udp"));
+    expect(flows(lines).find((flow) => flow.protocol === "udp")).toMatchObject({ peer: "tablet", up: 5, down: 5, end: "client-reset" });
+
+    // `peer add tablet` again: a new key, and the lowest free address, which is the old one.
+    const again = store.addPeer("tablet");
+    expect(again.publicKey).not.toBe(tablet.publicKey);
+    expect(again.address).toEqual(tablet.address);
+    await until(() => lines.filter((line) => line.includes('"peer-added"')).length === 2);
+    const newDevice: string[] = [];
+    const replacement = await joinAs(again, { onUdp: (packet) => void newDevice.push(`${Buffer.from(packet.data)} to port ${packet.dst.port}`) });
+    replacement.sendUdp("up", { host: tabletHost, port: 4001 }, echo); // its tunnel is up once this comes back
+    await until(() => newDevice.length === 1);
+    // The old flow's upstream writes again, as a game server or a QUIC peer would.
+    upstream.send("late reply for the removed device", oldFlow.port, oldFlow.address);
+    // Then the new device's own datagram to the same upstream, from the same port: its reply
+    // is the only one it may get.
+    replacement.sendUdp("mine", { host: tabletHost, port: 4000 }, echo);
+    await until(() => newDevice.length >= 2);
+    expect(newDevice).toEqual(["up to port 4001", "mine to port 4000"]);
+  });
+
   it("denies the host's loopback by default: ICMP unreachable for TCP and UDP, both logged", async () => {
     let reached = 0;
     const port = await tcpServer(() => reached++);

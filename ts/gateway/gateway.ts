@@ -210,6 +210,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const [publicKey, peer] of active) {
       if (current.has(publicKey)) continue;
       server.removePeer(publicKey);
+      udp.endPeer(publicKey, "peer removed");
       log.event("peer-removed", `peer removed: ${peer.name}`, { peer: peer.name, publicKey });
     }
     for (const [publicKey, peer] of current) {

@@ -85,6 +85,17 @@ export class UdpRelay {
     flow.send(packet.data);
   }
 
+  /**
+   * Ends every flow of a peer (`client-reset`, as its TCP connections end), and closes their
+   * sockets: a removed peer's address may soon be another device's, which must not get
+   * what answers the old one's flows.
+   */
+  endPeer(publicKey: string, why: string): void {
+    for (const flow of [...this.#flows.values()]) {
+      if (flow.key.startsWith(`${publicKey} `)) this.#end(flow, "client-reset", why);
+    }
+  }
+
   /** Ends every flow ("shutdown") and stops. */
   close(): void {
     clearInterval(this.#sweeper);
@@ -162,7 +173,7 @@ export class UdpRelay {
     flow.socket?.close();
     // A flow turned down ends as it began, however long it lasted.
     const record: FlowRecord = { ...flow.record, durationMs: Date.now() - flow.record.start, end: flow.socket ? end : flow.record.end };
-    if (error) record.error = error;
+    if (error && flow.socket) record.error = error; // a turned-down flow keeps its why
     this.#options.onFlowEnd(record);
   }
 }
