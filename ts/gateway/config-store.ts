@@ -91,13 +91,35 @@ export class ConfigStore {
 
   /** Every peer, by name. A bad file is a StoreError naming it. */
   peers(): PeerRecord[] {
-    if (!existsSync(this.#peersDir)) return [];
+    const { peers, broken } = this.scanPeers();
+    if (broken[0]) throw broken[0].error;
+    return peers;
+  }
+
+  /** Every peer whose file reads well, by name, and the files that do not, each with its StoreError. */
+  scanPeers(): { peers: PeerRecord[]; broken: { name: string; error: StoreError }[] } {
+    const peers: PeerRecord[] = [];
+    const broken: { name: string; error: StoreError }[] = [];
+    if (!existsSync(this.#peersDir)) return { peers, broken };
     const names = readdirSync(this.#peersDir)
       .filter((file) => file.endsWith(".json"))
       .map((file) => file.slice(0, -5))
       .filter((name) => PEER_NAME.test(name))
       .sort();
-    return names.map((name) => this.#readPeer(name));
+    for (const name of names) {
+      try {
+        peers.push(this.#readPeer(name));
+      } catch (error) {
+        if (!(error instanceof StoreError)) throw error;
+        if (existsSync(this.peerPath(name))) broken.push({ name, error }); // else removed meanwhile
+      }
+    }
+    return { peers, broken };
+  }
+
+  /** Where a peer's record is kept. */
+  peerPath(name: string): string {
+    return join(this.#peersDir, `${name}.json`);
   }
 
   /** A new peer with a fresh key and the lowest free addresses. */
@@ -161,7 +183,7 @@ export class ConfigStore {
   }
 
   #readPeer(name: string): PeerRecord {
-    const file = join(this.#peersDir, `${name}.json`);
+    const file = this.peerPath(name);
     const value = readJson(file);
     const privateKey = key(value.privateKey, file, "privateKey");
     return { name, privateKey, publicKey: pubkey(privateKey), address: addressPair(value.address, file, [32, 128]) };

@@ -6,7 +6,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -272,6 +272,66 @@ describe("gateway", () => {
     replacement.sendUdp("mine", { host: tabletHost, port: 4000 }, echo);
     await until(() => newDevice.length >= 2);
     expect(newDevice).toEqual(["up to port 4001", "mine to port 4000"]);
+  });
+
+  it("removes a peer while another peer's file is broken, names that file, and takes it once mended", async () => {
+    const port = await download(Buffer.from("hello"));
+    const { store, lines, join: joinAs } = await runGateway();
+    const [peer1] = store.peers();
+    const tablet = store.addPeer("tablet");
+    await until(() => lines.some((line) => line.includes('"peer-added"')));
+    const client = await joinAs(tablet);
+    expect((await httpGet(client, port)).toString()).toBe("hello");
+
+    // A hand edit of another peer's file, saved half-way.
+    const laptopFile = join(store.dir, "peers", "laptop.json");
+    writeFileSync(laptopFile, '{"privateKey": ');
+    await until(() => lines.some((line) => line.includes('"warning"')));
+    expect(lines.map((line) => JSON.parse(line)).find((e) => e.type === "warning").message).toBe(`${laptopFile}: not valid JSON`);
+    // A stolen tablet is removed all the same.
+    store.removePeer("tablet");
+    await until(() => lines.some((line) => line.includes('"peer-removed"')));
+    const attempt = client.connect({ host: "127.0.0.1", port }).then(() => "connected", () => "failed");
+    expect(await Promise.race([attempt, new Promise((resolve) => setTimeout(() => resolve("no answer"), 3000))])).not.toBe("connected");
+    // The other peers are still served.
+    expect((await httpGet(await joinAs(peer1!), port)).toString()).toBe("hello");
+
+    writeFileSync(laptopFile, JSON.stringify({ privateKey: genkey(), address: ["10.77.0.9/32", `${store.server().address[1].replace("::1/64", "::9")}/128`] }));
+    await until(() => lines.some((line) => line.includes('"peer-added"') && line.includes('"laptop"')));
+  });
+
+  it("serves no peer whose address or key another peer's file already holds, and says which file and field", async () => {
+    const port = await download(Buffer.from("hello"));
+    const { store, lines, join: joinAs } = await runGateway();
+    const peer1 = store.peers()[0]!;
+    // A hand-made file: a new key, but peer1's addresses (copied from its file, say).
+    const copyFile = join(store.dir, "peers", "copy.json");
+    writeFileSync(copyFile, JSON.stringify({ privateKey: genkey(), address: peer1.address }));
+    // And a second copy of peer1's file under another name: the same key.
+    const twinFile = join(store.dir, "peers", "twin.json");
+    writeFileSync(twinFile, JSON.stringify({ privateKey: peer1.privateKey, address: ["10.77.0.9/32", peer1.address[1].replace(/::2\/128$/, "::9/128")] }));
+    await until(() => lines.filter((line) => line.includes('"warning"')).length === 2);
+    const warnings = lines.map((line) => JSON.parse(line)).filter((e) => e.type === "warning").map((e) => e.message);
+    expect(warnings.sort()).toEqual([`${copyFile}: address: ${peer1.address[0]} is peer1's`, `${twinFile}: privateKey: the same key as peer1's`]);
+    expect(lines.some((line) => line.includes('"peer-added"'))).toBe(false);
+    // Removing the copy leaves peer1 its addresses: it still gets its answers.
+    rmSync(copyFile);
+    rmSync(twinFile);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // three polls
+    expect(lines.some((line) => line.includes('"peer-removed"'))).toBe(false);
+    const client = await joinAs(peer1);
+    expect((await httpGet(client, port)).toString()).toBe("hello");
+
+    // An address changed by hand applies too: the peer is served anew from its new address.
+    const moved: [string, string] = ["10.77.0.20/32", peer1.address[1].replace(/::2\/128$/, "::20/128")];
+    writeFileSync(join(store.dir, "peers", "peer1.json"), JSON.stringify({ privateKey: peer1.privateKey, address: moved }));
+    await until(() => lines.some((line) => line.includes('"peer-added"')));
+    expect(lines.map((line) => JSON.parse(line)).filter((e) => e.type.startsWith("peer-"))).toMatchObject([
+      { type: "peer-removed", peer: "peer1" },
+      { type: "peer-added", peer: "peer1", address: moved },
+    ]);
+    const movedClient = await joinAs({ ...peer1, address: moved });
+    expect((await httpGet(movedClient, port)).toString()).toBe("hello");
   });
 
   it("denies the host's loopback by default: ICMP unreachable for TCP and UDP, both logged", async () => {

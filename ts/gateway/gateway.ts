@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import type { PeerOptions } from "../config.js";
 import { startServer, type Server, type ServerOptions, type ServerStats } from "../host/server.js";
 import { endpointText, formatIp, parseCidr, type Endpoint } from "../ip.js";
+import { pubkey } from "../keys.js";
 import { qrCode } from "../qr.js";
 import { reachableHost } from "../client-config.js";
 import type { Runtime } from "../runtime/types.js";
@@ -97,7 +98,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { store, log } = options;
   const serverRecord = store.server();
   const ownHosts = serverRecord.address.map((cidr) => formatIp(parseCidr(cidr)!));
-  let active = new Map(store.ensurePeers(options.peers).map((peer) => [peer.publicKey, peer])); // public key → peer
+  const serverKey = pubkey(serverRecord.privateKey);
+  const initial = compatible(store.ensurePeers(options.peers), new Map(), serverKey, (name) => store.peerPath(name));
+  const startProblems = initial.problems;
+  for (const message of startProblems) log.event("warning", `warning: ${message}`, { message });
+  let active = new Map(initial.peers.map((peer) => [peer.publicKey, peer])); // public key → peer
   // Names outlive removal: a removed peer's last flows end after it is gone.
   const names = new Map([...active].map(([publicKey, peer]) => [publicKey, peer.name]));
   const peerName = (publicKey: string) => names.get(publicKey) ?? publicKey;
@@ -192,35 +197,40 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     configDir: store.dir,
   });
 
-  // Peers added or removed in the folder (by `peer add` / `peer remove`) apply now.
-  let folderProblem = "";
+  // Peers added, removed or edited in the folder (by `peer add` / `peer remove`, or by hand)
+  // apply now. A file that does not read, or clashes with another, is said once (until it
+  // changes) and left out; the rest apply all the same.
+  let problems = new Set(startProblems);
+  const say = (now: string[]) => {
+    for (const message of now) if (!problems.has(message)) log.event("warning", `warning: ${message}`, { message });
+    problems = new Set(now);
+  };
   const syncPeers = () => {
     if (shutdown.signal.aborted) return;
-    let current: Map<string, PeerRecord>;
+    let scan: ReturnType<ConfigStore["scanPeers"]>;
     try {
-      current = new Map(store.peers().map((peer) => [peer.publicKey, peer]));
-      folderProblem = "";
+      scan = store.scanPeers();
     } catch (error) {
-      // Say it once, keep the peers we have.
-      const message = (error as Error).message;
-      if (message !== folderProblem) log.event("warning", `warning: ${message}`, { message });
-      folderProblem = message;
-      return;
+      return say([(error as Error).message]); // the folder itself: keep the peers we have
     }
+    // A peer whose file no longer reads stays as it was served: a half-saved edit cuts no one off.
+    const kept = [...active.values()].filter((peer) => scan.broken.some((file) => file.name === peer.name));
+    const servable = compatible([...scan.peers, ...kept], active, serverKey, (name) => store.peerPath(name));
+    const now = [...scan.broken.map((file) => file.error.message), ...servable.problems];
+    const current = new Map(servable.peers.map((peer) => [peer.publicKey, peer]));
     for (const [publicKey, peer] of active) {
-      if (current.has(publicKey)) continue;
+      if (samePeer(current.get(publicKey), peer)) continue;
       server.removePeer(publicKey);
       udp.endPeer(publicKey, "peer removed");
       log.event("peer-removed", `peer removed: ${peer.name}`, { peer: peer.name, publicKey });
     }
     for (const [publicKey, peer] of current) {
-      if (active.has(publicKey)) continue;
+      if (samePeer(active.get(publicKey), peer)) continue;
       try {
         server.addPeer(peerOptions(peer));
       } catch (error) {
-        // Say it once (it stays in `active`): a peer file with the server's key, say.
-        const message = `peer ${peer.name}: ${(error as Error).message}`;
-        log.event("warning", `warning: ${message}`, { message });
+        now.push(`peer ${peer.name}: ${(error as Error).message}`);
+        current.delete(publicKey);
         continue;
       }
       names.set(publicKey, peer.name);
@@ -228,6 +238,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       showPeer(peer).catch((error: Error) => log.event("error", `error: ${error.message}`, { message: error.message }));
     }
     active = current;
+    say(now);
   };
   const poll = setInterval(syncPeers, options.pollMs ?? 1000);
   void server.closed.then(() => clearInterval(poll)); // a closed server takes no peers
@@ -267,6 +278,38 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   };
 }
+
+/**
+ * The peers that can be served together, those `served` now first (then by name): a peer
+ * whose key is the server's or another's, or with an address another holds, is left out,
+ * and the problem names its file and field. (WireGuard would hand the address to the
+ * later peer, and take it from both when that one goes.)
+ */
+function compatible(peers: PeerRecord[], served: Map<string, PeerRecord>, serverKey: string, file: (name: string) => string): { peers: PeerRecord[]; problems: string[] } {
+  const isServed = (peer: PeerRecord) => served.get(peer.publicKey)?.name === peer.name;
+  const ordered = [...peers.filter(isServed), ...peers.filter((peer) => !isServed(peer))];
+  const keys = new Map<string, string>(); // public key → peer name
+  const addresses = new Map<string, string>(); // address → peer name
+  const ok: PeerRecord[] = [];
+  const problems: string[] = [];
+  for (const peer of ordered) {
+    const taken = peer.address.find((address) => addresses.has(address));
+    let problem: string | undefined;
+    if (peer.publicKey === serverKey) problem = "privateKey: the gateway's own key";
+    else if (keys.has(peer.publicKey)) problem = `privateKey: the same key as ${keys.get(peer.publicKey)}'s`;
+    else if (taken) problem = `address: ${taken} is ${addresses.get(taken)}'s`;
+    if (problem) {
+      problems.push(`${file(peer.name)}: ${problem}`);
+      continue;
+    }
+    keys.set(peer.publicKey, peer.name);
+    for (const address of peer.address) addresses.set(address, peer.name);
+    ok.push(peer);
+  }
+  return { peers: ok, problems };
+}
+
+const samePeer = (a: PeerRecord | undefined, b: PeerRecord) => a !== undefined && a.name === b.name && a.address.join() === b.address.join();
 
 function peerOptions(peer: PeerRecord): PeerOptions {
   return { publicKey: peer.publicKey, allowedIps: peer.address };
