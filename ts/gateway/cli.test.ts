@@ -172,6 +172,13 @@ describe("wg-netstack (process)", () => {
     const result = run("--conf", conf, "--dns-upstream", "127.0.0.1");
     expect(result.status).toBe(2);
     expect(result.stderr).toBe(`wg-netstack: ${join(conf, "server.json")}: not valid JSON\n`);
+    // A folder that cannot be made: --conf names a file.
+    const file = join(conf, "server.json");
+    for (const argv of [["--conf", file, "--dns-upstream", "127.0.0.1"], ["peer", "add", "phone", "--conf", file]]) {
+      const unusable = run(...argv);
+      expect(unusable.status).toBe(2);
+      expect(unusable.stderr).toBe(`wg-netstack: ${join(file, "peers")}: cannot make the config folder: ENOTDIR\n`);
+    }
   });
 
   it("serves, logs flows, picks up peer add / peer remove, stops on SIGINT with a summary, and keeps its keys", async () => {

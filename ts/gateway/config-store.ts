@@ -190,7 +190,11 @@ export class ConfigStore {
   }
 
   #ensureDirs(): void {
-    mkdirSync(this.#peersDir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(this.#peersDir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new StoreError(`${this.#peersDir}: cannot make the config folder: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
   }
 }
 
@@ -252,7 +256,11 @@ function randomUlaGateway(): string {
 function writeSecret(path: string, content: unknown, exclusive = false): void {
   const text = typeof content === "string" ? content : `${JSON.stringify(content, null, 2)}\n`;
   const temporary = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  writeFileSync(temporary, text, { mode: 0o600, flag: "wx" });
+  try {
+    writeFileSync(temporary, text, { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    throw new StoreError(`${path}: cannot write: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
   try {
     if (exclusive) {
       try {
