@@ -61,7 +61,9 @@ export async function forwardTcp(conn: TcpConnection, options: TcpForwardOptions
   } catch (error) {
     const refusal = error instanceof DialError ? error.refusal : "reset";
     conn.refuse(refusal);
-    return options.onFlowEnd(record({ up: 0, down: 0, end: refusal === "reset" ? "refused" : "unreachable", error: (error as Error).message }));
+    // A dial given up because the gateway stops says nothing about the destination.
+    const end = options.signal.aborted ? "shutdown" : refusal === "reset" ? "refused" : "unreachable";
+    return options.onFlowEnd(record({ up: 0, down: 0, end, error: (error as Error).message }));
   }
 
   try {

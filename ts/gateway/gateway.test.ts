@@ -385,4 +385,19 @@ describe("gateway", () => {
     expect(flows(lines)).toMatchObject([{ end: "shutdown", up: 2 }]);
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({ type: "summary", ends: { shutdown: 1 } });
   });
+
+  it("logs a connection still dialing when it stops as 'shutdown', not as refused by its destination", async () => {
+    // A SOCKS5 proxy that takes the connection and never answers: the dial waits (up to its 10 s).
+    let dialing = 0;
+    const silentProxy = await tcpServer((socket) => {
+      dialing++;
+      socket.resume().on("end", () => socket.destroy());
+    });
+    const { gateway, store, lines, join: joinAs } = await runGateway({ via: parseProxy(`socks5://127.0.0.1:${silentProxy}`) });
+    const client = await joinAs(store.peers()[0]!);
+    void client.connect({ host: "127.0.0.1", port: 9 }).catch(() => {});
+    await until(() => dialing === 1);
+    await gateway.stop();
+    expect(flows(lines)).toMatchObject([{ dst: { port: 9 }, up: 0, down: 0, end: "shutdown" }]);
+  });
 });
