@@ -180,6 +180,31 @@ describe("gateway", () => {
     expect(flows(lines).find((flow) => flow.end === "answered")).toMatchObject({ protocol: "udp", name: "www.example.test AAAA", dst: virtualResolver });
   });
 
+  it("counts against --max-flows the UDP flows open, not DNS queries answered and done", async () => {
+    const resolver = await udpServer((query) => Buffer.concat([query.subarray(0, 2), Buffer.from([0x81, 0x80]), query.subarray(4)]));
+    const echo = await udpServer((data) => data);
+    const { store, join: joinAs } = await runGateway({ dnsUpstream: resolver, maxFlowsPerPeer: 3 });
+    const answered: number[] = [];
+    const refused: number[] = [];
+    const client = await joinAs(store.peers()[0]!, {
+      onUdp: (packet) => void answered.push(packet.dst.port),
+      onUdpUnreachable: (info) => void refused.push(info.local.port),
+    });
+    // Each query from its own port, as resolvers send them: each flow ends with its answer.
+    for (let port = 5000; port < 5006; port++) {
+      client.sendUdp(dnsQuery("www.example.test"), { host: "10.77.0.2", port }, { host: "10.77.0.1", port: 53 });
+      await until(() => answered.length + refused.length === port - 4999);
+    }
+    expect({ answered, refused }).toEqual({ answered: [5000, 5001, 5002, 5003, 5004, 5005], refused: [] });
+    // Flows that stay open hold their sockets: past three, a datagram is turned down.
+    for (let port = 6000; port < 6004; port++) {
+      client.sendUdp("hi", { host: "10.77.0.2", port }, echo);
+      await until(() => answered.length + refused.length === port - 5993);
+    }
+    expect(answered.slice(6)).toEqual([6000, 6001, 6002]);
+    expect(refused).toEqual([6003]);
+  });
+
   it("relays DNS over TCP to the virtual resolver, naming the question", async () => {
     // A DNS-over-TCP server: answers the first framed query with a framed copy marked as a response.
     const port = await tcpServer((socket) =>

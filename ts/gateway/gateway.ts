@@ -22,10 +22,16 @@ import { UdpRelay } from "./udp-relay.js";
 export const DEFAULT_PORT = 51820;
 /**
  * TCP connections, and UDP flows, each peer may have open: every one holds a socket of
- * this host, so one busy peer must not take them all. The server enforces it (a SYN past
- * it gets RST, a datagram ICMP port unreachable).
+ * this host, so one busy peer must not take them all. The server enforces it for TCP (a SYN
+ * past it gets RST), the UDP relay for UDP (a datagram past it gets ICMP port unreachable).
  */
 export const DEFAULT_MAX_FLOWS_PER_PEER = 1024;
+/**
+ * The server's own count of a peer's UDP flows keeps one until it has been quiet for the
+ * flow timeout, even a DNS flow the relay ended at its answer: its limit is set above the
+ * relay's, at least this (its default), so that a peer's stream of lookups is not refused.
+ */
+const SERVER_UDP_FLOWS_PER_PEER = 4096;
 /** A UDP flow ends after this long without a datagram: in the server's count and here, its socket. */
 const UDP_FLOW_TIMEOUT_MS = 60_000;
 
@@ -130,6 +136,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onFlowEnd: flowEnded,
     peerName,
     idleMs: udpIdleMs,
+    maxFlowsPerPeer: maxFlows,
   });
 
   let server: Server;
@@ -144,7 +151,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       address: serverRecord.address,
       peers: [...active.values()].map(peerOptions),
       tcpMaxConnectionsPerPeer: maxFlows,
-      udpMaxFlowsPerPeer: maxFlows,
+      udpMaxFlowsPerPeer: Math.max(maxFlows, SERVER_UDP_FLOWS_PER_PEER),
       udpFlowTimeout: udpIdleMs,
       onTcp: (conn) => {
         const flow = forwardTcp(conn, {

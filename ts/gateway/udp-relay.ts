@@ -5,8 +5,10 @@
 // route turns down gets no socket: its datagrams are counted, answered with ICMP and logged
 // once. The host socket is connected to the upstream (connected-udp.ts), and an ICMP error
 // from there is passed on to the client, as a router would.
-// How many flows a peer may have is the server's `udpMaxFlowsPerPeer`: past it the
-// datagram never reaches us.
+// A peer may have `maxFlowsPerPeer` flows open here (each holds a socket); past it a new
+// flow's datagram gets ICMP port unreachable, as the server's own limit answers. The
+// server's limit counts a flow until it has been quiet for its timeout, so a DNS flow ended
+// by its answer would count for a minute: the gateway gives the server a higher one.
 
 import { createSocket, type Socket } from "node:dgram";
 import { formatIp, parseIp, type Endpoint } from "../ip.js";
@@ -29,6 +31,8 @@ export interface UdpRelayOptions {
   idleMs?: number;
   /** A DNS query with no answer for this long ends its flow; default 10 s. */
   dnsTimeoutMs?: number;
+  /** Flows one peer may have open; default no limit here. */
+  maxFlowsPerPeer?: number;
 }
 
 interface Flow {
@@ -52,6 +56,8 @@ export class UdpRelay {
   readonly #idleMs: number;
   readonly #dnsTimeoutMs: number;
   readonly #flows = new Map<string, Flow>();
+  /** Open flows by peer key. */
+  readonly #perPeer = new Map<string, number>();
   readonly #sweeper: ReturnType<typeof setInterval>;
 
   constructor(options: UdpRelayOptions) {
@@ -75,7 +81,11 @@ export class UdpRelay {
    */
   relay(packet: UdpPacket, route: (dst: Endpoint) => Route): void {
     const key = `${packet.peer} ${packet.src.host} ${packet.src.port} ${packet.dst.host} ${packet.dst.port}`;
-    const flow = this.#flows.get(key) ?? this.#open(key, packet, route(packet.dst));
+    let flow = this.#flows.get(key);
+    if (!flow) {
+      if ((this.#perPeer.get(packet.peer) ?? 0) >= (this.#options.maxFlowsPerPeer ?? Number.POSITIVE_INFINITY)) return packet.refuse("port");
+      flow = this.#open(key, packet, route(packet.dst));
+    }
     flow.lastActivity = Date.now();
     flow.record.up += packet.data.length;
     if (flow.dns) flow.record.name ??= dnsQuestion(packet.data);
@@ -125,6 +135,7 @@ export class UdpRelay {
       },
     };
     this.#flows.set(key, flow);
+    this.#perPeer.set(packet.peer, (this.#perPeer.get(packet.peer) ?? 0) + 1);
     const { start, peer, protocol, src, dst } = flow.record;
     this.#options.onFlowOpen?.({ start, peer, protocol, src, dst }, () => ({ up: flow.record.up, down: flow.record.down }));
     if (!("to" in route)) {
@@ -170,6 +181,10 @@ export class UdpRelay {
   #end(flow: Flow, end: FlowEnd, error?: string): void {
     if (this.#flows.get(flow.key) !== flow) return;
     this.#flows.delete(flow.key);
+    const peer = flow.key.slice(0, flow.key.indexOf(" "));
+    const left = this.#perPeer.get(peer)! - 1;
+    if (left === 0) this.#perPeer.delete(peer);
+    else this.#perPeer.set(peer, left);
     flow.socket?.close();
     // A flow turned down ends as it began, however long it lasted.
     const record: FlowRecord = { ...flow.record, durationMs: Date.now() - flow.record.start, end: flow.socket ? end : flow.record.end };
