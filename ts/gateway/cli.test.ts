@@ -181,6 +181,19 @@ describe("wg-netstack (process)", () => {
     }
   });
 
+  it("gives peers added at the same time by several `peer add` processes addresses of their own", async () => {
+    const conf = tempDir();
+    expect(run("peer", "add", "first", "--conf", conf).status).toBe(0); // the server's key and subnets
+    const names = ["p1", "p2", "p3", "p4", "p5", "p6"];
+    const codes = await Promise.all(
+      names.map((name) => new Promise<number | null>((resolve) => spawn(runtime[0]!, [...runtime.slice(1), main, "peer", "add", name, "--conf", conf], { stdio: "ignore" }).on("exit", resolve))),
+    );
+    expect(codes).toEqual(names.map(() => 0));
+    const addresses = new ConfigStore(conf).peers().map((peer) => peer.address[0]);
+    expect(addresses).toHaveLength(7);
+    expect(new Set(addresses).size).toBe(7);
+  });
+
   it("serves, logs flows, picks up peer add / peer remove, stops on SIGINT with a summary, and keeps its keys", async () => {
     const conf = tempDir();
     const upstream = net.createServer((socket) => socket.on("error", () => {}).end("hello from upstream"));

@@ -8,7 +8,7 @@
 //   DIR/NAME.conf          the config to give the client (wg-quick format), DNS = the gateway
 
 import { randomBytes } from "node:crypto";
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { clientConfig } from "../client-config.js";
@@ -41,6 +41,8 @@ export interface PeerRecord {
 }
 
 const DEFAULT_IPV4_SUBNET = "10.77.0.1/24";
+/** A `peer add` takes milliseconds: a lock held longer than this was left by a process that died. */
+const ADD_LOCK_STALE_MS = 5_000;
 const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 
 /** $XDG_CONFIG_HOME/wg-netstack or ~/.config/wg-netstack; %APPDATA%\wg-netstack on Windows. */
@@ -128,16 +130,20 @@ export class ConfigStore {
       throw new StoreError(`peer name ${JSON.stringify(name)}: use 1 to 32 letters, digits, "_", "-" or "." (not first)`);
     }
     const [gateway4, gateway6] = this.server().address.map((text) => parseCidr(text)!);
+    // Another process's `peer add` may be choosing the same lowest free address: one at a time.
+    return this.#whileAdding(() => this.#addPeer(name, gateway4!, gateway6!));
+  }
+
+  #addPeer(name: string, gateway4: Cidr, gateway6: Cidr): PeerRecord {
     const peers = this.peers();
     if (peers.some((peer) => peer.name === name)) throw new StoreError(`peer ${name} already exists in ${this.dir}`);
     const used = new Set(peers.map((peer) => parseCidr(peer.address[0])!.bytes.at(-1)!));
-    used.add(gateway4!.bytes.at(-1)!);
+    used.add(gateway4.bytes.at(-1)!);
     let index = 2;
     while (used.has(index)) index++;
-    if (index > 254) throw new StoreError(`no free address left in ${formatCidr(maskHostBits(gateway4!))} for peer ${name}`);
+    if (index > 254) throw new StoreError(`no free address left in ${formatCidr(maskHostBits(gateway4))} for peer ${name}`);
     const privateKey = genkey();
-    const address: [string, string] = [`${formatIp(hostAt(gateway4!, index))}/32`, `${formatIp(hostAt(gateway6!, index))}/128`];
-    this.#ensureDirs();
+    const address: [string, string] = [`${formatIp(hostAt(gateway4, index))}/32`, `${formatIp(hostAt(gateway6, index))}/128`];
     // Created exclusively: two `peer add` runs with one name cannot both win.
     writeSecret(join(this.#peersDir, `${name}.json`), { privateKey, address }, true);
     return { name, privateKey, publicKey: pubkey(privateKey), address };
@@ -187,6 +193,36 @@ export class ConfigStore {
     const value = readJson(file);
     const privateKey = key(value.privateKey, file, "privateKey");
     return { name, privateKey, publicKey: pubkey(privateKey), address: addressPair(value.address, file, [32, 128]) };
+  }
+
+  /** Runs `body` holding the folder's add lock (a directory: making one is atomic), waiting for another holder. */
+  #whileAdding<T>(body: () => T): T {
+    this.#ensureDirs();
+    const lock = join(this.#peersDir, ".adding");
+    const start = Date.now();
+    for (;;) {
+      try {
+        mkdirSync(lock);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw new StoreError(`${lock}: cannot make: ${(error as NodeJS.ErrnoException).code}`);
+      }
+      let age = 0;
+      try {
+        age = Date.now() - statSync(lock).mtimeMs;
+      } catch {
+        continue; // released meanwhile
+      }
+      // Older than any add takes: left by a process that died holding it.
+      if (age > ADD_LOCK_STALE_MS) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() - start > ADD_LOCK_STALE_MS) throw new StoreError(`${lock}: another peer add holds it`);
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+    try {
+      return body();
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
   }
 
   #ensureDirs(): void {
