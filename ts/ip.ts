@@ -100,6 +100,12 @@ export function sameEndpoint(a: Endpoint | undefined, b: Endpoint): boolean {
   return a !== undefined && a.host === b.host && a.port === b.port;
 }
 
+/** An IPv4 peer seen by a dual-stack socket, as its IPv4 address (::ffff:192.0.2.1 is 192.0.2.1, RFC 4291 section 2.5.5.2). */
+export function unmappedEndpoint(endpoint: Endpoint): Endpoint {
+  const v4 = /^::ffff:([0-9.]+)$/i.exec(endpoint.host)?.[1];
+  return v4 && parseIp(v4) ? { host: v4, port: endpoint.port } : endpoint;
+}
+
 /** An endpoint as people and configs write it: 10.0.0.2:443 or [fd00::2]:443. */
 export function endpointText(endpoint: Endpoint): string {
   return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;

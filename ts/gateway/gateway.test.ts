@@ -388,8 +388,8 @@ describe("gateway", () => {
     expect(unreachable).toMatchObject([{ local: { host: "10.77.0.2", port: 4000 }, remote: echo, code: "EHOSTUNREACH" }]);
   });
 
-  it("logs a handshake from a key it does not know, with the key", async () => {
-    const { gateway, store, lines } = await runGateway();
+  it("logs a handshake from a key it does not know, with the key and the IPv4 endpoint as such, when listening on every address", async () => {
+    const { gateway, store, lines } = await runGateway({ listen: { port: 0 } }); // [::], IPv4 clients mapped
     const strangerKey = genkey();
     const stranger = await startTunnelClient({ privateKey: strangerKey, serverPublicKey: gateway.publicKey, endpoint: gateway.address, address: store.peers()[0]!.address });
     cleanups.push(() => stranger.close());

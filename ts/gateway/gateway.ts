@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { PeerOptions } from "../config.js";
 import { startServer, type Server, type ServerOptions, type ServerStats } from "../host/server.js";
-import { endpointText, formatIp, parseCidr, type Endpoint } from "../ip.js";
+import { endpointText, formatIp, parseCidr, type Endpoint, unmappedEndpoint } from "../ip.js";
 import { pubkey } from "../keys.js";
 import { qrCode } from "../qr.js";
 import { reachableHost } from "../client-config.js";
@@ -170,7 +170,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       onUdp: (packet) => {
         if (!shutdown.signal.aborted) udp.relay(packet, route);
       },
-      onUnknownPeer: ({ publicKey, endpoint }) => log.unknownPeer(publicKey, endpoint),
+      onUnknownPeer: ({ publicKey, endpoint }) => log.unknownPeer(publicKey, unmappedEndpoint(endpoint)),
       ...(pcap || options.taps
         ? {
             tap: (packet: Uint8Array, { peer }: { peer: string }) => {

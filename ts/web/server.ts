@@ -19,7 +19,7 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createReadStream } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { endpointText, parseIp, type Endpoint } from "../ip.js";
+import { endpointText, parseIp, type Endpoint, unmappedEndpoint } from "../ip.js";
 import { qrCode } from "../qr.js";
 import type { ConfigStore, PeerRecord } from "../gateway/config-store.js";
 import { StoreError } from "../gateway/config-store.js";
@@ -91,7 +91,7 @@ export async function startWebServer(options: WebOptions): Promise<WebServer> {
         name: peer.name,
         publicKey: peer.publicKey,
         address: peer.address,
-        endpoint: stat?.endpoint ? endpointText(unmapped(stat.endpoint)) : null,
+        endpoint: stat?.endpoint ? endpointText(unmappedEndpoint(stat.endpoint)) : null,
         sinceHandshakeMs: stat?.sinceHandshakeMs ?? null,
         up: stat?.rxBytes ?? 0,
         down: stat?.txBytes ?? 0,
@@ -264,12 +264,6 @@ function pagePolicy(nonce: string): Record<string, string> {
   return {
     "content-security-policy": `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
   };
-}
-
-/** An IPv4 client seen by a dual-stack socket, as its IPv4 address (::ffff:192.0.2.1 is 192.0.2.1, RFC 4291 section 2.5.5.2). */
-function unmapped(endpoint: Endpoint): Endpoint {
-  const v4 = /^::ffff:([0-9.]+)$/i.exec(endpoint.host)?.[1];
-  return v4 && parseIp(v4) ? { host: v4, port: endpoint.port } : endpoint;
 }
 
 function reply(response: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
