@@ -124,6 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const tcpFlows = new Set<Promise<void>>();
   const route = router({
     ownHosts,
+    subnets: serverRecord.address,
     dnsUpstream: options.dnsUpstream,
     allowLoopback: options.allowLoopback ?? false,
     allowLinkLocal: options.allowLinkLocal ?? false,

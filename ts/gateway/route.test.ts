@@ -30,6 +30,15 @@ describe("router", () => {
     expect(open({ host: "169.254.169.254", port: 80 })).toEqual({ to: { host: "169.254.169.254", port: 80 } });
   });
 
+  it("denies the rest of the tunnel's subnets: another peer's address is not out on the host's network", () => {
+    const tunnel = router({ ownHosts: ["10.77.0.1", "fd12:3456:789a::1"], subnets: ["10.77.0.1/24", "fd12:3456:789a::1/64"], dnsUpstream, allowLoopback: true, allowLinkLocal: true });
+    for (const host of ["10.77.0.2", "10.77.0.254", "10.77.0.0", "fd12:3456:789a::2", "fd12:3456:789a::ffff:1", "::ffff:10.77.0.3"]) {
+      expect(tunnel({ host, port: 80 })).toEqual({ end: "denied", why: expect.stringContaining("tunnel") });
+    }
+    expect(tunnel({ host: "10.77.0.1", port: 53 })).toEqual({ to: dnsUpstream }); // the gateway itself answers as before
+    for (const host of ["10.77.1.2", "10.78.0.2", "fd12:3456:789b::2"]) expect(tunnel({ host, port: 80 })).toEqual({ to: { host, port: 80 } });
+  });
+
   it("lets loopback through with allowLoopback", () => {
     const open = router({ ownHosts: ["10.77.0.1"], dnsUpstream, allowLoopback: true, allowLinkLocal: false });
     expect(open({ host: "127.0.0.1", port: 8080 })).toEqual({ to: { host: "127.0.0.1", port: 8080 } });
