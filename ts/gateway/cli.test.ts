@@ -18,7 +18,7 @@ describe("parseCommand", () => {
   const env = { XDG_CONFIG_HOME: "/cfg" };
 
   it("serves by default, with defaults", () => {
-    expect(parseCommand([], env)).toEqual({ command: "serve", conf: join("/cfg", "wg-netstack"), peers: 1, allowLoopback: false, allowLinkLocal: false, json: false });
+    expect(parseCommand([], env)).toEqual({ command: "serve", conf: join("/cfg", "wg-netstack"), allowLoopback: false, allowLinkLocal: false, json: false });
     expect(parseCommand(["serve", "--json"], env)).toMatchObject({ command: "serve", json: true });
   });
 
@@ -179,6 +179,28 @@ describe("wg-netstack (process)", () => {
       expect(unusable.status).toBe(2);
       expect(unusable.stderr).toBe(`wg-netstack: ${join(file, "peers")}: cannot make the config folder: ENOTDIR\n`);
     }
+  });
+
+  it("makes peer1 on the first start only: a peer1 removed later stays removed across restarts", async () => {
+    const conf = tempDir();
+    const first = serve("--conf", conf);
+    await first.next("listening");
+    first.signal("SIGINT");
+    expect(await first.exited).toBe(0);
+    expect(new ConfigStore(conf).peers().map((peer) => peer.name)).toEqual(["peer1"]);
+    expect(run("peer", "add", "phone", "--conf", conf).status).toBe(0);
+    expect(run("peer", "remove", "peer1", "--conf", conf).status).toBe(0);
+    const again = serve("--conf", conf);
+    await again.next("listening");
+    expect(new ConfigStore(conf).peers().map((peer) => peer.name)).toEqual(["phone"]);
+    again.signal("SIGINT");
+    expect(await again.exited).toBe(0);
+    // Asked for, --peers N makes sure peer1 … peerN exist, as it says.
+    const asked = serve("--conf", conf, "--peers", "2");
+    await asked.next("listening");
+    expect(new ConfigStore(conf).peers().map((peer) => peer.name)).toEqual(["peer1", "peer2", "phone"]);
+    asked.signal("SIGINT");
+    expect(await asked.exited).toBe(0);
   });
 
   it("gives peers added at the same time by several `peer add` processes addresses of their own", async () => {

@@ -2,7 +2,8 @@
 // A bad flag or an unusable config folder is one line on stderr and exit code 2.
 
 import { getServers } from "node:dns";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { endpointText, formatIp, isHostName, parseEndpoint, parseIp, type Endpoint } from "../ip.js";
 import { reachableHost } from "../client-config.js";
 import { MTU_MAX, MTU_MIN } from "../config.js";
@@ -29,7 +30,7 @@ export const USAGE = `Usage:
 
 Options:
   --conf DIR              config folder (keys, peers, client configs); default ${defaultConfigDir()}
-  --peers N               make sure peer1 ... peerN exist (default 1)
+  --peers N               make sure peer1 ... peerN exist (default: peer1 on the first start only)
   --listen HOST:PORT      UDP address to listen on (default every address, IPv4 and IPv6, port ${DEFAULT_PORT}); PORT alone is every address
   --endpoint HOST[:PORT]  the address written into client configs (default a guess at this machine's, and the listening port)
   --mtu N                 inner MTU for the gateway and the client configs, ${MTU_MIN}..${MTU_MAX}
@@ -47,7 +48,8 @@ Options:
 export interface ServeCommand {
   command: "serve";
   conf: string;
-  peers: number;
+  /** Given: make sure peer1 … peerN exist. Not given: peer1 on the first start (no server.json yet) only. */
+  peers?: number;
   listen?: { host?: string; port: number };
   endpoint?: { host: string; port?: number };
   mtu?: number;
@@ -99,7 +101,6 @@ export function parseCommand(argv: string[], env: Record<string, string | undefi
   const serve: ServeCommand = {
     command: "serve",
     conf,
-    peers: 1,
     allowLoopback: flags["allow-loopback"] !== undefined,
     allowLinkLocal: flags["allow-link-local"] !== undefined,
     json: flags.json !== undefined,
@@ -244,6 +245,8 @@ function peerRemove(conf: string, name: string, io: Io): number {
 async function serve(command: ServeCommand, io: Io): Promise<number> {
   const dnsUpstream = command.dnsUpstream ?? systemResolver();
   const store = new ConfigStore(command.conf);
+  // A peer removed later (peer1 too) is not made again at the next start.
+  const firstStart = !existsSync(join(command.conf, "server.json"));
   store.server(); // a bad key file is exit 2 before anything starts
   const pcap = await openPcapFlag(command.pcap);
   // With --json, stdout is JSON lines only: configs and QR codes go to stderr.
@@ -253,7 +256,7 @@ async function serve(command: ServeCommand, io: Io): Promise<number> {
   try {
     gateway = await startGateway({
       store,
-      peers: command.peers,
+      peers: command.peers ?? (firstStart ? 1 : 0),
       ...(command.listen ? { listen: command.listen } : {}),
       ...(command.endpoint ? { endpoint: command.endpoint } : {}),
       ...(command.mtu === undefined ? {} : { mtu: command.mtu }),
