@@ -39,6 +39,14 @@ describe("router", () => {
     for (const host of ["10.77.1.2", "10.78.0.2", "fd12:3456:789b::2"]) expect(tunnel({ host, port: 80 })).toEqual({ to: { host, port: 80 } });
   });
 
+  it("denies multicast and broadcast, which routers do not pass on: a phone's mDNS and SSDP stay off the host's LAN", () => {
+    const open = router({ ownHosts: ["10.77.0.1"], dnsUpstream, allowLoopback: true, allowLinkLocal: true });
+    for (const host of ["224.0.0.251", "239.255.255.250", "255.255.255.255", "ff02::fb", "ff05::c", "::ffff:224.0.0.251"]) {
+      expect(open({ host, port: 5353 })).toEqual({ end: "denied", why: expect.stringContaining("multicast") });
+    }
+    for (const host of ["223.255.255.254", "240.0.0.1", "fe00::1"]) expect(open({ host, port: 5353 })).toEqual({ to: { host, port: 5353 } });
+  });
+
   it("lets loopback through with allowLoopback", () => {
     const open = router({ ownHosts: ["10.77.0.1"], dnsUpstream, allowLoopback: true, allowLinkLocal: false });
     expect(open({ host: "127.0.0.1", port: 8080 })).toEqual({ to: { host: "127.0.0.1", port: 8080 } });

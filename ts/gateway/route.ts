@@ -37,6 +37,9 @@ export function router(options: RouteOptions): (destination: Endpoint) => Route 
     }
     const ip = parseIp(destination.host);
     const plain = ip && unmapped(ip);
+    if (plain && isMulticastOrBroadcast(plain)) {
+      return { end: "denied", why: "multicast and broadcast are not routed beyond the tunnel" };
+    }
     if (plain && subnets.some((subnet) => cidrCovers(subnet, plain))) {
       return { end: "denied", why: "an address in the tunnel's subnet: peers do not reach each other through the gateway" };
     }
@@ -57,6 +60,13 @@ export function isHostLocal(ip: Ip): boolean {
   if (b.subarray(0, 15).every((byte) => byte === 0)) return b[15]! <= 1; // :: and ::1
   const mapped = b.subarray(0, 10).every((byte) => byte === 0) && b[10] === 0xff && b[11] === 0xff;
   return mapped && isHostLocal({ family: 4, bytes: b.subarray(12) });
+}
+
+/** 224.0.0.0/4, 255.255.255.255 and ff00::/8: a router passes none of these on from a tunnel (mDNS, SSDP, LLMNR). */
+function isMulticastOrBroadcast(ip: Ip): boolean {
+  const b = ip.bytes;
+  if (ip.family === 6) return b[0] === 0xff;
+  return (b[0]! & 0xf0) === 0xe0 || b.every((byte) => byte === 255);
 }
 
 /** An IPv4-mapped IPv6 address (::ffff:192.0.2.1) as the IPv4 address; any other as it is. */
