@@ -335,13 +335,22 @@ describe("gateway", () => {
     // And a second copy of peer1's file under another name: the same key.
     const twinFile = join(store.dir, "peers", "twin.json");
     writeFileSync(twinFile, JSON.stringify({ privateKey: peer1.privateKey, address: ["10.77.0.9/32", peer1.address[1].replace(/::2\/128$/, "::9/128")] }));
-    await until(() => lines.filter((line) => line.includes('"warning"')).length === 2);
+    // And one with the gateway's own address, where its resolver answers.
+    const gatewayFile = join(store.dir, "peers", "gw.json");
+    const [gateway4] = store.server().address;
+    writeFileSync(gatewayFile, JSON.stringify({ privateKey: genkey(), address: [gateway4.replace("/24", "/32"), peer1.address[1].replace(/::2\/128$/, "::8/128")] }));
+    await until(() => lines.filter((line) => line.includes('"warning"')).length === 3);
     const warnings = lines.map((line) => JSON.parse(line)).filter((e) => e.type === "warning").map((e) => e.message);
-    expect(warnings.sort()).toEqual([`${copyFile}: address: ${peer1.address[0]} is peer1's`, `${twinFile}: privateKey: the same key as peer1's`]);
+    expect(warnings.sort()).toEqual([
+      `${copyFile}: address: ${peer1.address[0]} is peer1's`,
+      `${gatewayFile}: address: ${gateway4.replace("/24", "/32")} is the gateway's`,
+      `${twinFile}: privateKey: the same key as peer1's`,
+    ]);
     expect(lines.some((line) => line.includes('"peer-added"'))).toBe(false);
     // Removing the copy leaves peer1 its addresses: it still gets its answers.
     rmSync(copyFile);
     rmSync(twinFile);
+    rmSync(gatewayFile);
     await new Promise((resolve) => setTimeout(resolve, 300)); // three polls
     expect(lines.some((line) => line.includes('"peer-removed"'))).toBe(false);
     const client = await joinAs(peer1);

@@ -105,7 +105,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const serverRecord = store.server();
   const ownHosts = serverRecord.address.map((cidr) => formatIp(parseCidr(cidr)!));
   const serverKey = pubkey(serverRecord.privateKey);
-  const initial = compatible(store.ensurePeers(options.peers), new Map(), serverKey, (name) => store.peerPath(name));
+  const gatewayHosts = [`${ownHosts[0]}/32`, `${ownHosts[1]}/128`];
+  const initial = compatible(store.ensurePeers(options.peers), new Map(), serverKey, gatewayHosts, (name) => store.peerPath(name));
   const startProblems = initial.problems;
   for (const message of startProblems) log.event("warning", `warning: ${message}`, { message });
   let active = new Map(initial.peers.map((peer) => [peer.publicKey, peer])); // public key → peer
@@ -223,7 +224,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     // A peer whose file no longer reads stays as it was served: a half-saved edit cuts no one off.
     const kept = [...active.values()].filter((peer) => scan.broken.some((file) => file.name === peer.name));
-    const servable = compatible([...scan.peers, ...kept], active, serverKey, (name) => store.peerPath(name));
+    const servable = compatible([...scan.peers, ...kept], active, serverKey, gatewayHosts, (name) => store.peerPath(name));
     const now = [...scan.broken.map((file) => file.error.message), ...servable.problems];
     const current = new Map(servable.peers.map((peer) => [peer.publicKey, peer]));
     for (const [publicKey, peer] of active) {
@@ -289,15 +290,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
 /**
  * The peers that can be served together, those `served` now first (then by name): a peer
- * whose key is the server's or another's, or with an address another holds, is left out,
- * and the problem names its file and field. (WireGuard would hand the address to the
- * later peer, and take it from both when that one goes.)
+ * whose key is the server's or another's, or with an address the gateway or another peer
+ * holds, is left out, and the problem names its file and field. (WireGuard would hand the
+ * address to the later peer, and take it from both when that one goes.)
  */
-function compatible(peers: PeerRecord[], served: Map<string, PeerRecord>, serverKey: string, file: (name: string) => string): { peers: PeerRecord[]; problems: string[] } {
+function compatible(peers: PeerRecord[], served: Map<string, PeerRecord>, serverKey: string, gatewayHosts: string[], file: (name: string) => string): { peers: PeerRecord[]; problems: string[] } {
   const isServed = (peer: PeerRecord) => served.get(peer.publicKey)?.name === peer.name;
   const ordered = [...peers.filter(isServed), ...peers.filter((peer) => !isServed(peer))];
   const keys = new Map<string, string>(); // public key → peer name
-  const addresses = new Map<string, string>(); // address → peer name
+  const addresses = new Map(gatewayHosts.map((host) => [host, "the gateway"])); // address → its holder
   const ok: PeerRecord[] = [];
   const problems: string[] = [];
   for (const peer of ordered) {
