@@ -262,6 +262,12 @@ export interface Netns {
    * Returns the interface name. `command`: which wireguard-go (default Debian's, on PATH).
    */
   startWireguardGo(command?: string): Promise<string>;
+  /**
+   * Kill wireguard-go (SIGTERM, or `signal`) and wait until it has exited; its interface, and
+   * the addresses and routes on it, go with it. startWireguardGo() may then start it again
+   * (its log goes on in the same file).
+   */
+  stopWireguardGo(signal?: NodeJS.Signals): Promise<void>;
   /** wireguard-go's log so far ("" when not started). */
   wgLog(): string;
   /** Kill processes, delete veth + namespace, temp files, lock. Idempotent. */
@@ -428,7 +434,7 @@ export async function createNamespace(): Promise<Netns> {
     // create the directory, and the loser fails with "no such file or directory".
     fs.mkdirSync("/var/run/wireguard", { recursive: true, mode: 0o755 });
     if (wgChild) throw new Error(`wireguard-go already started in ${name}`);
-    const logFd = fs.openSync(logPath, "w", 0o600);
+    const logFd = fs.openSync(logPath, "a", 0o600); // a restart's log follows the first one's
     const argv = hasSetprivPdeathsig() ? ["setpriv", "--pdeathsig", "TERM", command, wgIf] : [command, wgIf];
     try {
       wgChild = spawn("ip", ["netns", "exec", name, ...argv], {
@@ -460,6 +466,18 @@ export async function createNamespace(): Promise<Netns> {
     }
   };
 
+  const stopWireguardGo = async (signal: NodeJS.Signals = "SIGTERM"): Promise<void> => {
+    const child = wgChild;
+    if (!child) return;
+    wgChild = undefined;
+    child.kill(signal);
+    if (!(await waitExit(child, 5_000))) {
+      child.kill("SIGKILL");
+      await waitExit(child, 5_000);
+    }
+    removeStaleWgSocket(slot); // left behind by SIGKILL
+  };
+
   const close = () => {
     closing ??= (async () => {
       await teardownSlot(slot, state.children, tmpdir);
@@ -483,7 +501,7 @@ export async function createNamespace(): Promise<Netns> {
     throw err;
   }
 
-  return { name, slot, hostAddress, nsAddress, hostIf, nsIf, tmpdir, exec, spawn: spawnIn, startWireguardGo, wgLog, close };
+  return { name, slot, hostAddress, nsAddress, hostIf, nsIf, tmpdir, exec, spawn: spawnIn, startWireguardGo, stopWireguardGo, wgLog, close };
 }
 
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
@@ -924,6 +942,10 @@ export interface WgServerOptions {
 
 export interface WgServer extends WgNamespace {
   listenPort: number;
+  /** Kills wireguard-go (SIGTERM, or `signal`): the server is gone, its sessions with it. What runs in the namespace stays. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts wireguard-go again with the same keys, peers, port and addresses: a server that restarted. */
+  start(): Promise<void>;
 }
 
 /**
@@ -932,7 +954,8 @@ export interface WgServer extends WgNamespace {
  * Clients reach it with startWgClient({ server }).
  */
 export async function startWgServer(opts: WgServerOptions): Promise<WgServer> {
-  const ns = await startWgNamespace(opts.implementation ?? "debian");
+  const implementation = opts.implementation ?? "debian";
+  const ns = await startWgNamespace(implementation);
   const listenPort = opts.listenPort ?? 51820;
   return closeOnError(ns, async () => {
     const args = ["set", ns.iface, "listen-port", String(listenPort), "private-key", writeSecret(ns.tmpdir, "private.key", opts.privateKey)];
@@ -940,8 +963,15 @@ export async function startWgServer(opts: WgServerOptions): Promise<WgServer> {
       args.push("peer", peer.publicKey, "allowed-ips", peer.allowedIps.join(","));
       if (peer.presharedKey) args.push("preshared-key", writeSecret(ns.tmpdir, `preshared-${i}.key`, peer.presharedKey));
     });
-    await runOk("ip", ["netns", "exec", ns.name, "wg", ...args]);
-    await addTunnelAddresses(ns, opts.tunnelAddresses);
-    return Object.assign(ns, { listenPort });
+    const configure = async () => {
+      await runOk("ip", ["netns", "exec", ns.name, "wg", ...args]);
+      await addTunnelAddresses(ns, opts.tunnelAddresses);
+    };
+    await configure();
+    const start = async () => {
+      await ns.startWireguardGo(await wireguardGoCommand(implementation));
+      await configure();
+    };
+    return Object.assign(ns, { listenPort, stop: ns.stopWireguardGo, start });
   });
 }
