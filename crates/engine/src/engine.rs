@@ -216,7 +216,7 @@ impl Engine {
     pub fn poll(&mut self, now_ms: f64) -> f64 {
         let now = self.clock.set(now_ms);
         if now >= self.next_tick {
-            self.tunnels.tick(&mut self.events);
+            self.tunnels.tick(now, &mut self.events);
             self.udp.expire(now);
             self.next_tick = now + TICK_US;
         }

@@ -1909,6 +1909,57 @@ fn a_cookie_reply_to_our_initiation_is_taken_and_the_retry_carries_mac2() {
     assert!(busy.verify_packet(Some(SERVER_OUTER), &retries[1], &mut buf).is_ok(), "the retry's mac2 is under the cookie");
 }
 
+/// The server's poll, 250 ms of host time at a time, for `ms`; the client's timers do not run
+/// (it is gone, or only answers). The times (ms after the start) at which it sent an initiation.
+fn initiations_over(net: &mut Net, ms: u64) -> Vec<u64> {
+    let mut at = Vec::new();
+    for elapsed in (250..=ms).step_by(250) {
+        let before = net.sent.len();
+        net.now += 250.0;
+        net.pump();
+        at.extend(net.sent[before..].iter().filter(|(_, datagram)| message_type(datagram) == 1).map(|_| elapsed));
+    }
+    at
+}
+
+/// Whitepaper 6.2: data we sent that no packet answers within KEEPALIVE_TIMEOUT +
+/// REKEY_TIMEOUT (15 s) starts a new handshake, so a peer that restarted (it lost its session
+/// and cannot reach us itself) gets one. Here our data answers a packet of the same moment, as
+/// an ACK answers the segment it acknowledges: boringtun's own check (data sent *after* the
+/// last packet received, both stamped with its last timer run) misses that case.
+#[test]
+fn data_unanswered_for_15_s_starts_a_handshake_even_sent_in_the_moment_of_the_last_packet() {
+    let (mut net, c) = connected();
+    net.advance(1_000);
+    net.send(c, &udp_packet(addr("10.0.0.2:5353"), addr("8.8.8.8:53"), b"question"));
+    net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.0.0.2:5353"), b"answer").unwrap();
+    net.pump();
+    assert_eq!(net.take_inbox(c).len(), 1, "the answer went out in the session");
+    // The peer is silent from now on; the first initiation comes 15 s (and one run of the
+    // timers, 250 ms) after the answer, and boringtun retries it every REKEY_TIMEOUT (6.4).
+    let at = initiations_over(&mut net, 25_000);
+    assert!(matches!(at.first(), Some(15_000..=15_250)), "initiations at {at:?} ms");
+    let since = net.server.peer(net.clients[c].peer).unwrap().stats().since_handshake.unwrap();
+    assert!(since < Duration::from_secs(10), "the client answered the initiation: a new session, {since:?} old");
+}
+
+/// ... and a packet from the peer within those 15 s answers our data: no handshake.
+#[test]
+fn data_answered_within_15_s_starts_no_handshake() {
+    let (mut net, c) = connected();
+    net.advance(1_000);
+    net.send(c, &udp_packet(addr("10.0.0.2:5353"), addr("8.8.8.8:53"), b"question"));
+    net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.0.0.2:5353"), b"answer").unwrap();
+    net.pump();
+    assert!(initiations_over(&mut net, 14_000).is_empty());
+    let keepalive = match net.clients[c].tunn.encapsulate(&[], &mut vec![0; BUF]) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("no keepalive: {other:?}"),
+    };
+    net.deliver(c, &keepalive);
+    assert_eq!(initiations_over(&mut net, 30_000), Vec::<u64>::new());
+}
+
 /// A peer with a persistent keepalive hears from us after each that many seconds of quiet, so
 /// a NAT in front of it keeps its mapping (whitepaper 6.5, wg(8) PersistentKeepalive): a
 /// keepalive, a data message of header and tag only (32 bytes). Without one we stay quiet.

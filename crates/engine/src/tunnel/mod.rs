@@ -35,6 +35,8 @@ const UNKNOWN_PEERS_REMEMBERED: usize = 1024;
 /// The largest UDP payload (65,535 less the UDP header). Anything longer did not come off
 /// a network, and boringtun panics on a data message that does not fit its buffer.
 const MAX_DATAGRAM: usize = 65_535 - 8;
+/// KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (whitepaper 6.2): data unanswered this long, a new handshake.
+const UNANSWERED_US: u64 = 15_000_000;
 
 pub struct PeerConfig {
     pub public_key: [u8; 32],
@@ -52,6 +54,17 @@ pub struct Peer {
     pub endpoint: Option<SocketAddr>,
     /// The ICMP errors we may still send it.
     icmp_errors: IcmpBudget,
+    /// Data sent since the peer was last heard from: whitepaper 6.2's handshake timer (`send.rs`).
+    unanswered: Unanswered,
+}
+
+/// Whether data we sent awaits a packet from the peer, and since which run of the timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unanswered {
+    No,
+    /// Sent since the last run of the timers, which notes the time.
+    Sent,
+    Since(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +76,13 @@ pub struct PeerStats {
 }
 
 impl Peer {
+    /// An authenticated packet came from `from`: the peer is there (roaming), and it answered
+    /// whatever data we sent before (whitepaper 6.2).
+    fn heard_from(&mut self, from: SocketAddr) {
+        self.endpoint = Some(from);
+        self.unanswered = Unanswered::No;
+    }
+
     pub fn stats(&self) -> PeerStats {
         let (since_handshake, tx, rx, _, _) = self.tunn.stats();
         PeerStats { since_handshake, tx_bytes: tx as u64, rx_bytes: rx as u64, endpoint: self.endpoint }
@@ -150,7 +170,13 @@ impl Tunnels {
             id,
             Some(self.mac_checker.clone()),
         );
-        self.peers.push(Some(Peer { public_key: config.public_key, tunn, endpoint: config.endpoint, icmp_errors: IcmpBudget::new() }));
+        self.peers.push(Some(Peer {
+            public_key: config.public_key,
+            tunn,
+            endpoint: config.endpoint,
+            icmp_errors: IcmpBudget::new(),
+            unanswered: Unanswered::No,
+        }));
         self.by_key.insert(config.public_key, id);
         Ok(id)
     }

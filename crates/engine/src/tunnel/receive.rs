@@ -83,12 +83,12 @@ impl Tunnels {
             }
             TunnResult::Done => {
                 if authenticated {
-                    peer.endpoint = Some(from);
+                    peer.heard_from(from);
                 }
                 return None;
             }
             TunnResult::WriteToNetwork(reply) => {
-                peer.endpoint = Some(from);
+                peer.heard_from(from);
                 events.datagram(from, reply);
                 // A new session may release packets boringtun queued during the handshake.
                 while let TunnResult::WriteToNetwork(queued) = peer.tunn.decapsulate(None, &[], buf) {
@@ -99,7 +99,7 @@ impl Tunnels {
             TunnResult::WriteToTunnelV4(packet, src) => (packet, IpAddr::V4(src)),
             TunnResult::WriteToTunnelV6(packet, src) => (packet, IpAddr::V6(src)),
         };
-        peer.endpoint = Some(from);
+        peer.heard_from(from);
         let start = packet.as_ptr() as usize - buf_start;
         let range = start..start + packet.len();
 

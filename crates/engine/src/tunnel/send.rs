@@ -2,10 +2,13 @@
 //! that drive rekeys, retries and keepalives.
 
 use super::receive::drop_reason;
-use super::Tunnels;
+use super::{Tunnels, Unanswered, UNANSWERED_US};
 use crate::counters::{Counters, DropReason};
 use crate::events::{Direction, Events};
 use boringtun::noise::{Tunn, TunnResult};
+
+/// The first byte of a transport data message (whitepaper 5.4.6).
+const DATA_MESSAGE: u8 = 4;
 
 impl Tunnels {
     /// Encrypts `packet` for the peer whose `allowedIps` hold its destination.
@@ -27,7 +30,14 @@ impl Tunnels {
             events.inner_packet(Direction::ToPeer, peer_id, packet);
         }
         match peer.tunn.encapsulate(packet, &mut self.buf) {
-            TunnResult::WriteToNetwork(datagram) => events.datagram(endpoint, datagram),
+            TunnResult::WriteToNetwork(datagram) => {
+                // Data in a session (not an initiation with the packet queued behind it) now
+                // awaits an answer; keepalives (`keepalive`) do not (whitepaper 6.2).
+                if datagram[0] == DATA_MESSAGE && peer.unanswered == Unanswered::No {
+                    peer.unanswered = Unanswered::Sent;
+                }
+                events.datagram(endpoint, datagram);
+            }
             TunnResult::Err(error) => counters.count(drop_reason(&error)),
             _ => {}
         }
@@ -61,15 +71,33 @@ impl Tunnels {
         true
     }
 
-    /// Runs every peer's timers. Call a few times a second; boringtun's timers have
+    /// Runs every peer's timers at `now`. Call a few times a second; boringtun's timers have
     /// one-second resolution.
-    pub fn tick(&mut self, events: &mut Events) {
+    pub fn tick(&mut self, now: u64, events: &mut Events) {
         self.gate.reset_count(); // resets at most once per second of host time
         for peer in self.peers.iter_mut().flatten() {
             if let TunnResult::WriteToNetwork(datagram) = peer.tunn.update_timers(&mut self.buf) {
                 if let Some(endpoint) = peer.endpoint {
                     events.datagram(endpoint, datagram);
                 }
+            }
+            // Whitepaper 6.2: data unanswered for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, a new
+            // handshake (then retried every REKEY_TIMEOUT, 6.4), as wireguard-go's newHandshake
+            // timer does. boringtun's own check stamps a packet with its last timer run and
+            // wants data sent *after* the last packet received: an ACK sent in the same
+            // moment as the segment it answers never counts, so a receiver whose peer
+            // restarted waited for its next TCP keep-alive. At most one run late, and the
+            // initiation is nothing when boringtun has one under way.
+            match peer.unanswered {
+                Unanswered::Sent => peer.unanswered = Unanswered::Since(now),
+                Unanswered::Since(at) if now.saturating_sub(at) >= UNANSWERED_US => {
+                    peer.unanswered = Unanswered::No;
+                    let Some(endpoint) = peer.endpoint else { continue }; // data went there: always set
+                    if let TunnResult::WriteToNetwork(initiation) = peer.tunn.format_handshake_initiation(&mut self.buf, false) {
+                        events.datagram(endpoint, initiation);
+                    }
+                }
+                _ => {}
             }
         }
     }
