@@ -364,6 +364,52 @@ describe("timers on virtual time", () => {
   });
 });
 
+describe("a server that goes away for longer than WireGuard retries", () => {
+  // Whitepaper 6.4: handshake initiations are retried every REKEY_TIMEOUT (5 s) for
+  // REKEY_ATTEMPT_TIME (90 s), then given up, with the session; the next packet to send starts
+  // them again (as wireguard-go does). On virtual time: the real outage would take minutes.
+  it("gives up after 90 s, says so in stats(), and connects at once when the server is back", async () => {
+    const clock = new VirtualClock();
+    const wire = new MemoryNetwork(clock);
+    const serverKey = genkey();
+    const clientKey = genkey();
+    const serverOptions: ServerOptions = { privateKey: serverKey, host: "127.0.0.1", port: SERVER_PORT, peers: [{ publicKey: pubkey(clientKey), allowedIps: ["10.0.0.2/32"] }], runtime: wire.runtime(), onTcp: echo };
+    let server = await startServer(serverOptions);
+    const client = await startServer({
+      privateKey: clientKey,
+      host: "127.0.0.2",
+      port: 0,
+      address: ["10.0.0.2/32"],
+      peers: [{ publicKey: pubkey(serverKey), endpoint: `127.0.0.1:${SERVER_PORT}`, allowedIps: ["0.0.0.0/0"] }],
+      runtime: wire.runtime(),
+    });
+    open.push(client);
+    const first = await clock.until(client.connect({ host: "10.5.5.5", port: 7 }));
+    expect(text(await clock.until(roundTrip(first, new TextEncoder().encode("before"))))).toBe("before");
+    await server.close();
+    const gone = clock.now();
+    // A connect while it is away: its SYN goes unanswered, five retries (63 s) and it times out.
+    const attempt = client.connect({ host: "10.5.5.5", port: 7 }).then(() => "connected", (error: Error) => error.message);
+    expect(await clock.until(attempt)).toMatch(/timed out/);
+    await clock.advance(gone + 150_000 - clock.now());
+    const initiations = wire.log.filter((record) => isInitiation(record.data) && record.to.port === SERVER_PORT).length;
+    // 15 s after the SYN went unanswered, then every 5 s until 90 s later: about 18; none since.
+    expect(initiations).toBeGreaterThanOrEqual(15);
+    expect(initiations).toBeLessThanOrEqual(20);
+    expect(client.stats().peers[0]!.sinceHandshakeMs).toBeUndefined(); // no session left
+    await clock.advance(50_000);
+    expect(wire.log.filter((record) => isInitiation(record.data) && record.to.port === SERVER_PORT).length).toBe(initiations);
+    // 200 s after it went away, the server is back (same key, same port): a connect gets through at once.
+    server = await startServer(serverOptions);
+    open.push(server);
+    const back = clock.now();
+    const second = await clock.until(client.connect({ host: "10.5.5.5", port: 7 }));
+    expect(clock.now() - back).toBeLessThan(1_000);
+    expect(text(await clock.until(roundTrip(second, new TextEncoder().encode("after"))))).toBe("after");
+    expect(client.stats().peers[0]!.sinceHandshakeMs).toBeDefined();
+  });
+});
+
 describe("server", () => {
   it("rejects a bad config naming the field", async () => {
     const err = await startServer({ privateKey: "nope", peers: [] }).catch((e: unknown) => e);
