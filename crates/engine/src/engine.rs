@@ -166,8 +166,11 @@ impl Engine {
     /// One UDP datagram from the network.
     pub fn receive(&mut self, now_ms: f64, from: SocketAddr, datagram: &[u8]) {
         let now = self.clock.set(now_ms);
-        let Some((peer, range)) = self.tunnels.receive(now, from, datagram, &mut self.received, &mut self.events, &mut self.counters)
-        else {
+        let received = self.tunnels.receive(now, from, datagram, &mut self.received, &mut self.events, &mut self.counters);
+        if let Some(peer) = self.tunnels.take_renewed() {
+            self.tcp.path_renewed(now, peer);
+        }
+        let Some((peer, range)) = received else {
             return;
         };
         let packet = &self.received[range];

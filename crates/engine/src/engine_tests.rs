@@ -1960,6 +1960,82 @@ fn data_answered_within_15_s_starts_no_handshake() {
     assert_eq!(initiations_over(&mut net, 30_000), Vec::<u64>::new());
 }
 
+/// A SYN lost to a peer that restarted (its session gone) is sent again as soon as the new
+/// handshake completes, not at the next retransmission timeout: the 6.2 handshake comes 15 s
+/// after the first SYN, just after its fourth retransmission (1 + 2 + 4 + 8 s), and the next
+/// one would be at 31 s, past a 20 s connect timeout.
+#[test]
+fn a_syn_waiting_on_a_backed_off_timer_goes_again_when_a_new_session_opens() {
+    let (mut net, c) = connected();
+    net.advance(1_000);
+    // The peer's last packet, then it restarts: same key, no session; what the old one
+    // encrypts, it cannot read. Then our connect, in the same moment.
+    let keepalive = match net.clients[c].tunn.encapsulate(&[], &mut vec![0; BUF]) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("no keepalive: {other:?}"),
+    };
+    net.deliver(c, &keepalive);
+    net.clients[c].tunn = Tunn::new(StaticSecret::from([1; 32]), net.server_public(), None, None, 1, None);
+    let (local, remote) = (addr("192.0.2.200:8080"), addr("10.0.0.2:7000"));
+    net.server.tcp_connect(net.now, local, remote).unwrap();
+    net.pump();
+    let (mut syns_at, mut initiations_at) = (Vec::new(), Vec::new());
+    for elapsed in (50..=25_000).step_by(50) {
+        let before = net.sent.len();
+        net.now += 50.0;
+        net.pump();
+        syns_at.extend(net.segments(c).iter().filter(|segment| segment.is(TcpControl::Syn)).map(|_| elapsed));
+        initiations_at.extend(net.sent[before..].iter().filter(|(_, datagram)| message_type(datagram) == 1).map(|_| elapsed));
+    }
+    // The handshake 15 s after the peer's last packet, in the same poll as the SYN's fourth
+    // retransmission, which went out first, in the old session; the SYN again at once in the
+    // new one, which the peer reads.
+    assert!(matches!(initiations_at[..], [15_000..=15_250]), "initiations at {initiations_at:?} ms");
+    assert_eq!(syns_at, vec![initiations_at[0]], "the SYNs the peer could read");
+}
+
+/// The same for data: what has timed out at least once goes again when the new session
+/// opens, rather than at its next timeout (25.4 s here); data sent just before, whose timer
+/// has not fired, waits for it (a routine rekey resends nothing).
+#[test]
+fn backed_off_data_goes_again_when_a_new_session_opens_and_fresh_data_waits_for_its_timer() {
+    let (mut net, c) = connected();
+    let mut a = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
+    let mut b = open(&mut net, c, addr("10.0.0.2:40001"), addr("93.184.216.34:80"));
+    host_sends(&mut net, &mut a, b"warm up");
+    host_sends(&mut net, &mut b, b"warm up");
+    net.advance(1_000);
+    // The peer's last packet, then it restarts; then data, in the same moment.
+    let keepalive = match net.clients[c].tunn.encapsulate(&[], &mut vec![0; BUF]) {
+        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+        other => panic!("no keepalive: {other:?}"),
+    };
+    net.deliver(c, &keepalive);
+    net.clients[c].tunn = Tunn::new(StaticSecret::from([1; 32]), net.server_public(), None, None, 1, None);
+    net.server.tcp_send(a.id, b"timed out").unwrap();
+    net.pump();
+    let (mut a_at, mut b_at, mut initiations_at) = (Vec::new(), Vec::new(), Vec::new());
+    for elapsed in (50..=20_000).step_by(50) {
+        if elapsed == 14_950 {
+            net.server.tcp_send(b.id, b"fresh").unwrap();
+        }
+        let before = net.sent.len();
+        net.now += 50.0;
+        net.pump();
+        initiations_at.extend(net.sent[before..].iter().filter(|(_, datagram)| message_type(datagram) == 1).map(|_| elapsed));
+        for segment in net.segments(c).iter().filter(|segment| !segment.payload.is_empty()) {
+            if segment.dst == a.local {
+                a_at.push(elapsed);
+            } else {
+                b_at.push(elapsed);
+            }
+        }
+    }
+    assert!(matches!(initiations_at[..], [15_000]), "initiations at {initiations_at:?} ms");
+    assert_eq!(a_at.first(), Some(&15_000), "the timed-out data, as the peer read it: {a_at:?}");
+    assert!(b_at.first().is_some_and(|&at| at > 15_000), "the fresh data, as the peer read it: {b_at:?}");
+}
+
 /// A peer with a persistent keepalive hears from us after each that many seconds of quiet, so
 /// a NAT in front of it keeps its mapping (whitepaper 6.5, wg(8) PersistentKeepalive): a
 /// keepalive, a data message of header and tag only (32 bytes). Without one we stay quiet.

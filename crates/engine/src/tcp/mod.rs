@@ -463,6 +463,19 @@ impl Tcp {
         Ok(())
     }
 
+    /// The tunnel to `peer` has a new session (`Connection::path_renewed`).
+    pub fn path_renewed(&mut self, now: u64, peer: u32) {
+        let ids: Vec<u32> = self
+            .connections
+            .iter_mut()
+            .filter(|(_, slot)| slot.conn.peer == peer)
+            .filter_map(|(&id, slot)| slot.conn.path_renewed(now).then_some(id))
+            .collect();
+        for id in ids {
+            self.mark(id);
+        }
+    }
+
     /// The peer is gone: its connections close as reset, at once and with no RST (there is
     /// no way to reach it).
     pub fn drop_peer(&mut self, peer: u32, link: &mut dyn Link) {

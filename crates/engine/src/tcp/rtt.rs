@@ -73,6 +73,11 @@ impl Rtt {
         self.handshake_retransmitted = true;
     }
 
+    /// A retransmission timeout has fired since data was last acknowledged.
+    pub fn backed_off(&self) -> bool {
+        self.backoff > 0
+    }
+
     /// New data was acknowledged: the path works, the backoff ends.
     pub fn reset_backoff(&mut self) {
         self.backoff = 0;

@@ -126,6 +126,8 @@ pub struct Tunnels {
     pub tap: bool,
     /// When each unknown key was last reported.
     unknown_reported: HashMap<[u8; 32], u64>,
+    /// A peer whose answer to our initiation just opened a new session (`take_renewed`).
+    renewed: Option<u32>,
 }
 
 impl Tunnels {
@@ -143,6 +145,7 @@ impl Tunnels {
             buf: vec![0; BUFFER_SIZE],
             tap: false,
             unknown_reported: HashMap::new(),
+            renewed: None,
         }
     }
 
@@ -187,6 +190,12 @@ impl Tunnels {
         self.peers[id as usize] = None;
         self.routes.remove_value(id);
         Some(id)
+    }
+
+    /// The peer whose handshake response, in the datagram `receive` took last, opened a new
+    /// session with it, if any.
+    pub fn take_renewed(&mut self) -> Option<u32> {
+        self.renewed.take()
     }
 
     /// The peer with this id, if it is still configured.

@@ -24,7 +24,7 @@ impl Tunnels {
         events: &mut Events,
         counters: &mut Counters,
     ) -> Option<(u32, Range<usize>)> {
-        let Tunnels { private, public, peers, by_key, routes, gate, unknown_reported, .. } = self;
+        let Tunnels { private, public, peers, by_key, routes, gate, unknown_reported, renewed, .. } = self;
 
         if datagram.len() > MAX_DATAGRAM {
             counters.count(DropReason::Malformed);
@@ -73,6 +73,7 @@ impl Tunnels {
         // that authenticated, as wireguard-go does): a cookie reply can be forged by anyone
         // who saw our initiation's mac1 and knows the peer's public key.
         let authenticated = !matches!(packet, Packet::PacketCookieReply(_));
+        let response = matches!(packet, Packet::HandshakeResponse(_));
 
         // The decrypted packet lives in `buf`; remember where, so the borrow can end here.
         let buf_start = buf.as_ptr() as usize;
@@ -89,6 +90,9 @@ impl Tunnels {
             }
             TunnResult::WriteToNetwork(reply) => {
                 peer.heard_from(from);
+                if response {
+                    *renewed = Some(peer_id); // the reply is the keepalive that confirms it
+                }
                 events.datagram(from, reply);
                 // A new session may release packets boringtun queued during the handshake.
                 while let TunnResult::WriteToNetwork(queued) = peer.tunn.decapsulate(None, &[], buf) {

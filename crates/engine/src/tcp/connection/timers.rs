@@ -82,6 +82,19 @@ impl Connection {
         self.rto_at = Some(self.rto_deadline(now));
     }
 
+    /// The tunnel to the peer has a new session: what waits on a backed-off retransmission
+    /// timer (a SYN or data already sent again) goes now rather than up to a minute later,
+    /// as the path that lost it may be what just came back (a server restarted). As RFC 6069
+    /// reverts the backoff on a sign that connectivity returned. True when it was due later.
+    pub fn path_renewed(&mut self, now: u64) -> bool {
+        let backed_off = self.handshake_retries > 0 || self.rtt.backed_off();
+        if !backed_off || self.rto_at.is_none_or(|at| at <= now) {
+            return false;
+        }
+        self.rto_at = Some(now);
+        true
+    }
+
     /// The next retransmission timeout, but no later than the user timeout (as Linux clamps
     /// it), so a dead peer is given up on when the user timeout says, not a backoff later.
     pub(super) fn rto_deadline(&self, now: u64) -> u64 {
