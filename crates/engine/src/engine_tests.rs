@@ -1943,6 +1943,26 @@ fn data_unanswered_for_15_s_starts_a_handshake_even_sent_in_the_moment_of_the_la
     assert!(since < Duration::from_secs(10), "the client answered the initiation: a new session, {since:?} old");
 }
 
+/// A peer that never answers: the initiation is retried every REKEY_TIMEOUT and given up
+/// REKEY_ATTEMPT_TIME (90 s) after the first (whitepaper 6.4); then nothing, until there is
+/// data to send again.
+#[test]
+fn initiations_for_unanswered_data_are_given_up_after_90_s() {
+    let (mut net, c) = connected();
+    net.advance(1_000);
+    net.send(c, &udp_packet(addr("10.0.0.2:5353"), addr("8.8.8.8:53"), b"question"));
+    net.clients[c].endpoint = addr("192.0.2.222:1"); // gone: nothing reaches it
+    net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.0.0.2:5353"), b"answer").unwrap();
+    net.pump();
+    let at = initiations_over(&mut net, 200_000);
+    let (first, last) = (at[0], *at.last().unwrap());
+    assert!((15_000..=15_250).contains(&first), "initiations at {at:?} ms");
+    assert!(at.len() >= 17 && last <= first + 90_000, "retried every 5 s for 90 s: {at:?}");
+    net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.0.0.2:5353"), b"again").unwrap();
+    net.pump();
+    assert_eq!(message_type(&net.sent.last().unwrap().1), 1, "new data starts them again");
+}
+
 /// ... and a packet from the peer within those 15 s answers our data: no handshake.
 #[test]
 fn data_answered_within_15_s_starts_no_handshake() {
@@ -1996,10 +2016,13 @@ fn a_syn_waiting_on_a_backed_off_timer_goes_again_when_a_new_session_opens() {
 
 /// The same for data: what has timed out at least once goes again when the new session
 /// opens, rather than at its next timeout (25.4 s here); data sent just before, whose timer
-/// has not fired, waits for it (a routine rekey resends nothing).
+/// has not fired, waits for it (a routine rekey resends nothing); another peer's packets
+/// meanwhile change nothing.
 #[test]
 fn backed_off_data_goes_again_when_a_new_session_opens_and_fresh_data_waits_for_its_timer() {
     let (mut net, c) = connected();
+    let other = net.add_client(2);
+    net.handshake(other);
     let mut a = open(&mut net, c, addr("10.0.0.2:40000"), addr("93.184.216.34:80"));
     let mut b = open(&mut net, c, addr("10.0.0.2:40001"), addr("93.184.216.34:80"));
     host_sends(&mut net, &mut a, b"warm up");
@@ -2012,12 +2035,17 @@ fn backed_off_data_goes_again_when_a_new_session_opens_and_fresh_data_waits_for_
     };
     net.deliver(c, &keepalive);
     net.clients[c].tunn = Tunn::new(StaticSecret::from([1; 32]), net.server_public(), None, None, 1, None);
+    let endpoint = net.clients[c].endpoint;
     net.server.tcp_send(a.id, b"timed out").unwrap();
     net.pump();
     let (mut a_at, mut b_at, mut initiations_at) = (Vec::new(), Vec::new(), Vec::new());
+    let lost_from = net.sent.len();
     for elapsed in (50..=20_000).step_by(50) {
         if elapsed == 14_950 {
             net.server.tcp_send(b.id, b"fresh").unwrap();
+        }
+        if elapsed % 1_000 == 0 {
+            net.send(other, &udp_packet(addr("10.0.0.3:5353"), addr("8.8.8.8:53"), b"other"));
         }
         let before = net.sent.len();
         net.now += 50.0;
@@ -2032,6 +2060,14 @@ fn backed_off_data_goes_again_when_a_new_session_opens_and_fresh_data_waits_for_
         }
     }
     assert!(matches!(initiations_at[..], [15_000]), "initiations at {initiations_at:?} ms");
+    // Lost in the old session before it: the data's tail-loss probe and its timeouts, doubling
+    // from 200 ms (6 in 15 s), and the fresh data; no more for the other peer's packets.
+    let handshake = net.sent[lost_from..].iter().position(|(_, datagram)| message_type(datagram) == 1).unwrap();
+    let lost = net.sent[lost_from..][..handshake]
+        .iter()
+        .filter(|(to, datagram)| *to == endpoint && message_type(datagram) == 4 && datagram.len() > 32)
+        .count();
+    assert_eq!(lost, 8, "data messages lost before the handshake");
     assert_eq!(a_at.first(), Some(&15_000), "the timed-out data, as the peer read it: {a_at:?}");
     assert!(b_at.first().is_some_and(|&at| at > 15_000), "the fresh data, as the peer read it: {b_at:?}");
 }
