@@ -389,6 +389,8 @@ export async function createNamespace(): Promise<Netns> {
   const wgIf = wgIfName(slot);
   const logPath = path.join(tmpdir, "wireguard-go.log");
   let wgChild: ChildProcess | undefined;
+  /** Resolves when wgChild has exited: its 'exit' event, listened for from its start. */
+  let wgExited: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
 
   const exec: Netns["exec"] = (cmd, args, opts = {}) => {
@@ -446,6 +448,7 @@ export async function createNamespace(): Promise<Netns> {
     }
     const child = wgChild;
     state.children.add(child);
+    wgExited = new Promise((resolve) => child.once("exit", () => resolve()));
     let exited: string | undefined;
     child.once("exit", (code, signal) => {
       exited = `exit code ${code}${signal ? `, signal ${signal}` : ""}`;
@@ -470,10 +473,19 @@ export async function createNamespace(): Promise<Netns> {
     const child = wgChild;
     if (!child) return;
     wgChild = undefined;
+    // Its 'exit' event, not exitCode/signalCode: Deno's node:child_process sets signalCode
+    // as kill() returns, before the process has gone (and let go of its UDP port).
+    const exited = async (ms: number) => {
+      const timer = new AbortController();
+      const timedOut = sleep(ms, false, { signal: timer.signal }).catch(() => false);
+      const result = await Promise.race([wgExited!.then(() => true), timedOut]);
+      timer.abort();
+      return result;
+    };
     child.kill(signal);
-    if (!(await waitExit(child, 5_000))) {
+    if (!(await exited(5_000))) {
       child.kill("SIGKILL");
-      await waitExit(child, 5_000);
+      await exited(5_000);
     }
     removeStaleWgSocket(slot); // left behind by SIGKILL
   };
