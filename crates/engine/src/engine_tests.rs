@@ -170,6 +170,21 @@ impl Net {
         self.deliver(c, &init);
     }
 
+    /// Client `c` sends a keepalive (a data message with nothing in it), delivered to the server.
+    fn keepalive_from(&mut self, c: usize) {
+        let keepalive = match self.clients[c].tunn.encapsulate(&[], &mut vec![0; BUF]) {
+            TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
+            other => panic!("no keepalive: {other:?}"),
+        };
+        self.deliver(c, &keepalive);
+    }
+
+    /// Client `c` restarts: the same key, no session (what the server's old one encrypts, it cannot read).
+    fn restart_client(&mut self, c: usize) {
+        let secret = self.clients[c].secret; // [n; 32], n its index as add_client made it
+        self.clients[c].tunn = Tunn::new(StaticSecret::from(secret), self.server_public(), None, None, secret[0] as u32, None);
+    }
+
     /// A datagram from client `c` (from its current endpoint) to the server.
     fn deliver(&mut self, c: usize, datagram: &[u8]) {
         let from = self.clients[c].endpoint;
@@ -1972,11 +1987,7 @@ fn data_answered_within_15_s_starts_no_handshake() {
     net.server.udp_send(net.now, addr("8.8.8.8:53"), addr("10.0.0.2:5353"), b"answer").unwrap();
     net.pump();
     assert!(initiations_over(&mut net, 14_000).is_empty());
-    let keepalive = match net.clients[c].tunn.encapsulate(&[], &mut vec![0; BUF]) {
-        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
-        other => panic!("no keepalive: {other:?}"),
-    };
-    net.deliver(c, &keepalive);
+    net.keepalive_from(c);
     assert_eq!(initiations_over(&mut net, 30_000), Vec::<u64>::new());
 }
 
@@ -1990,12 +2001,8 @@ fn a_syn_waiting_on_a_backed_off_timer_goes_again_when_a_new_session_opens() {
     net.advance(1_000);
     // The peer's last packet, then it restarts: same key, no session; what the old one
     // encrypts, it cannot read. Then our connect, in the same moment.
-    let keepalive = match net.clients[c].tunn.encapsulate(&[], &mut vec![0; BUF]) {
-        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
-        other => panic!("no keepalive: {other:?}"),
-    };
-    net.deliver(c, &keepalive);
-    net.clients[c].tunn = Tunn::new(StaticSecret::from([1; 32]), net.server_public(), None, None, 1, None);
+    net.keepalive_from(c);
+    net.restart_client(c);
     let (local, remote) = (addr("192.0.2.200:8080"), addr("10.0.0.2:7000"));
     net.server.tcp_connect(net.now, local, remote).unwrap();
     net.pump();
@@ -2029,12 +2036,8 @@ fn backed_off_data_goes_again_when_a_new_session_opens_and_fresh_data_waits_for_
     host_sends(&mut net, &mut b, b"warm up");
     net.advance(1_000);
     // The peer's last packet, then it restarts; then data, in the same moment.
-    let keepalive = match net.clients[c].tunn.encapsulate(&[], &mut vec![0; BUF]) {
-        TunnResult::WriteToNetwork(bytes) => bytes.to_vec(),
-        other => panic!("no keepalive: {other:?}"),
-    };
-    net.deliver(c, &keepalive);
-    net.clients[c].tunn = Tunn::new(StaticSecret::from([1; 32]), net.server_public(), None, None, 1, None);
+    net.keepalive_from(c);
+    net.restart_client(c);
     let endpoint = net.clients[c].endpoint;
     net.server.tcp_send(a.id, b"timed out").unwrap();
     net.pump();
