@@ -55,11 +55,10 @@ export function router(options: RouteOptions): (destination: Endpoint) => Route 
 
 /** Addresses a socket on this host reaches itself at: loopback and unspecified, also as IPv4-mapped IPv6. */
 export function isHostLocal(ip: Ip): boolean {
-  const b = ip.bytes;
-  if (ip.family === 4) return b[0] === 127 || b[0] === 0;
-  if (b.subarray(0, 15).every((byte) => byte === 0)) return b[15]! <= 1; // :: and ::1
-  const mapped = b.subarray(0, 10).every((byte) => byte === 0) && b[10] === 0xff && b[11] === 0xff;
-  return mapped && isHostLocal({ family: 4, bytes: b.subarray(12) });
+  const plain = unmapped(ip);
+  const b = plain.bytes;
+  if (plain.family === 4) return b[0] === 127 || b[0] === 0;
+  return b.subarray(0, 15).every((byte) => byte === 0) && b[15]! <= 1; // :: and ::1
 }
 
 /** 224.0.0.0/4, 255.255.255.255 and ff00::/8: a router passes none of these on from a tunnel (mDNS, SSDP, LLMNR). */
@@ -78,9 +77,8 @@ function unmapped(ip: Ip): Ip {
 
 /** Link-local addresses (169.254.0.0/16, fe80::/10), also as IPv4-mapped IPv6. */
 export function isLinkLocal(ip: Ip): boolean {
-  const b = ip.bytes;
-  if (ip.family === 4) return b[0] === 169 && b[1] === 254;
-  if (b[0] === 0xfe && (b[1]! & 0xc0) === 0x80) return true;
-  const mapped = b.subarray(0, 10).every((byte) => byte === 0) && b[10] === 0xff && b[11] === 0xff;
-  return mapped && isLinkLocal({ family: 4, bytes: b.subarray(12) });
+  const plain = unmapped(ip);
+  const b = plain.bytes;
+  if (plain.family === 4) return b[0] === 169 && b[1] === 254;
+  return b[0] === 0xfe && (b[1]! & 0xc0) === 0x80;
 }
